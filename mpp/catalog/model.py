@@ -1,0 +1,54 @@
+"""What the planner knows about a table without reading its data.
+
+These are the catalog's answers: schema, format, statistics. Columnar warehouse tables keep
+row counts, sizes and bounds in Iceberg metadata; what Iceberg does not keep (distinct
+estimates, top values of skewed columns) is stored with the table by mpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from mpp.storage.base import StorageFormat
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnStats:
+    """Per-column statistics. Any figure may be ``None`` when unknown."""
+
+    min: Any = None
+    max: Any = None
+    null_count: int | None = None
+    distinct_count: int | None = None  # an estimate (NDV)
+    # Most frequent values with their row counts, most frequent first: skew detection.
+    top_values: tuple[tuple[Any, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    """Table-level statistics used by the optimizer (join choice, distinct strategy)."""
+
+    row_count: int
+    total_bytes: int  # on-storage size of all fragments
+    fragment_count: int
+    columns: dict[str, ColumnStats] = field(default_factory=dict)
+
+    def column(self, name: str) -> ColumnStats:
+        """Stats of ``name`` (empty stats if none were collected)."""
+        return self.columns.get(name, ColumnStats())
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """A catalog entry: enough to bind SQL names and to plan a query."""
+
+    name: str
+    format: StorageFormat
+    schema: pa.Schema
+    stats: TableStats
+    location: str  # URL of the table's root (Iceberg location, CSV folder, SQLite file)
+    partition_columns: tuple[str, ...] = ()
+    external: bool = False  # registered from outside (CSV, ORC, SQLite) rather than Iceberg

@@ -1,0 +1,156 @@
+"""Settings: every planning and execution choice, by dotted name.
+
+Settings are set with ``--set NAME=VALUE`` on the commands, ``settings={...}`` in
+:func:`mpp.connect`, and the same dotted keys in scenario TOML. Every decision in the optimizer
+and planner reads them from the context, never from ambient global state, so runs reproduce.
+``mpp settings`` lists them with their defaults and meanings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mpp.errors import SettingError, suggest
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One named setting: its type, default, allowed values and meaning."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def type(self) -> type:
+        """The Python type values are converted to."""
+        return type(self.default)
+
+    def convert(self, value: Any) -> Any:
+        """Convert ``value`` (a string from the shell or a TOML/Python value) to this type."""
+        kind = self.type
+        try:
+            if kind is bool:
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            if kind is int:
+                if isinstance(value, bool):
+                    raise ValueError(value)
+                converted: Any = int(str(value).replace("_", ""))
+            elif kind is float:
+                converted = float(value)
+            else:
+                converted = str(value)
+        except (TypeError, ValueError):
+            raise SettingError(
+                f"setting {self.name!r} takes a {kind.__name__}, got {value!r}"
+            ) from None
+        if self.choices and converted not in self.choices:
+            raise SettingError(
+                f"setting {self.name!r} must be one of {', '.join(self.choices)}; got {converted!r}"
+            )
+        return converted
+
+
+def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = ()) -> Setting:
+    return Setting(name, default, help, choices)
+
+
+# The registry. Optimizer rules register an "optimizer.<rule_name>" switch each (see
+# mpp/optimizer/__init__.py); keep this list in the order `mpp settings` prints it.
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        _s("optimizer.pushdown_predicates", True,
+           "Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+        _s("optimizer.prune_projections", True,
+           "Read and carry only the columns a query uses."),
+        _s("optimizer.choose_join_strategy", True,
+           "Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
+           "when off, 'auto' joins are partitioned."),
+        _s("optimizer.broadcast_threshold_bytes", 32 * 1024 * 1024,
+           "A join side estimated at or below this many bytes (in memory) is broadcast."),
+        _s("join.strategy", "auto",
+           "Join distribution: auto (from statistics), broadcast or partitioned.",
+           ("auto", "broadcast", "partitioned")),
+        _s("execution.hash_buckets", 0,
+           "Buckets of a hash exchange (final aggregation / partitioned join tasks); "
+           "0 means 2 x the cluster's total threads."),
+        _s("execution.exchange_fan_in", 32,
+           "Map outputs a combine task of a hash exchange merges; bounds the graph's edges."),
+    ]
+}
+
+
+class Settings(Mapping[str, Any]):
+    """An immutable, validated set of setting values over the defaults."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None):
+        self._values: dict[str, Any] = {name: s.default for name, s in SETTINGS.items()}
+        for name, value in (values or {}).items():
+            self._values[name] = lookup(name).convert(value)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            lookup(name)  # raises with a suggestion
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` (dotted names given with ``__`` for ``.``) applied."""
+        merged = dict(self._values)
+        merged.update({k.replace("__", "."): v for k, v in changes.items()})
+        return Settings(merged)
+
+    def merged(self, values: Mapping[str, Any] | None) -> Settings:
+        """Return a copy with ``values`` (dotted names) applied over these."""
+        merged = dict(self._values)
+        merged.update(values or {})
+        return Settings(merged)
+
+    def changed(self) -> dict[str, Any]:
+        """The settings that differ from their defaults."""
+        return {k: v for k, v in self._values.items() if v != SETTINGS[k].default}
+
+    def __repr__(self) -> str:
+        return f"Settings({self.changed()!r})"
+
+
+def lookup(name: str) -> Setting:
+    """Return the setting called ``name``, or raise naming the closest known names."""
+    try:
+        return SETTINGS[name]
+    except KeyError:
+        raise SettingError(f"unknown setting {name!r}.{suggest(name, SETTINGS)}") from None
+
+
+def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``NAME=VALUE`` strings from ``--set`` options into a validated dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingError(f"--set takes NAME=VALUE, got {item!r}")
+        name = name.strip()
+        out[name] = lookup(name).convert(value.strip())
+    return out
+
+
+def register(setting: Setting) -> Setting:
+    """Add a setting to the registry (used by optimizer rules for their on/off switch)."""
+    SETTINGS.setdefault(setting.name, setting)
+    return SETTINGS[setting.name]

@@ -1,0 +1,61 @@
+"""Errors mpp raises on bad input.
+
+Every error a user can cause derives from :class:`MppError`, so the CLI can print one
+clear line (never a deep library traceback). Each error names what is wrong: the file,
+the field or knob, or the SQL line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MppError(Exception):
+    """Base class of every user-facing mpp error."""
+
+
+class SqlError(MppError):
+    """Bad or unsupported SQL, with the 1-based line and column of the offending construct."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        self.line = line
+        self.column = column
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class UnknownTableError(SqlError):
+    """A query or command named a table the catalog does not hold."""
+
+
+class UnknownColumnError(SqlError):
+    """A query named a column no table in scope has."""
+
+
+class CatalogError(MppError):
+    """The metastore could not be opened, read or committed to."""
+
+
+class StorageError(MppError):
+    """A data file is missing, truncated, corrupt or unwritable. The message names the file."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class SettingError(MppError):
+    """An unknown setting name or a value of the wrong type."""
+
+
+class KnobError(MppError):
+    """A nonsensical data-generation or scenario knob (negative rows, share > 1, ...)."""
+
+
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return a " Did you mean ...?" hint for ``name`` among ``candidates`` ("" if none close)."""
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -1,0 +1,134 @@
+"""Bound expressions: typed, immutable, free of SQL text.
+
+The binder (mpp/sql) turns sqlglot expressions into these; the optimizer rewrites them; the
+physical kernels evaluate them on Arrow tables with :func:`mpp.logical.evaluate.evaluate`.
+A :class:`Column` refers to a field of the input by its unique name in the input's schema.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+
+class Expr:
+    """Base class of bound expressions. Subclasses are frozen dataclasses with a ``dtype``."""
+
+    dtype: pa.DataType
+
+    def children(self) -> tuple[Expr, ...]:
+        """Direct sub-expressions."""
+        return ()
+
+    def walk(self) -> Iterator[Expr]:
+        """This expression and all sub-expressions, pre-order."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def columns(self) -> frozenset[str]:
+        """Names of the input columns this expression reads."""
+        return frozenset(e.name for e in self.walk() if isinstance(e, Column))
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Expr):
+    """A field of the input, by its unique name in the input schema (e.g. ``a.user_id``)."""
+
+    name: str
+    dtype: pa.DataType
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Literal(Expr):
+    """A constant. ``value`` is a Python scalar or ``None`` (typed NULL)."""
+
+    value: Any
+    dtype: pa.DataType
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return "NULL"
+        if pa.types.is_date(self.dtype):
+            return f"DATE '{self.value}'"
+        if pa.types.is_timestamp(self.dtype):
+            return f"TIMESTAMP '{self.value}'"
+        if isinstance(self.value, str):
+            return "'" + self.value.replace("'", "''") + "'"
+        return str(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    """A scalar function or operator applied to arguments.
+
+    ``op`` is one of the names the evaluator knows, e.g. ``+ - * / % = != < <= > >= and or not
+    neg is_null is_not_null like in between cast date_trunc date_diff case coalesce``.
+    ``options`` carries non-expression arguments (e.g. ``(("unit", "day"),)`` for date_trunc).
+    """
+
+    op: str
+    args: tuple[Expr, ...]
+    dtype: pa.DataType
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """Return the non-expression argument ``name``."""
+        return dict(self.options).get(name, default)
+
+    def __str__(self) -> str:
+        infix = {"+", "-", "*", "/", "%", "=", "!=", "<", "<=", ">", ">=", "and", "or", "like"}
+        if self.op in infix and len(self.args) == 2:
+            return f"({self.args[0]} {self.op.upper() if self.op.isalpha() else self.op} {self.args[1]})"
+        opts = "".join(f", {k}={v!r}" for k, v in self.options)
+        return f"{self.op}({', '.join(str(a) for a in self.args)}{opts})"
+
+
+class AggFunc(enum.Enum):
+    """Aggregate functions of the SQL subset."""
+
+    COUNT_STAR = "count_star"
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    AVG = "avg"
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateCall:
+    """``func([DISTINCT] arg)`` in an Aggregate node. ``arg`` is a Column (None for count(*))."""
+
+    func: AggFunc
+    arg: Column | None
+    distinct: bool
+    dtype: pa.DataType
+
+    def __str__(self) -> str:
+        if self.func is AggFunc.COUNT_STAR:
+            return "count(*)"
+        return f"{self.func.value}({'DISTINCT ' if self.distinct else ''}{self.arg})"
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One ORDER BY key. ``column`` names a field of the Sort's input."""
+
+    column: Column
+    ascending: bool = True
+    nulls_first: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.column} {'ASC' if self.ascending else 'DESC'}" + (
+            " NULLS FIRST" if self.nulls_first else ""
+        )

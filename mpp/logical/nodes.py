@@ -1,0 +1,210 @@
+"""Logical plan nodes: what a query computes, not how or where.
+
+Nodes are frozen dataclasses; rules change them with ``dataclasses.replace``. Every node has a
+``schema``: its output fields, with names unique within the node. The root of a plan is wrapped
+in :class:`LogicalPlan`, which also carries the user-visible output column names (which may
+repeat, as ``SELECT x, x`` does).
+
+Conventions the binder guarantees, so optimizer and physical planner stay simple:
+
+* ``Aggregate.group_by``, aggregate arguments, join keys and sort keys are :class:`Column` s of
+  the node's input (the binder inserts a ``Project`` below to compute expressions).
+* Scan output fields are named ``<alias>.<column>``; ``Scan.columns`` lists storage names.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from mpp.catalog.model import TableInfo
+from mpp.logical.expr import AggregateCall, Column, Expr, SortKey
+from mpp.storage.base import ColumnPredicate
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One output column of a node."""
+
+    name: str
+    dtype: pa.DataType
+
+
+class JoinKind(enum.Enum):
+    """Join types of the SQL subset."""
+
+    INNER = "inner"
+    LEFT = "left"
+
+
+class JoinStrategy(enum.Enum):
+    """How a join's inputs are distributed. AUTO is resolved by choose_join_strategy."""
+
+    AUTO = "auto"
+    BROADCAST = "broadcast"  # right side copied to every task of the left side
+    PARTITIONED = "partitioned"  # both sides hash-exchanged on the join keys
+
+
+class LogicalNode:
+    """Base class of logical nodes."""
+
+    schema: tuple[Field, ...]
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        """Child nodes, left to right."""
+        return ()
+
+    def walk(self) -> Iterator[LogicalNode]:
+        """This node and all descendants, pre-order."""
+        yield self
+        for child in self.inputs:
+            yield from child.walk()
+
+    def field_names(self) -> tuple[str, ...]:
+        """Names of the output fields."""
+        return tuple(f.name for f in self.schema)
+
+
+@dataclass(frozen=True, slots=True)
+class Scan(LogicalNode):
+    """Reads ``columns`` of a catalog table; rows must pass every pushed ``predicates`` conjunct."""
+
+    table: TableInfo
+    alias: str
+    columns: tuple[str, ...]
+    predicates: tuple[ColumnPredicate, ...] = ()
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return tuple(
+            Field(f"{self.alias}.{c}", self.table.schema.field(c).type) for c in self.columns
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Filter(LogicalNode):
+    """Discards rows for which ``predicate`` is not true."""
+
+    input: LogicalNode
+    predicate: Expr
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+
+@dataclass(frozen=True, slots=True)
+class Project(LogicalNode):
+    """Computes ``exprs`` per row, naming the results ``names`` (unique)."""
+
+    input: LogicalNode
+    exprs: tuple[Expr, ...]
+    names: tuple[str, ...]
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return tuple(Field(n, e.dtype) for n, e in zip(self.names, self.exprs, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate(LogicalNode):
+    """Groups rows by ``group_by`` and computes ``aggregates`` per group.
+
+    Output: the group columns (named as in the input), then ``agg_names``. With no aggregates
+    this is SELECT DISTINCT over the group columns; with no group columns, one global row.
+    """
+
+    input: LogicalNode
+    group_by: tuple[Column, ...]
+    aggregates: tuple[AggregateCall, ...]
+    agg_names: tuple[str, ...]
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        groups = tuple(Field(c.name, c.dtype) for c in self.group_by)
+        aggs = tuple(
+            Field(n, a.dtype) for n, a in zip(self.agg_names, self.aggregates, strict=True)
+        )
+        return groups + aggs
+
+
+@dataclass(frozen=True, slots=True)
+class Join(LogicalNode):
+    """Equi-join on ``left_keys[i] = right_keys[i]``, plus an optional ``residual`` predicate.
+
+    Output: the left fields, then the right fields (names are unique across both sides).
+    """
+
+    left: LogicalNode
+    right: LogicalNode
+    kind: JoinKind
+    left_keys: tuple[Column, ...]
+    right_keys: tuple[Column, ...]
+    residual: Expr | None = None
+    strategy: JoinStrategy = JoinStrategy.AUTO
+    reason: str = ""  # why the strategy was chosen (shown by EXPLAIN)
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.left, self.right)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.left.schema + self.right.schema
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(LogicalNode):
+    """Orders rows by ``keys``."""
+
+    input: LogicalNode
+    keys: tuple[SortKey, ...]
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+
+@dataclass(frozen=True, slots=True)
+class Limit(LogicalNode):
+    """Keeps ``count`` rows after skipping ``offset``."""
+
+    input: LogicalNode
+    count: int
+    offset: int = 0
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+
+@dataclass(frozen=True, slots=True)
+class LogicalPlan:
+    """A bound query: the root node and the names its result columns carry for the user."""
+
+    root: LogicalNode
+    output_names: tuple[str, ...]

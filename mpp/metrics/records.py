@@ -1,0 +1,52 @@
+"""Per-task records: the raw measurements every summary, report and what-if replay reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """What one partition task of one query did.
+
+    Attributes:
+        query_id: the query the task belonged to.
+        stage: stage number in the executed physical plan.
+        name: the task group, i.e. the Dask key prefix, e.g. ``"stage1-scan-aggregate"``.
+        key: the full Dask key as a string.
+        partition: partition index within the stage.
+        worker: address of the worker that ran it.
+        start, stop: wall-clock seconds (epoch) on the worker.
+        rows_in: rows the task consumed (scanned, or received through an exchange).
+        rows_out: rows the task produced.
+        bytes_read: bytes read from storage.
+        bytes_sent: bytes the task handed to an exchange (Arrow buffer sizes).
+        hot_keys: the most frequent group/join key values the task held, with row counts,
+            for straggler attribution.
+    """
+
+    query_id: str
+    stage: int
+    name: str
+    key: str
+    partition: int
+    worker: str
+    start: float
+    stop: float
+    rows_in: int = 0
+    rows_out: int = 0
+    bytes_read: int = 0
+    bytes_sent: int = 0
+    hot_keys: tuple[tuple[Any, int], ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Seconds the task ran."""
+        return self.stop - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        d = asdict(self)
+        d["hot_keys"] = [[str(k), n] for k, n in self.hot_keys]
+        return d

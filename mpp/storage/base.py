@@ -1,0 +1,90 @@
+"""The storage interface every format implements.
+
+A table is a list of :class:`Fragment` s (files, or row ranges of a SQLite table). One fragment
+is the unit of one partition task: the seed's "100M rows -> 1,000 tasks of 100K rows".
+A scan reads one fragment with a column list and pushed-down predicates, and reports the bytes
+it actually read, so reports can show what column storage and pruning buy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow as pa
+
+
+class StorageFormat(enum.Enum):
+    """How a table's rows are laid out on storage."""
+
+    PARQUET = "parquet"  # columnar; Iceberg tables are Parquet files
+    ORC = "orc"  # columnar
+    CSV = "csv"  # row, text: the raw "data lake" form
+    SQLITE = "sqlite"  # row store RDB: the "MySQL master table" of a federated join
+
+    @property
+    def columnar(self) -> bool:
+        """True for formats that store each column contiguously."""
+        return self in (StorageFormat.PARQUET, StorageFormat.ORC)
+
+
+PredicateOp = Literal["=", "!=", "<", "<=", ">", ">=", "in", "is_null", "is_not_null"]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPredicate:
+    """``column <op> value``: one conjunct a scan applies exactly (and may prune with).
+
+    ``column`` is the storage column name. ``value`` is a Python scalar (``date``, ``datetime``,
+    ``int``, ``float``, ``str``), a tuple of scalars for ``in``, and ``None`` for the null tests.
+    A list of predicates is their AND.
+    """
+
+    column: str
+    op: PredicateOp
+    value: Any = None
+
+    def __str__(self) -> str:
+        if self.op in ("is_null", "is_not_null"):
+            return f"{self.column} {self.op.replace('_', ' ').upper()}"
+        return f"{self.column} {self.op.upper() if self.op == 'in' else self.op} {self.value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One partition task's worth of a table: small, picklable, sent to workers.
+
+    Attributes:
+        uri: fsspec-style URL of the file (``file:///...``, ``s3://...``), or of the SQLite
+            database for SQLite tables.
+        format: the storage format.
+        index: position of the fragment in the table's full (unpruned) fragment list.
+        row_count: rows in the fragment (from metadata; -1 if unknown).
+        size_bytes: bytes of the fragment on storage (-1 if unknown).
+        partition: partition values, e.g. ``(("date", date(2017, 1, 13)),)``.
+        bounds: per-column ``(column, min, max)`` from metadata, used for pruning.
+        options: format-specific extras, e.g. ``(("table", "users"), ("rowid_range", (1, 5000)))``.
+    """
+
+    uri: str
+    format: StorageFormat
+    index: int
+    row_count: int = -1
+    size_bytes: int = -1
+    partition: tuple[tuple[str, Any], ...] = ()
+    bounds: tuple[tuple[str, Any, Any], ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """Return the format-specific option ``name``."""
+        return dict(self.options).get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What one fragment scan produced and what it cost."""
+
+    table: pa.Table  # only the requested columns, only rows passing every predicate
+    bytes_read: int  # bytes actually read from storage (column chunks touched, for columnar)
+    rows_scanned: int  # rows decoded before predicates were applied
