@@ -31,5 +31,10 @@ def main() -> None:
     """mpp: run analytical SQL the way an MPP warehouse does, on a Dask cluster."""
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks: wall time and peak memory, mpp side by side with its peers."""
+
+
 if __name__ == "__main__":
     main()

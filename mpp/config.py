@@ -154,3 +154,22 @@ def register(setting: Setting) -> Setting:
     """Add a setting to the registry (used by optimizer rules for their on/off switch)."""
     SETTINGS.setdefault(setting.name, setting)
     return SETTINGS[setting.name]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerContext:
+    """Everything a planning decision may read: settings and the cluster's shape.
+
+    Built once per query from the session (or scenario); rules and the physical planner read
+    it instead of ambient state, so the same scenario reproduces the same plan.
+    """
+
+    settings: Settings
+    workers: int = 2  # the warehouse's nodes
+    threads: int = 2  # total threads across workers: the slices
+
+    @property
+    def hash_buckets(self) -> int:
+        """Buckets of a hash exchange: the setting, or 2 x total threads when it is 0."""
+        n = int(self.settings["execution.hash_buckets"])
+        return n if n > 0 else 2 * max(1, self.threads)
