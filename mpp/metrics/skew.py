@@ -1,0 +1,329 @@
+"""Per-stage skew diagnostics from measured task records.
+
+For every stage: task time, rows and input bytes as min / p50 / p99 / max and the max/median
+ratio; the slowest task and the heaviest task (most input rows) with the key values they held,
+which attributes a straggler to its hot key; and three verdicts in the vocabularies users know:
+
+* ``trino_input_skewed``: Trino's EXPLAIN ANALYZE prints "Amount of input data processed by the
+  workers for this stage might be skewed" when the t-digest of the tasks' processed input bytes
+  has ``valueAt(0.99) > 2 * valueAt(0.49)`` (``PlanPrinter.formatFragment``).
+* ``spark_skewed_partition``: Spark AQE's ``OptimizeSkewedJoin`` calls a partition skewed when
+  ``size > skewedPartitionFactor (5) * median size`` **and**
+  ``size > skewedPartitionThresholdInBytes (256 MB)``; the median is Spark's (mean of the two
+  middle sizes for an even count, integer bytes, at least 1).
+* ``redshift_skew_rows``: Redshift's ``SVV_TABLE_INFO.skew_rows`` is rows of the slice with the
+  most rows / rows of the slice with the fewest; its tuning guide says to reconsider the
+  distribution at a skew of 4.00 or higher. Here each partition task of the stage plays a slice.
+
+Percentiles (documented in docs/architecture/metrics.md): p50 is the median (the mean of the
+two middle values for an even count); every other percentile is nearest-rank, the
+``ceil(p/100 * n)``-th smallest value, so p99 of up to 100 tasks is the maximum. Trino uses a
+t-digest, which interpolates; nearest-rank is exact and reproducible on small task sets.
+
+A task's input bytes are ``bytes_read`` when its stage reads storage; otherwise (a stage fed by an
+exchange) ``rows_in`` times the mean width of the rows its upstream stages sent
+(``bytes_sent / rows_out``), since a task record does not carry received bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mpp.metrics.records import TaskRecord
+
+MiB = 1024 * 1024
+SPARK_SKEW_FACTOR = 5.0  # spark.sql.adaptive.skewJoin.skewedPartitionFactor
+SPARK_SKEW_THRESHOLD_BYTES = 256 * MiB  # spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes
+TRINO_SKEW_FACTOR = 2.0  # p99 > 2 x p49 of task input
+REDSHIFT_SKEW_ROWS = 4.0  # "a skew value of 4.00 or higher"
+
+# Names of the verdicts, as they appear in StageSkew.metrics() (1.0 tripped, 0.0 not).
+VERDICTS = ("trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows")
+
+
+def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100) of already sorted values.
+
+    >>> nearest_rank([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 49)
+    5
+    >>> nearest_rank([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)
+    10
+    """
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _ratio(top: float, bottom: float) -> float:
+    """top / bottom, with 0/0 = 1 (all equal) and x/0 = inf."""
+    if bottom == 0:
+        return 1.0 if top == 0 else math.inf
+    return top / bottom
+
+
+@dataclass(frozen=True, slots=True)
+class Dist:
+    """A distribution over a stage's tasks: min, p49, p50 (median), p99, max."""
+
+    min: float
+    p49: float
+    p50: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Dist:
+        """Summarise ``values`` (at least one)."""
+        s = sorted(values)
+        return cls(s[0], nearest_rank(s, 49), statistics.median(s), nearest_rank(s, 99), s[-1])
+
+    @property
+    def max_over_median(self) -> float:
+        """The skew ratio: max / median (1.0 when balanced; inf when the median is 0)."""
+        return _ratio(self.max, self.p50)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """One notable task of a stage (the slowest or the heaviest) and the keys it held."""
+
+    partition: int
+    worker: str
+    key: str
+    seconds: float
+    rows_in: int
+    hot_keys: tuple[tuple[Any, int], ...]
+
+    @classmethod
+    def of(cls, r: TaskRecord) -> TaskRef:
+        """The reference to record ``r``."""
+        return cls(r.partition, r.worker, r.key, r.duration, r.rows_in, r.hot_keys)
+
+    def describe(self) -> str:
+        """One line: partition, worker, time, rows and hot keys."""
+        keys = ", ".join(f"{k} ({n:,})" for k, n in self.hot_keys) or "none recorded"
+        return (f"partition {self.partition} on {self.worker}: {self.seconds:.3f}s, "
+                f"{self.rows_in:,} rows in; hot keys: {keys}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A named skew rule applied to a stage: whether it tripped, and the figures behind it."""
+
+    name: str
+    tripped: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageSkew:
+    """Skew statistics and verdicts for one stage of one query."""
+
+    stage: int
+    name: str
+    tasks: int
+    seconds: Dist
+    rows: Dist
+    input_bytes: Dist
+    slowest: TaskRef
+    heaviest: TaskRef
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def skewed(self) -> bool:
+        """True when any verdict tripped."""
+        return any(v.tripped for v in self.verdicts)
+
+    def verdict(self, name: str) -> Verdict:
+        """The verdict called ``name`` (one of :data:`VERDICTS`)."""
+        for v in self.verdicts:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat named figures (the names scenario expectations use; see :data:`SKEW_METRICS`)."""
+        out: dict[str, float] = {"tasks": float(self.tasks)}
+        for label, dist in (("seconds", self.seconds), ("rows", self.rows),
+                            ("input_bytes", self.input_bytes)):
+            for field in ("min", "p50", "p99", "max"):
+                out[f"{field}_{label}"] = float(getattr(dist, field))
+            out[f"max_over_median_{label}"] = dist.max_over_median
+        for v in self.verdicts:
+            out[v.name] = 1.0 if v.tripped else 0.0
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (infinite ratios become None)."""
+        metrics = {k: (v if math.isfinite(v) else None) for k, v in self.metrics().items()}
+        return {
+            "stage": self.stage, "name": self.name, "metrics": metrics,
+            "slowest": _ref_dict(self.slowest), "heaviest": _ref_dict(self.heaviest),
+            "verdicts": [{"name": v.name, "tripped": v.tripped, "detail": v.detail}
+                         for v in self.verdicts],
+        }
+
+
+def _ref_dict(ref: TaskRef) -> dict[str, Any]:
+    return {"partition": ref.partition, "worker": ref.worker, "key": ref.key,
+            "seconds": ref.seconds, "rows_in": ref.rows_in,
+            "hot_keys": [[str(k), n] for k, n in ref.hot_keys]}
+
+
+# Every name StageSkew.metrics() returns, for validating scenario expectations up front.
+SKEW_METRICS: tuple[str, ...] = ("tasks",) + tuple(
+    f"{field}_{label}"
+    for label in ("seconds", "rows", "input_bytes")
+    for field in ("min", "p50", "p99", "max", "max_over_median")
+) + VERDICTS
+
+
+def spark_median(sizes: Sequence[int]) -> int:
+    """Spark AQE's median partition size: integer mean of the two middle sizes, at least 1."""
+    s = sorted(int(x) for x in sizes)
+    n = len(s)
+    mid = (s[n // 2] + s[n // 2 - 1]) // 2 if n % 2 == 0 else s[n // 2]
+    return max(mid, 1)
+
+
+def trino_verdict(input_sizes: Sequence[float], factor: float = TRINO_SKEW_FACTOR) -> Verdict:
+    """Trino's rule: task input p99 > ``factor`` x p49 means the input might be skewed."""
+    s = sorted(input_sizes)
+    p99, p49 = nearest_rank(s, 99), nearest_rank(s, 49)
+    tripped = p99 > factor * p49
+    return Verdict("trino_input_skewed", tripped,
+                   f"task input p99 {p99:,.0f} {'>' if tripped else '<='} "
+                   f"{factor:g} x p49 {p49:,.0f}")
+
+
+def spark_verdict(sizes: Sequence[int], *, factor: float = SPARK_SKEW_FACTOR,
+                  threshold_bytes: int = SPARK_SKEW_THRESHOLD_BYTES) -> Verdict:
+    """Spark AQE's rule: some partition > ``factor`` x median size and > ``threshold_bytes``."""
+    median = spark_median(sizes)
+    limit = max(factor * median, threshold_bytes)
+    skewed = [x for x in sizes if x > limit]
+    biggest = max(sizes)
+    if skewed:
+        detail = (f"{len(skewed)} partition(s) over max({factor:g} x median {median:,}, "
+                  f"{threshold_bytes:,}) bytes; largest {biggest:,}")
+    else:
+        detail = (f"largest {biggest:,} bytes <= max({factor:g} x median {median:,}, "
+                  f"{threshold_bytes:,})")
+    return Verdict("spark_skewed_partition", bool(skewed), detail)
+
+
+def redshift_verdict(rows: Sequence[int], limit: float = REDSHIFT_SKEW_ROWS) -> Verdict:
+    """Redshift's skew_rows: rows of the largest slice / rows of the smallest, flagged at >= 4."""
+    ratio = _ratio(max(rows), min(rows))
+    tripped = ratio >= limit
+    return Verdict("redshift_skew_rows", tripped,
+                   f"skew_rows {max(rows):,} / {min(rows):,} = {ratio:.2f} "
+                   f"{'>=' if tripped else '<'} {limit:g}")
+
+
+def stage_skew(records: Sequence[TaskRecord], *, exchange_row_bytes: float | None = None,
+               spark_threshold_bytes: int = SPARK_SKEW_THRESHOLD_BYTES,
+               spark_factor: float = SPARK_SKEW_FACTOR, trino_factor: float = TRINO_SKEW_FACTOR,
+               redshift_limit: float = REDSHIFT_SKEW_ROWS) -> StageSkew:
+    """Statistics and verdicts for the tasks of one stage.
+
+    Args:
+        records: the stage's task records (at least one, all of the same stage).
+        exchange_row_bytes: mean bytes per row the stage receives through its exchange, used as
+            the input size of a stage that reads no storage (``skew_by_stage`` derives it from
+            the upstream stages). Without it such a stage's input is counted in rows.
+        spark_threshold_bytes, spark_factor, trino_factor, redshift_limit: the rules' knobs.
+    """
+    if not records:
+        raise ValueError("stage_skew needs at least one task record")
+    stages = {r.stage for r in records}
+    if len(stages) != 1:
+        raise ValueError(f"stage_skew got records of several stages: {sorted(stages)}")
+    sizes = _input_sizes(records, exchange_row_bytes)
+    rows = [r.rows_in for r in records]
+    verdicts = (
+        trino_verdict(sizes, trino_factor),
+        spark_verdict(sizes, factor=spark_factor, threshold_bytes=spark_threshold_bytes),
+        redshift_verdict(rows, redshift_limit),
+    )
+    # Ties go to the lowest partition so the attribution is deterministic.
+    by_partition = sorted(records, key=lambda r: r.partition)
+    slowest = max(by_partition, key=lambda r: r.duration)
+    heaviest = max(by_partition, key=lambda r: r.rows_in)
+    return StageSkew(
+        stage=records[0].stage, name=records[0].name, tasks=len(records),
+        seconds=Dist.of([r.duration for r in records]), rows=Dist.of(rows),
+        input_bytes=Dist.of(sizes), slowest=TaskRef.of(slowest), heaviest=TaskRef.of(heaviest),
+        verdicts=verdicts,
+    )
+
+
+def _input_sizes(records: Sequence[TaskRecord], row_bytes: float | None) -> list[int]:
+    """Per-task input bytes: bytes read from storage, else received rows x row width."""
+    if any(r.bytes_read for r in records):
+        return [r.bytes_read for r in records]
+    width = row_bytes if row_bytes else 1.0
+    return [round(r.rows_in * width) for r in records]
+
+
+def group_by_stage(records: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]:
+    """Task records grouped by stage number, in stage order."""
+    out: dict[int, list[TaskRecord]] = {}
+    for r in sorted(records, key=lambda r: (r.stage, r.partition)):
+        out.setdefault(r.stage, []).append(r)
+    return out
+
+
+def default_stage_deps(stages: Collection[int]) -> dict[int, tuple[int, ...]]:
+    """Without a plan, every stage is taken to depend on every lower-numbered stage."""
+    ordered = sorted(stages)
+    return {s: tuple(u for u in ordered if u < s) for s in ordered}
+
+
+def skew_by_stage(records: Sequence[TaskRecord], *,
+                  stage_deps: Mapping[int, Collection[int]] | None = None,
+                  **rules: Any) -> dict[int, StageSkew]:
+    """:func:`stage_skew` for every stage of a query's records, keyed by stage number.
+
+    ``stage_deps`` maps a stage to the upstream stages whose exchange output it reads (from the
+    physical plan); it only matters for the row width of exchange-fed stages. ``rules`` are
+    passed on to :func:`stage_skew`.
+    """
+    groups = group_by_stage(records)
+    deps = stage_deps if stage_deps is not None else default_stage_deps(groups)
+    out: dict[int, StageSkew] = {}
+    for stage, recs in groups.items():
+        upstream = [r for u in deps.get(stage, ()) for r in groups.get(u, ())]
+        sent = sum(r.bytes_sent for r in upstream)
+        rows = sum(r.rows_out for r in upstream if r.bytes_sent)
+        width = sent / rows if sent and rows else None
+        out[stage] = stage_skew(recs, exchange_row_bytes=width, **rules)
+    return out
+
+
+def format_skew(skews: Mapping[int, StageSkew] | Sequence[StageSkew]) -> str:
+    """EXPLAIN ANALYZE lines: per stage, the distributions, the straggler and the verdicts."""
+    items = list(skews.values()) if isinstance(skews, Mapping) else list(skews)
+    lines: list[str] = []
+    for sk in items:
+        lines.append(f"Stage {sk.stage} [{sk.name}]: {sk.tasks} tasks"
+                     + ("  ** SKEWED **" if sk.skewed else ""))
+        lines.append("  " + _dist_line("time (s)", sk.seconds, "{:.3f}"))
+        lines.append("  " + _dist_line("rows in", sk.rows, "{:,.0f}"))
+        lines.append("  " + _dist_line("input bytes", sk.input_bytes, "{:,.0f}"))
+        lines.append(f"  slowest:  {sk.slowest.describe()}")
+        if sk.heaviest.partition != sk.slowest.partition:
+            lines.append(f"  heaviest: {sk.heaviest.describe()}")
+        for v in sk.verdicts:
+            lines.append(f"  [{'SKEWED' if v.tripped else 'ok'}] {v.name}: {v.detail}")
+    return "\n".join(lines)
+
+
+def _dist_line(label: str, d: Dist, fmt: str) -> str:
+    figures = "  ".join(f"{n} {fmt.format(getattr(d, n))}" for n in ("min", "p50", "p99", "max"))
+    return f"{label:<12} {figures}  max/median {d.max_over_median:.2f}"
