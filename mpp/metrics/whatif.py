@@ -1,0 +1,216 @@
+"""What-if at warehouse scale: replay a run's measured tasks on W simulated workers.
+
+This machine has 2 cores; the warehouses the seed talks about have hundreds of nodes. A run's
+task records (durations, rows, bytes sent through exchanges) are replayed on ``W`` workers of
+``T`` threads each to predict the makespan at any ``W``. The model (docs/architecture/metrics.md):
+
+* **Slots.** ``W x T`` identical slots; a task occupies one slot for its measured duration plus
+  ``task_overhead_s`` (the scheduler's per-task cost, 2-3 ms on a Dask cluster).
+* **Stage barrier.** A stage becomes *ready* when every task of every upstream stage has finished
+  and their exchange output has crossed the network (Spark's stage barrier; Trino pipelines
+  stages, so for Trino this is an upper bound). ``stage_deps`` maps a stage to its upstream
+  stages; without it every stage depends on all lower-numbered stages.
+* **Exchange.** The bytes ``B`` the upstream tasks sent are hash-partitioned over the ``W``
+  workers; the fraction ``(W-1)/W`` crosses the network, each worker's link carrying
+  ``bandwidth_bytes_per_s``. Time = max(``B (W-1)/W / (W bw)``, the uniform spread, and
+  ``s B (W-1)/W / bw``, the link of the worker receiving the largest task, whose share ``s`` of
+  the stage's input rows is measured). No overlap of network and compute is assumed.
+* **List scheduling.** Stages are taken in order of ready time; within a stage tasks go
+  longest-processing-time first (LPT, Graham 1969: within 4/3 of optimal), or in record order,
+  each to the slot that frees first, never before the stage is ready.
+
+The prediction at ``W`` = the real worker count is the model's calibration check against the
+measured wall time (:func:`measured_makespan`).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mpp.errors import KnobError
+from mpp.metrics.records import TaskRecord
+from mpp.metrics.skew import default_stage_deps, group_by_stage
+
+DEFAULT_BANDWIDTH = 1.25e9  # bytes/s: a 10 Gbit/s link per worker
+WHATIF_WORKERS = (2, 8, 32, 128)  # the worker counts reports predict by default
+
+
+class TaskOrder(enum.Enum):
+    """How tasks of a stage are queued for the slots."""
+
+    LPT = "lpt"  # longest first: the usual list-scheduling choice, robust to stragglers
+    RECORD = "record"  # as recorded (partition order): what a FIFO scheduler does
+
+
+@dataclass(frozen=True, slots=True)
+class StageTiming:
+    """When a stage ran in the simulated schedule (seconds from the start of the run)."""
+
+    stage: int
+    tasks: int
+    ready: float  # upstream finished and its exchange bytes arrived
+    exchange_s: float  # network time included in ``ready``
+    start: float  # first task start
+    finish: float  # last task finish
+    longest_task_s: float  # a lower bound on the stage's span at any W
+
+    @property
+    def span(self) -> float:
+        """Seconds from ready to finish: what the stage adds to the critical path."""
+        return self.finish - self.ready
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The simulated schedule's makespan, per-stage timings and critical path."""
+
+    workers: int
+    threads_per_worker: int
+    makespan: float
+    stages: tuple[StageTiming, ...]
+    critical_path: tuple[int, ...]  # stages from first to last whose finish gated the next
+    critical_stage: int | None  # the stage on the critical path with the longest span
+
+    def stage(self, number: int) -> StageTiming:
+        """The timing of stage ``number``."""
+        for s in self.stages:
+            if s.stage == number:
+                return s
+        raise KeyError(number)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "workers": self.workers, "threads_per_worker": self.threads_per_worker,
+            "makespan_s": self.makespan, "critical_path": list(self.critical_path),
+            "critical_stage": self.critical_stage,
+            "stages": [{"stage": s.stage, "tasks": s.tasks, "ready": s.ready,
+                        "exchange_s": s.exchange_s, "start": s.start, "finish": s.finish,
+                        "longest_task_s": s.longest_task_s} for s in self.stages],
+        }
+
+
+def measured_makespan(records: Sequence[TaskRecord]) -> float:
+    """Wall time the tasks of a run spanned: last stop minus first start (0 for no tasks)."""
+    if not records:
+        return 0.0
+    return max(r.stop for r in records) - min(r.start for r in records)
+
+
+def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
+                     stage_deps: Mapping[int, Collection[int]] | None = None,
+                     bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH,
+                     task_overhead_s: float = 0.0, threads_per_worker: int = 1,
+                     order: TaskOrder = TaskOrder.LPT) -> Prediction:
+    """Predict the makespan of a run's tasks on ``workers`` workers (see the module docstring).
+
+    Raises:
+        KnobError: a non-positive worker/thread count or bandwidth, a negative overhead, a
+            dependency on a stage without task records, or a dependency cycle.
+    """
+    _check_knobs(workers, threads_per_worker, bandwidth_bytes_per_s, task_overhead_s)
+    groups = group_by_stage(records)
+    deps = _resolve_deps(groups, stage_deps)
+    slots = [0.0] * (workers * threads_per_worker)  # a heap of the times slots become free
+    timings: dict[int, StageTiming] = {}
+    pending = set(groups)
+    while pending:
+        # The eligible stage (all upstream done) that is ready first; ties by stage number.
+        ready, stage, exchange = min(
+            _ready_time(s, groups, deps[s], timings, workers, bandwidth_bytes_per_s)
+            for s in pending if all(u in timings for u in deps[s]))
+        pending.discard(stage)
+        timings[stage] = _place_stage(stage, groups[stage], slots, ready, exchange,
+                                      task_overhead_s, order)
+    return _prediction(workers, threads_per_worker, timings, deps)
+
+
+def predict_many(records: Sequence[TaskRecord], workers: Sequence[int] = WHATIF_WORKERS,
+                 **kwargs: Any) -> dict[int, Prediction]:
+    """:func:`predict_makespan` at each worker count in ``workers``."""
+    return {w: predict_makespan(records, w, **kwargs) for w in workers}
+
+
+def _check_knobs(workers: int, threads: int, bandwidth: float, overhead: float) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise KnobError(f"what-if workers must be a positive integer, got {workers!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise KnobError(f"what-if threads_per_worker must be a positive integer, got {threads!r}")
+    if not bandwidth > 0:
+        raise KnobError(f"what-if bandwidth_bytes_per_s must be > 0, got {bandwidth!r}")
+    if not overhead >= 0:
+        raise KnobError(f"what-if task_overhead_s must be >= 0, got {overhead!r}")
+
+
+def _resolve_deps(groups: Mapping[int, Sequence[TaskRecord]],
+                  stage_deps: Mapping[int, Collection[int]] | None) -> dict[int, tuple[int, ...]]:
+    """Upstream stages of every recorded stage, checked for unknown stages and cycles."""
+    if stage_deps is None:
+        return default_stage_deps(groups)
+    deps = {s: tuple(sorted(set(stage_deps.get(s, ())))) for s in groups}
+    for s, ups in deps.items():
+        missing = [u for u in ups if u not in groups]
+        if missing:
+            raise KnobError(f"what-if stage_deps: stage {s} depends on stage(s) {missing} "
+                            f"with no task records (recorded stages: {sorted(groups)})")
+    done: set[int] = set()
+    while len(done) < len(deps):
+        free = [s for s, ups in deps.items() if s not in done and set(ups) <= done]
+        if not free:
+            cycle = sorted(set(deps) - done)
+            raise KnobError(f"what-if stage_deps has a cycle among stages {cycle}")
+        done.update(free)
+    return deps
+
+
+def _ready_time(stage: int, groups: Mapping[int, Sequence[TaskRecord]], ups: Sequence[int],
+                timings: Mapping[int, StageTiming], workers: int,
+                bandwidth: float) -> tuple[float, int, float]:
+    """(ready time, stage, exchange seconds): upstream finish plus the network term."""
+    if not ups:
+        return 0.0, stage, 0.0
+    upstream_done = max(timings[u].finish for u in ups)
+    sent = sum(r.bytes_sent for u in ups for r in groups[u])
+    remote = sent * (workers - 1) / workers  # the local share never crosses the network
+    uniform = remote / (workers * bandwidth)
+    rows = [r.rows_in for r in groups[stage]]
+    share = max(rows) / sum(rows) if sum(rows) else 0.0
+    exchange = max(uniform, share * remote / bandwidth)
+    return upstream_done + exchange, stage, exchange
+
+
+def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], ready: float,
+                 exchange: float, overhead: float, order: TaskOrder) -> StageTiming:
+    """List-schedule one stage's tasks onto the slot heap; return its timing."""
+    durations = []
+    for r in recs:
+        if r.stop < r.start:
+            raise ValueError(f"task {r.key} stops ({r.stop}) before it starts ({r.start})")
+        durations.append(r.duration + overhead)
+    if order is TaskOrder.LPT:
+        durations.sort(reverse=True)
+    first_start, finish = float("inf"), ready
+    for d in durations:
+        start = max(heapq.heappop(slots), ready)
+        heapq.heappush(slots, start + d)
+        first_start, finish = min(first_start, start), max(finish, start + d)
+    return StageTiming(stage, len(recs), ready, exchange, first_start, finish, max(durations))
+
+
+def _prediction(workers: int, threads: int, timings: Mapping[int, StageTiming],
+                deps: Mapping[int, Sequence[int]]) -> Prediction:
+    """Assemble the prediction and walk the critical path back from the last stage."""
+    ordered = tuple(sorted(timings.values(), key=lambda t: t.stage))
+    if not ordered:
+        return Prediction(workers, threads, 0.0, (), (), None)
+    last = max(ordered, key=lambda t: (t.finish, t.stage))
+    path = [last.stage]
+    while deps[path[-1]]:
+        path.append(max(deps[path[-1]], key=lambda u: (timings[u].finish, u)))
+    path.reverse()
+    critical = max(path, key=lambda s: (timings[s].span, -s))
+    return Prediction(workers, threads, last.finish, ordered, tuple(path), critical)
