@@ -53,6 +53,17 @@ class KnobError(MppError):
     """A nonsensical data-generation or scenario knob (negative rows, share > 1, ...)."""
 
 
+class ScenarioError(MppError):
+    """An invalid scenario file. The message names the file and, per problem, the key path
+    (e.g. ``variants[1].settings.join.strategy``) and a hint; ``problems`` lists them."""
+
+    def __init__(self, message: str, *, file: str | None = None,
+                 problems: tuple[str, ...] = ()):
+        self.file = file
+        self.problems = problems
+        super().__init__(f"{file}: {message}" if file else message)
+
+
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return a " Did you mean ...?" hint for ``name`` among ``candidates`` ("" if none close)."""
     close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
