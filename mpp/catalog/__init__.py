@@ -1,1 +1,258 @@
-"""mpp.catalog."""
+"""The metastore: an Apache Iceberg catalog plus external tables, behind one small class.
+
+A warehouse is a directory (or object-store prefix). By default its metastore is pyiceberg's
+SQL catalog on ``<warehouse>/catalog.db`` (SQLite); any other Iceberg catalog URI (REST,
+Hive, Glue, PostgreSQL) can be given instead, which is how a team shares one warehouse and how
+Trino or Spark read the same tables. Parquet tables are Iceberg tables; CSV, ORC and SQLite
+tables are external tables registered in the same database (:mod:`mpp.catalog.external`).
+
+The planner asks :meth:`Catalog.table` for schema and statistics and :meth:`Catalog.fragments`
+for the fragments a scan must read after partition and min/max pruning; neither reads table
+data. Writers use :meth:`Catalog.begin_write`, :func:`~mpp.catalog.write.write_fragment` on the
+workers, then :meth:`Catalog.commit_write`: one atomic commit for all files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from pyiceberg.catalog import Catalog as IcebergCatalog
+from pyiceberg.catalog import load_catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.table import Table
+
+from mpp.catalog import iceberg
+from mpp.catalog.codec import schema_from_text, stats_from_text
+from mpp.catalog.external import ExternalRegistry, ExternalTable
+from mpp.catalog.model import ColumnStats, TableInfo, TableStats
+from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_fragment
+from mpp.errors import CatalogError, UnknownTableError, suggest
+from mpp.storage import fragment_may_match
+from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
+from mpp.storage.files import local_path, to_uri
+
+__all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
+
+CATALOG_DB = "catalog.db"
+PROP_SCHEMA = "mpp.arrow-schema"
+PROP_STATS = "mpp.stats"
+PROP_CHECKSUM = "mpp.content-checksum"
+
+
+class Catalog:
+    """A warehouse's metastore: Iceberg tables and external tables, by name."""
+
+    def __init__(self, warehouse: str, iceberg_catalog: IcebergCatalog, registry: ExternalRegistry):
+        self.warehouse = warehouse  # URL of the warehouse root
+        self.iceberg = iceberg_catalog
+        self.registry = registry
+        self._info: dict[str, TableInfo] = {}
+        self._fragments: dict[str, list[Fragment]] = {}
+
+    @classmethod
+    def open(cls, warehouse: str | os.PathLike[str], uri: str | None = None, *,
+             create: bool = False) -> Catalog:
+        """Open the metastore of ``warehouse`` (``uri``: any Iceberg catalog URI instead).
+
+        Raises CatalogError if there is no warehouse there (unless ``create``).
+        """
+        root = to_uri(warehouse)
+        path = local_path(root)
+        db = os.path.join(path, CATALOG_DB) if path is not None else None
+        if path is not None:
+            if create:
+                _make_dir(path)
+            elif uri is None and not os.path.exists(db or ""):
+                raise CatalogError(f"no warehouse at {path} (no {CATALOG_DB}); "
+                                   f"create one with `mpp datagen --out {path}`")
+        try:
+            if uri is None:
+                if db is None:
+                    raise CatalogError("a remote warehouse needs an Iceberg catalog URI (--catalog)")
+                ice: IcebergCatalog = SqlCatalog("mpp", uri=f"sqlite:///{db}", warehouse=root)
+            else:
+                ice = load_catalog("mpp", uri=uri, warehouse=root)
+        except CatalogError:
+            raise
+        except Exception as exc:  # pyiceberg raises many kinds; name the catalog, not a trace
+            raise CatalogError(f"cannot open the Iceberg catalog {uri or db}: {exc}") from None
+        engine = ice.engine if isinstance(ice, SqlCatalog) else sa.create_engine(f"sqlite:///{db}")
+        return cls(root, ice, ExternalRegistry(engine))
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _iceberg_names(self) -> list[str]:
+        try:
+            return [ident[-1] for ident in self.iceberg.list_tables(iceberg.NAMESPACE)]
+        except Exception:  # no namespace yet: no tables
+            return []
+
+    def tables(self) -> list[str]:
+        """Names of every table, sorted."""
+        return sorted({*self._iceberg_names(), *self.registry.names()})
+
+    def _load_iceberg(self, name: str) -> Table | None:
+        try:
+            return self.iceberg.load_table((iceberg.NAMESPACE, name))
+        except NoSuchTableError:
+            return None
+
+    def table(self, name: str) -> TableInfo:
+        """Schema, format, location and statistics of table ``name``."""
+        if name in self._info:
+            return self._info[name]
+        ext = self.registry.get(name)
+        if ext is not None:
+            info = _external_info(ext)
+            self._fragments[name] = list(ext.fragments)
+        else:
+            tbl = self._load_iceberg(name)
+            if tbl is None:
+                raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
+            frags = iceberg.all_fragments(tbl)
+            self._fragments[name] = frags
+            info = _iceberg_info(name, tbl, frags)
+        self._info[name] = info
+        return info
+
+    def fragments(self, table: TableInfo | str,
+                  predicates: Sequence[ColumnPredicate] = ()) -> list[Fragment]:
+        """The fragments a scan with ``predicates`` must read, in stable (time) order.
+
+        Partition and min/max pruning: Iceberg's scan plan for Iceberg tables, the catalog's
+        per-fragment bounds for every table. ``Fragment.index`` is the position in the unpruned
+        list, so task numbers stay comparable between pruned and unpruned runs.
+        """
+        name = table if isinstance(table, str) else table.name
+        info = self.table(name)
+        frags = self._fragments[name]
+        if not predicates:
+            return list(frags)
+        keep: set[str] | None = None
+        if not info.external:
+            tbl = self._load_iceberg(name)
+            keep = iceberg.planned_paths(tbl, predicates) if tbl is not None else None
+        return [f for f in frags
+                if (keep is None or f.uri in keep) and fragment_may_match(f, predicates)]
+
+    def properties(self, name: str) -> dict[str, str]:
+        """mpp and Iceberg properties of table ``name`` (e.g. the content checksum)."""
+        info = self.table(name)
+        if info.external:
+            ext = self.registry.get(name)
+            return dict(ext.properties) if ext else {}
+        tbl = self._load_iceberg(name)
+        return dict(tbl.properties) if tbl is not None else {}
+
+    def snapshots(self, name: str) -> list[dict[str, Any]]:
+        """Snapshots of table ``name``, oldest first (external tables: their registration)."""
+        info = self.table(name)
+        if info.external:
+            ext = self.registry.get(name)
+            return [{"snapshot_id": None, "timestamp": ext.created_at if ext else None,
+                     "operation": "register"}]
+        tbl = self._load_iceberg(name)
+        import datetime as dt
+
+        return [{"snapshot_id": s.snapshot_id,
+                 "timestamp": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC),
+                 "operation": s.summary.operation.value if s.summary else None}
+                for s in (tbl.snapshots() if tbl is not None else [])]
+
+    def describe(self) -> str:
+        """What ``mpp catalog -w DIR`` prints: tables, formats, partitions, snapshots, stats."""
+        from mpp.catalog.describe import describe
+
+        return describe(self)
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def begin_write(self, name: str, schema: pa.Schema, format: StorageFormat, *,
+                    partition_by: Sequence[str] = (), top_columns: Sequence[str] = ()
+                    ) -> WriteTarget:
+        """Start writing new table ``name``: a target to hand to every write task."""
+        if name in self.tables():
+            raise CatalogError(f"table {name!r} already exists in {self.warehouse}")
+        for col in [*partition_by, *top_columns]:
+            if schema.get_field_index(col) < 0:
+                raise CatalogError(f"no column {col!r} in the schema of {name!r}")
+        return WriteTarget(
+            table=name, format=format, location=f"{self.warehouse.rstrip('/')}/{name}",
+            schema=schema, write_id=WriteTarget.new_id(), partition_by=tuple(partition_by),
+            field_ids=iceberg.field_ids(schema) if format is StorageFormat.PARQUET else (),
+            top_columns=tuple(top_columns),
+        )
+
+    def commit_write(self, target: WriteTarget, written: Sequence[WrittenFragment],
+                     properties: dict[str, str] | None = None) -> TableInfo:
+        """Register every written fragment in one atomic commit; on failure remove the files."""
+        from mpp.catalog.commit import commit
+
+        try:
+            commit(self, target, list(written), dict(properties or {}))
+        except BaseException:
+            self.abort_write(target)
+            raise
+        self._info.pop(target.table, None)
+        return self.table(target.table)
+
+    def abort_write(self, target: WriteTarget) -> None:
+        """Remove every file a write produced (nothing is registered before the commit)."""
+        remove_write(target)
+        if target.format is StorageFormat.SQLITE:
+            from mpp.catalog.commit import sqlite_path
+
+            db = sqlite_path(target)
+            if db is not None and os.path.exists(db) and target.table not in self.tables():
+                os.remove(db)
+
+
+def _make_dir(path: str) -> None:
+    from mpp.errors import StorageError
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        probe = Path(path) / ".mpp-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot write the warehouse directory: {exc.strerror or exc}",
+                           path) from None
+
+
+def _fallback_stats(frags: Sequence[Fragment]) -> TableStats:
+    cols: dict[str, ColumnStats] = {}
+    for f in frags:
+        for c, lo, hi in f.bounds:
+            old = cols.get(c)
+            cols[c] = ColumnStats(min=lo if old is None else min(old.min, lo),
+                                  max=hi if old is None else max(old.max, hi))
+    return TableStats(row_count=sum(max(0, f.row_count) for f in frags),
+                      total_bytes=sum(max(0, f.size_bytes) for f in frags),
+                      fragment_count=len(frags), columns=cols)
+
+
+def _iceberg_info(name: str, tbl: Table, frags: list[Fragment]) -> TableInfo:
+    props = tbl.properties
+    schema = (schema_from_text(props[PROP_SCHEMA]) if PROP_SCHEMA in props
+              else schema_to_pyarrow(tbl.schema(), include_field_ids=False))
+    stats = stats_from_text(props[PROP_STATS]) if PROP_STATS in props else _fallback_stats(frags)
+    return TableInfo(
+        name=name, format=StorageFormat.PARQUET, schema=schema, stats=stats,
+        location=tbl.location(),
+        partition_columns=tuple(tbl.schema().find_field(f.source_id).name
+                                for f in tbl.spec().fields),
+    )
+
+
+def _external_info(ext: ExternalTable) -> TableInfo:
+    return TableInfo(name=ext.name, format=ext.format, schema=ext.schema, stats=ext.stats,
+                     location=ext.location, partition_columns=ext.partition_columns,
+                     external=True)

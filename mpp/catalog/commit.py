@@ -1,0 +1,114 @@
+"""The one commit that ends a write: Iceberg transaction or external-table registration.
+
+Statistics are merged from the write tasks' partials here, and stored with the table: as
+Iceberg table properties (``mpp.stats``, ``mpp.arrow-schema``, ``mpp.content-checksum``) or in
+the external table's row. SQLite tables are loaded from their staged Arrow files into the one
+database file first, and their fragments become rowid ranges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from mpp.catalog import iceberg
+from mpp.catalog.codec import schema_to_text, stats_to_text
+from mpp.catalog.external import ExternalTable
+from mpp.catalog.stats import merge_partials
+from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, table_checksum
+from mpp.errors import CatalogError, StorageError
+from mpp.storage.base import Fragment, StorageFormat
+from mpp.storage.files import local_path, resolve, storage_errors, to_uri
+
+if TYPE_CHECKING:
+    from mpp.catalog import Catalog
+
+
+def sqlite_path(target: WriteTarget) -> str | None:
+    """Local path of a SQLite table's database file (None if the location is remote)."""
+    root = local_path(target.location)
+    return None if root is None else os.path.join(root, f"{target.table}.sqlite")
+
+
+def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment],
+           properties: dict[str, str]) -> None:
+    """Register ``written`` as table ``target.table`` in one atomic step."""
+    from mpp.catalog import PROP_CHECKSUM, PROP_SCHEMA, PROP_STATS
+
+    written.sort(key=lambda w: w.fragment.index)
+    if [w.fragment.index for w in written] != list(range(len(written))):
+        raise CatalogError(f"write of {target.table!r} is missing fragments "
+                           f"(got indexes {[w.fragment.index for w in written][:10]}...)")
+    fragments = [w.fragment for w in written]
+    if target.format is StorageFormat.SQLITE:
+        fragments = _load_sqlite(target, written)
+    total_bytes = (sum(f.size_bytes for f in fragments) if target.format is not StorageFormat.SQLITE
+                   else os.path.getsize(sqlite_path(target) or ""))
+    stats = merge_partials((w.partials for w in written), total_bytes)
+    props = {
+        **properties,
+        PROP_CHECKSUM: table_checksum(written),
+        PROP_SCHEMA: schema_to_text(target.schema),
+        PROP_STATS: stats_to_text(stats),
+    }
+    if target.format is StorageFormat.PARQUET:
+        try:
+            iceberg.create_with_files(catalog.iceberg, target.table, target.schema,
+                                      target.location, target.partition_by, written, props)
+        except Exception as exc:
+            raise CatalogError(f"Iceberg commit of {target.table!r} failed: {exc}") from exc
+        return
+    if target.format in (StorageFormat.CSV, StorageFormat.ORC):
+        # CSV needs the types to parse; ORC needs them to undo its timestamp widening.
+        option = (("schema", props[PROP_SCHEMA]),)
+        fragments = [_with_options(f, option) for f in fragments]
+    catalog.registry.register(ExternalTable(
+        name=target.table, format=target.format, location=target.location,
+        schema=target.schema, partition_columns=target.partition_by,
+        fragments=tuple(fragments), stats=stats, properties=props,
+        created_at=dt.datetime.now(dt.UTC),
+    ))
+    if target.format is StorageFormat.SQLITE:
+        remove_write(target)  # the staged Arrow files; the database file stays
+
+
+def _with_options(f: Fragment, options: tuple[tuple[str, object], ...]) -> Fragment:
+    return Fragment(uri=f.uri, format=f.format, index=f.index, row_count=f.row_count,
+                    size_bytes=f.size_bytes, partition=f.partition, bounds=f.bounds,
+                    options=f.options + options)
+
+
+def _read_staged(uri: str) -> pa.Table:
+    fs, path = resolve(uri)
+    with storage_errors(uri), fs.open_input_file(path) as f:
+        return pa.ipc.open_file(f).read_all()
+
+
+def _load_sqlite(target: WriteTarget, written: list[WrittenFragment]) -> list[Fragment]:
+    """Load the staged fragments into ``<location>/<table>.sqlite``; rowid-range fragments."""
+    from mpp.storage import sqlite
+
+    db = sqlite_path(target)
+    if db is None:
+        raise StorageError("SQLite tables must live on a local filesystem", target.location)
+    if os.path.exists(db):
+        raise CatalogError(f"database file {db} already exists")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    ranges = sqlite.load(db, target.table, target.schema,
+                         (_read_staged(w.fragment.uri) for w in written))
+    total_rows = sum(w.fragment.row_count for w in written)
+    row_bytes = sqlite.average_row_bytes(db, target.table, total_rows)
+    uri = to_uri(db)
+    out = []
+    for w, (lo, hi) in zip(written, ranges, strict=True):
+        f = w.fragment
+        out.append(Fragment(
+            uri=uri, format=StorageFormat.SQLITE, index=f.index, row_count=f.row_count,
+            size_bytes=int(f.row_count * row_bytes), partition=f.partition, bounds=f.bounds,
+            options=(("table", target.table), ("rowid_range", (lo, hi)),
+                     ("row_bytes", row_bytes)),
+        ))
+    return out

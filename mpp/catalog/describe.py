@@ -1,0 +1,54 @@
+"""The text ``mpp catalog -w DIR`` prints: every table with its format, partitions, snapshots
+and statistics (the figures the planner will use)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mpp.catalog import Catalog
+
+
+def _human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 26 else text[:23] + "..."
+
+
+def describe(catalog: Catalog) -> str:
+    """Multi-line description of every table in ``catalog``."""
+    names = catalog.tables()
+    lines = [f"warehouse {catalog.warehouse}: {len(names)} table(s)"]
+    for name in names:
+        info = catalog.table(name)
+        s = info.stats
+        kind = "external" if info.external else "iceberg"
+        parts = ", ".join(info.partition_columns) or "none"
+        lines.append("")
+        lines.append(f"{name}  [{info.format.value}, {kind}]  {info.location}")
+        lines.append(f"  rows {s.row_count:,}  fragments {s.fragment_count:,}  "
+                     f"size {_human_bytes(s.total_bytes)}  partitioned by: {parts}")
+        checksum = catalog.properties(name).get("mpp.content-checksum")
+        if checksum:
+            lines.append(f"  content checksum {checksum}")
+        for snap in catalog.snapshots(name):
+            when = snap["timestamp"].isoformat(timespec="seconds") if snap["timestamp"] else "?"
+            sid = snap["snapshot_id"] if snap["snapshot_id"] is not None else "-"
+            lines.append(f"  snapshot {sid}  {when}  {snap['operation']}")
+        lines.append(f"  {'column':<12} {'type':<14} {'min':<27} {'max':<27} {'distinct':>10}"
+                     f"  top values")
+        for field in info.schema:
+            c = s.column(field.name)
+            top = ", ".join(f"{_short(v)} ({n:,})" for v, n in c.top_values[:3])
+            ndv = f"~{c.distinct_count:,}" if c.distinct_count is not None else "?"
+            lines.append(f"  {field.name:<12} {str(field.type):<14} {_short(c.min):<27} "
+                         f"{_short(c.max):<27} {ndv:>10}  {top}")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The Iceberg side of the metastore: pyiceberg catalogs, one-commit writes, scan plans.
+
+Columnar warehouse tables are Iceberg tables of Parquet files. A write registers all its data
+files in one transaction (create table + fast append + mpp's own properties), so a table is
+either fully there or not there. Reading, the data files of a scan plan (Iceberg's partition
+and min/max pruning) become :class:`~mpp.storage.base.Fragment` s with bounds decoded from
+the manifest, so the planner never opens a data file to plan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg import expressions as ie
+from pyiceberg.catalog import Catalog as IcebergCatalog
+from pyiceberg.conversions import from_bytes
+from pyiceberg.io.pyarrow import (
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema, assign_fresh_schema_ids
+from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import DateType, TimestampType, TimestamptzType
+
+from mpp.catalog.write import WrittenFragment
+from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
+
+NAMESPACE = "mpp"
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def iceberg_schema(schema: pa.Schema) -> Schema:
+    """The Iceberg schema (fresh field ids 1..n) of an Arrow schema."""
+    return assign_fresh_schema_ids(IcebergCatalog._convert_schema_if_needed(schema))
+
+
+def field_ids(schema: pa.Schema) -> tuple[tuple[str, int], ...]:
+    """``(name, field id)`` for the top-level columns of ``schema`` as Iceberg numbers them."""
+    return tuple((f.name, f.field_id) for f in iceberg_schema(schema).fields)
+
+
+def partition_spec(schema: Schema, columns: Sequence[str]) -> PartitionSpec:
+    """Identity partitioning on ``columns``."""
+    fields = [
+        PartitionField(source_id=schema.find_field(c).field_id, field_id=1000 + i,
+                       transform=IdentityTransform(), name=c)
+        for i, c in enumerate(columns)
+    ]
+    return PartitionSpec(*fields)
+
+
+def _data_file(w: WrittenFragment, schema: Schema, spec: PartitionSpec,
+               props: dict[str, str]) -> DataFile:
+    """An Iceberg DataFile from a write task's footer (no file is re-read)."""
+    stats = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=w.parquet_metadata,
+        stats_columns=compute_statistics_plan(schema, props),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA, file_path=w.fragment.uri, file_format=FileFormat.PARQUET,
+        partition=stats.partition(spec, schema), file_size_in_bytes=w.fragment.size_bytes,
+        sort_order_id=None, spec_id=spec.spec_id, equality_ids=None, key_metadata=None,
+        **stats.to_serialized_dict(),
+    )
+
+
+def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schema,
+                      location: str, partition_by: Sequence[str],
+                      written: Sequence[WrittenFragment], properties: dict[str, str]) -> Table:
+    """Create table ``name`` holding ``written`` in one atomic commit (one snapshot)."""
+    schema = iceberg_schema(arrow_schema)
+    spec = partition_spec(schema, partition_by)
+    if NAMESPACE not in {ns[0] for ns in catalog.list_namespaces()}:
+        catalog.create_namespace_if_not_exists(NAMESPACE)
+    txn = catalog.create_table_transaction(
+        (NAMESPACE, name), schema, location=location, partition_spec=spec, properties=properties
+    )
+    with txn.update_snapshot().fast_append() as append:
+        for w in sorted(written, key=lambda w: w.fragment.index):
+            append.append_data_file(_data_file(w, schema, spec, properties))
+    return txn.commit_transaction()
+
+
+def _decode(type_: Any, raw: bytes | None) -> Any:
+    """A manifest bound as a Python value of the column's Arrow-side type."""
+    if raw is None:
+        return None
+    value = from_bytes(type_, raw)
+    if isinstance(type_, DateType):
+        return dt.date(1970, 1, 1) + dt.timedelta(days=value)
+    if isinstance(type_, (TimestampType, TimestamptzType)):
+        return _EPOCH + dt.timedelta(microseconds=value)
+    return value
+
+
+def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: PartitionSpec) -> Fragment:
+    lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
+    bounds = []
+    for field in schema.fields:
+        if field.field_id in lower and field.field_id in upper:
+            bounds.append((field.name, _decode(field.field_type, lower[field.field_id]),
+                           _decode(field.field_type, upper[field.field_id])))
+    partition = []
+    for pos, pf in enumerate(spec.fields):
+        source = schema.find_field(pf.source_id)
+        value = data_file.partition[pos]
+        if isinstance(source.field_type, DateType) and isinstance(value, int):
+            value = dt.date(1970, 1, 1) + dt.timedelta(days=value)
+        partition.append((source.name, value))
+    return Fragment(uri=data_file.file_path, format=StorageFormat.PARQUET, index=index,
+                    row_count=data_file.record_count, size_bytes=data_file.file_size_in_bytes,
+                    partition=tuple(partition), bounds=tuple(bounds))
+
+
+def _sort_key(path: str) -> tuple[str, str]:
+    # Files are named part-<index>-<write id>: ordering by name is write order (time order).
+    base = path.rsplit("/", 1)[-1]
+    return base, path
+
+
+def all_fragments(table: Table) -> list[Fragment]:
+    """Every data file of the current snapshot, in stable (name = write) order."""
+    files = [task.file for task in table.scan().plan_files()]
+    files.sort(key=lambda f: _sort_key(f.file_path))
+    schema, spec = table.schema(), table.spec()
+    return [_to_fragment(i, f, schema, spec) for i, f in enumerate(files)]
+
+
+def _iceberg_term(p: ColumnPredicate) -> ie.BooleanExpression:
+    value = p.value
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    elif isinstance(value, dt.date):
+        value = value.isoformat()
+    ops = {"=": ie.EqualTo, "!=": ie.NotEqualTo, "<": ie.LessThan, "<=": ie.LessThanOrEqual,
+           ">": ie.GreaterThan, ">=": ie.GreaterThanOrEqual}
+    if p.op in ops:
+        return ops[p.op](p.column, value)
+    if p.op == "in":
+        return ie.In(p.column, tuple(v.isoformat() if isinstance(v, dt.date) else v
+                                     for v in p.value))
+    return ie.IsNull(p.column) if p.op == "is_null" else ie.NotNull(p.column)
+
+
+def planned_paths(table: Table, predicates: Sequence[ColumnPredicate]) -> set[str] | None:
+    """Paths of the data files Iceberg's scan plan keeps for ``predicates`` (None: no plan)."""
+    if not predicates:
+        return None
+    expr: ie.BooleanExpression = ie.AlwaysTrue()
+    try:
+        for p in predicates:
+            expr = ie.And(expr, _iceberg_term(p))
+        return {task.file.file_path for task in table.scan(row_filter=expr).plan_files()}
+    except (ValueError, TypeError):
+        return None  # a literal Iceberg cannot bind (e.g. float against int): prune with bounds

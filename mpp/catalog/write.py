@@ -1,0 +1,156 @@
+"""Writing a table: many tasks write fragments in parallel, then the catalog commits once.
+
+The flow (used by ``mpp datagen`` and by CREATE TABLE AS)::
+
+    target = catalog.begin_write("t", schema, StorageFormat.PARQUET, partition_by=("date",))
+    written = client.map(write_fragment, [target] * n, range(n), tables)   # on the workers
+    catalog.commit_write(target, client.gather(written))                   # one atomic commit
+
+:func:`write_fragment` runs on a worker: it writes one file and returns a small
+:class:`WrittenFragment` (the fragment with its bounds, the Parquet footer, statistics partials
+and a content checksum), so the commit never re-reads the files. SQLite tables are staged as
+Arrow IPC files and loaded into the one database file at commit time (SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from mpp.catalog.stats import FragmentPartials, fragment_partials
+from mpp.errors import StorageError
+from mpp.storage.base import Fragment, StorageFormat
+from mpp.storage.files import resolve, storage_errors
+
+_SUFFIX = {StorageFormat.PARQUET: "parquet", StorageFormat.ORC: "orc", StorageFormat.CSV: "csv",
+           StorageFormat.SQLITE: "arrow"}
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTarget:
+    """Where and how one write's fragments go; small and picklable, sent to every task."""
+
+    table: str
+    format: StorageFormat
+    location: str  # URL of the table root
+    schema: pa.Schema
+    write_id: str
+    partition_by: tuple[str, ...] = ()  # identity partition columns, constant per fragment
+    field_ids: tuple[tuple[str, int], ...] = ()  # Iceberg field ids (Parquet)
+    top_columns: tuple[str, ...] = ()  # columns whose most frequent values are kept
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh write id; it is part of every file name of the write (for clean-up)."""
+        return uuid.uuid4().hex[:12]
+
+    def fragment_uri(self, index: int, partition: tuple[tuple[str, Any], ...]) -> str:
+        """``<location>/data/<col>=<value>/part-<index>-<write_id>.<suffix>``."""
+        parts = "".join(f"{k}={v}/" for k, v in partition)
+        sub = "staging" if self.format is StorageFormat.SQLITE else "data"
+        return (f"{self.location.rstrip('/')}/{sub}/{parts}"
+                f"part-{index:06d}-{self.write_id}.{_SUFFIX[self.format]}")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFragment:
+    """What a write task returns: the fragment and what the commit needs to know about it."""
+
+    fragment: Fragment
+    partials: FragmentPartials
+    checksum: str  # hex digest of the fragment's Arrow content
+    parquet_metadata: Any = None  # pyarrow FileMetaData (Parquet only)
+
+
+def content_checksum(table: pa.Table) -> str:
+    """Digest of a table's Arrow IPC stream: equal iff same schema, values and row order."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.blake2b(sink.getvalue().to_pybytes(), digest_size=16).hexdigest()
+
+
+def _partition_of(target: WriteTarget, table: pa.Table) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for col in target.partition_by:
+        mm = pc.min_max(table.column(col))
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if lo != hi:
+            raise StorageError(f"fragment spans several values of partition column {col!r} "
+                               f"({lo} .. {hi}); split it by {col} first", target.table)
+        out.append((col, lo))
+    return tuple(out)
+
+
+def _write_file(target: WriteTarget, table: pa.Table, uri: str) -> Any:
+    if target.format is StorageFormat.PARQUET:
+        from mpp.storage import parquet
+
+        return parquet.write(table, uri, field_ids=dict(target.field_ids))
+    if target.format is StorageFormat.ORC:
+        from mpp.storage import orc
+
+        orc.write(table, uri)
+    elif target.format is StorageFormat.CSV:
+        from mpp.storage import csvfile
+
+        csvfile.write(table, uri)
+    else:  # SQLite: stage as Arrow IPC, loaded at commit
+        fs, path = resolve(uri)
+        with storage_errors(uri, "write"):
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(path) as out, pa.ipc.new_file(out, table.schema) as w:
+                w.write_table(table)
+    return None
+
+
+def write_fragment(target: WriteTarget, index: int, table: pa.Table) -> WrittenFragment:
+    """Write one fragment (runs on a worker) and summarise it for the commit."""
+    table = table.select(target.schema.names).cast(target.schema)
+    partition = _partition_of(target, table)
+    uri = target.fragment_uri(index, partition)
+    metadata = _write_file(target, table, uri)
+    fs, path = resolve(uri)
+    size = fs.get_file_info(path).size
+    partials = fragment_partials(table, target.top_columns)
+    bounds = tuple((name, p.min, p.max) for name, p in partials.columns.items()
+                   if p.min is not None)
+    fragment = Fragment(uri=uri, format=target.format, index=index, row_count=table.num_rows,
+                        size_bytes=int(size), partition=partition, bounds=bounds)
+    return WrittenFragment(fragment=fragment, partials=partials,
+                           checksum=content_checksum(table), parquet_metadata=metadata)
+
+
+def table_checksum(written: list[WrittenFragment]) -> str:
+    """One digest of a table's content: the fragment digests in index order."""
+    h = hashlib.blake2b(digest_size=16)
+    for w in sorted(written, key=lambda w: w.fragment.index):
+        h.update(w.checksum.encode())
+    return h.hexdigest()
+
+
+def remove_write(target: WriteTarget) -> None:
+    """Delete every file of one write (a failed or aborted write leaves nothing behind)."""
+    fs, root = resolve(target.location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError:
+        return
+    for info in infos:
+        if info.type == pafs.FileType.File and target.write_id in info.base_name:
+            fs.delete_file(info.path)
+    # Remove directories the write left empty, deepest first.
+    dirs = sorted((i.path for i in infos if i.type == pafs.FileType.Directory),
+                  key=len, reverse=True)
+    for d in [*dirs, root]:
+        try:
+            if not fs.get_file_info(pafs.FileSelector(d, allow_not_found=True)):
+                fs.delete_dir(d)
+        except OSError:
+            pass

@@ -1,0 +1,55 @@
+"""CSV: the raw "data lake" form. A row format: every scan reads the whole file.
+
+``bytes_read`` is the file's size (a text file cannot skip columns or rows). Column types come
+from the table's Arrow schema (stored with each fragment), so a CSV scan returns the same types
+as a Parquet scan of the same rows. Writing includes a header line; timestamps are ISO text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from mpp.errors import StorageError
+from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
+from mpp.storage.files import resolve, storage_errors
+from mpp.storage.predicates import filter_table, predicate_columns
+from mpp.storage.schema_text import schema_from_text
+
+
+def scan(fragment: Fragment, columns: Sequence[str],
+         predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
+    """Read ``columns`` of the rows of one CSV file that pass every predicate."""
+    uri = fragment.uri
+    needed = list(dict.fromkeys([*columns, *predicate_columns(predicates)]))
+    schema_text = fragment.option("schema")
+    types = schema_from_text(schema_text) if schema_text else None
+    fs, path = resolve(uri)
+    with storage_errors(uri), fs.open_input_file(path) as f:
+        size = f.size()
+        table = pcsv.read_csv(
+            f,
+            read_options=pcsv.ReadOptions(use_threads=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types, include_columns=needed, strings_can_be_null=False
+            ),
+        )
+    if types is not None and table.num_columns == len(needed):
+        table = table.cast(pa.schema([types.field(c) for c in needed]))
+    missing = [c for c in needed if c not in table.column_names]
+    if missing:
+        raise StorageError(f"no column {missing[0]!r} in the file", uri)
+    rows_scanned = table.num_rows
+    table = filter_table(table, predicates).select(list(columns))
+    return ScanResult(table=table, bytes_read=size, rows_scanned=rows_scanned)
+
+
+def write(table: pa.Table, uri: str) -> None:
+    """Write ``table`` as one CSV file with a header line."""
+    fs, path = resolve(uri)
+    with storage_errors(uri, "write"):
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as out:
+            pcsv.write_csv(table, out)
