@@ -1,0 +1,126 @@
+"""The ``[data]`` section of a scenario: generator knobs and a seed, or an existing warehouse."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from mpp.scenario.validate import Problems, describe, join
+
+DATA_FORMATS = ("parquet", "orc", "csv", "sqlite")
+
+# Generator knobs: name -> (TOML type, default). Documented in docs/scenario-reference.md.
+KNOBS: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "rows": (int, 1_000_000),
+    "partitions": (int, 10),
+    "seed": (int, 0),
+    "days": (int, 30),
+    "start": ((str, dt.date), "2017-01-01"),
+    "users": (int, 100_000),
+    "zipf": (float, 1.1),
+    "hot_day": (int, 0),
+    "hot_share": (float, 0.0),
+    "format": (str, "parquet"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """Where a scenario's tables come from.
+
+    Either ``warehouse`` (an existing warehouse directory, used as it is) or the access_log
+    generator's knobs: ``rows`` in ``partitions`` fragments over ``days`` days from ``start``,
+    ``users`` distinct users with Zipf exponent ``zipf``, day ``hot_day`` (1-based; 0 = none)
+    carrying ``hot_share`` of the rows, written as ``format``, all from ``seed``.
+    """
+
+    warehouse: str | None = None
+    rows: int = 1_000_000
+    partitions: int = 10
+    seed: int = 0
+    days: int = 30
+    start: str = "2017-01-01"
+    users: int = 100_000
+    zipf: float = 1.1
+    hot_day: int = 0
+    hot_share: float = 0.0
+    format: str = "parquet"
+
+    @property
+    def generated(self) -> bool:
+        """True when the data is generated (not an existing warehouse)."""
+        return self.warehouse is None
+
+    def knobs(self) -> dict[str, Any]:
+        """The generator knobs by name (empty for an existing warehouse)."""
+        if not self.generated:
+            return {}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "warehouse"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped ``[data]`` table."""
+        return {"warehouse": self.warehouse} if self.warehouse else self.knobs()
+
+
+def parse_data(p: Problems, table: dict[str, Any], scale: float,
+               base_dir: Any = None) -> DataSpec:
+    """Validate ``[data]``; ``scale`` multiplies ``rows`` (partitions never exceed rows)."""
+    p.unknown_keys(table, ("warehouse", *KNOBS), "data")
+    if "warehouse" in table:
+        return _warehouse(p, table, scale, base_dir)
+    v = {k: p.get(table, k, kind, "data", default=default) for k, (kind, default) in KNOBS.items()}
+    for key in ("rows", "partitions", "days", "users"):
+        if isinstance(v[key], int) and v[key] < 1:
+            p.add(join("data", key), f"must be >= 1, got {v[key]}.")
+            v[key] = KNOBS[key][1]
+    if v["partitions"] > v["rows"]:
+        p.add("data.partitions", f"{v['partitions']} fragments cannot hold {v['rows']} rows.",
+              "Use at most one fragment per row.")
+    if v["zipf"] < 0:
+        p.add("data.zipf", f"the Zipf exponent must be >= 0, got {v['zipf']:g}.")
+    if not 0.0 <= v["hot_share"] <= 1.0:
+        p.add("data.hot_share", f"a share of the rows must be within [0, 1], got {v['hot_share']:g}.")
+    if not 0 <= v["hot_day"] <= v["days"]:
+        p.add("data.hot_day", f"must be a day within 1..{v['days']} (0 = none), got {v['hot_day']}.")
+    if (v["hot_day"] > 0) != (v["hot_share"] > 0) and v["hot_share"] <= 1.0:
+        p.add("data.hot_share" if v["hot_day"] else "data.hot_day",
+              "hot_day and hot_share go together.", "Set both (or neither).")
+    if v["format"] not in DATA_FORMATS:
+        p.add("data.format", f"unknown format {v['format']!r}.",
+              f"Expected one of {', '.join(DATA_FORMATS)}.")
+    v["start"] = _start(p, v["start"])
+    # --scale: rows scale; fragments stay as written unless they would outnumber the rows.
+    rows = max(1, round(v["rows"] * scale))
+    return DataSpec(**{**v, "rows": rows, "partitions": min(v["partitions"], rows)})
+
+
+def _warehouse(p: Problems, table: dict[str, Any], scale: float, base_dir: Any) -> DataSpec:
+    for key in table:
+        if key in KNOBS:
+            p.add(join("data", key), "a generator knob cannot be combined with data.warehouse.",
+                  "Remove it, or remove warehouse to generate the data.")
+    if scale != 1:
+        p.add("--scale", "cannot scale an existing warehouse (data.warehouse).")
+    where = p.get(table, "warehouse", str, "data")
+    if not isinstance(where, str):
+        return DataSpec(warehouse="?")
+    path = (base_dir / where) if base_dir is not None else None
+    if path is not None and not path.is_dir():
+        p.add("data.warehouse", f"no warehouse directory at {str(path)!r}.",
+              "Paths are relative to the scenario file.")
+    return DataSpec(warehouse=str(path) if path is not None else where)
+
+
+def _start(p: Problems, value: Any) -> str:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date | str):
+        p.add("data.start", f"expected a date (2017-01-01), got {describe(value)}.")
+        return KNOBS["start"][1]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        p.add("data.start", f"expected a date (2017-01-01), got {value!r}.")
+        return KNOBS["start"][1]

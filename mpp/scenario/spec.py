@@ -1,0 +1,317 @@
+"""The scenario spec: a TOML file validated into frozen dataclasses before anything runs.
+
+A scenario names its data (generator knobs and a seed, or an existing warehouse), its cluster,
+its variants (settings overrides by dotted name), its queries, repeats, what-if worker counts and
+its checks. The file format is documented in docs/scenario-reference.md. Every problem in a file
+is reported at once, each with the file, the key path and a hint, as one
+:class:`~mpp.errors.ScenarioError`; a spec that loads is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpp import config
+from mpp.errors import MppError, ScenarioError, suggest
+from mpp.execution.cluster import ClusterSpec
+from mpp.metrics.whatif import DEFAULT_BANDWIDTH, WHATIF_WORKERS
+from mpp.scenario.checks import QUERY_METRICS, Checks, Expectation, Op, parse_checks
+from mpp.scenario.data import DATA_FORMATS, DataSpec, parse_data
+from mpp.scenario.validate import Problems, flatten, join
+
+# Packages whose import registers settings (optimizer rule switches, strategies); imported
+# before settings are validated so that late-registered names are known.
+SETTING_PROVIDERS = ("mpp.optimizer", "mpp.physical", "mpp.execution")
+
+__all__ = ["DATA_FORMATS", "DataSpec", "Scenario", "Variant", "Query", "Expectation", "Op",
+           "Checks", "QUERY_METRICS", "WhatIf", "load_scenario", "parse_scenario", "data_spec_hash"]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One way of running the queries: a name and settings overrides (dotted names)."""
+
+    name: str
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def settings_dict(self) -> dict[str, Any]:
+        """The overrides as a dict, ready for ``Settings(...)`` or ``mpp.connect(settings=...)``."""
+        return dict(self.settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A named SQL query; ``file`` is where its text came from, if from a file."""
+
+    name: str
+    sql: str
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """The what-if predictions a run reports (see :mod:`mpp.metrics.whatif`)."""
+
+    workers: tuple[int, ...] = WHATIF_WORKERS
+    bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH
+    task_overhead_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A validated scenario file."""
+
+    name: str
+    description: str
+    source: str  # the file it came from ("<string>" when parsed from a mapping)
+    data: DataSpec
+    cluster: ClusterSpec
+    variants: tuple[Variant, ...]
+    queries: tuple[Query, ...]
+    repeats: int = 1
+    checks: Checks = Checks()
+    whatif: WhatIf = WhatIf()
+    scale: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a TOML-shaped dict: :func:`parse_scenario` of it (with the same base
+        folder) gives this scenario back, its data already scaled."""
+        return _to_dict(self)
+
+    def data_hash(self) -> str:
+        """:func:`data_spec_hash` of this scenario's data section."""
+        return data_spec_hash(self.data)
+
+
+def data_spec_hash(data: DataSpec) -> str:
+    """A stable hash of the data section (after scaling): the data cache's key.
+
+    Same knobs and seed => same hash, whatever the key order in the file; any knob change
+    changes it. A format version is mixed in so a generator change can invalidate caches.
+    """
+    payload = json.dumps({"v": 1, **dataclasses.asdict(data)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_scenario(path: str | Path, *, scale: float = 1.0) -> Scenario:
+    """Read and validate a scenario file; ``scale`` multiplies the generated row count."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError("no such scenario file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read: {exc}", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"not valid TOML: {exc}", file=str(path)) from None
+    return parse_scenario(raw, source=str(path), base_dir=path.parent,
+                          default_name=path.stem, scale=scale)
+
+
+_TOP_KEYS = ("name", "description", "repeats", "data", "cluster", "variants", "queries",
+             "checks", "whatif")
+
+
+def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
+                   base_dir: Path | None = None, default_name: str = "scenario",
+                   scale: float = 1.0) -> Scenario:
+    """Validate a parsed TOML document into a :class:`Scenario` (raises ScenarioError).
+
+    Relative paths (query files, a warehouse) are resolved against ``base_dir`` (the scenario
+    file's folder; the working directory by default).
+    """
+    base_dir = base_dir or Path.cwd()
+    p = Problems(source)
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+        p.add("--scale", f"must be a positive number, got {scale!r}.")
+        p.raise_if_any()
+    p.unknown_keys(raw, _TOP_KEYS, "")
+    repeats = p.get(raw, "repeats", int, "", default=1)
+    if isinstance(repeats, int) and repeats < 1:
+        p.add("repeats", f"must be >= 1, got {repeats}.")
+    data = parse_data(p, p.table(raw, "data", "", required=True), scale, base_dir)
+    cluster = _parse_cluster(p, p.table(raw, "cluster", ""))
+    variants = _parse_variants(p, raw)
+    queries = _parse_queries(p, raw, base_dir)
+    checks = parse_checks(p, p.table(raw, "checks", ""), [v.name for v in variants],
+                          [q.name for q in queries])
+    whatif = _parse_whatif(p, p.table(raw, "whatif", ""))
+    p.raise_if_any()
+    return Scenario(
+        name=p.get(raw, "name", str, "", default=default_name),
+        description=p.get(raw, "description", str, "", default=""),
+        source=source, data=data, cluster=cluster, variants=variants, queries=queries,
+        repeats=repeats, checks=checks, whatif=whatif, scale=float(scale),
+    )
+
+
+def _parse_cluster(p: Problems, t: dict[str, Any]) -> ClusterSpec:
+    """``[cluster]``: a LocalCluster's shape, or an existing scheduler's address."""
+    p.unknown_keys(t, ("workers", "threads", "memory_limit", "scheduler", "dashboard_address"),
+                   "cluster")
+    scheduler = p.get(t, "scheduler", str, "cluster", default=None)
+    if scheduler is not None:
+        for key in ("workers", "threads", "memory_limit"):
+            if key in t:
+                p.add(join("cluster", key), "only applies to a local cluster, not with scheduler.",
+                      "The scheduler's cluster has its own shape.")
+    spec = ClusterSpec()
+    workers = p.get(t, "workers", int, "cluster", default=spec.workers)
+    threads = p.get(t, "threads", int, "cluster", default=spec.threads_per_worker)
+    for key, value in (("workers", workers), ("threads", threads)):
+        if value < 1:
+            p.add(join("cluster", key), f"must be >= 1, got {value}.")
+    return ClusterSpec(
+        scheduler=scheduler, workers=max(1, workers), threads_per_worker=max(1, threads),
+        memory_limit=p.get(t, "memory_limit", str, "cluster", default=spec.memory_limit),
+        dashboard_address=p.get(t, "dashboard_address", str, "cluster",
+                                default=spec.dashboard_address),
+    )
+
+
+def _load_setting_providers() -> None:
+    """Import the packages that register settings, so late-registered names validate."""
+    for name in SETTING_PROVIDERS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a provider that exists but is broken must not be hidden
+                raise
+
+
+def _parse_settings(p: Problems, t: dict[str, Any], path: str) -> tuple[tuple[str, Any], ...]:
+    """A variant's settings: dotted names from the registry, values converted to their types."""
+    _load_setting_providers()
+    out: list[tuple[str, Any]] = []
+    for name, value in flatten(t).items():
+        where = join(path, name)
+        if name not in config.SETTINGS:
+            p.add(where, "unknown setting.",
+                  suggest(name, config.SETTINGS) or "`mpp settings` lists them.")
+            continue
+        setting = config.SETTINGS[name]
+        try:
+            out.append((name, setting.convert(value)))
+        except MppError as exc:
+            p.add(where, f"{exc}.", f"Default: {setting.default!r}.")
+    return tuple(sorted(out))
+
+
+def _parse_variants(p: Problems, raw: Mapping[str, Any]) -> tuple[Variant, ...]:
+    """``[[variants]]``; none means one variant called "default" with no overrides."""
+    variants: list[Variant] = []
+    for where, t in p.tables(raw, "variants", ""):
+        p.unknown_keys(t, ("name", "settings"), where)
+        name = p.get(t, "name", str, where)
+        settings = _parse_settings(p, p.table(t, "settings", where), join(where, "settings"))
+        if isinstance(name, str):
+            if any(v.name == name for v in variants):
+                p.add(join(where, "name"), f"duplicate variant name {name!r}.")
+            variants.append(Variant(name, settings))
+    return tuple(variants) or (Variant("default"),)
+
+
+def _parse_queries(p: Problems, raw: Mapping[str, Any], base_dir: Path) -> tuple[Query, ...]:
+    """``[[queries]]``: each a name and either ``sql`` or a ``file`` (relative to the spec)."""
+    queries: list[Query] = []
+    if "queries" not in raw:
+        p.add("queries", "missing: a scenario needs at least one [[queries]] table.",
+              'Add [[queries]] with name = "..." and sql = "SELECT ...".')
+    for where, t in p.tables(raw, "queries", ""):
+        p.unknown_keys(t, ("name", "sql", "file"), where)
+        name = p.get(t, "name", str, where)
+        sql = p.get(t, "sql", str, where, default=None)
+        file = p.get(t, "file", str, where, default=None)
+        if (sql is None) == (file is None):
+            p.add(where, "needs exactly one of sql or file.")
+            continue
+        if file is not None:
+            sql = _read_query_file(p, base_dir / file, join(where, "file"))
+        if sql is not None and _sql_ok(p, sql, join(where, "file" if file else "sql")):
+            if any(q.name == name for q in queries):
+                p.add(join(where, "name"), f"duplicate query name {name!r}.")
+            if isinstance(name, str):
+                queries.append(Query(name, sql.strip(), file))
+    return tuple(queries)
+
+
+def _read_query_file(p: Problems, path: Path, where: str) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        p.add(where, f"cannot read {str(path)!r}: {exc.__class__.__name__}.",
+              "Paths are relative to the scenario file.")
+        return None
+
+
+def _sql_ok(p: Problems, sql: str, where: str) -> bool:
+    """Syntax-check the SQL (Trino dialect) now, so a typo fails before any data is made."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    if not sql.strip():
+        p.add(where, "empty SQL.")
+        return False
+    try:
+        sqlglot.parse(sql, read="trino")
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        at = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
+        # sqlglot's description embeds a Token repr; keep just the token's text.
+        text = re.sub(r"<Token token_type: [^,]+, text: ([^,]*),[^>]*>", r"'\1'",
+                      str(first.get("description", exc)))
+        p.add(where, f"SQL does not parse{at}: {text}.")
+        return False
+    return True
+
+
+def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
+    """``[whatif]``: worker counts to predict at, network bandwidth, per-task overhead."""
+    p.unknown_keys(t, ("workers", "bandwidth_bytes_per_s", "task_overhead_s"), "whatif")
+    d = WhatIf()
+    workers = p.get(t, "workers", list, "whatif", default=list(d.workers))
+    if not workers or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                               for w in workers):
+        p.add("whatif.workers", f"expected a non-empty array of positive integers, got {workers!r}.")
+        workers = list(d.workers)
+    bandwidth = p.get(t, "bandwidth_bytes_per_s", float, "whatif", default=d.bandwidth_bytes_per_s)
+    if not bandwidth > 0:
+        p.add("whatif.bandwidth_bytes_per_s", f"must be > 0, got {bandwidth:g}.")
+    overhead = p.get(t, "task_overhead_s", float, "whatif", default=d.task_overhead_s)
+    if not overhead >= 0:
+        p.add("whatif.task_overhead_s", f"must be >= 0, got {overhead:g}.")
+    return WhatIf(tuple(workers), float(bandwidth), float(overhead))
+
+
+def _to_dict(sc: Scenario) -> dict[str, Any]:
+    """The TOML-shaped dict of a scenario (for report.json and round trips)."""
+    cluster: dict[str, Any] = (
+        {"scheduler": sc.cluster.scheduler} if sc.cluster.scheduler else
+        {"workers": sc.cluster.workers, "threads": sc.cluster.threads_per_worker}
+        | ({"memory_limit": sc.cluster.memory_limit} if sc.cluster.memory_limit else {}))
+    if sc.cluster.dashboard_address is not None:
+        cluster["dashboard_address"] = sc.cluster.dashboard_address
+    expect = [{k: (v.value if isinstance(v, Op) else v)
+               for k, v in dataclasses.asdict(e).items() if v is not None}
+              for e in sc.checks.expect]
+    return {
+        "name": sc.name, "description": sc.description, "repeats": sc.repeats,
+        "data": sc.data.to_dict(), "cluster": cluster,
+        "variants": [{"name": v.name, "settings": v.settings_dict()} for v in sc.variants],
+        "queries": [{"name": q.name, **({"file": q.file} if q.file else {"sql": q.sql})}
+                    for q in sc.queries],
+        "checks": {"oracle": sc.checks.oracle, "expect": expect},
+        "whatif": {"workers": list(sc.whatif.workers),
+                   "bandwidth_bytes_per_s": sc.whatif.bandwidth_bytes_per_s,
+                   "task_overhead_s": sc.whatif.task_overhead_s},
+    }
