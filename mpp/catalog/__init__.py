@@ -14,6 +14,7 @@ workers, then :meth:`Catalog.commit_write`: one atomic commit for all files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_
 from mpp.errors import CatalogError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
-from mpp.storage.files import local_path, to_uri
+from mpp.storage.files import local_path, resolve, to_uri
 
 __all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
 
@@ -202,6 +203,19 @@ class Catalog:
             raise
         self._info.pop(target.table, None)
         return self.table(target.table)
+
+    def drop_table(self, name: str) -> None:
+        """Unregister table ``name`` and delete its files (its location directory)."""
+        info = self.table(name)
+        if info.external:
+            self.registry.drop(name)
+        else:
+            self.iceberg.drop_table((iceberg.NAMESPACE, name))
+        self._info.pop(name, None)
+        self._fragments.pop(name, None)
+        fs, root = resolve(info.location)
+        with contextlib.suppress(OSError):
+            fs.delete_dir(root)
 
     def abort_write(self, target: WriteTarget) -> None:
         """Remove every file a write produced (nothing is registered before the commit)."""
