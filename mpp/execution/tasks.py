@@ -1,0 +1,106 @@
+"""The functions Dask runs on workers: a stage's pipeline for one partition, and combiners.
+
+Each task measures itself into a :class:`~mpp.metrics.records.TaskRecord` kept in the worker's
+buffer (:mod:`mpp.metrics.collector`). The payloads are the stage's operators without their
+fragment lists, so a 1,000-task stage does not ship 1,000 fragment lists.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from mpp.logical.nodes import Field
+from mpp.metrics.collector import record, worker_address
+from mpp.metrics.records import TaskRecord
+from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
+from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
+from mpp.physical.planner import Stage
+from mpp.storage.base import Fragment
+
+
+def _strip(op: PhysicalOp) -> PhysicalOp:
+    return op.transform_up(lambda o: o.without_fragments())
+
+
+@dataclass(frozen=True, slots=True)
+class StagePayload:
+    """What every task of a stage needs: its operators, its exchange, its inputs' schemas."""
+
+    query_id: str
+    stage: int
+    name: str
+    root: PhysicalOp
+    sink: ExchangeExec | None
+    inputs: tuple[tuple[int, tuple[Field, ...]], ...]  # (exchange id, schema) per input
+
+    @classmethod
+    def of(cls, stage: Stage, query_id: str) -> StagePayload:
+        """The payload of ``stage`` (fragment lists dropped)."""
+        sink = _strip(stage.sink) if stage.sink is not None else None
+        return cls(query_id, stage.id, stage.name, _strip(stage.root),
+                   sink,  # type: ignore[arg-type]
+                   tuple((ex.id, ex.schema) for ex in stage.inputs))
+
+
+@dataclass(frozen=True, slots=True)
+class CombinePayload:
+    """What an exchange's combine (hash) or collect (broadcast) task needs."""
+
+    query_id: str
+    stage: int
+    name: str
+    sink: ExchangeExec
+    split: bool
+
+    @classmethod
+    def of(cls, stage: Stage, query_id: str, *, split: bool) -> CombinePayload:
+        """The payload of ``stage``'s exchange tasks."""
+        assert stage.sink is not None
+        word = "combine" if split else "collect"
+        return cls(query_id, stage.id, f"stage{stage.id}-{word}",
+                   _strip(stage.sink), split)  # type: ignore[arg-type]
+
+
+def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | None,
+                   *inputs: pa.Table | list[pa.Table]) -> pa.Table | list[pa.Table]:
+    """Run one partition of a stage: the fused pipeline, then the map side of its exchange."""
+    start = time.time()
+    tctx = TaskContext(partition, fragment)
+    for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
+        tctx.inputs[ex_id] = concat(value, schema) if isinstance(value, list) else value
+    out = payload.root.execute(tctx)
+    result: pa.Table | list[pa.Table] = out
+    sent = 0
+    if payload.sink is not None:
+        sent = out.nbytes
+        if payload.sink.kind is ExchangeKind.HASH:
+            result = payload.sink.split(out)
+    record(TaskRecord(
+        payload.query_id, payload.stage, payload.name, str((payload.name, partition)),
+        partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
+        rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
+        hot_keys=tctx.hot_keys))
+    return result
+
+
+def run_combine(payload: CombinePayload, index: int,
+                maps: list[pa.Table] | list[list[pa.Table]]) -> pa.Table | list[pa.Table]:
+    """Merge several producer tasks' outputs: bucket-wise for a hash exchange, whole for a
+    broadcast. Partial aggregates are merged here, so less crosses to the consumers."""
+    start = time.time()
+    sink = payload.sink
+    if payload.split:
+        buckets = [sink.combine([m[j] for m in maps]) for j in range(sink.n)]  # type: ignore[index]
+        rows_in = sum(t.num_rows for m in maps for t in m)  # type: ignore[union-attr]
+        outs = buckets
+    else:
+        outs = [sink.combine(maps)]  # type: ignore[arg-type]
+        rows_in = sum(t.num_rows for t in maps)  # type: ignore[union-attr]
+    record(TaskRecord(
+        payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
+        worker_address(), start, time.time(), rows_in=rows_in,
+        rows_out=sum(t.num_rows for t in outs), bytes_sent=sum(t.nbytes for t in outs)))
+    return outs if payload.split else outs[0]

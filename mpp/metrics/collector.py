@@ -1,0 +1,59 @@
+"""Collect task records without making the result depend on them.
+
+Every task appends its :class:`~mpp.metrics.records.TaskRecord` to a buffer local to the
+worker process, keyed by query id; after the query the session pulls (and clears) each
+worker's buffer with ``client.run(drain, query_id)``. The graph's result keys therefore stay
+the query's data only, and 1,000 metric objects never become 1,000 extra Dask keys.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mpp.metrics.records import TaskRecord
+
+_BUFFER: dict[str, list[TaskRecord]] = {}
+_LOCK = threading.Lock()
+
+
+def record(rec: TaskRecord) -> None:
+    """Keep ``rec`` in this process's buffer until the session drains it."""
+    with _LOCK:
+        _BUFFER.setdefault(rec.query_id, []).append(rec)
+
+
+def drain(query_id: str) -> list[TaskRecord]:
+    """Remove and return this process's records of ``query_id`` (run on each worker)."""
+    with _LOCK:
+        return _BUFFER.pop(query_id, [])
+
+
+def worker_address() -> str:
+    """Address of the Dask worker running the current task ("local" outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "local"
+
+
+def collect(client: Any, query_id: str) -> list[TaskRecord]:
+    """Pull the records of ``query_id`` from every worker (and this process), by start time."""
+    per_worker = client.run(drain, query_id)
+    records = [r for recs in per_worker.values() for r in recs] + drain(query_id)
+    return sorted(records, key=lambda r: (r.stage, r.start))
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    """Measure wall-clock start and stop (epoch seconds) into the yielded two-item list."""
+    span = [time.time(), 0.0]
+    try:
+        yield span
+    finally:
+        span[1] = time.time()

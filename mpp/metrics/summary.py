@@ -1,0 +1,112 @@
+"""Per-stage summaries of a query's task records, and the statistics a Result carries.
+
+A stage runs one group of pipeline tasks (``stage1-scan-filter-partialagg``) and, when it ends
+in a hash exchange or a broadcast, a group of exchange tasks (``stage1-combine``,
+``stage1-collect``). Each group is summarised separately: task count, rows, bytes read, bytes
+handed to the exchange, task time min / median / max, max/median rows (the skew ratio) and the
+slowest task with the key values it held.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mpp.metrics.records import TaskRecord
+
+if TYPE_CHECKING:
+    from mpp.physical.planner import PhysicalPlan
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """What one task group (one Dask key prefix) of one stage did."""
+
+    stage: int
+    name: str
+    tasks: int
+    rows_in: int
+    rows_out: int
+    bytes_read: int
+    bytes_sent: int
+    time_min: float
+    time_median: float
+    time_max: float
+    rows_max: int
+    rows_median: float
+    slowest_key: str
+    slowest_worker: str
+    slowest_hot_keys: tuple[tuple[Any, int], ...]
+
+    @property
+    def skew(self) -> float:
+        """max / median rows in per task (1.0 = perfectly even)."""
+        if self.rows_median <= 0:
+            return 1.0 if self.rows_max == 0 else float("inf")
+        return self.rows_max / self.rows_median
+
+
+def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
+    """Summarise the records of one task group (all with the same ``name``)."""
+    times = [r.duration for r in records]
+    rows = [r.rows_in for r in records]
+    slowest = max(records, key=lambda r: r.duration)
+    return GroupSummary(
+        stage=records[0].stage, name=records[0].name, tasks=len(records),
+        rows_in=sum(rows), rows_out=sum(r.rows_out for r in records),
+        bytes_read=sum(r.bytes_read for r in records),
+        bytes_sent=sum(r.bytes_sent for r in records),
+        time_min=min(times), time_median=statistics.median(times), time_max=max(times),
+        rows_max=max(rows), rows_median=statistics.median(rows),
+        slowest_key=slowest.key, slowest_worker=slowest.worker,
+        slowest_hot_keys=slowest.hot_keys,
+    )
+
+
+def summarize(records: Sequence[TaskRecord]) -> dict[int, list[GroupSummary]]:
+    """Group summaries per stage number, each stage's groups in first-seen name order."""
+    groups: dict[tuple[int, str], list[TaskRecord]] = {}
+    for r in sorted(records, key=lambda r: (r.stage, r.start)):
+        groups.setdefault((r.stage, r.name), []).append(r)
+    out: dict[int, list[GroupSummary]] = {}
+    for (stage, _), recs in groups.items():
+        out.setdefault(stage, []).append(summarize_group(recs))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueryStats:
+    """The measurements of one executed query.
+
+    Attributes:
+        query_id: unique id of the run (also in every task record).
+        wall_seconds: from submitting the graph to having the result (client side).
+        plan: the PhysicalPlan that was executed.
+        tasks: one record per task that reported (pipeline and exchange tasks).
+        stages: per-stage group summaries (see :func:`summarize`).
+    """
+
+    query_id: str
+    wall_seconds: float
+    plan: PhysicalPlan
+    tasks: list[TaskRecord] = field(default_factory=list)
+    stages: dict[int, list[GroupSummary]] = field(default_factory=dict)
+
+    @property
+    def rows_read(self) -> int:
+        """Rows scanned from storage (rows_in of scan stages' pipeline tasks)."""
+        scans = {s.name for s in self.plan.stages if s.scan is not None}
+        return sum(r.rows_in for r in self.tasks if r.name in scans)
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from storage over all tasks."""
+        return sum(r.bytes_read for r in self.tasks)
+
+    @property
+    def bytes_exchanged(self) -> int:
+        """Bytes pipeline tasks handed to exchanges (each row counted once)."""
+        return sum(g.bytes_sent for gs in self.stages.values() for g in gs
+                   if g.name == self.plan.stage(g.stage).name)

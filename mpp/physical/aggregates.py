@@ -1,0 +1,170 @@
+"""Aggregate functions as data, and the two-phase hash aggregation kernels built from them.
+
+Each function of the SQL subset is an :class:`AggSpec`: the pyarrow hash-aggregate functions
+that make its partial columns from input rows (``chunk``), the functions that merge partial
+columns of the same group (``combine``), and how the final value is made from the merged
+partials (``finalize``). ``avg`` is a sum and a count; adding a function is one entry.
+
+``count(DISTINCT x)`` (and ``sum/min/max/avg(DISTINCT x)``) is planned as the seed's efficient
+query: the partial phase keeps the distinct ``(group, x)`` pairs (other aggregates are computed
+at that finer grain), the exchange hashes on the group keys only, and the final phase merges
+pairs and then rolls up to the group, applying the function to the now distinct ``x``.
+
+Partial columns are named ``__p<i>_<j>`` (aggregate i, partial j).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.errors import SqlError
+from mpp.logical.expr import AggFunc, AggregateCall
+from mpp.logical.nodes import Field
+
+# Tables received through an exchange may have buffers at unaligned offsets; Acero (pyarrow's
+# group_by/join engine) warns once per table but handles them correctly on x86 and arm64.
+os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "ignore")
+
+
+def _first(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
+    return cols[0]
+
+
+def _mean(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
+    total, count = cols
+    # NULL when a group had no non-null values (count 0), as SQL's avg.
+    return pc.if_else(pc.equal(count, 0), None,
+                      pc.divide(pc.cast(total, pa.float64()), pc.cast(count, pa.float64())))
+
+
+@dataclass(frozen=True, slots=True)
+class AggSpec:
+    """One aggregate function as data.
+
+    Attributes:
+        chunk: pyarrow hash-aggregate function per partial column, applied to the argument
+            (``count_all`` ignores it).
+        combine: pyarrow hash-aggregate function merging each partial column across groups.
+        finalize: merged partial columns -> the result column.
+        distinct: pyarrow function applied to the distinct argument values in the roll-up of a
+            ``DISTINCT`` call.
+    """
+
+    chunk: tuple[str, ...]
+    combine: tuple[str, ...]
+    finalize: Callable[[Sequence[pa.ChunkedArray]], pa.ChunkedArray]
+    distinct: str
+
+
+AGGREGATES: dict[AggFunc, AggSpec] = {
+    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _first, "count"),
+    AggFunc.COUNT: AggSpec(("count",), ("sum",), _first, "count"),
+    AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
+    AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
+    AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
+    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean"),
+}
+
+
+def _partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
+    if fn in ("count", "count_all"):
+        return pa.int64()
+    if fn == "sum" and pa.types.is_floating(arg):
+        return pa.float64()
+    if fn == "sum" and pa.types.is_unsigned_integer(arg):
+        return pa.uint64()
+    if fn == "sum" and pa.types.is_integer(arg):
+        return pa.int64()
+    return arg
+
+
+def _pname(i: int, j: int) -> str:
+    return f"__p{i}_{j}"
+
+
+def _aggregate(table: pa.Table, keys: list[str],
+               specs: list[tuple[str | list[str], str, str]]) -> pa.Table:
+    """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each."""
+    aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
+            for col, fn, _ in specs]
+    out = table.group_by(keys, use_threads=False).aggregate(aggs)
+    names = [f"{'_'.join(col) if isinstance(col, list) and col else col}_{fn}"
+             if col != [] else fn for col, fn, _ in specs]
+    return pa.table([out[k] for k in keys] + [out[n] for n in names],
+                    names=keys + [name for _, _, name in specs])
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateKernel:
+    """The partial, merge and final steps of one Aggregate node."""
+
+    keys: tuple[str, ...]
+    calls: tuple[AggregateCall, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        args = {c.arg.name for c in self.calls if c.distinct and c.arg is not None}
+        if len(args) > 1:
+            raise SqlError("DISTINCT aggregates over more than one argument in one SELECT "
+                           f"({', '.join(sorted(args))}) are not supported")
+
+    @property
+    def distinct_arg(self) -> str | None:
+        """The argument of the DISTINCT aggregates, if any."""
+        return next((c.arg.name for c in self.calls if c.distinct and c.arg), None)
+
+    @property
+    def grain(self) -> list[str]:
+        """Columns the partial phase groups by: the keys, plus the DISTINCT argument."""
+        d = self.distinct_arg
+        return list(self.keys) + ([d] if d is not None and d not in self.keys else [])
+
+    def _plain(self) -> list[tuple[int, AggregateCall]]:
+        return [(i, c) for i, c in enumerate(self.calls) if not c.distinct]
+
+    def partial_schema(self, input_schema: tuple[Field, ...]) -> tuple[Field, ...]:
+        """The fields of partial rows, given the input's fields."""
+        types = {f.name: f.dtype for f in input_schema}
+        fields = [Field(k, types[k]) for k in self.grain]
+        for i, c in self._plain():
+            arg = types[c.arg.name] if c.arg is not None else pa.int64()
+            fields += [Field(_pname(i, j), _partial_type(fn, arg))
+                       for j, fn in enumerate(AGGREGATES[c.func].chunk)]
+        return tuple(fields)
+
+    def partial(self, table: pa.Table) -> pa.Table:
+        """Input rows -> partial rows at the grain (one per group, or per (group, x) pair)."""
+        specs = [([] if c.arg is None else c.arg.name, fn, _pname(i, j))
+                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
+        return _aggregate(table, self.grain, specs)
+
+    def merge(self, partials: pa.Table) -> pa.Table:
+        """Partial rows -> fewer partial rows (same grain): what exchange combiners apply."""
+        specs = [(_pname(i, j), fn, _pname(i, j))
+                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
+        return _aggregate(partials, self.grain, specs)
+
+    def final(self, partials: pa.Table) -> pa.Table:
+        """Partial rows of whole groups -> result rows: keys, then one column per aggregate."""
+        merged = self.merge(partials)
+        if self.distinct_arg is not None:
+            specs: list[tuple[str | list[str], str, str]] = [
+                (_pname(i, j), fn, _pname(i, j))
+                for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
+            specs += [(self.distinct_arg, AGGREGATES[c.func].distinct, f"__d{i}")
+                      for i, c in enumerate(self.calls) if c.distinct]
+            merged = _aggregate(merged, list(self.keys), specs)
+        cols = [merged[k] for k in self.keys]
+        for i, c in enumerate(self.calls):
+            spec = AGGREGATES[c.func]
+            if c.distinct:
+                value = merged[f"__d{i}"]
+            else:
+                value = spec.finalize([merged[_pname(i, j)] for j in range(len(spec.chunk))])
+            cols.append(pc.cast(value, c.dtype))
+        return pa.table(cols, names=list(self.keys) + list(self.names))

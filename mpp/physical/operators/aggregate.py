@@ -1,0 +1,78 @@
+"""HashAggregateExec: grouping and aggregation, in PARTIAL, FINAL or SINGLE mode."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from mpp.logical.nodes import Field
+from mpp.physical.aggregates import AggregateKernel
+from mpp.physical.distribution import (
+    Distribution,
+    HashDistribution,
+    SinglePartition,
+    UnspecifiedDistribution,
+)
+from mpp.physical.operators.base import PhysicalOp, TaskContext
+
+
+class AggregateMode(enum.Enum):
+    """Phase of a two-phase aggregation (DataFusion's AggregateMode)."""
+
+    PARTIAL = "partial"  # per task, before the exchange: rows -> partial groups
+    FINAL = "final"  # after the hash exchange: partial groups -> result rows
+    SINGLE = "single"  # input already distributed by the group keys: rows -> result rows
+
+
+@dataclass(frozen=True, slots=True)
+class HashAggregateExec(PhysicalOp):
+    """Groups by ``kernel.keys`` and aggregates, in one of three modes (see AggregateMode).
+
+    ``schema`` is the output: partial columns in PARTIAL mode, result columns otherwise.
+    """
+
+    input: PhysicalOp
+    mode: AggregateMode
+    kernel: AggregateKernel
+    schema: tuple[Field, ...]
+
+    @property
+    def word(self) -> str:  # type: ignore[override]
+        return {AggregateMode.PARTIAL: "partialagg", AggregateMode.FINAL: "finalagg",
+                AggregateMode.SINGLE: "aggregate"}[self.mode]
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.input,)
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        if self.mode is AggregateMode.PARTIAL:
+            return (UnspecifiedDistribution(),)
+        if not self.kernel.keys:
+            return (SinglePartition(),)
+        return (HashDistribution(self.kernel.keys),)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        table = self.input.execute(tctx)
+        tctx.note_keys(table, self.kernel.keys)
+        if self.mode is AggregateMode.PARTIAL:
+            return self.kernel.partial(table)
+        if self.mode is AggregateMode.FINAL:
+            return self.kernel.final(table)
+        return self.kernel.final(self.kernel.partial(table))
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        # Partial groups from several tasks merge into fewer partial groups (same columns).
+        return self.kernel.merge(table) if self.mode is AggregateMode.PARTIAL else table
+
+    def explain_line(self) -> str:
+        keys = ", ".join(self.kernel.keys) or "()"
+        calls = ", ".join(f"{c} AS {n}" if self.mode is not AggregateMode.PARTIAL else str(c)
+                          for c, n in zip(self.kernel.calls, self.kernel.names, strict=True))
+        line = f"HashAggregateExec({self.mode.name}): group by {keys}"
+        if self.mode is AggregateMode.PARTIAL and self.kernel.distinct_arg:
+            line += f" + distinct {self.kernel.distinct_arg}"
+        return line + (f"; {calls}" if calls else "")
+

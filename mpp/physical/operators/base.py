@@ -1,0 +1,130 @@
+"""The protocol every physical operator implements, and the per-task context it runs in.
+
+An operator is a frozen dataclass. The planner asks it what distribution it needs of each input
+(:meth:`PhysicalOp.required_input_distribution`) and how its output is partitioned
+(:meth:`PhysicalOp.output_partitioning`); the graph builder runs a stage's operators inside one
+task by calling :meth:`PhysicalOp.execute` on the stage's top operator, which pulls from its
+children (a pipeline); EXPLAIN prints :meth:`PhysicalOp.explain_line`. Nothing outside the
+operator switches on its type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from mpp.logical.nodes import Field
+from mpp.physical.distribution import Distribution, Partitioning, UnspecifiedDistribution
+from mpp.storage.base import Fragment
+
+HOT_KEY_SAMPLE = 20_000  # rows a task inspects to name its most frequent key values
+HOT_KEYS = 3
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What one partition task knows while its pipeline runs, and what it measured.
+
+    Attributes:
+        partition: index of the task within its stage.
+        fragment: the fragment a stage's scan reads in this task (None when fed by exchanges).
+        inputs: rows this task received, by the id of the exchange they came through.
+        rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
+        hot_keys: the most frequent key values of the first keyed operator, with row counts.
+    """
+
+    partition: int
+    fragment: Fragment | None = None
+    inputs: dict[int, pa.Table] = field(default_factory=dict)
+    rows_in: int = 0
+    bytes_read: int = 0
+    hot_keys: tuple[tuple[Any, int], ...] = ()
+
+    def note_keys(self, table: pa.Table, keys: tuple[str, ...]) -> None:
+        """Record the most frequent values of ``keys`` (from a sample), once per task."""
+        if self.hot_keys or not keys or table.num_rows == 0:
+            return
+        sample = table.select(list(keys)).slice(0, HOT_KEY_SAMPLE)
+        scale = table.num_rows / sample.num_rows
+        counts = sample.group_by(list(keys), use_threads=False).aggregate([([], "count_all")])
+        top = counts.sort_by([("count_all", "descending")]).slice(0, HOT_KEYS).to_pylist()
+        self.hot_keys = tuple(
+            (row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys),
+             round(row["count_all"] * scale))
+            for row in top
+        )
+
+
+def empty_table(schema: tuple[Field, ...]) -> pa.Table:
+    """A table with no rows and the given fields."""
+    return pa.schema([(f.name, f.dtype) for f in schema]).empty_table()
+
+
+def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
+    """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64)."""
+    tables = [t for t in tables if t.num_rows] or [empty_table(schema)]
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+class PhysicalOp:
+    """Base of physical operators. Subclasses are frozen dataclasses with a ``schema``."""
+
+    word: ClassVar[str] = "op"  # the word this operator adds to its stage's Dask key prefix
+    schema: tuple[Field, ...]
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        """Inputs, left to right."""
+        return ()
+
+    def with_children(self, children: tuple[PhysicalOp, ...]) -> PhysicalOp:
+        """A copy with ``children`` replaced (same order as :attr:`children`)."""
+        names = [f.name for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                 if f.name in ("input", "left", "right")]
+        return dataclasses.replace(self, **dict(zip(names, children, strict=True)))  # type: ignore[type-var]
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        """The distribution this operator needs of each child (default: any)."""
+        return tuple(UnspecifiedDistribution() for _ in self.children)
+
+    def output_partitioning(self) -> Partitioning:
+        """How this operator's output rows are spread (default: as its first child's)."""
+        return self.children[0].output_partitioning()
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        """Compute this operator's rows of partition ``tctx.partition`` (pulls from children)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        """Shrink concatenated outputs of several tasks of this operator (exchange combiners).
+
+        The default keeps every row; a partial aggregate merges groups, a top-N keeps N.
+        """
+        return table
+
+    def without_fragments(self) -> PhysicalOp:
+        """A copy light enough to ship with every task (scans drop their fragment list)."""
+        return self
+
+    def explain_line(self) -> str:
+        """One line of EXPLAIN for this operator."""
+        raise NotImplementedError(type(self).__name__)
+
+    def walk(self) -> Iterator[PhysicalOp]:
+        """This operator and all below it, pre-order."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def transform_up(self, fn: Any) -> PhysicalOp:
+        """Apply ``fn`` to every operator bottom-up, rebuilding parents of changed children."""
+        kids = tuple(c.transform_up(fn) for c in self.children)
+        changed = any(a is not b for a, b in zip(kids, self.children, strict=True))
+        node = self.with_children(kids) if changed else self
+        return fn(node)

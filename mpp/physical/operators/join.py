@@ -1,0 +1,110 @@
+"""HashJoinExec: equi-join, broadcast or partitioned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.logical.expr import Expr
+from mpp.logical.nodes import Field, JoinKind, JoinStrategy
+from mpp.physical.distribution import (
+    BroadcastDistribution,
+    Distribution,
+    Hash,
+    HashDistribution,
+    Partitioning,
+    UnspecifiedDistribution,
+)
+from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.rowwise import evaluate_column
+
+_ROW_ID = "__mpp_row_id"
+
+
+@dataclass(frozen=True, slots=True)
+class HashJoinExec(PhysicalOp):
+    """Joins ``left`` (probe) with ``right`` (build) on ``left_keys[i] = right_keys[i]``.
+
+    BROADCAST: the right side's complete result is copied to every task of the left side, which
+    never moves. PARTITIONED: both sides are hash-exchanged on the keys into the same buckets and
+    task j joins bucket j of each. ``residual`` is the rest of the ON condition.
+    """
+
+    word: ClassVar[str] = "hashjoin"
+    left: PhysicalOp
+    right: PhysicalOp
+    kind: JoinKind
+    left_keys: tuple[str, ...]
+    right_keys: tuple[str, ...]
+    strategy: JoinStrategy
+    residual: Expr | None = None
+    reason: str = ""
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.left.schema + self.right.schema
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.left, self.right)
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        if self.strategy is JoinStrategy.BROADCAST:
+            return (UnspecifiedDistribution(), BroadcastDistribution())
+        return (HashDistribution(self.left_keys, exact=True),
+                HashDistribution(self.right_keys, exact=True))
+
+    def output_partitioning(self) -> Partitioning:
+        part = self.left.output_partitioning()
+        if self.strategy is JoinStrategy.BROADCAST or not isinstance(part, Hash):
+            return part
+        return Hash(self.left_keys, part.n)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        left = self.left.execute(tctx)
+        right = self.right.execute(tctx)
+        tctx.note_keys(left, self.left_keys)
+        # pyarrow joins need equal key types on both sides (int32 vs int64 from two formats).
+        for lk, rk in zip(self.left_keys, self.right_keys, strict=True):
+            if left.schema.field(lk).type != right.schema.field(rk).type:
+                idx = right.schema.get_field_index(rk)
+                right = right.set_column(idx, rk, pc.cast(right[rk], left.schema.field(lk).type))
+        if self.residual is not None and self.kind is JoinKind.LEFT:
+            return self._left_with_residual(left, right)
+        out = self._join(left, right, "inner" if self.kind is JoinKind.INNER else "left outer")
+        if self.residual is not None:
+            out = out.filter(evaluate_column(self.residual, out))
+        return out
+
+    def _join(self, left: pa.Table, right: pa.Table, how: str) -> pa.Table:
+        out = left.join(right, list(self.left_keys), list(self.right_keys), join_type=how,
+                        coalesce_keys=False, use_threads=False)
+        return out.select([f.name for f in self.schema])
+
+    def _left_with_residual(self, left: pa.Table, right: pa.Table) -> pa.Table:
+        # ON-clause semantics: a left row whose matches all fail the residual is kept once,
+        # null-extended, like a left row with no match at all.
+        left = left.append_column(_ROW_ID, pa.array(np.arange(left.num_rows)))
+        fields = self.schema + (Field(_ROW_ID, pa.int64()),)
+        inner = left.join(right, list(self.left_keys), list(self.right_keys),
+                          join_type="inner", coalesce_keys=False, use_threads=False)
+        inner = inner.select([f.name for f in fields])
+        inner = inner.filter(evaluate_column(self.residual, inner))  # type: ignore[arg-type]
+        unmatched = left.filter(pc.invert(pc.is_in(left[_ROW_ID], inner[_ROW_ID])))
+        nulls = {f.name: pa.nulls(unmatched.num_rows, f.dtype) for f in self.right.schema}
+        padded = pa.table({**{n: unmatched[n] for n in unmatched.column_names}, **nulls})
+        out = pa.concat_tables([inner, padded.select(inner.column_names)],
+                               promote_options="permissive")
+        return out.drop([_ROW_ID])
+
+    def explain_line(self) -> str:
+        on = " AND ".join(f"{a} = {b}" for a, b in zip(self.left_keys, self.right_keys,
+                                                       strict=True))
+        if self.residual is not None:
+            on += f" AND {self.residual}"
+        line = f"HashJoinExec({self.strategy.name}): {self.kind.value} on {on}"
+        return line + (f" [{self.reason}]" if self.reason else "")

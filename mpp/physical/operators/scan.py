@@ -1,0 +1,64 @@
+"""ScanExec: read one fragment per task, with projection and predicate pushdown."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+
+from mpp.logical.nodes import Field
+from mpp.physical.distribution import Arbitrary, Partitioning
+from mpp.physical.operators.base import PhysicalOp, TaskContext, empty_table
+from mpp.storage.base import ColumnPredicate, Fragment
+
+
+@dataclass(frozen=True, slots=True)
+class ScanExec(PhysicalOp):
+    """Reads ``columns`` of ``table`` from one fragment per task; rows pass every predicate.
+
+    The output partitioning is one partition per (pruned) fragment, so the leaf stage has as
+    many tasks as fragments: the seed's "100M rows -> 1,000 tasks of 100K rows". With every
+    fragment pruned away, one task produces the empty result.
+    """
+
+    word: ClassVar[str] = "scan"
+    table: str
+    alias: str
+    columns: tuple[str, ...]
+    predicates: tuple[ColumnPredicate, ...]
+    schema: tuple[Field, ...]
+    fragments: tuple[Fragment, ...] = ()
+    total_fragments: int = 0  # before pruning, for EXPLAIN
+
+    def output_partitioning(self) -> Partitioning:
+        return Arbitrary(max(1, len(self.fragments)))
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        if tctx.fragment is None:
+            return empty_table(self.schema)
+        from mpp.storage import scan_fragment  # imported on the worker, lazily
+
+        result = scan_fragment(tctx.fragment, self.columns, self.predicates)
+        tctx.rows_in += result.rows_scanned
+        tctx.bytes_read += result.bytes_read
+        if not self.schema:  # count(*) reads no column: keep only the row count
+            return result.table.select([])
+        out = result.table.rename_columns([f.name for f in self.schema])
+        target = pa.schema([(f.name, f.dtype) for f in self.schema])
+        return out if out.schema.equals(target) else out.cast(target)
+
+    def without_fragments(self) -> PhysicalOp:
+        return dataclasses.replace(self, fragments=())
+
+    def explain_line(self) -> str:
+        cols = ", ".join(self.columns) or "no columns"
+        line = f"ScanExec: {self.table}"
+        if self.alias != self.table:
+            line += f" AS {self.alias}"
+        line += f" [{cols}]"
+        if self.predicates:
+            line += " filter=(" + " AND ".join(str(p) for p in self.predicates) + ")"
+        pruned = f"{len(self.fragments)} of {self.total_fragments}"
+        return line + f" fragments={pruned if self.total_fragments else len(self.fragments)}"

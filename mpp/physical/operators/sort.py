@@ -1,0 +1,105 @@
+"""SortExec and LimitExec: ORDER BY and LIMIT, after a gather (with per-task top-N first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.logical.expr import SortKey
+from mpp.logical.nodes import Field
+from mpp.physical.distribution import Distribution, SinglePartition, UnspecifiedDistribution
+from mpp.physical.operators.base import PhysicalOp, TaskContext
+
+
+def sort_table(table: pa.Table, keys: tuple[SortKey, ...]) -> pa.Table:
+    """``table`` ordered by ``keys``, with NULLs placed per key (Trino: last unless asked)."""
+    if table.num_rows <= 1:
+        return table
+    work, order = table, []
+    for i, key in enumerate(keys):
+        name = key.column.name
+        # One null-flag column per key lets each key place its NULLs independently.
+        flag = f"__null{i}"
+        work = work.append_column(flag, pc.is_null(table[name]))
+        order.append((flag, "descending" if key.nulls_first else "ascending"))
+        order.append((name, "ascending" if key.ascending else "descending"))
+    return table.take(pc.sort_indices(work, sort_keys=order))
+
+
+@dataclass(frozen=True, slots=True)
+class SortExec(PhysicalOp):
+    """Orders rows by ``keys``; keeps the first ``fetch`` rows when set (top-N).
+
+    A ``partial`` sort is the per-task top-N before a gather: it needs no particular
+    distribution. The final sort needs all rows in one task.
+    """
+
+    input: PhysicalOp
+    keys: tuple[SortKey, ...]
+    fetch: int | None = None
+    partial: bool = False
+
+    @property
+    def word(self) -> str:  # type: ignore[override]
+        return "topn" if self.fetch is not None else "sort"
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.input,)
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        return self.merge(self.input.execute(tctx))
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        out = sort_table(table, self.keys)
+        return out if self.fetch is None else out.slice(0, self.fetch)
+
+    def explain_line(self) -> str:
+        keys = ", ".join(str(k) for k in self.keys)
+        head = "SortExec(partial): " if self.partial else "SortExec: "
+        return head + keys + (f" fetch={self.fetch}" if self.fetch is not None else "")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitExec(PhysicalOp):
+    """Keeps ``count`` rows after skipping ``offset``; a ``partial`` limit keeps the first
+    ``offset + count`` rows of each task before the gather."""
+
+    word: ClassVar[str] = "limit"
+    input: PhysicalOp
+    count: int
+    offset: int = 0
+    partial: bool = False
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.input,)
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        return self.merge(self.input.execute(tctx))
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        if self.partial:
+            return table.slice(0, self.offset + self.count)
+        return table.slice(self.offset, self.count)
+
+    def explain_line(self) -> str:
+        head = "LimitExec(partial)" if self.partial else "LimitExec"
+        return f"{head}: {self.count}" + (f" offset {self.offset}" if self.offset else "")

@@ -1,0 +1,245 @@
+"""The physical planner: logical plan -> operators -> exchanges -> stages.
+
+Three steps, each one function:
+
+1. :func:`lower` maps every logical node to its operator(s): an Aggregate becomes
+   ``HashAggregateExec(FINAL) <- HashAggregateExec(PARTIAL)`` unless its input is already
+   distributed by the group keys (then one SINGLE aggregate); ``Limit(Sort)`` becomes a
+   per-task top-N before the final sort; a Join follows the strategy the optimizer chose.
+2. :func:`enforce_distribution` (one pass, bottom-up) compares each operator's required input
+   distribution with its child's output partitioning and inserts an ``ExchangeExec`` where they
+   disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
+   single partition. Operators never build shuffles themselves.
+3. :func:`cut_stages` cuts the tree at the exchanges into stages (producer stages first) and
+   fixes each stage's task count: one per fragment for a scan stage, the bucket count after a
+   hash exchange, one after a gather.
+
+Used configurations: ``execution.hash_buckets`` (through ``PlannerContext.hash_buckets``) and
+``join.strategy`` (for joins the optimizer left at ``auto``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mpp.config import PlannerContext
+from mpp.logical import nodes as ln
+from mpp.physical.aggregates import AggregateKernel
+from mpp.physical.distribution import (
+    BroadcastDistribution,
+    Distribution,
+    HashDistribution,
+    SinglePartition,
+)
+from mpp.physical.operators.aggregate import AggregateMode, HashAggregateExec
+from mpp.physical.operators.base import PhysicalOp
+from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind, producer_partitions
+from mpp.physical.operators.join import HashJoinExec
+from mpp.physical.operators.rowwise import FilterExec, ProjectExec
+from mpp.physical.operators.scan import ScanExec
+from mpp.physical.operators.sort import LimitExec, SortExec
+from mpp.storage.base import Fragment
+
+FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A pipeline of operators run as ``tasks`` Dask tasks, ended by an exchange (``sink``).
+
+    ``root`` is the stage's top operator; ``inputs`` are the exchanges it reads (their ids are
+    the producing stages); ``scan`` is the scan whose fragments give one task each, if any.
+    """
+
+    id: int
+    root: PhysicalOp
+    sink: ExchangeExec | None
+    tasks: int
+    inputs: tuple[ExchangeExec, ...]
+    scan: ScanExec | None
+
+    @property
+    def name(self) -> str:
+        """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partialagg``."""
+        return f"stage{self.id}-" + "-".join(op.word for op in self.operators())
+
+    def operators(self) -> list[PhysicalOp]:
+        """The stage's operators in pipeline order (inputs first), exchanges excluded."""
+        out: list[PhysicalOp] = []
+
+        def visit(op: PhysicalOp) -> None:
+            if isinstance(op, ExchangeExec) and op is not self.root:
+                return
+            for child in op.children:
+                visit(child)
+            out.append(op)
+
+        visit(self.root)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PhysicalPlan:
+    """The executed plan: the operator tree with exchanges, cut into stages (producers first).
+
+    EXPLAIN, the Dask graph and the metrics all read this one object.
+    """
+
+    root: PhysicalOp
+    stages: tuple[Stage, ...]
+    output_names: tuple[str, ...]
+    hash_buckets: int
+
+    @property
+    def final_stage(self) -> Stage:
+        """The stage whose task outputs, concatenated, are the result."""
+        return self.stages[-1]
+
+    def stage(self, stage_id: int) -> Stage:
+        """The stage numbered ``stage_id``."""
+        return self.stages[stage_id - 1]
+
+
+def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
+                fragments: FragmentLister) -> PhysicalOp:
+    frags = tuple(fragments(node))
+    return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
+                    frags, node.table.stats.fragment_count)
+
+
+def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerContext,
+                     fragments: FragmentLister) -> PhysicalOp:
+    kernel = AggregateKernel(tuple(c.name for c in node.group_by), node.aggregates,
+                             node.agg_names)
+    single = HashAggregateExec(kids[0], AggregateMode.SINGLE, kernel, node.schema)
+    required = single.required_input_distribution()[0]
+    if kids[0].output_partitioning().satisfies(required):
+        return single
+    partial = HashAggregateExec(kids[0], AggregateMode.PARTIAL, kernel,
+                                kernel.partial_schema(kids[0].schema))
+    return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema)
+
+
+def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,
+                fragments: FragmentLister) -> PhysicalOp:
+    strategy, reason = node.strategy, node.reason
+    if strategy is ln.JoinStrategy.AUTO:
+        chosen = str(ctx.settings["join.strategy"])
+        strategy = (ln.JoinStrategy.BROADCAST if chosen == "broadcast"
+                    else ln.JoinStrategy.PARTITIONED)
+        reason = reason or f"join.strategy={chosen}"
+    return HashJoinExec(kids[0], kids[1], node.kind, tuple(k.name for k in node.left_keys),
+                        tuple(k.name for k in node.right_keys), strategy, node.residual, reason)
+
+
+def _lower_sort(node: ln.Sort, kids: list[PhysicalOp], ctx: PlannerContext,
+                fragments: FragmentLister, fetch: int | None = None) -> PhysicalOp:
+    child = kids[0]
+    if fetch is not None and producer_partitions(child) > 1:
+        child = SortExec(child, node.keys, fetch, partial=True)
+    return SortExec(child, node.keys, fetch)
+
+
+def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
+                 fragments: FragmentLister) -> PhysicalOp:
+    child = kids[0]
+    if isinstance(child, SortExec) and child.fetch is None and not child.partial:
+        # ORDER BY ... LIMIT: top-N per task before the gather, then the final top-N.
+        sort_node = ln.Sort(node.input, child.keys)
+        child = _lower_sort(sort_node, [child.input], ctx, fragments, node.count + node.offset)
+    elif producer_partitions(child) > 1:
+        child = LimitExec(child, node.count, node.offset, partial=True)
+    return LimitExec(child, node.count, node.offset)
+
+
+_LOWER: dict[type, Callable[..., PhysicalOp]] = {
+    ln.Scan: _lower_scan,
+    ln.Filter: lambda n, k, c, f: FilterExec(k[0], n.predicate),
+    ln.Project: lambda n, k, c, f: ProjectExec(k[0], n.exprs, n.names),
+    ln.Aggregate: _lower_aggregate,
+    ln.Join: _lower_join,
+    ln.Sort: _lower_sort,
+    ln.Limit: _lower_limit,
+}
+
+
+def lower(node: ln.LogicalNode, ctx: PlannerContext, fragments: FragmentLister) -> PhysicalOp:
+    """Map ``node`` and everything below it to physical operators (no exchanges yet)."""
+    kids = [lower(child, ctx, fragments) for child in node.inputs]
+    try:
+        rule = _LOWER[type(node)]
+    except KeyError:
+        raise NotImplementedError(f"no physical operator for {type(node).__name__}") from None
+    return rule(node, kids, ctx, fragments)
+
+
+def _exchange_for(child: PhysicalOp, required: Distribution, ctx: PlannerContext) -> ExchangeExec:
+    if isinstance(required, HashDistribution):
+        return ExchangeExec(child, ExchangeKind.HASH, required.keys, ctx.hash_buckets)
+    if isinstance(required, BroadcastDistribution):
+        return ExchangeExec(child, ExchangeKind.BROADCAST)
+    if isinstance(required, SinglePartition):
+        return ExchangeExec(child, ExchangeKind.GATHER)
+    raise AssertionError(f"no exchange provides {required}")
+
+
+def enforce_distribution(op: PhysicalOp, ctx: PlannerContext) -> PhysicalOp:
+    """Insert an ExchangeExec wherever a child's partitioning does not meet its parent's need."""
+    kids = tuple(enforce_distribution(c, ctx) for c in op.children)
+    if kids:
+        op = op.with_children(kids)
+    fixed = tuple(
+        child if child.output_partitioning().satisfies(required)
+        else _exchange_for(child, required, ctx)
+        for child, required in zip(op.children, op.required_input_distribution(), strict=True)
+    )
+    changed = any(a is not b for a, b in zip(fixed, op.children, strict=True))
+    return op.with_children(fixed) if changed else op
+
+
+def cut_stages(root: PhysicalOp) -> tuple[PhysicalOp, tuple[Stage, ...]]:
+    """Number the exchanges by their producing stage and list the stages, producers first."""
+    stages: list[Stage] = []
+
+    def visit(op: PhysicalOp) -> PhysicalOp:
+        kids = tuple(visit(c) for c in op.children)
+        changed = any(a is not b for a, b in zip(kids, op.children, strict=True))
+        op = op.with_children(kids) if changed else op
+        if isinstance(op, ExchangeExec):
+            stage = _stage(len(stages) + 1, op.input, None)
+            op = dataclasses.replace(op, id=stage.id)
+            stages.append(dataclasses.replace(stage, sink=op))
+        return op
+
+    root = visit(root)
+    stages.append(_stage(len(stages) + 1, root, None))
+    return root, tuple(stages)
+
+
+def _stage(stage_id: int, top: PhysicalOp, sink: ExchangeExec | None) -> Stage:
+    probe = Stage(stage_id, top, sink, producer_partitions(top), (), None)
+    ops = probe.operators()
+    inputs = tuple(c for op in ops for c in op.children if isinstance(c, ExchangeExec))
+    scans = [op for op in ops if isinstance(op, ScanExec)]
+    assert len(scans) <= 1, "a stage reads at most one scan's fragments"
+    return dataclasses.replace(probe, inputs=inputs, scan=scans[0] if scans else None)
+
+
+def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,
+                  fragments: FragmentLister | None = None) -> PhysicalPlan:
+    """Plan ``plan`` (already optimized) into stages of partition tasks.
+
+    ``fragments`` lists a logical scan's (pruned) fragments; the session passes the catalog's
+    ``fragments(table, predicates)``. Without it every scan has no fragments (plan shape only).
+    """
+    lister = fragments or _no_fragments
+    tree = enforce_distribution(lower(plan.root, ctx, lister), ctx)
+    root, stages = cut_stages(tree)
+    return PhysicalPlan(root, stages, plan.output_names, ctx.hash_buckets)
+
+
+def _no_fragments(scan: ln.Scan) -> Sequence[Fragment]:
+    return ()
+

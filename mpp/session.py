@@ -1,0 +1,178 @@
+"""Sessions: a warehouse's catalog plus a Dask cluster, running SQL the MPP way.
+
+    >>> import mpp                                                   # doctest: +SKIP
+    >>> with mpp.connect("/tmp/wh") as s:                            # doctest: +SKIP
+    ...     r = s.sql("SELECT date, count(*) FROM access_log GROUP BY date")
+    ...     print(r.stats.wall_seconds, r.explain_analyze)
+
+``sql`` runs SQL text -> bind -> optimize -> physical plan -> Dask graph -> result; the
+:class:`Result` carries the executed plan and its task records (``.stats``), and
+``explain(text, stage)`` shows the plan at each step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import distributed
+import pandas as pd
+import pyarrow as pa
+
+from mpp.catalog import Catalog
+from mpp.config import PlannerContext, Settings
+from mpp.execution.cluster import Cluster, ClusterSpec
+from mpp.execution.run import execute
+from mpp.logical.nodes import LogicalPlan
+from mpp.metrics.summary import QueryStats
+from mpp.physical.explain import explain_physical
+from mpp.physical.planner import PhysicalPlan, plan_physical
+
+Stage = Literal["logical", "optimized", "physical", "analyze"]
+STAGES: tuple[str, ...] = ("logical", "optimized", "physical", "analyze")
+_QUERY_COUNTER = itertools.count(1)
+
+
+class Result:
+    """The rows of one query and what running it measured."""
+
+    def __init__(self, table: pa.Table, stats: QueryStats):
+        self._table = table
+        self.stats = stats
+
+    def to_arrow(self) -> pa.Table:
+        """The result as an Arrow table (column names as the query's SELECT list)."""
+        return self._table
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The result as a pandas DataFrame."""
+        return self._table.to_pandas()
+
+    @property
+    def explain_analyze(self) -> str:
+        """EXPLAIN ANALYZE of the executed plan: per-stage rows, bytes, task times, wall time."""
+        return explain_physical(self.stats.plan, self.stats)
+
+    def __repr__(self) -> str:
+        return (f"Result({self._table.num_rows} rows x {self._table.num_columns} columns, "
+                f"{self.stats.wall_seconds:.3f} s)")
+
+
+def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -> tuple[Cluster, bool]:
+    """A Cluster for the ``cluster`` argument of :func:`connect`, and whether we own it."""
+    if isinstance(cluster, Cluster):
+        return cluster, False
+    if isinstance(cluster, distributed.Client):
+        return Cluster(client=cluster), True  # closes nothing of the caller's client
+    if isinstance(cluster, str):
+        return Cluster(ClusterSpec(scheduler=cluster)), True
+    return Cluster(cluster or ClusterSpec()), True
+
+
+class Session:
+    """A connection to a warehouse: its catalog, a cluster, and default settings."""
+
+    def __init__(self, catalog: Catalog, cluster: Cluster, settings: Settings, *,
+                 owns_cluster: bool = False):
+        self.catalog = catalog
+        self.cluster = cluster
+        self.settings = settings
+        self._owns_cluster = owns_cluster
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """URL of the cluster's Dask dashboard (watch the task stream read as the plan)."""
+        return self.cluster.dashboard_link
+
+    def context(self, settings: Mapping[str, Any] | None = None) -> PlannerContext:
+        """The planner context of one query: session settings plus ``settings``."""
+        return PlannerContext(self.settings.merged(settings), self.cluster.worker_count(),
+                              self.cluster.total_threads())
+
+    def bind(self, text: str) -> LogicalPlan:
+        """SQL text -> bound logical plan."""
+        from mpp.sql import bind
+
+        return bind(text, self.catalog)
+
+    def optimize(self, plan: LogicalPlan, ctx: PlannerContext) -> LogicalPlan:
+        """Apply the optimizer's rules (each switchable by its setting)."""
+        from mpp.optimizer import optimize
+
+        return optimize(plan, ctx)
+
+    def physical(self, plan: LogicalPlan, ctx: PlannerContext) -> PhysicalPlan:
+        """An optimized logical plan -> stages of partition tasks over pruned fragments."""
+        return plan_physical(plan, ctx, lambda scan: self.catalog.fragments(scan.table,
+                                                                            scan.predicates))
+
+    def run_plan(self, plan: LogicalPlan, *, settings: Mapping[str, Any] | None = None,
+                 optimize: bool = True) -> Result:
+        """Run a bound logical plan (optimized first unless ``optimize`` is False)."""
+        ctx = self.context(settings)
+        if optimize:
+            plan = self.optimize(plan, ctx)
+        physical = self.physical(plan, ctx)
+        query_id = f"q{next(_QUERY_COUNTER)}-{uuid.uuid4().hex[:8]}"
+        run = execute(physical, self.cluster.client, query_id,
+                      fan_in=int(ctx.settings["execution.exchange_fan_in"]),
+                      plan_text=explain_physical(physical))
+        return Result(run.table, run.stats)
+
+    def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
+        """Run one SELECT; ``settings`` override the session's for this query only."""
+        return self.run_plan(self.bind(text), settings=settings)
+
+    def explain(self, text: str, stage: Stage = "physical", *,
+                settings: Mapping[str, Any] | None = None) -> str:
+        """The plan of ``text`` after ``stage``; ``analyze`` runs it and adds measurements."""
+        from mpp.errors import MppError
+
+        if stage not in STAGES:
+            raise MppError(f"unknown explain stage {stage!r}; choose one of {', '.join(STAGES)}")
+        if stage == "analyze":
+            return self.sql(text, settings=settings).explain_analyze
+        from mpp.logical.explain import explain_logical
+
+        ctx = self.context(settings)
+        plan = self.bind(text)
+        if stage == "logical":
+            return explain_logical(plan)
+        plan = self.optimize(plan, ctx)
+        if stage == "optimized":
+            return explain_logical(plan)
+        return explain_physical(self.physical(plan, ctx))
+
+    def close(self) -> None:
+        """Close the cluster if this session started it."""
+        if self._owns_cluster:
+            self.cluster.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(warehouse: str | os.PathLike[str], *,
+            cluster: Cluster | ClusterSpec | distributed.Client | str | None = None,
+            settings: Mapping[str, Any] | None = None,
+            catalog_uri: str | None = None) -> Session:
+    """Open a session on ``warehouse``.
+
+    Args:
+        warehouse: the warehouse directory (or URL) holding the catalog and tables.
+        cluster: None starts a LocalCluster (``ClusterSpec`` defaults); a ClusterSpec starts
+            one of that shape; a scheduler address (``"tcp://host:8786"``) or a
+            ``distributed.Client`` uses an existing cluster; a Cluster is used as is.
+        settings: setting values (dotted names, see ``mpp settings``) for every query.
+        catalog_uri: an Iceberg catalog URI instead of the warehouse's SQLite catalog.
+    """
+    values = Settings(settings)  # validate before starting a cluster
+    catalog = Catalog.open(warehouse, catalog_uri)
+    c, owns = _cluster(cluster)
+    return Session(catalog, c, values, owns_cluster=owns)
