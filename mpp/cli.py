@@ -36,5 +36,94 @@ def bench() -> None:
     """Benchmarks: wall time and peak memory, mpp side by side with its peers."""
 
 
+from mpp.query_cli import explain, settings, sql  # noqa: E402
+
+main.add_command(sql)
+main.add_command(explain)
+main.add_command(settings)
+
+
+def _datagen_options(fn):  # type: ignore[no-untyped-def]
+    """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""
+    from mpp.storage.base import StorageFormat
+
+    options = [
+        click.option("--rows", type=int, default=1_000_000, show_default=True,
+                     help="access_log rows."),
+        click.option("--partitions", type=int, default=100, show_default=True,
+                     help="access_log fragments (files), each within one day."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat]),
+                     default="parquet", show_default=True, help="Format of every table."),
+        click.option("--table-format", multiple=True, metavar="TABLE=FORMAT",
+                     help="Format of one table, e.g. users=sqlite (repeatable)."),
+        click.option("--days", type=int, default=30, show_default=True),
+        click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default="2017-01-01",
+                     show_default=True),
+        click.option("--users", type=int, default=100_000, show_default=True,
+                     help="Distinct users."),
+        click.option("--zipf", type=float, default=1.1, show_default=True,
+                     help="Zipf exponent of user popularity (0 = uniform)."),
+        click.option("--hot-day", type=int, default=13, show_default=True,
+                     help="1-based day carrying --hot-share of the traffic (0: none)."),
+        click.option("--hot-share", type=float, default=0.4, show_default=True),
+        click.option("--sessions", type=int, default=0, help="Sessions (default rows/20, <= 5M)."),
+        click.option("--urls", type=int, default=10_000, show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _spec(**kw: object):  # type: ignore[no-untyped-def]
+    from mpp.datagen import DatagenSpec, parse_table_formats
+    from mpp.storage.base import StorageFormat
+
+    return DatagenSpec(
+        rows=kw["rows"], partitions=kw["partitions"], seed=kw["seed"], days=kw["days"],
+        start_date=kw["start_date"].date(), users=kw["users"], zipf=kw["zipf"],  # type: ignore[attr-defined]
+        hot_day=kw["hot_day"], hot_share=kw["hot_share"], format=StorageFormat(kw["fmt"]),
+        table_formats=parse_table_formats(kw["table_format"]),  # type: ignore[arg-type]
+        sessions=kw["sessions"], urls=kw["urls"],
+    )
+
+
+@main.command()
+@click.option("--out", "-o", required=True, help="Warehouse directory to create.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: LocalCluster).")
+@_datagen_options
+def datagen(out: str, scheduler: str | None, **knobs: object) -> None:
+    """Generate the access_log warehouse (access_log, users, sessions, urls) into --out."""
+    from mpp.datagen import generate
+    from mpp.execution.cluster import Cluster, ClusterSpec
+
+    spec = _spec(**knobs)
+    with Cluster(ClusterSpec(scheduler=scheduler, dashboard_address=None)) as cluster:
+        catalog = generate(out, spec, client=cluster.client, progress=True)
+    click.echo(catalog.describe())
+
+
+@main.command("catalog")
+@click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
+@click.option("--catalog", "uri", default=None,
+              help="Iceberg catalog URI (default: the warehouse's catalog.db).")
+def catalog_cmd(warehouse: str, uri: str | None) -> None:
+    """Print the warehouse's tables, formats, partitions, snapshots and statistics."""
+    from mpp.catalog import Catalog
+
+    click.echo(Catalog.open(warehouse, uri).describe())
+
+
+@bench.command("datagen")
+@click.option("--out", default=None, help="Output directory (default: a temp dir, deleted).")
+@click.option("--keep", is_flag=True, help="Keep the generated warehouse.")
+@_datagen_options
+def bench_datagen_cmd(out: str | None, keep: bool, **knobs: object) -> None:
+    """Wall time and peak memory (all processes) of generating a warehouse."""
+    from mpp.bench.datagen import bench_datagen
+
+    click.echo(bench_datagen(_spec(**knobs), out, keep=keep).summary())
+
+
 if __name__ == "__main__":
     main()
