@@ -61,7 +61,10 @@ def column_partial(column: pa.ChunkedArray | pa.Array, with_top: bool) -> Column
         column = column.combine_chunks()
     minmax = pc.min_max(column)
     uniques = pc.unique(column.drop_null())
-    hashes = np.unique(_hashes(uniques))[:KMV_K]
+    hashes = _hashes(uniques)  # distinct values: their hashes are distinct (bar collisions)
+    if len(hashes) > KMV_K:
+        hashes = np.partition(hashes, KMV_K - 1)[:KMV_K]
+    hashes.sort()
     top: tuple[tuple[Any, int], ...] = ()
     if with_top and len(column):
         counts = pa.Table.from_struct_array(pc.value_counts(column.drop_null()))
