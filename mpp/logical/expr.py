@@ -132,3 +132,33 @@ class SortKey:
         return f"{self.column} {'ASC' if self.ascending else 'DESC'}" + (
             " NULLS FIRST" if self.nulls_first else ""
         )
+
+
+TRUE = Literal(True, pa.bool_())
+
+
+def conjuncts(expr: Expr | None) -> list[Expr]:
+    """Split a predicate into its AND-ed parts (``None`` has none)."""
+    if expr is None:
+        return []
+    if isinstance(expr, Call) and expr.op == "and":
+        return [part for arg in expr.args for part in conjuncts(arg)]
+    return [expr]
+
+
+def conjoin(parts: list[Expr] | tuple[Expr, ...]) -> Expr | None:
+    """AND the ``parts`` together, left-deep (``None`` if there are none)."""
+    out: Expr | None = None
+    for part in parts:
+        out = part if out is None else Call("and", (out, part), pa.bool_())
+    return out
+
+
+def replace_columns(expr: Expr, mapping: dict[str, Expr]) -> Expr:
+    """``expr`` with each Column whose name is in ``mapping`` replaced by the mapped expression."""
+    if isinstance(expr, Column):
+        return mapping.get(expr.name, expr)
+    if isinstance(expr, Call):
+        return Call(expr.op, tuple(replace_columns(a, mapping) for a in expr.args), expr.dtype,
+                    expr.options)
+    return expr

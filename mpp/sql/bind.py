@@ -1,0 +1,256 @@
+"""sqlglot AST -> LogicalPlan: binding a SELECT to catalog tables and columns.
+
+The shape the binder builds, bottom-up (each step only when the query has the clause)::
+
+    Scan / Join / subquery        FROM            (mpp.sql.relations)
+    Filter                        WHERE
+    Project -> Aggregate          GROUP BY / aggregates: the Project computes keys and arguments
+    Filter                        HAVING
+    Project                       the select list (+ hidden ORDER BY expressions)
+    Aggregate                     SELECT DISTINCT (group by every output, no aggregates)
+    Sort                          ORDER BY
+    Project                       drops hidden ORDER BY columns
+    Limit                         LIMIT / OFFSET
+
+Result columns are named as Trino names them: the alias, else the column's name, else
+``_col<i>``; these names travel in :attr:`LogicalPlan.output_names`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from mpp.errors import SqlError, UnknownColumnError
+from mpp.logical.expr import Column, Expr, SortKey
+from mpp.logical.nodes import Aggregate, Filter, Limit, LogicalNode, LogicalPlan, Project, Sort
+from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
+from mpp.sql.expressions import ExprBinder, contains_aggregate
+from mpp.sql.grouping import build_aggregate, group_keys
+from mpp.sql.parse import locate, parse, unsupported
+from mpp.sql.relations import bind_from, unique_names
+from mpp.sql.scope import Scope
+
+if TYPE_CHECKING:
+    from mpp.sql import CatalogLike
+
+_SET_OPERATIONS = {exp.Union: TokenType.UNION, exp.Intersect: TokenType.INTERSECT,
+                   exp.Except: TokenType.EXCEPT}
+_UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": "WINDOW clause",
+                        "into": "SELECT INTO", "connect": "CONNECT BY", "sample": "TABLESAMPLE"}
+
+
+def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
+    """Parse and bind ``sql`` (one Trino SELECT) against ``catalog``."""
+    return QueryBinder(sql, catalog).query(parse(sql))
+
+
+@dataclass(frozen=True, slots=True)
+class SelectItem:
+    """One output column of the select list (``*`` already expanded)."""
+
+    node: exp.Expression
+    name: str
+
+
+class QueryBinder:
+    """Binds one query block; nested blocks (subqueries, CTEs) get a child binder."""
+
+    def __init__(self, sql: str, catalog: CatalogLike,
+                 ctes: dict[str, exp.Expression] | None = None):
+        self.sql = sql
+        self.catalog = catalog
+        self.ctes = dict(ctes or {})
+        self._counter = itertools.count()
+
+    def fresh(self, prefix: str) -> str:
+        """A generated name, unique within this query block."""
+        return f"{prefix}{next(self._counter)}"
+
+    def child(self, exclude: str | None = None) -> QueryBinder:
+        """A binder for a nested query block (a CTE cannot see itself)."""
+        return QueryBinder(self.sql, self.catalog,
+                           {k: v for k, v in self.ctes.items() if k != exclude})
+
+    def query(self, node: exp.Expression) -> LogicalPlan:
+        """Bind one SELECT (with its CTEs) into a plan."""
+        select = self._check_statement(node)
+        self._register_ctes(select)
+        source, scope = bind_from(self, select)
+        where = select.args.get("where")
+        if where is not None:
+            source = Filter(source, ExprBinder(scope, self.sql, "WHERE").predicate(where.this))
+        items = self._select_items(select, scope)
+        distinct = select.args.get("distinct") is not None
+        if self._is_aggregate(select, items):
+            return self._aggregate_query(select, source, scope, items, distinct)
+        binder = ExprBinder(scope, self.sql, "the select list")
+        exprs = [binder.bind(i.node) for i in items]
+        order_binder = ExprBinder(scope, self.sql, "ORDER BY")
+        return self._finish(select, source, items, exprs, order_binder, distinct)
+
+    def _check_statement(self, node: exp.Expression) -> exp.Select:
+        for kind, keyword in _SET_OPERATIONS.items():
+            if isinstance(node, kind):
+                raise unsupported(node, self.sql, kind.__name__.upper(), keyword)
+        if isinstance(node, exp.Subquery):
+            return self._check_statement(node.this)
+        if not isinstance(node, exp.Select):
+            raise unsupported(node, self.sql, f"{node.key.upper()} statement",
+                              hint=" (only SELECT is)")
+        for key, construct in _UNSUPPORTED_CLAUSES.items():
+            if node.args.get(key):
+                raise unsupported(node.args[key] if isinstance(node.args[key], exp.Expression)
+                                  else node, self.sql, construct)
+        distinct = node.args.get("distinct")
+        if distinct is not None and distinct.args.get("on") is not None:
+            raise unsupported(distinct, self.sql, "SELECT DISTINCT ON")
+        return node
+
+    def _register_ctes(self, select: exp.Select) -> None:
+        with_ = select.args.get("with_") or select.args.get("with")
+        if with_ is None:
+            return
+        if with_.args.get("recursive"):
+            raise unsupported(with_, self.sql, "WITH RECURSIVE", TokenType.RECURSIVE)
+        for cte in with_.expressions:
+            if cte.args.get("alias") is not None and cte.args["alias"].columns:
+                raise unsupported(cte, self.sql, "column aliases on a WITH query")
+            self.ctes[cte.alias.lower()] = cte.this
+
+    def _select_items(self, select: exp.Select, scope: Scope) -> list[SelectItem]:
+        items: list[SelectItem] = []
+        for e in select.expressions:
+            if isinstance(e, exp.Star) or (isinstance(e, exp.Column)
+                                           and isinstance(e.this, exp.Star)):
+                items += self._expand_star(e, scope)
+            elif isinstance(e, exp.Alias):
+                items.append(SelectItem(e.this, e.alias))
+            elif isinstance(e, exp.Column):
+                items.append(SelectItem(e, e.name))
+            else:
+                items.append(SelectItem(e, f"_col{len(items)}"))
+        return items
+
+    def _expand_star(self, star: exp.Expression, scope: Scope) -> list[SelectItem]:
+        table = star.table if isinstance(star, exp.Column) else ""
+        rels = scope.relations
+        if table:
+            rel = scope.relation(table)
+            if rel is None:
+                raise UnknownColumnError(f"{table}.*: no table or alias {table!r} in scope",
+                                         *locate(star, self.sql))
+            rels = (rel,)
+        out = []
+        for rel in rels:
+            for c in rel.columns:
+                node = exp.column(c.name, table=rel.alias, quoted=True)
+                for part in node.walk():
+                    part.meta.update(star.meta)  # errors about it point at the star
+                out.append(SelectItem(node, c.name))
+        return out
+
+    def _is_aggregate(self, select: exp.Select, items: list[SelectItem]) -> bool:
+        if select.args.get("group") is not None or select.args.get("having") is not None:
+            return True
+        order = select.args.get("order")
+        nodes = [i.node for i in items] + ([order] if order is not None else [])
+        return any(contains_aggregate(n) for n in nodes)
+
+    def _aggregate_query(self, select: exp.Select, source: LogicalNode, scope: Scope,
+                         items: list[SelectItem], distinct: bool) -> LogicalPlan:
+        keys = group_keys(self, select, scope, [(i.node, i.name) for i in items])
+        groups = {k: (k if isinstance(k, Column) else Column(self.fresh("_g"), k.dtype))
+                  for k in keys}
+        registry = AggregateRegistry()
+
+        def binder(clause: str) -> PostAggregateBinder:
+            return PostAggregateBinder(scope, self.sql, groups, registry, clause)  # type: ignore[arg-type]
+
+        exprs = [binder("the select list").bind(i.node) for i in items]
+        having = select.args.get("having")
+        having_expr = binder("HAVING").predicate(having.this) if having is not None else None
+        order_binder = binder("ORDER BY")
+        order = self._order_keys(select, items, exprs, order_binder)  # may add aggregates
+        node = build_aggregate(self, source, groups, registry)  # type: ignore[arg-type]
+        if having_expr is not None:
+            node = Filter(node, having_expr)
+        return self._finish(select, node, items, exprs, order_binder, distinct, order)
+
+    def _order_keys(self, select: exp.Select, items: list[SelectItem], exprs: list[Expr],
+                    binder: ExprBinder) -> list[tuple[Expr, exp.Ordered]]:
+        """ORDER BY items bound to an output position (an Expr equal to ``exprs[i]``) or not."""
+        order = select.args.get("order")
+        out: list[tuple[Expr, exp.Ordered]] = []
+        for ordered in order.expressions if order is not None else []:
+            e = ordered.this
+            if isinstance(e, exp.Literal) and not e.is_string:
+                pos = int(e.this)
+                if not 1 <= pos <= len(items):
+                    raise SqlError(f"ORDER BY position {pos} is not in the select list "
+                                   f"(1..{len(items)})", *locate(e, self.sql))
+                out.append((exprs[pos - 1], ordered))
+                continue
+            if isinstance(e, exp.Column) and not e.table and not isinstance(e.this, exp.Star):
+                hits = [i for i, it in enumerate(items) if it.name.lower() == e.name.lower()]
+                if len(hits) > 1:
+                    raise SqlError(f"ORDER BY {e.name!r} is ambiguous: several output columns "
+                                   "have that name", *locate(e, self.sql))
+                if hits:
+                    out.append((exprs[hits[0]], ordered))
+                    continue
+            out.append((binder.bind(e), ordered))
+        return out
+
+    def _finish(self, select: exp.Select, node: LogicalNode, items: list[SelectItem],
+                exprs: list[Expr], order_binder: ExprBinder, distinct: bool,
+                order: list[tuple[Expr, exp.Ordered]] | None = None) -> LogicalPlan:
+        """Select-list Project, DISTINCT, ORDER BY and LIMIT on top of ``node``."""
+        if order is None:
+            order = self._order_keys(select, items, exprs, order_binder)
+        names = unique_names([i.name for i in items])
+        hidden = [e for e, _ in order if e not in exprs]
+        hidden = list(dict.fromkeys(hidden))
+        if hidden and distinct:
+            raise SqlError("for SELECT DISTINCT, ORDER BY expressions must appear in the "
+                           "select list", *locate(select.args["order"], self.sql))
+        all_names = unique_names(names + [f"_o{i}" for i in range(len(hidden))])
+        all_exprs = exprs + hidden
+        node = Project(node, tuple(all_exprs), tuple(all_names))
+        if distinct:
+            node = Aggregate(node, tuple(Column(n, e.dtype) for n, e in zip(names, exprs,
+                                                                               strict=True)),
+                             (), ())
+        if order:
+            keys = tuple(SortKey(Column(all_names[all_exprs.index(e)], e.dtype),
+                                 not o.args.get("desc"), bool(o.args.get("nulls_first")))
+                         for e, o in order)
+            node = Sort(node, keys)
+        if hidden:
+            node = Project(node, tuple(Column(n, e.dtype) for n, e in zip(names, exprs,
+                                                                          strict=True)),
+                           tuple(names))
+        node = self._limit(select, node)
+        return LogicalPlan(node, tuple(i.name for i in items))
+
+    def _limit(self, select: exp.Select, node: LogicalNode) -> LogicalNode:
+        limit, offset = select.args.get("limit"), select.args.get("offset")
+        if limit is None and offset is None:
+            return node
+        if limit is None:
+            raise unsupported(offset, self.sql, "OFFSET without LIMIT")
+        count_node = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
+        count = _constant_int(count_node, "LIMIT", self.sql)
+        skip = _constant_int(offset.expression, "OFFSET", self.sql) if offset is not None else 0
+        return Limit(node, count, skip)
+
+
+def _constant_int(node: exp.Expression | None, clause: str, sql: str) -> int:
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this)
+    raise SqlError(f"{clause} needs a non-negative integer constant",
+                   *(locate(node, sql) if node is not None else (None, None)))

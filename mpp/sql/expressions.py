@@ -1,0 +1,261 @@
+"""Binding scalar SQL expressions (sqlglot nodes) to typed :mod:`mpp.logical.expr` trees.
+
+One handler per sqlglot node type, looked up in a table (no central if/elif chain). Handlers
+bind their children through ``self.bind`` so that the aggregate-aware subclass in
+:mod:`mpp.sql.aggregates` can intercept any sub-expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from mpp.errors import SqlError
+from mpp.logical.expr import Call, Expr, Literal
+from mpp.sql import types as T
+from mpp.sql.parse import locate, unsupported
+from mpp.sql.scope import Scope
+
+AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
+_ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
+_COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+TRUNC_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+DIFF_UNITS = ("millisecond",) + TRUNC_UNITS
+
+
+def is_aggregate_call(node: exp.Expression) -> bool:
+    """True for any aggregate function node (supported or not)."""
+    return isinstance(node, exp.AggFunc)
+
+
+def contains_aggregate(node: exp.Expression) -> bool:
+    """True if ``node`` contains an aggregate function."""
+    return any(is_aggregate_call(n) for n in node.walk())
+
+
+class ExprBinder:
+    """Binds scalar expressions against ``scope``. Aggregates are rejected (``clause`` says where)."""
+
+    def __init__(self, scope: Scope, sql: str, clause: str = "WHERE"):
+        self.scope = scope
+        self.sql = sql
+        self.clause = clause
+
+    def where(self, node: exp.Expression) -> tuple[int, int]:
+        """Line and column of ``node`` in the SQL text."""
+        return locate(node, self.sql)
+
+    def error(self, node: exp.Expression, message: str) -> SqlError:
+        """A SqlError located at ``node``."""
+        return SqlError(message, *self.where(node))
+
+    def bind(self, node: exp.Expression) -> Expr:
+        """Bind ``node``; unsupported constructs raise SqlError naming them."""
+        for kind in type(node).__mro__:
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                return handler(self, node)
+        raise self._unsupported(node)
+
+    def _unsupported(self, node: exp.Expression) -> SqlError:
+        if isinstance(node, exp.Window):
+            return unsupported(node, self.sql, "window function (OVER)", TokenType.OVER)
+        if isinstance(node, (exp.Subquery, exp.Select)):
+            return unsupported(node, self.sql, "scalar subquery")
+        if isinstance(node, exp.Exists):
+            return unsupported(node, self.sql, "EXISTS (subquery)")
+        if isinstance(node, exp.Interval):
+            return unsupported(node, self.sql, "INTERVAL")
+        if isinstance(node, exp.Func):
+            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            return unsupported(node, self.sql, f"function {name.lower()}()")
+        return unsupported(node, self.sql, f"expression {node.sql(dialect='trino')!r}")
+
+    # --- leaves -----------------------------------------------------------------------------
+
+    def column(self, node: exp.Column) -> Expr:
+        if isinstance(node.this, exp.Star):
+            raise self.error(node, "'*' is only allowed in the select list and count(*)")
+        return self.scope.resolve(node.name, node.table or None, self.where(node))
+
+    def literal(self, node: exp.Literal) -> Expr:
+        if node.is_string:
+            return Literal(node.this, pa.string())
+        text = node.this
+        if any(ch in text for ch in ".eE"):
+            # Trino types 1.5 as DECIMAL; mpp uses DOUBLE (documented in docs/architecture/sql.md).
+            return Literal(float(text), pa.float64())
+        value = int(text)
+        return Literal(value, T.integer_literal_type(value))
+
+    def boolean(self, node: exp.Boolean) -> Expr:
+        return Literal(bool(node.this), pa.bool_())
+
+    def null(self, node: exp.Null) -> Expr:
+        return Literal(None, pa.null())
+
+    def paren(self, node: exp.Paren) -> Expr:
+        return self.bind(node.this)
+
+    # --- operators ----------------------------------------------------------------------------
+
+    def cast(self, node: exp.Cast) -> Expr:
+        if isinstance(node, exp.TryCast):
+            raise unsupported(node, self.sql, "TRY_CAST")
+        target = T.arrow_type(node.to)
+        if target is None:
+            raise self.error(node, f"unsupported type in CAST: {node.to.sql(dialect='trino')}")
+        inner = self.bind(node.this)
+        if isinstance(inner, Literal) and isinstance(inner.value, str):
+            try:  # DATE '...' / TIMESTAMP '...' literals arrive as casts of strings
+                return Literal(T.literal_value(inner.value, target), target)
+            except ValueError:
+                raise self.error(node, f"invalid {node.to.sql(dialect='trino')} literal "
+                                       f"{inner.value!r}") from None
+        return inner if inner.dtype == target else Call("cast", (inner,), target)
+
+    def arithmetic(self, node: exp.Binary) -> Expr:
+        op = _ARITH[type(node)]
+        left, right = self.bind(node.left), self.bind(node.right)
+        common = T.common_type(left.dtype, right.dtype)
+        if common is None or not (T.is_numeric(common) or pa.types.is_null(common)):
+            raise self.error(node, f"operator {op} cannot be applied to {left.dtype} and "
+                                   f"{right.dtype}")
+        return Call(op, (T.coerce(left, common), T.coerce(right, common)), common)
+
+    def negate(self, node: exp.Neg) -> Expr:
+        arg = self.bind(node.this)
+        if isinstance(arg, Literal) and isinstance(arg.value, int | float):
+            return Literal(-arg.value, arg.dtype)
+        if not T.is_numeric(arg.dtype):
+            raise self.error(node, f"unary minus cannot be applied to {arg.dtype}")
+        return Call("neg", (arg,), arg.dtype)
+
+    def compare(self, node: exp.Binary) -> Expr:
+        return self.comparison(_COMPARE[type(node)], self.bind(node.left),
+                               self.bind(node.right), node)
+
+    def comparison(self, op: str, left: Expr, right: Expr, node: exp.Expression) -> Expr:
+        """``left op right`` with both sides coerced to their comparison type."""
+        common = T.comparison_type(left, right)
+        if common is None:
+            raise self.error(node, f"cannot compare {left.dtype} with {right.dtype} "
+                                   f"(operator {op})")
+        try:
+            return Call(op, (T.coerce(left, common), T.coerce(right, common)), pa.bool_())
+        except ValueError as err:
+            raise self.error(node, f"invalid literal for type {common}: {err}") from None
+
+    def boolean_op(self, node: exp.Connector) -> Expr:
+        args = tuple(self.predicate(n) for n in (node.left, node.right))
+        return Call("and" if isinstance(node, exp.And) else "or", args, pa.bool_())
+
+    def predicate(self, node: exp.Expression) -> Expr:
+        """Bind ``node`` and check it is a boolean."""
+        bound = self.bind(node)
+        if pa.types.is_null(bound.dtype):
+            return Literal(None, pa.bool_())
+        if not pa.types.is_boolean(bound.dtype):
+            raise self.error(node, f"expected a boolean condition, got {bound.dtype}")
+        return bound
+
+    def not_(self, node: exp.Not) -> Expr:
+        if isinstance(node.this, exp.Is) and isinstance(node.this.expression, exp.Null):
+            return Call("is_not_null", (self.bind(node.this.this),), pa.bool_())
+        return Call("not", (self.predicate(node.this),), pa.bool_())
+
+    def is_(self, node: exp.Is) -> Expr:
+        if not isinstance(node.expression, exp.Null):
+            raise unsupported(node, self.sql, f"IS {node.expression.sql(dialect='trino')}")
+        return Call("is_null", (self.bind(node.this),), pa.bool_())
+
+    def between(self, node: exp.Between) -> Expr:
+        # Trino defines x BETWEEN a AND b as x >= a AND x <= b; binding it that way lets the
+        # pushdown rule turn it into two storage predicates.
+        value = self.bind(node.this)
+        low = self.comparison(">=", value, self.bind(node.args["low"]), node)
+        high = self.comparison("<=", value, self.bind(node.args["high"]), node)
+        return Call("and", (low, high), pa.bool_())
+
+    def in_(self, node: exp.In) -> Expr:
+        if node.args.get("query") is not None or node.args.get("unnest") is not None:
+            raise unsupported(node, self.sql, "IN (subquery)")
+        value = self.bind(node.this)
+        items = [self.comparison("=", value, self.bind(e), e) for e in node.expressions]
+        if all(isinstance(c, Call) and isinstance(c.args[1], Literal)
+               and c.args[0] == items[0].args[0] for c in items):  # type: ignore[attr-defined]
+            args = (items[0].args[0],) + tuple(c.args[1] for c in items)  # type: ignore[attr-defined]
+            return Call("in", args, pa.bool_())
+        out = items[0]
+        for item in items[1:]:  # x IN (a, b) with non-constant items is x = a OR x = b
+            out = Call("or", (out, item), pa.bool_())
+        return out
+
+    def like(self, node: exp.Like) -> Expr:
+        value, pattern = self.bind(node.this), self.bind(node.expression)
+        if not isinstance(pattern, Literal) or not isinstance(pattern.value, str):
+            raise self.error(node.expression, "LIKE needs a constant string pattern")
+        if not (T.is_string(value.dtype) or pa.types.is_null(value.dtype)):
+            raise self.error(node, f"LIKE cannot be applied to {value.dtype}")
+        return Call("like", (value, pattern), pa.bool_())
+
+    # --- functions ----------------------------------------------------------------------------
+
+    def unit(self, node: exp.Expression, allowed: tuple[str, ...]) -> str:
+        unit = node.args.get("unit")
+        text = (unit.name if unit is not None else "").lower()
+        if text not in allowed:
+            raise self.error(node, f"unsupported unit {text!r} (expected one of "
+                                   f"{', '.join(allowed)})")
+        return text
+
+    def date_trunc(self, node: exp.Expression) -> Expr:
+        unit = self.unit(node, TRUNC_UNITS)
+        arg = self.bind(node.this)
+        if not T.is_temporal(arg.dtype):
+            raise self.error(node, f"date_trunc needs a date or timestamp, got {arg.dtype}")
+        if pa.types.is_date(arg.dtype) and unit in ("second", "minute", "hour"):
+            raise self.error(node, f"date_trunc unit {unit!r} is not valid for a date")
+        return Call("date_trunc", (arg,), arg.dtype, (("unit", unit),))
+
+    def date_diff(self, node: exp.DateDiff) -> Expr:
+        # sqlglot reads Trino's date_diff(unit, start, end) as DateDiff(this=end, expression=start).
+        unit = self.unit(node, DIFF_UNITS)
+        start, end = self.bind(node.expression), self.bind(node.this)
+        common = T.common_type(start.dtype, end.dtype)
+        if common is None or not T.is_temporal(common):
+            raise self.error(node, f"date_diff needs dates or timestamps, got {start.dtype} "
+                                   f"and {end.dtype}")
+        args = (T.coerce(start, common), T.coerce(end, common))
+        return Call("date_diff", args, pa.int64(), (("unit", unit),))
+
+    def aggregate(self, node: exp.Expression) -> Expr:
+        raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
+                               f"in {self.clause}")
+
+
+_HANDLERS: dict[type, Callable[[ExprBinder, exp.Expression], Expr]] = {
+    exp.Column: ExprBinder.column,
+    exp.Literal: ExprBinder.literal,
+    exp.Boolean: ExprBinder.boolean,
+    exp.Null: ExprBinder.null,
+    exp.Paren: ExprBinder.paren,
+    exp.Cast: ExprBinder.cast,
+    exp.Neg: ExprBinder.negate,
+    exp.And: ExprBinder.boolean_op,
+    exp.Or: ExprBinder.boolean_op,
+    exp.Not: ExprBinder.not_,
+    exp.Is: ExprBinder.is_,
+    exp.Between: ExprBinder.between,
+    exp.In: ExprBinder.in_,
+    exp.Like: ExprBinder.like,
+    exp.TimestampTrunc: ExprBinder.date_trunc,
+    exp.DateTrunc: ExprBinder.date_trunc,
+    exp.DateDiff: ExprBinder.date_diff,
+    exp.AggFunc: ExprBinder.aggregate,
+    **{kind: ExprBinder.arithmetic for kind in _ARITH},
+    **{kind: ExprBinder.compare for kind in _COMPARE},
+}  # type: ignore[dict-item]

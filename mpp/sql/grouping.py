@@ -1,0 +1,91 @@
+"""GROUP BY keys and the Aggregate node of an aggregate query.
+
+GROUP BY items may be an input column, an expression over input columns, a 1-based position
+in the select list (``GROUP BY 1, 2`` as in the seed), or (as DuckDB and many engines allow) the
+alias of a select item when no input column has that name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from mpp.errors import SqlError, UnknownColumnError
+from mpp.logical.expr import AggregateCall, Column, Expr
+from mpp.logical.nodes import Aggregate, LogicalNode, Project
+from mpp.sql.aggregates import AggregateRegistry
+from mpp.sql.expressions import ExprBinder, contains_aggregate
+from mpp.sql.parse import locate, unsupported
+from mpp.sql.scope import Scope
+
+if TYPE_CHECKING:
+    from mpp.sql.bind import QueryBinder
+
+
+def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
+               items: list[tuple[exp.Expression, str]]) -> list[Expr]:
+    """The bound GROUP BY expressions of ``select`` (duplicates removed, order kept)."""
+    group = select.args.get("group")
+    if group is None:
+        return []
+    for key, construct in (("rollup", "ROLLUP"), ("cube", "CUBE"),
+                           ("grouping_sets", "GROUPING SETS")):
+        if group.args.get(key):
+            raise unsupported(group, qb.sql, f"GROUP BY {construct}",
+                              getattr(TokenType, key.upper(), None))
+    binder = ExprBinder(scope, qb.sql, "GROUP BY")
+    keys: list[Expr] = []
+    for g in group.expressions:
+        target = _group_target(qb, g, scope, items)
+        if contains_aggregate(target):
+            raise SqlError("GROUP BY cannot contain an aggregate function", *locate(g, qb.sql))
+        keys.append(binder.bind(target))
+    return list(dict.fromkeys(keys))
+
+
+def _group_target(qb: QueryBinder, g: exp.Expression, scope: Scope,
+                  items: list[tuple[exp.Expression, str]]) -> exp.Expression:
+    """The expression a GROUP BY item stands for (resolving positions and aliases)."""
+    if isinstance(g, exp.Literal) and not g.is_string:
+        pos = int(g.this)
+        if not 1 <= pos <= len(items):
+            raise SqlError(f"GROUP BY position {pos} is not in the select list "
+                           f"(1..{len(items)})", *locate(g, qb.sql))
+        return items[pos - 1][0]
+    if isinstance(g, exp.Column) and not g.table:
+        try:
+            scope.resolve(g.name, None, locate(g, qb.sql))
+        except UnknownColumnError:
+            for node, name in items:
+                if name.lower() == g.name.lower():
+                    return node
+            raise
+    return g
+
+
+def build_aggregate(qb: QueryBinder, source: LogicalNode, groups: dict[Expr, Column],
+                    registry: AggregateRegistry) -> LogicalNode:
+    """Project (computed keys and arguments) -> Aggregate over ``source``."""
+    computed: dict[str, Expr] = {}
+    for key, col in groups.items():
+        computed[col.name] = key
+    calls = []
+    for slot in registry.slots:
+        arg_col = None
+        if slot.arg is not None:
+            if isinstance(slot.arg, Column):
+                arg_col = slot.arg
+            else:
+                existing = [n for n, e in computed.items() if e == slot.arg]
+                name = existing[0] if existing else qb.fresh("_arg")
+                computed[name] = slot.arg
+                arg_col = Column(name, slot.arg.dtype)
+            computed.setdefault(arg_col.name, arg_col)
+        calls.append(AggregateCall(slot.func, arg_col, slot.distinct, slot.dtype))
+    node = source
+    if any(not (isinstance(e, Column) and e.name == n) for n, e in computed.items()):
+        node = Project(source, tuple(computed.values()), tuple(computed))
+    return Aggregate(node, tuple(groups.values()), tuple(calls),
+                     tuple(s.name for s in registry.slots))

@@ -1,0 +1,178 @@
+"""Binding the FROM clause: tables, subqueries, CTE references and joins.
+
+A table becomes a Scan of all its columns (``prune_projections`` narrows it later) whose fields
+are named ``<alias>.<column>``. A subquery is bound on its own and its result columns renamed
+``<alias>.<name>``. A join's ON condition is split into equality keys between the two sides and
+a residual of everything else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from mpp.errors import SqlError, UnknownTableError, suggest
+from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
+from mpp.logical.nodes import Join, JoinKind, LogicalNode, LogicalPlan, Project, Scan
+from mpp.sql.expressions import ExprBinder
+from mpp.sql.parse import locate, unsupported
+from mpp.sql.scope import Relation, Scope, ScopeColumn
+
+if TYPE_CHECKING:
+    from mpp.sql.bind import QueryBinder
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` made unique by suffixing repeats with ``_1``, ``_2``, ..."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
+    """The plan of ``select``'s FROM clause (with joins) and the names it brings into scope."""
+    source = select.args.get("from_") or select.args.get("from")
+    if source is None:
+        raise unsupported(select, qb.sql, "SELECT without FROM")
+    node, scope = bind_relation(qb, source.this)
+    for join in select.args.get("joins") or []:
+        node, scope = bind_join(qb, node, scope, join)
+    return node, scope
+
+
+def bind_relation(qb: QueryBinder, item: exp.Expression) -> tuple[LogicalNode, Scope]:
+    """Bind one FROM item: a catalog table, a CTE name or a subquery."""
+    alias_node = item.args.get("alias")
+    if alias_node is not None and alias_node.columns:
+        raise unsupported(item, qb.sql, "column aliases on a FROM item")
+    if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
+        name, alias = item.name, item.alias_or_name
+        cte = qb.ctes.get(name.lower()) if not item.db else None
+        if cte is not None:
+            return subquery_relation(qb.child(exclude=name.lower()).query(cte), alias)
+        return table_relation(qb, item, name, alias)
+    if isinstance(item, exp.Subquery):
+        plan = qb.child().query(item.this)
+        return subquery_relation(plan, item.alias or qb.fresh("_subquery"))
+    raise unsupported(item, qb.sql, f"FROM item {item.key.upper()}")
+
+
+def table_relation(qb: QueryBinder, item: exp.Table, name: str,
+                   alias: str) -> tuple[LogicalNode, Scope]:
+    """A Scan of every column of catalog table ``name``."""
+    try:
+        info = qb.catalog.table(name)
+    except UnknownTableError:
+        tables = list(qb.catalog.tables()) + list(qb.ctes)
+        raise UnknownTableError(
+            f"unknown table {name!r}.{suggest(name, tables)} Tables: {', '.join(sorted(tables))}",
+            *locate(item, qb.sql)) from None
+    columns = tuple(info.schema.names)
+    rel = Relation(alias, tuple(ScopeColumn(c, f"{alias}.{c}", info.schema.field(c).type)
+                                for c in columns))
+    return Scan(info, alias, columns), Scope((rel,))
+
+
+def subquery_relation(plan: LogicalPlan, alias: str) -> tuple[LogicalNode, Scope]:
+    """A bound subquery under ``alias``: its result columns renamed ``<alias>.<name>``."""
+    fields = plan.root.schema
+    names = unique_names([f"{alias}.{n}" for n in plan.output_names])
+    root = plan.root
+    if isinstance(root, Project):  # fold the renaming into the subquery's own select list
+        node: LogicalNode = Project(root.input, root.exprs, tuple(names))
+    else:
+        node = Project(root, tuple(Column(f.name, f.dtype) for f in fields), tuple(names))
+    rel = Relation(alias, tuple(ScopeColumn(out, name, f.dtype)
+                                for out, name, f in zip(plan.output_names, names, fields,
+                                                        strict=True)))
+    return node, Scope((rel,))
+
+
+def _check_join_kind(qb: QueryBinder, join: exp.Join) -> JoinKind:
+    side, kind = (join.side or "").upper(), (join.kind or "").upper()
+    if join.method:
+        raise unsupported(join, qb.sql, f"{join.method.upper()} JOIN", TokenType.NATURAL)
+    if side in ("RIGHT", "FULL"):
+        raise unsupported(join, qb.sql, f"{side} JOIN", getattr(TokenType, side),
+                          hint=" (INNER and LEFT joins are)")
+    if kind not in ("", "INNER", "OUTER"):
+        raise unsupported(join, qb.sql, f"{kind} JOIN", getattr(TokenType, kind, None))
+    if join.args.get("using"):
+        raise unsupported(join, qb.sql, "JOIN ... USING", TokenType.USING,
+                          hint=" (write the condition with ON)")
+    if join.args.get("on") is None:
+        raise unsupported(join, qb.sql, "a join without an ON condition (cross join)",
+                          TokenType.JOIN if kind != "CROSS" else TokenType.CROSS)
+    return JoinKind.LEFT if side == "LEFT" else JoinKind.INNER
+
+
+def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope,
+              join: exp.Join) -> tuple[LogicalNode, Scope]:
+    """``left JOIN right ON ...``: equality keys between the sides plus a residual."""
+    kind = _check_join_kind(qb, join)
+    right, rscope = bind_relation(qb, join.this)
+    for rel in rscope.relations:
+        if lscope.relation(rel.alias) is not None:
+            raise SqlError(f"table alias {rel.alias!r} is used twice in FROM",
+                           *locate(join.this, qb.sql))
+    scope = lscope + rscope
+    condition = ExprBinder(scope, qb.sql, "ON").predicate(join.args["on"])
+    lfields, rfields = set(left.field_names()), set(right.field_names())
+    lexprs: list[Expr] = []
+    rexprs: list[Expr] = []
+    residual: list[Expr] = []
+    for part in conjuncts(condition):
+        pair = _key_pair(part, lfields, rfields)
+        if pair is None:
+            residual.append(part)
+        else:
+            lexprs.append(pair[0])
+            rexprs.append(pair[1])
+    if not lexprs:
+        raise SqlError("a join needs at least one equality between columns of its two sides "
+                       "in ON", *locate(join.args["on"], qb.sql))
+    left, lkeys = key_columns(qb, left, lexprs)
+    right, rkeys = key_columns(qb, right, rexprs)
+    return Join(left, right, kind, lkeys, rkeys, conjoin(residual)), scope
+
+
+def _key_pair(part: Expr, left: set[str], right: set[str]) -> tuple[Expr, Expr] | None:
+    """(left expr, right expr) if ``part`` is an equality between the two sides."""
+    if not (isinstance(part, Call) and part.op == "="):
+        return None
+    a, b = part.args
+    ca, cb = a.columns(), b.columns()
+    if ca and cb and ca <= left and cb <= right:
+        return a, b
+    if ca and cb and ca <= right and cb <= left:
+        return b, a
+    return None
+
+
+def key_columns(qb: QueryBinder, node: LogicalNode,
+                exprs: list[Expr]) -> tuple[LogicalNode, tuple[Column, ...]]:
+    """Make every join key a Column: computed keys get a Project below the join."""
+    if all(isinstance(e, Column) for e in exprs):
+        return node, tuple(e for e in exprs)  # type: ignore[misc]
+    passthrough = [Column(f.name, f.dtype) for f in node.schema]
+    keys: list[Column] = []
+    extra: list[tuple[Expr, str]] = []
+    for e in exprs:
+        if isinstance(e, Column):
+            keys.append(e)
+        else:
+            name = qb.fresh("_k")
+            extra.append((e, name))
+            keys.append(Column(name, e.dtype))
+    project = Project(node, tuple(passthrough) + tuple(e for e, _ in extra),
+                      tuple(c.name for c in passthrough) + tuple(n for _, n in extra))
+    return project, tuple(keys)
