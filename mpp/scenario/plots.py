@@ -1,0 +1,185 @@
+"""The bokeh figures of ``report.html``: one self-contained page that works offline.
+
+* Variant comparison: wall time per variant x query, and the what-if makespan per worker count
+  (with the measured wall time at the real worker count, the model's calibration point).
+* Per variant x query: the task timeline per worker (a lane per concurrently running task),
+  coloured by stage; rows and seconds per task by stage, where skew shows as outliers; the plan
+  and the skew diagnostics as text.
+
+The page embeds BokehJS inline (``bokeh.resources.INLINE``), so it needs no network.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bokeh.embed import file_html
+from bokeh.layouts import column, row
+from bokeh.models import ColumnDataSource, Div, FactorRange, FixedTicker, HoverTool
+from bokeh.palettes import Category10_10, Dark2_8
+from bokeh.plotting import figure
+from bokeh.resources import INLINE
+
+from mpp.metrics.records import TaskRecord
+from mpp.metrics.skew import format_skew
+
+if TYPE_CHECKING:
+    from mpp.scenario.report import QueryRun, RunData
+
+WIDTH = 1000
+
+
+def stage_color(stage: int) -> str:
+    """The colour of a stage, the same in every plot."""
+    return Category10_10[stage % len(Category10_10)]
+
+
+_DASHES = ("solid", "dashed", "dotted", "dotdash")
+
+
+def variant_color(data: RunData, variant: str) -> str:
+    """The colour of a variant (in order of first appearance), distinct from stage colours."""
+    variants = list(dict.fromkeys(r.variant for r in data.runs))
+    return Dark2_8[variants.index(variant) % len(Dark2_8)]
+
+
+def report_html(data: RunData) -> str:
+    """The whole report page as one HTML string."""
+    parts: list[Any] = [_header(data), _wall_figure(data), _whatif_figure(data)]
+    for run in data.runs:
+        parts.extend(_run_section(run))
+    return file_html(column(*parts), resources=INLINE, title=f"mpp report: {data.scenario}")
+
+
+def _header(data: RunData) -> Div:
+    env = data.environment
+    versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v)
+    checks = "".join(
+        f"<li style='color:{'#2a7' if c.ok else '#c22'}'>{'PASS' if c.ok else 'FAIL'} "
+        f"{html.escape(c.message)}</li>" for c in data.checks) or "<li>no checks</li>"
+    text = (f"<h1>mpp scenario: {html.escape(data.scenario)}</h1>"
+            f"<p>started {html.escape(data.started)}; data hash {data.data_hash}, checksum "
+            f"{html.escape(str(data.data_checksum))}; Python {env.get('python')} on "
+            f"{html.escape(str(env.get('platform')))}, {env.get('cpus')} CPUs</p>"
+            f"<p style='font-size:small'>{html.escape(versions)}</p><ul>{checks}</ul>")
+    return Div(text=text, width=WIDTH)
+
+
+def _wall_figure(data: RunData) -> Any:
+    """Grouped bars: median wall time per (query, variant)."""
+    factors = [(r.query, r.variant) for r in data.runs]
+    src = ColumnDataSource({
+        "x": factors, "wall": [r.wall_median_s for r in data.runs],
+        "color": [variant_color(data, r.variant) for r in data.runs],
+        "tasks": [len(r.records) for r in data.runs],
+    })
+    p = figure(x_range=FactorRange(*factors), height=300, width=WIDTH,
+               title="Wall time per variant and query (median over repeats)",
+               y_axis_label="seconds", tools="save,reset")
+    p.vbar(x="x", top="wall", width=0.8, color="color", source=src)
+    p.add_tools(HoverTool(tooltips=[("run", "@x"), ("wall s", "@wall{0.000}"),
+                                    ("tasks", "@tasks")]))
+    p.y_range.start = 0
+    p.xaxis.major_label_orientation = 0.6
+    return p
+
+
+def _whatif_figure(data: RunData) -> Any:
+    """Predicted makespan against simulated worker count, one line per variant x query."""
+    p = figure(height=320, width=WIDTH, x_axis_type="log", y_axis_type="log",
+               title="Predicted makespan by worker count (what-if replay of the measured tasks)",
+               x_axis_label="workers", y_axis_label="seconds", tools="save,reset,hover")
+    real = (data.spec.get("cluster") or {}).get("workers")
+    queries = list(dict.fromkeys(r.query for r in data.runs))
+    for r in data.runs:
+        if not r.whatif:
+            continue
+        color = variant_color(data, r.variant)  # as in the wall-time bars; dashes tell queries
+        dash = _DASHES[queries.index(r.query) % len(_DASHES)]
+        ws = sorted(r.whatif)
+        label = f"{r.variant} / {r.query}"
+        p.line(ws, [max(r.whatif[w].makespan, 1e-6) for w in ws], color=color, line_width=2,
+               line_dash=dash, legend_label=label)
+        p.scatter(ws, [max(r.whatif[w].makespan, 1e-6) for w in ws], color=color, size=7,
+                  legend_label=label)
+        if real:  # the measured wall time at the real worker count: the calibration point
+            p.scatter([real], [max(r.wall_median_s, 1e-6)], marker="x", size=14, color=color,
+                      line_width=3, legend_label=label)
+    ticks = sorted({w for r in data.runs for w in r.whatif} | ({real} if real else set()))
+    if ticks:
+        p.xaxis.ticker = FixedTicker(ticks=ticks)
+    p.legend.click_policy = "hide"
+    _legend_outside(p)
+    return p
+
+
+def _legend_outside(p: Any) -> None:
+    """Move the legend to the right of the plot, where it never hides an outlier."""
+    for legend in list(p.legend):
+        if legend in p.center:
+            p.center.remove(legend)
+        p.add_layout(legend, "right")
+
+
+def _lanes(records: Sequence[TaskRecord]) -> list[str]:
+    """A lane per worker thread: each task goes to the first lane of its worker that is free."""
+    lanes: dict[str, list[float]] = {}
+    out: dict[int, str] = {}
+    for i in sorted(range(len(records)), key=lambda i: records[i].start):
+        r = records[i]
+        ends = lanes.setdefault(r.worker, [])
+        lane = next((k for k, end in enumerate(ends) if end <= r.start), len(ends))
+        if lane == len(ends):
+            ends.append(r.stop)
+        ends[lane] = r.stop
+        out[i] = f"{r.worker} #{lane}"
+    return [out[i] for i in range(len(records))]
+
+
+def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
+    t0 = min((r.start for r in records), default=0.0)
+    return ColumnDataSource({
+        "left": [r.start - t0 for r in records], "right": [r.stop - t0 for r in records],
+        "lane": _lanes(records), "stage": [f"stage {r.stage}" for r in records],
+        "color": [stage_color(r.stage) for r in records],
+        "partition": [r.partition for r in records], "rows": [r.rows_in for r in records],
+        "seconds": [r.duration for r in records], "key": [r.key for r in records],
+        "hot": [", ".join(f"{k} ({n})" for k, n in r.hot_keys[:3]) for r in records],
+    })
+
+
+_TIPS = [("task", "@key"), ("stage", "@stage"), ("partition", "@partition"),
+         ("rows in", "@rows"), ("seconds", "@seconds{0.000}"), ("hot keys", "@hot")]
+
+
+def _run_section(run: QueryRun) -> list[Any]:
+    name = f"{run.variant} / {run.query}"
+    title = Div(text=f"<h2>{html.escape(name)}</h2><p>median wall {run.wall_median_s:.3f} s, "
+                f"{len(run.records)} tasks, oracle: {html.escape(str(run.oracle))}</p>",
+                width=WIDTH)
+    if not run.records:
+        return [title, Div(text="<p>no task records</p>")]
+    src = _task_source(run.records)
+    lanes = sorted(set(src.data["lane"]))
+    timeline = figure(y_range=lanes, height=max(160, 40 + 28 * len(lanes)), width=WIDTH,
+                      title=f"Task timeline per worker: {name}", x_axis_label="seconds",
+                      tools="xpan,xwheel_zoom,reset,save")
+    timeline.hbar(y="lane", left="left", right="right", height=0.8, color="color",
+                  line_color="white", legend_group="stage", source=src)
+    timeline.add_tools(HoverTool(tooltips=_TIPS))
+    _legend_outside(timeline)
+    scatter = []
+    for field, label in (("rows", "Rows per task by stage"), ("seconds", "Task seconds by stage")):
+        p = figure(height=300, width=WIDTH // 2, title=f"{label}: {name}",
+                   x_axis_label="partition", y_axis_label=field, tools="box_zoom,reset,save")
+        p.scatter(x="partition", y=field, color="color", size=7, alpha=0.8, legend_group="stage",
+                  source=src)
+        p.add_tools(HoverTool(tooltips=_TIPS))
+        p.y_range.start = 0
+        _legend_outside(p)
+        scatter.append(p)
+    text = (f"<pre style='font-size:small'>{html.escape(run.plan)}\n\n"
+            f"{html.escape(format_skew(run.skew))}</pre>")
+    return [title, timeline, row(*scatter), Div(text=text, width=WIDTH)]

@@ -1,0 +1,216 @@
+"""A scenario run's report: ``report.json``, a self-contained ``report.html`` and a terminal table.
+
+The runner hands over a :class:`RunData` (environment, data checksum, and per variant x query
+the plan text, metrics and task records); :func:`query_run` derives what the report shows from
+the records alone: skew per stage (:mod:`mpp.metrics.skew`) and what-if predictions
+(:mod:`mpp.metrics.whatif`). Nothing here runs queries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mpp.errors import MppError
+from mpp.metrics.records import TaskRecord
+from mpp.metrics.skew import StageSkew, skew_by_stage
+from mpp.metrics.whatif import Prediction, measured_makespan, predict_many
+from mpp.scenario.spec import WhatIf
+
+REPORT_FORMAT = "mpp-report/1"
+_VERSIONED = ("mpp", "dask", "distributed", "pyarrow", "pandas", "sqlglot", "duckdb",
+              "pyiceberg", "bokeh")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRun:
+    """One query under one variant: what ran, what it measured, and what that implies.
+
+    ``records`` are the task records of the repeat the report shows (the runner's choice,
+    typically the last); ``wall_s`` has one wall time per repeat.
+    """
+
+    variant: str
+    query: str
+    sql: str
+    plan: str
+    wall_s: tuple[float, ...]
+    records: tuple[TaskRecord, ...]
+    skew: Mapping[int, StageSkew]
+    whatif: Mapping[int, Prediction]
+    result_rows: int | None = None
+    oracle: str | None = None  # "equal", "differs: ...", or None when not checked
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def wall_median_s(self) -> float:
+        """Median wall time over the repeats (0 when none)."""
+        return statistics.median(self.wall_s) if self.wall_s else 0.0
+
+    @property
+    def final_stage(self) -> StageSkew | None:
+        """Skew of the highest-numbered stage (the one producing the result)."""
+        return self.skew[max(self.skew)] if self.skew else None
+
+
+def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence[float],
+              records: Sequence[TaskRecord], whatif: WhatIf | None = None,
+              stage_deps: Mapping[int, Collection[int]] | None = None,
+              threads_per_worker: int = 1, result_rows: int | None = None,
+              oracle: str | None = None, metrics: Mapping[str, Any] | None = None) -> QueryRun:
+    """Build a :class:`QueryRun`, computing skew per stage and the what-if predictions."""
+    recs = tuple(records)
+    whatif = whatif or WhatIf()
+    predictions = predict_many(
+        recs, whatif.workers, stage_deps=stage_deps,
+        bandwidth_bytes_per_s=whatif.bandwidth_bytes_per_s,
+        task_overhead_s=whatif.task_overhead_s, threads_per_worker=threads_per_worker,
+    ) if recs else {}
+    return QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
+                    skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, predictions,
+                    result_rows, oracle, dict(metrics or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of one scenario check (oracle equality or an expectation)."""
+
+    check: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """Everything a report shows about one scenario run."""
+
+    scenario: str
+    spec: Mapping[str, Any]  # Scenario.to_dict()
+    environment: Mapping[str, Any]
+    data_hash: str
+    data_checksum: str | None
+    runs: tuple[QueryRun, ...]
+    checks: tuple[CheckResult, ...] = ()
+    started: str = ""
+    dashboard: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(c.ok for c in self.checks)
+
+
+def environment() -> dict[str, Any]:
+    """Where the run happened: Python, platform, cores, memory and library versions."""
+    import psutil
+
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "machine": platform.machine(), "cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total, "versions": versions,
+    }
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinity: ratios with a zero median become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_to_dict(run: QueryRun) -> dict[str, Any]:
+    """The JSON-ready form of one query run, task records included."""
+    return {
+        "variant": run.variant, "query": run.query, "sql": run.sql, "plan": run.plan,
+        "wall_s": list(run.wall_s), "wall_median_s": run.wall_median_s,
+        "measured_makespan_s": measured_makespan(run.records),
+        "result_rows": run.result_rows, "oracle": run.oracle,
+        "metrics": {k: _finite(v) for k, v in run.metrics.items()},
+        "stages": [sk.to_dict() for sk in run.skew.values()],
+        "whatif": {str(w): p.to_dict() for w, p in run.whatif.items()},
+        "task_count": len(run.records),
+        "tasks": [r.to_dict() for r in run.records],
+    }
+
+
+def report_dict(data: RunData) -> dict[str, Any]:
+    """The whole report as one JSON-ready dict (the content of report.json)."""
+    return {
+        "format": REPORT_FORMAT, "scenario": data.scenario, "started": data.started,
+        "spec": dict(data.spec), "environment": dict(data.environment),
+        "data": {"hash": data.data_hash, "checksum": data.data_checksum},
+        "dashboard": data.dashboard, "ok": data.ok,
+        "checks": [{"check": c.check, "ok": c.ok, "message": c.message} for c in data.checks],
+        "runs": [run_to_dict(r) for r in data.runs],
+    }
+
+
+def write_report(data: RunData, folder: str | Path) -> dict[str, Path]:
+    """Write ``report.json`` and ``report.html`` into ``folder``; return their paths.
+
+    Each file is written to a temporary name and renamed into place, so a failure never leaves
+    a half-written report behind.
+    """
+    from mpp.scenario.plots import report_html
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "report.json", "html": out / "report.html"}
+        _atomic_write(paths["json"], json.dumps(report_dict(data), indent=1, default=str))
+        _atomic_write(paths["html"], report_html(data))
+    except OSError as exc:
+        raise MppError(f"{out}: cannot write the report: {exc.strerror or exc}") from None
+    return paths
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_summary(data: RunData) -> str:
+    """The terminal table: per variant x query, wall time, final-stage skew and what-if."""
+    workers = sorted({w for r in data.runs for w in r.whatif})
+    head = ["variant", "query", "wall s", "tasks", "final max/med rows", "skew verdicts",
+            *[f"W={w} s" for w in workers], "oracle"]
+    rows = [head]
+    for r in data.runs:
+        final = r.final_stage
+        ratio = f"{final.rows.max_over_median:.2f}" if final else "-"
+        tripped = ",".join(v.name.split("_")[0] for v in final.verdicts if v.tripped) \
+            if final else ""
+        rows.append([r.variant, r.query, f"{r.wall_median_s:.3f}", str(len(r.records)), ratio,
+                     tripped or "none",
+                     *[f"{r.whatif[w].makespan:.3f}" if w in r.whatif else "-" for w in workers],
+                     r.oracle or "-"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for c in data.checks:
+        lines.append(("PASS " if c.ok else "FAIL ") + c.message)
+    return "\n".join(lines)
