@@ -1,0 +1,80 @@
+"""Graph-shape tests: task counts per stage and the hash exchange's edge count at M = 1,000."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+
+from mpp.catalog.model import TableInfo, TableStats
+from mpp.config import PlannerContext, Settings
+from mpp.execution.graph import build_graph
+from mpp.logical import nodes as ln
+from mpp.logical.expr import AggFunc, AggregateCall, Column, SortKey
+from mpp.physical.planner import plan_physical
+from mpp.storage.base import Fragment, StorageFormat
+
+SCHEMA = pa.schema([("date", pa.date32()), ("user_id", pa.int64())])
+
+
+def _scan(fragments: int) -> tuple[ln.Scan, list[Fragment]]:
+    info = TableInfo("access_log", StorageFormat.PARQUET, SCHEMA,
+                     TableStats(fragments * 100_000, 0, fragments), "file:///nowhere")
+    frags = [Fragment(f"file:///nowhere/f{i}.parquet", StorageFormat.PARQUET, i)
+             for i in range(fragments)]
+    return ln.Scan(info, "a", ("date", "user_id")), frags
+
+
+def _count_distinct_plan(fragments: int) -> tuple[ln.LogicalPlan, list[Fragment]]:
+    scan, frags = _scan(fragments)
+    date, user = Column("a.date", pa.date32()), Column("a.user_id", pa.int64())
+    agg = ln.Aggregate(scan, (date,), (AggregateCall(AggFunc.COUNT, user, True, pa.int64()),),
+                       ("users",))
+    return ln.LogicalPlan(agg, ("date", "users")), frags
+
+
+def _prefixes(dsk: dict) -> Counter:
+    return Counter(name.rsplit("-", 1)[0] for name, _ in dsk)
+
+
+@pytest.mark.parametrize("maps,buckets,fan_in", [(1000, 4, 32), (1000, 64, 32), (8, 4, 32)])
+def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int) -> None:
+    plan, frags = _count_distinct_plan(maps)
+    ctx = PlannerContext(Settings({"execution.hash_buckets": buckets}), workers=2, threads=2)
+    physical = plan_physical(plan, ctx, lambda scan: frags)
+    graph = build_graph(physical, "q", "0123abcd", fan_in)
+    combines = math.ceil(maps / fan_in)
+    assert _prefixes(graph.dsk) == {
+        "stage1-scan-partialagg": maps,  # one task per fragment: scan+partial agg fused
+        "stage1-combine": combines,
+        "stage1-split": combines * buckets,
+        "stage2-finalagg": buckets,  # one task per bucket
+    }
+    # map->combine, combine->split, split->final: M + 2CN, never M x N.
+    assert graph.edges() == maps + 2 * combines * buckets
+    assert len(graph.result_keys) == buckets
+
+
+def test_global_aggregate_gathers_and_limit_sorts_per_task() -> None:
+    scan, frags = _scan(10)
+    user = Column("a.user_id", pa.int64())
+    agg = ln.Aggregate(scan, (), (AggregateCall(AggFunc.MAX, user, False, pa.int64()),), ("m",))
+    ctx = PlannerContext(Settings(), workers=2, threads=2)
+    graph = build_graph(plan_physical(ln.LogicalPlan(agg, ("m",)), ctx, lambda s: frags),
+                        "q", "0123abcd", 32)
+    assert _prefixes(graph.dsk) == {"stage1-scan-partialagg": 10, "stage2-finalagg": 1}
+    assert graph.edges() == 10  # gather: the one final task reads every map task
+
+    top = ln.Limit(ln.Sort(scan, (SortKey(user, ascending=False),)), 5)
+    graph = build_graph(plan_physical(ln.LogicalPlan(top, ("date", "user_id")), ctx,
+                                      lambda s: frags), "q", "0123abcd", 32)
+    assert _prefixes(graph.dsk) == {"stage1-scan-topn": 10, "stage2-topn-limit": 1}
+
+
+def test_pruned_to_nothing_still_runs_one_task() -> None:
+    plan, _ = _count_distinct_plan(3)
+    ctx = PlannerContext(Settings(), workers=2, threads=2)
+    physical = plan_physical(plan, ctx, lambda scan: [])
+    assert physical.stages[0].tasks == 1
