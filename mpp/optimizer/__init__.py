@@ -1,1 +1,58 @@
-"""mpp.optimizer."""
+"""mpp.optimizer: an ordered list of rules, one per module, each switchable off by name.
+
+``optimize`` runs :data:`RULES` in order over a bound :class:`~mpp.logical.nodes.LogicalPlan`.
+Each rule is a pure function ``(root, ctx) -> root`` in the module of the same name, with the
+setting ``optimizer.<name>`` (default on) to switch it off from ``--set``, ``mpp.connect`` or a
+scenario. ``trace`` collects the plan after every rule (verbose EXPLAIN shows it).
+See docs/architecture/optimizer.md.
+"""
+
+from __future__ import annotations
+
+from mpp.config import PlannerContext, Setting, register
+from mpp.logical.nodes import LogicalPlan
+from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
+from mpp.optimizer.prune_projections import prune_projections
+from mpp.optimizer.pushdown_predicates import pushdown_predicates
+from mpp.optimizer.rule import Rule
+
+RULES: tuple[Rule, ...] = (
+    # First: filters must reach the scans before anything measures or narrows them. Pushed
+    # storage predicates remove Filter nodes, so columns used only there need not be carried
+    # (prune_projections), and scans' predicates feed the size estimates (choose_join_strategy).
+    Rule("pushdown_predicates", pushdown_predicates,
+         help="Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+    # After pushdown, before join choice: the join's size estimate counts only the columns a
+    # side really carries. (rewrite_count_distinct, a later issue, goes after this one: it
+    # reshapes aggregates but reads no new columns.)
+    Rule("prune_projections", prune_projections,
+         help="Read and carry only the columns a query uses."),
+    # Last: estimates need the final predicates and column lists of every scan. When switched
+    # off it still runs its fallback: a join must leave the optimizer with a strategy.
+    Rule("choose_join_strategy", choose_join_strategy, when_off=default_join_strategy,
+         help="Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
+              "when off, 'auto' joins are partitioned."),
+)
+
+for _rule in RULES:
+    register(Setting(f"optimizer.{_rule.name}", True, _rule.help))
+
+
+def optimize(plan: LogicalPlan, ctx: PlannerContext, *,
+             trace: list[tuple[str, LogicalPlan]] | None = None) -> LogicalPlan:
+    """Run every rule in order (switched-off rules run their fallback, if any).
+
+    ``trace``, when given, receives ``(rule name, plan after the rule)`` for each rule.
+    """
+    root = plan.root
+    for rule in RULES:
+        enabled = bool(ctx.settings[f"optimizer.{rule.name}"])
+        fn = rule.fn if enabled else rule.when_off
+        if fn is not None:
+            root = fn(root, ctx)
+        if trace is not None:
+            trace.append((rule.name, LogicalPlan(root, plan.output_names)))
+    return LogicalPlan(root, plan.output_names)
+
+
+__all__ = ["RULES", "Rule", "optimize"]

@@ -1,0 +1,46 @@
+"""Turning bound conjuncts into storage predicates (:class:`ColumnPredicate`).
+
+A conjunct can be pushed into a Scan when storage can apply it exactly: ``column op literal``
+(either order), ``column IN (literals)``, ``column IS [NOT] NULL``. BETWEEN is already two
+comparisons (the binder desugars it).
+"""
+
+from __future__ import annotations
+
+from mpp.logical.expr import Call, Column, Expr, Literal
+from mpp.storage.base import ColumnPredicate
+
+_COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
+_FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def to_column_predicate(expr: Expr, columns: dict[str, str]) -> ColumnPredicate | None:
+    """The storage predicate equal to ``expr``, or None.
+
+    ``columns`` maps field names (``a.time``) to storage column names (``time``).
+    """
+    if not isinstance(expr, Call):
+        return None
+    args = expr.args
+    if expr.op in ("is_null", "is_not_null"):
+        col = args[0]
+        if isinstance(col, Column) and col.name in columns:
+            return ColumnPredicate(columns[col.name], expr.op)  # type: ignore[arg-type]
+        return None
+    if expr.op == "in":
+        col, items = args[0], args[1:]
+        if not (isinstance(col, Column) and col.name in columns
+                and all(isinstance(i, Literal) for i in items)):
+            return None
+        # x IN (1, NULL) keeps the same rows as x IN (1): the NULL only turns false into NULL.
+        values = tuple(dict.fromkeys(i.value for i in items if i.value is not None))  # type: ignore[attr-defined]
+        return ColumnPredicate(columns[col.name], "in", values) if values else None
+    if expr.op in _COMPARISONS:
+        a, b = args
+        op = expr.op
+        if isinstance(a, Literal) and isinstance(b, Column):
+            a, b, op = b, a, _FLIPPED[op]
+        if (isinstance(a, Column) and a.name in columns and isinstance(b, Literal)
+                and b.value is not None and a.dtype == b.dtype):
+            return ColumnPredicate(columns[a.name], op, b.value)  # type: ignore[arg-type]
+    return None

@@ -1,0 +1,119 @@
+"""Read and carry only the columns a query uses.
+
+Walks the plan top-down with the set of field names the parent needs: Scans read only those
+columns (a columnar format then skips the other column chunks entirely), Projects drop unused
+outputs (and disappear when they become an identity), Aggregates drop unused aggregate calls.
+Columns used only by predicates already pushed into a scan are not read into the task: storage
+applies those predicates itself.
+
+A node that must still produce rows but whose parent needs none of its columns (``count(*)``)
+keeps its narrowest column, so every partition still carries its row count.
+
+Example::
+
+    Before:                                         After:
+    Project: access_log.date AS date, _a0 AS _col1  Project: access_log.date AS date, ...
+    └─ Aggregate: group by [access_log.date]; ...   └─ Aggregate: group by [access_log.date]; ...
+       └─ Scan: access_log [time, date, user_id,       └─ Scan: access_log [date]
+          session_id, url_id, status, bytes]
+
+>>> from mpp.logical.explain import explain_logical
+>>> from mpp.config import PlannerContext, Settings
+>>> from mpp.sql import bind
+>>> from tests.fake_catalog import FakeCatalog
+>>> plan = bind("SELECT date, count(*) FROM access_log GROUP BY date", FakeCatalog())
+>>> print(explain_logical(prune_projections(plan.root, PlannerContext(Settings()))))
+Project: access_log.date AS date, _a0 AS _col1
+└─ Aggregate: group by [access_log.date]; count(*) AS _a0
+   └─ Scan: access_log [date]
+
+Used configurations:
+    optimizer.prune_projections (bool): switch off to read every column of every table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import singledispatch
+
+import pyarrow as pa
+
+from mpp.config import PlannerContext
+from mpp.logical.expr import Column
+from mpp.logical.nodes import Aggregate, Filter, Join, LogicalNode, Project, Scan, Sort
+from mpp.optimizer.rule import with_inputs
+
+
+def prune_projections(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
+    """Narrow scans and projections to the columns the plan's output depends on."""
+    return _prune(plan, set(plan.field_names()))
+
+
+def _width(t: pa.DataType) -> int:
+    try:
+        return t.bit_width
+    except ValueError:  # variable width (strings): the widest choice
+        return 1 << 20
+
+
+@singledispatch
+def _prune(node: LogicalNode, required: set[str]) -> LogicalNode:
+    """Default (Limit, unknown nodes): inputs must provide what the parent needs."""
+    return with_inputs(node, tuple(_prune(c, required & set(c.field_names()))
+                                   for c in node.inputs))
+
+
+@_prune.register
+def _scan(node: Scan, required: set[str]) -> LogicalNode:
+    columns = tuple(c for c in node.columns if f"{node.alias}.{c}" in required)
+    if not columns:  # keep one (the narrowest) so the scan still yields its row count
+        columns = (min(node.columns, key=lambda c: _width(node.table.schema.field(c).type)),)
+    return dataclasses.replace(node, columns=columns)
+
+
+@_prune.register
+def _filter(node: Filter, required: set[str]) -> LogicalNode:
+    return dataclasses.replace(node, input=_prune(node.input,
+                                                  required | node.predicate.columns()))
+
+
+@_prune.register
+def _project(node: Project, required: set[str]) -> LogicalNode:
+    keep = [(e, n) for e, n in zip(node.exprs, node.names, strict=True) if n in required]
+    if not keep:
+        keep = [(node.exprs[0], node.names[0])]
+    child = _prune(node.input, set().union(*(e.columns() for e, _ in keep)))
+    names = tuple(n for _, n in keep)
+    identity = all(isinstance(e, Column) and e.name == n for e, n in keep)
+    if identity and names == child.field_names():
+        return child
+    return Project(child, tuple(e for e, _ in keep), names)
+
+
+@_prune.register
+def _aggregate(node: Aggregate, required: set[str]) -> LogicalNode:
+    pairs = [(a, n) for a, n in zip(node.aggregates, node.agg_names, strict=True)
+             if n in required]
+    if not pairs and not node.group_by and node.aggregates:
+        pairs = [(node.aggregates[0], node.agg_names[0])]  # a global aggregate keeps one
+    needed = {c.name for c in node.group_by} | {a.arg.name for a, _ in pairs if a.arg is not None}
+    return dataclasses.replace(node, input=_prune(node.input, needed),
+                               aggregates=tuple(a for a, _ in pairs),
+                               agg_names=tuple(n for _, n in pairs))
+
+
+@_prune.register
+def _join(node: Join, required: set[str]) -> LogicalNode:
+    needed = set(required)
+    needed |= {c.name for c in node.left_keys + node.right_keys}
+    if node.residual is not None:
+        needed |= node.residual.columns()
+    left = _prune(node.left, needed & set(node.left.field_names()))
+    right = _prune(node.right, needed & set(node.right.field_names()))
+    return dataclasses.replace(node, left=left, right=right)
+
+
+@_prune.register
+def _sort(node: Sort, required: set[str]) -> LogicalNode:
+    needed = required | {k.column.name for k in node.keys}
+    return dataclasses.replace(node, input=_prune(node.input, needed))

@@ -1,0 +1,145 @@
+"""Push WHERE and ON conjuncts down towards the scans: shrink the fact table early.
+
+The seed's advice ("reduce the rows of the fact table in a subquery, early") done by the
+planner, so the plain query is as cheap as the hand-tuned one. Predicates are split into
+conjuncts and each one travels down as far as it may:
+
+* through a Project (column references are replaced by the projected expressions), a Sort,
+  and into subqueries (they are Projects after binding);
+* below an Aggregate when it only reads group columns (a HAVING on a group key);
+* into the inputs of an inner join when it reads one side only (a WHERE conjunct or a conjunct
+  of the ON residual); for a LEFT join, WHERE conjuncts only into the left (preserved) side, and
+  ON conjuncts on the right side only into the right input (they decide matches, not rows);
+* into ``Scan.predicates`` when storage can apply it (``column op literal``, IN list, IS [NOT]
+  NULL; BETWEEN is two comparisons), where Parquet/ORC and Iceberg also prune files with it.
+
+What cannot enter a scan stays as a Filter just above it; what cannot pass a node (a Limit, a
+predicate over both sides of a join) stays as a Filter above that node.
+
+Example (the seed's "inefficient" query)::
+
+    Before:                                         After:
+    Filter: b.created_at = DATE '2017-01-01'        Join: inner on a.user_id = b.user_id
+    └─ Join: inner on a.user_id = b.user_id         ├─ Scan: access_log AS a [...]
+       ├─ Scan: access_log AS a [...]               └─ Scan: users AS b [...]
+       └─ Scan: users AS b [...]                       filter=(created_at = DATE '2017-01-01')
+
+>>> from mpp.logical.explain import explain_logical
+>>> from mpp.config import PlannerContext, Settings
+>>> from mpp.sql import bind
+>>> from tests.fake_catalog import FakeCatalog
+>>> plan = bind("SELECT user_id FROM access_log WHERE status = 404", FakeCatalog())
+>>> print(explain_logical(pushdown_predicates(plan.root, PlannerContext(Settings()))))
+Project: access_log.user_id AS user_id
+└─ Scan: access_log [time, date, user_id, session_id, url_id, status, bytes] filter=(status = 404)
+
+Used configurations:
+    optimizer.pushdown_predicates (bool): switch the rule off to run filters where written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import singledispatch
+
+from mpp.config import PlannerContext
+from mpp.logical.expr import Expr, conjoin, conjuncts, replace_columns
+from mpp.logical.nodes import (
+    Aggregate,
+    Filter,
+    Join,
+    JoinKind,
+    LogicalNode,
+    Project,
+    Scan,
+    Sort,
+)
+from mpp.optimizer.predicates import to_column_predicate
+from mpp.optimizer.rule import with_inputs
+
+
+def pushdown_predicates(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
+    """Move every filter conjunct as close to (or into) the scans as it may go."""
+    return _push(plan, [])
+
+
+def _above(node: LogicalNode, preds: list[Expr]) -> LogicalNode:
+    """``node`` under a Filter of ``preds`` (no Filter when there are none)."""
+    predicate = conjoin(list(dict.fromkeys(preds)))
+    return node if predicate is None else Filter(node, predicate)
+
+
+@singledispatch
+def _push(node: LogicalNode, preds: list[Expr]) -> LogicalNode:
+    """Default (Limit and unknown nodes): predicates stop here; inputs start afresh."""
+    return _above(with_inputs(node, tuple(_push(c, []) for c in node.inputs)), preds)
+
+
+@_push.register
+def _filter(node: Filter, preds: list[Expr]) -> LogicalNode:
+    # The Filter dissolves: its conjuncts continue down with the ones from above.
+    return _push(node.input, preds + conjuncts(node.predicate))
+
+
+@_push.register
+def _project(node: Project, preds: list[Expr]) -> LogicalNode:
+    mapping = dict(zip(node.names, node.exprs, strict=True))
+    below = [replace_columns(p, mapping) for p in preds]
+    return dataclasses.replace(node, input=_push(node.input, below))
+
+
+@_push.register
+def _sort(node: Sort, preds: list[Expr]) -> LogicalNode:
+    return dataclasses.replace(node, input=_push(node.input, preds))
+
+
+@_push.register
+def _aggregate(node: Aggregate, preds: list[Expr]) -> LogicalNode:
+    groups = {c.name for c in node.group_by}
+    # Only a conjunct on group keys selects whole groups; a global aggregate keeps its one row.
+    down = [p for p in preds if groups and p.columns() and p.columns() <= groups]
+    stay = [p for p in preds if p not in down]
+    return _above(dataclasses.replace(node, input=_push(node.input, down)), stay)
+
+
+@_push.register
+def _join(node: Join, preds: list[Expr]) -> LogicalNode:
+    left, right = set(node.left.field_names()), set(node.right.field_names())
+    inner = node.kind is JoinKind.INNER
+    to_left: list[Expr] = []
+    to_right: list[Expr] = []
+    stay: list[Expr] = []
+    for p in preds:  # WHERE conjuncts: filter the join's output rows
+        cols = p.columns()
+        if cols and cols <= left:
+            to_left.append(p)
+        elif inner and cols and cols <= right:
+            to_right.append(p)
+        else:
+            stay.append(p)
+    residual: list[Expr] = []
+    for p in conjuncts(node.residual):  # ON conjuncts: decide which pairs match
+        cols = p.columns()
+        if cols and cols <= right:
+            to_right.append(p)
+        elif inner and cols and cols <= left:
+            to_left.append(p)
+        else:
+            residual.append(p)
+    joined = dataclasses.replace(node, left=_push(node.left, to_left),
+                                 right=_push(node.right, to_right), residual=conjoin(residual))
+    return _above(joined, stay)
+
+
+@_push.register
+def _scan(node: Scan, preds: list[Expr]) -> LogicalNode:
+    columns = {f"{node.alias}.{c}": c for c in node.table.schema.names}
+    pushed = list(node.predicates)
+    rest: list[Expr] = []
+    for p in preds:
+        cp = to_column_predicate(p, columns)
+        if cp is None:
+            rest.append(p)
+        elif cp not in pushed:
+            pushed.append(cp)
+    return _above(dataclasses.replace(node, predicates=tuple(pushed)), rest)
