@@ -1,0 +1,146 @@
+"""report.json, report.html and the terminal summary hold what they promise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mpp.errors import MppError
+from mpp.metrics.records import TaskRecord
+from mpp.scenario.report import (
+    CheckResult,
+    QueryRun,
+    RunData,
+    environment,
+    format_summary,
+    query_run,
+    write_report,
+)
+from mpp.scenario.spec import WhatIf
+
+WORKERS = ("tcp://127.0.0.1:40001", "tcp://127.0.0.1:40002")
+SCAN_TASKS, FINAL_TASKS = 12, 6
+
+
+def _records(hot_rows: int) -> list[TaskRecord]:
+    """Scan stage 0 on two workers, then final stage 1 where partition 3 holds ``hot_rows``."""
+    recs: list[TaskRecord] = []
+    clock = dict.fromkeys(WORKERS, 100.0)
+    for stage, count in ((0, SCAN_TASKS), (1, FINAL_TASKS)):
+        if stage == 1:
+            clock = dict.fromkeys(WORKERS, max(clock.values()))
+        for i in range(count):
+            worker = min(clock, key=lambda w: (clock[w], w))
+            rows = 10_000 if stage == 0 else (hot_rows if i == 3 else 1_000)
+            secs = rows / 100_000
+            hot = (("2017-01-13", rows),) if rows > 1_000 else ((f"2017-01-0{i + 1}", rows),)
+            recs.append(TaskRecord(
+                "q", stage, f"stage{stage}-op", f"stage{stage}-op-{i}", i, worker,
+                clock[worker], clock[worker] + secs, rows_in=rows, rows_out=30,
+                bytes_read=80_000 if stage == 0 else 0, bytes_sent=480 if stage == 0 else 0,
+                hot_keys=hot if stage == 1 else ()))
+            clock[worker] += secs
+    return recs
+
+
+def sample_run() -> RunData:
+    """The report input: single_step (skewed final stage) vs rewrite (balanced)."""
+    runs: list[QueryRun] = []
+    for variant, hot in (("single_step", 20_000), ("rewrite", 1_000)):
+        recs = _records(hot)
+        wall = max(r.stop for r in recs) - min(r.start for r in recs)
+        runs.append(query_run(
+            variant, "distinct_by_day",
+            sql="SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date",
+            plan="Stage 1 [hash exchange in]: HashAggregateExec(FINAL)\n"
+                 "Stage 0 [12 tasks]: ScanExec(access_log) -> HashAggregateExec(PARTIAL)",
+            wall_s=[wall, wall], records=recs, whatif=WhatIf(), result_rows=30,
+            oracle="equal", metrics={"bytes_read": 960_000, "ratio": float("inf")}))
+    checks = (CheckResult("rewrite/* stage final max_over_median_rows <= 1.5", True,
+                          "ok: rewrite/* stage final max_over_median_rows <= 1.5 (actual 1)"),
+              CheckResult("single_step/* stage final max_over_median_rows <= 1.5", False,
+                          "FAILED: single_step/* stage final max_over_median_rows <= 1.5: "
+                          "actual 20, off by 18.5"))
+    return RunData("skew_distinct", {"cluster": {"workers": 2, "threads": 1}}, environment(),
+                   "0123456789abcdef", "sha256:feed", tuple(runs), checks,
+                   "2026-11-25T02:00:00+00:00")
+
+
+TITLES = (
+    "Wall time per variant and query (median over repeats)",
+    "Predicted makespan by worker count (what-if replay of the measured tasks)",
+    "Task timeline per worker: single_step / distinct_by_day",
+    "Rows per task by stage: single_step / distinct_by_day",
+    "Task seconds by stage: rewrite / distinct_by_day",
+)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_report(sample_run(), tmp_path_factory.mktemp("run") / "out")
+
+
+def test_report_json_holds_environment_data_plans_metrics_and_every_task(
+        written: dict[str, Path]) -> None:
+    report = json.loads(written["json"].read_text())
+    assert report["format"] == "mpp-report/1" and report["scenario"] == "skew_distinct"
+    assert report["data"] == {"hash": "0123456789abcdef", "checksum": "sha256:feed"}
+    assert report["environment"]["versions"]["bokeh"]
+    assert report["environment"]["cpus"] >= 1
+    assert report["ok"] is False
+    assert [c["ok"] for c in report["checks"]] == [True, False]
+    assert [(r["variant"], r["query"]) for r in report["runs"]] == [
+        ("single_step", "distinct_by_day"), ("rewrite", "distinct_by_day")]
+    for run in report["runs"]:
+        assert run["plan"].startswith("Stage 1") and run["sql"].startswith("SELECT")
+        assert run["task_count"] == len(run["tasks"]) == SCAN_TASKS + FINAL_TASKS
+        assert {t["stage"] for t in run["tasks"]} == {0, 1}
+        assert [s["stage"] for s in run["stages"]] == [0, 1]
+        assert sorted(run["whatif"], key=int) == ["2", "8", "32", "128"]
+        assert run["metrics"]["ratio"] is None  # inf is not JSON
+    skewed, balanced = (r["stages"][1] for r in report["runs"])
+    assert skewed["metrics"]["max_over_median_rows"] == 20.0
+    assert skewed["heaviest"]["hot_keys"] == [["2017-01-13", 20000]]
+    assert balanced["metrics"]["max_over_median_rows"] == 1.0
+    tripped = {v["name"] for v in skewed["verdicts"] if v["tripped"]}
+    assert tripped == {"trino_input_skewed", "redshift_skew_rows"}
+    # The straggler dominates at scale: single_step's makespan at 128 workers is worse.
+    single, rewrite = (r["whatif"]["128"]["makespan_s"] for r in report["runs"])
+    assert single > 2 * rewrite
+
+
+def test_report_html_is_self_contained_with_the_plots(written: dict[str, Path]) -> None:
+    page = written["html"].read_text()
+    assert "mpp report: skew_distinct" in page
+    for title in TITLES:
+        assert title in page, title
+    assert "cdn.bokeh.org" not in page and "<script src=" not in page  # works offline
+    assert "Bokeh.embed.embed_items" in page
+    assert "FAILED: single_step" in page
+
+
+def test_report_files_are_readable_and_no_temporary_left(written: dict[str, Path]) -> None:
+    folder = written["json"].parent
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html", "report.json"]
+    assert written["json"].stat().st_mode & 0o044 == 0o044
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(MppError, match="cannot write the report"):
+        write_report(sample_run(), blocker)
+
+
+def test_summary_table() -> None:
+    lines = format_summary(sample_run()).splitlines()
+    assert lines[0].split()[:3] == ["variant", "query", "wall"]
+    assert "W=128 s" in lines[0] and "oracle" in lines[0]
+    single = next(line for line in lines if line.startswith("single_step"))
+    rewrite = next(line for line in lines if line.startswith("rewrite"))
+    assert "20.00" in single and "trino,redshift" in single and single.endswith("equal")
+    assert "1.00" in rewrite and "none" in rewrite
+    assert lines[-2].startswith("PASS ") and lines[-1].startswith("FAIL ")
+    assert "off by 18.5" in lines[-1]
