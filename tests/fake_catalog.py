@@ -21,7 +21,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "access_log": pa.schema([("time", TS), ("date", pa.date32()), ("user_id", pa.int64()),
                              ("session_id", pa.int64()), ("url_id", pa.int32()),
                              ("status", pa.int16()), ("bytes", pa.int32())]),
-    "users": pa.schema([("user_id", pa.int64()), ("created_at", pa.date32()),
+    "users": pa.schema([("user_id", pa.int64()), ("created_at", TS),
                         ("country", pa.string()), ("plan", pa.string())]),
     "sessions": pa.schema([("session_id", pa.int64()), ("user_id", pa.int64()),
                            ("min_time", TS)]),
@@ -44,7 +44,7 @@ STATS: dict[str, TableStats] = {
     }),
     "users": TableStats(1_000_000, 30_000_000, 4, {
         "user_id": ColumnStats(1, 1_000_000, 0, 1_000_000),
-        "created_at": ColumnStats(dt.date(2010, 1, 1), _D1, 0, 2_000),
+        "created_at": ColumnStats(dt.datetime(2014, 1, 1), _T0, 0, 1_000_000),
         "country": ColumnStats("AR", "ZA", 0, 50),
         "plan": ColumnStats("free", "team", 0, 3),
     }),

@@ -2,7 +2,8 @@
 
 Walks the plan top-down with the set of field names the parent needs: Scans read only those
 columns (a columnar format then skips the other column chunks entirely), Projects drop unused
-outputs (and disappear when they become an identity), Aggregates drop unused aggregate calls.
+outputs (and disappear when they become an identity; two Projects in a row, as a subquery's
+renaming leaves, merge into one), Aggregates drop unused aggregate calls.
 Columns used only by predicates already pushed into a scan are not read into the task: storage
 applies those predicates itself.
 
@@ -39,7 +40,7 @@ from functools import singledispatch
 import pyarrow as pa
 
 from mpp.config import PlannerContext
-from mpp.logical.expr import Column
+from mpp.logical.expr import Column, replace_columns
 from mpp.logical.nodes import Aggregate, Filter, Join, LogicalNode, Project, Scan, Sort
 from mpp.optimizer.rule import with_inputs
 
@@ -83,6 +84,10 @@ def _project(node: Project, required: set[str]) -> LogicalNode:
     if not keep:
         keep = [(node.exprs[0], node.names[0])]
     child = _prune(node.input, set().union(*(e.columns() for e, _ in keep)))
+    if isinstance(child, Project):  # two Projects in a row (a subquery's renaming): merge
+        mapping = dict(zip(child.names, child.exprs, strict=True))
+        keep = [(replace_columns(e, mapping), n) for e, n in keep]
+        child = child.input
     names = tuple(n for _, n in keep)
     identity = all(isinstance(e, Column) and e.name == n for e, n in keep)
     if identity and names == child.field_names():
