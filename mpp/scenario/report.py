@@ -51,6 +51,8 @@ class QueryRun:
     result_rows: int | None = None
     oracle: str | None = None  # "equal", "differs: ...", or None when not checked
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    stage_deps: Mapping[int, tuple[int, ...]] | None = None  # from the plan; None = default
+    threads_per_worker: int = 1
 
     @property
     def wall_median_s(self) -> float:
@@ -76,9 +78,10 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
         bandwidth_bytes_per_s=whatif.bandwidth_bytes_per_s,
         task_overhead_s=whatif.task_overhead_s, threads_per_worker=threads_per_worker,
     ) if recs else {}
+    deps = {s: tuple(u) for s, u in stage_deps.items()} if stage_deps is not None else None
     return QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
                     skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, predictions,
-                    result_rows, oracle, dict(metrics or {}))
+                    result_rows, oracle, dict(metrics or {}), deps, threads_per_worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,8 @@ def run_to_dict(run: QueryRun) -> dict[str, Any]:
         "metrics": {k: _finite(v) for k, v in run.metrics.items()},
         "stages": [sk.to_dict() for sk in run.skew.values()],
         "whatif": {str(w): p.to_dict() for w, p in run.whatif.items()},
+        "stage_deps": ({str(s): list(u) for s, u in run.stage_deps.items()}
+                       if run.stage_deps is not None else None),
         "task_count": len(run.records),
         "tasks": [r.to_dict() for r in run.records],
     }
