@@ -18,6 +18,7 @@ from distributed import Client, as_completed
 from tqdm import tqdm
 
 from mpp.catalog import Catalog, WriteTarget, WrittenFragment, write_fragment
+from mpp.datagen.distributions import layout
 from mpp.datagen.spec import TABLES, DatagenSpec, parse_table_formats
 from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fragment_count
 from mpp.errors import CatalogError
@@ -77,6 +78,7 @@ def generate(out: str | os.PathLike[str], spec: DatagenSpec, *, client: Client |
     ``out`` already holds these tables. A failure leaves no table registered and no files.
     """
     spec.validate()
+    layout(spec)  # knob combinations the layout cannot honour fail here, before any write
     path = local_path(to_uri(out))
     created = path is not None and not os.path.exists(path)
     catalog = Catalog.open(out, create=True)
