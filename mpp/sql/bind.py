@@ -31,7 +31,7 @@ from mpp.logical.nodes import Aggregate, Filter, Limit, LogicalNode, LogicalPlan
 from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
 from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
-from mpp.sql.parse import locate, parse, unsupported
+from mpp.sql.parse import locate, parse, statement_start, unsupported
 from mpp.sql.relations import bind_from, unique_names
 from mpp.sql.scope import Scope
 
@@ -100,8 +100,8 @@ class QueryBinder:
         if isinstance(node, exp.Subquery):
             return self._check_statement(node.this)
         if not isinstance(node, exp.Select):
-            raise unsupported(node, self.sql, f"{node.key.upper()} statement",
-                              hint=" (only SELECT is)")
+            raise SqlError(f"unsupported SQL: {node.key.upper()} statement is not in mpp's SQL "
+                           "subset (only SELECT is)", *statement_start(self.sql))
         for key, construct in _UNSUPPORTED_CLAUSES.items():
             if node.args.get(key):
                 raise unsupported(node.args[key] if isinstance(node.args[key], exp.Expression)

@@ -64,7 +64,7 @@ class ExprBinder:
         if isinstance(node, exp.Window):
             return unsupported(node, self.sql, "window function (OVER)", TokenType.OVER)
         if isinstance(node, (exp.Subquery, exp.Select)):
-            return unsupported(node, self.sql, "scalar subquery")
+            return unsupported(node, self.sql, "scalar subquery", TokenType.SELECT)
         if isinstance(node, exp.Exists):
             return unsupported(node, self.sql, "EXISTS (subquery)")
         if isinstance(node, exp.Interval):

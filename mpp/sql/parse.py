@@ -94,6 +94,12 @@ def locate(node: exp.Expression, sql: str, keyword: TokenType | None = None) -> 
     return offset_to_line_col(sql, start)
 
 
+def statement_start(sql: str) -> tuple[int, int]:
+    """1-based (line, column) of the first token of ``sql`` (after comments)."""
+    tokens = _tokens(sql)
+    return offset_to_line_col(sql, tokens[0].start) if tokens else (1, 1)
+
+
 def unsupported(node: exp.Expression, sql: str, construct: str,
                 keyword: TokenType | None = None, hint: str = "") -> SqlError:
     """A :class:`SqlError` saying ``construct`` is outside mpp's SQL subset, located at ``node``."""
