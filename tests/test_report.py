@@ -144,3 +144,12 @@ def test_summary_table() -> None:
     assert "1.00" in rewrite and "none" in rewrite
     assert lines[-2].startswith("PASS ") and lines[-1].startswith("FAIL ")
     assert "off by 18.5" in lines[-1]
+
+
+def test_a_run_without_task_records_still_reports(tmp_path: Path) -> None:
+    empty = query_run("v", "q", sql="SELECT 1", plan="(no plan)", wall_s=[0.5], records=[])
+    paths = write_report(RunData("empty", {}, {}, "h", None, (empty,)), tmp_path)
+    report = json.loads(paths["json"].read_text())
+    assert report["runs"][0]["task_count"] == 0 and report["runs"][0]["whatif"] == {}
+    assert "no task records" in paths["html"].read_text()
+    assert "0.500" in format_summary(RunData("empty", {}, {}, "h", None, (empty,)))

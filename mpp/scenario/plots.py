@@ -110,7 +110,8 @@ def _whatif_figure(data: RunData) -> Any:
     ticks = sorted({w for r in data.runs for w in r.whatif} | ({real} if real else set()))
     if ticks:
         p.xaxis.ticker = FixedTicker(ticks=ticks)
-    p.legend.click_policy = "hide"
+    if p.legend:  # no legend when no run has predictions
+        p.legend.click_policy = "hide"
     _legend_outside(p)
     return p
 
