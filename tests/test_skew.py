@@ -136,3 +136,13 @@ def test_to_dict_is_json_ready() -> None:
     assert d["metrics"]["max_over_median_rows"] is None  # inf -> null
     assert {v["name"] for v in d["verdicts"]} == {
         "trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows"}
+
+
+def test_spark_threshold_is_a_setting() -> None:
+    from mpp.config import Settings
+    from mpp.metrics.skew import skew_options
+
+    opts = skew_options(Settings({"metrics.spark_skew_threshold_bytes": "5000"}))
+    recs = [task(0, i, read=1000) for i in range(4)] + [task(0, 4, read=5001)]
+    assert stage_skew(recs, **opts).verdict("spark_skewed_partition").tripped
+    assert skew_options(Settings())["spark_threshold_bytes"] == SPARK_SKEW_THRESHOLD_BYTES

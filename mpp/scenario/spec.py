@@ -31,7 +31,7 @@ from mpp.scenario.validate import Problems, flatten, join
 
 # Packages whose import registers settings (optimizer rule switches, strategies); imported
 # before settings are validated so that late-registered names are known.
-SETTING_PROVIDERS = ("mpp.optimizer", "mpp.physical", "mpp.execution")
+SETTING_PROVIDERS = ("mpp.optimizer", "mpp.physical", "mpp.execution", "mpp.metrics.skew")
 
 __all__ = ["DATA_FORMATS", "DataSpec", "Scenario", "Variant", "Query", "Expectation", "Op",
            "Checks", "QUERY_METRICS", "WhatIf", "load_scenario", "parse_scenario", "data_spec_hash"]
