@@ -34,6 +34,9 @@ class DataSpec:
     generator's knobs: ``rows`` in ``partitions`` fragments over ``days`` days from ``start``,
     ``users`` distinct users with Zipf exponent ``zipf``, day ``hot_day`` (1-based; 0 = none)
     carrying ``hot_share`` of the rows, written as ``format``, all from ``seed``.
+    ``table_formats`` overrides the format of single tables (users in SQLite: the federated
+    "master table"); ``copies`` adds the same access_log rows in other formats as tables
+    ``access_log_<format>`` (row vs column storage side by side in one warehouse).
     """
 
     warehouse: str | None = None
@@ -47,6 +50,8 @@ class DataSpec:
     hot_day: int = 0
     hot_share: float = 0.0
     format: str = "parquet"
+    table_formats: tuple[tuple[str, str], ...] = ()  # per-table formats, e.g. users = sqlite
+    copies: tuple[str, ...] = ()  # extra copies of access_log, as access_log_<format>
 
     @property
     def generated(self) -> bool:
@@ -57,7 +62,13 @@ class DataSpec:
         """The generator knobs by name (empty for an existing warehouse)."""
         if not self.generated:
             return {}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "warehouse"}
+        out = {k: v for k, v in dataclasses.asdict(self).items()
+               if k not in ("warehouse", "table_formats", "copies")}
+        if self.table_formats:
+            out["table_formats"] = dict(self.table_formats)
+        if self.copies:
+            out["copies"] = list(self.copies)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML-shaped ``[data]`` table."""
@@ -67,7 +78,7 @@ class DataSpec:
 def parse_data(p: Problems, table: dict[str, Any], scale: float,
                base_dir: Any = None) -> DataSpec:
     """Validate ``[data]``; ``scale`` multiplies ``rows`` (partitions never exceed rows)."""
-    p.unknown_keys(table, ("warehouse", *KNOBS), "data")
+    p.unknown_keys(table, ("warehouse", *KNOBS, *_TABLE_KNOBS), "data")
     if "warehouse" in table:
         return _warehouse(p, table, scale, base_dir)
     v = {k: p.get(table, k, kind, "data", default=default) for k, (kind, default) in KNOBS.items()}
@@ -91,14 +102,51 @@ def parse_data(p: Problems, table: dict[str, Any], scale: float,
         p.add("data.format", f"unknown format {v['format']!r}.",
               f"Expected one of {', '.join(DATA_FORMATS)}.")
     v["start"] = _start(p, v["start"])
+    v["table_formats"], v["copies"] = _table_formats(p, table), _copies(p, table, v["format"])
     # --scale: rows scale; fragments stay as written unless they would outnumber the rows.
     rows = max(1, round(v["rows"] * scale))
     return DataSpec(**{**v, "rows": rows, "partitions": min(v["partitions"], rows)})
 
 
+_TABLE_KNOBS = ("table_formats", "copies")
+_TABLES = ("access_log", "users", "sessions", "urls")
+
+
+def _table_formats(p: Problems, table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``table_formats = { users = "sqlite" }``: a format per generated table."""
+    t = p.get(table, "table_formats", dict, "data", default={}) or {}
+    out = []
+    for name, fmt in t.items():
+        where = join("data.table_formats", name)
+        if name not in _TABLES:
+            p.add(where, "unknown table.", f"Generated tables: {', '.join(_TABLES)}.")
+        elif fmt not in DATA_FORMATS:
+            p.add(where, f"unknown format {describe(fmt)}.",
+                  f"Expected one of {', '.join(DATA_FORMATS)}.")
+        else:
+            out.append((name, fmt))
+    return tuple(sorted(out))
+
+
+def _copies(p: Problems, table: dict[str, Any], main: Any) -> tuple[str, ...]:
+    """``copies = ["orc", "csv"]``: access_log again in each format (``access_log_<format>``)."""
+    items = p.get(table, "copies", list, "data", default=[]) or []
+    out: list[str] = []
+    for i, fmt in enumerate(items):
+        if fmt not in DATA_FORMATS:
+            p.add(join("data.copies", i), f"unknown format {describe(fmt)}.",
+                  f"Expected one of {', '.join(DATA_FORMATS)}.")
+        elif fmt == main or fmt in out:
+            p.add(join("data.copies", i), f"access_log is already {fmt!r}.",
+                  "List each other format once.")
+        else:
+            out.append(fmt)
+    return tuple(out)
+
+
 def _warehouse(p: Problems, table: dict[str, Any], scale: float, base_dir: Any) -> DataSpec:
     for key in table:
-        if key in KNOBS:
+        if key in KNOBS or key in _TABLE_KNOBS:
             p.add(join("data", key), "a generator knob cannot be combined with data.warehouse.",
                   "Remove it, or remove warehouse to generate the data.")
     if scale != 1:
