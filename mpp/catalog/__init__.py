@@ -176,9 +176,13 @@ class Catalog:
     # ---- writing -------------------------------------------------------------------------
 
     def begin_write(self, name: str, schema: pa.Schema, format: StorageFormat, *,
-                    partition_by: Sequence[str] = (), top_columns: Sequence[str] = ()
-                    ) -> WriteTarget:
-        """Start writing new table ``name``: a target to hand to every write task."""
+                    partition_by: Sequence[str] = (), top_columns: Sequence[str] = (),
+                    dictionary_columns: Sequence[str] | None = None) -> WriteTarget:
+        """Start writing new table ``name``: a target to hand to every write task.
+
+        ``top_columns`` get their most frequent values kept in the statistics (skewed keys);
+        ``dictionary_columns`` limits Parquet dictionary encoding (None: every column).
+        """
         if name in self.tables():
             raise CatalogError(f"table {name!r} already exists in {self.warehouse}")
         for col in [*partition_by, *top_columns]:
@@ -189,6 +193,7 @@ class Catalog:
             schema=schema, write_id=WriteTarget.new_id(), partition_by=tuple(partition_by),
             field_ids=iceberg.field_ids(schema) if format is StorageFormat.PARQUET else (),
             top_columns=tuple(top_columns),
+            dictionary_columns=None if dictionary_columns is None else tuple(dictionary_columns),
         )
 
     def commit_write(self, target: WriteTarget, written: Sequence[WrittenFragment],

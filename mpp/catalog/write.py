@@ -44,6 +44,7 @@ class WriteTarget:
     partition_by: tuple[str, ...] = ()  # identity partition columns, constant per fragment
     field_ids: tuple[tuple[str, int], ...] = ()  # Iceberg field ids (Parquet)
     top_columns: tuple[str, ...] = ()  # columns whose most frequent values are kept
+    dictionary_columns: tuple[str, ...] | None = None  # Parquet dictionary encoding (None: all)
 
     @staticmethod
     def new_id() -> str:
@@ -92,7 +93,8 @@ def _write_file(target: WriteTarget, table: pa.Table, uri: str) -> Any:
     if target.format is StorageFormat.PARQUET:
         from mpp.storage import parquet
 
-        return parquet.write(table, uri, field_ids=dict(target.field_ids))
+        return parquet.write(table, uri, field_ids=dict(target.field_ids),
+                             dictionary_columns=target.dictionary_columns)
     if target.format is StorageFormat.ORC:
         from mpp.storage import orc
 

@@ -87,7 +87,8 @@ def generate(out: str | os.PathLike[str], spec: DatagenSpec, *, client: Client |
         raise CatalogError(f"{out} already holds table {clash[0]!r}; generate into a new --out")
     targets = {
         t: catalog.begin_write(t, SCHEMAS[t], spec.format_of(t),
-                               partition_by=PARTITION_BY.get(t, ()), top_columns=TOP_COLUMNS[t])
+                               partition_by=PARTITION_BY.get(t, ()), top_columns=TOP_COLUMNS[t],
+                               dictionary_columns=TOP_COLUMNS[t])
         for t in TABLES
     }
     committed: list[str] = []
