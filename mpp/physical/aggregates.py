@@ -93,10 +93,13 @@ def _aggregate(table: pa.Table, keys: list[str],
     aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
             for col, fn, _ in specs]
     out = table.group_by(keys, use_threads=False).aggregate(aggs)
-    names = [f"{'_'.join(col) if isinstance(col, list) and col else col}_{fn}"
-             if col != [] else fn for col, fn, _ in specs]
-    return pa.table([out[k] for k in keys] + [out[n] for n in names],
-                    names=keys + [name for _, _, name in specs])
+    # Results are picked by position: two calls may share an output name (sum(x) and the sum
+    # inside avg(x)). pyarrow puts the key columns first (older releases: last).
+    k = len(keys)
+    first = out.column_names[:k] == keys
+    key_cols = [out.column(i) for i in (range(k) if first else range(len(aggs), len(aggs) + k))]
+    agg_cols = [out.column(i) for i in (range(k, k + len(aggs)) if first else range(len(aggs)))]
+    return pa.table(key_cols + agg_cols, names=keys + [name for _, _, name in specs])
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -12,6 +13,25 @@ from mpp.logical.nodes import Field
 from mpp.physical.distribution import Arbitrary, Partitioning
 from mpp.physical.operators.base import PhysicalOp, TaskContext, empty_table
 from mpp.storage.base import ColumnPredicate, Fragment
+
+
+def _sql_value(value: Any) -> str:
+    """A predicate value as SQL text (``DATE '2017-01-02'``), for EXPLAIN."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_sql_value(v) for v in value) + ")"
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP '{value}'"
+    if isinstance(value, dt.date):
+        return f"DATE '{value}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+def _predicate_text(p: ColumnPredicate) -> str:
+    if p.op in ("is_null", "is_not_null"):
+        return str(p)
+    return f"{p.column} {'IN' if p.op == 'in' else p.op} {_sql_value(p.value)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,6 @@ class ScanExec(PhysicalOp):
             line += f" AS {self.alias}"
         line += f" [{cols}]"
         if self.predicates:
-            line += " filter=(" + " AND ".join(str(p) for p in self.predicates) + ")"
+            line += " filter=(" + " AND ".join(_predicate_text(p) for p in self.predicates) + ")"
         pruned = f"{len(self.fragments)} of {self.total_fragments}"
         return line + f" fragments={pruned if self.total_fragments else len(self.fragments)}"
