@@ -7,6 +7,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   unit boundaries crossed (``date_diff('day', '01-01 23:00', '01-02 01:00')`` is 0 in Trino,
   1 in DuckDB). DuckDB's ``date_sub`` counts whole units, so date_diff becomes date_sub.
 * ``date_trunc`` of a DATE is a DATE in Trino and a TIMESTAMP in DuckDB: cast back.
+* CAST(double AS integer) rounds half away from zero in Trino, half to even in DuckDB: the
+  operand is wrapped in DuckDB's ``round`` (half away from zero).
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
 
@@ -90,6 +92,12 @@ def duckdb_sql(trino_sql: str, schema: dict[str, dict[str, str]] | None = None) 
         # Trino's date_diff(unit, start, end) is DateDiff(this=end, expression=start).
         node.replace(exp.Anonymous(this="DATE_SUB", expressions=[
             exp.Literal.string(name), node.expression.copy(), node.this.copy()]))
+    for node in list(tree.find_all(exp.Cast)):
+        # Trino rounds a double half away from zero when casting it to an integer; DuckDB
+        # rounds half to even. DuckDB's round() is half away from zero.
+        if node.to.is_type(*exp.DataType.INTEGER_TYPES) and node.this.is_type(
+                *exp.DataType.REAL_TYPES):
+            node.this.replace(exp.Round(this=node.this.copy()))
     for node in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
         if node.this.type is not None and node.this.is_type(exp.DType.DATE):
             node.replace(exp.cast(node.copy(), exp.DType.DATE))
@@ -176,7 +184,6 @@ def run_oracle(sql: str, catalog: OracleCatalog, **duckdb_config: Any) -> pa.Tab
             info = catalog.table(name)
             register_table(con, info, catalog.fragments(info, []))
             schema[name] = {f.name: sql_type(f.type) for f in info.schema}
-        result = con.execute(duckdb_sql(sql, schema)).arrow()
-        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+        return con.sql(duckdb_sql(sql, schema)).to_arrow_table()
     finally:
         con.close()

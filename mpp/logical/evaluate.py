@@ -112,7 +112,8 @@ def _date_trunc(call: Call, args: list[Value], n: int) -> Value:
 def _micros(value: Value) -> Value:
     """Microseconds since the epoch of a date or timestamp[us]."""
     if pa.types.is_date(value.type):
-        return pc.multiply(pc.cast(pc.cast(value, pa.date32()), pa.int64()), _DAY_US)
+        days = pc.cast(pc.cast(value, pa.date32()), pa.int32())
+        return pc.multiply(pc.cast(days, pa.int64()), _DAY_US)
     return pc.cast(value, pa.int64())
 
 

@@ -57,7 +57,10 @@ class ExprBinder:
         for kind in type(node).__mro__:
             handler = _HANDLERS.get(kind)
             if handler is not None:
-                return handler(self, node)
+                bound = handler(self, node)
+                if node.args.get("negate"):  # sqlglot keeps "x NOT LIKE p" as Like(negate=True)
+                    bound = Call("not", (bound,), pa.bool_())
+                return bound
         raise self._unsupported(node)
 
     def _unsupported(self, node: exp.Expression) -> SqlError:
