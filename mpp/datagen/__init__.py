@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 from distributed import Client, as_completed
@@ -64,9 +65,25 @@ def _run(client: Client, spec: DatagenSpec, targets: dict[str, WriteTarget],
                 fut.release()
                 bar.update()
     except BaseException:
-        client.cancel(futures)
+        _cancel_and_drain(client, futures)
         raise
     return out
+
+
+def _cancel_and_drain(client: Client, futures: list) -> None:
+    """Cancel the tasks and wait until none still runs, so clean-up sees every file written.
+
+    Cancelling does not interrupt a task already running on a worker; it would otherwise
+    write its file after the clean-up.
+    """
+    keys = {f.key for f in futures}
+    client.cancel(futures)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = {k for ks in client.processing().values() for k in ks}
+        if not running & keys:
+            return
+        time.sleep(0.1)
 
 
 def generate(out: str | os.PathLike[str], spec: DatagenSpec, *, client: Client | None = None,

@@ -67,7 +67,9 @@ def storage_errors(uri: str, action: str = "read") -> Iterator[None]:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "No such file" in text or "Path does not exist" in text:
             raise StorageError("file not found (missing data file)", uri) from None
-        raise StorageError(f"cannot {action}: file is truncated or corrupt ({text})", uri) from None
+        if action != "read":
+            raise StorageError(f"cannot {action}: {text}", uri) from None
+        raise StorageError(f"cannot read: file is truncated or corrupt ({text})", uri) from None
 
 
 def file_size(uri: str) -> int:
