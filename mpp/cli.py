@@ -36,8 +36,9 @@ def bench() -> None:
     """Benchmarks: wall time and peak memory, mpp side by side with its peers."""
 
 
-from mpp.query_cli import explain, settings, sql  # noqa: E402
+from mpp.query_cli import bench_queries, explain, settings, sql  # noqa: E402
 
+bench.add_command(bench_queries)
 main.add_command(sql)
 main.add_command(explain)
 main.add_command(settings)

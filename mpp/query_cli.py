@@ -108,3 +108,27 @@ def settings() -> None:
     for s in SETTINGS.values():
         choices = f" (one of {', '.join(s.choices)})" if s.choices else ""
         click.echo(f"{s.name} = {s.default!r}{choices}\n    {s.help}")
+
+
+@click.command("queries")
+@click.option("-w", "--warehouse", default="/tmp/wh100m", show_default=True,
+              type=click.Path(), help="Warehouse with access_log (mpp datagen --rows 100000000"
+              " --partitions 1000).")
+@click.option("--query", "queries", multiple=True, type=click.Choice(["q0", "q1"]),
+              help="Queries to run (default: both).")
+@click.option("--engine", "engines", multiple=True,
+              type=click.Choice(["mpp", "duckdb", "dask"]), help="Engines (default: all).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="mpp settings for its runs.")
+def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],
+                  workers: int, threads: int, assignments: tuple[str, ...]) -> None:
+    """Q0/Q1: wall time and peak memory of mpp, DuckDB and dask.dataframe, same files."""
+    from mpp.bench.queries import bench_queries as run
+    from mpp.bench.queries import format_runs
+
+    runs = run(warehouse, queries=queries or ("q0", "q1"),
+               engines=engines or ("mpp", "duckdb", "dask"), workers=workers,
+               threads=threads, settings=parse_assignments(assignments))
+    click.echo(format_runs(runs))

@@ -1,0 +1,140 @@
+"""``mpp bench queries``: Q0 and Q1 on mpp, DuckDB and dask.dataframe over the same files.
+
+Q0 ``SELECT date, count(*) FROM access_log GROUP BY date`` and Q1 ``SELECT date,
+count(DISTINCT user_id) FROM access_log GROUP BY date`` run, one engine at a time, on
+
+* mpp: the session's physical plan on a fresh LocalCluster (``workers`` x ``threads``);
+* DuckDB: the oracle (:func:`mpp.oracle.run_oracle`) over the catalog's files, in process;
+* dask.dataframe: its own idiom, ``dd.read_parquet(files).groupby("date").size()`` and
+  ``.user_id.nunique()``, on a fresh LocalCluster of the same shape.
+
+Each run reports wall time (the query only; cluster start-up excluded) and peak resident
+memory of every process involved (this one plus its children: the cluster's workers), sampled
+by :class:`mpp.bench.memory.PeakMemory`. Results are cross-checked against DuckDB's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.bench.memory import PeakMemory
+from mpp.catalog import Catalog
+from mpp.errors import MppError
+from mpp.execution.cluster import Cluster, ClusterSpec
+from mpp.storage.files import local_path
+
+QUERIES: dict[str, str] = {
+    "q0": "SELECT date, count(*) FROM access_log GROUP BY date",
+    "q1": "SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date",
+}
+ENGINES = ("mpp", "duckdb", "dask")
+GiB = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRun:
+    """One engine running one query."""
+
+    query: str
+    engine: str
+    wall_seconds: float
+    peak_bytes: int
+    rows: int
+    matches_duckdb: bool | None  # None for DuckDB itself
+    note: str = ""
+
+
+def _canonical(table: pa.Table) -> list[tuple[Any, ...]]:
+    """Rows as sorted tuples of Python values (column names and int widths ignored)."""
+    cols = [pc.cast(c, pa.date32()) if pa.types.is_timestamp(c.type) else c
+            for c in table.columns]
+    return sorted(tuple(r.values()) for r in pa.table(cols, names=table.column_names).to_pylist())
+
+
+def _files(catalog: Catalog) -> list[str]:
+    frags = catalog.fragments(catalog.table("access_log"))
+    return [local_path(f.uri) or f.uri for f in frags]
+
+
+def _run_mpp(warehouse: str, q: str, spec: ClusterSpec,
+             settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
+    import mpp
+
+    with mpp.connect(warehouse, cluster=spec, settings=settings) as session:
+        with PeakMemory() as mem:
+            result = session.sql(QUERIES[q])
+    stages = result.stats.plan.stages
+    tasks = " + ".join(f"{s.tasks}" for s in stages)
+    return result.to_arrow(), mem, f"stage tasks {tasks}, {len(result.stats.tasks)} records"
+
+
+def _run_duckdb(warehouse: str, q: str, spec: ClusterSpec,
+                settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
+    from mpp.oracle import run_oracle
+
+    catalog = Catalog.open(warehouse)
+    with PeakMemory() as mem:
+        table = run_oracle(QUERIES[q], catalog)
+    return table, mem, f"in process, {os.cpu_count()} threads"
+
+
+def _run_dask(warehouse: str, q: str, spec: ClusterSpec,
+              settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
+    import dask.dataframe as dd
+
+    files = _files(Catalog.open(warehouse))
+    with Cluster(spec), PeakMemory() as mem:
+        if q == "q0":
+            out = dd.read_parquet(files, columns=["date"]).groupby("date").size().compute()
+        else:
+            df = dd.read_parquet(files, columns=["date", "user_id"])
+            out = df.groupby("date").user_id.nunique().compute()
+    table = pa.Table.from_pandas(out.reset_index(), preserve_index=False)
+    return table, mem, "dd.read_parquet + groupby idiom"
+
+
+_RUNNERS: dict[str, Callable[..., tuple[pa.Table, PeakMemory, str]]] = {
+    "mpp": _run_mpp, "duckdb": _run_duckdb, "dask": _run_dask,
+}
+
+
+def bench_queries(warehouse: str, *, queries: Sequence[str] = ("q0", "q1"),
+                  engines: Sequence[str] = ENGINES, workers: int = 2, threads: int = 1,
+                  settings: dict[str, Any] | None = None) -> list[BenchRun]:
+    """Run every query on every engine, one at a time; DuckDB's result is the reference."""
+    for q in queries:
+        if q not in QUERIES:
+            raise MppError(f"unknown benchmark query {q!r}; choose from {', '.join(QUERIES)}")
+    for e in engines:
+        if e not in ENGINES:
+            raise MppError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
+    spec = ClusterSpec(workers=workers, threads_per_worker=threads, dashboard_address=None)
+    results = {(e, q): _RUNNERS[e](warehouse, q, spec, settings)
+               for e in engines for q in queries}
+    reference = {q: _canonical(t) for (e, q), (t, _, _) in results.items() if e == "duckdb"}
+    runs = []
+    for (engine, q), (table, mem, note) in results.items():
+        ok = None if engine == "duckdb" or q not in reference else (
+            _canonical(table) == reference[q])
+        runs.append(BenchRun(q, engine, mem.wall_seconds, mem.peak_bytes, table.num_rows,
+                             ok, note))
+    return sorted(runs, key=lambda r: (r.query, ENGINES.index(r.engine)))
+
+
+def format_runs(runs: Sequence[BenchRun]) -> str:
+    """A terminal table of the runs, with each engine's time relative to mpp's."""
+    mpp_wall = {r.query: r.wall_seconds for r in runs if r.engine == "mpp"}
+    lines = [f"{'query':5} {'engine':7} {'wall s':>8} {'x mpp':>6} {'peak GiB':>9} {'rows':>5} "
+             f"{'= duckdb':>8}  note"]
+    for r in runs:
+        rel = r.wall_seconds / mpp_wall[r.query] if mpp_wall.get(r.query) else float("nan")
+        same = "-" if r.matches_duckdb is None else ("yes" if r.matches_duckdb else "NO")
+        lines.append(f"{r.query:5} {r.engine:7} {r.wall_seconds:8.2f} {rel:6.2f} "
+                     f"{r.peak_bytes / GiB:9.2f} {r.rows:5} {same:>8}  {r.note}")
+    return "\n".join(lines)
