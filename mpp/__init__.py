@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "connect"]
+__all__ = ["__version__", "connect", "run_scenario"]
 
 
 def connect(warehouse: str, **kwargs: Any) -> Any:
@@ -18,3 +18,11 @@ def connect(warehouse: str, **kwargs: Any) -> Any:
     from mpp.session import connect as _connect
 
     return _connect(warehouse, **kwargs)
+
+
+def run_scenario(scenario: Any, **kwargs: Any) -> Any:
+    """Run a scenario file (or a validated Scenario) end to end and write its report (see
+    :func:`mpp.scenario.runner.run_scenario`)."""
+    from mpp.scenario.runner import run_scenario as _run
+
+    return _run(scenario, **kwargs)

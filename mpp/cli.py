@@ -43,6 +43,11 @@ main.add_command(sql)
 main.add_command(explain)
 main.add_command(settings)
 
+from mpp.run_cli import list_, run  # noqa: E402
+
+main.add_command(run)
+main.add_command(list_)
+
 
 def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""

@@ -1,0 +1,74 @@
+"""``mpp run`` and ``mpp list``: run scenario files, list the shipped scenarios.
+
+Thin: validation, running and reporting live in :mod:`mpp.scenario`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+# Exit codes: 0 every check passed, 1 a check failed, 2 bad input (MppError, from the group).
+EXIT_CHECK_FAILED = 1
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply the generated row count (e.g. 0.01 for a quick look).")
+@click.option("--out", default="runs", show_default=True,
+              help="Folder the run folders (<scenario>-<timestamp>) are written into.")
+@click.option("--scheduler", default=None,
+              help="An existing Dask scheduler (tcp://host:8786) instead of a LocalCluster.")
+@click.option("--cache", default=None,
+              help="Where generated warehouses are cached by data hash "
+                   "(default: $MPP_CACHE or ~/.cache/mpp/warehouses).")
+@click.option("--keep-open", is_flag=True,
+              help="Keep the cluster (and its dashboard) up after the last run, until Ctrl-C.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def run(files: tuple[str, ...], scale: float, out: str, scheduler: str | None,
+        cache: str | None, keep_open: bool, no_progress: bool) -> None:
+    """Run scenario FILES: data, cluster, queries, DuckDB checks, report.
+
+    Every file is validated before anything runs. Exits 1 if a check failed.
+    """
+    from mpp.scenario.runner import run_scenario
+    from mpp.scenario.spec import load_scenario
+
+    scenarios = [load_scenario(f, scale=scale) for f in files]  # all valid, or nothing runs
+    failed: list[str] = []
+    for i, sc in enumerate(scenarios):
+        outcome = run_scenario(sc, out=out, scheduler=scheduler, cache=cache,
+                               keep_open=keep_open and i == len(scenarios) - 1,
+                               progress=not no_progress, echo=click.echo)
+        failed += [f"{sc.name}: {c.message}" for c in outcome.failures]
+    if failed:
+        click.echo(f"mpp: {len(failed)} check(s) failed:", err=True)
+        for line in failed:
+            click.echo(f"  {line}", err=True)
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@click.command("list")
+@click.argument("folder", default="scenarios", type=click.Path(file_okay=False))
+def list_(folder: str) -> None:
+    """List the scenario files in FOLDER (default: ./scenarios) with their descriptions."""
+    from mpp.errors import MppError
+    from mpp.scenario.spec import load_scenario
+
+    paths = sorted(Path(folder).glob("*.toml"))
+    if not paths:
+        raise MppError(f"no scenario files (*.toml) in {folder}")
+    for path in paths:
+        try:
+            sc = load_scenario(path)
+            d = sc.data
+            size = (f"{d.rows:,} rows / {d.partitions:,} fragments" if d.generated
+                    else f"warehouse {d.warehouse}")
+            click.echo(f"{str(path):40s} {sc.description}\n{'':40s} {size}; "
+                       f"{len(sc.variants)} variant(s) x {len(sc.queries)} quer"
+                       f"{'y' if len(sc.queries) == 1 else 'ies'}")
+        except MppError as exc:
+            click.echo(f"{str(path):40s} INVALID: {exc}")

@@ -1,0 +1,215 @@
+"""Running a scenario end to end: data, cluster, variants x queries x repeats, checks, report.
+
+    >>> import mpp                                                      # doctest: +SKIP
+    >>> outcome = mpp.run_scenario("scenarios/quickstart.toml", scale=0.1)
+    >>> outcome.ok, outcome.files["html"]
+
+Steps: validate the spec (nothing runs on an invalid one); start the cluster (or connect to a
+scheduler) and print its dashboard link; generate the data or reuse the cached warehouse of the
+same data hash (:mod:`mpp.scenario.warehouse`); run every variant x query x repeat inside a Dask
+``performance_report``; check each result against DuckDB and the spec's expectations; write the
+run folder (report.json, report.html, dask-report.html) and print the terminal summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from distributed import performance_report
+from tqdm import tqdm
+
+from mpp.execution.cluster import Cluster, ClusterSpec
+from mpp.physical.explain import explain_physical
+from mpp.physical.planner import PhysicalPlan
+from mpp.scenario import rows
+from mpp.scenario.expect import evaluate
+from mpp.scenario.report import (
+    CheckResult,
+    QueryRun,
+    RunData,
+    environment,
+    format_summary,
+    query_run,
+    write_report,
+)
+from mpp.scenario.spec import Query, Scenario, Variant, load_scenario
+from mpp.scenario.warehouse import Warehouse, prepare
+from mpp.session import Result, Session
+
+DASK_REPORT = "dask-report.html"
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What one scenario run produced: its report data, run folder and files."""
+
+    scenario: Scenario
+    data: RunData
+    folder: Path
+    files: dict[str, Path]
+    warehouse: Warehouse
+    dashboard: str | None = None
+    summary: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when every check (oracle and expectations) passed."""
+        return self.data.ok
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        """The checks that failed."""
+        return [c for c in self.data.checks if not c.ok]
+
+
+@dataclass
+class _Oracle:
+    """DuckDB's answer per query, computed once and shared by every variant."""
+
+    session: Session
+    enabled: bool
+    answers: dict[str, pa.Table] = field(default_factory=dict)
+
+    def check(self, query: Query, table: pa.Table) -> str | None:
+        if not self.enabled:
+            return None
+        from mpp.oracle import run_oracle
+
+        if query.name not in self.answers:
+            self.answers[query.name] = run_oracle(query.sql, self.session.catalog)
+        diff = rows.difference(table, self.answers[query.name])
+        return "equal" if diff is None else f"differs: {diff}"
+
+
+def stage_deps(plan: PhysicalPlan) -> dict[int, tuple[int, ...]]:
+    """Each stage's upstream stages (the exchanges it reads), from the executed plan."""
+    return {s.id: tuple(sorted({e.id for e in s.inputs})) for s in plan.stages}
+
+
+def _measure(result: Result) -> dict[str, Any]:
+    """Query-level figures of one run for the report (beyond what the task records give)."""
+    st = result.stats
+    table = result.to_arrow()
+    return {"rows_read": st.rows_read, "bytes_read": st.bytes_read,
+            "bytes_exchanged": st.bytes_exchanged, "result_checksum": rows.checksum(table),
+            "stages": len(st.plan.stages)}
+
+
+def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, oracle: _Oracle,
+             bar: tqdm) -> QueryRun:
+    """Every repeat of one query under one variant; the last repeat's tasks are reported."""
+    walls: list[float] = []
+    result: Result | None = None
+    for _ in range(sc.repeats):
+        bar.set_postfix_str(f"{variant.name}/{query.name}")
+        result = session.sql(query.sql, settings=variant.settings_dict())
+        walls.append(result.stats.wall_seconds)
+        bar.update()
+    assert result is not None  # repeats >= 1
+    table = result.to_arrow()
+    return query_run(
+        variant.name, query.name, sql=query.sql, plan=explain_physical(result.stats.plan),
+        wall_s=walls, records=result.stats.tasks, whatif=sc.whatif,
+        stage_deps=stage_deps(result.stats.plan),
+        threads_per_worker=max(1, session.cluster.total_threads()
+                               // session.cluster.worker_count()),
+        result_rows=table.num_rows, oracle=oracle.check(query, table),
+        metrics=_measure(result))
+
+
+def _checks(sc: Scenario, runs: Sequence[QueryRun]) -> tuple[CheckResult, ...]:
+    """Oracle equality per run (when enabled), then the spec's expectations."""
+    out = [CheckResult(f"{r.variant}/{r.query} equals DuckDB", r.oracle == "equal",
+                       f"{'ok' if r.oracle == 'equal' else 'FAILED'}: {r.variant}/{r.query} "
+                       f"vs DuckDB: {r.oracle}")
+           for r in runs if r.oracle is not None]
+    return (*out, *evaluate(sc.checks.expect, runs, sc.whatif))
+
+
+def run_folder(out: str | os.PathLike[str], name: str, started: dt.datetime) -> Path:
+    """A new folder ``<out>/<name>-<YYYYmmdd-HHMMSS>`` (suffixed if that exists already)."""
+    base = Path(out) / f"{name}-{started:%Y%m%d-%H%M%S}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _cluster_spec(sc: Scenario, scheduler: str | None) -> ClusterSpec:
+    spec = sc.cluster
+    if scheduler:
+        return ClusterSpec(scheduler=scheduler, dashboard_address=spec.dashboard_address)
+    return spec
+
+
+def _wait_for_ctrl_c(link: str | None, echo: Echo) -> None:
+    echo(f"cluster kept open; dashboard: {link or '(none)'}; press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        echo("stopping the cluster")
+
+
+def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
+                 out: str | os.PathLike[str] = "runs", scheduler: str | None = None,
+                 cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
+                 progress: bool = True, echo: Echo | None = print) -> RunOutcome:
+    """Run a scenario (a validated :class:`Scenario` or a TOML file) and write its report.
+
+    Args:
+        scenario: the spec, or the path of a scenario file (validated here, before anything runs).
+        scale: multiplies the generated row count (only when a path is given).
+        out: the folder the run folder ``<name>-<timestamp>`` is created in.
+        scheduler: an existing Dask scheduler's address instead of the spec's cluster.
+        cache: where generated warehouses are cached by data hash (see
+            :func:`mpp.scenario.warehouse.default_cache`).
+        keep_open: after the run, keep the cluster up until Ctrl-C (to explore the dashboard).
+        progress: show tqdm progress bars (data generation, queries).
+        echo: where the dashboard link, summary and report location are printed (None: silent).
+
+    Returns the :class:`RunOutcome`; a failed check does not raise (see ``outcome.ok``).
+    """
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, scale=scale)
+    say: Echo = echo or (lambda _line: None)
+    started = dt.datetime.now(dt.UTC)
+    with Cluster(_cluster_spec(sc, scheduler)) as cluster:
+        link = cluster.dashboard_link
+        say(f"{sc.name}: dashboard {link or '(none)'}")
+        # import the engine on every worker first, so the first query's time is not imports
+        cluster.client.run(importlib.import_module, "mpp.session")
+        wh = prepare(sc.data, cluster.client, cache=cache, source=sc.source, progress=progress)
+        say(f"{sc.name}: warehouse {wh.path} ({'reused' if wh.reused else 'generated'}; "
+            f"data hash {wh.data_hash}, checksum {wh.checksum})")
+        folder = run_folder(out, sc.name, started)
+        from mpp.session import connect
+
+        session = connect(wh.path, cluster=cluster)
+        oracle = _Oracle(session, sc.checks.oracle)
+        total = len(sc.variants) * len(sc.queries) * sc.repeats
+        with cluster.client.as_current(), \
+                performance_report(filename=str(folder / DASK_REPORT), mode="inline"), \
+                tqdm(total=total, desc=sc.name, unit="query", disable=not progress) as bar:
+            runs = tuple(_run_one(session, sc, v, q, oracle, bar)
+                         for v in sc.variants for q in sc.queries)
+        data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum, runs,
+                       _checks(sc, runs), started.isoformat(timespec="seconds"), link)
+        files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
+        summary = format_summary(data)
+        say(summary)
+        say(f"{sc.name}: {'all checks passed' if data.ok else 'CHECKS FAILED'}; "
+            f"report: {files['html']}")
+        if keep_open:
+            _wait_for_ctrl_c(link, say)
+    return RunOutcome(sc, data, folder, files, wh, link, summary)
