@@ -41,10 +41,14 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
-             workers: int, threads: int, catalog_uri: str | None) -> Any:
+             workers: int, threads: int, catalog_uri: str | None, query: str) -> Any:
+    from mpp.catalog import Catalog
     from mpp.session import connect
+    from mpp.sql import bind
 
-    settings = parse_assignments(assignments)  # errors before any cluster starts
+    # Bad settings, a missing warehouse or bad SQL fail here, before any cluster starts.
+    settings = parse_assignments(assignments)
+    bind(query, Catalog.open(warehouse, catalog_uri))
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads)
     session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri)
     if session.dashboard_link:
@@ -79,7 +83,8 @@ def format_table(table: pa.Table, output: str) -> str:
 def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None, workers: int,
         threads: int, catalog_uri: str | None, output: str, query: str) -> None:
     """Run one SELECT on the cluster and print its result."""
-    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri) as s:
+    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri,
+                  query) as s:
         result = s.sql(query)
         click.echo(format_table(result.to_arrow(), output), nl=False)
         click.echo(f"{result.stats.query_id}: {result.to_arrow().num_rows} rows in "
@@ -96,7 +101,8 @@ def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
             threads: int, catalog_uri: str | None, analyze: bool, stage: str,
             query: str) -> None:
     """Print the plan of a SELECT (stages, operators, task counts, exchanges)."""
-    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri) as s:
+    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri,
+                  query) as s:
         click.echo(s.explain(query, "analyze" if analyze else stage), nl=False)  # type: ignore[arg-type]
 
 
