@@ -13,6 +13,7 @@ run folder (report.json, report.html, dask-report.html) and print the terminal s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import os
@@ -165,7 +166,8 @@ def _wait_for_ctrl_c(link: str | None, echo: Echo) -> None:
 def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
                  out: str | os.PathLike[str] = "runs", scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
-                 progress: bool = True, echo: Echo | None = print) -> RunOutcome:
+                 progress: bool = True, echo: Echo | None = print,
+                 cluster: Cluster | None = None) -> RunOutcome:
     """Run a scenario (a validated :class:`Scenario` or a TOML file) and write its report.
 
     Args:
@@ -178,13 +180,17 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         keep_open: after the run, keep the cluster up until Ctrl-C (to explore the dashboard).
         progress: show tqdm progress bars (data generation, queries).
         echo: where the dashboard link, summary and report location are printed (None: silent).
+        cluster: an already running :class:`Cluster` to use (and leave running), e.g. a
+            notebook's; by default the spec's cluster is started and closed.
 
     Returns the :class:`RunOutcome`; a failed check does not raise (see ``outcome.ok``).
     """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, scale=scale)
     say: Echo = echo or (lambda _line: None)
     started = dt.datetime.now(dt.UTC)
-    with Cluster(_cluster_spec(sc, scheduler)) as cluster:
+    with contextlib.ExitStack() as stack:
+        if cluster is None:
+            cluster = stack.enter_context(Cluster(_cluster_spec(sc, scheduler)))
         link = cluster.dashboard_link
         say(f"{sc.name}: dashboard {link or '(none)'}")
         # import the engine on every worker first, so the first query's time is not imports
