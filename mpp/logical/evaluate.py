@@ -165,6 +165,26 @@ def _between(call: Call, args: list[Value], n: int) -> Value:
     return pc.and_kleene(pc.greater_equal(args[0], args[1]), pc.less_equal(args[0], args[2]))
 
 
+def _flat(value: Value, n: int) -> pa.Array:
+    value = _as_array(value, n)
+    return value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
+
+
+def _case(call: Call, args: list[Value], n: int) -> Value:
+    pairs = args[:-1] if call.option("else") else args
+    conds = [_flat(c, n) for c in pairs[0::2]]
+    values = [_flat(v, n) for v in pairs[1::2]]
+    if call.option("else"):
+        values.append(_flat(args[-1], n))
+    # case_when treats a NULL condition as false, as SQL's CASE does.
+    cond = pc.make_struct(*conds, field_names=[f"c{i}" for i in range(len(conds))])
+    return pc.case_when(cond, *values)
+
+
+def _coalesce(call: Call, args: list[Value], n: int) -> Value:
+    return pc.coalesce(*(_flat(a, n) for a in args))
+
+
 _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),
     "-": _binary(pc.subtract_checked),
@@ -189,4 +209,6 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "cast": _cast,
     "date_trunc": _date_trunc,
     "date_diff": _date_diff,
+    "case": _case,
+    "coalesce": _coalesce,
 }

@@ -64,6 +64,11 @@ def format_expr(expr: Expr, top: bool = True) -> str:
         text = f"{args[0]} IN ({', '.join(args[1:])})"
     elif op == "cast":
         return f"CAST({args[0]} AS {expr.dtype})"
+    elif op == "case":
+        pairs = args[:-1] if expr.option("else") else args
+        whens = " ".join(f"WHEN {c} THEN {v}" for c, v in zip(pairs[0::2], pairs[1::2],
+                                                              strict=True))
+        return f"CASE {whens}" + (f" ELSE {args[-1]}" if expr.option("else") else "") + " END"
     elif op in ("date_trunc", "date_diff"):
         return f"{op}('{expr.option('unit')}', {', '.join(args)})"
     else:

@@ -235,6 +235,50 @@ class ExprBinder:
         args = (T.coerce(start, common), T.coerce(end, common))
         return Call("date_diff", args, pa.int64(), (("unit", unit),))
 
+    def case(self, node: exp.Case) -> Expr:
+        operand = self.bind(node.this) if node.this is not None else None
+        conds, values = [], []
+        for branch in node.args.get("ifs") or []:
+            if operand is not None:  # CASE x WHEN v THEN ...: the condition is x = v
+                conds.append(self.comparison("=", operand, self.bind(branch.this), branch))
+            else:
+                conds.append(self.predicate(branch.this))
+            values.append(self.bind(branch.args["true"]))
+        default = node.args.get("default")
+        return self.conditional(conds, values, None if default is None else self.bind(default),
+                                node)
+
+    def if_(self, node: exp.If) -> Expr:
+        other = node.args.get("false")
+        return self.conditional([self.predicate(node.this)], [self.bind(node.args["true"])],
+                                None if other is None else self.bind(other), node)
+
+    def conditional(self, conds: list[Expr], values: list[Expr], default: Expr | None,
+                    node: exp.Expression) -> Expr:
+        """``case(c1, v1, c2, v2, ..., [else])``: the first true condition's value."""
+        common = self.common(values + ([default] if default is not None else []), node)
+        args: list[Expr] = []
+        for cond, value in zip(conds, values, strict=True):
+            args += [cond, T.coerce(value, common)]
+        if default is not None:
+            args.append(T.coerce(default, common))
+        return Call("case", tuple(args), common, (("else", default is not None),))
+
+    def coalesce(self, node: exp.Coalesce) -> Expr:
+        args = [self.bind(node.this)] + [self.bind(e) for e in node.expressions]
+        common = self.common(args, node)
+        return Call("coalesce", tuple(T.coerce(a, common) for a in args), common)
+
+    def common(self, exprs: list[Expr], node: exp.Expression) -> pa.DataType:
+        """The type all of ``exprs`` are coerced to (an error naming them if none)."""
+        common: pa.DataType | None = pa.null()
+        for e in exprs:
+            common = T.common_type(common, e.dtype) if common is not None else None
+        if common is None:
+            types = ", ".join(str(e.dtype) for e in exprs)
+            raise self.error(node, f"values of types {types} cannot be combined")
+        return common
+
     def aggregate(self, node: exp.Expression) -> Expr:
         raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
                                f"in {self.clause}")
@@ -259,6 +303,9 @@ _HANDLERS: dict[type, Callable[[ExprBinder, exp.Expression], Expr]] = {
     exp.DateTrunc: ExprBinder.date_trunc,
     exp.DateDiff: ExprBinder.date_diff,
     exp.AggFunc: ExprBinder.aggregate,
+    exp.Case: ExprBinder.case,
+    exp.If: ExprBinder.if_,
+    exp.Coalesce: ExprBinder.coalesce,
     **{kind: ExprBinder.arithmetic for kind in _ARITH},
     **{kind: ExprBinder.compare for kind in _COMPARE},
 }  # type: ignore[dict-item]

@@ -79,6 +79,11 @@ def locate(node: exp.Expression, sql: str, keyword: TokenType | None = None) -> 
     span, or else the last one before it, so "UNION" errors point at the word UNION.
     """
     start, end = _start(node), _end(node)
+    if start is None and isinstance(node, exp.Func):  # e.g. CURRENT_DATE: find it by name
+        names = {node.sql_name().lower(), node.key.lower()}
+        hits = [t.start for t in _tokens(sql) if t.text.lower() in names]
+        if hits:
+            return offset_to_line_col(sql, hits[0])
     if keyword is not None:
         hits = [t.start for t in _tokens(sql) if t.token_type == keyword]
         inside = [h for h in hits if start is not None and end is not None and start <= h <= end]
