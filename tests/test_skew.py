@@ -146,3 +146,17 @@ def test_spark_threshold_is_a_setting() -> None:
     recs = [task(0, i, read=1000) for i in range(4)] + [task(0, 4, read=5001)]
     assert stage_skew(recs, **opts).verdict("spark_skewed_partition").tripped
     assert skew_options(Settings())["spark_threshold_bytes"] == SPARK_SKEW_THRESHOLD_BYTES
+
+
+def test_exchange_helper_tasks_are_counted_not_mixed_in() -> None:
+    maps = [task(0, i, read=1000, rows_out=100, sent=1600) for i in range(4)]
+    combine = TaskRecord(query_id="q", stage=0, name="stage0-combine", key="c", partition=0,
+                         worker="w", start=50.0, stop=50.1, rows_in=400, rows_out=40,
+                         bytes_sent=320)
+    final = [task(1, 0, rows=30), task(1, 1, rows=10)]
+    skews = skew_by_stage(maps + [combine] + final)
+    assert skews[0].tasks == 4 and skews[0].exchange_tasks == 1
+    assert skews[0].rows.max == 100  # the combine's 400 rows are not a map task's
+    # Consumers receive what the combine sent: 320 bytes / 40 rows = 8 bytes a row.
+    assert skews[1].input_bytes.max == 240
+    assert "(+1 exchange tasks)" in format_skew(skews)

@@ -109,3 +109,17 @@ def test_bad_knobs_are_named(kwargs: dict, match: str) -> None:
     recs = [task(0, 0, 1.0), task(1, 0, 1.0)]
     with pytest.raises(KnobError, match=match):
         predict_makespan(recs, **kwargs)
+
+
+def test_exchange_helper_tasks_run_after_their_stage() -> None:
+    # Stage 0: four map tasks, then one combine task merging their outputs (recorded under
+    # stage 0 with its own name); stage 1 consumes the combine's output.
+    maps = [task(0, i, 1.0) for i in range(4)]
+    combine = TaskRecord(query_id="q", stage=0, name="stage0-combine", key="c0", partition=0,
+                         worker="w", start=2.0, stop=2.5, rows_in=4, bytes_sent=0)
+    consumers = [task(1, i, 1.0) for i in range(2)]
+    p = predict_makespan(maps + [combine] + consumers, 2)
+    assert p.stage(0).tasks == 5
+    assert p.stage(0).finish == pytest.approx(2.5)  # maps 0..2, then the combine 2..2.5
+    assert p.stage(1).ready == pytest.approx(2.5)
+    assert p.makespan == pytest.approx(3.5)

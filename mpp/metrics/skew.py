@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mpp import config
@@ -146,6 +146,7 @@ class StageSkew:
     slowest: TaskRef
     heaviest: TaskRef
     verdicts: tuple[Verdict, ...]
+    exchange_tasks: int = 0  # the stage's exchange helper tasks (not in the statistics)
 
     @property
     def skewed(self) -> bool:
@@ -176,6 +177,7 @@ class StageSkew:
         metrics = {k: (v if math.isfinite(v) else None) for k, v in self.metrics().items()}
         return {
             "stage": self.stage, "name": self.name, "metrics": metrics,
+            "exchange_tasks": self.exchange_tasks,
             "slowest": _ref_dict(self.slowest), "heaviest": _ref_dict(self.heaviest),
             "verdicts": [{"name": v.name, "tripped": v.tripped, "detail": v.detail}
                          for v in self.verdicts],
@@ -292,6 +294,19 @@ def group_by_stage(records: Sequence[TaskRecord]) -> dict[int, list[TaskRecord]]
     return out
 
 
+def task_groups(stage_records: Sequence[TaskRecord]) -> list[list[TaskRecord]]:
+    """A stage's tasks split by task name, in order of their first start.
+
+    A stage's own pipeline tasks start first; an exchange's helper tasks recorded under the
+    same stage (e.g. ``stage1-combine``, which merges map outputs before the consumers fetch
+    them) start only after some of those finished, so they come after.
+    """
+    by_name: dict[str, list[TaskRecord]] = {}
+    for r in stage_records:
+        by_name.setdefault(r.name, []).append(r)
+    return sorted(by_name.values(), key=lambda g: (min(r.start for r in g), g[0].name))
+
+
 def default_stage_deps(stages: Collection[int]) -> dict[int, tuple[int, ...]]:
     """Without a plan, every stage is taken to depend on every lower-numbered stage."""
     ordered = sorted(stages)
@@ -303,19 +318,24 @@ def skew_by_stage(records: Sequence[TaskRecord], *,
                   **rules: Any) -> dict[int, StageSkew]:
     """:func:`stage_skew` for every stage of a query's records, keyed by stage number.
 
+    The statistics cover each stage's own pipeline tasks (its first :func:`task_groups`);
+    exchange helper tasks recorded under the stage are only counted (``exchange_tasks``).
+
     ``stage_deps`` maps a stage to the upstream stages whose exchange output it reads (from the
     physical plan); it only matters for the row width of exchange-fed stages. ``rules`` are
     passed on to :func:`stage_skew`.
     """
-    groups = group_by_stage(records)
+    groups = {s: task_groups(recs) for s, recs in group_by_stage(records).items()}
     deps = stage_deps if stage_deps is not None else default_stage_deps(groups)
     out: dict[int, StageSkew] = {}
-    for stage, recs in groups.items():
-        upstream = [r for u in deps.get(stage, ()) for r in groups.get(u, ())]
+    for stage, (main, *helpers) in groups.items():
+        # What consumers receive is what the upstream stage's last task group sent.
+        upstream = [r for u in deps.get(stage, ()) if u in groups for r in groups[u][-1]]
         sent = sum(r.bytes_sent for r in upstream)
         rows = sum(r.rows_out for r in upstream if r.bytes_sent)
         width = sent / rows if sent and rows else None
-        out[stage] = stage_skew(recs, exchange_row_bytes=width, **rules)
+        sk = stage_skew(main, exchange_row_bytes=width, **rules)
+        out[stage] = replace(sk, exchange_tasks=sum(len(h) for h in helpers))
     return out
 
 
@@ -324,7 +344,8 @@ def format_skew(skews: Mapping[int, StageSkew] | Sequence[StageSkew]) -> str:
     items = list(skews.values()) if isinstance(skews, Mapping) else list(skews)
     lines: list[str] = []
     for sk in items:
-        lines.append(f"Stage {sk.stage} [{sk.name}]: {sk.tasks} tasks"
+        helpers = f" (+{sk.exchange_tasks} exchange tasks)" if sk.exchange_tasks else ""
+        lines.append(f"Stage {sk.stage} [{sk.name}]: {sk.tasks} tasks{helpers}"
                      + ("  ** SKEWED **" if sk.skewed else ""))
         lines.append("  " + _dist_line("time (s)", sk.seconds, "{:.3f}"))
         lines.append("  " + _dist_line("rows in", sk.rows, "{:,.0f}"))

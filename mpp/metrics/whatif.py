@@ -15,6 +15,10 @@ task records (durations, rows, bytes sent through exchanges) are replayed on ``W
   ``bandwidth_bytes_per_s``. Time = max(``B (W-1)/W / (W bw)``, the uniform spread, and
   ``s B (W-1)/W / bw``, the link of the worker receiving the largest task, whose share ``s`` of
   the stage's input rows is measured). No overlap of network and compute is assumed.
+* **Task groups.** Tasks recorded under one stage with different names (an exchange's helper
+  tasks, e.g. ``stage1-combine`` merging map outputs) run as a further barrier step after the
+  stage's own tasks, with the exchange term applied between them; downstream stages wait for
+  the last group. The per-stage timings merge the groups.
 * **List scheduling.** Stages are taken in order of ready time; within a stage tasks go
   longest-processing-time first (LPT, Graham 1969: within 4/3 of optimal), or in record order,
   each to the slot that frees first, never before the stage is ready.
@@ -33,7 +37,7 @@ from typing import Any
 
 from mpp.errors import KnobError
 from mpp.metrics.records import TaskRecord
-from mpp.metrics.skew import default_stage_deps, group_by_stage
+from mpp.metrics.skew import default_stage_deps, group_by_stage, task_groups
 
 DEFAULT_BANDWIDTH = 1.25e9  # bytes/s: a 10 Gbit/s link per worker
 WHATIF_WORKERS = (2, 8, 32, 128)  # the worker counts reports predict by default
@@ -113,20 +117,25 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
             dependency on a stage without task records, or a dependency cycle.
     """
     _check_knobs(workers, threads_per_worker, bandwidth_bytes_per_s, task_overhead_s)
-    groups = group_by_stage(records)
-    deps = _resolve_deps(groups, stage_deps)
+    stages = {s: task_groups(recs) for s, recs in group_by_stage(records).items()}
+    deps = _resolve_deps(stages, stage_deps)
+    # Scheduling units: each task group of each stage. A stage's later groups (an exchange's
+    # helper tasks) follow its earlier ones; its first group follows the upstream stages' last.
+    units = {(s, k): g for s, groups in stages.items() for k, g in enumerate(groups)}
+    unit_deps = {(s, k): ((s, k - 1),) if k else tuple((u, len(stages[u]) - 1) for u in deps[s])
+                 for s, k in units}
     slots = [0.0] * (workers * threads_per_worker)  # a heap of the times slots become free
-    timings: dict[int, StageTiming] = {}
-    pending = set(groups)
+    timings: dict[tuple[int, int], StageTiming] = {}
+    pending = set(units)
     while pending:
-        # The eligible stage (all upstream done) that is ready first; ties by stage number.
-        ready, stage, exchange = min(
-            _ready_time(s, groups, deps[s], timings, workers, bandwidth_bytes_per_s)
-            for s in pending if all(u in timings for u in deps[s]))
-        pending.discard(stage)
-        timings[stage] = _place_stage(stage, groups[stage], slots, ready, exchange,
-                                      task_overhead_s, order)
-    return _prediction(workers, threads_per_worker, timings, deps)
+        # The eligible unit (all upstream done) that is ready first; ties by stage number.
+        ready, unit, exchange = min(
+            _ready_time(u, units, unit_deps[u], timings, workers, bandwidth_bytes_per_s)
+            for u in pending if all(d in timings for d in unit_deps[u]))
+        pending.discard(unit)
+        timings[unit] = _place_stage(unit[0], units[unit], slots, ready, exchange,
+                                     task_overhead_s, order)
+    return _prediction(workers, threads_per_worker, _merge_groups(timings), deps)
 
 
 def predict_many(records: Sequence[TaskRecord], workers: Sequence[int] = WHATIF_WORKERS,
@@ -146,7 +155,7 @@ def _check_knobs(workers: int, threads: int, bandwidth: float, overhead: float) 
         raise KnobError(f"what-if task_overhead_s must be >= 0, got {overhead!r}")
 
 
-def _resolve_deps(groups: Mapping[int, Sequence[TaskRecord]],
+def _resolve_deps(groups: Mapping[int, object],
                   stage_deps: Mapping[int, Collection[int]] | None) -> dict[int, tuple[int, ...]]:
     """Upstream stages of every recorded stage, checked for unknown stages and cycles."""
     if stage_deps is None:
@@ -167,20 +176,20 @@ def _resolve_deps(groups: Mapping[int, Sequence[TaskRecord]],
     return deps
 
 
-def _ready_time(stage: int, groups: Mapping[int, Sequence[TaskRecord]], ups: Sequence[int],
-                timings: Mapping[int, StageTiming], workers: int,
-                bandwidth: float) -> tuple[float, int, float]:
-    """(ready time, stage, exchange seconds): upstream finish plus the network term."""
+def _ready_time(unit: tuple[int, int], units: Mapping[tuple[int, int], Sequence[TaskRecord]],
+                ups: Sequence[tuple[int, int]], timings: Mapping[tuple[int, int], StageTiming],
+                workers: int, bandwidth: float) -> tuple[float, tuple[int, int], float]:
+    """(ready time, unit, exchange seconds): upstream finish plus the network term."""
     if not ups:
-        return 0.0, stage, 0.0
+        return 0.0, unit, 0.0
     upstream_done = max(timings[u].finish for u in ups)
-    sent = sum(r.bytes_sent for u in ups for r in groups[u])
+    sent = sum(r.bytes_sent for u in ups for r in units[u])
     remote = sent * (workers - 1) / workers  # the local share never crosses the network
     uniform = remote / (workers * bandwidth)
-    rows = [r.rows_in for r in groups[stage]]
+    rows = [r.rows_in for r in units[unit]]
     share = max(rows) / sum(rows) if sum(rows) else 0.0
     exchange = max(uniform, share * remote / bandwidth)
-    return upstream_done + exchange, stage, exchange
+    return upstream_done + exchange, unit, exchange
 
 
 def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], ready: float,
@@ -199,6 +208,17 @@ def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], rea
         heapq.heappush(slots, start + d)
         first_start, finish = min(first_start, start), max(finish, start + d)
     return StageTiming(stage, len(recs), ready, exchange, first_start, finish, max(durations))
+
+
+def _merge_groups(timings: Mapping[tuple[int, int], StageTiming]) -> dict[int, StageTiming]:
+    """One timing per stage from the timings of its task groups."""
+    by_stage: dict[int, list[StageTiming]] = {}
+    for (stage, _), t in sorted(timings.items()):
+        by_stage.setdefault(stage, []).append(t)
+    return {s: StageTiming(s, sum(t.tasks for t in ts), ts[0].ready,
+                           sum(t.exchange_s for t in ts), min(t.start for t in ts),
+                           max(t.finish for t in ts), max(t.longest_task_s for t in ts))
+            for s, ts in by_stage.items()}
 
 
 def _prediction(workers: int, threads: int, timings: Mapping[int, StageTiming],

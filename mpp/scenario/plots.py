@@ -23,7 +23,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from mpp.metrics.records import TaskRecord
-from mpp.metrics.skew import format_skew
+from mpp.metrics.skew import format_skew, group_by_stage, task_groups
 
 if TYPE_CHECKING:
     from mpp.scenario.report import QueryRun, RunData
@@ -141,9 +141,14 @@ def _lanes(records: Sequence[TaskRecord]) -> list[str]:
 
 def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
     t0 = min((r.start for r in records), default=0.0)
+    helpers = {g[0].name for recs in group_by_stage(records).values()
+               for g in task_groups(recs)[1:]}
     return ColumnDataSource({
         "left": [r.start - t0 for r in records], "right": [r.stop - t0 for r in records],
         "lane": _lanes(records), "stage": [f"stage {r.stage}" for r in records],
+        "group": [r.name for r in records],
+        # A stage's own tasks are circles; its exchange helper tasks (combine) triangles.
+        "marker": ["triangle" if r.name in helpers else "circle" for r in records],
         "color": [stage_color(r.stage) for r in records],
         "partition": [r.partition for r in records], "rows": [r.rows_in for r in records],
         "seconds": [r.duration for r in records], "key": [r.key for r in records],
@@ -151,14 +156,14 @@ def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
     })
 
 
-_TIPS = [("task", "@key"), ("stage", "@stage"), ("partition", "@partition"),
+_TIPS = [("task", "@key"), ("group", "@group"), ("stage", "@stage"), ("partition", "@partition"),
          ("rows in", "@rows"), ("seconds", "@seconds{0.000}"), ("hot keys", "@hot")]
 
 
 def _run_section(run: QueryRun) -> list[Any]:
     name = f"{run.variant} / {run.query}"
     title = Div(text=f"<h2>{html.escape(name)}</h2><p>median wall {run.wall_median_s:.3f} s, "
-                f"{len(run.records)} tasks, oracle: {html.escape(str(run.oracle))}</p>",
+                f"{len(run.records)} tasks, oracle: {html.escape(run.oracle or 'not checked')}</p>",
                 width=WIDTH)
     if not run.records:
         return [title, Div(text="<p>no task records</p>")]
@@ -175,8 +180,8 @@ def _run_section(run: QueryRun) -> list[Any]:
     for field, label in (("rows", "Rows per task by stage"), ("seconds", "Task seconds by stage")):
         p = figure(height=300, width=WIDTH // 2, title=f"{label}: {name}",
                    x_axis_label="partition", y_axis_label=field, tools="box_zoom,reset,save")
-        p.scatter(x="partition", y=field, color="color", size=7, alpha=0.8, legend_group="stage",
-                  source=src)
+        p.scatter(x="partition", y=field, color="color", marker="marker", size=7, alpha=0.8,
+                  legend_group="group", source=src)
         p.add_tools(HoverTool(tooltips=_TIPS))
         p.y_range.start = 0
         _legend_outside(p)
