@@ -28,6 +28,7 @@ class DatagenBenchResult:
     generate_seconds: float  # generation + commits
     wall_seconds: float  # everything, as a user waits for it
     peak_bytes: int  # RSS of this process + workers, sampled every 50 ms
+    cpu_seconds: float  # CPU time of this process + workers (contention-independent)
     warehouse_bytes: int
 
     def summary(self) -> str:
@@ -38,6 +39,7 @@ class DatagenBenchResult:
             f"  generation      {self.generate_seconds:8.1f} s "
             f"({self.rows / max(self.generate_seconds, 1e-9) / 1e6:.2f} M rows/s)",
             f"  wall            {self.wall_seconds:8.1f} s",
+            f"  cpu (all procs) {self.cpu_seconds:8.1f} s",
             f"  peak memory     {self.peak_bytes / 2**30:8.2f} GiB (all processes)",
             f"  warehouse size  {self.warehouse_bytes / 2**30:8.2f} GiB",
         ])
@@ -68,4 +70,5 @@ def bench_datagen(spec: DatagenSpec, out: str | None = None, *, keep: bool = Fal
     return DatagenBenchResult(rows=spec.rows, partitions=spec.partitions,
                               startup_seconds=t1 - t0, generate_seconds=t2 - t1,
                               wall_seconds=mem.wall_seconds, peak_bytes=mem.peak_bytes,
+                              cpu_seconds=mem.cpu_seconds,
                               warehouse_bytes=size)

@@ -49,10 +49,26 @@ class FragmentPartials:
 
 
 def _hashes(values: pa.Array) -> np.ndarray:
-    """Stable 64-bit hashes of ``values`` (distinct, nulls dropped)."""
+    """Stable 64-bit hashes of ``values`` (one per value; nulls must be dropped first)."""
     if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
         values = values.cast(pa.int64() if pa.types.is_timestamp(values.type) else pa.int32())
     return pd.util.hash_array(np.asarray(values.to_numpy(zero_copy_only=False)))
+
+
+def _sketch(values: pa.Array) -> np.ndarray:
+    """The KMV_K smallest distinct hashes of ``values``, sorted.
+
+    Fast path: the distinct values among the KMV_K + 1 smallest hashes are a correct prefix of
+    the distinct hashes in order; when they are at least KMV_K (columns with few repeats) that
+    is the sketch. Otherwise (many repeats, so few distinct values) hash the distinct values.
+    """
+    hashes = _hashes(values)
+    if len(hashes) > KMV_K + 1:
+        head = np.unique(np.partition(hashes, KMV_K)[: KMV_K + 1])
+        if len(head) >= KMV_K:
+            return head[:KMV_K]
+        hashes = _hashes(pc.unique(values))
+    return np.unique(hashes)[:KMV_K]
 
 
 def column_partial(column: pa.ChunkedArray | pa.Array, with_top: bool) -> ColumnPartial:
@@ -60,14 +76,11 @@ def column_partial(column: pa.ChunkedArray | pa.Array, with_top: bool) -> Column
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     minmax = pc.min_max(column)
-    uniques = pc.unique(column.drop_null())
-    hashes = _hashes(uniques)  # distinct values: their hashes are distinct (bar collisions)
-    if len(hashes) > KMV_K:
-        hashes = np.partition(hashes, KMV_K - 1)[:KMV_K]
-    hashes.sort()
+    values = column.drop_null() if column.null_count else column
+    hashes = _sketch(values)
     top: tuple[tuple[Any, int], ...] = ()
     if with_top and len(column):
-        counts = pa.Table.from_struct_array(pc.value_counts(column.drop_null()))
+        counts = pa.Table.from_struct_array(pc.value_counts(values))
         picked = counts.take(pc.select_k_unstable(counts, TOP_PER_TASK, [("counts", "descending")]))
         top = tuple(zip(picked["values"].to_pylist(), picked["counts"].to_pylist(), strict=True))
     return ColumnPartial(min=minmax["min"].as_py(), max=minmax["max"].as_py(),
