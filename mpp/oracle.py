@@ -65,7 +65,7 @@ def sql_type(t: pa.DataType) -> str:
     return "VARCHAR"
 
 
-def _typed(tree: exp.Expression, schema: dict[str, dict[str, str]] | None) -> exp.Expression:
+def _typed(tree: exp.Expr, schema: dict[str, object] | None) -> exp.Expr:
     """``tree`` qualified and type-annotated (best effort: untyped if sqlglot cannot)."""
     try:
         if schema:
@@ -76,7 +76,7 @@ def _typed(tree: exp.Expression, schema: dict[str, dict[str, str]] | None) -> ex
         return tree
 
 
-def duckdb_sql(trino_sql: str, schema: dict[str, dict[str, str]] | None = None) -> str:
+def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     """``trino_sql`` as DuckDB SQL with Trino's meaning.
 
     ``schema`` (``{table: {column: sql type}}``) lets sqlglot type the query, which integer
@@ -92,15 +92,15 @@ def duckdb_sql(trino_sql: str, schema: dict[str, dict[str, str]] | None = None) 
         # Trino's date_diff(unit, start, end) is DateDiff(this=end, expression=start).
         node.replace(exp.Anonymous(this="DATE_SUB", expressions=[
             exp.Literal.string(name), node.expression.copy(), node.this.copy()]))
-    for node in list(tree.find_all(exp.Cast)):
+    for cast in list(tree.find_all(exp.Cast)):
         # Trino rounds a double half away from zero when casting it to an integer; DuckDB
         # rounds half to even. DuckDB's round() is half away from zero.
-        if node.to.is_type(*exp.DataType.INTEGER_TYPES) and node.this.is_type(
+        if cast.to.is_type(*exp.DataType.INTEGER_TYPES) and cast.this.is_type(
                 *exp.DataType.REAL_TYPES):
-            node.this.replace(exp.Round(this=node.this.copy()))
-    for node in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
-        if node.this.type is not None and node.this.is_type(exp.DType.DATE):
-            node.replace(exp.cast(node.copy(), exp.DType.DATE))
+            cast.this.replace(exp.Round(this=cast.this.copy()))
+    for trunc in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
+        if trunc.this.type is not None and trunc.this.is_type(exp.DType.DATE):
+            trunc.replace(exp.cast(trunc.copy(), exp.DType.DATE))
     return tree.sql(dialect="duckdb")
 
 
@@ -148,7 +148,7 @@ def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
         con.register(f"_empty_{info.name}", info.schema.empty_table())
         con.execute(f'CREATE VIEW {name} AS SELECT * FROM "_empty_{info.name}"')
     elif info.format is StorageFormat.PARQUET:
-        source = f"read_parquet({paths!r}, union_by_name = true)"
+        source = f"read_parquet({paths!r})"
         con.execute(f"CREATE VIEW {name} AS {_select_typed(info, source)}")
     elif info.format is StorageFormat.CSV:
         types = {f.name: sql_type(f.type) for f in info.schema}
@@ -179,7 +179,7 @@ def run_oracle(sql: str, catalog: OracleCatalog, **duckdb_config: Any) -> pa.Tab
     """Run Trino ``sql`` on DuckDB over the catalog's files; the result as an Arrow table."""
     con = duckdb.connect(config=duckdb_config or {})
     try:
-        schema: dict[str, dict[str, str]] = {}
+        schema: dict[str, object] = {}
         for name in _referenced_tables(sql, catalog):
             info = catalog.table(name)
             register_table(con, info, catalog.fragments(info, []))

@@ -17,7 +17,7 @@ difference is handled here and named in a comment:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 from mpp.errors import SqlError
 from mpp.logical.expr import Call, Column, Expr, Literal
 
-Value = pa.Array | pa.ChunkedArray | pa.Scalar
+# pa.Array | pa.ChunkedArray | pa.Scalar; pyarrow ships no type information, so: Any.
+Value: TypeAlias = Any
 
 _FIXED_US = {"millisecond": 1_000, "second": 1_000_000, "minute": 60_000_000,
              "hour": 3_600_000_000, "day": 86_400_000_000, "week": 7 * 86_400_000_000}
@@ -66,7 +67,7 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
 
 
 def _is_int(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t)
+    return bool(pa.types.is_integer(t))
 
 
 def _modulo(call: Call, args: list[Value], n: int) -> Value:
@@ -79,7 +80,7 @@ def _modulo(call: Call, args: list[Value], n: int) -> Value:
 
 def _in(call: Call, args: list[Value], n: int) -> Value:
     value = _as_array(args[0], n)
-    items = [a.as_py() for a in args[1:]]  # type: ignore[union-attr]
+    items = [a.as_py() for a in args[1:]]
     known = pa.array([v for v in items if v is not None], type=call.args[0].dtype)
     found = pc.is_in(value, value_set=known)
     if any(v is None for v in items):
@@ -88,7 +89,7 @@ def _in(call: Call, args: list[Value], n: int) -> Value:
 
 
 def _like(call: Call, args: list[Value], n: int) -> Value:
-    pattern = args[1].as_py()  # type: ignore[union-attr]
+    pattern = args[1].as_py()
     if pattern is None:
         return pa.scalar(None, pa.bool_())
     # Trino's LIKE has no escape character unless ESCAPE is given; Arrow's treats "\" as one.

@@ -60,7 +60,7 @@ class Estimate:
 def type_bytes(t: pa.DataType) -> float:
     """Bytes one value of ``t`` takes in an Arrow array (strings: an assumed average)."""
     try:
-        return max(1.0, t.bit_width / 8)
+        return max(1.0, int(t.bit_width) / 8)
     except ValueError:
         return STRING_BYTES
 

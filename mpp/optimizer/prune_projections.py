@@ -52,7 +52,7 @@ def prune_projections(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
 
 def _width(t: pa.DataType) -> int:
     try:
-        return t.bit_width
+        return int(t.bit_width)
     except ValueError:  # variable width (strings): the widest choice
         return 1 << 20
 

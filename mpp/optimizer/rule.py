@@ -37,7 +37,7 @@ def with_inputs(node: LogicalNode, inputs: tuple[LogicalNode, ...]) -> LogicalNo
         return dataclasses.replace(node, left=inputs[0], right=inputs[1])
     if not inputs:
         return node
-    return dataclasses.replace(node, input=inputs[0])  # type: ignore[call-arg]
+    return dataclasses.replace(node, input=inputs[0])  # type: ignore[type-var]
 
 
 def transform_up(node: LogicalNode, fn: Callable[[LogicalNode], LogicalNode]) -> LogicalNode:

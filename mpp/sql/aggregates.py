@@ -76,7 +76,7 @@ class PostAggregateBinder(ExprBinder):
         self.groups = groups
         self.registry = registry
 
-    def bind(self, node: exp.Expression) -> Expr:
+    def bind(self, node: exp.Expr) -> Expr:
         if isinstance(node, exp.AggFunc):
             return self.aggregate_call(node)
         if not contains_aggregate(node):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.expr import Column, Expr, SortKey
@@ -53,7 +53,7 @@ def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
 class SelectItem:
     """One output column of the select list (``*`` already expanded)."""
 
-    node: exp.Expression
+    node: exp.Expr
     name: str
 
 
@@ -61,7 +61,7 @@ class QueryBinder:
     """Binds one query block; nested blocks (subqueries, CTEs) get a child binder."""
 
     def __init__(self, sql: str, catalog: CatalogLike,
-                 ctes: dict[str, exp.Expression] | None = None):
+                 ctes: dict[str, exp.Expr] | None = None):
         self.sql = sql
         self.catalog = catalog
         self.ctes = dict(ctes or {})
@@ -76,7 +76,7 @@ class QueryBinder:
         return QueryBinder(self.sql, self.catalog,
                            {k: v for k, v in self.ctes.items() if k != exclude})
 
-    def query(self, node: exp.Expression) -> LogicalPlan:
+    def query(self, node: exp.Expr) -> LogicalPlan:
         """Bind one SELECT (with its CTEs) into a plan."""
         select = self._check_statement(node)
         self._register_ctes(select)
@@ -93,7 +93,7 @@ class QueryBinder:
         order_binder = ExprBinder(scope, self.sql, "ORDER BY")
         return self._finish(select, source, items, exprs, order_binder, distinct)
 
-    def _check_statement(self, node: exp.Expression) -> exp.Select:
+    def _check_statement(self, node: exp.Expr) -> exp.Select:
         for kind, keyword in _SET_OPERATIONS.items():
             if isinstance(node, kind):
                 raise unsupported(node, self.sql, kind.__name__.upper(), keyword)
@@ -136,7 +136,7 @@ class QueryBinder:
                 items.append(SelectItem(e, f"_col{len(items)}"))
         return items
 
-    def _expand_star(self, star: exp.Expression, scope: Scope) -> list[SelectItem]:
+    def _expand_star(self, star: exp.Expr, scope: Scope) -> list[SelectItem]:
         table = star.table if isinstance(star, exp.Column) else ""
         rels = scope.relations
         if table:
@@ -169,14 +169,14 @@ class QueryBinder:
         registry = AggregateRegistry()
 
         def binder(clause: str) -> PostAggregateBinder:
-            return PostAggregateBinder(scope, self.sql, groups, registry, clause)  # type: ignore[arg-type]
+            return PostAggregateBinder(scope, self.sql, groups, registry, clause)
 
         exprs = [binder("the select list").bind(i.node) for i in items]
         having = select.args.get("having")
         having_expr = binder("HAVING").predicate(having.this) if having is not None else None
         order_binder = binder("ORDER BY")
         order = self._order_keys(select, items, exprs, order_binder)  # may add aggregates
-        node = build_aggregate(self, source, groups, registry)  # type: ignore[arg-type]
+        node = build_aggregate(self, source, groups, registry)
         if having_expr is not None:
             node = Filter(node, having_expr)
         return self._finish(select, node, items, exprs, order_binder, distinct, order)
@@ -242,14 +242,14 @@ class QueryBinder:
         if limit is None and offset is None:
             return node
         if limit is None:
-            raise unsupported(offset, self.sql, "OFFSET without LIMIT")
+            raise unsupported(select, self.sql, "OFFSET without LIMIT", TokenType.OFFSET)
         count_node = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
         count = _constant_int(count_node, "LIMIT", self.sql)
         skip = _constant_int(offset.expression, "OFFSET", self.sql) if offset is not None else 0
         return Limit(node, count, skip)
 
 
-def _constant_int(node: exp.Expression | None, clause: str, sql: str) -> int:
+def _constant_int(node: exp.Expr | None, clause: str, sql: str) -> int:
     if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
         return int(node.this)
     raise SqlError(f"{clause} needs a non-negative integer constant",

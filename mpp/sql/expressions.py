@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError
 from mpp.logical.expr import Call, Expr, Literal
@@ -26,12 +26,12 @@ TRUNC_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "y
 DIFF_UNITS = ("millisecond",) + TRUNC_UNITS
 
 
-def is_aggregate_call(node: exp.Expression) -> bool:
+def is_aggregate_call(node: exp.Expr) -> bool:
     """True for any aggregate function node (supported or not)."""
     return isinstance(node, exp.AggFunc)
 
 
-def contains_aggregate(node: exp.Expression) -> bool:
+def contains_aggregate(node: exp.Expr) -> bool:
     """True if ``node`` contains an aggregate function."""
     return any(is_aggregate_call(n) for n in node.walk())
 
@@ -44,15 +44,15 @@ class ExprBinder:
         self.sql = sql
         self.clause = clause
 
-    def where(self, node: exp.Expression) -> tuple[int, int]:
+    def where(self, node: exp.Expr) -> tuple[int, int]:
         """Line and column of ``node`` in the SQL text."""
         return locate(node, self.sql)
 
-    def error(self, node: exp.Expression, message: str) -> SqlError:
+    def error(self, node: exp.Expr, message: str) -> SqlError:
         """A SqlError located at ``node``."""
         return SqlError(message, *self.where(node))
 
-    def bind(self, node: exp.Expression) -> Expr:
+    def bind(self, node: exp.Expr) -> Expr:
         """Bind ``node``; unsupported constructs raise SqlError naming them."""
         for kind in type(node).__mro__:
             handler = _HANDLERS.get(kind)
@@ -63,7 +63,7 @@ class ExprBinder:
                 return bound
         raise self._unsupported(node)
 
-    def _unsupported(self, node: exp.Expression) -> SqlError:
+    def _unsupported(self, node: exp.Expr) -> SqlError:
         if isinstance(node, exp.Window):
             return unsupported(node, self.sql, "window function (OVER)", TokenType.OVER)
         if isinstance(node, (exp.Subquery, exp.Select)):
@@ -141,7 +141,7 @@ class ExprBinder:
         return self.comparison(_COMPARE[type(node)], self.bind(node.left),
                                self.bind(node.right), node)
 
-    def comparison(self, op: str, left: Expr, right: Expr, node: exp.Expression) -> Expr:
+    def comparison(self, op: str, left: Expr, right: Expr, node: exp.Expr) -> Expr:
         """``left op right`` with both sides coerced to their comparison type."""
         common = T.comparison_type(left, right)
         if common is None:
@@ -156,7 +156,7 @@ class ExprBinder:
         args = tuple(self.predicate(n) for n in (node.left, node.right))
         return Call("and" if isinstance(node, exp.And) else "or", args, pa.bool_())
 
-    def predicate(self, node: exp.Expression) -> Expr:
+    def predicate(self, node: exp.Expr) -> Expr:
         """Bind ``node`` and check it is a boolean."""
         bound = self.bind(node)
         if pa.types.is_null(bound.dtype):
@@ -207,7 +207,7 @@ class ExprBinder:
 
     # --- functions ----------------------------------------------------------------------------
 
-    def unit(self, node: exp.Expression, allowed: tuple[str, ...]) -> str:
+    def unit(self, node: exp.Expr, allowed: tuple[str, ...]) -> str:
         unit = node.args.get("unit")
         text = (unit.name if unit is not None else "").lower()
         if text not in allowed:
@@ -215,7 +215,7 @@ class ExprBinder:
                                    f"{', '.join(allowed)})")
         return text
 
-    def date_trunc(self, node: exp.Expression) -> Expr:
+    def date_trunc(self, node: exp.Expr) -> Expr:
         unit = self.unit(node, TRUNC_UNITS)
         arg = self.bind(node.this)
         if not T.is_temporal(arg.dtype):
@@ -254,7 +254,7 @@ class ExprBinder:
                                 None if other is None else self.bind(other), node)
 
     def conditional(self, conds: list[Expr], values: list[Expr], default: Expr | None,
-                    node: exp.Expression) -> Expr:
+                    node: exp.Expr) -> Expr:
         """``case(c1, v1, c2, v2, ..., [else])``: the first true condition's value."""
         common = self.common(values + ([default] if default is not None else []), node)
         args: list[Expr] = []
@@ -269,7 +269,7 @@ class ExprBinder:
         common = self.common(args, node)
         return Call("coalesce", tuple(T.coerce(a, common) for a in args), common)
 
-    def common(self, exprs: list[Expr], node: exp.Expression) -> pa.DataType:
+    def common(self, exprs: list[Expr], node: exp.Expr) -> pa.DataType:
         """The type all of ``exprs`` are coerced to (an error naming them if none)."""
         common: pa.DataType | None = pa.null()
         for e in exprs:
@@ -279,12 +279,12 @@ class ExprBinder:
             raise self.error(node, f"values of types {types} cannot be combined")
         return common
 
-    def aggregate(self, node: exp.Expression) -> Expr:
+    def aggregate(self, node: exp.Func) -> Expr:
         raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
                                f"in {self.clause}")
 
 
-_HANDLERS: dict[type, Callable[[ExprBinder, exp.Expression], Expr]] = {
+_HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Column: ExprBinder.column,
     exp.Literal: ExprBinder.literal,
     exp.Boolean: ExprBinder.boolean,
@@ -308,4 +308,4 @@ _HANDLERS: dict[type, Callable[[ExprBinder, exp.Expression], Expr]] = {
     exp.Coalesce: ExprBinder.coalesce,
     **{kind: ExprBinder.arithmetic for kind in _ARITH},
     **{kind: ExprBinder.compare for kind in _COMPARE},
-}  # type: ignore[dict-item]
+}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.expr import AggregateCall, Column, Expr
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
-               items: list[tuple[exp.Expression, str]]) -> list[Expr]:
+               items: list[tuple[exp.Expr, str]]) -> list[Expr]:
     """The bound GROUP BY expressions of ``select`` (duplicates removed, order kept)."""
     group = select.args.get("group")
     if group is None:
@@ -45,8 +45,8 @@ def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
     return list(dict.fromkeys(keys))
 
 
-def _group_target(qb: QueryBinder, g: exp.Expression, scope: Scope,
-                  items: list[tuple[exp.Expression, str]]) -> exp.Expression:
+def _group_target(qb: QueryBinder, g: exp.Expr, scope: Scope,
+                  items: list[tuple[exp.Expr, str]]) -> exp.Expr:
     """The expression a GROUP BY item stands for (resolving positions and aliases)."""
     if isinstance(g, exp.Literal) and not g.is_string:
         pos = int(g.this)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from mpp.errors import SqlError
 
 DIALECT = "trino"
 
 
-def parse(sql: str) -> exp.Expression:
+def parse(sql: str) -> exp.Expr:
     """Parse one Trino statement; syntax errors become :class:`SqlError` with line and column."""
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
@@ -57,13 +57,13 @@ def offset_to_line_col(sql: str, offset: int) -> tuple[int, int]:
     return line, offset - (sql.rfind("\n", 0, offset) + 1) + 1
 
 
-def _start(node: exp.Expression) -> int | None:
+def _start(node: exp.Expr) -> int | None:
     """Smallest token offset inside ``node`` (its own or a descendant's)."""
     starts = [n.meta["start"] for n in node.walk() if n.meta and "start" in n.meta]
     return min(starts) if starts else None
 
 
-def _end(node: exp.Expression) -> int | None:
+def _end(node: exp.Expr) -> int | None:
     ends = [n.meta["end"] for n in node.walk() if n.meta and "end" in n.meta]
     return max(ends) if ends else None
 
@@ -72,7 +72,7 @@ def _tokens(sql: str) -> list[Token]:
     return sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
 
 
-def locate(node: exp.Expression, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
+def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
     """1-based (line, column) of ``node`` in ``sql``.
 
     With ``keyword`` (e.g. ``TokenType.UNION``), the position of that keyword inside the node's
@@ -105,7 +105,7 @@ def statement_start(sql: str) -> tuple[int, int]:
     return offset_to_line_col(sql, tokens[0].start) if tokens else (1, 1)
 
 
-def unsupported(node: exp.Expression, sql: str, construct: str,
+def unsupported(node: exp.Expr, sql: str, construct: str,
                 keyword: TokenType | None = None, hint: str = "") -> SqlError:
     """A :class:`SqlError` saying ``construct`` is outside mpp's SQL subset, located at ``node``."""
     line, col = locate(node, sql, keyword)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownTableError, suggest
 from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
@@ -49,7 +49,7 @@ def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
     return node, scope
 
 
-def bind_relation(qb: QueryBinder, item: exp.Expression) -> tuple[LogicalNode, Scope]:
+def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     """Bind one FROM item: a catalog table, a CTE name or a subquery."""
     alias_node = item.args.get("alias")
     if alias_node is not None and alias_node.columns:

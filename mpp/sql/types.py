@@ -50,14 +50,14 @@ def is_numeric(t: pa.DataType) -> bool:
 
 def is_temporal(t: pa.DataType) -> bool:
     """True for date and timestamp types."""
-    return pa.types.is_date(t) or pa.types.is_timestamp(t)
+    return bool(pa.types.is_date(t) or pa.types.is_timestamp(t))
 
 
 def is_string(t: pa.DataType) -> bool:
     """True for string types (Arrow string, large_string, dictionary of strings)."""
     if pa.types.is_dictionary(t):
         t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
@@ -129,8 +129,8 @@ def comparison_type(left: Expr, right: Expr) -> pa.DataType | None:
 
 
 def _fits(value: int, t: pa.DataType) -> bool:
-    bits = t.bit_width
-    return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+    bits = int(t.bit_width)
+    return bool(-(2 ** (bits - 1)) <= value < 2 ** (bits - 1))
 
 
 def integer_literal_type(value: int) -> pa.DataType:
