@@ -137,3 +137,23 @@ def test_writing_an_existing_table_is_refused(warehouse):
     with pytest.raises(CatalogError, match="'users' already exists"):
         Catalog.open(warehouse).begin_write("users", pa.schema([("a", pa.int64())]),
                                             StorageFormat.CSV)
+
+
+def test_any_iceberg_catalog_uri_opens_the_same_tables(warehouse):
+    by_uri = Catalog.open(warehouse, uri=f"sqlite:///{warehouse}/catalog.db")
+    default = Catalog.open(warehouse)
+    assert by_uri.tables() == default.tables()
+    assert by_uri.table("access_log") == default.table("access_log")
+    assert by_uri.fragments("access_log") == default.fragments("access_log")
+
+
+def test_cli_catalog_prints_the_description(warehouse):
+    from click.testing import CliRunner
+
+    from mpp.cli import main
+
+    result = CliRunner().invoke(main, ["catalog", "-w", str(warehouse)])
+    assert result.exit_code == 0
+    assert result.output.strip() == Catalog.open(warehouse).describe()
+    missing = CliRunner().invoke(main, ["catalog", "-w", str(warehouse / "nope")])
+    assert missing.exit_code == 2 and "mpp: error: no warehouse at" in missing.output

@@ -150,3 +150,29 @@ def test_a_generation_failing_midway_leaves_no_table_and_no_files(cluster, tmp_p
     left = [f for _, _, fs in os.walk(out) for f in fs
             if f.endswith((".parquet", ".orc", ".csv", ".sqlite", ".arrow"))]
     assert left == []
+
+
+def test_cli_datagen_on_an_existing_cluster(cluster, tmp_path):
+    out = tmp_path / "w"
+    args = ["datagen", "--out", str(out), "--rows", "3000", "--partitions", "10", "--days", "5",
+            "--users", "100", "--hot-day", "2", "--table-format", "users=sqlite",
+            "--scheduler", cluster.client.scheduler.address]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cat = Catalog.open(out)
+    assert "access_log  [parquet, iceberg]" in result.output
+    assert cat.table("users").format.value == "sqlite"
+    assert cat.table("access_log").stats.row_count == 3000
+
+
+def test_peak_memory_counts_the_cluster_workers(cluster):
+    import psutil
+
+    from mpp.bench.memory import PeakMemory, tree_rss
+
+    with PeakMemory() as mem:
+        cluster.client.run(lambda: sum(range(10**6)))
+    own = psutil.Process().memory_info().rss
+    assert mem.peak_bytes > own  # the workers are this process's children
+    assert mem.peak_bytes >= tree_rss(psutil.Process()) * 0.5
+    assert mem.wall_seconds > 0 and mem.cpu_seconds >= 0
