@@ -65,6 +65,7 @@ def format_expr(expr: Expr, top: bool = True) -> str:
     elif op == "cast":
         return f"CAST({args[0]} AS {expr.dtype})"
     elif op == "case":
+        args = [format_expr(a) for a in expr.args]  # CASE ... END delimits its parts
         pairs = args[:-1] if expr.option("else") else args
         whens = " ".join(f"WHEN {c} THEN {v}" for c, v in zip(pairs[0::2], pairs[1::2],
                                                               strict=True))
@@ -177,3 +178,19 @@ def explain_logical(plan: LogicalPlan | LogicalNode) -> str:
         lines.append("Output: " + ", ".join(plan.output_names))
     _tree(root, lines, "", "")
     return "\n".join(lines)
+
+
+def explain_trace(before: LogicalPlan, trace: list[tuple[str, LogicalPlan]]) -> str:
+    """Verbose EXPLAIN of the optimizer: the bound plan, then the plan after each rule that
+    changed it (``trace`` as filled by :func:`mpp.optimizer.optimize`), like toydb's
+    ``[opt]>`` output."""
+    parts = ["== bound ==", explain_logical(before)]
+    previous = parts[-1]
+    for name, plan in trace:
+        text = explain_logical(plan)
+        if text == previous:
+            parts.append(f"== {name}: no change ==")
+        else:
+            parts += [f"== after {name} ==", text]
+        previous = text
+    return "\n".join(parts)
