@@ -22,7 +22,6 @@ def test_every_node_type_prints_one_line() -> None:
         "WHERE u.path LIKE 'it''s%' GROUP BY u.category ORDER BY n DESC NULLS FIRST "
         "LIMIT 5 OFFSET 1")
     assert text.splitlines() == [
-        "Output: category, n",
         "Limit: 5 offset 1",
         "└─ Sort: n DESC NULLS FIRST",
         "   └─ Aggregate: group by [category, n]",
