@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 from mpp.catalog.stats import FragmentPartials, fragment_partials
 from mpp.errors import StorageError
 from mpp.storage.base import Fragment, StorageFormat
-from mpp.storage.files import resolve, storage_errors
+from mpp.storage.files import open_output, resolve
 
 _SUFFIX = {StorageFormat.PARQUET: "parquet", StorageFormat.ORC: "orc", StorageFormat.CSV: "csv",
            StorageFormat.SQLITE: "arrow"}
@@ -104,11 +104,8 @@ def _write_file(target: WriteTarget, table: pa.Table, uri: str) -> Any:
 
         csvfile.write(table, uri)
     else:  # SQLite: stage as Arrow IPC, loaded at commit
-        fs, path = resolve(uri)
-        with storage_errors(uri, "write"):
-            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            with fs.open_output_stream(path) as out, pa.ipc.new_file(out, table.schema) as w:
-                w.write_table(table)
+        with open_output(uri) as out, pa.ipc.new_file(out, table.schema) as w:
+            w.write_table(table)
     return None
 
 

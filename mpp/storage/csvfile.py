@@ -14,8 +14,8 @@ import pyarrow.csv as pcsv
 
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
-from mpp.storage.files import resolve, storage_errors
-from mpp.storage.predicates import filter_table, predicate_columns
+from mpp.storage.files import open_output, resolve, storage_errors
+from mpp.storage.predicates import finish_scan, needed_columns
 from mpp.storage.schema_text import schema_from_text
 
 
@@ -23,7 +23,7 @@ def scan(fragment: Fragment, columns: Sequence[str],
          predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
     """Read ``columns`` of the rows of one CSV file that pass every predicate."""
     uri = fragment.uri
-    needed = list(dict.fromkeys([*columns, *predicate_columns(predicates)]))
+    needed = needed_columns(columns, predicates)
     schema_text = fragment.option("schema")
     types = schema_from_text(schema_text) if schema_text else None
     fs, path = resolve(uri)
@@ -41,15 +41,10 @@ def scan(fragment: Fragment, columns: Sequence[str],
     missing = [c for c in needed if c not in table.column_names]
     if missing:
         raise StorageError(f"no column {missing[0]!r} in the file", uri)
-    rows_scanned = table.num_rows
-    table = filter_table(table, predicates).select(list(columns))
-    return ScanResult(table=table, bytes_read=size, rows_scanned=rows_scanned)
+    return finish_scan(table, columns, predicates, size)
 
 
 def write(table: pa.Table, uri: str) -> None:
     """Write ``table`` as one CSV file with a header line."""
-    fs, path = resolve(uri)
-    with storage_errors(uri, "write"):
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(path) as out:
-            pcsv.write_csv(table, out)
+    with open_output(uri) as out:
+        pcsv.write_csv(table, out)

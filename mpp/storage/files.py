@@ -72,6 +72,16 @@ def storage_errors(uri: str, action: str = "read") -> Iterator[None]:
         raise StorageError(f"cannot read: file is truncated or corrupt ({text})", uri) from None
 
 
+@contextlib.contextmanager
+def open_output(uri: str) -> Iterator[pa.NativeFile]:
+    """A new file at ``uri`` (parent directories created); errors name the file."""
+    fs, path = resolve(uri)
+    with storage_errors(uri, "write"):
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as out:
+            yield out
+
+
 def file_size(uri: str) -> int:
     """Size of the file at ``uri`` in bytes (StorageError if it is missing)."""
     fs, path = resolve(uri)

@@ -16,8 +16,8 @@ import pyarrow.orc as porc
 
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
-from mpp.storage.files import CountingReader, resolve, storage_errors
-from mpp.storage.predicates import filter_table, predicate_columns
+from mpp.storage.files import CountingReader, open_output, resolve, storage_errors
+from mpp.storage.predicates import finish_scan, needed_columns
 from mpp.storage.schema_text import schema_from_text
 
 
@@ -25,7 +25,7 @@ def scan(fragment: Fragment, columns: Sequence[str],
          predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
     """Read ``columns`` of the rows of one ORC file that pass every predicate."""
     uri = fragment.uri
-    needed = list(dict.fromkeys([*columns, *predicate_columns(predicates)]))
+    needed = needed_columns(columns, predicates)
     fs, path = resolve(uri)
     with storage_errors(uri), fs.open_input_file(path) as raw:
         counting = CountingReader(raw)
@@ -39,15 +39,10 @@ def scan(fragment: Fragment, columns: Sequence[str],
     if schema_text:  # ORC widens timestamp[us] to [ns] on read: restore the table's types
         schema = schema_from_text(schema_text)
         table = table.cast(pa.schema([schema.field(c) for c in needed]))
-    rows_scanned = table.num_rows
-    table = filter_table(table, predicates).select(list(columns))
-    return ScanResult(table=table, bytes_read=bytes_read, rows_scanned=rows_scanned)
+    return finish_scan(table, columns, predicates, bytes_read)
 
 
 def write(table: pa.Table, uri: str) -> None:
     """Write ``table`` as one ORC file (zstd, one stripe per ~64 MiB)."""
-    fs, path = resolve(uri)
-    with storage_errors(uri, "write"):
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(path) as out:
-            porc.write_table(table, out, compression="zstd")
+    with open_output(uri) as out:
+        porc.write_table(table, out, compression="zstd")

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
 from mpp.storage.files import resolve, storage_errors
-from mpp.storage.predicates import bounds_may_match, filter_table, predicate_columns
+from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
 
 ROW_GROUP_ROWS = 32_768  # ~4 row groups per 100K-row fragment: pruning inside a file matters too
 
@@ -52,7 +52,7 @@ def scan(fragment: Fragment, columns: Sequence[str],
          predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
     """Read ``columns`` of the rows of one Parquet file that pass every predicate."""
     uri = fragment.uri
-    needed = list(dict.fromkeys([*columns, *predicate_columns(predicates)]))
+    needed = needed_columns(columns, predicates)
     fs, path = resolve(uri)
     with storage_errors(uri), fs.open_input_file(path) as f:
         pf = pq.ParquetFile(f, page_checksum_verification=True)
@@ -73,9 +73,7 @@ def scan(fragment: Fragment, columns: Sequence[str],
             table = schema.empty_table().select(needed)
     # Drop the Iceberg field-id metadata: scan results carry plain fields.
     table = table.cast(pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema]))
-    rows_scanned = table.num_rows
-    table = filter_table(table, predicates).select(list(columns))
-    return ScanResult(table=table, bytes_read=bytes_read, rows_scanned=rows_scanned)
+    return finish_scan(table, columns, predicates, bytes_read)
 
 
 def with_field_ids(schema: pa.Schema, field_ids: Mapping[str, int]) -> pa.Schema:

@@ -16,12 +16,25 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.storage.base import ColumnPredicate
+from mpp.storage.base import ColumnPredicate, ScanResult
 
 
 def predicate_columns(predicates: Sequence[ColumnPredicate]) -> list[str]:
     """Columns the predicates read, in first-use order, without duplicates."""
     return list(dict.fromkeys(p.column for p in predicates))
+
+
+def needed_columns(columns: Sequence[str], predicates: Sequence[ColumnPredicate]) -> list[str]:
+    """Columns a scan must read: the requested ones, then those only the predicates use."""
+    return list(dict.fromkeys([*columns, *predicate_columns(predicates)]))
+
+
+def finish_scan(table: pa.Table, columns: Sequence[str], predicates: Sequence[ColumnPredicate],
+                bytes_read: int) -> ScanResult:
+    """The scan's result from the rows it decoded: filter exactly, then project."""
+    rows_scanned = table.num_rows
+    table = filter_table(table, predicates).select(list(columns))
+    return ScanResult(table=table, bytes_read=bytes_read, rows_scanned=rows_scanned)
 
 
 def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
