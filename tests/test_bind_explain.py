@@ -73,3 +73,23 @@ def test_trace_names_each_rule() -> None:
     assert "== after pushdown_predicates ==" in text
     assert "== after prune_projections ==" in text
     assert f"== {RULES[-1].name}: no change ==" in text  # no join to choose for
+
+
+def test_rules_are_one_module_one_function_one_switch() -> None:
+    from mpp.config import SETTINGS
+
+    for rule in RULES:
+        assert rule.fn.__name__ == rule.name
+        assert rule.fn.__module__ == f"mpp.optimizer.{rule.name}"
+        doc = __import__(rule.fn.__module__, fromlist=["_"]).__doc__
+        assert "Used configurations" in doc and f"optimizer.{rule.name}" in doc
+        assert SETTINGS[f"optimizer.{rule.name}"].default is True
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+    import importlib
+
+    for name in ["mpp.oracle"] + [f"mpp.optimizer.{r.name}" for r in RULES]:
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.failed == 0, name
