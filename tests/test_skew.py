@@ -160,3 +160,4 @@ def test_exchange_helper_tasks_are_counted_not_mixed_in() -> None:
     # Consumers receive what the combine sent: 320 bytes / 40 rows = 8 bytes a row.
     assert skews[1].input_bytes.max == 240
     assert "(+1 exchange tasks)" in format_skew(skews)
+    assert skews[0].metrics()["tasks"] == 5 and skews[0].metrics()["exchange_tasks"] == 1

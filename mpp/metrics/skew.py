@@ -162,7 +162,9 @@ class StageSkew:
 
     def metrics(self) -> dict[str, float]:
         """Flat named figures (the names scenario expectations use; see :data:`SKEW_METRICS`)."""
-        out: dict[str, float] = {"tasks": float(self.tasks)}
+        # "tasks" counts every task recorded under the stage, exchange helpers included.
+        out: dict[str, float] = {"tasks": float(self.tasks + self.exchange_tasks),
+                                 "exchange_tasks": float(self.exchange_tasks)}
         for label, dist in (("seconds", self.seconds), ("rows", self.rows),
                             ("input_bytes", self.input_bytes)):
             for field in ("min", "p50", "p99", "max"):
@@ -191,7 +193,7 @@ def _ref_dict(ref: TaskRef) -> dict[str, Any]:
 
 
 # Every name StageSkew.metrics() returns, for validating scenario expectations up front.
-SKEW_METRICS: tuple[str, ...] = ("tasks",) + tuple(
+SKEW_METRICS: tuple[str, ...] = ("tasks", "exchange_tasks") + tuple(
     f"{field}_{label}"
     for label in ("seconds", "rows", "input_bytes")
     for field in ("min", "p50", "p99", "max", "max_over_median")
