@@ -155,6 +155,14 @@ def test_literals_compare_in_the_column_type() -> None:
     assert "access_log.time < TIMESTAMP '2017-02-01 00:00:00'" in text
 
 
+def test_midnight_timestamp_literal_compares_as_a_date() -> None:
+    text = explain_logical(bind("SELECT 1 FROM access_log WHERE date >= TIMESTAMP "
+                                "'2017-01-05 00:00:00' AND date < TIMESTAMP '2017-01-06 12:00:00'",
+                                CATALOG))
+    assert "access_log.date >= DATE '2017-01-05'" in text
+    assert "CAST(access_log.date AS timestamp[us]) < TIMESTAMP '2017-01-06 12:00:00'" in text
+
+
 def test_scans_read_every_column_before_optimization() -> None:
     (scan,) = nodes(bind("SELECT date FROM access_log", CATALOG).root, Scan)
     assert scan.columns == tuple(CATALOG.table("access_log").schema.names)

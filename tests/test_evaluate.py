@@ -65,6 +65,7 @@ EXPRESSIONS = [
     "date_diff('day', d, DATE '2020-03-01')", "date_diff('month', d, DATE '2020-02-29')",
     "date_diff('year', d, DATE '2021-01-01')", "date_diff('day', d, ts)",
     "ts >= TIMESTAMP '2020-01-31 10:00:00'", "d = '2020-02-29'", "d < ts",
+    "d >= TIMESTAMP '2020-02-29 00:00:00'", "d < TIMESTAMP '2020-02-29 00:00:01'",
     "date_diff('day', ts, ts2) * 2 + i",
     "CASE WHEN i > 0 THEN 'pos' WHEN i < 0 THEN 'neg' END",
     "CASE i WHEN 7 THEN x WHEN -7 THEN j ELSE 0 END", "CASE WHEN b THEN d ELSE ts END",

@@ -105,6 +105,8 @@ def coerce(expr: Expr, target: pa.DataType) -> Expr:
         if is_numeric(target) and is_numeric(expr.dtype):
             return Literal(float(expr.value) if pa.types.is_floating(target) else expr.value,
                            target)
+        if pa.types.is_date(target) and isinstance(expr.value, dt.datetime):
+            return Literal(expr.value.date(), target)
         if pa.types.is_timestamp(target) and isinstance(expr.value, dt.date):
             return Literal(dt.datetime.combine(expr.value, dt.time()), target)
     return Call("cast", (expr,), target)
@@ -124,6 +126,11 @@ def comparison_type(left: Expr, right: Expr) -> pa.DataType | None:
                 and _fits(a.value, b.dtype)):
             # status = 200 compares in the column's smallint (Trino unwraps such casts too),
             # so the comparison stays "column op literal" and can be pushed into the scan.
+            return b.dtype
+        if (isinstance(a, Literal) and isinstance(a.value, dt.datetime)
+                and a.value.time() == dt.time() and pa.types.is_date(b.dtype)
+                and not isinstance(b, Literal)):
+            # date_col >= TIMESTAMP '2017-01-05 00:00:00' is date_col >= DATE '2017-01-05'.
             return b.dtype
     return common_type(left.dtype, right.dtype)
 
