@@ -95,7 +95,7 @@ def test_statistics_match_the_data(warehouse):
 def test_describe_lists_tables_formats_partitions_snapshots_stats(warehouse):
     text = Catalog.open(warehouse).describe()
     for needle in ["access_log  [parquet, iceberg]", "users  [sqlite, external]",
-                   "urls  [csv, external]", "partitioned by: date", "snapshot ",
+                   "urls  [csv, external]", "partitioned by: date (5 partitions)", "snapshot ",
                    "rows 8,000", "2017-01-02 (3,200)", "content checksum"]:
         assert needle in text
 

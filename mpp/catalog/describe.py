@@ -32,6 +32,9 @@ def describe(catalog: Catalog) -> str:
         s = info.stats
         kind = "external" if info.external else "iceberg"
         parts = ", ".join(info.partition_columns) or "none"
+        if info.partition_columns:
+            values = {f.partition for f in catalog.fragments(name)}
+            parts += f" ({len(values):,} partitions)"
         lines.append("")
         lines.append(f"{name}  [{info.format.value}, {kind}]  {info.location}")
         lines.append(f"  rows {s.row_count:,}  fragments {s.fragment_count:,}  "
