@@ -202,3 +202,14 @@ def test_missing_file_in_other_formats(warehouses, fmt, tmp_path):
                      options=frag.options)
     with pytest.raises(StorageError, match="gone.*not found"):
         scan_fragment(moved, ["url_id"])
+
+
+def test_sqlite_predicates_it_cannot_push_are_applied_in_arrow(warehouses):
+    catalog = warehouses[StorageFormat.SQLITE]
+    # A float bound on an INTEGER column is not pushed into SQL (no lossless stored form).
+    preds = [ColumnPredicate("user_id", "<", 7.5), ColumnPredicate("status", "=", 200)]
+    got, _ = _scan_all(catalog, "access_log", ["url_id"], preds)
+    expected = _oracle(catalog, StorageFormat.SQLITE, "access_log", ["url_id"],
+                       "user_id < 7.5 AND status = 200")
+    assert got.num_rows > 0
+    assert_same_rows(got, expected)
