@@ -15,6 +15,7 @@ workers, then :meth:`Catalog.commit_write`: one atomic commit for all files.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from pyiceberg.catalog import Catalog as IcebergCatalog
 from pyiceberg.catalog import load_catalog
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
@@ -34,7 +35,7 @@ from mpp.catalog.codec import schema_from_text, stats_from_text
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_fragment
-from mpp.errors import CatalogError, UnknownTableError, suggest
+from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.files import local_path, resolve, to_uri
@@ -84,7 +85,12 @@ class Catalog:
             raise
         except Exception as exc:  # pyiceberg raises many kinds; name the catalog, not a trace
             raise CatalogError(f"cannot open the Iceberg catalog {uri or db}: {exc}") from None
-        engine = ice.engine if isinstance(ice, SqlCatalog) else sa.create_engine(f"sqlite:///{db}")
+        if isinstance(ice, SqlCatalog):  # external tables live in the same database
+            engine = ice.engine
+        elif db is not None:  # REST/Hive/Glue: external tables in the warehouse's catalog.db
+            engine = sa.create_engine(f"sqlite:///{db}")
+        else:  # a remote warehouse behind a non-SQL catalog holds Iceberg tables only
+            engine = sa.create_engine("sqlite://")
         return cls(root, ice, ExternalRegistry(engine))
 
     # ---- reading -------------------------------------------------------------------------
@@ -92,7 +98,7 @@ class Catalog:
     def _iceberg_names(self) -> list[str]:
         try:
             return [ident[-1] for ident in self.iceberg.list_tables(iceberg.NAMESPACE)]
-        except Exception:  # no namespace yet: no tables
+        except NoSuchNamespaceError:  # nothing written yet
             return []
 
     def tables(self) -> list[str]:
@@ -160,8 +166,6 @@ class Catalog:
             return [{"snapshot_id": None, "timestamp": ext.created_at if ext else None,
                      "operation": "register"}]
         tbl = self._load_iceberg(name)
-        import datetime as dt
-
         return [{"snapshot_id": s.snapshot_id,
                  "timestamp": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC),
                  "operation": s.summary.operation.value if s.summary else None}
@@ -234,8 +238,7 @@ class Catalog:
 
 
 def _make_dir(path: str) -> None:
-    from mpp.errors import StorageError
-
+    """Create the warehouse directory and prove it is writable (StorageError otherwise)."""
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         probe = Path(path) / ".mpp-write-probe"
