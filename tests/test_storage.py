@@ -213,3 +213,10 @@ def test_sqlite_predicates_it_cannot_push_are_applied_in_arrow(warehouses):
                        "user_id < 7.5 AND status = 200")
     assert got.num_rows > 0
     assert_same_rows(got, expected)
+
+
+def test_content_is_the_same_in_every_format(warehouses):
+    for table in ["access_log", "users", "sessions", "urls"]:
+        sums = {fmt: cat.properties(table)["mpp.content-checksum"]
+                for fmt, cat in warehouses.items()}
+        assert len(set(sums.values())) == 1, sums
