@@ -50,7 +50,8 @@ def _cases() -> list[tuple[str, str, dict]]:
 
 
 CASES = _cases()
-SHAPES = [("parquet", 1), ("parquet", 3), ("parquet", 8), ("csv", 3), ("csv", 8)]
+# CSV once: the DuckDB oracle reads CSV far slower than Parquet (~1 s a query).
+SHAPES = [("parquet", 1), ("parquet", 3), ("parquet", 8), ("csv", 3)]
 
 
 @pytest.mark.parametrize("fmt,fragments", SHAPES, ids=[f"{f}-{n}" for f, n in SHAPES])
