@@ -100,6 +100,9 @@ def test_report_json_holds_environment_data_plans_metrics_and_every_task(
         assert [s["stage"] for s in run["stages"]] == [0, 1]
         assert sorted(run["whatif"], key=int) == ["2", "8", "32", "128"]
         assert run["metrics"]["ratio"] is None  # inf is not JSON
+        assert run["workers"] == 2 and run["overheads"] == {"task_s": 0.0, "fixed_s": 0.0}
+        # Back-to-back tasks on 2 workers: the replay at W=2 reproduces the wall time.
+        assert abs(run["fit_error"]) < 0.05
     skewed, balanced = (r["stages"][1] for r in report["runs"])
     assert skewed["metrics"]["max_over_median_rows"] == 20.0
     assert skewed["heaviest"]["hot_keys"] == [["2017-01-13", 20000]]
@@ -137,11 +140,12 @@ def test_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_summary_table() -> None:
     lines = format_summary(sample_run()).splitlines()
     assert lines[0].split()[:3] == ["variant", "query", "wall"]
-    assert "W=128 s" in lines[0] and "oracle" in lines[0]
+    assert "W=128 s" in lines[0] and "fit" in lines[0] and "oracle" in lines[0]
     single = next(line for line in lines if line.startswith("single_step"))
     rewrite = next(line for line in lines if line.startswith("rewrite"))
     assert "20.00" in single and "trino,redshift" in single and single.endswith("equal")
     assert "1.00" in rewrite and "none" in rewrite
+    assert lines[-3].startswith("fit: what-if prediction at the real worker count")
     assert lines[-2].startswith("PASS ") and lines[-1].startswith("FAIL ")
     assert "off by 18.5" in lines[-1]
 

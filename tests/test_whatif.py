@@ -6,7 +6,15 @@ import pytest
 
 from mpp.errors import KnobError
 from mpp.metrics.records import TaskRecord
-from mpp.metrics.whatif import TaskOrder, measured_makespan, predict_makespan, predict_many
+from mpp.metrics.whatif import (
+    TaskOrder,
+    calibrate_overhead,
+    measure_overheads,
+    measured_makespan,
+    predict_makespan,
+    predict_many,
+    worker_lanes,
+)
 
 
 def task(stage: int, part: int, secs: float, *, rows: int = 100, sent: int = 0,
@@ -123,3 +131,27 @@ def test_exchange_helper_tasks_run_after_their_stage() -> None:
     assert p.stage(0).finish == pytest.approx(2.5)  # maps 0..2, then the combine 2..2.5
     assert p.stage(1).ready == pytest.approx(2.5)
     assert p.makespan == pytest.approx(3.5)
+
+
+def test_measured_overheads_from_gaps_and_wall() -> None:
+    # One lane: tasks at 0-1, 1.5-2.5, 2.6-3.6 -> gaps 0.5 and 0.1, median 0.3.
+    recs = [task(0, 0, 1.0, start=0.0), task(0, 1, 1.0, start=1.5), task(0, 2, 1.0, start=2.6)]
+    o = measure_overheads(recs, wall_s=4.0)
+    assert o.task_s == pytest.approx(0.3)
+    assert o.fixed_s == pytest.approx(0.4)  # 4.0 wall - 3.6 task span
+    assert measure_overheads(recs).fixed_s == 0.0
+    p = predict_makespan(recs, 1, task_overhead_s=o.task_s, fixed_overhead_s=o.fixed_s)
+    assert p.makespan == pytest.approx(3 * 1.3 + 0.4) and p.fixed_s == pytest.approx(0.4)
+
+
+def test_two_threads_of_one_worker_are_two_lanes() -> None:
+    recs = [task(0, 0, 1.0, start=0.0), task(0, 1, 1.0, start=0.0), task(0, 2, 1.0, start=1.2)]
+    assert worker_lanes(recs) == ["w #0", "w #1", "w #0"]
+    assert measure_overheads(recs).task_s == pytest.approx(0.2)
+
+
+def test_calibrated_overhead_reaches_the_target() -> None:
+    recs = [task(0, i, 1.0) for i in range(4)]  # 2.0 s on 2 workers without overhead
+    overhead = calibrate_overhead(recs, 2, 3.0)
+    assert overhead == pytest.approx(0.5, abs=1e-6)
+    assert calibrate_overhead(recs, 2, 1.5) == 0.0  # already slower than the target

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import enum
 import heapq
+import itertools
+import statistics
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mpp.errors import KnobError
@@ -78,6 +80,7 @@ class Prediction:
     stages: tuple[StageTiming, ...]
     critical_path: tuple[int, ...]  # stages from first to last whose finish gated the next
     critical_stage: int | None  # the stage on the critical path with the longest span
+    fixed_s: float = 0.0  # per-query cost outside the tasks' span, included in ``makespan``
 
     def stage(self, number: int) -> StageTiming:
         """The timing of stage ``number``."""
@@ -90,7 +93,8 @@ class Prediction:
         """A JSON-ready dict."""
         return {
             "workers": self.workers, "threads_per_worker": self.threads_per_worker,
-            "makespan_s": self.makespan, "critical_path": list(self.critical_path),
+            "makespan_s": self.makespan, "fixed_s": self.fixed_s,
+            "critical_path": list(self.critical_path),
             "critical_stage": self.critical_stage,
             "stages": [{"stage": s.stage, "tasks": s.tasks, "ready": s.ready,
                         "exchange_s": s.exchange_s, "start": s.start, "finish": s.finish,
@@ -109,14 +113,20 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
                      stage_deps: Mapping[int, Collection[int]] | None = None,
                      bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH,
                      task_overhead_s: float = 0.0, threads_per_worker: int = 1,
-                     order: TaskOrder = TaskOrder.LPT) -> Prediction:
+                     order: TaskOrder = TaskOrder.LPT,
+                     fixed_overhead_s: float = 0.0) -> Prediction:
     """Predict the makespan of a run's tasks on ``workers`` workers (see the module docstring).
+
+    ``fixed_overhead_s`` is added once to the makespan: the per-query cost outside the tasks
+    (building and submitting the graph, gathering the result), see :func:`measure_overheads`.
 
     Raises:
         KnobError: a non-positive worker/thread count or bandwidth, a negative overhead, a
             dependency on a stage without task records, or a dependency cycle.
     """
     _check_knobs(workers, threads_per_worker, bandwidth_bytes_per_s, task_overhead_s)
+    if not fixed_overhead_s >= 0:
+        raise KnobError(f"what-if fixed_overhead_s must be >= 0, got {fixed_overhead_s!r}")
     stages = {s: task_groups(recs) for s, recs in group_by_stage(records).items()}
     deps = _resolve_deps(stages, stage_deps)
     # Scheduling units: each task group of each stage. A stage's later groups (an exchange's
@@ -135,7 +145,71 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
         pending.discard(unit)
         timings[unit] = _place_stage(unit[0], units[unit], slots, ready, exchange,
                                      task_overhead_s, order)
-    return _prediction(workers, threads_per_worker, _merge_groups(timings), deps)
+    prediction = _prediction(workers, threads_per_worker, _merge_groups(timings), deps)
+    return replace(prediction, makespan=prediction.makespan + fixed_overhead_s,
+                   fixed_s=fixed_overhead_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Overheads:
+    """Costs a run paid beyond its measured task bodies, measured from the run itself.
+
+    ``task_s``: the median idle gap between consecutive tasks on one worker thread (scheduler
+    round trip, input fetch, deserialisation); the median ignores the long waits at stage
+    barriers, which the replay reproduces on its own. ``fixed_s``: the wall time outside the
+    tasks' span (building and submitting the graph, gathering the result).
+    """
+
+    task_s: float
+    fixed_s: float
+
+
+def worker_lanes(records: Sequence[TaskRecord]) -> list[str]:
+    """A lane per worker thread for each record: the first lane of its worker that is free."""
+    lanes: dict[str, list[float]] = {}
+    out: dict[int, str] = {}
+    for i in sorted(range(len(records)), key=lambda i: (records[i].start, i)):
+        r = records[i]
+        ends = lanes.setdefault(r.worker, [])
+        lane = next((k for k, end in enumerate(ends) if end <= r.start), len(ends))
+        if lane == len(ends):
+            ends.append(r.stop)
+        ends[lane] = r.stop
+        out[i] = f"{r.worker} #{lane}"
+    return [out[i] for i in range(len(records))]
+
+
+def measure_overheads(records: Sequence[TaskRecord], wall_s: float | None = None) -> Overheads:
+    """The per-task and per-query overheads of a measured run (see :class:`Overheads`)."""
+    by_lane: dict[str, list[TaskRecord]] = {}
+    for lane, r in zip(worker_lanes(records), records, strict=True):
+        by_lane.setdefault(lane, []).append(r)
+    gaps: list[float] = []
+    for rs in by_lane.values():
+        rs.sort(key=lambda r: r.start)
+        gaps.extend(max(0.0, b.start - a.stop) for a, b in itertools.pairwise(rs))
+    task_s = statistics.median(gaps) if gaps else 0.0
+    fixed_s = max(0.0, wall_s - measured_makespan(records)) if wall_s is not None else 0.0
+    return Overheads(task_s, fixed_s)
+
+
+def calibrate_overhead(records: Sequence[TaskRecord], workers: int, target_s: float,
+                       **kwargs: Any) -> float:
+    """The per-task overhead that makes the prediction at ``workers`` reach ``target_s``.
+
+    A fitted alternative to :func:`measure_overheads` (0 when the replay alone already reaches
+    the target). Found by bisection; ``kwargs`` go to :func:`predict_makespan`.
+    """
+    def at(overhead: float) -> float:
+        return predict_makespan(records, workers, task_overhead_s=overhead, **kwargs).makespan
+
+    if not records or at(0.0) >= target_s:
+        return 0.0
+    low, high = 0.0, target_s  # one task per slot with this overhead already exceeds it
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if at(mid) < target_s else (low, mid)
+    return high
 
 
 def predict_many(records: Sequence[TaskRecord], workers: Sequence[int] = WHATIF_WORKERS,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from mpp.metrics.whatif import predict_makespan
 from mpp.scenario.checks import Expectation
 from mpp.scenario.report import CheckResult, QueryRun
 from mpp.scenario.spec import WhatIf
@@ -23,16 +22,16 @@ def evaluate(expectations: Sequence[Expectation], runs: Sequence[QueryRun],
     An expectation that selects nothing (no such stage in a run, say) fails: a check that
     silently checks nothing would hide a broken scenario.
     """
-    whatif = whatif or WhatIf()
+    del whatif  # the runs carry the what-if options they were predicted with
     results: list[CheckResult] = []
     for e in expectations:
-        found = list(_results(e, runs, whatif))
+        found = list(_results(e, runs))
         results.extend(found or [CheckResult(e.label(), False,
                                              f"FAILED: {e.label()}: no run or stage matched")])
     return tuple(results)
 
 
-def _results(e: Expectation, runs: Sequence[QueryRun], whatif: WhatIf) -> Iterator[CheckResult]:
+def _results(e: Expectation, runs: Sequence[QueryRun]) -> Iterator[CheckResult]:
     for run in runs:
         if (e.variant and run.variant != e.variant) or (e.query and run.query != e.query):
             continue
@@ -43,9 +42,9 @@ def _results(e: Expectation, runs: Sequence[QueryRun], whatif: WhatIf) -> Iterat
             if base is None:
                 continue
         for stage in _stages(e, run):
-            actual = figure(e, run, stage, whatif)
+            actual = figure(e, run, stage)
             if base is not None:
-                denominator = figure(e, base, _same_stage(e, base, stage), whatif)
+                denominator = figure(e, base, _same_stage(e, base, stage))
                 actual = actual / denominator if denominator else float("inf")
             ok, message = e.check(actual)
             scope = f"[{run.variant}/{run.query}" + (f" stage {stage}]" if stage is not None
@@ -70,7 +69,7 @@ def _same_stage(e: Expectation, base: QueryRun, stage: int | None) -> int | None
     return stage
 
 
-def figure(e: Expectation, run: QueryRun, stage: int | None, whatif: WhatIf) -> float:
+def figure(e: Expectation, run: QueryRun, stage: int | None) -> float:
     """The measured value of ``e.metric`` for ``run`` (and ``stage``, for stage metrics)."""
     if stage is not None:
         return run.skew[stage].metrics()[e.metric]
@@ -78,12 +77,7 @@ def figure(e: Expectation, run: QueryRun, stage: int | None, whatif: WhatIf) -> 
         return run.wall_median_s
     if e.metric == "predicted_makespan_s":
         assert e.workers is not None  # the spec requires it
-        if e.workers in run.whatif:
-            return run.whatif[e.workers].makespan
-        return predict_makespan(run.records, e.workers, stage_deps=run.stage_deps,
-                                bandwidth_bytes_per_s=whatif.bandwidth_bytes_per_s,
-                                task_overhead_s=whatif.task_overhead_s,
-                                threads_per_worker=run.threads_per_worker).makespan
+        return run.predict(e.workers).makespan
     if e.metric == "tasks":
         return float(len(run.records))
     return float(sum(getattr(r, e.metric) for r in run.records))  # bytes_read, bytes_sent

@@ -24,6 +24,7 @@ from bokeh.resources import INLINE
 
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.skew import format_skew, group_by_stage, task_groups
+from mpp.metrics.whatif import worker_lanes
 
 if TYPE_CHECKING:
     from mpp.scenario.report import QueryRun, RunData
@@ -124,28 +125,13 @@ def _legend_outside(p: Any) -> None:
         p.add_layout(legend, "right")
 
 
-def _lanes(records: Sequence[TaskRecord]) -> list[str]:
-    """A lane per worker thread: each task goes to the first lane of its worker that is free."""
-    lanes: dict[str, list[float]] = {}
-    out: dict[int, str] = {}
-    for i in sorted(range(len(records)), key=lambda i: records[i].start):
-        r = records[i]
-        ends = lanes.setdefault(r.worker, [])
-        lane = next((k for k, end in enumerate(ends) if end <= r.start), len(ends))
-        if lane == len(ends):
-            ends.append(r.stop)
-        ends[lane] = r.stop
-        out[i] = f"{r.worker} #{lane}"
-    return [out[i] for i in range(len(records))]
-
-
 def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
     t0 = min((r.start for r in records), default=0.0)
     helpers = {g[0].name for recs in group_by_stage(records).values()
                for g in task_groups(recs)[1:]}
     return ColumnDataSource({
         "left": [r.start - t0 for r in records], "right": [r.stop - t0 for r in records],
-        "lane": _lanes(records), "stage": [f"stage {r.stage}" for r in records],
+        "lane": worker_lanes(records), "stage": [f"stage {r.stage}" for r in records],
         "group": [r.name for r in records],
         # A stage's own tasks are circles; its exchange helper tasks (combine) triangles.
         "marker": ["triangle" if r.name in helpers else "circle" for r in records],

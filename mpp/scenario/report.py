@@ -24,7 +24,14 @@ from typing import Any
 from mpp.errors import MppError
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.skew import StageSkew, skew_by_stage
-from mpp.metrics.whatif import Prediction, measured_makespan, predict_many
+from mpp.metrics.whatif import (
+    Overheads,
+    Prediction,
+    measure_overheads,
+    measured_makespan,
+    predict_makespan,
+    predict_many,
+)
 from mpp.scenario.spec import WhatIf
 
 REPORT_FORMAT = "mpp-report/1"
@@ -53,6 +60,22 @@ class QueryRun:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     stage_deps: Mapping[int, tuple[int, ...]] | None = None  # from the plan; None = default
     threads_per_worker: int = 1
+    workers: int | None = None  # the real worker count the records come from
+    overheads: Overheads | None = None  # measured from the run, used by the predictions
+    options: Mapping[str, Any] = field(default_factory=dict)  # predict_makespan's keywords
+
+    def predict(self, workers: int) -> Prediction:
+        """The what-if prediction at ``workers`` (precomputed or replayed with the same model)."""
+        if workers in self.whatif:
+            return self.whatif[workers]
+        return predict_makespan(self.records, workers, **self.options)
+
+    @property
+    def fit_error(self) -> float | None:
+        """The model's calibration check: prediction at the real worker count / wall - 1."""
+        if not (self.records and self.wall_s and self.workers and self.wall_s[-1] > 0):
+            return None
+        return self.predict(self.workers).makespan / self.wall_s[-1] - 1.0
 
     @property
     def wall_median_s(self) -> float:
@@ -68,20 +91,29 @@ class QueryRun:
 def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence[float],
               records: Sequence[TaskRecord], whatif: WhatIf | None = None,
               stage_deps: Mapping[int, Collection[int]] | None = None,
-              threads_per_worker: int = 1, result_rows: int | None = None,
-              oracle: str | None = None, metrics: Mapping[str, Any] | None = None) -> QueryRun:
-    """Build a :class:`QueryRun`, computing skew per stage and the what-if predictions."""
+              threads_per_worker: int = 1, workers: int | None = None,
+              result_rows: int | None = None, oracle: str | None = None,
+              metrics: Mapping[str, Any] | None = None) -> QueryRun:
+    """Build a :class:`QueryRun`, computing skew per stage and the what-if predictions.
+
+    ``workers`` is the real worker count (default: the workers seen in the records). With
+    ``whatif.measured_overheads`` the predictions add the run's own per-task and per-query
+    overheads (:func:`~mpp.metrics.whatif.measure_overheads`, against the last repeat's wall
+    time, the repeat whose records these are).
+    """
     recs = tuple(records)
     whatif = whatif or WhatIf()
-    predictions = predict_many(
-        recs, whatif.workers, stage_deps=stage_deps,
-        bandwidth_bytes_per_s=whatif.bandwidth_bytes_per_s,
-        task_overhead_s=whatif.task_overhead_s, threads_per_worker=threads_per_worker,
-    ) if recs else {}
     deps = {s: tuple(u) for s, u in stage_deps.items()} if stage_deps is not None else None
+    overheads = (measure_overheads(recs, wall_s[-1] if wall_s else None)
+                 if whatif.measured_overheads else Overheads(0.0, 0.0))
+    options = {"stage_deps": deps, "bandwidth_bytes_per_s": whatif.bandwidth_bytes_per_s,
+               "task_overhead_s": whatif.task_overhead_s + overheads.task_s,
+               "fixed_overhead_s": overheads.fixed_s, "threads_per_worker": threads_per_worker}
+    predictions = predict_many(recs, whatif.workers, **options) if recs else {}
     return QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
                     skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, predictions,
-                    result_rows, oracle, dict(metrics or {}), deps, threads_per_worker)
+                    result_rows, oracle, dict(metrics or {}), deps, threads_per_worker,
+                    workers or len({r.worker for r in recs}) or None, overheads, options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +181,10 @@ def run_to_dict(run: QueryRun) -> dict[str, Any]:
         "whatif": {str(w): p.to_dict() for w, p in run.whatif.items()},
         "stage_deps": ({str(s): list(u) for s, u in run.stage_deps.items()}
                        if run.stage_deps is not None else None),
+        "workers": run.workers, "threads_per_worker": run.threads_per_worker,
+        "overheads": ({"task_s": run.overheads.task_s, "fixed_s": run.overheads.fixed_s}
+                      if run.overheads else None),
+        "fit_error": run.fit_error,
         "task_count": len(run.records),
         "tasks": [r.to_dict() for r in run.records],
     }
@@ -201,7 +237,7 @@ def format_summary(data: RunData) -> str:
     """The terminal table: per variant x query, wall time, final-stage skew and what-if."""
     workers = sorted({w for r in data.runs for w in r.whatif})
     head = ["variant", "query", "wall s", "tasks", "final max/med rows", "skew verdicts",
-            *[f"W={w} s" for w in workers], "oracle"]
+            *[f"W={w} s" for w in workers], "fit", "oracle"]
     rows = [head]
     for r in data.runs:
         final = r.final_stage
@@ -211,11 +247,13 @@ def format_summary(data: RunData) -> str:
         rows.append([r.variant, r.query, f"{r.wall_median_s:.3f}", str(len(r.records)), ratio,
                      tripped or "none",
                      *[f"{r.whatif[w].makespan:.3f}" if w in r.whatif else "-" for w in workers],
-                     r.oracle or "-"])
+                     f"{r.fit_error:+.0%}" if r.fit_error is not None else "-", r.oracle or "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(r.fit_error is not None for r in data.runs):
+        lines.append("fit: what-if prediction at the real worker count vs the measured wall time")
     for c in data.checks:
         lines.append(("PASS " if c.ok else "FAIL ") + c.message)
     return "\n".join(lines)

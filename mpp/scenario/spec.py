@@ -64,7 +64,8 @@ class WhatIf:
 
     workers: tuple[int, ...] = WHATIF_WORKERS
     bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH
-    task_overhead_s: float = 0.0
+    task_overhead_s: float = 0.0  # added to every task (on top of the measured overhead)
+    measured_overheads: bool = True  # add the run's own per-task and per-query overheads
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,8 @@ def _sql_ok(p: Problems, sql: str, where: str) -> bool:
 
 def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
     """``[whatif]``: worker counts to predict at, network bandwidth, per-task overhead."""
-    p.unknown_keys(t, ("workers", "bandwidth_bytes_per_s", "task_overhead_s"), "whatif")
+    p.unknown_keys(t, ("workers", "bandwidth_bytes_per_s", "task_overhead_s",
+                       "measured_overheads"), "whatif")
     d = WhatIf()
     workers = p.get(t, "workers", list, "whatif", default=list(d.workers))
     if not workers or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
@@ -290,7 +292,8 @@ def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
     overhead = p.get(t, "task_overhead_s", float, "whatif", default=d.task_overhead_s)
     if not overhead >= 0:
         p.add("whatif.task_overhead_s", f"must be >= 0, got {overhead:g}.")
-    return WhatIf(tuple(workers), float(bandwidth), float(overhead))
+    measured = p.get(t, "measured_overheads", bool, "whatif", default=d.measured_overheads)
+    return WhatIf(tuple(workers), float(bandwidth), float(overhead), measured)
 
 
 def _to_dict(sc: Scenario) -> dict[str, Any]:
@@ -313,5 +316,6 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
         "checks": {"oracle": sc.checks.oracle, "expect": expect},
         "whatif": {"workers": list(sc.whatif.workers),
                    "bandwidth_bytes_per_s": sc.whatif.bandwidth_bytes_per_s,
-                   "task_overhead_s": sc.whatif.task_overhead_s},
+                   "task_overhead_s": sc.whatif.task_overhead_s,
+                   "measured_overheads": sc.whatif.measured_overheads},
     }
