@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -87,18 +88,18 @@ def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | N
 
 
 def run_combine(payload: CombinePayload, index: int,
-                maps: list[pa.Table] | list[list[pa.Table]]) -> pa.Table | list[pa.Table]:
+                maps: list[Any]) -> pa.Table | list[pa.Table]:
     """Merge several producer tasks' outputs: bucket-wise for a hash exchange, whole for a
     broadcast. Partial aggregates are merged here, so less crosses to the consumers."""
     start = time.time()
     sink = payload.sink
     if payload.split:
-        buckets = [sink.combine([m[j] for m in maps]) for j in range(sink.n)]  # type: ignore[index]
-        rows_in = sum(t.num_rows for m in maps for t in m)  # type: ignore[union-attr]
+        buckets = [sink.combine([m[j] for m in maps]) for j in range(sink.n)]
+        rows_in = sum(t.num_rows for m in maps for t in m)
         outs = buckets
     else:
-        outs = [sink.combine(maps)]  # type: ignore[arg-type]
-        rows_in = sum(t.num_rows for t in maps)  # type: ignore[union-attr]
+        outs = [sink.combine(maps)]
+        rows_in = sum(int(t.num_rows) for t in maps)
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
         worker_address(), start, time.time(), rows_in=rows_in,

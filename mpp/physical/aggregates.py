@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,7 +89,7 @@ def _pname(i: int, j: int) -> str:
 
 
 def _aggregate(table: pa.Table, keys: list[str],
-               specs: list[tuple[str | list[str], str, str]]) -> pa.Table:
+               specs: Sequence[tuple[Any, str, str]]) -> pa.Table:
     """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each."""
     aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
             for col, fn, _ in specs]
@@ -156,7 +157,7 @@ class AggregateKernel:
         """Partial rows of whole groups -> result rows: keys, then one column per aggregate."""
         merged = self.merge(partials)
         if self.distinct_arg is not None:
-            specs: list[tuple[str | list[str], str, str]] = [
+            specs: list[tuple[Any, str, str]] = [
                 (_pname(i, j), fn, _pname(i, j))
                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
             specs += [(self.distinct_arg, AGGREGATES[c.func].distinct, f"__d{i}")

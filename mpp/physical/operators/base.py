@@ -11,7 +11,7 @@ operator switches on its type.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -122,7 +122,7 @@ class PhysicalOp:
         for child in self.children:
             yield from child.walk()
 
-    def transform_up(self, fn: Any) -> PhysicalOp:
+    def transform_up(self, fn: Callable[[PhysicalOp], PhysicalOp]) -> PhysicalOp:
         """Apply ``fn`` to every operator bottom-up, rebuilding parents of changed children."""
         kids = tuple(c.transform_up(fn) for c in self.children)
         changed = any(a is not b for a, b in zip(kids, self.children, strict=True))

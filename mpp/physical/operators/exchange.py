@@ -46,15 +46,15 @@ def _key_values(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_dictionary(t):
         column, t = column.cast(t.value_type), t.value_type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        return pc.cast(column, pa.int64()).fill_null(0).to_numpy()
+        return np.asarray(pc.cast(column, pa.int64()).fill_null(0).to_numpy())
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return pc.cast(column, pa.float64()).fill_null(0.0).to_numpy()
+        return np.asarray(pc.cast(column, pa.float64()).fill_null(0.0).to_numpy())
     if pa.types.is_date(t):
-        return pc.cast(pc.cast(column, pa.date32()), pa.int32()).fill_null(0).to_numpy()
+        return np.asarray(pc.cast(pc.cast(column, pa.date32()), pa.int32()).fill_null(0).to_numpy())
     if pa.types.is_timestamp(t):
         us = pc.cast(column, pa.timestamp("us", tz=t.tz))
-        return pc.cast(us, pa.int64()).fill_null(0).to_numpy()
-    return pc.cast(column, pa.large_string()).fill_null("").to_numpy(zero_copy_only=False)
+        return np.asarray(pc.cast(us, pa.int64()).fill_null(0).to_numpy())
+    return np.asarray(pc.cast(column, pa.large_string()).fill_null("").to_numpy(zero_copy_only=False))
 
 
 def bucket_of(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
