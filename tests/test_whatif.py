@@ -134,7 +134,7 @@ def test_exchange_helper_tasks_run_after_their_stage() -> None:
 
 
 def test_measured_overheads_from_gaps_and_wall() -> None:
-    # One lane: tasks at 0-1, 1.5-2.5, 2.6-3.6 -> gaps 0.5 and 0.1, median 0.3.
+    # One lane: tasks at 0-1, 1.5-2.5, 2.6-3.6 -> gaps 0.5 and 0.1, mean 0.3.
     recs = [task(0, 0, 1.0, start=0.0), task(0, 1, 1.0, start=1.5), task(0, 2, 1.0, start=2.6)]
     o = measure_overheads(recs, wall_s=4.0)
     assert o.task_s == pytest.approx(0.3)
@@ -155,3 +155,9 @@ def test_calibrated_overhead_reaches_the_target() -> None:
     overhead = calibrate_overhead(recs, 2, 3.0)
     assert overhead == pytest.approx(0.5, abs=1e-6)
     assert calibrate_overhead(recs, 2, 1.5) == 0.0  # already slower than the target
+
+
+def test_barrier_waits_are_not_task_overhead() -> None:
+    # The 3 s wait before stage 1 is the barrier (the replay reproduces it), not overhead.
+    recs = [task(0, 0, 1.0, start=0.0), task(0, 1, 1.0, start=1.2), task(1, 0, 1.0, start=5.2)]
+    assert measure_overheads(recs).task_s == pytest.approx(0.2)

@@ -154,10 +154,11 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
 class Overheads:
     """Costs a run paid beyond its measured task bodies, measured from the run itself.
 
-    ``task_s``: the median idle gap between consecutive tasks on one worker thread (scheduler
-    round trip, input fetch, deserialisation); the median ignores the long waits at stage
-    barriers, which the replay reproduces on its own. ``fixed_s``: the wall time outside the
-    tasks' span (building and submitting the graph, gathering the result).
+    ``task_s``: the mean idle gap between consecutive tasks of the same stage on one worker
+    thread (scheduler round trip, input fetch, deserialisation, and contention); gaps across a
+    stage boundary are left out, as those are barrier waits the replay reproduces on its own.
+    ``fixed_s``: the wall time outside the tasks' span (building and submitting the graph,
+    gathering the result).
     """
 
     task_s: float
@@ -187,8 +188,9 @@ def measure_overheads(records: Sequence[TaskRecord], wall_s: float | None = None
     gaps: list[float] = []
     for rs in by_lane.values():
         rs.sort(key=lambda r: r.start)
-        gaps.extend(max(0.0, b.start - a.stop) for a, b in itertools.pairwise(rs))
-    task_s = statistics.median(gaps) if gaps else 0.0
+        gaps.extend(max(0.0, b.start - a.stop) for a, b in itertools.pairwise(rs)
+                    if a.stage == b.stage)
+    task_s = statistics.fmean(gaps) if gaps else 0.0
     fixed_s = max(0.0, wall_s - measured_makespan(records)) if wall_s is not None else 0.0
     return Overheads(task_s, fixed_s)
 
