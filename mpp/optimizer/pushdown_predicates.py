@@ -102,32 +102,38 @@ def _aggregate(node: Aggregate, preds: list[Expr]) -> LogicalNode:
     return _above(dataclasses.replace(node, input=_push(node.input, down)), stay)
 
 
+def _route(preds: list[Expr], left: set[str], right: set[str], *, to_left_ok: bool,
+           to_right_ok: bool) -> tuple[list[Expr], list[Expr], list[Expr]]:
+    """Split ``preds`` into (left-only, right-only, the rest), where each move is allowed."""
+    to_left: list[Expr] = []
+    to_right: list[Expr] = []
+    rest: list[Expr] = []
+    for p in preds:
+        cols = p.columns()
+        if to_left_ok and cols and cols <= left:
+            to_left.append(p)
+        elif to_right_ok and cols and cols <= right:
+            to_right.append(p)
+        else:
+            rest.append(p)
+    return to_left, to_right, rest
+
+
 @_push.register
 def _join(node: Join, preds: list[Expr]) -> LogicalNode:
     left, right = set(node.left.field_names()), set(node.right.field_names())
     inner = node.kind is JoinKind.INNER
-    to_left: list[Expr] = []
-    to_right: list[Expr] = []
-    stay: list[Expr] = []
-    for p in preds:  # WHERE conjuncts: filter the join's output rows
-        cols = p.columns()
-        if cols and cols <= left:
-            to_left.append(p)
-        elif inner and cols and cols <= right:
-            to_right.append(p)
-        else:
-            stay.append(p)
-    residual: list[Expr] = []
-    for p in conjuncts(node.residual):  # ON conjuncts: decide which pairs match
-        cols = p.columns()
-        if cols and cols <= right:
-            to_right.append(p)
-        elif inner and cols and cols <= left:
-            to_left.append(p)
-        else:
-            residual.append(p)
-    joined = dataclasses.replace(node, left=_push(node.left, to_left),
-                                 right=_push(node.right, to_right), residual=conjoin(residual))
+    # WHERE conjuncts filter the join's output rows: below a LEFT join only on the left side
+    # (a right-side test must still see the NULLs of unmatched rows).
+    where_left, where_right, stay = _route(preds, left, right, to_left_ok=True,
+                                           to_right_ok=inner)
+    # ON conjuncts decide which pairs match: a right-side one may filter the right input of a
+    # LEFT join, but a left-side one may not drop left rows (they are kept, NULL-extended).
+    on_left, on_right, residual = _route(conjuncts(node.residual), left, right,
+                                         to_left_ok=inner, to_right_ok=True)
+    joined = dataclasses.replace(node, left=_push(node.left, where_left + on_left),
+                                 right=_push(node.right, where_right + on_right),
+                                 residual=conjoin(residual))
     return _above(joined, stay)
 
 
