@@ -112,6 +112,13 @@ def test_date_diff_counts_whole_units_not_boundaries(con: duckdb.DuckDBPyConnect
     assert mpp_column("date_diff('month', ts, ts2)")[:2].to_pylist() == [0, 1]
 
 
+def test_dictionary_encoded_strings_are_decoded() -> None:
+    plan = bind("SELECT s LIKE 'a%' FROM t", CATALOG)
+    assert isinstance(plan.root, Project)
+    table = pa.table({"t.s": TABLE["s"].dictionary_encode()})
+    assert evaluate(plan.root.exprs[0], table).to_pylist() == mpp_column("s LIKE 'a%'").to_pylist()
+
+
 def test_literals_and_constant_expressions_broadcast() -> None:
     assert mpp_column("1 + 2").to_pylist() == [3] * TABLE.num_rows
     assert mpp_column("NULL").null_count == TABLE.num_rows

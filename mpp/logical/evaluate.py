@@ -54,7 +54,10 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     if isinstance(expr, Column):
         if expr.name not in table.column_names:
             raise KeyError(f"column {expr.name!r} not in input {table.column_names}")
-        return table.column(expr.name)
+        column = table.column(expr.name)
+        if pa.types.is_dictionary(column.type):  # not every kernel takes dictionaries (LIKE)
+            column = column.cast(column.type.value_type)
+        return column
     if isinstance(expr, Literal):
         return pa.scalar(expr.value, type=expr.dtype)
     assert isinstance(expr, Call), expr
