@@ -3,8 +3,9 @@
 * Variant comparison: wall time per variant x query, and the what-if makespan per worker count
   (with the measured wall time at the real worker count, the model's calibration point).
 * Per variant x query: the task timeline per worker (a lane per concurrently running task),
-  coloured by stage; rows and seconds per task by stage, where skew shows as outliers; the plan
-  and the skew diagnostics as text.
+  coloured by stage; per stage, bars of rows and seconds per partition (the stage's own tasks;
+  an exchange's helper tasks appear in the timeline only), where skew shows as a tall bar; the
+  plan and the skew diagnostics as text.
 
 The page embeds BokehJS inline (``bokeh.resources.INLINE``), so it needs no network.
 """
@@ -127,14 +128,10 @@ def _legend_outside(p: Any) -> None:
 
 def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
     t0 = min((r.start for r in records), default=0.0)
-    helpers = {g[0].name for recs in group_by_stage(records).values()
-               for g in task_groups(recs)[1:]}
     return ColumnDataSource({
         "left": [r.start - t0 for r in records], "right": [r.stop - t0 for r in records],
         "lane": worker_lanes(records), "stage": [f"stage {r.stage}" for r in records],
         "group": [r.name for r in records],
-        # A stage's own tasks are circles; its exchange helper tasks (combine) triangles.
-        "marker": ["triangle" if r.name in helpers else "circle" for r in records],
         "color": [stage_color(r.stage) for r in records],
         "partition": [r.partition for r in records], "rows": [r.rows_in for r in records],
         "seconds": [r.duration for r in records], "key": [r.key for r in records],
@@ -158,20 +155,35 @@ def _run_section(run: QueryRun) -> list[Any]:
     timeline = figure(y_range=lanes, height=max(160, 40 + 28 * len(lanes)), width=WIDTH,
                       title=f"Task timeline per worker: {name}", x_axis_label="seconds",
                       tools="xpan,xwheel_zoom,reset,save")
+    # No outlines: with a thousand short tasks, white edges would hide the colours.
     timeline.hbar(y="lane", left="left", right="right", height=0.8, color="color",
-                  line_color="white", legend_group="stage", source=src)
+                  line_color=None, legend_group="stage", source=src)
     timeline.add_tools(HoverTool(tooltips=_TIPS))
     _legend_outside(timeline)
-    scatter = []
-    for field, label in (("rows", "Rows per task by stage"), ("seconds", "Task seconds by stage")):
-        p = figure(height=300, width=WIDTH // 2, title=f"{label}: {name}",
-                   x_axis_label="partition", y_axis_label=field, tools="box_zoom,reset,save")
-        p.scatter(x="partition", y=field, color="color", marker="marker", size=7, alpha=0.8,
-                  legend_group="group", source=src)
-        p.add_tools(HoverTool(tooltips=_TIPS))
-        p.y_range.start = 0
-        _legend_outside(p)
-        scatter.append(p)
+    per_stage = [row(*_stage_bars(name, group, sk)) for group, sk in _main_groups(run)]
     text = (f"<pre style='font-size:small'>{html.escape(run.plan)}\n\n"
             f"{html.escape(format_skew(run.skew))}</pre>")
-    return [title, timeline, row(*scatter), Div(text=text, width=WIDTH)]
+    return [title, timeline, *per_stage, Div(text=text, width=WIDTH)]
+
+
+def _main_groups(run: QueryRun) -> list[tuple[list[TaskRecord], Any]]:
+    """Each stage's own tasks (its first task group) with the stage's skew summary."""
+    return [(task_groups(recs)[0], run.skew.get(stage))
+            for stage, recs in group_by_stage(run.records).items()]
+
+
+def _stage_bars(name: str, group: Sequence[TaskRecord], sk: Any) -> list[Any]:
+    """Rows in and seconds per partition of one stage: a skewed stage shows a tall bar."""
+    stage = group[0].stage
+    src = _task_source(group)
+    ratio = f" (max/median {sk.rows.max_over_median:.2f})" if sk is not None else ""
+    out = []
+    for field, label in (("rows", f"Rows per task, stage {stage}{ratio}"),
+                         ("seconds", f"Task seconds, stage {stage}")):
+        p = figure(height=220, width=WIDTH // 2, title=f"{label}: {name}",
+                   x_axis_label="partition", y_axis_label=field, tools="box_zoom,reset,save")
+        p.vbar(x="partition", top=field, width=0.9, color="color", line_color=None, source=src)
+        p.add_tools(HoverTool(tooltips=_TIPS))
+        p.y_range.start = 0
+        out.append(p)
+    return out
