@@ -73,7 +73,8 @@ def _size(e: Estimate) -> str:
         if value < 1024:
             break
         value, unit = value / 1024, next_unit
-    return f"~{value:.1f} {unit} ({round(e.rows):,} rows)"
+    rows = round(e.rows)
+    return f"~{value:.1f} {unit} ({rows:,} row{'' if rows == 1 else 's'})"
 
 
 def _limit(threshold: int) -> str:

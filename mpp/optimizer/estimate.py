@@ -7,8 +7,8 @@ ones, documented so EXPLAIN's "estimated" figures can be traced by hand:
 * a Scan has ``row_count`` rows times the selectivity of each pushed predicate: ``=`` is
   1/distinct_count, IN is k/distinct_count, a range is the covered fraction of [min, max],
   IS NULL is null_count/row_count (defaults 0.1, 0.1 per item, 1/3, 0.1 when stats are missing);
-* a Filter keeps half its input per conjunct it still holds (its predicates are not column
-  predicates, or pushdown was switched off);
+* a Filter right above a Scan estimates the conjuncts a scan could take as if pushed (the
+  pushdown rule is off); any other conjunct keeps half the rows;
 * an Aggregate has the product of its group columns' distinct counts (capped by its input);
 * an equi-join has |L| x |R| / max(ndv(left key), ndv(right key)) rows (a LEFT join at least |L|).
 
@@ -38,6 +38,7 @@ from mpp.logical.nodes import (
     Scan,
     Sort,
 )
+from mpp.optimizer.predicates import to_column_predicate
 from mpp.storage.base import ColumnPredicate
 
 STRING_BYTES = 24  # assumed average in memory: 20 bytes of text + a 4-byte offset
@@ -123,8 +124,17 @@ def _scan(node: Scan) -> Estimate:
 
 @estimate.register
 def _filter(node: Filter) -> Estimate:
-    return Estimate(estimate(node.input).rows * 0.5 ** len(conjuncts(node.predicate)),
-                    _width(node))
+    rows = estimate(node.input).rows
+    scan = node.input if isinstance(node.input, Scan) else None
+    columns = {f"{scan.alias}.{c}": c for c in scan.table.schema.names} if scan else {}
+    for part in conjuncts(node.predicate):
+        pred = to_column_predicate(part, columns) if scan is not None else None
+        if scan is not None and pred is not None:  # as if pushed (pushdown switched off)
+            stats = scan.table.stats
+            rows *= selectivity(pred, stats.column(pred.column), stats.row_count)
+        else:
+            rows *= 0.5
+    return Estimate(rows, _width(node))
 
 
 @estimate.register
