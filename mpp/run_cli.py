@@ -18,8 +18,9 @@ EXIT_CHECK_FAILED = 1
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply the generated row count (e.g. 0.01 for a quick look).")
-@click.option("--out", default="runs", show_default=True,
-              help="Folder the run folders (<scenario>-<timestamp>) are written into.")
+@click.option("--out", default=None,
+              help="Folder the run folders (<scenario>-<timestamp>) are written into "
+                   "(default: $MPP_RUNS or ./runs).")
 @click.option("--scheduler", default=None,
               help="An existing Dask scheduler (tcp://host:8786) instead of a LocalCluster.")
 @click.option("--cache", default=None,
@@ -28,7 +29,7 @@ EXIT_CHECK_FAILED = 1
 @click.option("--keep-open", is_flag=True,
               help="Keep the cluster (and its dashboard) up after the last run, until Ctrl-C.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def run(files: tuple[str, ...], scale: float, out: str, scheduler: str | None,
+def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | None,
         cache: str | None, keep_open: bool, no_progress: bool) -> None:
     """Run scenario FILES: data, cluster, queries, DuckDB checks, report.
 

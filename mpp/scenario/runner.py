@@ -41,7 +41,7 @@ from mpp.scenario.report import (
     query_run,
     write_report,
 )
-from mpp.scenario.spec import Query, Scenario, Variant, load_scenario
+from mpp.scenario.spec import Query, Scenario, Variant, WhatIf, load_scenario
 from mpp.scenario.warehouse import Warehouse, prepare
 from mpp.session import Result, Session
 
@@ -105,6 +105,22 @@ def _measure(result: Result) -> dict[str, Any]:
             "stages": len(st.plan.stages)}
 
 
+def run_of(result: Result, *, variant: str = "default", query: str = "query", sql: str = "",
+           wall_s: Sequence[float] | None = None, whatif: WhatIf | None = None,
+           threads_per_worker: int = 1, oracle: str | None = None) -> QueryRun:
+    """A report's :class:`QueryRun` from one executed query: plan, skew per stage, what-if.
+
+    Notebooks use it to plot and compare queries they ran themselves.
+    """
+    table = result.to_arrow()
+    return query_run(
+        variant, query, sql=sql, plan=explain_physical(result.stats.plan),
+        wall_s=wall_s or [result.stats.wall_seconds], records=result.stats.tasks,
+        whatif=whatif, stage_deps=stage_deps(result.stats.plan),
+        threads_per_worker=threads_per_worker, result_rows=table.num_rows, oracle=oracle,
+        metrics=_measure(result))
+
+
 def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, oracle: _Oracle,
              bar: tqdm) -> QueryRun:
     """Every repeat of one query under one variant; the last repeat's tasks are reported."""
@@ -116,15 +132,10 @@ def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, ora
         walls.append(result.stats.wall_seconds)
         bar.update()
     assert result is not None  # repeats >= 1
-    table = result.to_arrow()
-    return query_run(
-        variant.name, query.name, sql=query.sql, plan=explain_physical(result.stats.plan),
-        wall_s=walls, records=result.stats.tasks, whatif=sc.whatif,
-        stage_deps=stage_deps(result.stats.plan),
-        threads_per_worker=max(1, session.cluster.total_threads()
-                               // session.cluster.worker_count()),
-        result_rows=table.num_rows, oracle=oracle.check(query, table),
-        metrics=_measure(result))
+    threads = max(1, session.cluster.total_threads() // session.cluster.worker_count())
+    return run_of(result, variant=variant.name, query=query.name, sql=query.sql, wall_s=walls,
+                  whatif=sc.whatif, threads_per_worker=threads,
+                  oracle=oracle.check(query, result.to_arrow()))
 
 
 def _checks(sc: Scenario, runs: Sequence[QueryRun]) -> tuple[CheckResult, ...]:
@@ -164,7 +175,7 @@ def _wait_for_ctrl_c(link: str | None, echo: Echo) -> None:
 
 
 def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
-                 out: str | os.PathLike[str] = "runs", scheduler: str | None = None,
+                 out: str | os.PathLike[str] | None = None, scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
                  progress: bool = True, echo: Echo | None = print,
                  cluster: Cluster | None = None) -> RunOutcome:
@@ -173,7 +184,8 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
     Args:
         scenario: the spec, or the path of a scenario file (validated here, before anything runs).
         scale: multiplies the generated row count (only when a path is given).
-        out: the folder the run folder ``<name>-<timestamp>`` is created in.
+        out: the folder the run folder ``<name>-<timestamp>`` is created in (default:
+            ``$MPP_RUNS``, else ``runs`` in the working directory).
         scheduler: an existing Dask scheduler's address instead of the spec's cluster.
         cache: where generated warehouses are cached by data hash (see
             :func:`mpp.scenario.warehouse.default_cache`).
@@ -198,7 +210,7 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         wh = prepare(sc.data, cluster.client, cache=cache, source=sc.source, progress=progress)
         say(f"{sc.name}: warehouse {wh.path} ({'reused' if wh.reused else 'generated'}; "
             f"data hash {wh.data_hash}, checksum {wh.checksum})")
-        folder = run_folder(out, sc.name, started)
+        folder = run_folder(out or os.environ.get("MPP_RUNS", "runs"), sc.name, started)
         from mpp.session import connect
 
         session = connect(wh.path, cluster=cluster)
