@@ -82,6 +82,13 @@ SETTINGS: dict[str, Setting] = {
         _s("join.strategy", "auto",
            "Join distribution: auto (from statistics), broadcast or partitioned.",
            ("auto", "broadcast", "partitioned")),
+        _s("aggregate.distinct_strategy", "automatic",
+           "DISTINCT aggregates (Trino's distinct_aggregations_strategy): single_step exchanges "
+           "raw (group, x) rows by the group key; pre_aggregate keeps distinct (group, x) per "
+           "fragment first; rewrite plans count(DISTINCT x) as count(x) over a DISTINCT "
+           "(group, x) exchanged by both; automatic picks from catalog statistics (key skew, "
+           "distinct estimates) and EXPLAIN says why.",
+           ("automatic", "single_step", "pre_aggregate", "rewrite")),
         _s("execution.hash_buckets", 0,
            "Buckets of a hash exchange (final aggregation / partitioned join tasks); "
            "0 means 2 x the cluster's total threads."),

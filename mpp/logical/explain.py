@@ -134,7 +134,10 @@ def _aggregate(node: Aggregate) -> str:
     if node.aggregates:
         parts.append(", ".join(f"{a} AS {n}" for a, n in zip(node.aggregates, node.agg_names,
                                                               strict=True)))
-    return "Aggregate: " + "; ".join(parts) if parts else "Aggregate: (one row)"
+    text = "Aggregate: " + "; ".join(parts) if parts else "Aggregate: (one row)"
+    if node.reason:  # a DISTINCT aggregation's strategy (rewrite_count_distinct)
+        text += f", distinct={node.distinct_strategy.value} ({node.reason})"
+    return text
 
 
 @node_line.register

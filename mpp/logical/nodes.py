@@ -48,6 +48,18 @@ class JoinStrategy(enum.Enum):
     PARTITIONED = "partitioned"  # both sides hash-exchanged on the join keys
 
 
+class DistinctStrategy(enum.Enum):
+    """How an Aggregate's DISTINCT aggregates are distributed (``aggregate.distinct_strategy``).
+
+    AUTOMATIC is resolved by the rewrite_count_distinct rule from catalog statistics.
+    """
+
+    AUTOMATIC = "automatic"
+    SINGLE_STEP = "single_step"  # raw (group, x) rows exchanged by the group key
+    PRE_AGGREGATE = "pre_aggregate"  # distinct (group, x) per fragment, then exchanged by group
+    REWRITE = "rewrite"  # Aggregate[g; count(x)] <- Aggregate[g, x]: exchanged by (group, x)
+
+
 class LogicalNode:
     """Base class of logical nodes."""
 
@@ -130,6 +142,9 @@ class Aggregate(LogicalNode):
     group_by: tuple[Column, ...]
     aggregates: tuple[AggregateCall, ...]
     agg_names: tuple[str, ...]
+    # Only DISTINCT aggregates read these; ``reason`` says why (EXPLAIN prints it).
+    distinct_strategy: DistinctStrategy = DistinctStrategy.AUTOMATIC
+    reason: str = ""
 
     @property
     def inputs(self) -> tuple[LogicalNode, ...]:

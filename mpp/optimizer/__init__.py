@@ -14,6 +14,7 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
+from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
 from mpp.optimizer.rule import Rule
 
 RULES: tuple[Rule, ...] = (
@@ -23,10 +24,15 @@ RULES: tuple[Rule, ...] = (
     Rule("pushdown_predicates", pushdown_predicates,
          help="Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
     # After pushdown, before join choice: the join's size estimate counts only the columns a
-    # side really carries. (rewrite_count_distinct, a later issue, goes after this one: it
-    # reshapes aggregates but reads no new columns.)
+    # side really carries.
     Rule("prune_projections", prune_projections,
          help="Read and carry only the columns a query uses."),
+    # After pruning (it reshapes aggregates but reads no new columns). When off it still
+    # resolves each DISTINCT aggregate's strategy, so the planner never sees 'automatic'.
+    Rule("rewrite_count_distinct", rewrite_count_distinct, when_off=keep_count_distinct,
+         help="Choose each DISTINCT aggregation's strategy (aggregate.distinct_strategy) and "
+              "rewrite count(DISTINCT x) into count(x) over a DISTINCT (group, x) where "
+              "chosen; when off, nothing is rewritten."),
     # Last: estimates need the final predicates and column lists of every scan. When switched
     # off it still runs its fallback: a join must leave the optimizer with a strategy.
     Rule("choose_join_strategy", choose_join_strategy, when_off=default_join_strategy,

@@ -166,19 +166,24 @@ def _join(node: Join) -> Estimate:
 
 def column_stats(node: LogicalNode, name: str) -> ColumnStats:
     """Statistics of field ``name`` of ``node``, traced down to a scan column (or empty)."""
+    origin = column_origin(node, name)
+    return origin[0].table.stats.column(origin[1]) if origin else ColumnStats()
+
+
+def column_origin(node: LogicalNode, name: str) -> tuple[Scan, str] | None:
+    """The scan and table column that field ``name`` of ``node`` is a plain copy of, if any."""
     while True:
         if isinstance(node, Scan):
             prefix = f"{node.alias}."
-            return node.table.stats.column(name[len(prefix):]) if name.startswith(prefix) \
-                else ColumnStats()
+            return (node, name[len(prefix):]) if name.startswith(prefix) else None
         if isinstance(node, Project):
             expr = dict(zip(node.names, node.exprs, strict=True)).get(name)
             if expr is None or not hasattr(expr, "name") or expr.columns() != {expr.name}:
-                return ColumnStats()
+                return None
             name, node = expr.name, node.input
         elif isinstance(node, Join):
             node = node.left if name in node.left.field_names() else node.right
         elif isinstance(node, Filter | Sort | Limit | Aggregate):
             node = node.inputs[0]
         else:
-            return ColumnStats()
+            return None

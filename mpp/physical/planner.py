@@ -113,13 +113,34 @@ def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerCon
                      fragments: FragmentLister) -> PhysicalOp:
     kernel = AggregateKernel(tuple(c.name for c in node.group_by), node.aggregates,
                              node.agg_names)
-    single = HashAggregateExec(kids[0], AggregateMode.SINGLE, kernel, node.schema)
+    strategy, note = _distinct_strategy(node, ctx)
+    single = HashAggregateExec(kids[0], AggregateMode.SINGLE, kernel, node.schema, note)
     required = single.required_input_distribution()[0]
-    if kids[0].output_partitioning().satisfies(required):
+    if (kids[0].output_partitioning().satisfies(required)
+            or strategy is ln.DistinctStrategy.SINGLE_STEP):
+        # single_step: the exchange enforce_distribution adds carries the raw rows.
         return single
     partial = HashAggregateExec(kids[0], AggregateMode.PARTIAL, kernel,
                                 kernel.partial_schema(kids[0].schema))
-    return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema)
+    return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema, note)
+
+
+def _distinct_strategy(node: ln.Aggregate,
+                       ctx: PlannerContext) -> tuple[ln.DistinctStrategy | None, str]:
+    """A DISTINCT aggregation's strategy and ``"<strategy> (<reason>)"`` for EXPLAIN.
+
+    (None, "") for a plain aggregation. One the optimizer did not resolve (``automatic``, e.g.
+    planned unoptimized) takes the setting when it is single_step, else pre_aggregate.
+    """
+    if not node.reason and not any(c.distinct for c in node.aggregates):
+        return None, ""
+    strategy = node.distinct_strategy
+    if strategy is ln.DistinctStrategy.AUTOMATIC:
+        chosen = ln.DistinctStrategy(str(ctx.settings["aggregate.distinct_strategy"]))
+        strategy = (chosen if chosen is ln.DistinctStrategy.SINGLE_STEP
+                    else ln.DistinctStrategy.PRE_AGGREGATE)
+        return strategy, f"{strategy.value} (not resolved by the optimizer)"
+    return strategy, f"{strategy.value} ({node.reason})" if node.reason else strategy.value
 
 
 def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,

@@ -37,6 +37,7 @@ class HashAggregateExec(PhysicalOp):
     mode: AggregateMode
     kernel: AggregateKernel
     schema: tuple[Field, ...]
+    note: str = ""  # a DISTINCT aggregation's strategy and why (EXPLAIN prints it)
 
     @property
     def word(self) -> str:  # type: ignore[override]
@@ -74,5 +75,6 @@ class HashAggregateExec(PhysicalOp):
         line = f"HashAggregateExec({self.mode.name}): group by {keys}"
         if self.mode is AggregateMode.PARTIAL and self.kernel.distinct_arg:
             line += f" + distinct {self.kernel.distinct_arg}"
-        return line + (f"; {calls}" if calls else "")
+        line += f"; {calls}" if calls else ""
+        return line + (f" [distinct: {self.note}]" if self.note else "")
 
