@@ -1,0 +1,141 @@
+"""DISTINCT aggregation strategies and plain GROUP BY on a skewed key (the small warehouse's hot
+day 2 carries 40% of the rows): every strategy returns DuckDB's rows, automatic follows the
+statistics, and the final stage's task inputs are bounded as each strategy promises."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import mpp
+from mpp.catalog.model import ColumnStats
+from mpp.config import PlannerContext, Settings
+from mpp.logical import nodes as ln
+from mpp.optimizer.rewrite_count_distinct import choose_strategy
+from mpp.oracle import run_oracle
+from mpp.sql import bind
+from tests.compare import assert_same_rows
+from tests.fake_catalog import FakeCatalog
+from tests.query_warehouses import warehouse
+
+STRATEGIES = ("automatic", "single_step", "pre_aggregate", "rewrite")
+QUERIES = [
+    "SELECT date, count(DISTINCT user_id) users FROM access_log GROUP BY date",
+    "SELECT date, count(DISTINCT user_id) u, count(*) c, count(url_id) n, sum(bytes) s, "
+    "min(status) lo, max(bytes) hi FROM access_log GROUP BY date",
+    "SELECT date, status, count(DISTINCT user_id) u FROM access_log WHERE status <> 200 "
+    "AND bytes > 1000 GROUP BY date, status",
+    "SELECT count(DISTINCT user_id) u, sum(bytes) s FROM access_log WHERE status = 404",
+    "SELECT date, count(DISTINCT user_id) u, avg(bytes) a FROM access_log GROUP BY date",
+]
+
+
+@pytest.fixture(scope="module")
+def session(cluster):
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as s:
+        yield s
+
+
+def test_every_strategy_matches_duckdb(session) -> None:
+    failures = []
+    for sql in QUERIES:
+        expected = run_oracle(sql, session.catalog)
+        for strategy in STRATEGIES:
+            result = session.sql(sql, settings={"aggregate.distinct_strategy": strategy})
+            try:
+                assert_same_rows(result.to_arrow(), expected)
+            except AssertionError as exc:
+                failures.append(f"{strategy}: {sql}\n{exc}")
+    assert not failures, "\n".join(failures)
+
+
+def _final_rows(result: mpp.session.Result) -> list[int]:
+    """rows_in of each task of the result stage."""
+    final = result.stats.plan.final_stage.name
+    return sorted(r.rows_in for r in result.stats.tasks if r.name == final)
+
+
+def _hot_day_rows(session) -> int:
+    sql = "SELECT count(*) n FROM access_log GROUP BY date ORDER BY n DESC LIMIT 1"
+    return int(run_oracle(sql, session.catalog).column(0)[0].as_py())
+
+
+def test_strategies_shape_the_final_stage(session) -> None:
+    sql = QUERIES[0]
+    hot = _hot_day_rows(session)
+    single = session.sql(sql, settings={"aggregate.distinct_strategy": "single_step"})
+    assert len(single.stats.plan.stages) == 2
+    # single_step: the task holding the hot day receives every one of its raw rows.
+    assert max(_final_rows(single)) >= hot
+    rewrite = session.sql(sql, settings={"aggregate.distinct_strategy": "rewrite"})
+    assert len(rewrite.stats.plan.stages) == 3
+    # rewrite: the DISTINCT stage is exchanged by (date, user_id), so no task gets the hot day
+    # whole; the last stage gets one pre-aggregated row per (task, day).
+    distinct_stage = rewrite.stats.plan.stage(2).name
+    rows = [r.rows_in for r in rewrite.stats.tasks if r.name == distinct_stage]
+    assert max(rows) < hot
+    days = session.sql("SELECT count(DISTINCT date) FROM access_log").to_arrow().column(0)[0]
+    assert sum(_final_rows(rewrite)) <= rewrite.stats.plan.stage(2).tasks * days.as_py()
+
+
+def test_group_by_hot_key_never_collects_raw_rows(session) -> None:
+    # Plain GROUP BY pre-aggregates per fragment: the final tasks get at most one row per
+    # (fragment, group), however hot a group is.
+    result = session.sql("SELECT date, count(*) c, sum(bytes) s FROM access_log GROUP BY date")
+    fragments = result.stats.plan.stages[0].tasks
+    days = result.to_arrow().num_rows
+    final = _final_rows(result)
+    assert sum(final) <= fragments * days
+    assert max(final) < _hot_day_rows(session)
+
+
+def _aggregate(sql: str) -> ln.Aggregate:
+    node = bind(sql, FakeCatalog()).root
+    while not isinstance(node, ln.Aggregate):
+        node = node.inputs[0]
+    return node
+
+
+def _with_date_stats(agg: ln.Aggregate, stats: ColumnStats) -> ln.Aggregate:
+    scan = agg.input
+    assert isinstance(scan, ln.Scan)
+    table_stats = scan.table.stats
+    columns = {**table_stats.columns, "date": stats}
+    table = dataclasses.replace(scan.table,
+                                stats=dataclasses.replace(table_stats, columns=columns))
+    return dataclasses.replace(agg, input=dataclasses.replace(scan, table=table))
+
+
+def test_automatic_choice_flips_with_the_statistics() -> None:
+    agg = _aggregate("SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date")
+    ctx = PlannerContext(Settings({"execution.hash_buckets": 16}))
+    base = agg.input.table.stats.column("date")  # type: ignore[attr-defined]
+    even = _with_date_stats(agg, dataclasses.replace(base, top_values=((1, 3_400_000),)))
+    strategy, reason = choose_strategy(even, ctx)
+    assert strategy is ln.DistinctStrategy.SINGLE_STEP, reason
+    hot = _with_date_stats(agg, dataclasses.replace(base, top_values=((13, 40_000_000),)))
+    strategy, reason = choose_strategy(hot, ctx)
+    assert strategy is ln.DistinctStrategy.REWRITE
+    assert "date=13 holds ~40% of rows > 1.5/16 buckets" in reason
+    few_users = _with_date_stats(agg, base)
+    users = dataclasses.replace(agg.input.table.stats.column("user_id"),  # type: ignore[attr-defined]
+                                distinct_count=100)
+    scan = few_users.input
+    cols = {**scan.table.stats.columns, "user_id": users}  # type: ignore[attr-defined]
+    table = dataclasses.replace(scan.table, stats=dataclasses.replace(  # type: ignore[attr-defined]
+        scan.table.stats, columns=cols))  # type: ignore[attr-defined]
+    few = dataclasses.replace(few_users, input=dataclasses.replace(scan, table=table))
+    assert choose_strategy(few, ctx)[0] is ln.DistinctStrategy.PRE_AGGREGATE
+    # Fewer groups than buckets: some final tasks would idle while others work.
+    assert choose_strategy(even, PlannerContext(Settings({"execution.hash_buckets": 64})))[0] \
+        is ln.DistinctStrategy.REWRITE
+
+
+def test_explain_names_the_strategy_and_why(session) -> None:
+    text = session.explain(QUERIES[0])
+    assert "[distinct: rewrite (group key skewed: access_log.date=" in text
+    assert "holds ~40% of rows" in text
+    text = session.explain(QUERIES[0], settings={"aggregate.distinct_strategy": "single_step"})
+    assert "HashAggregateExec(SINGLE)" in text
+    assert "[distinct: single_step (aggregate.distinct_strategy=single_step)]" in text
