@@ -26,6 +26,7 @@ EXTRA = [
     "SELECT date, status, count(*) FROM access_log WHERE status >= 400 GROUP BY date, status "
     "ORDER BY 3 DESC, 1, 2 LIMIT 4",
     "SELECT DISTINCT status FROM access_log",
+    "SELECT status, count(DISTINCT url_id), count(*), sum(bytes) FROM access_log GROUP BY status",
     "SELECT u.plan, count(a.user_id) c FROM users u LEFT JOIN access_log a "
     "ON a.user_id = u.user_id AND a.status = 404 GROUP BY u.plan",
     "SELECT count(*) FROM access_log WHERE 1 = 0",

@@ -63,13 +63,18 @@ class AggSpec:
 
 
 AGGREGATES: dict[AggFunc, AggSpec] = {
-    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _first, "count"),
-    AggFunc.COUNT: AggSpec(("count",), ("sum",), _first, "count"),
+    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _first, "count_distinct"),
+    AggFunc.COUNT: AggSpec(("count",), ("sum",), _first, "count_distinct"),
     AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
     AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
     AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
     AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean"),
 }
+
+
+# Roll-up functions that ignore duplicate values: with only these, the final phase need not
+# first merge the (group, x) pairs of different tasks.
+_DUPLICATE_INSENSITIVE = frozenset({"count_distinct", "min", "max"})
 
 
 def _partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
@@ -155,7 +160,9 @@ class AggregateKernel:
 
     def final(self, partials: pa.Table) -> pa.Table:
         """Partial rows of whole groups -> result rows: keys, then one column per aggregate."""
-        merged = self.merge(partials)
+        rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
+        skip_merge = not self._plain() and rollups <= _DUPLICATE_INSENSITIVE
+        merged = partials if skip_merge else self.merge(partials)
         if self.distinct_arg is not None:
             specs: list[tuple[Any, str, str]] = [
                 (_pname(i, j), fn, _pname(i, j))
