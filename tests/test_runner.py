@@ -131,6 +131,19 @@ def test_cli_invalid_spec_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists() and not (tmp_path / "c").exists()
 
 
+def test_cli_query_error_names_scenario_query_and_variant(tmp_path: Path,
+                                                         cluster: Cluster) -> None:
+    spec = tmp_path / "typo.toml"
+    spec.write_text(FAILING.replace("SELECT date, count(*)", "SELECT dte, count(*)"))
+    result = CliRunner().invoke(main, ["run", str(spec), "--out", str(tmp_path / "runs"),
+                                       "--cache", str(tmp_path / "cache"), "--scheduler",
+                                       cluster.client.scheduler.address, "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert f"mpp: error: {spec}: query 'q0' (variant 'default'): unknown column 'dte'" \
+        in result.output
+    assert "Traceback" not in result.output
+
+
 def test_scale_that_leaves_too_few_fragments_is_a_scenario_error(tmp_path: Path,
                                                                  cluster: Cluster) -> None:
     with pytest.raises(mpp.errors.ScenarioError, match=r"quickstart.toml.*partitions"):

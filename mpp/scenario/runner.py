@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from distributed import performance_report
 from tqdm import tqdm
 
+from mpp.errors import MppError, ScenarioError
 from mpp.execution.cluster import Cluster, ClusterSpec
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan
@@ -86,7 +88,10 @@ class _Oracle:
         from mpp.oracle import run_oracle
 
         if query.name not in self.answers:
-            self.answers[query.name] = run_oracle(query.sql, self.session.catalog)
+            try:
+                self.answers[query.name] = run_oracle(query.sql, self.session.catalog)
+            except duckdb.Error as exc:  # the check fails; the run goes on
+                return f"differs: DuckDB could not run it: {str(exc).splitlines()[0]}"
         diff = rows.difference(table, self.answers[query.name])
         return "equal" if diff is None else f"differs: {diff}"
 
@@ -128,7 +133,11 @@ def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, ora
     result: Result | None = None
     for _ in range(sc.repeats):
         bar.set_postfix_str(f"{variant.name}/{query.name}")
-        result = session.sql(query.sql, settings=variant.settings_dict())
+        try:
+            result = session.sql(query.sql, settings=variant.settings_dict())
+        except MppError as exc:  # say which query of which scenario, not only what
+            raise ScenarioError(f"query {query.name!r} (variant {variant.name!r}): {exc}",
+                                file=sc.source) from None
         walls.append(result.stats.wall_seconds)
         bar.update()
     assert result is not None  # repeats >= 1
