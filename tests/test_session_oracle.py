@@ -70,7 +70,8 @@ def test_queries_match_duckdb(fmt: str, fragments: int, cluster) -> None:
 
 def test_result_carries_stats_and_analyze(cluster) -> None:
     with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
-        result = session.sql("SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date")
+        result = session.sql("SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date",
+                             settings={"aggregate.distinct_strategy": "pre_aggregate"})
         stats = result.stats
         assert stats.rows_read == 4_000
         assert stats.plan.stages[0].tasks == 8
