@@ -109,15 +109,41 @@ def datagen(out: str, scheduler: str | None, **knobs: object) -> None:
     click.echo(catalog.describe())
 
 
-@main.command("catalog")
-@click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
+@main.group("catalog", invoke_without_command=True)
+@click.option("--warehouse", "-w", default=None, help="Warehouse directory.")
 @click.option("--catalog", "uri", default=None,
               help="Iceberg catalog URI (default: the warehouse's catalog.db).")
-def catalog_cmd(warehouse: str, uri: str | None) -> None:
+@click.pass_context
+def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> None:
     """Print the warehouse's tables, formats, partitions, snapshots and statistics."""
     from mpp.catalog import Catalog
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if warehouse is None:
+        raise click.UsageError("Missing option '--warehouse' / '-w'.")
     click.echo(Catalog.open(warehouse, uri).describe())
+
+
+@catalog_cmd.command("register")
+@click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
+@click.option("--format", "fmt", type=click.Choice(["sqlite"]), required=True,
+              help="Format of the external source.")
+@click.option("--table", "name", required=True, help="Name of the table in the catalog.")
+@click.option("--path", required=True, help="The database file.")
+@click.option("--source-table", default=None, help="Table in the database (default: --table).")
+@click.option("--fragments", type=int, default=4, show_default=True,
+              help="rowid ranges (parallel scan tasks).")
+def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
+                         source_table: str | None, fragments: int) -> None:
+    """Register a table of an existing SQLite database (read in place, read-only)."""
+    from mpp.catalog import Catalog
+    from mpp.catalog.sqlite_source import register_sqlite
+
+    info = register_sqlite(Catalog.open(warehouse), name, path, source_table=source_table,
+                           fragments=fragments)
+    click.echo(f"registered {info.name}: {info.format.value} {info.location}, "
+               f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments")
 
 
 @bench.command("datagen")

@@ -83,7 +83,7 @@ def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | N
         payload.query_id, payload.stage, payload.name, str((payload.name, partition)),
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
-        hot_keys=tctx.hot_keys))
+        hot_keys=tctx.hot_keys, join_rows=tctx.join_rows))
     return result
 
 

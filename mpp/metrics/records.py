@@ -24,6 +24,8 @@ class TaskRecord:
         bytes_sent: bytes the task handed to an exchange (Arrow buffer sizes).
         hot_keys: the most frequent group/join key values the task held, with row counts,
             for straggler attribution.
+        join_rows: rows that entered the task's hash joins: (probe/left side, build/right
+            side). A broadcast join's build side counts once per task that received it.
     """
 
     query_id: str
@@ -39,6 +41,7 @@ class TaskRecord:
     bytes_read: int = 0
     bytes_sent: int = 0
     hot_keys: tuple[tuple[Any, int], ...] = ()
+    join_rows: tuple[int, int] = (0, 0)
 
     @property
     def duration(self) -> float:

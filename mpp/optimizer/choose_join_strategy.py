@@ -15,7 +15,8 @@ Example::
 
     Before:  Join: inner on a.user_id = b.user_id, strategy=auto
     After:   Join: inner on a.user_id = b.user_id, strategy=broadcast
-             (right ~22.9 MiB (1,000,000 rows) <= optimizer.broadcast_threshold_bytes 32.0 MiB)
+             (right ~22.9 MiB (1,000,000 rows) <= optimizer.broadcast_threshold_bytes 32.0 MiB,
+             left ~1.5 GiB (100,000,000 rows))
 
 Used configurations:
     optimizer.choose_join_strategy (bool): when off, AUTO joins become PARTITIONED.
@@ -83,8 +84,9 @@ def _limit(threshold: int) -> str:
 
 def _by_size(node: Join, left: Estimate, right: Estimate, threshold: int) -> LogicalNode:
     if right.bytes <= threshold:
-        return dataclasses.replace(node, strategy=JoinStrategy.BROADCAST,
-                                   reason=f"right {_size(right)} <= {_limit(threshold)}")
+        return dataclasses.replace(
+            node, strategy=JoinStrategy.BROADCAST,
+            reason=f"right {_size(right)} <= {_limit(threshold)}, left {_size(left)}")
     if node.kind is JoinKind.INNER and left.bytes <= threshold:
         swapped = dataclasses.replace(
             node, left=node.right, right=node.left, left_keys=node.right_keys,

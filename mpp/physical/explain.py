@@ -50,6 +50,8 @@ def _measured(g: GroupSummary) -> str:
             f"task time min/median/max {g.time_min * 1000:.1f}/{g.time_median * 1000:.1f}/"
             f"{g.time_max * 1000:.1f} ms, rows max/median {g.skew:.2f}")
     if g.slowest_hot_keys:
+    if any(g.join_rows):
+        line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
         hot = ", ".join(f"{k}={n:,}" for k, n in g.slowest_hot_keys)
         line += f"; slowest task {g.slowest_key} held {hot}"
     return line

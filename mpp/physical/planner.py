@@ -38,9 +38,9 @@ from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind, producer_partitions
 from mpp.physical.operators.join import HashJoinExec
 from mpp.physical.operators.rowwise import FilterExec, ProjectExec
-from mpp.physical.operators.scan import ScanExec
+from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
-from mpp.storage.base import Fragment
+from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
 
@@ -106,7 +106,20 @@ def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
                 fragments: FragmentLister) -> PhysicalOp:
     frags = tuple(fragments(node))
     return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
-                    frags, node.table.stats.fragment_count)
+                    frags, node.table.stats.fragment_count, _source_query(node, frags))
+
+
+def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
+    """The SQL a SQLite scan sends (with its parameters), for EXPLAIN; '' for files."""
+    if node.table.format is not StorageFormat.SQLITE:
+        return ""
+    from mpp.storage import sqlite
+
+    declared = {f.name: sqlite.declared_type(f.type) for f in node.table.schema}
+    source = frags[0].option("table", node.table.name) if frags else node.table.name
+    sql, params, rest = sqlite.select_sql(source, node.columns, node.predicates, declared)
+    text = sql + " -- params: rowid range" + "".join(f", {sql_value(v)}" for v in params)
+    return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
 
 
 def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerContext,

@@ -36,6 +36,31 @@ _DECLARED = {
 }
 
 
+# SQLite type affinity names (a database mpp did not write) -> the declared names above.
+_AFFINITY = (("INT", "INT64"), ("CHAR", "TEXT"), ("CLOB", "TEXT"), ("TEXT", "TEXT"),
+             ("REAL", "DOUBLE"), ("FLOA", "DOUBLE"), ("DOUB", "DOUBLE"), ("BOOL", "BOOLEAN"))
+
+
+def canonical(declared: str) -> str:
+    """The mpp declared name of a column declared ``declared`` in any SQLite database.
+
+    mpp's own names pass through; others follow SQLite's affinity rules (``INTEGER``,
+    ``BIGINT`` -> ``INT64``; ``VARCHAR(20)`` -> ``TEXT``; ``REAL`` -> ``DOUBLE``), and an
+    undeclared or ``NUMERIC`` column is read as text (its values are not typed).
+    """
+    name = declared.upper().strip()
+    if name in _DECLARED:
+        return name
+    if name.startswith("DATETIME"):
+        return "TIMESTAMP"
+    return next((mpp for part, mpp in _AFFINITY if part in name), "TEXT")
+
+
+def arrow_type(declared: str) -> pa.DataType:
+    """The Arrow type of a column declared ``declared`` (see :func:`canonical`)."""
+    return _DECLARED[canonical(declared)]
+
+
 def declared_type(t: pa.DataType) -> str:
     """The SQLite declared type that records Arrow type ``t``."""
     for name, arrow_type in _DECLARED.items():
@@ -97,6 +122,24 @@ def _where(predicates: Sequence[ColumnPredicate], declared: dict[str, str]
     return clauses, params, rest
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def select_sql(table: str, columns: Sequence[str], predicates: Sequence[ColumnPredicate],
+               declared: dict[str, str]) -> tuple[str, list[Any], list[ColumnPredicate]]:
+    """The parameterized SELECT a scan sends for one rowid range (its two ``?`` first).
+
+    Returns the SQL text, the predicate parameters (after the rowid bounds), and the predicates
+    SQL cannot evaluate exactly (applied in Arrow). EXPLAIN prints the same text.
+    """
+    clauses, params, rest = _where(predicates, declared)
+    select = ", ".join(_quote(c) for c in columns) or "1"
+    sql = (f"SELECT {select} FROM {_quote(table)} WHERE rowid BETWEEN ? AND ?"
+           + "".join(f" AND {c}" for c in clauses) + " ORDER BY rowid")
+    return sql, params, rest
+
+
 def connect_readonly(uri: str) -> sqlite3.Connection:
     """Open the database at ``uri`` read-only (StorageError if it is missing or not SQLite)."""
     path = local_path(uri)
@@ -117,22 +160,17 @@ def scan(fragment: Fragment, columns: Sequence[str],
     lo, hi = fragment.option("rowid_range")
     con = connect_readonly(uri)
     try:
-        info = con.execute(f'PRAGMA table_info("{name}")').fetchall()
-        declared = {row[1]: row[2].upper() for row in info}
+        declared = table_columns(con, name, uri)
         missing = [c for c in [*columns, *(p.column for p in predicates)] if c not in declared]
-        if not info or missing:
-            what = f"column {missing[0]!r}" if info else f"table {name!r}"
-            raise StorageError(f"no {what} in the database", uri)
-        clauses, params, rest = _where(predicates, declared)
-        select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) or "1"
-        sql = (f'SELECT {select} FROM "{name}" WHERE rowid BETWEEN ? AND ?'
-               + "".join(f" AND {c}" for c in clauses) + " ORDER BY rowid")
+        if missing:
+            raise StorageError(f"no column {missing[0]!r} in table {name!r} of the database", uri)
+        sql, params, rest = select_sql(name, columns, predicates, declared)
         rows = con.execute(sql, [lo, hi, *params]).fetchall()
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"cannot read database: {exc}", uri) from None
     finally:
         con.close()
-    table = _to_arrow(rows, columns, declared)
+    table = rows_to_arrow(rows, columns, declared)
     if rest:
         extra = [p.column for p in rest if p.column not in columns]
         if extra:  # re-read with the columns the unpushed predicates need
@@ -146,11 +184,20 @@ def scan(fragment: Fragment, columns: Sequence[str],
                       rows_scanned=rows_in_range)
 
 
-def _to_arrow(rows: list[tuple[Any, ...]], columns: Sequence[str],
+def table_columns(con: sqlite3.Connection, name: str, uri: str) -> dict[str, str]:
+    """Column name -> canonical declared type of table ``name`` (StorageError naming the
+    file and the table if there is no such table)."""
+    info = con.execute(f"PRAGMA table_info({_quote(name)})").fetchall()
+    if not info:
+        raise StorageError(f"no table {name!r} in the database", uri)
+    return {row[1]: canonical(row[2] or "") for row in info}
+
+
+def rows_to_arrow(rows: list[tuple[Any, ...]], columns: Sequence[str],
               declared: dict[str, str]) -> pa.Table:
     arrays = []
     for j, c in enumerate(columns):
-        t = _DECLARED.get(declared[c], pa.string())
+        t = _DECLARED[declared[c]]
         values = [r[j] for r in rows]
         if pa.types.is_timestamp(t) or pa.types.is_date(t):
             arrays.append(pa.array(values, pa.string()).cast(t))

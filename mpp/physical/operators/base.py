@@ -35,6 +35,7 @@ class TaskContext:
         inputs: rows this task received, by the id of the exchange they came through.
         rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
         hot_keys: the most frequent key values of the first keyed operator, with row counts.
+        join_rows: rows that entered this task's hash joins, (probe/left, build/right).
     """
 
     partition: int
@@ -43,6 +44,7 @@ class TaskContext:
     rows_in: int = 0
     bytes_read: int = 0
     hot_keys: tuple[tuple[Any, int], ...] = ()
+    join_rows: tuple[int, int] = (0, 0)
 
     def note_keys(self, table: pa.Table, keys: tuple[str, ...]) -> None:
         """Record the most frequent values of ``keys`` (from a sample), once per task."""

@@ -68,6 +68,7 @@ class HashJoinExec(PhysicalOp):
         left = self.left.execute(tctx)
         right = self.right.execute(tctx)
         tctx.note_keys(left, self.left_keys)
+        tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
         # pyarrow joins need equal key types on both sides (int32 vs int64 from two formats).
         for lk, rk in zip(self.left_keys, self.right_keys, strict=True):
             if left.schema.field(lk).type != right.schema.field(rk).type:

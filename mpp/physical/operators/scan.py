@@ -15,10 +15,10 @@ from mpp.physical.operators.base import PhysicalOp, TaskContext, empty_table
 from mpp.storage.base import ColumnPredicate, Fragment
 
 
-def _sql_value(value: Any) -> str:
+def sql_value(value: Any) -> str:
     """A predicate value as SQL text (``DATE '2017-01-02'``), for EXPLAIN."""
     if isinstance(value, tuple):
-        return "(" + ", ".join(_sql_value(v) for v in value) + ")"
+        return "(" + ", ".join(sql_value(v) for v in value) + ")"
     if isinstance(value, dt.datetime):
         return f"TIMESTAMP '{value}'"
     if isinstance(value, dt.date):
@@ -31,7 +31,7 @@ def _sql_value(value: Any) -> str:
 def _predicate_text(p: ColumnPredicate) -> str:
     if p.op in ("is_null", "is_not_null"):
         return str(p)
-    return f"{p.column} {'IN' if p.op == 'in' else p.op} {_sql_value(p.value)}"
+    return f"{p.column} {'IN' if p.op == 'in' else p.op} {sql_value(p.value)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,9 @@ class ScanExec(PhysicalOp):
     schema: tuple[Field, ...]
     fragments: tuple[Fragment, ...] = ()
     total_fragments: int = 0  # before pruning, for EXPLAIN
+    # A relational source's query (SQLite: the parameterized SELECT with the pushed filters
+    # and columns), shown by EXPLAIN; empty for files.
+    source_query: str = ""
 
     def output_partitioning(self) -> Partitioning:
         return Arbitrary(max(1, len(self.fragments)))
@@ -81,4 +84,5 @@ class ScanExec(PhysicalOp):
         if self.predicates:
             line += " filter=(" + " AND ".join(_predicate_text(p) for p in self.predicates) + ")"
         pruned = f"{len(self.fragments)} of {self.total_fragments}"
-        return line + f" fragments={pruned if self.total_fragments else len(self.fragments)}"
+        line += f" fragments={pruned if self.total_fragments else len(self.fragments)}"
+        return line + (f"\n    sql: {self.source_query}" if self.source_query else "")
