@@ -14,22 +14,25 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import distributed
 import pandas as pd
 import pyarrow as pa
 
+import mpp.ctas  # noqa: F401  (registers the write.* settings before Settings validates)
 from mpp.catalog import Catalog
 from mpp.config import PlannerContext, Settings
+from mpp.errors import MppError
 from mpp.execution.cluster import Cluster, ClusterSpec
 from mpp.execution.run import execute
 from mpp.logical.nodes import LogicalPlan
 from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
-from mpp.physical.planner import PhysicalPlan, plan_physical
+from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
 
 Stage = Literal["logical", "optimized", "physical", "analyze"]
 STAGES: tuple[str, ...] = ("logical", "optimized", "physical", "analyze")
@@ -39,9 +42,10 @@ _QUERY_COUNTER = itertools.count(1)
 class Result:
     """The rows of one query and what running it measured."""
 
-    def __init__(self, table: pa.Table, stats: QueryStats):
+    def __init__(self, table: pa.Table, stats: QueryStats, ctas: Any = None):
         self._table = table
         self.stats = stats
+        self.ctas = ctas  # CREATE TABLE AS: its CtasOutcome (files, write stage tasks)
 
     def to_arrow(self) -> pa.Table:
         """The result as an Arrow table (column names as the query's SELECT list)."""
@@ -59,6 +63,14 @@ class Result:
     def __repr__(self) -> str:
         return (f"Result({self._table.num_rows} rows x {self._table.num_columns} columns, "
                 f"{self.stats.wall_seconds:.3f} s)")
+
+
+def ddl_stats(query_id: str, wall: float) -> QueryStats:
+    """Stats of a statement that ran no tasks (DROP TABLE): an empty plan, no records."""
+    from mpp.physical.operators.scan import ScanExec
+
+    root, stages = cut_stages(ScanExec("", "", (), (), ()))
+    return QueryStats(query_id, wall, PhysicalPlan(root, stages, (), 1))
 
 
 def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -> tuple[Cluster, bool]:
@@ -123,14 +135,63 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one SELECT; ``settings`` override the session's for this query only."""
-        return self.run_plan(self.bind(text), settings=settings)
+        """Run one SELECT, CREATE TABLE AS or DROP TABLE; ``settings`` override the
+        session's for this statement only."""
+        from mpp.ctas.statement import CreateTableAs, parse_statement
+
+        stmt = parse_statement(text)
+        if stmt is None:
+            return self.run_plan(self.bind(text), settings=settings)
+        if isinstance(stmt, CreateTableAs):
+            return self._create(stmt, settings)
+        start = time.perf_counter()
+        dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
+        return Result(pa.table({"dropped": [dropped]}),
+                      ddl_stats(f"drop-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+
+    def create_table_as(self, name: str, select_sql: str, *, format: str = "parquet",
+                        partitioned_by: Sequence[str] = (), target_file_bytes: int | None = None,
+                        if_not_exists: bool = False,
+                        settings: Mapping[str, Any] | None = None) -> Result:
+        """Write the rows of ``select_sql`` as new table ``name`` (Parquet/Iceberg or ORC).
+
+        Runs as partition tasks on the cluster and registers the table, with statistics, in
+        one atomic commit; a failure leaves no table and no files. The result has one row,
+        ``rows`` written (0 rows and no work if IF NOT EXISTS found the table).
+        """
+        from mpp.ctas.statement import CreateTableAs
+        from mpp.storage.base import StorageFormat
+
+        try:
+            fmt = StorageFormat(format.lower())
+        except ValueError:
+            raise MppError(f"format must be 'parquet' or 'orc', got {format!r}") from None
+        return self._create(CreateTableAs(name, select_sql, fmt, tuple(partitioned_by),
+                                          target_file_bytes, if_not_exists), settings)
+
+    def _create(self, stmt: Any, settings: Mapping[str, Any] | None) -> Result:
+        from mpp.ctas.run import create_table_as
+
+        merged = dict(settings or {})
+        if stmt.target_file_bytes is not None:
+            merged["write.target_file_bytes"] = stmt.target_file_bytes
+        outcome = create_table_as(self, stmt, settings=merged)
+        if outcome is None:  # IF NOT EXISTS and the table exists
+            return Result(pa.table({"rows": pa.array([0], pa.int64())}),
+                          ddl_stats(f"ctas-{uuid.uuid4().hex[:8]}", 0.0))
+        return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}), outcome.stats,
+                      outcome)
+
+    def drop_table(self, name: str, *, if_exists: bool = False) -> bool:
+        """Unregister table ``name`` and delete its files; False if IF EXISTS found none."""
+        if if_exists and name not in self.catalog.tables():
+            return False
+        self.catalog.drop_table(name)  # UnknownTableError (with suggestions) if missing
+        return True
 
     def explain(self, text: str, stage: Stage = "physical", *,
                 settings: Mapping[str, Any] | None = None) -> str:
         """The plan of ``text`` after ``stage``; ``analyze`` runs it and adds measurements."""
-        from mpp.errors import MppError
-
         if stage not in STAGES:
             raise MppError(f"unknown explain stage {stage!r}; choose one of {', '.join(STAGES)}")
         if stage == "analyze":

@@ -1,0 +1,158 @@
+"""Parsing the DDL mpp runs: ``CREATE TABLE ... AS SELECT`` (Trino style) and ``DROP TABLE``.
+
+    CREATE TABLE [IF NOT EXISTS] name
+    WITH (format = 'PARQUET' | 'ORC', partitioned_by = ARRAY['date'], target_file_size = '128MB')
+    AS SELECT ...
+
+Every ``WITH`` property is optional (default: Parquet, unpartitioned, ``write.target_file_bytes``).
+The SELECT keeps its place in the original text (the DDL prefix is blanked, line breaks kept),
+so an error inside it names the same line and column the user sees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
+
+from mpp.errors import SqlError
+from mpp.sql.parse import _tokens, locate, parse
+from mpp.storage.base import StorageFormat
+
+_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
+CTAS_FORMATS = (StorageFormat.PARQUET, StorageFormat.ORC)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTableAs:
+    """One CREATE TABLE AS: the new table's name, layout and the SELECT that fills it."""
+
+    name: str
+    select_sql: str  # the SELECT, at its original line/column (prefix blanked)
+    format: StorageFormat = StorageFormat.PARQUET
+    partitioned_by: tuple[str, ...] = ()
+    target_file_bytes: int | None = None  # None: the ``write.target_file_bytes`` setting
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DropTable:
+    """One DROP TABLE."""
+
+    name: str
+    if_exists: bool = False
+
+
+Statement = CreateTableAs | DropTable
+
+
+def parse_size(text: str | int, what: str = "target_file_size") -> int:
+    """Bytes of a size such as ``'128MB'``, ``'1.5GB'``, ``'65536'`` (binary units)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = _SIZE.match(str(text))
+        if m is None:
+            raise SqlError(f"{what} takes a size like '128MB' or '1GB', got {text!r}")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).upper().rstrip("B") + "B"
+                                                 if m.group(2) else ""])
+    if value < 1:
+        raise SqlError(f"{what} must be positive, got {text!r}")
+    return value
+
+
+def parse_statement(sql: str) -> Statement | None:
+    """The DDL statement in ``sql``, or None when it is a query (SELECT/WITH)."""
+    head = [t for t in _tokens(sql)[:1]]
+    if not head or head[0].token_type not in (TokenType.CREATE, TokenType.DROP):
+        return None
+    tree = parse(sql)
+    if isinstance(tree, exp.Drop):
+        return _drop(tree, sql)
+    if isinstance(tree, exp.Create):
+        return _create(tree, sql)
+    line, col = locate(tree, sql)
+    raise SqlError("unsupported statement: mpp runs SELECT, CREATE TABLE AS and DROP TABLE",
+                   line, col)
+
+
+def _table_name(table: exp.Expr, sql: str) -> str:
+    if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
+        line, col = locate(table, sql)
+        raise SqlError("expected a plain table name (no schema or catalog prefix)", line, col)
+    return table.name
+
+
+def _drop(tree: exp.Drop, sql: str) -> DropTable:
+    kind = str(tree.args.get("kind") or "").upper()
+    tables = tree.args.get("tables") or ([tree.this] if tree.this else [])
+    if kind != "TABLE" or len(tables) != 1:
+        line, col = locate(tree, sql)
+        raise SqlError("only DROP TABLE of one table is supported", line, col)
+    return DropTable(_table_name(tables[0], sql), bool(tree.args.get("exists")))
+
+
+def _create(tree: exp.Create, sql: str) -> CreateTableAs:
+    kind = str(tree.args.get("kind") or "").upper()
+    query = tree.args.get("expression")
+    if kind != "TABLE" or not isinstance(query, exp.Query) or tree.args.get("replace"):
+        line, col = locate(tree, sql)
+        raise SqlError("only CREATE TABLE name [WITH (...)] AS SELECT ... is supported "
+                       "(no column list, no OR REPLACE)", line, col)
+    target = tree.this
+    if isinstance(target, exp.Schema):  # CREATE TABLE t (a int, ...) AS ...
+        line, col = locate(target, sql)
+        raise SqlError("CREATE TABLE AS takes its columns from the SELECT; remove the column "
+                       "list", line, col)
+    props = _properties(tree.args.get("properties"), sql)
+    return CreateTableAs(name=_table_name(target, sql), select_sql=_select_text(sql),
+                         if_not_exists=bool(tree.args.get("exists")), **props)
+
+
+def _literal(node: exp.Expr, sql: str, name: str) -> str:
+    if isinstance(node, exp.Literal | exp.Var | exp.Identifier):
+        return str(node.this)
+    line, col = locate(node, sql)
+    raise SqlError(f"WITH property {name} takes a literal", line, col)
+
+
+def _properties(props: exp.Expr | None, sql: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for p in props.expressions if props is not None else []:
+        if isinstance(p, exp.FileFormatProperty):
+            value = _literal(p.this, sql, "format").lower()
+            if value not in [f.value for f in CTAS_FORMATS]:
+                line, col = locate(p, sql)
+                raise SqlError(f"format must be 'PARQUET' or 'ORC', got {value.upper()!r}",
+                               line, col)
+            out["format"] = StorageFormat(value)
+        elif isinstance(p, exp.PartitionedByProperty):
+            items = p.this.expressions if isinstance(p.this, exp.Array | exp.Tuple | exp.Schema) \
+                else [p.this]
+            out["partitioned_by"] = tuple(_literal(i, sql, "partitioned_by") for i in items)
+        elif isinstance(p, exp.Property) and p.name.lower() == "target_file_size":
+            value = p.args["value"]
+            out["target_file_bytes"] = parse_size(_literal(value, sql, "target_file_size"))
+        else:
+            line, col = locate(p, sql)
+            raise SqlError(f"unknown WITH property {p.sql(dialect='trino')!r}; mpp knows format, "
+                           "partitioned_by and target_file_size", line, col)
+    return out
+
+
+def _select_text(sql: str) -> str:
+    """The text after the top-level AS of a CREATE TABLE, prefix blanked (lines kept)."""
+    depth = 0
+    tokens = _tokens(sql)
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif tok.token_type == TokenType.ALIAS and depth == 0 and i + 1 < len(tokens):
+            start = tokens[i + 1].start
+            return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
+    raise SqlError("CREATE TABLE needs AS SELECT ...", 1, 1)
