@@ -74,6 +74,10 @@ SETTINGS: dict[str, Setting] = {
            "Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
         _s("optimizer.prune_projections", True,
            "Read and carry only the columns a query uses."),
+        _s("optimizer.rewrite_count_distinct", True,
+           "Choose each DISTINCT aggregation's strategy (aggregate.distinct_strategy) and "
+           "rewrite count(DISTINCT x) into count(x) over a DISTINCT (group, x) where chosen; "
+           "when off, nothing is rewritten."),
         _s("optimizer.choose_join_strategy", True,
            "Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
            "when off, 'auto' joins are partitioned."),

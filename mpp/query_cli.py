@@ -16,6 +16,7 @@ import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+import mpp.ctas  # noqa: F401  (registers the write.* settings for --set and `mpp settings`)
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import ClusterSpec
 
@@ -43,12 +44,16 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
              workers: int, threads: int, catalog_uri: str | None, query: str) -> Any:
     from mpp.catalog import Catalog
+    from mpp.ctas.statement import CreateTableAs, parse_statement
     from mpp.session import connect
     from mpp.sql import bind
 
     # Bad settings, a missing warehouse or bad SQL fail here, before any cluster starts.
     settings = parse_assignments(assignments)
-    bind(query, Catalog.open(warehouse, catalog_uri))
+    catalog = Catalog.open(warehouse, catalog_uri)
+    stmt = parse_statement(query)
+    if stmt is None or isinstance(stmt, CreateTableAs):
+        bind(query if stmt is None else stmt.select_sql, catalog)
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads)
     session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri)
     if session.dashboard_link:
@@ -82,11 +87,13 @@ def format_table(table: pa.Table, output: str) -> str:
 @click.argument("query")
 def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None, workers: int,
         threads: int, catalog_uri: str | None, output: str, query: str) -> None:
-    """Run one SELECT on the cluster and print its result."""
+    """Run one SELECT (or CREATE TABLE AS / DROP TABLE) on the cluster; print its result."""
     with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri,
                   query) as s:
         result = s.sql(query)
         click.echo(format_table(result.to_arrow(), output), nl=False)
+        if result.ctas is not None:  # CREATE TABLE AS: what the write stage produced
+            click.echo(result.ctas.summary(), err=True)
         click.echo(f"{result.stats.query_id}: {result.to_arrow().num_rows} rows in "
                    f"{result.stats.wall_seconds:.3f} s", err=True)
 

@@ -349,15 +349,20 @@ def format_skew(skews: Mapping[int, StageSkew] | Sequence[StageSkew]) -> str:
         helpers = f" (+{sk.exchange_tasks} exchange tasks)" if sk.exchange_tasks else ""
         lines.append(f"Stage {sk.stage} [{sk.name}]: {sk.tasks} tasks{helpers}"
                      + ("  ** SKEWED **" if sk.skewed else ""))
-        lines.append("  " + _dist_line("time (s)", sk.seconds, "{:.3f}"))
-        lines.append("  " + _dist_line("rows in", sk.rows, "{:,.0f}"))
-        lines.append("  " + _dist_line("input bytes", sk.input_bytes, "{:,.0f}"))
-        lines.append(f"  slowest:  {sk.slowest.describe()}")
-        if sk.heaviest.partition != sk.slowest.partition:
-            lines.append(f"  heaviest: {sk.heaviest.describe()}")
-        for v in sk.verdicts:
-            lines.append(f"  [{'SKEWED' if v.tripped else 'ok'}] {v.name}: {v.detail}")
+        lines += ["  " + line for line in stage_lines(sk)]
     return "\n".join(lines)
+
+
+def stage_lines(sk: StageSkew) -> list[str]:
+    """One stage's distributions, slowest (and heaviest) task and verdicts, one per line."""
+    lines = [_dist_line("time (s)", sk.seconds, "{:.3f}"),
+             _dist_line("rows in", sk.rows, "{:,.0f}"),
+             _dist_line("input bytes", sk.input_bytes, "{:,.0f}"),
+             f"slowest:  {sk.slowest.describe()}"]
+    if sk.heaviest.partition != sk.slowest.partition:
+        lines.append(f"heaviest: {sk.heaviest.describe()}")
+    lines += [f"[{'SKEWED' if v.tripped else 'ok'}] {v.name}: {v.detail}" for v in sk.verdicts]
+    return lines
 
 
 def _dist_line(label: str, d: Dist, fmt: str) -> str:

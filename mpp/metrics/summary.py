@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mpp.metrics.records import TaskRecord
+from mpp.metrics.skew import StageSkew, skew_by_stage
+from mpp.metrics.whatif import (
+    WHATIF_WORKERS,
+    Overheads,
+    Prediction,
+    measure_overheads,
+    predict_makespan,
+    worker_lanes,
+)
 
 if TYPE_CHECKING:
     from mpp.physical.planner import PhysicalPlan
@@ -112,3 +121,49 @@ class QueryStats:
         """Bytes pipeline tasks handed to exchanges (each row counted once)."""
         return sum(g.bytes_sent for gs in self.stages.values() for g in gs
                    if g.name == self.plan.stage(g.stage).name)
+
+    @property
+    def stage_deps(self) -> dict[int, tuple[int, ...]]:
+        """Each recorded stage's upstream stages (the exchanges it reads), from the plan."""
+        recorded = {r.stage for r in self.tasks}
+        return {s.id: tuple(sorted({e.id for e in s.inputs} & recorded))
+                for s in self.plan.stages if s.id in recorded}
+
+    def skew(self, **rules: Any) -> dict[int, StageSkew]:
+        """Per-stage skew statistics and verdicts (:func:`mpp.metrics.skew.skew_by_stage`;
+        ``rules`` move the verdicts' knobs, e.g. ``spark_threshold_bytes``)."""
+        if not self.tasks:
+            return {}
+        return skew_by_stage(self.tasks, stage_deps=self.stage_deps, **rules)
+
+    def overheads(self) -> Overheads:
+        """The run's measured per-task and per-query overheads (beyond the task bodies)."""
+        return measure_overheads(self.tasks, self.wall_seconds)
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Task slots per worker the run used (most tasks one worker ran at once)."""
+        lanes: dict[str, set[str]] = {}
+        for lane, r in zip(worker_lanes(self.tasks), self.tasks, strict=True):
+            lanes.setdefault(r.worker, set()).add(lane)
+        return max((len(v) for v in lanes.values()), default=1)
+
+    def predict(self, workers: int, **options: Any) -> Prediction:
+        """Predicted makespan of this run's tasks on ``workers`` workers.
+
+        Replays the records (:func:`mpp.metrics.whatif.predict_makespan`) with the plan's stage
+        dependencies, this run's threads per worker and its measured overheads (per task and
+        per query); ``options`` override any of those keyword arguments.
+        """
+        over = self.overheads()
+        kwargs: dict[str, Any] = {"stage_deps": self.stage_deps,
+                                  "threads_per_worker": self.threads_per_worker,
+                                  "task_overhead_s": over.task_s,
+                                  "fixed_overhead_s": over.fixed_s}
+        kwargs.update(options)
+        return predict_makespan(self.tasks, workers, **kwargs)
+
+    def predict_many(self, workers: Sequence[int] = WHATIF_WORKERS,
+                     **options: Any) -> dict[int, Prediction]:
+        """:meth:`predict` at each worker count in ``workers``."""
+        return {w: self.predict(w, **options) for w in workers}

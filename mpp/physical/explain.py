@@ -7,6 +7,7 @@ The text is deterministic (no ids, tokens or addresses), so it can be a golden f
 
 from __future__ import annotations
 
+from mpp.metrics.skew import StageSkew, stage_lines
 from mpp.metrics.summary import GroupSummary, QueryStats
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec
@@ -57,18 +58,31 @@ def _measured(g: GroupSummary) -> str:
     return line
 
 
+def _skew(sk: StageSkew) -> list[str]:
+    verdict = "SKEWED (" + ", ".join(v.name for v in sk.verdicts if v.tripped) + ")" \
+        if sk.skewed else "balanced"
+    return [f"  skew: {verdict}"] + ["    " + line for line in stage_lines(sk)]
+
+
 def explain_physical(plan: PhysicalPlan, stats: QueryStats | None = None) -> str:
     """The plan's stages, operators, task counts and exchanges; with ``stats``, measurements."""
     lines = [f"PhysicalPlan: {len(plan.stages)} stages, hash exchanges into "
              f"{plan.hash_buckets} buckets"]
+    skews = stats.skew() if stats is not None else {}
     for stage in reversed(plan.stages):
         lines.append(_stage_header(stage, stage is plan.final_stage))
         if stats is not None:
             lines += [_measured(g) for g in stats.stages.get(stage.id, [])]
+            if stage.id in skews:
+                lines += _skew(skews[stage.id])
         lines += _tree(stage.root, stage, "  ")
     if stats is not None:
         total_tasks = len(stats.tasks)
         lines.append(f"Wall time {stats.wall_seconds:.3f} s; {total_tasks} task records; "
                      f"read {stats.rows_read:,} rows, {_fmt_bytes(stats.bytes_read)}; "
                      f"exchanged {_fmt_bytes(stats.bytes_exchanged)}")
+        if stats.tasks:
+            predicted = ", ".join(f"W={w} {p.makespan:.3f} s"
+                                  for w, p in stats.predict_many().items())
+            lines.append(f"What-if makespan (replayed tasks, measured overheads): {predicted}")
     return "\n".join(lines) + "\n"
