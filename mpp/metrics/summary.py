@@ -48,6 +48,7 @@ class GroupSummary:
     slowest_key: str
     slowest_worker: str
     slowest_hot_keys: tuple[tuple[Any, int], ...]
+    join_rows: tuple[int, int] = (0, 0)  # rows into hash joins (left, right), all tasks
 
     @property
     def skew(self) -> float:
@@ -57,7 +58,6 @@ class GroupSummary:
         return self.rows_max / self.rows_median
 
 
-    join_rows: tuple[int, int] = (0, 0)  # rows into hash joins (left, right), all tasks
 def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
     """Summarise the records of one task group (all with the same ``name``)."""
     times = [r.duration for r in records]
@@ -72,6 +72,7 @@ def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
         rows_max=max(rows), rows_median=statistics.median(rows),
         slowest_key=slowest.key, slowest_worker=slowest.worker,
         slowest_hot_keys=slowest.hot_keys,
+        join_rows=(sum(r.join_rows[0] for r in records), sum(r.join_rows[1] for r in records)),
     )
 
 
@@ -81,7 +82,6 @@ def summarize(records: Sequence[TaskRecord]) -> dict[int, list[GroupSummary]]:
     for r in sorted(records, key=lambda r: (r.stage, r.start)):
         groups.setdefault((r.stage, r.name), []).append(r)
     out: dict[int, list[GroupSummary]] = {}
-        join_rows=(sum(r.join_rows[0] for r in records), sum(r.join_rows[1] for r in records)),
     for (stage, _), recs in groups.items():
         out.setdefault(stage, []).append(summarize_group(recs))
     return out

@@ -50,9 +50,9 @@ def _measured(g: GroupSummary) -> str:
             f"read {_fmt_bytes(g.bytes_read)}, exchanged {_fmt_bytes(g.bytes_sent)}, "
             f"task time min/median/max {g.time_min * 1000:.1f}/{g.time_median * 1000:.1f}/"
             f"{g.time_max * 1000:.1f} ms, rows max/median {g.skew:.2f}")
-    if g.slowest_hot_keys:
     if any(g.join_rows):
         line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
+    if g.slowest_hot_keys:
         hot = ", ".join(f"{k}={n:,}" for k, n in g.slowest_hot_keys)
         line += f"; slowest task {g.slowest_key} held {hot}"
     return line
