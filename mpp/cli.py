@@ -157,5 +157,41 @@ def bench_datagen_cmd(out: str | None, keep: bool, **knobs: object) -> None:
     click.echo(bench_datagen(_spec(**knobs), out, keep=keep).summary())
 
 
+@bench.command("skew")
+@click.option("--rows", default=100_000_000, show_default=True, type=click.IntRange(1),
+              help="access_log rows (day 13 carries 40%).")
+@click.option("--partitions", default=1_000, show_default=True, type=click.IntRange(1),
+              help="access_log fragments.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--hash-buckets", default=128, show_default=True, type=click.IntRange(1),
+              help="Buckets of every hash exchange (the final stages' task count).")
+@click.option("--strategy", "strategies", multiple=True,
+              type=click.Choice(["single_step", "pre_aggregate", "rewrite"]),
+              help="Strategies to run (default: all three).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Compare each result with DuckDB's.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the figures to this JSON file.")
+def bench_skew_cmd(rows: int, partitions: int, workers: int, threads: int, hash_buckets: int,
+                   strategies: tuple[str, ...], check: bool, json_path: str | None) -> None:
+    """Q1 per DISTINCT strategy on a hot day: wall time, skew, what-if makespan."""
+    import json
+    import os
+
+    from mpp.bench.skew import STRATEGIES, bench_skew, format_runs
+
+    load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    runs = bench_skew(rows=rows, partitions=partitions, workers=workers, threads=threads,
+                      hash_buckets=hash_buckets, strategies=strategies or STRATEGIES,
+                      check=check)
+    click.echo(format_runs(runs, load))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"rows": rows, "partitions": partitions, "workers": workers,
+                       "threads": threads, "hash_buckets": hash_buckets, "load": load,
+                       "runs": [r.to_dict() for r in runs]}, f, indent=1)
+
+
 if __name__ == "__main__":
     main()
