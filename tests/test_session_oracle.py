@@ -30,6 +30,10 @@ EXTRA = [
     "SELECT u.plan, count(a.user_id) c FROM users u LEFT JOIN access_log a "
     "ON a.user_id = u.user_id AND a.status = 404 GROUP BY u.plan",
     "SELECT count(*) FROM access_log WHERE 1 = 0",
+    "SELECT u.user_id, a.bytes FROM users u LEFT JOIN access_log a "
+    "ON a.user_id = u.user_id AND a.bytes < u.user_id * 3 WHERE u.user_id < 40",
+    "SELECT count(*), sum(a.bytes) FROM access_log a JOIN users u "
+    "ON a.user_id = u.user_id AND a.bytes > u.user_id * 100",
     "SELECT min(time), max(time) FROM access_log WHERE date > DATE '2017-01-01'",
     "SELECT a.user_id, s.session_id FROM access_log a JOIN sessions s "
     "ON s.session_id = a.session_id AND s.user_id = a.user_id WHERE a.bytes < 300",
