@@ -123,6 +123,19 @@ def test_join_needs_an_equality() -> None:
     assert "equality" in str(err)
 
 
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT FROM access_log", "select list is empty"),
+    ("SELECT date FROM access_log WHERE date IN ()", "IN needs at least one value"),
+    ("SELECT 99999999999999999999 FROM access_log", "out of the BIGINT range"),
+    ("SELECT date FROM access_log TABLESAMPLE BERNOULLI (10)", "TABLESAMPLE"),
+    ("SELECT count(DISTINCT) FROM access_log", "needs an argument"),
+    ("SELECT date FROM access_log WHERE time = TIMESTAMP 'bad'", "invalid TIMESTAMP literal"),
+])
+def test_odd_input_gives_a_clear_error(sql: str, message: str) -> None:
+    err = error_of(sql)
+    assert message in str(err) and err.line == 1
+
+
 def test_duplicate_alias() -> None:
     err = error_of("SELECT a.date FROM access_log a JOIN users a ON a.user_id = a.user_id")
     assert "used twice" in str(err)

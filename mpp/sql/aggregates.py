@@ -100,6 +100,8 @@ class PostAggregateBinder(ExprBinder):
         inner = node.this
         distinct = isinstance(inner, exp.Distinct)
         if distinct:
+            if not inner.expressions:
+                raise self.error(node, f"{name}(DISTINCT) needs an argument")
             if len(inner.expressions) != 1:
                 raise unsupported(node, self.sql, f"{name}(DISTINCT ...) of several arguments")
             inner = inner.expressions[0]

@@ -106,6 +106,8 @@ class QueryBinder:
             if node.args.get(key):
                 raise unsupported(node.args[key] if isinstance(node.args[key], exp.Expression)
                                   else node, self.sql, construct)
+        if not node.expressions:
+            raise SqlError("syntax error: the select list is empty", *statement_start(self.sql))
         distinct = node.args.get("distinct")
         if distinct is not None and distinct.args.get("on") is not None:
             raise unsupported(distinct, self.sql, "SELECT DISTINCT ON")

@@ -92,6 +92,8 @@ class ExprBinder:
             # Trino types 1.5 as DECIMAL; mpp uses DOUBLE (documented in docs/architecture/sql.md).
             return Literal(float(text), pa.float64())
         value = int(text)
+        if not -(2**63) <= value < 2**63:
+            raise self.error(node, f"integer literal {text} is out of the BIGINT range")
         return Literal(value, T.integer_literal_type(value))
 
     def boolean(self, node: exp.Boolean) -> Expr:
@@ -116,7 +118,7 @@ class ExprBinder:
             try:  # DATE '...' / TIMESTAMP '...' literals arrive as casts of strings
                 return Literal(T.literal_value(inner.value, target), target)
             except ValueError:
-                raise self.error(node, f"invalid {node.to.sql(dialect='trino')} literal "
+                raise self.error(node, f"invalid {node.to.this.name} literal "
                                        f"{inner.value!r}") from None
         return inner if inner.dtype == target else Call("cast", (inner,), target)
 
@@ -187,6 +189,8 @@ class ExprBinder:
         if node.args.get("query") is not None or node.args.get("unnest") is not None:
             raise unsupported(node, self.sql, "IN (subquery)")
         value = self.bind(node.this)
+        if not node.expressions:
+            raise self.error(node, "IN needs at least one value")
         items = [self.comparison("=", value, self.bind(e), e) for e in node.expressions]
         if all(isinstance(c, Call) and isinstance(c.args[1], Literal)
                and c.args[0] == items[0].args[0] for c in items):  # type: ignore[attr-defined]

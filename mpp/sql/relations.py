@@ -51,6 +51,8 @@ def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
 
 def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     """Bind one FROM item: a catalog table, a CTE name or a subquery."""
+    if item.args.get("sample") is not None:
+        raise unsupported(item, qb.sql, "TABLESAMPLE", TokenType.TABLE_SAMPLE)
     alias_node = item.args.get("alias")
     if alias_node is not None and alias_node.columns:
         raise unsupported(item, qb.sql, "column aliases on a FROM item")
