@@ -114,6 +114,12 @@ def test_order_by_alias_ordinal_expression_and_hidden_column() -> None:
     assert [str(k) for k in sort.keys] == ["c DESC", "d ASC", "_o0 ASC"]
 
 
+def test_fetch_first_is_a_limit() -> None:
+    plan = bind("SELECT date FROM access_log ORDER BY date OFFSET 2 ROWS FETCH NEXT 3 ROWS ONLY",
+                CATALOG)
+    assert isinstance(plan.root, Limit) and (plan.root.count, plan.root.offset) == (3, 2)
+
+
 def test_order_by_input_column_not_selected() -> None:
     plan = bind("SELECT user_id FROM access_log ORDER BY time DESC NULLS FIRST", CATALOG)
     assert plan.output_names == ("user_id",)

@@ -129,6 +129,9 @@ def test_join_needs_an_equality() -> None:
     ("SELECT 99999999999999999999 FROM access_log", "out of the BIGINT range"),
     ("SELECT date FROM access_log TABLESAMPLE BERNOULLI (10)", "TABLESAMPLE"),
     ("SELECT count(DISTINCT) FROM access_log", "needs an argument"),
+    ("SELECT date FROM access_log FOR VERSION AS OF 123", "VERSION on a FROM item"),
+    ("SELECT date FROM access_log GROUP BY ALL", "GROUP BY ALL"),
+    ("SELECT date FROM access_log FETCH FIRST 3 ROWS WITH TIES", "WITH TIES"),
     ("SELECT date FROM access_log WHERE time = TIMESTAMP 'bad'", "invalid TIMESTAMP literal"),
 ])
 def test_odd_input_gives_a_clear_error(sql: str, message: str) -> None:

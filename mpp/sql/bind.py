@@ -41,7 +41,13 @@ if TYPE_CHECKING:
 _SET_OPERATIONS = {exp.Union: TokenType.UNION, exp.Intersect: TokenType.INTERSECT,
                    exp.Except: TokenType.EXCEPT}
 _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": "WINDOW clause",
-                        "into": "SELECT INTO", "connect": "CONNECT BY", "sample": "TABLESAMPLE"}
+                        "into": "SELECT INTO", "connect": "CONNECT BY", "sample": "TABLESAMPLE",
+                        "match": "MATCH_RECOGNIZE", "pivots": "PIVOT", "locks": "FOR UPDATE",
+                        "for_": "FOR clause", "kind": "SELECT AS", "exclude": "EXCLUDE",
+                        "cluster": "CLUSTER BY", "distribute": "DISTRIBUTE BY",
+                        "sort": "SORT BY", "settings": "SETTINGS", "format": "FORMAT",
+                        "prewhere": "PREWHERE", "options": "OPTION",
+                        "operation_modifiers": "query modifiers"}
 
 
 def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
@@ -245,6 +251,9 @@ class QueryBinder:
             return node
         if limit is None:
             raise unsupported(select, self.sql, "OFFSET without LIMIT", TokenType.OFFSET)
+        options = limit.args.get("limit_options")
+        if options is not None and (options.args.get("percent") or options.args.get("with_ties")):
+            raise unsupported(limit, self.sql, "LIMIT/FETCH options (PERCENT, WITH TIES)")
         count_node = limit.args.get("count") if isinstance(limit, exp.Fetch) else limit.expression
         count = _constant_int(count_node, "LIMIT", self.sql)
         skip = _constant_int(offset.expression, "OFFSET", self.sql) if offset is not None else 0

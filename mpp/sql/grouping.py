@@ -31,7 +31,8 @@ def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
     if group is None:
         return []
     for key, construct in (("rollup", "ROLLUP"), ("cube", "CUBE"),
-                           ("grouping_sets", "GROUPING SETS")):
+                           ("grouping_sets", "GROUPING SETS"), ("all", "ALL"),
+                           ("totals", "WITH TOTALS")):
         if group.args.get(key):
             raise unsupported(group, qb.sql, f"GROUP BY {construct}",
                               getattr(TokenType, key.upper(), None))

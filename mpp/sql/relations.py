@@ -53,6 +53,10 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     """Bind one FROM item: a catalog table, a CTE name or a subquery."""
     if item.args.get("sample") is not None:
         raise unsupported(item, qb.sql, "TABLESAMPLE", TokenType.TABLE_SAMPLE)
+    extra = [k for k, v in item.args.items()
+             if v and k not in ("this", "alias", "db", "catalog", "sample")]
+    if extra:  # time travel, PIVOT, LATERAL, table functions' options, ...
+        raise unsupported(item, qb.sql, f"{extra[0].rstrip('_').upper()} on a FROM item")
     alias_node = item.args.get("alias")
     if alias_node is not None and alias_node.columns:
         raise unsupported(item, qb.sql, "column aliases on a FROM item")
@@ -108,6 +112,11 @@ def _check_join_kind(qb: QueryBinder, join: exp.Join) -> JoinKind:
                           hint=" (INNER and LEFT joins are)")
     if kind not in ("", "INNER", "OUTER"):
         raise unsupported(join, qb.sql, f"{kind} JOIN", getattr(TokenType, kind, None))
+    extra = [k for k, v in join.args.items() if v and k in ("global_", "directed",
+                                                            "match_condition", "nearest",
+                                                            "pivots", "hint")]
+    if extra:
+        raise unsupported(join, qb.sql, f"{extra[0].rstrip('_').upper()} in a join")
     if join.args.get("using"):
         raise unsupported(join, qb.sql, "JOIN ... USING", TokenType.USING,
                           hint=" (write the condition with ON)")
