@@ -161,7 +161,10 @@ class AggregateKernel:
     def final(self, partials: pa.Table) -> pa.Table:
         """Partial rows of whole groups -> result rows: keys, then one column per aggregate."""
         rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
-        skip_merge = not self._plain() and rollups <= _DUPLICATE_INSENSITIVE
+        # Only with a DISTINCT argument: without one (SELECT DISTINCT, the inner aggregation of
+        # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
+        skip_merge = (self.distinct_arg is not None and not self._plain()
+                      and rollups <= _DUPLICATE_INSENSITIVE)
         merged = partials if skip_merge else self.merge(partials)
         if self.distinct_arg is not None:
             specs: list[tuple[Any, str, str]] = [
