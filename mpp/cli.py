@@ -193,5 +193,50 @@ def bench_skew_cmd(rows: int, partitions: int, workers: int, threads: int, hash_
                        "runs": [r.to_dict() for r in runs]}, f, indent=1)
 
 
+@bench.command("joins")
+@click.option("--fact-rows", type=int, default=10_000_000, show_default=True,
+              help="access_log rows (the fact table, fixed).")
+@click.option("--dim-rows", default="1000,10000,100000,1000000,10000000", show_default=True,
+              help="Dimension sizes to sweep (comma-separated).")
+@click.option("--strategy", "strategies", multiple=True,
+              type=click.Choice(["broadcast", "partitioned"]),
+              help="Strategies (default: both).")
+@click.option("--partitions", type=int, default=100, show_default=True,
+              help="access_log fragments.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--whatif", default="8,32,128", show_default=True,
+              help="Worker counts to predict the makespan at (comma-separated).")
+@click.option("--out", default=None, help="Warehouse directory (reused if it exists; default: "
+              "a temp dir, deleted).")
+@click.option("--json", "json_path", default=None, help="Also write the runs as JSON here.")
+def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
+                    partitions: int, workers: int, threads: int, whatif: str,
+                    out: str | None, json_path: str | None) -> None:
+    """Broadcast vs partitioned join: wall time, bytes moved, peak worker memory, what-if."""
+    import os
+
+    from mpp.bench.joins import bench_joins, format_runs, write_json
+
+    def ints(text: str, what: str) -> list[int]:
+        try:
+            return [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{what}: comma-separated integers, got {text!r}") from None
+
+    load = os.getloadavg()
+    runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows"),
+                       strategies=strategies or ("broadcast", "partitioned"),
+                       partitions=partitions, workers=workers, threads=threads,
+                       whatif=ints(whatif, "--whatif"), out=out)
+    click.echo(f"fact {fact_rows:,} rows in {partitions} files; {workers} workers x {threads} "
+               f"thread(s); load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+    click.echo(format_runs(runs))
+    if json_path:
+        write_json(runs, json_path, fact_rows=fact_rows, partitions=partitions,
+                   workers=workers, threads=threads, load_before=load[0],
+                   load_after=os.getloadavg()[0])
+
+
 if __name__ == "__main__":
     main()
