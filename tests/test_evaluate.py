@@ -127,3 +127,8 @@ def test_literals_and_constant_expressions_broadcast() -> None:
 def test_division_by_zero_is_an_error() -> None:
     with pytest.raises(SqlError, match="divide by zero|division"):
         mpp_column("i / (j - j)")
+
+
+def test_double_division_by_zero_is_infinite_as_in_trino() -> None:
+    values = mpp_column("x / 0e0").to_pylist()
+    assert values[0] == float("inf") and values[1] == float("-inf") and values[2] is None

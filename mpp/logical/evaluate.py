@@ -6,7 +6,8 @@ difference is handled here and named in a comment:
 
 * integer ``/`` truncates toward zero (Arrow's integer divide does too); ``%`` keeps the sign
   of the dividend (Arrow's ``modulo`` is floor-mod, so it is rebuilt from the division);
-  arithmetic overflow and division by zero raise (checked kernels), as Trino does;
+  integer overflow and integer division by zero raise (checked kernels), as Trino does; a
+  double divided by zero is +-Infinity or NaN, as in Trino (DuckDB gives NULL);
 * AND/OR/NOT use three-valued (Kleene) logic; ``x IN (...)`` is NULL when x is NULL, or when
   x is not found and the list holds a NULL;
 * LIKE has no escape character (Arrow's ``match_like`` treats ``\\`` as one, so it is escaped);
@@ -73,9 +74,15 @@ def _is_int(t: pa.DataType) -> bool:
     return bool(pa.types.is_integer(t))
 
 
+def _divide(call: Call, args: list[Value], n: int) -> Value:
+    if pa.types.is_floating(call.dtype):
+        return pc.divide(args[0], args[1])  # a double divided by zero is +-Infinity or NaN
+    return pc.divide_checked(args[0], args[1])
+
+
 def _modulo(call: Call, args: list[Value], n: int) -> Value:
     a, b = args
-    quotient = pc.divide_checked(a, b)
+    quotient = _divide(call, args, n)
     if not _is_int(call.dtype):
         quotient = pc.trunc(quotient)  # fmod: the sign follows the dividend, as in Trino
     return pc.subtract_checked(a, pc.multiply_checked(b, quotient))
@@ -193,7 +200,7 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),
     "-": _binary(pc.subtract_checked),
     "*": _binary(pc.multiply_checked),
-    "/": _binary(pc.divide_checked),
+    "/": _divide,
     "%": _modulo,
     "neg": _unary(pc.negate_checked),
     "=": _binary(pc.equal),
