@@ -9,6 +9,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
 * ``date_trunc`` of a DATE is a DATE in Trino and a TIMESTAMP in DuckDB: cast back.
 * CAST(double AS integer) rounds half away from zero in Trino, half to even in DuckDB: the
   operand is wrapped in DuckDB's ``round`` (half away from zero).
+* a double divided by zero is +-Infinity/NaN in Trino and NULL in DuckDB unless
+  ``ieee_floating_point_ops`` is set, which :func:`run_oracle` does.
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
 
@@ -183,6 +185,7 @@ def run_oracle(sql: str, catalog: OracleCatalog, **duckdb_config: Any) -> pa.Tab
     """Run Trino ``sql`` on DuckDB over the catalog's files; the result as an Arrow table."""
     con = duckdb.connect(config=duckdb_config or {})
     try:
+        con.execute("SET ieee_floating_point_ops = true")  # x / 0e0 is Infinity, as in Trino
         schema: dict[str, object] = {}
         for name in _referenced_tables(sql, catalog):
             info = catalog.table(name)

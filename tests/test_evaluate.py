@@ -48,6 +48,7 @@ CATALOG = FakeCatalog({"t": TableInfo("t", StorageFormat.PARQUET, TABLE.schema,
 
 EXPRESSIONS = [
     "i + j", "i - j", "i * j", "i / j", "i % j", "x / j", "x % 2", "-i", "s16 * 2", "i + 1.5",
+    "x / 0e0", "(x - x) / 0e0",
     "i = j", "i <> j", "i < s16", "x >= 1", "s = 'apple'", "s < 'b'",
     "b AND i > 0", "b OR i > 0", "NOT b", "(i > 0) = b",
     "i IS NULL", "s IS NOT NULL", "i BETWEEN -3 AND 5", "i NOT BETWEEN 0 AND 5",
@@ -88,6 +89,7 @@ def duckdb_column(expr: str, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
     c = duckdb.connect()
+    c.execute("SET ieee_floating_point_ops = true")  # as run_oracle does
     c.register("t", TABLE)
     return c
 
