@@ -54,6 +54,12 @@ def test_output_names_follow_trino() -> None:
     assert plan.output_names == ("date", "_col1", "users", "_col3")
 
 
+def test_unquoted_names_are_case_insensitive_and_lower_case() -> None:
+    plan = bind('SELECT Date, count(*) AS Users, A.STATUS FROM ACCESS_LOG A GROUP BY 1, 3',
+                CATALOG)
+    assert plan.output_names == ("date", "users", "status")
+
+
 def test_select_star_and_qualified_star() -> None:
     plan = bind("SELECT b.*, a.url_id FROM access_log a JOIN users b ON b.user_id = a.user_id",
                 CATALOG)

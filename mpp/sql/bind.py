@@ -137,9 +137,9 @@ class QueryBinder:
                                            and isinstance(e.this, exp.Star)):
                 items += self._expand_star(e, scope)
             elif isinstance(e, exp.Alias):
-                items.append(SelectItem(e.this, e.alias))
+                items.append(SelectItem(e.this, identifier_name(e.args["alias"])))
             elif isinstance(e, exp.Column):
-                items.append(SelectItem(e, e.name))
+                items.append(SelectItem(e, identifier_name(e.this)))
             else:
                 items.append(SelectItem(e, f"_col{len(items)}"))
         return items
@@ -258,6 +258,12 @@ class QueryBinder:
         count = _constant_int(count_node, "LIMIT", self.sql)
         skip = _constant_int(offset.expression, "OFFSET", self.sql) if offset is not None else 0
         return Limit(node, count, skip)
+
+
+def identifier_name(ident: exp.Expr) -> str:
+    """An identifier as Trino names it: unquoted identifiers are lower case."""
+    name = str(ident.name)
+    return name if ident.args.get("quoted") else name.lower()
 
 
 def _constant_int(node: exp.Expr | None, clause: str, sql: str) -> int:

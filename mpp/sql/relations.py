@@ -61,7 +61,9 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     if alias_node is not None and alias_node.columns:
         raise unsupported(item, qb.sql, "column aliases on a FROM item")
     if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
-        name, alias = item.name, item.alias_or_name
+        # Trino folds unquoted names to lower case: FROM ACCESS_LOG reads access_log.
+        name = item.name if item.this.args.get("quoted") else item.name.lower()
+        alias = item.alias or name
         cte = qb.ctes.get(name.lower()) if not item.db else None
         if cte is not None:
             return subquery_relation(qb.child(exclude=name.lower()).query(cte), alias)
