@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import time
@@ -236,4 +237,15 @@ def connect(warehouse: str | os.PathLike[str], *,
     values = Settings(settings)  # validate before starting a cluster
     catalog = Catalog.open(warehouse, catalog_uri)
     c, owns = _cluster(cluster)
+    _preload(c)
     return Session(catalog, c, values, owns_cluster=owns)
+
+
+def _preload(cluster: Cluster) -> None:
+    """Import the task code on every worker now, so the first query's tasks do not pay for it
+    (and a cluster whose workers lack mpp fails here, clearly)."""
+    try:
+        cluster.client.run(importlib.import_module, "mpp.execution.tasks")
+        cluster.client.run(importlib.import_module, "pyarrow.parquet")
+    except ImportError as exc:
+        raise MppError(f"the cluster's workers cannot import mpp: {exc}") from None

@@ -167,3 +167,17 @@ class QueryStats:
                      **options: Any) -> dict[int, Prediction]:
         """:meth:`predict` at each worker count in ``workers``."""
         return {w: self.predict(w, **options) for w in workers}
+
+
+def time_profile(stats: QueryStats, threads: int) -> str:
+    """Where a query's wall time went: busy task seconds per task group against the
+    ``threads`` x wall seconds the cluster had; the rest is scheduling, transfer and idle."""
+    capacity = stats.wall_seconds * max(1, threads)
+    groups = [g for gs in stats.stages.values() for g in gs]
+    spent = {g.name: sum(r.duration for r in stats.tasks if r.name == g.name) for g in groups}
+    busy = sum(spent.values())
+    parts = ", ".join(f"{g.name} {spent[g.name]:.2f} s ({g.tasks} tasks, median "
+                      f"{g.time_median * 1000:.1f} ms)" for g in groups)
+    share = busy / capacity if capacity else 0.0
+    return (f"tasks busy {busy:.2f} s of {capacity:.2f} thread-s ({share:.0%}); {parts}; "
+            f"scheduling/transfer/idle {capacity - busy:.2f} thread-s")
