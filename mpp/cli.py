@@ -238,5 +238,33 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
                    load_after=os.getloadavg()[0])
 
 
+@bench.command("formats")
+@click.option("--rows", type=int, default=10_000_000, show_default=True,
+              help="access_log rows (up to 100M).")
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--format", "formats", multiple=True,
+              type=click.Choice(["csv", "sqlite", "parquet", "orc"]),
+              help="Formats to query (default: all four).")
+@click.option("--out", default=None, help="Work directory (default: a temp dir, deleted).")
+@click.option("--keep", is_flag=True, help="Keep the generated warehouses.")
+@click.option("--json", "json_path", default=None, type=click.Path(), help="Also write JSON.")
+def bench_formats_cmd(rows: int, days: int, workers: int, threads: int,
+                      formats: tuple[str, ...], out: str | None, keep: bool,
+                      json_path: str | None) -> None:
+    """Row vs column storage: CSV, SQLite, Parquet, ORC side by side (mpp and DuckDB)."""
+    from pathlib import Path
+
+    from mpp.bench.formats import FORMATS, bench_formats, format_report
+
+    report = bench_formats(rows, workdir=out, keep=keep, workers=workers, threads=threads,
+                           days=days, formats=formats or FORMATS,
+                           log=lambda line: click.echo(line, err=True))
+    click.echo(format_report(report), nl=False)
+    if json_path:
+        Path(json_path).write_text(report.to_json())
+
+
 if __name__ == "__main__":
     main()
