@@ -245,7 +245,7 @@ def _preload(cluster: Cluster) -> None:
     """Import the task code on every worker now, so the first query's tasks do not pay for it
     (and a cluster whose workers lack mpp fails here, clearly)."""
     try:
-        cluster.client.run(importlib.import_module, "mpp.execution.tasks")
-        cluster.client.run(importlib.import_module, "pyarrow.parquet")
+        for module in ("mpp.execution.tasks", "mpp.storage.parquet"):
+            cluster.client.run(importlib.import_module, module)
     except ImportError as exc:
         raise MppError(f"the cluster's workers cannot import mpp: {exc}") from None
