@@ -137,14 +137,14 @@ def _prepare(root: str, rows: int, days: int, cluster: Cluster,
     csv = tables["csv"][0]
     session = Session(csv, cluster, _settings())
     structuring = {}
-    for fmt in ("parquet", "orc"):
-        log(f"CREATE TABLE access_log_{fmt} WITH (format = '{fmt.upper()}', "
-            "partitioned_by = ARRAY['date']) AS SELECT * FROM access_log")
+    for name in ("parquet", "orc"):
+        ctas = (f"CREATE TABLE access_log_{name} WITH (format = '{name.upper()}', "
+                "partitioned_by = ARRAY['date']) AS SELECT * FROM access_log")
+        log(ctas)
         start = time.perf_counter()
-        session.sql(f"CREATE TABLE access_log_{fmt} WITH (format = '{fmt.upper()}', "
-                    "partitioned_by = ARRAY['date']) AS SELECT * FROM access_log")
-        structuring[fmt] = time.perf_counter() - start
-        tables[fmt] = (csv, f"access_log_{fmt}")
+        session.sql(ctas)
+        structuring[name] = time.perf_counter() - start
+        tables[name] = (csv, f"access_log_{name}")
     return tables, structuring
 
 

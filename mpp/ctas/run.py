@@ -74,8 +74,9 @@ def top_value_columns(schema: pa.Schema) -> tuple[str, ...]:
     """Columns whose most frequent values are kept: keys that may be skewed (not floats or
     timestamps, whose values rarely repeat)."""
     def keyish(t: pa.DataType) -> bool:
-        return (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
-                or pa.types.is_date(t) or pa.types.is_boolean(t))
+        return bool(pa.types.is_integer(t) or pa.types.is_string(t)
+                    or pa.types.is_large_string(t) or pa.types.is_date(t)
+                    or pa.types.is_boolean(t))
 
     return tuple(f.name for f in schema if keyish(f.type))
 

@@ -109,7 +109,8 @@ def _create(tree: exp.Create, sql: str) -> CreateTableAs:
                        "list", line, col)
     props = _properties(tree.args.get("properties"), sql)
     return CreateTableAs(name=_table_name(target, sql), select_sql=_select_text(sql),
-                         if_not_exists=bool(tree.args.get("exists")), **props)
+                         if_not_exists=bool(tree.args.get("exists")),
+                         **props)  # type: ignore[arg-type]
 
 
 def _literal(node: exp.Expr, sql: str, name: str) -> str:

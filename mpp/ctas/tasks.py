@@ -65,7 +65,7 @@ def encoded_bytes_per_row(table: pa.Table, fmt: StorageFormat) -> float:
         import pyarrow.parquet as pq
 
         pq.write_table(sample, sink, compression="zstd")
-    return sink.tell() / sample.num_rows
+    return float(sink.tell() / sample.num_rows)
 
 
 def measure(table: pa.Table, source: int, partition_by: Sequence[str],
