@@ -126,6 +126,15 @@ def test_fetch_first_is_a_limit() -> None:
     assert isinstance(plan.root, Limit) and (plan.root.count, plan.root.offset) == (3, 2)
 
 
+def test_order_by_expression_over_output_names() -> None:
+    plan = bind("SELECT date d, count(*) users FROM access_log GROUP BY date "
+                "ORDER BY users * -1, d", CATALOG)
+    project = plan.root  # Project (drops the hidden key) <- Sort <- Project
+    assert isinstance(project, Project) and isinstance(project.input, Sort)
+    assert [str(k) for k in project.input.keys] == ["_o0 ASC", "d ASC"]
+    assert "_a0 * -1 AS _o0" in explain_logical(plan)
+
+
 def test_order_by_input_column_not_selected() -> None:
     plan = bind("SELECT user_id FROM access_log ORDER BY time DESC NULLS FIRST", CATALOG)
     assert plan.output_names == ("user_id",)

@@ -211,7 +211,7 @@ class QueryBinder:
                 if hits:
                     out.append((exprs[hits[0]], ordered))
                     continue
-            out.append((binder.bind(e), ordered))
+            out.append((binder.bind(_output_names_inlined(e, items)), ordered))
         return out
 
     def _finish(self, select: exp.Select, node: LogicalNode, items: list[SelectItem],
@@ -258,6 +258,23 @@ class QueryBinder:
         count = _constant_int(count_node, "LIMIT", self.sql)
         skip = _constant_int(offset.expression, "OFFSET", self.sql) if offset is not None else 0
         return Limit(node, count, skip)
+
+
+def _output_names_inlined(node: exp.Expr, items: list[SelectItem]) -> exp.Expr:
+    """``node`` with bare references to output names replaced by their select expressions
+    (Trino resolves ORDER BY names against the output columns first: ORDER BY users + 1)."""
+    names: dict[str, list[SelectItem]] = {}
+    for item in items:
+        names.setdefault(item.name.lower(), []).append(item)
+
+    def inline(n: exp.Expr) -> exp.Expr:
+        if isinstance(n, exp.Column) and not n.table and isinstance(n.this, exp.Identifier):
+            hits = names.get(n.name.lower(), [])
+            if len(hits) == 1 and hits[0].node is not n:
+                return hits[0].node.copy()
+        return n
+
+    return node.transform(inline)
 
 
 def identifier_name(ident: exp.Expr) -> str:
