@@ -197,16 +197,27 @@ class Session:
             raise MppError(f"unknown explain stage {stage!r}; choose one of {', '.join(STAGES)}")
         if stage == "analyze":
             return self.sql(text, settings=settings).explain_analyze
+        from mpp.ctas.statement import CreateTableAs, parse_statement
         from mpp.logical.explain import explain_logical
 
+        stmt = parse_statement(text)
+        head = ""
+        if isinstance(stmt, CreateTableAs):  # the SELECT's plan; a write stage follows it
+            head = (f"CreateTableAs: {stmt.name} ({stmt.format.value}"
+                    + (f", partitioned by {', '.join(stmt.partitioned_by)}"
+                       if stmt.partitioned_by else "")
+                    + "): write stage after the SELECT, files near write.target_file_bytes\n")
+            text = stmt.select_sql
+        elif stmt is not None:
+            raise MppError("DROP TABLE has no plan to explain")
         ctx = self.context(settings)
         plan = self.bind(text)
         if stage == "logical":
-            return explain_logical(plan)
+            return head + explain_logical(plan)
         plan = self.optimize(plan, ctx)
         if stage == "optimized":
-            return explain_logical(plan)
-        return explain_physical(self.physical(plan, ctx))
+            return head + explain_logical(plan)
+        return head + explain_physical(self.physical(plan, ctx))
 
     def close(self) -> None:
         """Close the cluster if this session started it."""

@@ -254,3 +254,11 @@ def test_mpp_sql_runs_ctas(csv_wh, cluster) -> None:
     assert result.exit_code == 0 and "cli_t" not in Catalog.open(
         local_path(csv_wh.warehouse) or "").tables()
     assert os.path.exists(local_path(csv_wh.warehouse) or "")
+
+
+def test_explain_ctas_shows_the_select_plan_and_the_write(csv_wh, cluster) -> None:
+    text = _session(csv_wh, cluster).explain(
+        "CREATE TABLE e WITH (partitioned_by = ARRAY['date']) AS "
+        "SELECT date, sum(bytes) AS b FROM access_log GROUP BY date")
+    assert text.startswith("CreateTableAs: e (parquet, partitioned by date)")
+    assert "ScanExec" in text and "e" not in csv_wh.tables()
