@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -148,7 +149,9 @@ def connect_readonly(uri: str) -> sqlite3.Connection:
     if not os.path.exists(path):
         raise StorageError("file not found (missing database file)", uri)
     try:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        # A URI (percent-encoded by as_uri) so any path works; mode=ro: scans never write.
+        return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                               check_same_thread=False)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database: {exc}", uri) from None
 
