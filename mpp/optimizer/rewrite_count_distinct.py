@@ -104,7 +104,12 @@ def why_not_rewritable(node: Aggregate) -> str:
 
 def split_distinct(node: Aggregate, reason: str) -> Aggregate:
     """``Aggregate[g; f(DISTINCT x), h(y)]`` -> ``Aggregate[g; f(x), h'(r)] <- Aggregate[g, x;
-    h(y) AS r]`` (same output fields as ``node``)."""
+    h(y) AS r]`` (same output fields as ``node``).
+
+    The inner Aggregate is marked single_step (no per-fragment DISTINCT before its exchange)
+    when a fragment's (g, x) pairs are estimated to be nearly all distinct, as for the seed's
+    (date, user_id): the partial step would cost a hash table and a merge for nothing.
+    """
     x = next(c.arg for c in node.aggregates if c.distinct and c.arg is not None)
     keys = node.group_by + (() if x.name in {g.name for g in node.group_by} else (x,))
     inner_calls: list[AggregateCall] = []
@@ -118,8 +123,10 @@ def split_distinct(node: Aggregate, reason: str) -> Aggregate:
         inner_calls.append(call)
         inner_names.append(name)
         outer.append(AggregateCall(_SPLIT[call.func], Column(name, call.dtype), False, call.dtype))
-    inner = Aggregate(node.input, keys, tuple(inner_calls), tuple(inner_names),
-                      DistinctStrategy.REWRITE, "")
+    # The inner DISTINCT pre-aggregates per task only where that shrinks what it exchanges.
+    step, figures = _by_reduction(node)
+    inner = Aggregate(node.input, keys, tuple(inner_calls), tuple(inner_names), step,
+                      f"inner DISTINCT of the rewrite; {figures}")
     return Aggregate(inner, node.group_by, tuple(outer), node.agg_names,
                      DistinctStrategy.REWRITE, reason)
 
@@ -144,7 +151,8 @@ def choose_strategy(node: Aggregate, ctx: PlannerContext) -> tuple[DistinctStrat
     groups = estimate(node).rows
     if groups < buckets:
         return DistinctStrategy.REWRITE, f"~{groups:,.0f} groups < {buckets} buckets"
-    return _by_reduction(node)
+    strategy, figures = _by_reduction(node)
+    return strategy, f"no hot group; {figures}"
 
 
 def hottest_group(node: Aggregate) -> tuple[str, float] | None:
@@ -184,5 +192,5 @@ def _by_reduction(node: Aggregate) -> tuple[DistinctStrategy, str]:
     figures = (f"~{kept:,.0f} distinct (g, x) of ~{per_fragment:,.0f} rows per fragment "
                f"({ratio:.0%})")
     if ratio <= USEFUL_REDUCTION:
-        return DistinctStrategy.PRE_AGGREGATE, f"no hot group; {figures}"
-    return DistinctStrategy.SINGLE_STEP, f"no hot group; {figures}: pre-aggregating saves little"
+        return DistinctStrategy.PRE_AGGREGATE, figures
+    return DistinctStrategy.SINGLE_STEP, f"{figures}: pre-aggregating saves little"

@@ -158,13 +158,17 @@ class AggregateKernel:
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
         return _aggregate(partials, self.grain, specs)
 
-    def final(self, partials: pa.Table) -> pa.Table:
-        """Partial rows of whole groups -> result rows: keys, then one column per aggregate."""
+    def final(self, partials: pa.Table, *, merged: bool = False) -> pa.Table:
+        """Partial rows of whole groups -> result rows: keys, then one column per aggregate.
+
+        ``merged``: the partial rows are already one per grain (they come straight from
+        :meth:`partial` of all the group's rows, as in SINGLE mode), so no merge is needed.
+        """
         rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
         # Only with a DISTINCT argument: without one (SELECT DISTINCT, the inner aggregation of
         # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
-        skip_merge = (self.distinct_arg is not None and not self._plain()
-                      and rollups <= _DUPLICATE_INSENSITIVE)
+        skip_merge = merged or (self.distinct_arg is not None and not self._plain()
+                                and rollups <= _DUPLICATE_INSENSITIVE)
         merged = partials if skip_merge else self.merge(partials)
         if self.distinct_arg is not None:
             specs: list[tuple[Any, str, str]] = [

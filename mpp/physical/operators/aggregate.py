@@ -62,7 +62,8 @@ class HashAggregateExec(PhysicalOp):
             return self.kernel.partial(table)
         if self.mode is AggregateMode.FINAL:
             return self.kernel.final(table)
-        return self.kernel.final(self.kernel.partial(table))
+        # SINGLE: the partial rows of all the group's rows are already one per grain.
+        return self.kernel.final(self.kernel.partial(table), merged=True)
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).
