@@ -1,9 +1,9 @@
 """The warehouse's tables, one fragment at a time (each a pure function of spec and index).
 
 * ``access_log(time, date, user_id, session_id, url_id, status, bytes)``: one row per request.
-  A row picks a session that started before its fragment's slice ends, uniformly among those,
-  and takes the session's user, so user popularity is the sessions' Zipf popularity and a
-  request never precedes its session's ``min_time``. ``url_id`` is Zipf(1.0) over the URLs.
+  A row picks a session uniformly among those started before its time and takes the session's
+  user, so user popularity is the sessions' Zipf popularity and a request never precedes its
+  session's ``min_time``. ``url_id`` is Zipf(1.0) over the URLs.
 * ``users(user_id, created_at, country, plan)``: created up to three years before the start.
 * ``sessions(session_id, user_id, min_time)``: session ``k`` starts at
   ``start + (k + u_k) * step`` (step = window / sessions), so ids increase with time.
@@ -71,42 +71,43 @@ def _session_chunk(spec: DatagenSpec, chunk: int) -> tuple[np.ndarray, np.ndarra
     users = dist.rank_to_id(dist.zipf_ranks(gen, spec.users, spec.zipf, hi - lo), spec.users)
     jitter = gen.random(hi - lo)
     if lo == 0:
-        jitter[0] = 0.0  # session 0 starts at the very start: every slice has a session
+        jitter[0] = 0.0  # session 0 starts at the very start: every request has a session
     step = spec.days * dist.DAY_US / n
     min_time = _start_us(spec) + ((np.arange(lo, hi) + jitter) * step).astype(np.int64)
     return users, min_time
 
 
 @functools.lru_cache(maxsize=1)
-def _all_sessions(spec: DatagenSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Every session's (user_id, min_time), built once per worker process."""
-    chunks = [_session_chunk(spec, c) for c in range(fragment_count(spec, "sessions"))]
-    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+def _session_users(spec: DatagenSpec) -> np.ndarray:
+    """Every session's user_id, built once per worker process (8 bytes a session)."""
+    return np.concatenate([_session_chunk(spec, c)[0]
+                           for c in range(fragment_count(spec, "sessions"))])
 
 
 def access_log(spec: DatagenSpec, index: int) -> pa.Table:
     """Fragment ``index`` of access_log (rows in time order)."""
     s = dist.layout(spec)[index]
     gen = dist.rng(spec.seed, dist.ACCESS_LOG, index)
-    session_user, session_start = _all_sessions(spec)
+    times = np.sort(gen.integers(s.t0, s.t1, s.rows))
+    # Sessions k < floor((t - start) / step) started before t (see _session_chunk), so a
+    # request picks uniformly among them and never precedes its session's min_time.
     step = spec.days * dist.DAY_US / spec.session_count
-    pool = int(min(spec.session_count, max(1, (s.t1 - _start_us(spec)) // step)))
-    session = gen.integers(0, pool, s.rows)
-    times = np.maximum(gen.integers(s.t0, s.t1, s.rows), session_start[session])
-    order = np.argsort(times, kind="stable")
+    started = ((times - _start_us(spec)) / step).astype(np.int64)
+    pool = np.clip(started, 1, spec.session_count)
+    session = (gen.random(s.rows) * pool).astype(np.int64)
     url = dist.rank_to_id(dist.zipf_ranks(gen, spec.urls, 1.0, s.rows), spec.urls)
     status = _STATUS[np.searchsorted(np.cumsum(_STATUS_P), gen.random(s.rows), side="right")
                      .clip(0, len(_STATUS) - 1)]
     nbytes = np.minimum(gen.lognormal(8.0, 1.2, s.rows), 2**31 - 1).astype(np.int32)
     day = np.datetime64(spec.start_date, "D") + s.day
     return pa.table([
-        pa.array(times[order].astype("datetime64[us]")),
+        pa.array(times.astype("datetime64[us]")),
         pa.array(np.full(s.rows, day, dtype="datetime64[D]")),
-        pa.array(session_user[session][order]),
-        pa.array(session[order] + 1),
-        pa.array(url[order].astype(np.int32)),
-        pa.array(status[order]),
-        pa.array(nbytes[order]),
+        pa.array(_session_users(spec)[session]),
+        pa.array(session + 1),
+        pa.array(url.astype(np.int32)),
+        pa.array(status),
+        pa.array(nbytes),
     ], schema=SCHEMAS["access_log"])
 
 
