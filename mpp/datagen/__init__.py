@@ -25,7 +25,7 @@ from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fra
 from mpp.errors import CatalogError
 from mpp.storage.files import local_path, to_uri
 
-__all__ = ["DatagenSpec", "generate", "parse_table_formats"]
+__all__ = ["DatagenSpec", "cancel_and_drain", "generate", "parse_table_formats"]
 
 PROP_SPEC = "mpp.datagen-spec"
 
@@ -65,16 +65,17 @@ def _run(client: Client, spec: DatagenSpec, targets: dict[str, WriteTarget],
                 fut.release()
                 bar.update()
     except BaseException:
-        _cancel_and_drain(client, futures)
+        cancel_and_drain(client, futures)
         raise
     return out
 
 
-def _cancel_and_drain(client: Client, futures: list) -> None:
+def cancel_and_drain(client: Client, futures: list) -> None:
     """Cancel the tasks and wait until none still runs, so clean-up sees every file written.
 
     Cancelling does not interrupt a task already running on a worker; it would otherwise
-    write its file after the clean-up.
+    write its file after the clean-up. Any writer that cleans up after failed write tasks
+    (``Catalog.abort_write``) should call this first.
     """
     keys = {f.key for f in futures}
     client.cancel(futures)
