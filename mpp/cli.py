@@ -209,10 +209,12 @@ def bench_skew_cmd(rows: int, partitions: int, workers: int, threads: int, hash_
               help="Worker counts to predict the makespan at (comma-separated).")
 @click.option("--out", default=None, help="Warehouse directory (reused if it exists; default: "
               "a temp dir, deleted).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1),
+              help="Runs per (size, strategy); the fastest is reported.")
 @click.option("--json", "json_path", default=None, help="Also write the runs as JSON here.")
 def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
                     partitions: int, workers: int, threads: int, whatif: str,
-                    out: str | None, json_path: str | None) -> None:
+                    out: str | None, repeats: int, json_path: str | None) -> None:
     """Broadcast vs partitioned join: wall time, bytes moved, peak worker memory, what-if."""
     import os
 
@@ -228,13 +230,13 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
     runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows"),
                        strategies=strategies or ("broadcast", "partitioned"),
                        partitions=partitions, workers=workers, threads=threads,
-                       whatif=ints(whatif, "--whatif"), out=out)
+                       whatif=ints(whatif, "--whatif"), out=out, repeats=repeats)
     click.echo(f"fact {fact_rows:,} rows in {partitions} files; {workers} workers x {threads} "
                f"thread(s); load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     click.echo(format_runs(runs))
     if json_path:
         write_json(runs, json_path, fact_rows=fact_rows, partitions=partitions,
-                   workers=workers, threads=threads, load_before=load[0],
+                   workers=workers, threads=threads, repeats=repeats, load_before=load[0],
                    load_after=os.getloadavg()[0])
 
 
@@ -247,19 +249,21 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
 @click.option("--format", "formats", multiple=True,
               type=click.Choice(["csv", "sqlite", "parquet", "orc"]),
               help="Formats to query (default: all four).")
-@click.option("--out", default=None, help="Work directory (default: a temp dir, deleted).")
-@click.option("--keep", is_flag=True, help="Keep the generated warehouses.")
+@click.option("--target-file-size", default="128MB", show_default=True,
+              help="target_file_size of the structured (CREATE TABLE AS) tables.")
+@click.option("--out", default=None,
+              help="Work directory, kept and reused by reruns (default: a temp dir, deleted).")
 @click.option("--json", "json_path", default=None, type=click.Path(), help="Also write JSON.")
 def bench_formats_cmd(rows: int, days: int, workers: int, threads: int,
-                      formats: tuple[str, ...], out: str | None, keep: bool,
+                      formats: tuple[str, ...], target_file_size: str, out: str | None,
                       json_path: str | None) -> None:
     """Row vs column storage: CSV, SQLite, Parquet, ORC side by side (mpp and DuckDB)."""
     from pathlib import Path
 
     from mpp.bench.formats import FORMATS, bench_formats, format_report
 
-    report = bench_formats(rows, workdir=out, keep=keep, workers=workers, threads=threads,
-                           days=days, formats=formats or FORMATS,
+    report = bench_formats(rows, workdir=out, workers=workers, threads=threads, days=days,
+                           formats=formats or FORMATS, target_file_size=target_file_size,
                            log=lambda line: click.echo(line, err=True))
     click.echo(format_report(report), nl=False)
     if json_path:

@@ -262,3 +262,20 @@ def test_explain_ctas_shows_the_select_plan_and_the_write(csv_wh, cluster) -> No
         "SELECT date, sum(bytes) AS b FROM access_log GROUP BY date")
     assert text.startswith("CreateTableAs: e (parquet, partitioned by date)")
     assert "ScanExec" in text and "e" not in csv_wh.tables()
+
+
+def test_bench_formats_report_repay_and_table() -> None:
+    from mpp.bench.formats import FormatRun, FormatsReport, format_report
+
+    runs = [FormatRun("csv", "1 col", "mpp", 3.0, 600, 10, 100, 0),
+            FormatRun("parquet", "1 col", "mpp", 1.0, 20, 10, 30, 0),
+            FormatRun("parquet", "1 col", "duckdb", 0.1),
+            FormatRun("orc", "1 col", "mpp", 4.0, 15, 10, 30, 0),
+            FormatRun("orc", "1 col", "duckdb", None, note="DuckDB has no ORC reader")]
+    report = FormatsReport(10, "load average 1.00", {"csv": 600}, {"parquet": 9.0, "orc": 1.0},
+                           runs)
+    assert report.repay("parquet", "1 col") == 5  # 9 s / (3 s - 1 s) saved per run
+    assert report.repay("orc", "1 col") is None  # slower than CSV: never repaid
+    text = format_report(report)
+    assert "5 run(s)" in text and "DuckDB has no ORC reader" in text
+    assert '"structuring_seconds"' in report.to_json()

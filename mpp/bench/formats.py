@@ -66,6 +66,7 @@ class FormatsReport:
     table_bytes: dict[str, int]  # on-storage size of access_log per format
     structuring_seconds: dict[str, float]  # CSV -> format by CREATE TABLE AS
     runs: list[FormatRun]
+    target_file_size: str = "128MB"  # of the structured tables
 
     def to_json(self) -> str:
         """The report as JSON (the ``--json`` file)."""
@@ -123,23 +124,38 @@ def _spec(rows: int, fmt: StorageFormat, days: int) -> DatagenSpec:
     return DatagenSpec(rows=rows, partitions=partitions, days=days, format=fmt)
 
 
-def _prepare(root: str, rows: int, days: int, cluster: Cluster,
+def _warehouse(path: str, spec: DatagenSpec, cluster: Cluster,
+               log: Callable[[str], None]) -> Catalog:
+    """The warehouse at ``path``: reused if it holds access_log with ``spec``'s rows."""
+    if os.path.exists(os.path.join(path, "catalog.db")):
+        catalog = Catalog.open(path)
+        if "access_log" in catalog.tables() and \
+                catalog.table("access_log").stats.row_count == spec.rows:
+            log(f"reusing {path}")
+            return catalog
+        shutil.rmtree(path)
+    log(f"datagen {spec.rows:,} rows as {spec.format.value} into {path}")
+    return generate(path, spec, client=cluster.client, progress=False)
+
+
+def _prepare(root: str, rows: int, days: int, target: str, cluster: Cluster,
              log: Callable[[str], None]) -> tuple[dict[str, tuple[Catalog, str]], dict[str, float]]:
-    """Generate CSV and SQLite warehouses; structure CSV into Parquet and ORC (timed)."""
+    """Generate (or reuse) CSV and SQLite warehouses; structure CSV into Parquet and ORC
+    (timed; earlier structured tables are dropped first)."""
     from mpp.session import Session
 
     tables: dict[str, tuple[Catalog, str]] = {}
     for fmt in (StorageFormat.CSV, StorageFormat.SQLITE):
-        log(f"datagen {rows:,} rows as {fmt.value}")
-        catalog = generate(os.path.join(root, fmt.value), _spec(rows, fmt, days),
-                           client=cluster.client, progress=False)
+        catalog = _warehouse(os.path.join(root, fmt.value), _spec(rows, fmt, days), cluster, log)
         tables[fmt.value] = (catalog, "access_log")
     csv = tables["csv"][0]
     session = Session(csv, cluster, _settings())
     structuring = {}
     for name in ("parquet", "orc"):
+        session.sql(f"DROP TABLE IF EXISTS access_log_{name}")
         ctas = (f"CREATE TABLE access_log_{name} WITH (format = '{name.upper()}', "
-                "partitioned_by = ARRAY['date']) AS SELECT * FROM access_log")
+                f"partitioned_by = ARRAY['date'], target_file_size = '{target}') "
+                "AS SELECT * FROM access_log")
         log(ctas)
         start = time.perf_counter()
         session.sql(ctas)
@@ -155,18 +171,22 @@ def _settings() -> Any:
     return Settings()
 
 
-def bench_formats(rows: int = 10_000_000, *, workdir: str | None = None, keep: bool = False,
+def bench_formats(rows: int = 10_000_000, *, workdir: str | None = None,
                   workers: int = 2, threads: int = 1, days: int = 30,
-                  formats: Sequence[str] = FORMATS,
+                  formats: Sequence[str] = FORMATS, target_file_size: str = "128MB",
                   log: Callable[[str], None] = lambda s: None) -> FormatsReport:
-    """Generate, structure and query access_log in every format; see the module docstring."""
+    """Generate, structure and query access_log in every format; see the module docstring.
+
+    The target file size is a Trino-style size (``'128MB'``); warehouses in ``workdir`` with
+    the same row count are reused, the structured tables are always rebuilt (and timed).
+    """
     from mpp.session import Session
 
     root = workdir or tempfile.mkdtemp(prefix="mpp-bench-formats-")
     try:
         spec = ClusterSpec(workers=workers, threads_per_worker=threads, dashboard_address=None)
         with Cluster(spec) as cluster:
-            tables, structuring = _prepare(root, rows, days, cluster, log)
+            tables, structuring = _prepare(root, rows, days, target_file_size, cluster, log)
             day = _spec(rows, StorageFormat.CSV, days).start_date.replace(day=min(days, 20))
             runs: list[FormatRun] = []
             for fmt in formats:
@@ -179,9 +199,9 @@ def bench_formats(rows: int = 10_000_000, *, workdir: str | None = None, keep: b
                     runs.append(_duckdb_run(catalog, table, fmt, query, sql))
             sizes = {fmt: tables[fmt][0].table(tables[fmt][1]).stats.total_bytes
                      for fmt in formats}
-            return FormatsReport(rows, _load(), sizes, structuring, runs)
+            return FormatsReport(rows, _load(), sizes, structuring, runs, target_file_size)
     finally:
-        if not keep and workdir is None:
+        if workdir is None:  # a given work directory is kept (reruns reuse its warehouses)
             shutil.rmtree(root, ignore_errors=True)
 
 
@@ -209,8 +229,9 @@ def format_report(report: FormatsReport) -> str:
                 + ("" if repay is None else f"{repay} run(s)"))
     lines.append("")
     lines.append("storage: " + ", ".join(f"{f} {_mib(b)}" for f, b in report.table_bytes.items()))
-    lines.append("structuring (CSV -> columnar, CREATE TABLE AS): " + ", ".join(
-        f"{f} {s:.1f} s" for f, s in report.structuring_seconds.items()))
+    lines.append(f"structuring (CSV -> columnar, CREATE TABLE AS, partitioned by date, "
+                 f"target_file_size {report.target_file_size}): " + ", ".join(
+                     f"{f} {s:.1f} s" for f, s in report.structuring_seconds.items()))
     notes = sorted({r.note for r in report.runs if r.note})
     lines += [f"duckdb n/a: {n}" for n in notes]
     return "\n".join(lines) + "\n"
