@@ -169,3 +169,17 @@ def test_threshold_knob_is_per_query(join_wh: Path, cluster) -> None:
         assert "HashJoinExec(BROADCAST)" in forced and "join.strategy=broadcast" in forced
 
 
+
+
+def test_dask_sizes_a_hash_bucket_by_its_rows() -> None:
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from mpp.execution import sizing
+    from mpp.physical.operators.exchange import split_by_bucket
+
+    sizing.register()
+    table = pa.table({"k": np.arange(100_000), "s": [str(i) for i in range(100_000)]})
+    buckets = split_by_bucket(table, ("k",), 8)
+    # each bucket is a slice of one sorted copy: Dask must not count the whole copy 8 times
+    assert sum(sizeof(b) for b in buckets) < 1.2 * sizeof(table)

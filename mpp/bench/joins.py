@@ -202,23 +202,26 @@ def bench_joins(*, fact_rows: int = 10_000_000, dims: Sequence[int] = DIM_ROWS,
                 workers: int = 2, threads: int = 1, whatif: Sequence[int] = WHATIF,
                 out: str | None = None, keep: bool = False,
                 settings: dict[str, Any] | None = None,
-                cluster: Cluster | None = None) -> list[JoinRun]:
+                cluster: Cluster | None = None, repeats: int = 1) -> list[JoinRun]:
     """Sweep ``dims`` at ``fact_rows`` for each strategy; the warehouse goes to ``out`` (a
     temporary directory, deleted unless ``keep``, when None; reused when it exists). A
-    ``cluster`` given is used as is (``workers``/``threads`` then do not apply)."""
+    ``cluster`` given is used as is (``workers``/``threads`` then do not apply). Each run is
+    repeated ``repeats`` times and the fastest kept (the machine is shared: the minimum is the
+    least disturbed)."""
 
     bad = [s for s in strategies if s not in STRATEGIES]
-    if bad or not dims or min(dims) < 1:
-        raise KnobError(f"strategies must be among {STRATEGIES} and dim sizes >= 1 "
-                        f"(got {list(strategies)}, {list(dims)})")
+    if bad or not dims or min(dims) < 1 or repeats < 1:
+        raise KnobError(f"strategies must be among {STRATEGIES}, dim sizes and repeats >= 1 "
+                        f"(got {list(strategies)}, {list(dims)}, {repeats})")
     path = out or tempfile.mkdtemp(prefix="mpp-bench-joins-")
     spec = ClusterSpec(workers=workers, threads_per_worker=threads, dashboard_address=None)
     try:
         if cluster is not None:
             return _sweep(path, cluster, fact_rows, partitions, dims, strategies, whatif,
-                          settings)
+                          settings, repeats)
         with Cluster(spec) as own:
-            return _sweep(path, own, fact_rows, partitions, dims, strategies, whatif, settings)
+            return _sweep(path, own, fact_rows, partitions, dims, strategies, whatif, settings,
+                          repeats)
     finally:
         if out is None and not keep:
             shutil.rmtree(path, ignore_errors=True)
@@ -226,23 +229,29 @@ def bench_joins(*, fact_rows: int = 10_000_000, dims: Sequence[int] = DIM_ROWS,
 
 def _sweep(path: str, cluster: Cluster, fact_rows: int, partitions: int, dims: Sequence[int],
            strategies: Sequence[str], whatif: Sequence[int],
-           settings: dict[str, Any] | None) -> list[JoinRun]:
+           settings: dict[str, Any] | None, repeats: int) -> list[JoinRun]:
     import mpp
 
     prepare_warehouse(path, fact_rows, partitions, dims, cluster.client)
     with mpp.connect(path, cluster=cluster, settings=settings) as session:
         session.sql(QUERY.format(dim=f"dim_{min(dims)}"))  # warm the workers up
-        return [run_one(session, n, s, whatif) for n in dims for s in strategies]
+        return [min((run_one(session, n, s, whatif) for _ in range(repeats)),
+                    key=lambda r: r.wall_seconds)
+                for n in dims for s in strategies]
 
 
 def crossover(runs: Sequence[JoinRun]) -> int | None:
-    """The smallest dimension size at which partitioned was faster than broadcast."""
+    """The smallest dimension size from which partitioned was faster at every larger size
+    (one noisy small size does not make a crossover); None if broadcast won at the largest."""
     walls = {(r.dim_rows, r.strategy): r.wall_seconds for r in runs}
-    for n in sorted({r.dim_rows for r in runs}):
-        b, p = walls.get((n, "broadcast")), walls.get((n, "partitioned"))
-        if b is not None and p is not None and p < b:
-            return n
-    return None
+    sizes = [n for n in sorted({r.dim_rows for r in runs})
+             if (n, "broadcast") in walls and (n, "partitioned") in walls]
+    found = None
+    for n in reversed(sizes):
+        if walls[n, "partitioned"] >= walls[n, "broadcast"]:
+            break
+        found = n
+    return found
 
 
 def format_runs(runs: Sequence[JoinRun]) -> str:
@@ -260,7 +269,8 @@ def format_runs(runs: Sequence[JoinRun]) -> str:
             f"{r.peak_worker_bytes / MiB:12.0f}"
             + "".join(f" {r.predicted_s.get(w, float('nan')):8.2f}" for w in ws))
     n = crossover(runs)
-    lines.append("broadcast stops winning at " + (f"{n:,} dimension rows (measured wall time)"
+    lines.append("broadcast stops winning at " + (f"{n:,} dimension rows (measured wall time; "
+                                                   "partitioned faster from there up)"
                  if n is not None else "no measured size (it won at every size)"))
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from mpp.execution import sizing
 from mpp.logical.nodes import Field
 from mpp.metrics.collector import record, worker_address
 from mpp.metrics.records import TaskRecord
@@ -20,6 +21,8 @@ from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
 from mpp.physical.planner import Stage
 from mpp.storage.base import Fragment
+
+sizing.register()  # this module is what workers import to run tasks
 
 
 def _strip(op: PhysicalOp) -> PhysicalOp:
