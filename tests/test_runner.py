@@ -142,6 +142,7 @@ def test_cli_query_error_names_scenario_query_and_variant(tmp_path: Path,
     assert f"mpp: error: {spec}: query 'q0' (variant 'default'): unknown column 'dte'" \
         in result.output
     assert "Traceback" not in result.output
+    assert not list((tmp_path / "runs").glob("typo-*"))  # no half-written run folder
 
 
 def test_scale_that_leaves_too_few_fragments_is_a_scenario_error(tmp_path: Path,

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import importlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,21 @@ def _wait_for_ctrl_c(link: str | None, echo: Echo) -> None:
         echo("stopping the cluster")
 
 
+def _execute(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path,
+             progress: bool) -> tuple[QueryRun, ...]:
+    """Every variant x query x repeat, inside a Dask performance report written to ``folder``."""
+    from mpp.session import connect
+
+    session = connect(wh.path, cluster=cluster)
+    oracle = _Oracle(session, sc.checks.oracle)
+    total = len(sc.variants) * len(sc.queries) * sc.repeats
+    with cluster.client.as_current(), \
+            performance_report(filename=str(folder / DASK_REPORT), mode="inline"), \
+            tqdm(total=total, desc=sc.name, unit="query", disable=not progress) as bar:
+        return tuple(_run_one(session, sc, v, q, oracle, bar)
+                     for v in sc.variants for q in sc.queries)
+
+
 def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
                  out: str | os.PathLike[str] | None = None, scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
@@ -220,16 +236,11 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         say(f"{sc.name}: warehouse {wh.path} ({'reused' if wh.reused else 'generated'}; "
             f"data hash {wh.data_hash}, checksum {wh.checksum})")
         folder = run_folder(out or os.environ.get("MPP_RUNS", "runs"), sc.name, started)
-        from mpp.session import connect
-
-        session = connect(wh.path, cluster=cluster)
-        oracle = _Oracle(session, sc.checks.oracle)
-        total = len(sc.variants) * len(sc.queries) * sc.repeats
-        with cluster.client.as_current(), \
-                performance_report(filename=str(folder / DASK_REPORT), mode="inline"), \
-                tqdm(total=total, desc=sc.name, unit="query", disable=not progress) as bar:
-            runs = tuple(_run_one(session, sc, v, q, oracle, bar)
-                         for v in sc.variants for q in sc.queries)
+        try:
+            runs = _execute(sc, cluster, wh, folder, progress)
+        except BaseException:  # no half-written run folder
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum, runs,
                        _checks(sc, runs), started.isoformat(timespec="seconds"), link)
         files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
