@@ -46,7 +46,8 @@ def normalise(table: pa.Table) -> pa.Table:
     return out
 
 
-def _close(a: object, b: object, rel: float) -> bool:
+def values_close(a: object, b: object, rel: float) -> bool:
+    """Equal, or for floats close within ``rel`` (NaN equals NaN)."""
     if isinstance(a, float) and isinstance(b, float):
         if math.isnan(a) and math.isnan(b):
             return True
@@ -63,7 +64,7 @@ def difference(actual: pa.Table, expected: pa.Table, *, rel: float = 1e-9) -> st
                 f"(off by {abs(actual.num_rows - expected.num_rows):,})")
     a, e = normalise(actual).to_pylist(), normalise(expected).to_pylist()
     bad = [i for i, (ra, re_) in enumerate(zip(a, e, strict=True))
-           if not all(_close(ra[k], re_[k], rel) for k in ra)]
+           if not all(values_close(ra[k], re_[k], rel) for k in ra)]
     if not bad:
         return None
     i = bad[0]
