@@ -174,3 +174,21 @@ def test_row_difference_names_how_far_off() -> None:
 
 def test_run_scenario_is_exported() -> None:
     assert "run_scenario" in mpp.__all__ and callable(load_scenario)
+
+
+def test_keep_open_waits_for_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpp.scenario import runner
+
+    calls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.time, "sleep", sleep)
+    lines: list[str] = []
+    runner._wait_for_ctrl_c("http://127.0.0.1:8787/status", lines.append)
+    assert len(calls) == 3
+    assert lines == ["cluster kept open; dashboard: http://127.0.0.1:8787/status; "
+                     "press Ctrl-C to stop", "stopping the cluster"]
