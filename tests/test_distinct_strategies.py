@@ -9,10 +9,9 @@ import dataclasses
 import pytest
 
 import mpp
-from mpp.catalog.model import ColumnStats
 from mpp.config import PlannerContext, Settings
 from mpp.logical import nodes as ln
-from mpp.optimizer.rewrite_count_distinct import choose_strategy
+from mpp.optimizer.rewrite_count_distinct import choose_strategy, rewrite_count_distinct
 from mpp.oracle import run_oracle
 from mpp.sql import bind
 from tests.compare import assert_same_rows
@@ -101,39 +100,52 @@ def _aggregate(sql: str) -> ln.Aggregate:
     return node
 
 
-def _with_date_stats(agg: ln.Aggregate, stats: ColumnStats) -> ln.Aggregate:
+def _with_stats(agg: ln.Aggregate, **changes: dict) -> ln.Aggregate:
+    """``agg`` over a copy of its scan whose column statistics get ``changes`` per column."""
     scan = agg.input
     assert isinstance(scan, ln.Scan)
-    table_stats = scan.table.stats
-    columns = {**table_stats.columns, "date": stats}
-    table = dataclasses.replace(scan.table,
-                                stats=dataclasses.replace(table_stats, columns=columns))
+    stats = scan.table.stats
+    columns = {**stats.columns, **{c: dataclasses.replace(stats.column(c), **v)
+                                   for c, v in changes.items()}}
+    table = dataclasses.replace(scan.table, stats=dataclasses.replace(stats, columns=columns))
     return dataclasses.replace(agg, input=dataclasses.replace(scan, table=table))
 
 
 def test_automatic_choice_flips_with_the_statistics() -> None:
     agg = _aggregate("SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date")
     ctx = PlannerContext(Settings({"execution.hash_buckets": 16}))
-    base = agg.input.table.stats.column("date")  # type: ignore[attr-defined]
-    even = _with_date_stats(agg, dataclasses.replace(base, top_values=((1, 3_400_000),)))
+    even = _with_stats(agg, date={"top_values": ((1, 3_400_000),)})
     strategy, reason = choose_strategy(even, ctx)
     assert strategy is ln.DistinctStrategy.SINGLE_STEP, reason
-    hot = _with_date_stats(agg, dataclasses.replace(base, top_values=((13, 40_000_000),)))
+    hot = _with_stats(agg, date={"top_values": ((13, 40_000_000),)})
     strategy, reason = choose_strategy(hot, ctx)
     assert strategy is ln.DistinctStrategy.REWRITE
     assert "date=13 holds ~40% of rows > 1.5/16 buckets" in reason
-    few_users = _with_date_stats(agg, base)
-    users = dataclasses.replace(agg.input.table.stats.column("user_id"),  # type: ignore[attr-defined]
-                                distinct_count=100)
-    scan = few_users.input
-    cols = {**scan.table.stats.columns, "user_id": users}  # type: ignore[attr-defined]
-    table = dataclasses.replace(scan.table, stats=dataclasses.replace(  # type: ignore[attr-defined]
-        scan.table.stats, columns=cols))  # type: ignore[attr-defined]
-    few = dataclasses.replace(few_users, input=dataclasses.replace(scan, table=table))
+    # Few (date, user_id) pairs per fragment: pre-aggregating shrinks the exchange.
+    few = _with_stats(agg, date={"top_values": ((1, 3_400_000),)},
+                      user_id={"distinct_count": 100})
     assert choose_strategy(few, ctx)[0] is ln.DistinctStrategy.PRE_AGGREGATE
+    # A hot user: its duplicates are removed before the exchange.
+    hot_user = _with_stats(agg, date={"top_values": ((1, 3_400_000),)},
+                           user_id={"top_values": ((7, 10_000_000),)})
+    strategy, reason = choose_strategy(hot_user, ctx)
+    assert strategy is ln.DistinctStrategy.PRE_AGGREGATE
+    assert "user_id=7 holds ~10% of rows" in reason
     # Fewer groups than buckets: some final tasks would idle while others work.
     assert choose_strategy(even, PlannerContext(Settings({"execution.hash_buckets": 64})))[0] \
         is ln.DistinctStrategy.REWRITE
+
+
+def test_rewrite_pre_aggregates_its_inner_distinct_for_a_hot_x() -> None:
+    agg = _aggregate("SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date")
+    ctx = PlannerContext(Settings({"aggregate.distinct_strategy": "rewrite",
+                                   "execution.hash_buckets": 16}))
+    for user_stats, step in [({}, ln.DistinctStrategy.SINGLE_STEP),
+                             ({"top_values": ((7, 10_000_000),)},
+                              ln.DistinctStrategy.PRE_AGGREGATE)]:
+        node = rewrite_count_distinct(_with_stats(agg, user_id=user_stats), ctx)
+        assert isinstance(node, ln.Aggregate) and isinstance(node.input, ln.Aggregate)
+        assert node.input.distinct_strategy is step, node.input.reason
 
 
 def test_explain_names_the_strategy_and_why(session) -> None:

@@ -82,7 +82,7 @@ def _resolve(plan: LogicalNode, ctx: PlannerContext, *, rewrite: bool) -> Logica
         if blocker:
             return _with(node, DistinctStrategy.PRE_AGGREGATE,
                          f"{reason}; not rewritten: {blocker}")
-        return split_distinct(node, reason)
+        return split_distinct(node, reason, ctx.hash_buckets)
 
     return transform_up(plan, visit)
 
@@ -102,7 +102,7 @@ def why_not_rewritable(node: Aggregate) -> str:
     return ""
 
 
-def split_distinct(node: Aggregate, reason: str) -> Aggregate:
+def split_distinct(node: Aggregate, reason: str, buckets: int) -> Aggregate:
     """``Aggregate[g; f(DISTINCT x), h(y)]`` -> ``Aggregate[g; f(x), h'(r)] <- Aggregate[g, x;
     h(y) AS r]`` (same output fields as ``node``).
 
@@ -124,7 +124,7 @@ def split_distinct(node: Aggregate, reason: str) -> Aggregate:
         inner_names.append(name)
         outer.append(AggregateCall(_SPLIT[call.func], Column(name, call.dtype), False, call.dtype))
     # The inner DISTINCT pre-aggregates per task only where that shrinks what it exchanges.
-    step, figures = _by_reduction(node)
+    step, figures = _by_reduction(node, buckets)
     inner = Aggregate(node.input, keys, tuple(inner_calls), tuple(inner_names), step,
                       f"inner DISTINCT of the rewrite; {figures}")
     return Aggregate(inner, node.group_by, tuple(outer), node.agg_names,
@@ -151,7 +151,7 @@ def choose_strategy(node: Aggregate, ctx: PlannerContext) -> tuple[DistinctStrat
     groups = estimate(node).rows
     if groups < buckets:
         return DistinctStrategy.REWRITE, f"~{groups:,.0f} groups < {buckets} buckets"
-    strategy, figures = _by_reduction(node)
+    strategy, figures = _by_reduction(node, buckets)
     return strategy, f"no hot group; {figures}"
 
 
@@ -163,25 +163,43 @@ def hottest_group(node: Aggregate) -> tuple[str, float] | None:
     """
     best: tuple[str, float] | None = None
     for key in node.group_by:
-        origin = column_origin(node.input, key.name)
-        if origin is None:
+        top = top_value(node.input, key.name)
+        if top is None:
             return None
-        stats = origin[0].table.stats
-        top = stats.column(origin[1]).top_values
-        if not top or stats.row_count <= 0:
-            return None
-        share = top[0][1] / stats.row_count
-        if best is None or share < best[1]:
-            best = (f"{key.name}={top[0][0]}", share)
+        if best is None or top[1] < best[1]:
+            best = top
     return best
 
 
-def _by_reduction(node: Aggregate) -> tuple[DistinctStrategy, str]:
+def top_value(node: LogicalNode, name: str) -> tuple[str, float] | None:
+    """``("name=value", share of the table's rows)`` of field ``name``'s most frequent value."""
+    origin = column_origin(node, name)
+    if origin is None:
+        return None
+    stats = origin[0].table.stats
+    top = stats.column(origin[1]).top_values
+    if not top or stats.row_count <= 0:
+        return None
+    return f"{name}={top[0][0]}", top[0][1] / stats.row_count
+
+
+def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str]:
+    """pre_aggregate or single_step for the (g, x) step, from the pairs a fragment keeps.
+
+    A hot x (``top_values``) forces pre_aggregate whatever the count: its duplicates would
+    otherwise all travel to the task of its (g, x) bucket, the skew the rewrite is meant to
+    remove (the seed's users are Zipf-distributed: the top user has ~10% of the rows).
+    """
     rows = estimate(node.input).rows
     x = next(c.arg for c in node.aggregates if c.distinct and c.arg is not None)
     if any(column_stats(node.input, c.name).distinct_count is None
            for c in node.group_by + (x,)):
         return DistinctStrategy.PRE_AGGREGATE, "no distinct estimates: the default"
+    hot_x = top_value(node.input, x.name)
+    if hot_x is not None and hot_x[1] * buckets > HOT_FACTOR:
+        return DistinctStrategy.PRE_AGGREGATE, (
+            f"{hot_x[0]} holds ~{hot_x[1]:.0%} of rows > {HOT_FACTOR:g}/{buckets} buckets: "
+            "its duplicates are removed before the exchange")
     pairs = estimate(dataclasses.replace(node, group_by=node.group_by + (x,))).rows
     origin = column_origin(node.input, x.name)
     fragments = max(1, origin[0].table.stats.fragment_count) if origin else 1
