@@ -93,7 +93,7 @@ def _decode(type_: Any, raw: bytes | None) -> Any:
     """A manifest bound as a Python value of the column's Arrow-side type."""
     if raw is None:
         return None
-    value = from_bytes(type_, raw)
+    value: Any = from_bytes(type_, raw)
     if isinstance(type_, DateType):
         return dt.date(1970, 1, 1) + dt.timedelta(days=value)
     if isinstance(type_, (TimestampType, TimestamptzType)):
@@ -144,10 +144,14 @@ def _iceberg_term(p: ColumnPredicate) -> ie.BooleanExpression:
            ">": ie.GreaterThan, ">=": ie.GreaterThanOrEqual}
     if p.op in ops:
         return ops[p.op](p.column, value)
+    # pyiceberg's expression classes take (term, ...) positionally at run time; their
+    # pydantic-style signatures confuse type checkers.
     if p.op == "in":
-        return ie.In(p.column, tuple(v.isoformat() if isinstance(v, dt.date) else v
-                                     for v in p.value))
-    return ie.IsNull(p.column) if p.op == "is_null" else ie.NotNull(p.column)
+        values = tuple(v.isoformat() if isinstance(v, dt.date) else v for v in p.value)
+        return ie.In(p.column, values)  # type: ignore[call-arg, arg-type]
+    if p.op == "is_null":
+        return ie.IsNull(p.column)  # type: ignore[call-arg, arg-type]
+    return ie.NotNull(p.column)  # type: ignore[call-arg, arg-type]
 
 
 def planned_paths(table: Table, predicates: Sequence[ColumnPredicate]) -> set[str] | None:
