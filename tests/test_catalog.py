@@ -157,3 +157,12 @@ def test_cli_catalog_prints_the_description(warehouse):
     assert result.output.strip() == Catalog.open(warehouse).describe()
     missing = CliRunner().invoke(main, ["catalog", "-w", str(warehouse / "nope")])
     assert missing.exit_code == 2 and "mpp: error: no warehouse at" in missing.output
+
+
+def test_in_and_null_predicates_prune_through_the_iceberg_plan(warehouse):
+    cat = Catalog.open(warehouse)
+    days = (dt.date(2017, 1, 1), dt.date(2017, 1, 4))
+    frags = cat.fragments("access_log", [ColumnPredicate("date", "in", days)])
+    assert frags == [f for f in cat.fragments("access_log") if f.partition[0][1] in days]
+    # No column has nulls, but bounds cannot prove that: null tests never prune.
+    assert len(cat.fragments("access_log", [ColumnPredicate("user_id", "is_null")])) == 20
