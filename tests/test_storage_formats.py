@@ -279,3 +279,23 @@ def test_bench_formats_report_repay_and_table() -> None:
     text = format_report(report)
     assert "5 run(s)" in text and "DuckDB has no ORC reader" in text
     assert '"structuring_seconds"' in report.to_json()
+
+
+def test_orphan_files_of_an_earlier_attempt_are_never_read(csv_wh, cluster) -> None:
+    # A crashed attempt left a file in the table's directory before any commit.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    location = f"{local_path(csv_wh.warehouse)}/orphan_t/data"
+    os.makedirs(location)
+    stray = pa.table({"date": [DAY] * 5, "bytes": pa.array([10**6] * 5, pa.int32())})
+    pq.write_table(stray, f"{location}/part-000000-deadbeef0000.parquet")
+    s = _session(csv_wh, cluster)
+    s.sql("CREATE TABLE orphan_t AS SELECT date, bytes FROM access_log")
+    try:
+        assert all("deadbeef" not in f.uri for f in csv_wh.fragments("orphan_t"))
+        sql = "SELECT date, count(*) AS n, sum(bytes) AS b FROM {t} GROUP BY date"
+        assert_same_rows(s.sql(sql.format(t="orphan_t")).to_arrow(),
+                         run_oracle(sql.format(t="access_log"), csv_wh))
+    finally:
+        s.sql("DROP TABLE orphan_t")

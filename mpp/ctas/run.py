@@ -154,6 +154,7 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
     futures = client.get(LLGExpr(dsk, _determ_token=f"{query_id}-{token}"),
                          [prep_keys, meas_keys], sync=False)
     prepared, measured = futures
+    writes: list[Any] = []
     try:
         pieces: list[Piece] = [p for part in client.gather(measured) for p in part]
         target_bytes = int(ctx.settings["write.target_file_bytes"])
@@ -162,13 +163,13 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
             tasks = [WriteTask(0, (), 0.0)]
         payload = WritePayload(f"{query_id}-write", write_stage, f"stage{write_stage}-write", target,
                                int(ctx.settings["write.fail_task"]))
-        writes = [client.submit(write, payload, t.index, range_args(prepared, t.ranges),
-                                key=f"stage{write_stage}-write-{token}-{t.index}", pure=False)
-                  for t in tasks]
+        writes += [client.submit(write, payload, t.index, range_args(prepared, t.ranges),
+                                 key=f"stage{write_stage}-write-{token}-{t.index}", pure=False)
+                   for t in tasks]
         distributed.wait(writes)  # every task finished (or failed) before any clean-up
         failed = [f for f in writes if f.status == "error"]
         if failed:
             client.gather(failed[0])  # re-raises the task's exception here
         return list(client.gather(writes)), tasks
-    finally:
-        client.cancel([*prepared, *measured])
+    finally:  # release the held partitions; on an interrupt, stop writes not yet started
+        client.cancel([*prepared, *measured, *writes])
