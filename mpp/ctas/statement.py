@@ -57,8 +57,9 @@ def parse_size(text: str | int, what: str = "target_file_size") -> int:
         m = _SIZE.match(str(text))
         if m is None:
             raise SqlError(f"{what} takes a size like '128MB' or '1GB', got {text!r}")
-        value = int(float(m.group(1)) * _UNITS[m.group(2).upper().rstrip("B") + "B"
-                                                 if m.group(2) else ""])
+        unit = m.group(2).upper()  # "", "B", "K", "KB", ... ("M" means "MB")
+        value = int(float(m.group(1)) * _UNITS[unit if unit in ("", "B") else
+                                               unit.rstrip("B") + "B"])
     if value < 1:
         raise SqlError(f"{what} must be positive, got {text!r}")
     return value
