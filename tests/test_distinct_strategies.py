@@ -146,6 +146,8 @@ def test_rewrite_pre_aggregates_its_inner_distinct_for_a_hot_x() -> None:
         node = rewrite_count_distinct(_with_stats(agg, user_id=user_stats), ctx)
         assert isinstance(node, ln.Aggregate) and isinstance(node.input, ln.Aggregate)
         assert node.input.distinct_strategy is step, node.input.reason
+        # Pairs nearly unique per fragment: exchange combiners need not re-merge them.
+        assert node.input.merge_partials is (step is ln.DistinctStrategy.SINGLE_STEP)
 
 
 def test_explain_names_the_strategy_and_why(session) -> None:

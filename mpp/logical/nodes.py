@@ -145,6 +145,9 @@ class Aggregate(LogicalNode):
     # Only DISTINCT aggregates read these; ``reason`` says why (EXPLAIN prints it).
     distinct_strategy: DistinctStrategy = DistinctStrategy.AUTOMATIC
     reason: str = ""
+    # False: exchange combiners pass this Aggregate's partial rows on without merging them
+    # (the optimizer's estimate says merging would shrink little).
+    merge_partials: bool = True
 
     @property
     def inputs(self) -> tuple[LogicalNode, ...]:

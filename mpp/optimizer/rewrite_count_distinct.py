@@ -124,9 +124,9 @@ def split_distinct(node: Aggregate, reason: str, buckets: int) -> Aggregate:
         inner_names.append(name)
         outer.append(AggregateCall(_SPLIT[call.func], Column(name, call.dtype), False, call.dtype))
     # The inner DISTINCT pre-aggregates per task only where that shrinks what it exchanges.
-    step, figures = _by_reduction(node, buckets)
+    step, figures, merge = _by_reduction(node, buckets)
     inner = Aggregate(node.input, keys, tuple(inner_calls), tuple(inner_names), step,
-                      f"inner DISTINCT of the rewrite; {figures}")
+                      f"inner DISTINCT of the rewrite; {figures}", merge)
     return Aggregate(inner, node.group_by, tuple(outer), node.agg_names,
                      DistinctStrategy.REWRITE, reason)
 
@@ -151,7 +151,7 @@ def choose_strategy(node: Aggregate, ctx: PlannerContext) -> tuple[DistinctStrat
     groups = estimate(node).rows
     if groups < buckets:
         return DistinctStrategy.REWRITE, f"~{groups:,.0f} groups < {buckets} buckets"
-    strategy, figures = _by_reduction(node, buckets)
+    strategy, figures, _ = _by_reduction(node, buckets)
     return strategy, f"no hot group; {figures}"
 
 
@@ -183,23 +183,21 @@ def top_value(node: LogicalNode, name: str) -> tuple[str, float] | None:
     return f"{name}={top[0][0]}", top[0][1] / stats.row_count
 
 
-def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str]:
-    """pre_aggregate or single_step for the (g, x) step, from the pairs a fragment keeps.
+def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str, bool]:
+    """pre_aggregate or single_step for the (g, x) step, why, and whether exchange combiners
+    should re-merge the partial pairs of several fragments.
 
-    A hot x (``top_values``) forces pre_aggregate whatever the count: its duplicates would
-    otherwise all travel to the task of its (g, x) bucket, the skew the rewrite is meant to
-    remove (the seed's users are Zipf-distributed: the top user has ~10% of the rows).
+    Few distinct pairs per fragment: pre_aggregate (and merging pays). Nearly all distinct:
+    single_step, unless x has a hot value (``top_values``): then pre_aggregate anyway, since the
+    hot value's duplicates would otherwise all travel to its (g, x) bucket, the skew the rewrite
+    is meant to remove (the seed's users are Zipf-distributed: the top user has ~10% of the
+    rows); the combiners skip the merge, which would shrink nothing else.
     """
     rows = estimate(node.input).rows
     x = next(c.arg for c in node.aggregates if c.distinct and c.arg is not None)
     if any(column_stats(node.input, c.name).distinct_count is None
            for c in node.group_by + (x,)):
-        return DistinctStrategy.PRE_AGGREGATE, "no distinct estimates: the default"
-    hot_x = top_value(node.input, x.name)
-    if hot_x is not None and hot_x[1] * buckets > HOT_FACTOR:
-        return DistinctStrategy.PRE_AGGREGATE, (
-            f"{hot_x[0]} holds ~{hot_x[1]:.0%} of rows > {HOT_FACTOR:g}/{buckets} buckets: "
-            "its duplicates are removed before the exchange")
+        return DistinctStrategy.PRE_AGGREGATE, "no distinct estimates: the default", True
     pairs = estimate(dataclasses.replace(node, group_by=node.group_by + (x,))).rows
     origin = column_origin(node.input, x.name)
     fragments = max(1, origin[0].table.stats.fragment_count) if origin else 1
@@ -210,5 +208,10 @@ def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str]
     figures = (f"~{kept:,.0f} distinct (g, x) of ~{per_fragment:,.0f} rows per fragment "
                f"({ratio:.0%})")
     if ratio <= USEFUL_REDUCTION:
-        return DistinctStrategy.PRE_AGGREGATE, figures
-    return DistinctStrategy.SINGLE_STEP, f"{figures}: pre-aggregating saves little"
+        return DistinctStrategy.PRE_AGGREGATE, figures, True
+    hot_x = top_value(node.input, x.name)
+    if hot_x is not None and hot_x[1] * buckets > HOT_FACTOR:
+        return DistinctStrategy.PRE_AGGREGATE, (
+            f"{figures}, but {hot_x[0]} holds ~{hot_x[1]:.0%} of rows > {HOT_FACTOR:g}/"
+            f"{buckets} buckets: its duplicates go per fragment, no merge in the exchange"), False
+    return DistinctStrategy.SINGLE_STEP, f"{figures}: pre-aggregating saves little", True

@@ -134,7 +134,8 @@ def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerCon
         # single_step: the exchange enforce_distribution adds carries the raw rows.
         return single
     partial = HashAggregateExec(kids[0], AggregateMode.PARTIAL, kernel,
-                                kernel.partial_schema(kids[0].schema))
+                                kernel.partial_schema(kids[0].schema),
+                                merge_partials=node.merge_partials)
     return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema, note)
 
 

@@ -38,6 +38,7 @@ class HashAggregateExec(PhysicalOp):
     kernel: AggregateKernel
     schema: tuple[Field, ...]
     note: str = ""  # a DISTINCT aggregation's strategy and why (EXPLAIN prints it)
+    merge_partials: bool = True  # PARTIAL: may exchange combiners merge its output?
 
     @property
     def word(self) -> str:  # type: ignore[override]
@@ -67,7 +68,9 @@ class HashAggregateExec(PhysicalOp):
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).
-        return self.kernel.merge(table) if self.mode is AggregateMode.PARTIAL else table
+        if self.mode is AggregateMode.PARTIAL and self.merge_partials:
+            return self.kernel.merge(table)
+        return table
 
     def explain_line(self) -> str:
         keys = ", ".join(self.kernel.keys) or "()"
@@ -76,6 +79,8 @@ class HashAggregateExec(PhysicalOp):
         line = f"HashAggregateExec({self.mode.name}): group by {keys}"
         if self.mode is AggregateMode.PARTIAL and self.kernel.distinct_arg:
             line += f" + distinct {self.kernel.distinct_arg}"
+        if self.mode is AggregateMode.PARTIAL and not self.merge_partials:
+            line += " (not merged in the exchange)"
         line += f"; {calls}" if calls else ""
         return line + (f" [distinct: {self.note}]" if self.note else "")
 
