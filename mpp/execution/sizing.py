@@ -16,14 +16,16 @@ from dask.sizeof import sizeof
 _OVERHEAD = 1000  # as dask's own estimate: schema and Python object overhead
 
 
+def _table(table: pa.Table) -> int:
+    return int(table.nbytes) + _OVERHEAD
+
+
+def _chunked(array: pa.ChunkedArray) -> int:
+    return int(array.nbytes) + _OVERHEAD
+
+
 def register() -> None:
     """Make ``dask.sizeof`` use ``nbytes`` for Arrow tables and chunked arrays (idempotent)."""
     sizeof(pa.table({}))  # run dask's lazy pyarrow registration first, so ours replaces it
-
-    @sizeof.register(pa.Table)
-    def _table(table: pa.Table) -> int:
-        return int(table.nbytes) + _OVERHEAD
-
-    @sizeof.register(pa.ChunkedArray)
-    def _chunked(array: pa.ChunkedArray) -> int:
-        return int(array.nbytes) + _OVERHEAD
+    sizeof.register(pa.Table)(_table)  # type: ignore[no-untyped-call]
+    sizeof.register(pa.ChunkedArray)(_chunked)  # type: ignore[no-untyped-call]
