@@ -176,3 +176,17 @@ def test_peak_memory_counts_the_cluster_workers(cluster):
     assert mem.peak_bytes > own  # the workers are this process's children
     assert mem.peak_bytes >= tree_rss(psutil.Process()) * 0.5
     assert mem.wall_seconds > 0 and mem.cpu_seconds >= 0
+
+
+# Content checksum of SPEC's access_log per generator version. If this test fails, the
+# generator's output changed: bump GENERATOR_VERSION (stale scenario caches are then not
+# reused) and add the new checksum here.
+PINNED_CHECKSUMS = {2: "6498d0d8af737e5abff1bb80e5ee0102"}
+
+
+def test_generator_output_is_pinned_to_its_version(generated):
+    from mpp.datagen.spec import GENERATOR_VERSION
+
+    checksum = generated.properties("access_log")["mpp.content-checksum"]
+    assert PINNED_CHECKSUMS.get(GENERATOR_VERSION) == checksum, (
+        f"generator output changed ({checksum}); bump GENERATOR_VERSION and pin it")

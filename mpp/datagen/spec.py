@@ -20,6 +20,12 @@ SESSIONS_PER_ROW = 20
 MAX_SESSIONS = 5_000_000
 
 
+# Bump whenever the generator's output for the same spec and seed changes: scenario data caches
+# are keyed by it (mpp.scenario.spec.data_spec_hash), and tests/test_datagen.py pins the
+# content checksum of a small spec to it.
+GENERATOR_VERSION = 2
+
+
 @dataclass(frozen=True, slots=True)
 class DatagenSpec:
     """Everything that determines a generated warehouse; same spec => identical contents.

@@ -100,7 +100,10 @@ def data_spec_hash(data: DataSpec) -> str:
     Same knobs and seed => same hash, whatever the key order in the file; any knob change
     changes it. A format version is mixed in so a generator change can invalidate caches.
     """
-    payload = json.dumps({"v": 1, **dataclasses.asdict(data)}, sort_keys=True, default=str)
+    from mpp.datagen.spec import GENERATOR_VERSION
+
+    payload = json.dumps({"v": 1, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
