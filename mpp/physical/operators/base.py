@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
 from mpp.logical.nodes import Field
@@ -53,7 +54,7 @@ class TaskContext:
         # A strided sample: inputs often arrive ordered (logs land in time order, exchanges
         # concatenate map outputs), so the first rows would misattribute the hot key.
         step = max(1, table.num_rows // HOT_KEY_SAMPLE)
-        sample = table.select(list(keys)).take(pa.array(range(0, table.num_rows, step)))
+        sample = table.select(list(keys)).take(pa.array(np.arange(0, table.num_rows, step)))
         scale = table.num_rows / sample.num_rows
         counts = sample.group_by(list(keys), use_threads=False).aggregate([([], "count_all")])
         top = counts.sort_by([("count_all", "descending")]).slice(0, HOT_KEYS).to_pylist()

@@ -71,7 +71,9 @@ def split_by_bucket(table: pa.Table, keys: tuple[str, ...], n: int) -> list[pa.T
     if n == 1 or table.num_rows == 0:
         return [table] + [table.slice(0, 0)] * (n - 1)
     buckets = bucket_of(table, keys, n)
-    order = np.argsort(buckets, kind="stable")
+    # A stable sort of 8/16-bit integers is a radix sort in numpy: ~10x faster than on int64.
+    small = buckets.astype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.int64)
+    order = np.argsort(small, kind="stable")
     ordered = table.take(pa.array(order))
     bounds = np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=n))])
     return [ordered.slice(bounds[j], bounds[j + 1] - bounds[j]) for j in range(n)]
