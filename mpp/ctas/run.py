@@ -33,6 +33,7 @@ from mpp.ctas.sizing import Piece, WriteTask, plan_writes
 from mpp.ctas.statement import CTAS_FORMATS, CreateTableAs
 from mpp.ctas.tasks import WritePayload, measure, prepare, range_args, write
 from mpp.errors import CatalogError, MppError, SqlError
+from mpp.execution.cluster import cancel_and_drain
 from mpp.execution.graph import build_graph
 from mpp.execution.run import query_token
 from mpp.metrics.collector import collect
@@ -172,4 +173,4 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
             client.gather(failed[0])  # re-raises the task's exception here
         return list(client.gather(writes)), tasks
     finally:  # release the held partitions; on an interrupt, stop writes not yet started
-        client.cancel([*prepared, *measured, *writes])
+        cancel_and_drain(client, [*prepared, *measured, *writes])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 from collections.abc import Iterator
 
 from distributed import Client, as_completed
@@ -23,6 +22,7 @@ from mpp.datagen.distributions import layout
 from mpp.datagen.spec import TABLES, DatagenSpec, parse_table_formats
 from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fragment_count
 from mpp.errors import CatalogError
+from mpp.execution.cluster import cancel_and_drain
 from mpp.storage.files import local_path, to_uri
 
 __all__ = ["DatagenSpec", "cancel_and_drain", "generate", "parse_table_formats"]
@@ -68,23 +68,6 @@ def _run(client: Client, spec: DatagenSpec, targets: dict[str, WriteTarget],
         cancel_and_drain(client, futures)
         raise
     return out
-
-
-def cancel_and_drain(client: Client, futures: list) -> None:
-    """Cancel the tasks and wait until none still runs, so clean-up sees every file written.
-
-    Cancelling does not interrupt a task already running on a worker; it would otherwise
-    write its file after the clean-up. Any writer that cleans up after failed write tasks
-    (``Catalog.abort_write``) should call this first.
-    """
-    keys = {f.key for f in futures}
-    client.cancel(futures)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        running = {k for ks in client.processing().values() for k in ks}
-        if not running & keys:
-            return
-        time.sleep(0.1)
 
 
 def generate(out: str | os.PathLike[str], spec: DatagenSpec, *, client: Client | None = None,

@@ -7,7 +7,10 @@ given a scheduler address, any existing Dask cluster. Nothing else in mpp assume
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from distributed import Client, LocalCluster
 
@@ -78,3 +81,32 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Worker task states in which a task's function may still be running in a worker thread.
+_RUNNING_STATES = frozenset({"executing", "long-running", "cancelled", "resumed"})
+
+
+def _running_keys(keys: Collection[str], dask_worker: Any = None) -> list[str]:
+    """On a worker: which of ``keys`` still have a thread running their function."""
+    tasks = dask_worker.state.tasks
+    return [k for k in keys if k in tasks and tasks[k].state in _RUNNING_STATES]
+
+
+def cancel_and_drain(client: Client, futures: Sequence[Any], timeout: float = 120.0) -> None:
+    """Cancel ``futures`` and wait until no worker thread still runs one of them.
+
+    Cancelling cannot interrupt a task already running in a worker thread, and the scheduler
+    forgets a cancelled task at once, so its view cannot tell when the thread ends. The
+    workers' own state can: a running task stays "cancelled" there until its thread returns.
+    Writers call this before cleaning up after failed write tasks, so no file is written
+    after the clean-up.
+    """
+    keys = [str(f.key) for f in futures]
+    client.cancel(list(futures))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = client.run(_running_keys, keys)
+        if not any(busy.values()):
+            return
+        time.sleep(0.05)

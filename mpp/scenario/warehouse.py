@@ -24,6 +24,7 @@ from mpp.catalog import PROP_CHECKSUM, Catalog, WriteTarget, WrittenFragment, wr
 from mpp.datagen import DatagenSpec, generate
 from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fragment_count
 from mpp.errors import KnobError, ScenarioError
+from mpp.execution.cluster import cancel_and_drain
 from mpp.scenario.data import DataSpec
 from mpp.scenario.spec import data_spec_hash
 from mpp.storage.base import StorageFormat
@@ -122,7 +123,7 @@ def write_copy(catalog: Catalog, spec: DatagenSpec, fmt: StorageFormat, client: 
                 fut.release()
                 bar.update()
     except BaseException:
-        client.cancel(futures)
+        cancel_and_drain(client, futures)  # no task may write after the clean-up
         catalog.abort_write(target)
         raise
     catalog.commit_write(target, written, {COPY_PROP: "access_log"})
