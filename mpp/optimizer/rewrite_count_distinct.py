@@ -183,6 +183,12 @@ def top_value(node: LogicalNode, name: str) -> tuple[str, float] | None:
     return f"{name}={top[0][0]}", top[0][1] / stats.row_count
 
 
+def _partition_key(node: LogicalNode, name: str) -> bool:
+    """True if field ``name`` comes from a partition column of its table (one value a file)."""
+    origin = column_origin(node, name)
+    return origin is not None and origin[1] in origin[0].table.partition_columns
+
+
 def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str, bool]:
     """pre_aggregate or single_step for the (g, x) step, why, and whether exchange combiners
     should re-merge the partial pairs of several fragments.
@@ -202,6 +208,10 @@ def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str,
     origin = column_origin(node.input, x.name)
     fragments = max(1, origin[0].table.stats.fragment_count) if origin else 1
     per_fragment = rows / fragments
+    if origin is not None and all(_partition_key(node.input, g.name) for g in node.group_by):
+        # Every fragment holds one value of each group key (they are partition columns, as
+        # date is for access_log), so its pairs are drawn from the x values alone.
+        pairs = min(pairs, float(column_stats(node.input, x.name).distinct_count or pairs))
     # Distinct values among n draws from P equally likely pairs: P (1 - e^(-n/P)).
     kept = pairs * -math.expm1(-per_fragment / pairs) if pairs > 0 else per_fragment
     ratio = kept / per_fragment if per_fragment > 0 else 1.0
