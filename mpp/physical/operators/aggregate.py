@@ -15,7 +15,7 @@ from mpp.physical.distribution import (
     SinglePartition,
     UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp
 
 
 class AggregateMode(enum.Enum):
@@ -27,7 +27,7 @@ class AggregateMode(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class HashAggregateExec(PhysicalOp):
+class HashAggregateExec(UnaryOp):
     """Groups by ``kernel.keys`` and aggregates, in one of three modes (see AggregateMode).
 
     ``schema`` is the output: partial columns in PARTIAL mode, result columns otherwise.
@@ -44,10 +44,6 @@ class HashAggregateExec(PhysicalOp):
     def word(self) -> str:  # type: ignore[override]
         return {AggregateMode.PARTIAL: "partialagg", AggregateMode.FINAL: "finalagg",
                 AggregateMode.SINGLE: "aggregate"}[self.mode]
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.mode is AggregateMode.PARTIAL:

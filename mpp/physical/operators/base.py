@@ -134,3 +134,21 @@ class PhysicalOp:
         changed = any(a is not b for a, b in zip(kids, self.children, strict=True))
         node = self.with_children(kids) if changed else self
         return fn(node)
+
+
+class UnaryOp(PhysicalOp):
+    """An operator with one child, its dataclass field ``input``."""
+
+    input: PhysicalOp
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.input,)
+
+
+class PassThroughOp(UnaryOp):
+    """A unary operator whose output fields are its input's (filter, sort, limit, exchange)."""
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema

@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.logical.nodes import Field
 from mpp.physical.distribution import (
     Arbitrary,
     Broadcasted,
@@ -29,7 +28,7 @@ from mpp.physical.distribution import (
     Partitioning,
     Single,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
+from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, concat
 
 
 class ExchangeKind(enum.Enum):
@@ -80,7 +79,7 @@ def split_by_bucket(table: pa.Table, keys: tuple[str, ...], n: int) -> list[pa.T
 
 
 @dataclass(frozen=True, slots=True)
-class ExchangeExec(PhysicalOp):
+class ExchangeExec(PassThroughOp):
     """Moves ``input``'s rows to the consumer stage: by hash of ``keys`` into ``n`` buckets,
     to every consumer task (broadcast), or to one task (gather).
 
@@ -94,14 +93,6 @@ class ExchangeExec(PhysicalOp):
     keys: tuple[str, ...] = ()
     n: int = 1
     id: int = 0
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.input.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def output_partitioning(self) -> Partitioning:
         if self.kind is ExchangeKind.HASH:

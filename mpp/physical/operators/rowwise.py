@@ -10,7 +10,7 @@ import pyarrow as pa
 from mpp.logical.expr import Column, Expr
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Arbitrary, Hash, Partitioning
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, UnaryOp
 
 
 def evaluate_column(expr: Expr, table: pa.Table) -> pa.Array | pa.ChunkedArray:
@@ -25,20 +25,12 @@ def evaluate_column(expr: Expr, table: pa.Table) -> pa.Array | pa.ChunkedArray:
 
 
 @dataclass(frozen=True, slots=True)
-class FilterExec(PhysicalOp):
+class FilterExec(PassThroughOp):
     """Discards rows for which ``predicate`` is not true (false or NULL)."""
 
     word: ClassVar[str] = "filter"
     input: PhysicalOp
     predicate: Expr
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.input.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         table = self.input.execute(tctx)
@@ -51,7 +43,7 @@ class FilterExec(PhysicalOp):
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectExec(PhysicalOp):
+class ProjectExec(UnaryOp):
     """Computes ``exprs`` per row, naming the results ``names``."""
 
     word: ClassVar[str] = "project"
@@ -62,10 +54,6 @@ class ProjectExec(PhysicalOp):
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
         return tuple(Field(n, e.dtype) for n, e in zip(self.names, self.exprs, strict=True))
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def output_partitioning(self) -> Partitioning:
         # Hash partitioning survives when every key is passed through (possibly renamed).

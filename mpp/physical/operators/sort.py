@@ -9,9 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.logical.expr import SortKey
-from mpp.logical.nodes import Field
 from mpp.physical.distribution import Distribution, SinglePartition, UnspecifiedDistribution
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext
 
 
 def sort_table(table: pa.Table, keys: tuple[SortKey, ...]) -> pa.Table:
@@ -30,7 +29,7 @@ def sort_table(table: pa.Table, keys: tuple[SortKey, ...]) -> pa.Table:
 
 
 @dataclass(frozen=True, slots=True)
-class SortExec(PhysicalOp):
+class SortExec(PassThroughOp):
     """Orders rows by ``keys``; keeps the first ``fetch`` rows when set (top-N).
 
     A ``partial`` sort is the per-task top-N before a gather: it needs no particular
@@ -45,14 +44,6 @@ class SortExec(PhysicalOp):
     @property
     def word(self) -> str:  # type: ignore[override]
         return "topn" if self.fetch is not None else "sort"
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.input.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
@@ -71,7 +62,7 @@ class SortExec(PhysicalOp):
 
 
 @dataclass(frozen=True, slots=True)
-class LimitExec(PhysicalOp):
+class LimitExec(PassThroughOp):
     """Keeps ``count`` rows after skipping ``offset``; a ``partial`` limit keeps the first
     ``offset + count`` rows of each task before the gather."""
 
@@ -80,14 +71,6 @@ class LimitExec(PhysicalOp):
     count: int
     offset: int = 0
     partial: bool = False
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.input.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.input,)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
