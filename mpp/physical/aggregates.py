@@ -169,20 +169,20 @@ class AggregateKernel:
         # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
         skip_merge = merged or (self.distinct_arg is not None and not self._plain()
                                 and rollups <= _DUPLICATE_INSENSITIVE)
-        merged = partials if skip_merge else self.merge(partials)
+        table = partials if skip_merge else self.merge(partials)
         if self.distinct_arg is not None:
             specs: list[tuple[Any, str, str]] = [
                 (_pname(i, j), fn, _pname(i, j))
                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
             specs += [(self.distinct_arg, AGGREGATES[c.func].distinct, f"__d{i}")
                       for i, c in enumerate(self.calls) if c.distinct]
-            merged = _aggregate(merged, list(self.keys), specs)
-        cols = [merged[k] for k in self.keys]
+            table = _aggregate(table, list(self.keys), specs)
+        cols = [table[k] for k in self.keys]
         for i, c in enumerate(self.calls):
             spec = AGGREGATES[c.func]
             if c.distinct:
-                value = merged[f"__d{i}"]
+                value = table[f"__d{i}"]
             else:
-                value = spec.finalize([merged[_pname(i, j)] for j in range(len(spec.chunk))])
+                value = spec.finalize([table[_pname(i, j)] for j in range(len(spec.chunk))])
             cols.append(pc.cast(value, c.dtype))
         return pa.table(cols, names=list(self.keys) + list(self.names))
