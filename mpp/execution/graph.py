@@ -8,9 +8,9 @@ Dask's ``key_split``, hence ``partialagg`` rather than ``partial_aggregate``.
 A hash exchange with M producer tasks and N buckets is wired as (see
 docs/architecture/execution.md)::
 
-    map task i ──> combine c = i // F ──> split (c, j) ──> consumer task j
-    (N bucket tables)  (merges F maps bucket-wise)  (picks bucket j)  (takes its bucket from
-                                                                      every combine)
+    map task i ──> combine c = i // F ──────────> split (c, j) ──> consumer task j
+    (its output)   (merges F maps' outputs, cuts   (picks bucket j)  (takes its bucket from
+                    them into N buckets by hash)                      every combine)
 
 so the graph has about M + 2 C N edges (C = ceil(M / F), F = ``execution.exchange_fan_in``)
 instead of M x N. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
@@ -20,7 +20,6 @@ a consumer task reading every producer task.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +75,7 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str, fan_in: int) -> Q
 def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
                    fan_in: int) -> InputRef:
     from mpp.execution.tasks import CombinePayload, run_combine
+    from mpp.physical.operators.exchange import take_bucket
 
     assert stage.sink is not None
     maps = [(f"{stage.name}-{token}", i) for i in range(stage.tasks)]
@@ -88,7 +88,7 @@ def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
         group = maps[c * fan_in:(c + 1) * fan_in]
         dsk[(combine_name, c)] = (run_combine, payload, c, group)
         for j in range(n):
-            dsk[(split_name, c * n + j)] = (operator.getitem, (combine_name, c), j)
+            dsk[(split_name, c * n + j)] = (take_bucket, (combine_name, c), j)
     return lambda j: [(split_name, c * n + j) for c in range(combines)]
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import pyarrow as pa
 from dask.sizeof import sizeof
 
+from mpp.physical.operators.exchange import BucketedTable
+
 _OVERHEAD = 1000  # as dask's own estimate: schema and Python object overhead
 
 
@@ -24,8 +26,14 @@ def _chunked(array: pa.ChunkedArray) -> int:
     return int(array.nbytes) + _OVERHEAD
 
 
+def _bucketed(buckets: BucketedTable) -> int:
+    return _table(buckets.table)
+
+
 def register() -> None:
-    """Make ``dask.sizeof`` use ``nbytes`` for Arrow tables and chunked arrays (idempotent)."""
+    """Make ``dask.sizeof`` use ``nbytes`` for Arrow tables, chunked arrays and an exchange's
+    bucketed tables (idempotent)."""
     sizeof(pa.table({}))  # run dask's lazy pyarrow registration first, so ours replaces it
     sizeof.register(pa.Table)(_table)  # type: ignore[no-untyped-call]
     sizeof.register(pa.ChunkedArray)(_chunked)  # type: ignore[no-untyped-call]
+    sizeof.register(BucketedTable)(_bucketed)  # type: ignore[no-untyped-call]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow as pa
 
@@ -18,7 +17,7 @@ from mpp.logical.nodes import Field
 from mpp.metrics.collector import record, worker_address
 from mpp.metrics.records import TaskRecord
 from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
-from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
+from mpp.physical.operators.exchange import BucketedTable, ExchangeExec
 from mpp.physical.planner import Stage
 from mpp.storage.base import Fragment
 
@@ -69,42 +68,33 @@ class CombinePayload:
 
 
 def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | None,
-                   *inputs: pa.Table | list[pa.Table]) -> pa.Table | list[pa.Table]:
-    """Run one partition of a stage: the fused pipeline, then the map side of its exchange."""
+                   *inputs: pa.Table | list[pa.Table]) -> pa.Table:
+    """Run one partition of a stage: the fused pipeline. Its output goes whole to the exchange;
+    the exchange's combine tasks cut merged outputs into buckets (:func:`run_combine`)."""
     start = time.time()
     tctx = TaskContext(partition, fragment)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
         tctx.inputs[ex_id] = concat(value, schema) if isinstance(value, list) else value
     out = payload.root.execute(tctx)
-    result: pa.Table | list[pa.Table] = out
-    sent = 0
-    if payload.sink is not None:
-        sent = out.nbytes
-        if payload.sink.kind is ExchangeKind.HASH:
-            result = payload.sink.split(out)
+    sent = out.nbytes if payload.sink is not None else 0
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, partition)),
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
         hot_keys=tctx.hot_keys, join_rows=tctx.join_rows))
-    return result
+    return out
 
 
 def run_combine(payload: CombinePayload, index: int,
-                maps: list[Any]) -> pa.Table | list[pa.Table]:
-    """Merge several producer tasks' outputs: bucket-wise for a hash exchange, whole for a
-    broadcast. Partial aggregates are merged here, so less crosses to the consumers."""
+                maps: list[pa.Table]) -> pa.Table | BucketedTable:
+    """Merge several producer tasks' outputs (partial aggregates merge here, so less crosses
+    to the consumers); for a hash exchange, cut the merged rows into its buckets."""
     start = time.time()
     sink = payload.sink
-    if payload.split:
-        buckets = [sink.combine([m[j] for m in maps]) for j in range(sink.n)]
-        rows_in = sum(t.num_rows for m in maps for t in m)
-        outs = buckets
-    else:
-        outs = [sink.combine(maps)]
-        rows_in = sum(int(t.num_rows) for t in maps)
+    merged = sink.combine(maps)
+    out: pa.Table | BucketedTable = sink.partition(merged) if payload.split else merged
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
-        worker_address(), start, time.time(), rows_in=rows_in,
-        rows_out=sum(t.num_rows for t in outs), bytes_sent=sum(t.nbytes for t in outs)))
-    return outs if payload.split else outs[0]
+        worker_address(), start, time.time(), rows_in=sum(int(t.num_rows) for t in maps),
+        rows_out=merged.num_rows, bytes_sent=merged.nbytes))
+    return out

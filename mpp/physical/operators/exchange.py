@@ -7,7 +7,9 @@ how an exchange becomes Dask tasks is in :mod:`mpp.execution.graph`.
 
 pyarrow has no row-hash kernel, so keys are hashed with ``pandas.util.hash_array`` after
 casting to a canonical type (so an int32 key and an int64 key with the same value land in the
-same bucket), and a map task splits its output with one stable argsort + take.
+same bucket). Rows are cut into buckets with one stable argsort + take: the result is a
+:class:`BucketedTable`, one table ordered by bucket plus the bucket offsets, so it serialises
+as one table whatever the bucket count.
 """
 
 from __future__ import annotations
@@ -45,37 +47,93 @@ def _key_values(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_dictionary(t):
         column, t = column.cast(t.value_type), t.value_type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        return np.asarray(pc.cast(column, pa.int64()).fill_null(0).to_numpy())
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return np.asarray(pc.cast(column, pa.float64()).fill_null(0.0).to_numpy())
-    if pa.types.is_date(t):
-        return np.asarray(pc.cast(pc.cast(column, pa.date32()), pa.int32()).fill_null(0).to_numpy())
-    if pa.types.is_timestamp(t):
-        us = pc.cast(column, pa.timestamp("us", tz=t.tz))
-        return np.asarray(pc.cast(us, pa.int64()).fill_null(0).to_numpy())
-    return np.asarray(pc.cast(column, pa.large_string()).fill_null("").to_numpy(zero_copy_only=False))
+        values, fill = pc.cast(column, pa.int64()), 0
+    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+        values, fill = pc.cast(column, pa.float64()), 0.0
+    elif pa.types.is_date(t):
+        values, fill = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64()), 0
+    elif pa.types.is_timestamp(t):
+        values, fill = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64()), 0
+    else:
+        values = pc.cast(column, pa.large_string())
+        if values.null_count:
+            values = values.fill_null("")
+        return np.asarray(values.to_numpy(zero_copy_only=False))
+    if values.null_count:
+        values = values.fill_null(fill)
+    return np.asarray(values.to_numpy())
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: mixes multi-column keys
 
 
 def bucket_of(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
     """The bucket (0..n-1) of every row of ``table`` by a hash of its ``keys``."""
+    return _bucket_ids(table, keys, n).astype(np.int64)
+
+
+def _bucket_ids(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
+    """:func:`bucket_of` as unsigned 64-bit integers (no copy to a signed type)."""
     h = np.zeros(table.num_rows, dtype=np.uint64)
-    for key in keys:
-        # 0x9E3779B97F4A7C15: golden-ratio multiplier, mixes multi-column keys.
-        h = h * np.uint64(0x9E3779B97F4A7C15) ^ pd.util.hash_array(_key_values(table[key]))
-    return (h % np.uint64(n)).astype(np.int64)
+    for i, key in enumerate(keys):
+        kh = pd.util.hash_array(_key_values(table[key]))
+        if i == 0:
+            h = kh
+        else:
+            h *= _GOLDEN
+            h ^= kh
+    # hash_array ends in a splitmix64 finaliser, so its low bits are as good as its high bits.
+    if n & (n - 1) == 0:
+        h &= np.uint64(n - 1)
+        return h
+    return h % np.uint64(n)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketedTable:
+    """Rows cut into hash buckets: one table ordered by bucket, and where each bucket starts.
+
+    Bucket ``j`` is rows ``offsets[j]`` to ``offsets[j + 1]``. One table instead of a list of
+    ``n`` tables: a combine task's output serialises as one Arrow stream at any bucket count
+    (128 small tables per task cost more to ship than their rows).
+    """
+
+    table: pa.Table
+    offsets: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        """The number of buckets."""
+        return len(self.offsets) - 1
+
+    def bucket(self, j: int) -> pa.Table:
+        """The rows of bucket ``j`` (a zero-copy slice)."""
+        return self.table.slice(self.offsets[j], self.offsets[j + 1] - self.offsets[j])
+
+
+def take_bucket(buckets: BucketedTable, j: int) -> pa.Table:
+    """Bucket ``j`` of ``buckets``: the task that moves one bucket to its consumer."""
+    return buckets.bucket(j)
+
+
+def partition_by_hash(table: pa.Table, keys: tuple[str, ...], n: int) -> BucketedTable:
+    """``table``'s rows cut into ``n`` buckets by key hash (one stable argsort + take)."""
+    if n == 1 or table.num_rows == 0:
+        return BucketedTable(table, (0,) + (table.num_rows,) * n)
+    # A stable sort of 8/16-bit integers is a radix sort in numpy: ~10x faster than on int64.
+    small = _bucket_ids(table, keys, n).astype(
+        np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.int64)
+    order = np.argsort(small, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(small, minlength=n))])
+    if any(c.num_chunks > 1 for c in table.columns):
+        table = table.combine_chunks()  # take over one chunk is ~3x faster than over many
+    return BucketedTable(table.take(pa.array(order)), tuple(int(b) for b in bounds))
 
 
 def split_by_bucket(table: pa.Table, keys: tuple[str, ...], n: int) -> list[pa.Table]:
-    """``table``'s rows split into ``n`` tables by key hash (one argsort + take)."""
-    if n == 1 or table.num_rows == 0:
-        return [table] + [table.slice(0, 0)] * (n - 1)
-    buckets = bucket_of(table, keys, n)
-    # A stable sort of 8/16-bit integers is a radix sort in numpy: ~10x faster than on int64.
-    small = buckets.astype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.int64)
-    order = np.argsort(small, kind="stable")
-    ordered = table.take(pa.array(order))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=n))])
-    return [ordered.slice(bounds[j], bounds[j + 1] - bounds[j]) for j in range(n)]
+    """``table``'s rows split into ``n`` tables by key hash (slices of one reordered copy)."""
+    parts = partition_by_hash(table, keys, n)
+    return [parts.bucket(j) for j in range(n)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +165,11 @@ class ExchangeExec(PassThroughOp):
         tctx.rows_in += table.num_rows
         return table
 
-    def split(self, table: pa.Table) -> list[pa.Table]:
-        """Map side: one producer task's output, cut into the exchange's buckets."""
+    def partition(self, table: pa.Table) -> BucketedTable:
+        """Rows cut into the exchange's buckets (HASH; one bucket otherwise)."""
         if self.kind is ExchangeKind.HASH:
-            return split_by_bucket(table, self.keys, self.n)
-        return [table]
+            return partition_by_hash(table, self.keys, self.n)
+        return BucketedTable(table, (0, table.num_rows))
 
     def combine(self, tables: list[pa.Table]) -> pa.Table:
         """Concatenate outputs of several producer tasks, letting the producer shrink them."""
