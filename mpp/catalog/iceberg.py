@@ -110,6 +110,8 @@ def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: Partitio
                            _decode(field.field_type, upper[field.field_id])))
     partition = []
     for pos, pf in enumerate(spec.fields):
+        if not isinstance(pf.transform, IdentityTransform):
+            continue  # a bucket/day/... value is not the column's value: no constant to use
         source = schema.find_field(pf.source_id)
         value = data_file.partition[pos]
         if isinstance(source.field_type, DateType) and isinstance(value, int):

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from mpp.errors import SqlError
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
+from mpp.storage.base import constant_column
 
 # Tables received through an exchange may have buffers at unaligned offsets; Acero (pyarrow's
 # group_by/join engine) warns once per table but handles them correctly on x86 and arm64.
@@ -93,19 +94,56 @@ def _pname(i: int, j: int) -> str:
     return f"__p{i}_{j}"
 
 
+def constant_keys(table: pa.Table, keys: Sequence[str]) -> dict[str, pa.Scalar]:
+    """The ``keys`` whose column holds one non-null value in every row of ``table``.
+
+    A fragment of a table partitioned by ``date`` has one date: grouping by it hashes a
+    column that cannot split any group. Checked with one min/max pass per key (integer,
+    temporal, string and boolean keys; floats are left alone, as -0.0 and 0.0 compare equal).
+    """
+    if table.num_rows < 2:
+        return {}
+    out: dict[str, pa.Scalar] = {}
+    for k in keys:
+        col = table[k]
+        t = col.type
+        if col.null_count or not (pa.types.is_integer(t) or pa.types.is_temporal(t)
+                                  or pa.types.is_string(t) or pa.types.is_large_string(t)
+                                  or pa.types.is_boolean(t)):
+            continue
+        if not col[0].equals(col[-1]):  # most varying keys fail here, without a pass
+            continue
+        mm = pc.min_max(col)
+        if mm["min"].equals(mm["max"]):
+            out[k] = mm["min"]
+    return out
+
+
 def _aggregate(table: pa.Table, keys: list[str],
                specs: Sequence[tuple[Any, str, str]]) -> pa.Table:
-    """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each."""
-    aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
-            for col, fn, _ in specs]
-    out = table.group_by(keys, use_threads=False).aggregate(aggs)
+    """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each.
+
+    Keys constant over ``table`` are left out of the hash (see :func:`constant_keys`) and put
+    back as constant columns; a DISTINCT over one remaining key is ``pc.unique``.
+    """
+    fixed = constant_keys(table, keys)
+    varying = [k for k in keys if k not in fixed]
+    if not specs and len(varying) == 1:
+        out = pa.table({varying[0]: pc.unique(table[varying[0]])})
+    else:
+        aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
+                for col, fn, _ in specs]
+        out = table.group_by(varying, use_threads=False).aggregate(aggs)
     # Results are picked by position: two calls may share an output name (sum(x) and the sum
     # inside avg(x)). pyarrow puts the key columns first (older releases: last).
-    k = len(keys)
-    first = out.column_names[:k] == keys
-    key_cols = [out.column(i) for i in (range(k) if first else range(len(aggs), len(aggs) + k))]
-    agg_cols = [out.column(i) for i in (range(k, k + len(aggs)) if first else range(len(aggs)))]
-    return pa.table(key_cols + agg_cols, names=keys + [name for _, _, name in specs])
+    k, m = len(varying), len(specs)
+    first = out.column_names[:k] == varying
+    key_cols = dict(zip(varying, (out.column(i) for i in (range(k) if first else range(m, m + k))),
+                        strict=True))
+    agg_cols = [out.column(i) for i in (range(k, k + m) if first else range(m))]
+    cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
+            for key in keys]
+    return pa.table(cols + agg_cols, names=keys + [name for _, _, name in specs])
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class StorageFormat(enum.Enum):
@@ -88,3 +89,8 @@ class ScanResult:
     table: pa.Table  # only the requested columns, only rows passing every predicate
     bytes_read: int  # bytes actually read from storage (column chunks touched, for columnar)
     rows_scanned: int  # rows decoded before predicates were applied
+
+
+def constant_column(value: pa.Scalar, n: int) -> pa.Array:
+    """An array of ``n`` copies of ``value`` (a partition value, a constant group key)."""
+    return pc.fill_null(pa.nulls(n, value.type), value)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpp.errors import StorageError
-from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
+from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column
 from mpp.storage.files import resolve, storage_errors
 from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
 
@@ -50,9 +50,16 @@ def _check_columns(uri: str, schema: pa.Schema, columns: Sequence[str]) -> None:
 
 def scan(fragment: Fragment, columns: Sequence[str],
          predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
-    """Read ``columns`` of the rows of one Parquet file that pass every predicate."""
+    """Read ``columns`` of the rows of one Parquet file that pass every predicate.
+
+    An identity partition column (``date`` of a table partitioned by date) holds the
+    fragment's partition value in every row, so it is filled in from the catalog instead of
+    being read, as Iceberg readers do.
+    """
     uri = fragment.uri
     needed = needed_columns(columns, predicates)
+    constants = {k: v for k, v in fragment.partition if k in needed}
+    read = [c for c in needed if c not in constants]
     fs, path = resolve(uri)
     with storage_errors(uri), fs.open_input_file(path) as f:
         pf = pq.ParquetFile(f, page_checksum_verification=True)
@@ -61,18 +68,26 @@ def scan(fragment: Fragment, columns: Sequence[str],
         _check_columns(uri, schema, needed)
         groups = [
             i for i in range(md.num_row_groups)
-            if bounds_may_match(_row_group_bounds(md.row_group(i), needed), predicates)
+            if not predicates
+            or bounds_may_match(_row_group_bounds(md.row_group(i), needed), predicates)
         ]
         leaf = {md.schema.column(j).path: j for j in range(md.num_columns)}
         bytes_read = sum(
-            md.row_group(i).column(leaf[c]).total_compressed_size for i in groups for c in needed
+            md.row_group(i).column(leaf[c]).total_compressed_size for i in groups for c in read
         )
-        if groups:
-            table = pf.read_row_groups(groups, columns=needed, use_threads=False)
+        if groups and read:
+            table = pf.read_row_groups(groups, columns=read, use_threads=False)
+        elif groups:  # only partition columns: the row count is in the footer
+            table = pa.table({"_": pa.nulls(sum(md.row_group(i).num_rows for i in groups))})
         else:
-            table = schema.empty_table().select(needed)
-    # Drop the Iceberg field-id metadata: scan results carry plain fields.
-    table = table.cast(pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema]))
+            table = schema.empty_table().select(read)
+    n = table.num_rows
+    cols = {name: table[name] for name in read}
+    for name, value in constants.items():
+        cols[name] = constant_column(pa.scalar(value, schema.field(name).type), n)
+    # Plain fields, in the order asked for (the Iceberg field-id metadata is dropped).
+    table = pa.table([cols[c] for c in needed],
+                     schema=pa.schema([pa.field(c, schema.field(c).type) for c in needed]))
     return finish_scan(table, columns, predicates, bytes_read)
 
 

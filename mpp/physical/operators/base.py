@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Distribution, Partitioning, UnspecifiedDistribution
@@ -51,17 +52,30 @@ class TaskContext:
         """Record the most frequent values of ``keys`` (from a sample), once per task."""
         if self.hot_keys or not keys or table.num_rows == 0:
             return
-        # A strided sample: inputs often arrive ordered (logs land in time order, exchanges
-        # concatenate map outputs), so the first rows would misattribute the hot key.
-        step = max(1, table.num_rows // HOT_KEY_SAMPLE)
-        sample = table.select(list(keys)).take(pa.array(np.arange(0, table.num_rows, step)))
-        scale = table.num_rows / sample.num_rows
-        counts = sample.group_by(list(keys), use_threads=False).aggregate([([], "count_all")])
-        top = counts.sort_by([("count_all", "descending")]).slice(0, HOT_KEYS).to_pylist()
+        from mpp.physical.aggregates import constant_keys
+
+        fixed = {k: v.as_py() for k, v in constant_keys(table, keys).items()}
+        varying = [k for k in keys if k not in fixed]
+        if not varying:  # e.g. a fragment of a date-partitioned table, grouped by date
+            top: list[tuple[dict[str, Any], int]] = [(fixed, table.num_rows)]
+        else:
+            # A strided sample: inputs often arrive ordered (logs land in time order,
+            # exchanges concatenate map outputs), so the first rows would misattribute.
+            step = max(1, table.num_rows // HOT_KEY_SAMPLE)
+            sample = table.select(varying).take(pa.array(np.arange(0, table.num_rows, step)))
+            scale = table.num_rows / sample.num_rows
+            if len(varying) == 1:
+                counted = pc.value_counts(sample[varying[0]].combine_chunks())
+                counts = pa.table({varying[0]: counted.field("values"),
+                                   "n": counted.field("counts")})
+            else:
+                counts = sample.group_by(varying, use_threads=False).aggregate(
+                    [([], "count_all")]).rename_columns([*varying, "n"])
+            rows = counts.sort_by([("n", "descending")]).slice(0, HOT_KEYS).to_pylist()
+            top = [({**fixed, **row}, round(row["n"] * scale)) for row in rows]
         self.hot_keys = tuple(
-            (row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys),
-             round(row["count_all"] * scale))
-            for row in top
+            (row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys), n)
+            for row, n in top
         )
 
 
