@@ -135,13 +135,17 @@ def settings() -> None:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="mpp settings for its runs.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1),
+              help="Timed runs per engine and query, after one untimed warm-up; the median "
+              "is reported.")
 def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],
-                  workers: int, threads: int, assignments: tuple[str, ...]) -> None:
+                  workers: int, threads: int, assignments: tuple[str, ...],
+                  repeat: int) -> None:
     """Q0/Q1: wall time and peak memory of mpp, DuckDB and dask.dataframe, same files."""
     from mpp.bench.queries import bench_queries as run
     from mpp.bench.queries import format_runs
 
     runs = run(warehouse, queries=queries or ("q0", "q1"),
                engines=engines or ("mpp", "duckdb", "dask"), workers=workers,
-               threads=threads, settings=parse_assignments(assignments))
+               threads=threads, settings=parse_assignments(assignments), repeat=repeat)
     click.echo(format_runs(runs))

@@ -8,15 +8,19 @@ count(DISTINCT user_id) FROM access_log GROUP BY date`` run, one engine at a tim
 * dask.dataframe: its own idiom, ``dd.read_parquet(files).groupby("date").size()`` and
   ``.user_id.nunique()``, on a fresh LocalCluster of the same shape.
 
-Each run reports wall time (the query only; cluster start-up excluded) and peak resident
-memory of every process involved (this one plus its children: the cluster's workers), sampled
-by :class:`mpp.bench.memory.PeakMemory`. Results are cross-checked against DuckDB's.
+Every engine runs each query once untimed first (imports, file cache, allocator: what a
+warehouse that has been up a while has already paid), then ``repeat`` timed runs. Each reports
+wall time (the query only; cluster start-up excluded; the median of the timed runs) and peak
+resident memory of every process involved (this one plus its children: the cluster's
+workers), sampled by :class:`mpp.bench.memory.PeakMemory`. Results are cross-checked against
+DuckDB's.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,63 +67,92 @@ def _files(catalog: Catalog) -> list[str]:
     return [local_path(f.uri) or f.uri for f in frags]
 
 
-def _run_mpp(warehouse: str, q: str, spec: ClusterSpec,
-             settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
-    import mpp
+Query = Callable[[], pa.Table]
 
-    with mpp.connect(warehouse, cluster=spec, settings=settings) as session:
+
+def _timed(run: Query, repeat: int) -> tuple[pa.Table, list[PeakMemory]]:
+    """One untimed warm-up run of ``run`` (imports, file cache, allocator), then ``repeat``
+    measured runs; the last result and every run's measurements."""
+    table = run()
+    mems = []
+    for _ in range(repeat):
         with PeakMemory() as mem:
-            result = session.sql(QUERIES[q])
+            table = run()
+        mems.append(mem)
+    return table, mems
+
+
+def _run_mpp(warehouse: str, q: str, spec: ClusterSpec, settings: dict[str, Any] | None,
+             repeat: int) -> tuple[pa.Table, list[PeakMemory], str]:
+    import mpp
     from mpp.metrics.summary import time_profile
 
-    tasks = " + ".join(f"{s.tasks}" for s in result.stats.plan.stages)
-    profile = time_profile(result.stats, spec.workers * spec.threads_per_worker)
-    return result.to_arrow(), mem, f"stage tasks {tasks}; {profile}"
+    with mpp.connect(warehouse, cluster=spec, settings=settings) as session:
+        results = []
+
+        def run() -> pa.Table:
+            results.append(session.sql(QUERIES[q]))
+            return results[-1].to_arrow()
+
+        table, mems = _timed(run, repeat)
+    # The profile of the run whose wall time is the median (the one reported).
+    walls = [r.stats.wall_seconds for r in results[1:]]
+    stats = results[1:][walls.index(sorted(walls)[(len(walls) - 1) // 2])].stats
+    tasks = " + ".join(f"{s.tasks}" for s in stats.plan.stages)
+    profile = time_profile(stats, spec.workers * spec.threads_per_worker)
+    return table, mems, f"stage tasks {tasks}; {profile}"
 
 
-def _run_duckdb(warehouse: str, q: str, spec: ClusterSpec,
-                settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
+def _run_duckdb(warehouse: str, q: str, spec: ClusterSpec, settings: dict[str, Any] | None,
+                repeat: int) -> tuple[pa.Table, list[PeakMemory], str]:
     from mpp.oracle import run_oracle
 
     catalog = Catalog.open(warehouse)
-    with PeakMemory() as mem:
-        table = run_oracle(QUERIES[q], catalog)
-    return table, mem, f"in process, {os.cpu_count()} threads"
+    table, mems = _timed(lambda: run_oracle(QUERIES[q], catalog), repeat)
+    return table, mems, f"in process, {os.cpu_count()} threads"
 
 
-def _run_dask(warehouse: str, q: str, spec: ClusterSpec,
-              settings: dict[str, Any] | None) -> tuple[pa.Table, PeakMemory, str]:
+def _run_dask(warehouse: str, q: str, spec: ClusterSpec, settings: dict[str, Any] | None,
+              repeat: int) -> tuple[pa.Table, list[PeakMemory], str]:
     import dask.dataframe as dd
 
     files = _files(Catalog.open(warehouse))
     # The files sit in hive-style date=... folders; the date column is in the files already.
     options = {"dataset": {"partitioning": None}}
+
+    def run() -> pa.Table:
+        if q == "q0":
+            df = dd.read_parquet(files, columns=["date"], **options)
+            out = df.groupby("date").size().compute()
+        else:
+            df = dd.read_parquet(files, columns=["date", "user_id"], **options)
+            out = df.groupby("date").user_id.nunique().compute()
+        return pa.Table.from_pandas(out.reset_index(), preserve_index=False)
+
     # dask's own defaults (its root-task queuing helps its Q1: 22 s vs 32 s with mpp's
-    # worker-saturation inf). Like mpp's session, the task code is imported on the workers
-    # before the clock starts.
+    # worker-saturation inf).
     with Cluster(spec) as cluster:
         cluster.client.run(importlib.import_module, "dask.dataframe")
         cluster.client.run(importlib.import_module, "pyarrow.parquet")
-        with PeakMemory() as mem:
-            if q == "q0":
-                df = dd.read_parquet(files, columns=["date"], **options)
-                out = df.groupby("date").size().compute()
-            else:
-                df = dd.read_parquet(files, columns=["date", "user_id"], **options)
-                out = df.groupby("date").user_id.nunique().compute()
-    table = pa.Table.from_pandas(out.reset_index(), preserve_index=False)
-    return table, mem, "dd.read_parquet + groupby idiom"
+        table, mems = _timed(run, repeat)
+    return table, mems, "dd.read_parquet + groupby idiom"
 
 
-_RUNNERS: dict[str, Callable[..., tuple[pa.Table, PeakMemory, str]]] = {
+_RUNNERS: dict[str, Callable[..., tuple[pa.Table, list[PeakMemory], str]]] = {
     "mpp": _run_mpp, "duckdb": _run_duckdb, "dask": _run_dask,
 }
 
 
 def bench_queries(warehouse: str, *, queries: Sequence[str] = ("q0", "q1"),
                   engines: Sequence[str] = ENGINES, workers: int = 2, threads: int = 1,
-                  settings: dict[str, Any] | None = None) -> list[BenchRun]:
-    """Run every query on every engine, one at a time; DuckDB's result is the reference."""
+                  settings: dict[str, Any] | None = None, repeat: int = 1) -> list[BenchRun]:
+    """Run every query on every engine, one at a time; DuckDB's result is the reference.
+
+    Each engine runs each query once untimed (warm-up), then ``repeat`` timed runs: the
+    reported wall time is their median, the peak memory their largest.
+    """
+    if repeat < 1:
+        raise MppError(f"repeat must be at least 1, got {repeat}")
     for q in queries:
         if q not in QUERIES:
             raise MppError(f"unknown benchmark query {q!r}; choose from {', '.join(QUERIES)}")
@@ -127,15 +160,18 @@ def bench_queries(warehouse: str, *, queries: Sequence[str] = ("q0", "q1"),
         if e not in ENGINES:
             raise MppError(f"unknown engine {e!r}; choose from {', '.join(ENGINES)}")
     spec = ClusterSpec(workers=workers, threads_per_worker=threads, dashboard_address=None)
-    results = {(e, q): _RUNNERS[e](warehouse, q, spec, settings)
+    results = {(e, q): _RUNNERS[e](warehouse, q, spec, settings, repeat)
                for e in engines for q in queries}
     reference = {q: _canonical(t) for (e, q), (t, _, _) in results.items() if e == "duckdb"}
     runs = []
-    for (engine, q), (table, mem, note) in results.items():
+    for (engine, q), (table, mems, note) in results.items():
         ok = None if engine == "duckdb" or q not in reference else (
             _canonical(table) == reference[q])
-        runs.append(BenchRun(q, engine, mem.wall_seconds, mem.peak_bytes, table.num_rows,
-                             ok, note))
+        walls = sorted(m.wall_seconds for m in mems)
+        if len(walls) > 1:
+            note = f"median of {len(walls)} ({walls[0]:.2f}-{walls[-1]:.2f} s); {note}"
+        runs.append(BenchRun(q, engine, statistics.median(walls),
+                             max(m.peak_bytes for m in mems), table.num_rows, ok, note))
     return sorted(runs, key=lambda r: (r.query, ENGINES.index(r.engine)))
 
 
