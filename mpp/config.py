@@ -96,7 +96,7 @@ SETTINGS: dict[str, Setting] = {
         _s("execution.hash_buckets", 0,
            "Buckets of a hash exchange (final aggregation / partitioned join tasks); "
            "0 means 2 x the cluster's total threads."),
-        _s("execution.exchange_fan_in", 32,
+        _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges."),
     ]
 }

@@ -7,8 +7,11 @@ fragment lists, so a 1,000-task stage does not ship 1,000 fragment lists.
 
 from __future__ import annotations
 
+import pickle
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -28,6 +31,22 @@ def _strip(op: PhysicalOp) -> PhysicalOp:
     return op.transform_up(lambda o: o.without_fragments())
 
 
+# Payloads this process has unpickled, by (query id, stage): a 1,000-task stage sends its
+# payload with every task, and rebuilding the operator tree each time cost ~0.1 ms a task.
+_PAYLOADS: OrderedDict[tuple[str, int], StagePayload] = OrderedDict()
+_PAYLOADS_KEPT = 64
+
+
+def _payload(key: tuple[str, int], blob: bytes) -> StagePayload:
+    """The payload pickled as ``blob``, unpickled once per process (see ``__reduce__``)."""
+    hit = _PAYLOADS.get(key)
+    if hit is None:
+        hit = _PAYLOADS[key] = StagePayload(*pickle.loads(blob))
+        while len(_PAYLOADS) > _PAYLOADS_KEPT:
+            _PAYLOADS.popitem(last=False)
+    return hit
+
+
 @dataclass(frozen=True, slots=True)
 class StagePayload:
     """What every task of a stage needs: its operators, its exchange, its inputs' schemas."""
@@ -38,6 +57,10 @@ class StagePayload:
     root: PhysicalOp
     sink: ExchangeExec | None
     inputs: tuple[tuple[int, tuple[Field, ...]], ...]  # (exchange id, schema) per input
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = (self.query_id, self.stage, self.name, self.root, self.sink, self.inputs)
+        return _payload, ((self.query_id, self.stage), pickle.dumps(fields))
 
     @classmethod
     def of(cls, stage: Stage, query_id: str) -> StagePayload:

@@ -23,7 +23,7 @@ from mpp.logical.nodes import Field
 from mpp.physical.distribution import Distribution, Partitioning, UnspecifiedDistribution
 from mpp.storage.base import Fragment
 
-HOT_KEY_SAMPLE = 4_096  # rows a task inspects (strided) to name its most frequent key values
+HOT_KEY_SAMPLE = 1_024  # rows a task inspects (strided) to name its most frequent key values
 HOT_KEYS = 3
 
 
