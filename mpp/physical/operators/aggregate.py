@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 from mpp.logical.nodes import Field
-from mpp.physical.aggregates import AggregateKernel
+from mpp.physical.aggregates import AggregateKernel, constant_keys
 from mpp.physical.distribution import (
     Distribution,
     HashDistribution,
     SinglePartition,
     UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp
+from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp, concat
 
 
 class AggregateMode(enum.Enum):
@@ -67,6 +68,22 @@ class HashAggregateExec(UnaryOp):
         if self.mode is AggregateMode.PARTIAL and self.merge_partials:
             return self.kernel.merge(table)
         return table
+
+    def merge_outputs(self, tables: list[pa.Table]) -> pa.Table:
+        """Merge several tasks' partial groups. Outputs whose group keys are constant (tasks
+        that read one partition of a table partitioned by those keys) merge per key value, so
+        each merge hashes only the other columns (a DISTINCT over one column: ``pc.unique``)."""
+        if not (self.mode is AggregateMode.PARTIAL and self.merge_partials):
+            return concat(tables, self.schema)
+        tables = [t for t in tables if t.num_rows]
+        fixed = [constant_keys(t, self.kernel.grain) for t in tables]
+        if len(tables) < 2 or not fixed[0] or any(f.keys() != fixed[0].keys() for f in fixed):
+            return self.merge(concat(tables, self.schema))
+        groups: dict[tuple[Any, ...], list[pa.Table]] = {}
+        for t, f in zip(tables, fixed, strict=True):
+            groups.setdefault(tuple(v.as_py() for v in f.values()), []).append(t)
+        return concat([self.kernel.merge(concat(g, self.schema)) for g in groups.values()],
+                      self.schema)
 
     def explain_line(self) -> str:
         keys = ", ".join(self.kernel.keys) or "()"

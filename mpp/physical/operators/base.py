@@ -128,6 +128,10 @@ class PhysicalOp:
         """
         return table
 
+    def merge_outputs(self, tables: list[pa.Table]) -> pa.Table:
+        """:meth:`merge` of the outputs of several tasks of this operator, concatenated."""
+        return self.merge(concat(tables, self.schema))
+
     def without_fragments(self) -> PhysicalOp:
         """A copy light enough to ship with every task (scans drop their fragment list)."""
         return self

@@ -30,7 +30,7 @@ from mpp.physical.distribution import (
     Partitioning,
     Single,
 )
-from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, concat
+from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext
 
 
 class ExchangeKind(enum.Enum):
@@ -173,7 +173,7 @@ class ExchangeExec(PassThroughOp):
 
     def combine(self, tables: list[pa.Table]) -> pa.Table:
         """Concatenate outputs of several producer tasks, letting the producer shrink them."""
-        return self.input.merge(concat(tables, self.schema))
+        return self.input.merge_outputs(tables)
 
     def explain_line(self) -> str:
         if self.kind is ExchangeKind.HASH:
