@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import pyarrow as pa
@@ -39,13 +38,20 @@ def _prefixes(dsk: dict) -> Counter:
     return Counter(name.rsplit("-", 1)[0] for name, _ in dsk)
 
 
-@pytest.mark.parametrize("maps,buckets,fan_in", [(1000, 4, 32), (1000, 64, 32), (8, 4, 32)])
-def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int) -> None:
+@pytest.mark.parametrize("maps,buckets,fan_in,combines", [
+    (1000, 4, 32, 32),  # ceil(1000 / 32)
+    (1000, 4, 64, 16),
+    (1000, 64, 32, 15),  # capped at 1000 // 64, so the splits (C x N) stay <= M
+    (1000, 128, 64, 7),
+    (8, 4, 32, 1),
+])
+def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int,
+                                         combines: int) -> None:
     plan, frags = _count_distinct_plan(maps)
     ctx = PlannerContext(Settings({"execution.hash_buckets": buckets}), workers=2, threads=2)
     physical = plan_physical(plan, ctx, lambda scan: frags)
     graph = build_graph(physical, "q", "0123abcd", fan_in)
-    combines = math.ceil(maps / fan_in)
+    assert combines * buckets <= maps
     assert _prefixes(graph.dsk) == {
         "stage1-scan-partialagg": maps,  # one task per fragment: scan+partial agg fused
         "stage1-combine": combines,

@@ -12,8 +12,11 @@ docs/architecture/execution.md)::
     (its output)   (merges F maps' outputs, cuts   (picks bucket j)  (takes its bucket from
                     them into N buckets by hash)                      every combine)
 
-so the graph has about M + 2 C N edges (C = ceil(M / F), F = ``execution.exchange_fan_in``)
-instead of M x N. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
+so the graph has about M + 2 C N edges instead of M x N. C = ceil(M / F) combines
+(F = ``execution.exchange_fan_in``), but never more than M / N: at many buckets each combine
+merges more maps, so the C N split tasks stay at most M (at 1,000 maps and 128 buckets, 7
+combines and 896 splits rather than 16 and 2,048; a split task costs the scheduler as much as
+any other task). A broadcast is one ``collect`` task the consumer tasks all read; a gather is
 a consumer task reading every producer task.
 """
 
@@ -72,6 +75,11 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str, fan_in: int) -> Q
     return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
 
 
+def combine_count(maps: int, buckets: int, fan_in: int) -> int:
+    """Combine tasks of a hash exchange: ceil(maps / fan_in), at most maps / buckets, >= 1."""
+    return max(1, min(math.ceil(maps / max(1, fan_in)), maps // max(1, buckets)))
+
+
 def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
                    fan_in: int) -> InputRef:
     from mpp.execution.tasks import CombinePayload, run_combine
@@ -80,12 +88,12 @@ def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
     assert stage.sink is not None
     maps = [(f"{stage.name}-{token}", i) for i in range(stage.tasks)]
     n = stage.sink.n
-    combines = math.ceil(len(maps) / max(1, fan_in))
+    combines = combine_count(len(maps), n, fan_in)
     payload = CombinePayload.of(stage, query_id, split=True)
     combine_name = f"stage{stage.id}-combine-{token}"
     split_name = f"stage{stage.id}-split-{token}"
     for c in range(combines):
-        group = maps[c * fan_in:(c + 1) * fan_in]
+        group = maps[c * len(maps) // combines:(c + 1) * len(maps) // combines]  # never empty
         dsk[(combine_name, c)] = (run_combine, payload, c, group)
         for j in range(n):
             dsk[(split_name, c * n + j)] = (take_bucket, (combine_name, c), j)

@@ -95,9 +95,9 @@ class CombinePayload:
 
 
 def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | None,
-                   *inputs: pa.Table | list[pa.Table]) -> pa.Table:
-    """Run one partition of a stage: the fused pipeline. Its output goes whole to the exchange;
-    the exchange's combine tasks cut merged outputs into buckets (:func:`run_combine`)."""
+                   *inputs: pa.Table | list[pa.Table]) -> pa.Table | BucketedTable:
+    """Run one partition of a stage: the fused pipeline, then hand its output to the stage's
+    exchange (cut into buckets here, or by the combine after merging: ``buckets_at_map``)."""
     start = time.time()
     tctx = TaskContext(partition, fragment)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
@@ -109,19 +109,20 @@ def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | N
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
         hot_keys=tctx.hot_keys, join_rows=tctx.join_rows))
-    return out
+    return payload.sink.map_output(out) if payload.sink is not None else out
 
 
 def run_combine(payload: CombinePayload, index: int,
-                maps: list[pa.Table]) -> pa.Table | BucketedTable:
+                maps: list[pa.Table] | list[BucketedTable]) -> pa.Table | BucketedTable:
     """Merge several producer tasks' outputs (partial aggregates merge here, so less crosses
-    to the consumers); for a hash exchange, cut the merged rows into its buckets."""
+    to the consumers); for a hash exchange, one bucketed table of them."""
     start = time.time()
     sink = payload.sink
-    merged = sink.combine(maps)
-    out: pa.Table | BucketedTable = sink.partition(merged) if payload.split else merged
+    rows_in = sum(int((m.table if isinstance(m, BucketedTable) else m).num_rows) for m in maps)
+    out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)  # type: ignore[arg-type]
+    table = out.table if isinstance(out, BucketedTable) else out
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
-        worker_address(), start, time.time(), rows_in=sum(int(t.num_rows) for t in maps),
-        rows_out=merged.num_rows, bytes_sent=merged.nbytes))
+        worker_address(), start, time.time(), rows_in=rows_in,
+        rows_out=table.num_rows, bytes_sent=table.nbytes))
     return out

@@ -65,15 +65,17 @@ class HashAggregateExec(UnaryOp):
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).
-        if self.mode is AggregateMode.PARTIAL and self.merge_partials:
-            return self.kernel.merge(table)
-        return table
+        return self.kernel.merge(table) if self.merges else table
+
+    @property
+    def merges(self) -> bool:
+        return self.mode is AggregateMode.PARTIAL and self.merge_partials
 
     def merge_outputs(self, tables: list[pa.Table]) -> pa.Table:
         """Merge several tasks' partial groups. Outputs whose group keys are constant (tasks
         that read one partition of a table partitioned by those keys) merge per key value, so
         each merge hashes only the other columns (a DISTINCT over one column: ``pc.unique``)."""
-        if not (self.mode is AggregateMode.PARTIAL and self.merge_partials):
+        if not self.merges:
             return concat(tables, self.schema)
         tables = [t for t in tables if t.num_rows]
         fixed = [constant_keys(t, self.kernel.grain) for t in tables]

@@ -128,6 +128,11 @@ class PhysicalOp:
         """
         return table
 
+    @property
+    def merges(self) -> bool:
+        """Whether :meth:`merge` can shrink concatenated outputs (default: no)."""
+        return False
+
     def merge_outputs(self, tables: list[pa.Table]) -> pa.Table:
         """:meth:`merge` of the outputs of several tasks of this operator, concatenated."""
         return self.merge(concat(tables, self.schema))

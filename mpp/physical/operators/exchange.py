@@ -110,6 +110,17 @@ class BucketedTable:
         """The rows of bucket ``j`` (a zero-copy slice)."""
         return self.table.slice(self.offsets[j], self.offsets[j + 1] - self.offsets[j])
 
+    @staticmethod
+    def concat(parts: list[BucketedTable]) -> BucketedTable:
+        """Several bucketed tables (same buckets) as one, bucket by bucket (zero-copy)."""
+        n = parts[0].n
+        slices = [p.bucket(j) for j in range(n) for p in parts]
+        sizes = np.array([t.num_rows for t in slices]).reshape(n, len(parts)).sum(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        return BucketedTable(pa.concat_tables([t for t in slices if t.num_rows]
+                                              or [parts[0].table.slice(0, 0)]),
+                             tuple(int(o) for o in offsets))
+
 
 def take_bucket(buckets: BucketedTable, j: int) -> pa.Table:
     """Bucket ``j`` of ``buckets``: the task that moves one bucket to its consumer."""
@@ -171,9 +182,29 @@ class ExchangeExec(PassThroughOp):
             return partition_by_hash(table, self.keys, self.n)
         return BucketedTable(table, (0, table.num_rows))
 
+    @property
+    def buckets_at_map(self) -> bool:
+        """Whether producer tasks cut their own output into buckets (HASH only).
+
+        Outputs a combine merges (partial aggregates) are bucketed after the merge, once per
+        combine task; rows no one merges (raw rows, join inputs) are bucketed by the producer
+        tasks, spreading the hashing over all of them instead of a few combine tasks.
+        """
+        return self.kind is ExchangeKind.HASH and not self.input.merges
+
+    def map_output(self, table: pa.Table) -> pa.Table | BucketedTable:
+        """What one producer task hands to the exchange (see :attr:`buckets_at_map`)."""
+        return self.partition(table) if self.buckets_at_map else table
+
     def combine(self, tables: list[pa.Table]) -> pa.Table:
         """Concatenate outputs of several producer tasks, letting the producer shrink them."""
         return self.input.merge_outputs(tables)
+
+    def combine_buckets(self, outputs: list[pa.Table] | list[BucketedTable]) -> BucketedTable:
+        """A combine task of a HASH exchange: producer outputs -> one bucketed table."""
+        if self.buckets_at_map:
+            return BucketedTable.concat(outputs)  # type: ignore[arg-type]
+        return self.partition(self.combine(outputs))  # type: ignore[arg-type]
 
     def explain_line(self) -> str:
         if self.kind is ExchangeKind.HASH:
