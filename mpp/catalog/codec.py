@@ -80,6 +80,7 @@ def stats_to_text(stats: TableStats) -> str:
                 "min": encode_value(c.min), "max": encode_value(c.max),
                 "null_count": c.null_count, "distinct_count": c.distinct_count,
                 "top_values": [[encode_value(v), n] for v, n in c.top_values],
+                "fragment_distinct": c.fragment_distinct,
             }
             for name, c in stats.columns.items()
         },
@@ -94,6 +95,7 @@ def stats_from_text(text: str) -> TableStats:
             min=decode_value(c["min"]), max=decode_value(c["max"]), null_count=c["null_count"],
             distinct_count=c["distinct_count"],
             top_values=tuple((decode_value(v), n) for v, n in c["top_values"]),
+            fragment_distinct=c.get("fragment_distinct"),  # absent in older catalogs
         )
         for name, c in d["columns"].items()
     }

@@ -25,6 +25,9 @@ class ColumnStats:
     distinct_count: int | None = None  # an estimate (NDV)
     # Most frequent values with their row counts, most frequent first: skew detection.
     top_values: tuple[tuple[Any, int], ...] = ()
+    # Mean distinct values within one fragment (an estimate): what a per-fragment DISTINCT
+    # keeps. Far below NDV x fragment share when values are skewed (Zipf users) or clustered.
+    fragment_distinct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

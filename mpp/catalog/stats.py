@@ -124,6 +124,8 @@ def _merge_column(parts: list[ColumnPartial]) -> ColumnStats:
         min=min(mins) if mins else None, max=max(maxs) if maxs else None,
         null_count=sum(p.null_count for p in parts), distinct_count=_kmv_estimate(sketch),
         top_values=tuple(top.most_common(TOP_KEPT)),
+        fragment_distinct=(sum(_kmv_estimate(p.sketch) for p in parts) / len(parts)
+                           if parts else None),
     )
 
 

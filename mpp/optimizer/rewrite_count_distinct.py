@@ -208,15 +208,22 @@ def _by_reduction(node: Aggregate, buckets: int) -> tuple[DistinctStrategy, str,
     origin = column_origin(node.input, x.name)
     fragments = max(1, origin[0].table.stats.fragment_count) if origin else 1
     per_fragment = rows / fragments
+    measured = None
     if origin is not None and all(_partition_key(node.input, g.name) for g in node.group_by):
         # Every fragment holds one value of each group key (they are partition columns, as
-        # date is for access_log), so its pairs are drawn from the x values alone.
+        # date is for access_log), so its pairs are its distinct x values: counted per
+        # fragment when the table was written (Zipf users repeat far more than uniform draws
+        # from NDV(x) would), else drawn from the x values alone.
+        measured = column_stats(node.input, x.name).fragment_distinct
         pairs = min(pairs, float(column_stats(node.input, x.name).distinct_count or pairs))
-    # Distinct values among n draws from P equally likely pairs: P (1 - e^(-n/P)).
-    kept = pairs * -math.expm1(-per_fragment / pairs) if pairs > 0 else per_fragment
+    if measured is not None:
+        kept = min(per_fragment, measured)
+    else:
+        # Distinct values among n draws from P equally likely pairs: P (1 - e^(-n/P)).
+        kept = pairs * -math.expm1(-per_fragment / pairs) if pairs > 0 else per_fragment
     ratio = kept / per_fragment if per_fragment > 0 else 1.0
     figures = (f"~{kept:,.0f} distinct (g, x) of ~{per_fragment:,.0f} rows per fragment "
-               f"({ratio:.0%})")
+               f"({ratio:.0%}{', counted per fragment at write' if measured is not None else ''})")
     if ratio <= USEFUL_REDUCTION:
         return DistinctStrategy.PRE_AGGREGATE, figures, True
     hot_x = top_value(node.input, x.name)

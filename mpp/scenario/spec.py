@@ -98,11 +98,13 @@ def data_spec_hash(data: DataSpec) -> str:
     """A stable hash of the data section (after scaling): the data cache's key.
 
     Same knobs and seed => same hash, whatever the key order in the file; any knob change
-    changes it. A format version is mixed in so a generator change can invalidate caches.
+    changes it. A format version is mixed in so a generator change can invalidate caches, and
+    the catalog's statistics version (2: per-fragment distinct counts) so cached warehouses
+    carry the statistics the optimizer reads.
     """
     from mpp.datagen.spec import GENERATOR_VERSION
 
-    payload = json.dumps({"v": 1, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
+    payload = json.dumps({"v": 2, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
