@@ -167,3 +167,23 @@ def test_in_and_null_predicates_prune_through_the_iceberg_plan(warehouse):
     # Iceberg keeps null counts per file: "IS NULL" on a column without nulls prunes everything.
     assert cat.fragments("access_log", [ColumnPredicate("user_id", "is_null")]) == []
     assert len(cat.fragments("access_log", [ColumnPredicate("user_id", "is_not_null")])) == 20
+
+
+
+def test_a_moved_warehouse_is_a_clear_error(cluster, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mpp.cli import main
+
+    original, moved = tmp_path / "w", tmp_path / "moved"
+    generate(original, DatagenSpec(rows=500, partitions=2, days=2, users=50, urls=20, hot_day=0),
+             client=cluster.client, progress=False)
+    shutil.move(original, moved)  # Iceberg metadata still names the old absolute paths
+    with pytest.raises(CatalogError, match="'access_log': its Iceberg metadata is missing.*"
+                                           "cannot be moved or copied"):
+        Catalog.open(moved).table("access_log")
+    result = CliRunner().invoke(main, ["catalog", "-w", str(moved)])
+    assert result.exit_code != 0 and "cannot be moved or copied" in result.output
+    assert "Traceback" not in result.output

@@ -110,6 +110,14 @@ class Catalog:
             return self.iceberg.load_table((iceberg.NAMESPACE, name))
         except NoSuchTableError:
             return None
+        except FileNotFoundError as exc:
+            # Iceberg records absolute file locations: a warehouse directory that was moved or
+            # copied still points at the old place.
+            missing = getattr(exc, "filename", None) or str(exc)
+            raise CatalogError(
+                f"table {name!r}: its Iceberg metadata is missing ({missing}). Iceberg keeps "
+                "absolute file locations, so a warehouse cannot be moved or copied; "
+                "regenerate it (mpp datagen --out DIR) at its new place") from None
 
     def table(self, name: str) -> TableInfo:
         """Schema, format, location and statistics of table ``name``."""

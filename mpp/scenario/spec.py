@@ -99,12 +99,12 @@ def data_spec_hash(data: DataSpec) -> str:
 
     Same knobs and seed => same hash, whatever the key order in the file; any knob change
     changes it. A format version is mixed in so a generator change can invalidate caches, and
-    the catalog's statistics version (2: per-fragment distinct counts) so cached warehouses
-    carry the statistics the optimizer reads.
+    the warehouse layout version (2: per-fragment distinct counts in the catalog statistics;
+    3: 131,072-row Parquet row groups) so cached warehouses are what the code writes today.
     """
     from mpp.datagen.spec import GENERATOR_VERSION
 
-    payload = json.dumps({"v": 2, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
+    payload = json.dumps({"v": 3, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

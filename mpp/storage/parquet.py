@@ -6,8 +6,8 @@ predicates); only the needed column chunks of the surviving row groups are read,
 pruning buy. Page checksums are verified on read, so a flipped byte inside a data page is a
 :class:`~mpp.errors.StorageError` naming the file, never silently wrong data.
 
-Writing: zstd, page checksums on, fixed-size row groups (so pruning works inside a file too),
-and Iceberg field ids in the schema when the caller gives them.
+Writing: zstd, page checksums on, row groups of ``ROW_GROUP_ROWS`` rows (pruning works inside
+larger files too), and Iceberg field ids in the schema when the caller gives them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_col
 from mpp.storage.files import resolve, storage_errors
 from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
 
-ROW_GROUP_ROWS = 32_768  # ~4 row groups per 100K-row fragment: pruning inside a file matters too
+# A 100K-row fragment is one row group. Each row group repeats a dictionary page and page headers
+# per column chunk: four groups of 32,768 rows read a fragment's user_id ~30% slower (1.44 vs
+# 1.04 ms). Warehouses write far larger groups (Iceberg's default is 128 MB); files above this
+# many rows still prune row groups by their footer statistics.
+ROW_GROUP_ROWS = 131_072
 
 
 def _row_group_bounds(rg: pq.RowGroupMetaData, wanted: Sequence[str]) -> dict[str, tuple[Any, Any]]:
