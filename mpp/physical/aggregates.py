@@ -16,7 +16,7 @@ Partial columns are named ``__p<i>_<j>`` (aggregate i, partial j).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,14 +119,15 @@ def constant_keys(table: pa.Table, keys: Sequence[str]) -> dict[str, pa.Scalar]:
     return out
 
 
-def _aggregate(table: pa.Table, keys: list[str],
-               specs: Sequence[tuple[Any, str, str]]) -> pa.Table:
+def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
+               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
     """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each.
 
     Keys constant over ``table`` are left out of the hash (see :func:`constant_keys`) and put
     back as constant columns; a DISTINCT over one remaining key is ``pc.unique``.
     """
-    fixed = constant_keys(table, keys)
+    if fixed is None:
+        fixed = constant_keys(table, keys)
     varying = [k for k in keys if k not in fixed]
     if not specs and len(varying) == 1:
         out = pa.table({varying[0]: pc.unique(table[varying[0]])})
@@ -184,11 +185,15 @@ class AggregateKernel:
                        for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         return tuple(fields)
 
-    def partial(self, table: pa.Table) -> pa.Table:
-        """Input rows -> partial rows at the grain (one per group, or per (group, x) pair)."""
+    def partial(self, table: pa.Table,
+                fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
+        """Input rows -> partial rows at the grain (one per group, or per (group, x) pair).
+
+        ``fixed``: the grain's columns already known constant over ``table``.
+        """
         specs = [([] if c.arg is None else c.arg.name, fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
-        return _aggregate(table, self.grain, specs)
+        return _aggregate(table, self.grain, specs, fixed)
 
     def merge(self, partials: pa.Table) -> pa.Table:
         """Partial rows -> fewer partial rows (same grain): what exchange combiners apply."""

@@ -55,9 +55,11 @@ class HashAggregateExec(UnaryOp):
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         table = self.input.execute(tctx)
-        tctx.note_keys(table, self.kernel.keys)
         if self.mode is AggregateMode.PARTIAL:
-            return self.kernel.partial(table)
+            fixed = constant_keys(table, self.kernel.grain)  # checked once for both uses
+            tctx.note_keys(table, self.kernel.keys, fixed)
+            return self.kernel.partial(table, fixed)
+        tctx.note_keys(table, self.kernel.keys)
         if self.mode is AggregateMode.FINAL:
             return self.kernel.final(table)
         # SINGLE: the partial rows of all the group's rows are already one per grain.

@@ -11,7 +11,7 @@ operator switches on its type.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,16 +48,22 @@ class TaskContext:
     hot_keys: tuple[tuple[Any, int], ...] = ()
     join_rows: tuple[int, int] = (0, 0)
 
-    def note_keys(self, table: pa.Table, keys: tuple[str, ...]) -> None:
-        """Record the most frequent values of ``keys`` (from a sample), once per task."""
+    def note_keys(self, table: pa.Table, keys: tuple[str, ...],
+                  fixed: Mapping[str, pa.Scalar] | None = None) -> None:
+        """Record the most frequent values of ``keys`` (from a sample), once per task.
+
+        ``fixed``: keys already known to be constant over ``table`` (see ``constant_keys``).
+        """
         if self.hot_keys or not keys or table.num_rows == 0:
             return
-        from mpp.physical.aggregates import constant_keys
+        if fixed is None:
+            from mpp.physical.aggregates import constant_keys
 
-        fixed = {k: v.as_py() for k, v in constant_keys(table, keys).items()}
-        varying = [k for k in keys if k not in fixed]
+            fixed = constant_keys(table, keys)
+        values = {k: v.as_py() for k, v in fixed.items() if k in keys}
+        varying = [k for k in keys if k not in values]
         if not varying:  # e.g. a fragment of a date-partitioned table, grouped by date
-            top: list[tuple[dict[str, Any], int]] = [(fixed, table.num_rows)]
+            top: list[tuple[dict[str, Any], int]] = [(values, table.num_rows)]
         else:
             # A strided sample: inputs often arrive ordered (logs land in time order,
             # exchanges concatenate map outputs), so the first rows would misattribute.
@@ -71,8 +77,9 @@ class TaskContext:
             else:
                 counts = sample.group_by(varying, use_threads=False).aggregate(
                     [([], "count_all")]).rename_columns([*varying, "n"])
-            rows = counts.sort_by([("n", "descending")]).slice(0, HOT_KEYS).to_pylist()
-            top = [({**fixed, **row}, round(row["n"] * scale)) for row in rows]
+            best = pc.select_k_unstable(counts, HOT_KEYS, [("n", "descending")])
+            rows = counts.take(best).to_pylist()
+            top = [({**values, **row}, round(row["n"] * scale)) for row in rows]
         self.hot_keys = tuple(
             (row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys), n)
             for row, n in top
