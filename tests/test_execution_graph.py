@@ -41,8 +41,9 @@ def _prefixes(dsk: dict) -> Counter:
 @pytest.mark.parametrize("maps,buckets,fan_in,combines", [
     (1000, 4, 32, 32),  # ceil(1000 / 32)
     (1000, 4, 64, 16),
-    (1000, 64, 32, 15),  # capped at 1000 // 64, so the splits (C x N) stay <= M
-    (1000, 128, 64, 7),
+    (1000, 64, 32, 31),  # capped at 2 x 1000 // 64, so the splits (C x N) stay <= 2M
+    (1000, 128, 64, 15),
+    (1000, 1000, 64, 2),
     (8, 4, 32, 1),
 ])
 def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int,
@@ -51,7 +52,7 @@ def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int,
     ctx = PlannerContext(Settings({"execution.hash_buckets": buckets}), workers=2, threads=2)
     physical = plan_physical(plan, ctx, lambda scan: frags)
     graph = build_graph(physical, "q", "0123abcd", fan_in)
-    assert combines * buckets <= maps
+    assert combines * buckets <= 2 * maps
     assert _prefixes(graph.dsk) == {
         "stage1-scan-partialagg": maps,  # one task per fragment: scan+partial agg fused
         "stage1-combine": combines,

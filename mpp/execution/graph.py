@@ -13,10 +13,11 @@ docs/architecture/execution.md)::
                     them into N buckets by hash)                      every combine)
 
 so the graph has about M + 2 C N edges instead of M x N. C = ceil(M / F) combines
-(F = ``execution.exchange_fan_in``), but never more than M / N: at many buckets each combine
-merges more maps, so the C N split tasks stay at most M (at 1,000 maps and 128 buckets, 7
-combines and 896 splits rather than 16 and 2,048; a split task costs the scheduler as much as
-any other task). A broadcast is one ``collect`` task the consumer tasks all read; a gather is
+(F = ``execution.exchange_fan_in``), but never more than 2M / N: at many buckets each combine
+merges more maps, so the C N split tasks stay at most 2M (at 1,000 maps and 128 buckets, 15
+combines and 1,920 splits rather than 16 and 2,048; a split task costs the scheduler as much as
+any other task). A cap of M / N (7 combines) halved the splits but made each combine merge 143
+maps, which became the critical path when the run is replayed on 128 workers. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
 a consumer task reading every producer task.
 """
 
@@ -76,8 +77,8 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str, fan_in: int) -> Q
 
 
 def combine_count(maps: int, buckets: int, fan_in: int) -> int:
-    """Combine tasks of a hash exchange: ceil(maps / fan_in), at most maps / buckets, >= 1."""
-    return max(1, min(math.ceil(maps / max(1, fan_in)), maps // max(1, buckets)))
+    """Combine tasks of a hash exchange: ceil(maps / fan_in), at most 2 maps / buckets, >= 1."""
+    return max(1, min(math.ceil(maps / max(1, fan_in)), 2 * maps // max(1, buckets)))
 
 
 def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
