@@ -95,9 +95,9 @@ def _run_mpp(warehouse: str, q: str, spec: ClusterSpec, settings: dict[str, Any]
             return results[-1].to_arrow()
 
         table, mems = _timed(run, repeat)
-    # The profile of the run whose wall time is the median (the one reported).
-    walls = [r.stats.wall_seconds for r in results[1:]]
-    stats = results[1:][walls.index(sorted(walls)[(len(walls) - 1) // 2])].stats
+    # The profile of the timed run whose wall time is the (lower) median.
+    timed = sorted((r.stats for r in results[1:]), key=lambda st: st.wall_seconds)
+    stats = timed[(len(timed) - 1) // 2]
     tasks = " + ".join(f"{s.tasks}" for s in stats.plan.stages)
     profile = time_profile(stats, spec.workers * spec.threads_per_worker)
     return table, mems, f"stage tasks {tasks}; {profile}"

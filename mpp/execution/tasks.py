@@ -119,7 +119,7 @@ def run_combine(payload: CombinePayload, index: int,
     start = time.time()
     sink = payload.sink
     rows_in = sum(int((m.table if isinstance(m, BucketedTable) else m).num_rows) for m in maps)
-    out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)  # type: ignore[arg-type]
+    out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)
     table = out.table if isinstance(out, BucketedTable) else out
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,

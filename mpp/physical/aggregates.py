@@ -195,24 +195,30 @@ class AggregateKernel:
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         return _aggregate(table, self.grain, specs, fixed)
 
-    def merge(self, partials: pa.Table) -> pa.Table:
-        """Partial rows -> fewer partial rows (same grain): what exchange combiners apply."""
+    def merge(self, partials: pa.Table,
+              fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
+        """Partial rows -> fewer partial rows (same grain): what exchange combiners apply.
+
+        ``fixed``: the grain's columns already known constant over ``partials``.
+        """
         specs = [(_pname(i, j), fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-        return _aggregate(partials, self.grain, specs)
+        return _aggregate(partials, self.grain, specs, fixed)
 
-    def final(self, partials: pa.Table, *, merged: bool = False) -> pa.Table:
+    def final(self, partials: pa.Table, *, merged: bool = False,
+              fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
         """Partial rows of whole groups -> result rows: keys, then one column per aggregate.
 
         ``merged``: the partial rows are already one per grain (they come straight from
         :meth:`partial` of all the group's rows, as in SINGLE mode), so no merge is needed.
+        ``fixed``: the grain's columns already known constant over ``partials``.
         """
         rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
         # Only with a DISTINCT argument: without one (SELECT DISTINCT, the inner aggregation of
         # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
         skip_merge = merged or (self.distinct_arg is not None and not self._plain()
                                 and rollups <= _DUPLICATE_INSENSITIVE)
-        table = partials if skip_merge else self.merge(partials)
+        table = partials if skip_merge else self.merge(partials, fixed)
         if self.distinct_arg is not None:
             specs: list[tuple[Any, str, str]] = [
                 (_pname(i, j), fn, _pname(i, j))

@@ -55,15 +55,15 @@ class HashAggregateExec(UnaryOp):
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         table = self.input.execute(tctx)
+        # Constant grain columns are found once, for the hot-key sample and the grouping.
+        fixed = constant_keys(table, self.kernel.grain)
+        tctx.note_keys(table, self.kernel.keys, fixed)
         if self.mode is AggregateMode.PARTIAL:
-            fixed = constant_keys(table, self.kernel.grain)  # checked once for both uses
-            tctx.note_keys(table, self.kernel.keys, fixed)
             return self.kernel.partial(table, fixed)
-        tctx.note_keys(table, self.kernel.keys)
         if self.mode is AggregateMode.FINAL:
-            return self.kernel.final(table)
+            return self.kernel.final(table, fixed=fixed)
         # SINGLE: the partial rows of all the group's rows are already one per grain.
-        return self.kernel.final(self.kernel.partial(table), merged=True)
+        return self.kernel.final(self.kernel.partial(table, fixed), merged=True)
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).
@@ -83,11 +83,13 @@ class HashAggregateExec(UnaryOp):
         fixed = [constant_keys(t, self.kernel.grain) for t in tables]
         if len(tables) < 2 or not fixed[0] or any(f.keys() != fixed[0].keys() for f in fixed):
             return self.merge(concat(tables, self.schema))
-        groups: dict[tuple[Any, ...], list[pa.Table]] = {}
+        # Per constant values: those values, and the tables holding them. A group's
+        # concatenation has exactly its tables' constant columns, so they are not re-checked.
+        groups: dict[tuple[Any, ...], tuple[dict[str, pa.Scalar], list[pa.Table]]] = {}
         for t, f in zip(tables, fixed, strict=True):
-            groups.setdefault(tuple(v.as_py() for v in f.values()), []).append(t)
-        return concat([self.kernel.merge(concat(g, self.schema)) for g in groups.values()],
-                      self.schema)
+            groups.setdefault(tuple(v.as_py() for v in f.values()), (f, []))[1].append(t)
+        return concat([self.kernel.merge(concat(g, self.schema), f)
+                       for f, g in groups.values()], self.schema)
 
     def explain_line(self) -> str:
         keys = ", ".join(self.kernel.keys) or "()"

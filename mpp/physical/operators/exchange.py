@@ -46,14 +46,15 @@ def _key_values(column: pa.ChunkedArray) -> np.ndarray:
     t = column.type
     if pa.types.is_dictionary(t):
         column, t = column.cast(t.value_type), t.value_type
+    fill: float = 0
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        values, fill = pc.cast(column, pa.int64()), 0
+        values = pc.cast(column, pa.int64())
     elif pa.types.is_floating(t) or pa.types.is_decimal(t):
         values, fill = pc.cast(column, pa.float64()), 0.0
     elif pa.types.is_date(t):
-        values, fill = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64()), 0
+        values = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64())
     elif pa.types.is_timestamp(t):
-        values, fill = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64()), 0
+        values = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
     else:
         values = pc.cast(column, pa.large_string())
         if values.null_count:
@@ -74,14 +75,16 @@ def bucket_of(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
 
 def _bucket_ids(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
     """:func:`bucket_of` as unsigned 64-bit integers (no copy to a signed type)."""
-    h = np.zeros(table.num_rows, dtype=np.uint64)
-    for i, key in enumerate(keys):
-        kh = pd.util.hash_array(_key_values(table[key]))
-        if i == 0:
+    h: np.ndarray | None = None
+    for key in keys:
+        kh: np.ndarray = pd.util.hash_array(_key_values(table[key]))
+        if h is None:
             h = kh
         else:
             h *= _GOLDEN
             h ^= kh
+    if h is None:  # no keys: every row in bucket 0
+        return np.zeros(table.num_rows, dtype=np.uint64)
     # hash_array ends in a splitmix64 finaliser, so its low bits are as good as its high bits.
     if n & (n - 1) == 0:
         h &= np.uint64(n - 1)
@@ -203,8 +206,8 @@ class ExchangeExec(PassThroughOp):
     def combine_buckets(self, outputs: list[pa.Table] | list[BucketedTable]) -> BucketedTable:
         """A combine task of a HASH exchange: producer outputs -> one bucketed table."""
         if self.buckets_at_map:
-            return BucketedTable.concat(outputs)  # type: ignore[arg-type]
-        return self.partition(self.combine(outputs))  # type: ignore[arg-type]
+            return BucketedTable.concat(outputs)
+        return self.partition(self.combine(outputs))
 
     def explain_line(self) -> str:
         if self.kind is ExchangeKind.HASH:
