@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -119,18 +120,62 @@ def constant_keys(table: pa.Table, keys: Sequence[str]) -> dict[str, pa.Scalar]:
     return out
 
 
+# Direct addressing (DuckDB's "perfect hash" aggregation): integer values spanning at most this
+# many slots per input value are de-duplicated by marking a bitmap indexed by value - min, with
+# no hash table. A fragment's 100K user ids in 1..100K: 0.3 ms instead of 1.1 ms (pc.unique).
+DIRECT_SLOTS_PER_VALUE = 4
+DIRECT_MIN_VALUES = 256  # below this, pc.unique's fixed cost is smaller
+
+
+def _direct_storage(t: pa.DataType) -> pa.DataType | None:
+    """The signed integer type holding ``t``'s values, if direct addressing can take it."""
+    if pa.types.is_signed_integer(t):
+        return t
+    if pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_time(t) \
+            or pa.types.is_duration(t):
+        return pa.int32() if t.bit_width == 32 else pa.int64()
+    return None
+
+
+def distinct_values(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The distinct values of ``values`` (NULL counts as one value, as in GROUP BY).
+
+    Integer and temporal values within a short range (at most ``DIRECT_SLOTS_PER_VALUE`` x
+    their count between min and max) are found by direct addressing, in ascending order;
+    anything else by ``pc.unique`` (a hash table), in first-seen order.
+    """
+    chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    t = chunked.type
+    storage = _direct_storage(t)
+    n = len(chunked) - chunked.null_count
+    if storage is None or n < DIRECT_MIN_VALUES:
+        return pc.unique(chunked)
+    ints = [c.view(storage) for c in chunked.chunks if len(c)]
+    bounds = pc.min_max(pa.chunked_array(ints, storage))
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if hi - lo + 1 > DIRECT_SLOTS_PER_VALUE * n:
+        return pc.unique(chunked)
+    seen = np.zeros(hi - lo + 1, dtype=np.bool_)
+    for c in ints:
+        c = c.drop_null() if c.null_count else c
+        seen[c.to_numpy().astype(np.int64, copy=False) - lo] = True
+    found = (np.flatnonzero(seen) + lo).astype(storage.to_pandas_dtype(), copy=False)
+    out = pa.array(found, type=storage).view(t)
+    return pa.concat_arrays([out, pa.nulls(1, t)]) if chunked.null_count else out
+
+
 def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
                fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
     """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each.
 
     Keys constant over ``table`` are left out of the hash (see :func:`constant_keys`) and put
-    back as constant columns; a DISTINCT over one remaining key is ``pc.unique``.
+    back as constant columns; a DISTINCT over one remaining key is :func:`distinct_values`.
     """
     if fixed is None:
         fixed = constant_keys(table, keys)
     varying = [k for k in keys if k not in fixed]
     if not specs and len(varying) == 1:
-        out = pa.table({varying[0]: pc.unique(table[varying[0]])})
+        out = pa.table({varying[0]: distinct_values(table[varying[0]])})
     else:
         aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
                 for col, fn, _ in specs]
