@@ -80,6 +80,12 @@ def test_strategies_shape_the_final_stage(session) -> None:
     assert max(rows) < hot
     days = session.sql("SELECT count(DISTINCT date) FROM access_log").to_arrow().column(0)[0]
     assert sum(_final_rows(rewrite)) <= rewrite.stats.plan.stage(2).tasks * days.as_py()
+    # Hot keys are noted where the keys chose the rows: the DISTINCT stage's tasks (after the
+    # exchange by (date, user_id)), not the scan tasks, whose partial DISTINCT over a varying
+    # user_id is left unsampled.
+    leaf = rewrite.stats.plan.stage(1).name
+    assert all(r.hot_keys == () for r in rewrite.stats.tasks if r.name == leaf)
+    assert all(r.hot_keys for r in rewrite.stats.tasks if r.name == distinct_stage and r.rows_in)
 
 
 def test_group_by_hot_key_never_collects_raw_rows(session) -> None:
