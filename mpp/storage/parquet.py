@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem
 
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column
@@ -65,8 +66,11 @@ def scan(fragment: Fragment, columns: Sequence[str],
     constants = {k: v for k, v in fragment.partition if k in needed}
     read = [c for c in needed if c not in constants]
     fs, path = resolve(uri)
+    # Pre-buffering coalesces the column chunks' reads, which object stores need (few large
+    # requests); on a local disk it only adds a hop through Arrow's I/O threads (~0.2 ms a file).
+    pre_buffer = not isinstance(fs, LocalFileSystem)
     with storage_errors(uri), fs.open_input_file(path) as f:
-        pf = pq.ParquetFile(f, page_checksum_verification=True)
+        pf = pq.ParquetFile(f, page_checksum_verification=True, pre_buffer=pre_buffer)
         md = pf.metadata
         schema = pf.schema_arrow
         _check_columns(uri, schema, needed)
