@@ -6,6 +6,7 @@ given a scheduler address, any existing Dask cluster. Nothing else in mpp assume
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -71,6 +72,12 @@ class Cluster:
 
     def close(self) -> None:
         """Close the client and, if we started one, the LocalCluster."""
+        if self._local is not None:
+            # A worker heartbeat in flight while the LocalCluster shuts down logs a
+            # "Failed to communicate with scheduler during heartbeat" traceback (dask/distributed
+            # #7105); our workers are about to go, so their heartbeats stop first.
+            with contextlib.suppress(Exception):
+                self.client.run(_stop_heartbeat)
         if self._owns_client:
             self.client.close()
         if self._local is not None:
@@ -81,6 +88,11 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stop_heartbeat(dask_worker: Any = None) -> None:
+    """On a worker: stop heartbeating the scheduler (the cluster is closing)."""
+    dask_worker.periodic_callbacks["heartbeat"].stop()
 
 
 # Worker task states in which a task's function may still be running in a worker thread.
