@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpp.metrics.records import TaskRecord, format_key
 from mpp.physical.operators.base import HOT_KEY_SAMPLE, TaskContext
 
 
@@ -20,3 +23,16 @@ def test_hot_key_found_when_input_is_ordered() -> None:
     assert tctx.hot_keys[0][0] == top["values"]
     # The scaled estimate is within 5% of the true count.
     assert abs(tctx.hot_keys[0][1] - top["counts"]) <= 0.05 * top["counts"]
+
+
+def test_hot_keys_of_several_columns_read_as_sql_values() -> None:
+    # Keys of two columns are tuples; EXPLAIN ANALYZE, reports and JSON show their values as
+    # SQL prints them, not Python reprs (datetime.date(2017, 1, 13)).
+    table = pa.table({"date": pa.array([datetime.date(2017, 1, 13)] * 10, pa.date32()),
+                      "user_id": pa.array([7] * 6 + [None] * 4, pa.int64())})
+    tctx = TaskContext(partition=0)
+    tctx.note_keys(table, ("date", "user_id"))
+    shown = [format_key(k) for k, _ in tctx.hot_keys]
+    assert shown == ["(2017-01-13, 7)", "(2017-01-13, NULL)"]
+    record = TaskRecord("q", 1, "stage1-x", "k", 0, "w", 0.0, 1.0, hot_keys=tctx.hot_keys)
+    assert record.to_dict()["hot_keys"] == [["(2017-01-13, 7)", 6], ["(2017-01-13, NULL)", 4]]

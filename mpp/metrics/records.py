@@ -57,5 +57,16 @@ class TaskRecord:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         d = asdict(self)
-        d["hot_keys"] = [[str(k), n] for k, n in self.hot_keys]
+        d["hot_keys"] = [[format_key(k), n] for k, n in self.hot_keys]
         return d
+
+
+def format_key(value: Any) -> str:
+    """A hot key as SQL people read it: ``2017-01-13``, ``(2017-01-13, 85410)``, ``NULL``.
+
+    A key of several columns is a tuple; ``str`` of it would show its items' Python reprs
+    (``datetime.date(2017, 1, 13)``).
+    """
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_key(v) for v in value) + ")"
+    return "NULL" if value is None else str(value)

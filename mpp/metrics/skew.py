@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mpp import config
-from mpp.metrics.records import TaskRecord
+from mpp.metrics.records import TaskRecord, format_key
 
 MiB = 1024 * 1024
 SPARK_SKEW_FACTOR = 5.0  # spark.sql.adaptive.skewJoin.skewedPartitionFactor
@@ -119,7 +119,7 @@ class TaskRef:
 
     def describe(self) -> str:
         """One line: partition, worker, time, rows and hot keys."""
-        keys = ", ".join(f"{k} ({n:,})" for k, n in self.hot_keys) or "none recorded"
+        keys = ", ".join(f"{format_key(k)} ({n:,})" for k, n in self.hot_keys) or "none recorded"
         return (f"partition {self.partition} on {self.worker}: {self.seconds:.3f}s, "
                 f"{self.rows_in:,} rows in; hot keys: {keys}")
 
@@ -189,7 +189,7 @@ class StageSkew:
 def _ref_dict(ref: TaskRef) -> dict[str, Any]:
     return {"partition": ref.partition, "worker": ref.worker, "key": ref.key,
             "seconds": ref.seconds, "rows_in": ref.rows_in,
-            "hot_keys": [[str(k), n] for k, n in ref.hot_keys]}
+            "hot_keys": [[format_key(k), n] for k, n in ref.hot_keys]}
 
 
 # Every name StageSkew.metrics() returns, for validating scenario expectations up front.

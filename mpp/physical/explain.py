@@ -7,6 +7,7 @@ The text is deterministic (no ids, tokens or addresses), so it can be a golden f
 
 from __future__ import annotations
 
+from mpp.metrics.records import format_key
 from mpp.metrics.skew import StageSkew, stage_lines
 from mpp.metrics.summary import GroupSummary, QueryStats
 from mpp.physical.operators.base import PhysicalOp
@@ -53,7 +54,7 @@ def _measured(g: GroupSummary) -> str:
     if any(g.join_rows):
         line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
     if g.slowest_hot_keys:
-        hot = ", ".join(f"{k}={n:,}" for k, n in g.slowest_hot_keys)
+        hot = ", ".join(f"{format_key(k)}={n:,}" for k, n in g.slowest_hot_keys)
         line += f"; slowest task {g.slowest_key} held {hot}"
     return line
 

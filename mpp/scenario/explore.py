@@ -21,7 +21,7 @@ from bokeh.models import ColumnDataSource, FactorRange, HoverTool
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
-from mpp.metrics.records import TaskRecord
+from mpp.metrics.records import TaskRecord, format_key
 from mpp.scenario.report import QueryRun, RunData
 from mpp.scenario.runner import run_of
 
@@ -51,7 +51,7 @@ def task_frame(records: Sequence[TaskRecord]) -> pd.DataFrame:
         "rows_in": [r.rows_in for r in records], "rows_out": [r.rows_out for r in records],
         "bytes_read": [r.bytes_read for r in records],
         "bytes_sent": [r.bytes_sent for r in records],
-        "hot_keys": [", ".join(f"{k}={n}" for k, n in r.hot_keys[:2]) for r in records],
+        "hot_keys": [", ".join(f"{format_key(k)}={n}" for k, n in r.hot_keys[:2]) for r in records],
     }).sort_values(["stage", "group", "partition"], ignore_index=True)
 
 

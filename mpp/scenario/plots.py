@@ -23,7 +23,7 @@ from bokeh.palettes import Category10_10, Dark2_8
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
-from mpp.metrics.records import TaskRecord
+from mpp.metrics.records import TaskRecord, format_key
 from mpp.metrics.skew import format_skew, group_by_stage, task_groups
 from mpp.metrics.whatif import worker_lanes
 
@@ -135,7 +135,7 @@ def _task_source(records: Sequence[TaskRecord]) -> ColumnDataSource:
         "color": [stage_color(r.stage) for r in records],
         "partition": [r.partition for r in records], "rows": [r.rows_in for r in records],
         "seconds": [r.duration for r in records], "key": [r.key for r in records],
-        "hot": [", ".join(f"{k} ({n})" for k, n in r.hot_keys[:3]) for r in records],
+        "hot": [", ".join(f"{format_key(k)} ({n})" for k, n in r.hot_keys[:3]) for r in records],
     })
 
 
