@@ -60,10 +60,10 @@ def test_unknown_setting_suggests(cluster) -> None:
 def test_explain_and_analyze(cluster) -> None:
     result = _run(cluster, "explain", QUERY)
     assert result.exit_code == 0, result.output
-    assert "Stage 1 [stage1-scan-partialagg]: 3 tasks (one per fragment)" in result.stdout
+    assert "Stage 1 [stage1-scan-partial-agg]: 3 tasks (one per fragment)" in result.stdout
     assert "ExchangeExec(HASH)" in result.stdout
     result = _run(cluster, "explain", "--analyze", QUERY)
-    assert "measured stage1-scan-partialagg: 3 tasks" in result.stdout
+    assert "measured stage1-scan-partial-agg: 3 tasks" in result.stdout
     assert "Wall time" in result.stdout
     result = _run(cluster, "explain", "--stage", "logical", QUERY)
     assert result.exit_code == 0 and "Stage 1" not in result.stdout

@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from dask.utils import key_split
 
 from mpp.catalog import Catalog
 from mpp.config import PlannerContext, Settings, parse_assignments
+from mpp.execution.graph import build_graph
 from mpp.optimizer import optimize
 from mpp.physical.explain import explain_physical
-from mpp.physical.planner import plan_physical
+from mpp.physical.planner import PhysicalPlan, plan_physical
 from mpp.sql import bind
 from tests.query_warehouses import warehouse
 
@@ -30,12 +32,16 @@ def parse_fixture(path: Path) -> tuple[list[str], dict[str, object], str, str]:
     return header, settings, sql.rstrip(";"), expected
 
 
-def physical_text(catalog: Catalog, sql: str, settings: dict[str, object]) -> str:
-    """EXPLAIN of ``sql`` on a fixed 2 x 1-thread cluster shape (so the text is stable)."""
+def physical_plan(catalog: Catalog, sql: str, settings: dict[str, object]) -> PhysicalPlan:
+    """The physical plan of ``sql`` on a fixed 2 x 1-thread cluster shape."""
     ctx = PlannerContext(Settings(settings), workers=2, threads=2)
     plan = optimize(bind(sql, catalog), ctx)
-    return explain_physical(plan_physical(plan, ctx, lambda s: catalog.fragments(s.table,
-                                                                                  s.predicates)))
+    return plan_physical(plan, ctx, lambda s: catalog.fragments(s.table, s.predicates))
+
+
+def physical_text(catalog: Catalog, sql: str, settings: dict[str, object]) -> str:
+    """EXPLAIN of ``sql`` on a fixed 2 x 1-thread cluster shape (so the text is stable)."""
+    return explain_physical(physical_plan(catalog, sql, settings))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
@@ -53,3 +59,22 @@ def test_explain_is_deterministic(cluster) -> None:
     catalog = Catalog.open(warehouse(cluster.client, "parquet", 8))
     _, settings, sql, _ = parse_fixture(FIXTURES[0])
     assert physical_text(catalog, sql, settings) == physical_text(catalog, sql, settings)
+
+
+def test_dashboard_groups_every_task_under_its_stage_name(cluster) -> None:
+    # The dashboard's task stream groups keys with Dask's key_split, which stops at a word that
+    # is not alphabetic and drops 8-letter words starting with a-f (it takes "finalagg" for a
+    # hex token). Every task of every golden plan, exchanges included, must keep its whole
+    # name (the part before the query's token), whatever the token looks like.
+    catalog = Catalog.open(warehouse(cluster.client, "parquet", 8))
+    seen: set[str] = set()
+    for path in FIXTURES:
+        _, settings, sql, _ = parse_fixture(path)
+        plan = physical_plan(catalog, sql, settings)
+        for token in ("0123abcd", "abcdefab", "9f86d081884c"):
+            for name, _ in build_graph(plan, "q", token, 2).dsk:
+                stage_name = name.removesuffix(f"-{token}")
+                assert key_split(name) == stage_name, f"{path.name}: {name}"
+                seen.add(stage_name.split("-", 1)[1])
+    # The fixtures reach every kind of task name: fused pipelines and each exchange's tasks.
+    assert {"combine", "split", "collect", "scan-partial-agg", "final-agg-project"} <= seen

@@ -49,7 +49,7 @@ def test_explain_stages(cluster) -> None:
         assert "ScanExec: access_log [status] filter=(status >= 400)" in physical
         assert s.explain(QUERY, "logical") != s.explain(QUERY, "optimized")
         analyze = s.explain(QUERY, "analyze")
-        assert "measured stage1-scan-partialagg: 3 tasks" in analyze
+        assert "measured stage1-scan-partial-agg: 3 tasks" in analyze
         with pytest.raises(MppError, match="unknown explain stage"):
             s.explain(QUERY, "graph")  # type: ignore[arg-type]
 

@@ -80,11 +80,11 @@ def test_result_carries_stats_and_analyze(cluster) -> None:
         assert stats.rows_read == 4_000
         assert stats.plan.stages[0].tasks == 8
         names = {r.name for r in stats.tasks}
-        assert names == {"stage1-scan-partialagg", "stage1-combine", "stage2-finalagg-project"}
-        leaf = [r for r in stats.tasks if r.name == "stage1-scan-partialagg"]
+        assert names == {"stage1-scan-partial-agg", "stage1-combine", "stage2-final-agg-project"}
+        leaf = [r for r in stats.tasks if r.name == "stage1-scan-partial-agg"]
         assert sorted(r.partition for r in leaf) == list(range(8))
         assert all(r.bytes_read > 0 and r.bytes_sent > 0 and r.hot_keys for r in leaf)
         assert stats.bytes_exchanged == sum(r.bytes_sent for r in leaf)
         text = result.explain_analyze
-        assert "measured stage1-scan-partialagg: 8 tasks, rows in 4,000" in text
+        assert "measured stage1-scan-partial-agg: 8 tasks, rows in 4,000" in text
         assert "Wall time" in text and "task time min/median/max" in text

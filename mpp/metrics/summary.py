@@ -1,6 +1,6 @@
 """Per-stage summaries of a query's task records, and the statistics a Result carries.
 
-A stage runs one group of pipeline tasks (``stage1-scan-filter-partialagg``) and, when it ends
+A stage runs one group of pipeline tasks (``stage1-scan-filter-partial-agg``) and, when it ends
 in a hash exchange or a broadcast, a group of exchange tasks (``stage1-combine``,
 ``stage1-collect``). Each group is summarised separately: task count, rows, bytes read, bytes
 handed to the exchange, task time min / median / max, max/median rows (the skew ratio) and the

@@ -62,7 +62,7 @@ class Stage:
 
     @property
     def name(self) -> str:
-        """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partialagg``."""
+        """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partial-agg``."""
         return f"stage{self.id}-" + "-".join(op.word for op in self.operators())
 
     def operators(self) -> list[PhysicalOp]:

@@ -43,7 +43,7 @@ class HashAggregateExec(UnaryOp):
 
     @property
     def word(self) -> str:  # type: ignore[override]
-        return {AggregateMode.PARTIAL: "partialagg", AggregateMode.FINAL: "finalagg",
+        return {AggregateMode.PARTIAL: "partial-agg", AggregateMode.FINAL: "final-agg",
                 AggregateMode.SINGLE: "aggregate"}[self.mode]
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
