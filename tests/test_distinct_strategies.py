@@ -28,6 +28,11 @@ QUERIES = [
     "SELECT count(DISTINCT user_id) u, sum(bytes) s FROM access_log WHERE status = 404",
     "SELECT date, count(DISTINCT user_id) u, avg(bytes) a FROM access_log GROUP BY date",
     "SELECT DISTINCT date, status FROM access_log",
+    # No row survives: a global count is 0 (not NULL) beside a DISTINCT aggregate too.
+    "SELECT count(*) c, count(bytes) n, count(DISTINCT user_id) u, sum(bytes) s "
+    "FROM access_log WHERE bytes < 0",
+    "SELECT date, count(*) c, count(DISTINCT user_id) u FROM access_log WHERE 1 = 0 "
+    "GROUP BY date",
 ]
 
 

@@ -79,7 +79,7 @@ def _project(node: Project, tables: Tables) -> pa.Table:
 
 
 _FUNCS = {AggFunc.COUNT: "count", AggFunc.SUM: "sum", AggFunc.MIN: "min", AggFunc.MAX: "max",
-          AggFunc.AVG: "mean"}
+          AggFunc.AVG: "mean", AggFunc.SUM0: "sum"}
 
 
 @run.register
@@ -96,7 +96,9 @@ def _aggregate(node: Aggregate, tables: Tables) -> pa.Table:
             specs.append((a.arg.name, fn, opts) if opts else (a.arg.name, fn))
             names.append(f"{a.arg.name}_{fn}")
     out = t.group_by([c.name for c in node.group_by]).aggregate(specs)
-    cols = [out[c.name] for c in node.group_by] + [out[n] for n in names]
+    cols = [out[c.name] for c in node.group_by] + [
+        pc.fill_null(out[n], 0) if a.func is AggFunc.SUM0 else out[n]  # 0 over no rows
+        for a, n in zip(node.aggregates, names, strict=True)]
     return pa.table(cols, names=list(node.field_names()))
 
 

@@ -103,6 +103,9 @@ class AggFunc(enum.Enum):
     MIN = "min"
     MAX = "max"
     AVG = "avg"
+    # A sum of counts: 0, not NULL, over no rows (Calcite's $SUM0). Not in the SQL subset; the
+    # count(DISTINCT) rewrite makes it from count(*) and count(x), which are never NULL.
+    SUM0 = "sum0"
 
 
 @dataclass(frozen=True, slots=True)

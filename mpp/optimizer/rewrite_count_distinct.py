@@ -14,7 +14,7 @@ the setting ``aggregate.distinct_strategy`` picks one of:
   (g, x), so a hot g is spread over every task; the outer aggregation gets one row per
   (g, x) and pre-aggregates it per task before its own, tiny, exchange by g. ``count(x)`` and not
   ``count(*)``: the inner groups include (g, NULL), which count(DISTINCT x) ignores. Other
-  aggregates in the same SELECT are split the same way (count/count(*) -> sum of counts,
+  aggregates in the same SELECT are split the same way (count/count(*) -> sum0 of counts,
   sum -> sum of sums, min/max -> min/max); a plain ``avg`` is not (it would need a division
   above the outer aggregate), so such a query is left unrewritten, with the reason.
 * ``automatic`` decides per Aggregate from catalog statistics (:func:`choose_strategy`).
@@ -47,8 +47,11 @@ _SETTING = "aggregate.distinct_strategy"
 HOT_FACTOR = 1.5  # a group over 1.5 x a bucket's fair share of rows makes its task a straggler
 USEFUL_REDUCTION = 0.8  # pre-aggregating pays when a fragment keeps <= 80% of its rows
 # How plain aggregates split into an inner (per (g, x)) and an outer (per g) function.
-_SPLIT = {AggFunc.COUNT_STAR: AggFunc.SUM, AggFunc.COUNT: AggFunc.SUM, AggFunc.SUM: AggFunc.SUM,
-          AggFunc.MIN: AggFunc.MIN, AggFunc.MAX: AggFunc.MAX}
+# A count's outer step is sum0, not sum: over no rows at all (a global aggregate of an empty
+# input) the count is 0, where a sum is NULL.
+_SPLIT = {AggFunc.COUNT_STAR: AggFunc.SUM0, AggFunc.COUNT: AggFunc.SUM0,
+          AggFunc.SUM: AggFunc.SUM, AggFunc.MIN: AggFunc.MIN, AggFunc.MAX: AggFunc.MAX,
+          AggFunc.SUM0: AggFunc.SUM0}
 
 
 def rewrite_count_distinct(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:

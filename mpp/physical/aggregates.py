@@ -38,6 +38,12 @@ def _first(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
     return cols[0]
 
 
+def _count(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
+    # Merged counts are NULL only where no partial row existed at all: a global aggregate whose
+    # partial rows are per (DISTINCT argument), over an empty input. A count there is 0.
+    return pc.fill_null(cols[0], 0)
+
+
 def _mean(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
     total, count = cols
     # NULL when a group had no non-null values (count 0), as SQL's avg.
@@ -65,8 +71,9 @@ class AggSpec:
 
 
 AGGREGATES: dict[AggFunc, AggSpec] = {
-    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _first, "count_distinct"),
-    AggFunc.COUNT: AggSpec(("count",), ("sum",), _first, "count_distinct"),
+    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _count, "count_distinct"),
+    AggFunc.COUNT: AggSpec(("count",), ("sum",), _count, "count_distinct"),
+    AggFunc.SUM0: AggSpec(("sum",), ("sum",), _count, "sum"),
     AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
     AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
     AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
