@@ -145,7 +145,6 @@ class Session:
         physical = self.physical(plan, ctx)
         query_id = f"q{next(_QUERY_COUNTER)}-{uuid.uuid4().hex[:8]}"
         run = execute(physical, self.cluster.client, query_id,
-                      fan_in=int(ctx.settings["execution.exchange_fan_in"]),
                       plan_text=explain_physical(physical))
         return Result(run.table, run.stats)
 

@@ -51,9 +51,12 @@ def _prefixes(dsk: dict) -> Counter:
 def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int,
                                          combines: int) -> None:
     plan, frags = _count_distinct_plan(maps)
-    ctx = PlannerContext(Settings({"execution.hash_buckets": buckets}), workers=2, threads=2)
+    ctx = PlannerContext(Settings({"execution.hash_buckets": buckets,
+                                   "execution.exchange_fan_in": fan_in}), workers=2, threads=2)
     physical = plan_physical(plan, ctx, lambda scan: frags)
-    graph = build_graph(physical, "q", "0123abcd", fan_in)
+    graph = build_graph(physical, "q", "0123abcd")
+    # EXPLAIN counts the exchange's tasks from the same plan the graph is built from.
+    assert physical.exchange_tasks(physical.stages[0]) == (combines, combines * buckets)
     assert combines * buckets <= 2 * maps
     assert _prefixes(graph.dsk) == {
         "stage1-scan-partial-agg": maps,  # one task per fragment: scan+partial agg fused
@@ -72,13 +75,13 @@ def test_global_aggregate_gathers_and_limit_sorts_per_task() -> None:
     agg = ln.Aggregate(scan, (), (AggregateCall(AggFunc.MAX, user, False, pa.int64()),), ("m",))
     ctx = PlannerContext(Settings(), workers=2, threads=2)
     graph = build_graph(plan_physical(ln.LogicalPlan(agg, ("m",)), ctx, lambda s: frags),
-                        "q", "0123abcd", 32)
+                        "q", "0123abcd")
     assert _prefixes(graph.dsk) == {"stage1-scan-partial-agg": 10, "stage2-final-agg": 1}
     assert graph.edges() == 10  # gather: the one final task reads every map task
 
     top = ln.Limit(ln.Sort(scan, (SortKey(user, ascending=False),)), 5)
     graph = build_graph(plan_physical(ln.LogicalPlan(top, ("date", "user_id")), ctx,
-                                      lambda s: frags), "q", "0123abcd", 32)
+                                      lambda s: frags), "q", "0123abcd")
     assert _prefixes(graph.dsk) == {"stage1-scan-topn": 10, "stage2-topn-limit": 1}
 
 

@@ -90,7 +90,7 @@ def test_broadcast_never_exchanges_the_big_side(join_wh: Path, cluster) -> None:
         dim = next(s for s in plan.stages if s.scan is not None and s.scan.table == "dim")
         assert fact.sink is None and fact.tasks == 3  # the fact stage is the result stage
         assert dim.sink is not None and dim.sink.kind is ExchangeKind.BROADCAST
-        graph = build_graph(plan, "q", "tok", fan_in=8)
+        graph = build_graph(plan, "q", "tok")
         names = {k[0] for k in graph.dsk}
         assert not any("combine" in n or "split" in n for n in names)
         collect = (f"stage{dim.id}-collect-tok", 0)

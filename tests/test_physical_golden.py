@@ -61,7 +61,7 @@ def test_explain_is_deterministic(cluster) -> None:
     assert physical_text(catalog, sql, settings) == physical_text(catalog, sql, settings)
 
 
-def test_dashboard_groups_every_task_under_its_stage_name(cluster) -> None:
+def test_graph_has_explains_tasks_named_as_the_dashboard_shows(cluster) -> None:
     # The dashboard's task stream groups keys with Dask's key_split, which stops at a word that
     # is not alphabetic and drops 8-letter words starting with a-f (it takes "finalagg" for a
     # hex token). Every task of every golden plan, exchanges included, must keep its whole
@@ -71,8 +71,12 @@ def test_dashboard_groups_every_task_under_its_stage_name(cluster) -> None:
     for path in FIXTURES:
         _, settings, sql, _ = parse_fixture(path)
         plan = physical_plan(catalog, sql, settings)
+        # EXPLAIN's task counts (stages, and each exchange's combine/split/collect tasks)
+        # add up to the graph's.
+        explained = sum(s.tasks + sum(plan.exchange_tasks(s)) for s in plan.stages)
+        assert len(build_graph(plan, "q", "0123abcd").dsk) == explained, path.name
         for token in ("0123abcd", "abcdefab", "9f86d081884c"):
-            for name, _ in build_graph(plan, "q", token, 2).dsk:
+            for name, _ in build_graph(plan, "q", token).dsk:
                 stage_name = name.removesuffix(f"-{token}")
                 assert key_split(name) == stage_name, f"{path.name}: {name}"
                 seen.add(stage_name.split("-", 1)[1])

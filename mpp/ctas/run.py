@@ -143,8 +143,7 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
     """Steps 1 and 2 of the module docstring: the files written, and the plan they followed."""
     client = session.cluster.client
     token = query_token(explain_physical(plan), query_id)
-    graph = build_graph(plan, query_id, token,
-                        int(ctx.settings["execution.exchange_fan_in"]))
+    graph = build_graph(plan, query_id, token)
     dsk = dict(graph.dsk)
     write_stage = plan.final_stage.id + 1
     prep_keys = [(f"stage{write_stage}-prepare-{token}", i) for i in range(len(graph.result_keys))]

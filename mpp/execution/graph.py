@@ -26,7 +26,6 @@ a consumer task reading every producer task.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +58,11 @@ def _refs(obj: Any, dsk: Graph) -> list[Key]:
     return []
 
 
-def build_graph(plan: PhysicalPlan, query_id: str, token: str, fan_in: int) -> QueryGraph:
-    """The Dask graph running ``plan``; ``token`` makes the keys unique to this query."""
+def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
+    """The Dask graph running ``plan``; ``token`` makes the keys unique to this query.
+
+    Exchanges get the tasks :meth:`PhysicalPlan.exchange_tasks` counts (EXPLAIN prints them).
+    """
     from mpp.execution.tasks import StagePayload, run_stage_task
 
     dsk: Graph = {}
@@ -74,25 +76,20 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str, fan_in: int) -> Q
             fragment = fragments[i] if i < len(fragments) else None
             dsk[(name, i)] = (run_stage_task, payload, i, fragment, *inputs)
         if stage.sink is not None:
-            refs[stage.id] = _EXCHANGES[stage.sink.kind](dsk, stage, token, query_id, fan_in)
+            refs[stage.id] = _EXCHANGES[stage.sink.kind](dsk, plan, stage, token, query_id)
     final = plan.final_stage
     return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
 
 
-def combine_count(maps: int, buckets: int, fan_in: int) -> int:
-    """Combine tasks of a hash exchange: ceil(maps / fan_in), at most 2 maps / buckets, >= 1."""
-    return max(1, min(math.ceil(maps / max(1, fan_in)), 2 * maps // max(1, buckets)))
-
-
-def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
-                   fan_in: int) -> InputRef:
+def _hash_exchange(dsk: Graph, plan: PhysicalPlan, stage: Stage, token: str,
+                   query_id: str) -> InputRef:
     from mpp.execution.tasks import CombinePayload, run_combine
     from mpp.physical.operators.exchange import take_bucket
 
     assert stage.sink is not None
     maps = [(f"{stage.name}-{token}", i) for i in range(stage.tasks)]
     n = stage.sink.n
-    combines = combine_count(len(maps), n, fan_in)
+    combines, _ = plan.exchange_tasks(stage)
     payload = CombinePayload.of(stage, query_id, split=True)
     combine_name = f"stage{stage.id}-combine-{token}"
     split_name = f"stage{stage.id}-split-{token}"
@@ -104,8 +101,8 @@ def _hash_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
     return lambda j: [(split_name, c * n + j) for c in range(combines)]
 
 
-def _broadcast_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
-                        fan_in: int) -> InputRef:
+def _broadcast_exchange(dsk: Graph, plan: PhysicalPlan, stage: Stage, token: str,
+                        query_id: str) -> InputRef:
     from mpp.execution.tasks import CombinePayload, run_combine
 
     maps = [(f"{stage.name}-{token}", i) for i in range(stage.tasks)]
@@ -114,13 +111,13 @@ def _broadcast_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
     return lambda j: key
 
 
-def _gather_exchange(dsk: Graph, stage: Stage, token: str, query_id: str,
-                     fan_in: int) -> InputRef:
+def _gather_exchange(dsk: Graph, plan: PhysicalPlan, stage: Stage, token: str,
+                     query_id: str) -> InputRef:
     maps = [(f"{stage.name}-{token}", i) for i in range(stage.tasks)]
     return lambda j: maps
 
 
-_EXCHANGES: dict[ExchangeKind, Callable[[Graph, Stage, str, str, int], InputRef]] = {
+_EXCHANGES: dict[ExchangeKind, Callable[[Graph, PhysicalPlan, Stage, str, str], InputRef]] = {
     ExchangeKind.HASH: _hash_exchange,
     ExchangeKind.BROADCAST: _broadcast_exchange,
     ExchangeKind.GATHER: _gather_exchange,

@@ -34,11 +34,11 @@ def query_token(plan_text: str, query_id: str) -> str:
     return str(tokenize(plan_text, query_id))[:8]
 
 
-def execute(plan: PhysicalPlan, client: Any, query_id: str, *, fan_in: int,
+def execute(plan: PhysicalPlan, client: Any, query_id: str, *,
             plan_text: str = "") -> Execution:
     """Run ``plan`` on ``client``'s cluster; return the result named by the plan's outputs."""
     token = query_token(plan_text, query_id)
-    graph = build_graph(plan, query_id, token, fan_in)
+    graph = build_graph(plan, query_id, token)
     # client.get wraps a dict graph in an LLGExpr and tokenizes every task argument (operator
     # trees, fragments) to name it: ~1.8 s at 1,000 tasks. Our keys already carry a unique
     # token, so the expression is named by it instead.

@@ -46,6 +46,7 @@ class GroupSummary:
     rows_max: int
     rows_median: float
     slowest_key: str
+    slowest_partition: int
     slowest_worker: str
     slowest_hot_keys: tuple[tuple[Any, int], ...]
     join_rows: tuple[int, int] = (0, 0)  # rows into hash joins (left, right), all tasks
@@ -70,7 +71,8 @@ def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
         bytes_sent=sum(r.bytes_sent for r in records),
         time_min=min(times), time_median=statistics.median(times), time_max=max(times),
         rows_max=max(rows), rows_median=statistics.median(rows),
-        slowest_key=slowest.key, slowest_worker=slowest.worker,
+        slowest_key=slowest.key, slowest_partition=slowest.partition,
+        slowest_worker=slowest.worker,
         slowest_hot_keys=slowest.hot_keys,
         join_rows=(sum(r.join_rows[0] for r in records), sum(r.join_rows[1] for r in records)),
     )

@@ -32,9 +32,22 @@ def _tree(op: PhysicalOp, stage: Stage, indent: str) -> list[str]:
     return lines
 
 
-def _stage_header(stage: Stage, final: bool) -> str:
-    tasks = f"{stage.tasks} task{'s' if stage.tasks != 1 else ''} ({_task_reason(stage)})"
-    out = "result" if final or stage.sink is None else stage.sink.explain_line()
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _stage_header(plan: PhysicalPlan, stage: Stage) -> str:
+    tasks = f"{_count(stage.tasks, 'task')} ({_task_reason(stage)})"
+    if stage is plan.final_stage or stage.sink is None:
+        return f"Stage {stage.id} [{stage.name}]: {tasks} -> result"
+    out = stage.sink.explain_line()
+    # The exchange's own tasks, as the graph has them (stageN-combine, -split, -collect).
+    combines, splits = plan.exchange_tasks(stage)
+    if splits:
+        out += (f" via {_count(combines, 'combine task')} (fan-in {plan.exchange_fan_in}) "
+                f"and {_count(splits, 'split task')}")
+    elif combines:
+        out += f" via {_count(combines, 'collect task')}"
     return f"Stage {stage.id} [{stage.name}]: {tasks} -> {out}"
 
 
@@ -47,7 +60,7 @@ def _fmt_bytes(n: float) -> str:
 
 
 def _measured(g: GroupSummary) -> str:
-    line = (f"  measured {g.name}: {g.tasks} tasks, rows in {g.rows_in:,} out {g.rows_out:,}, "
+    line = (f"  measured {g.name}: {_count(g.tasks, 'task')}, rows in {g.rows_in:,} out {g.rows_out:,}, "
             f"read {_fmt_bytes(g.bytes_read)}, exchanged {_fmt_bytes(g.bytes_sent)}, "
             f"task time min/median/max {g.time_min * 1000:.1f}/{g.time_median * 1000:.1f}/"
             f"{g.time_max * 1000:.1f} ms, rows max/median {g.skew:.2f}")
@@ -55,7 +68,7 @@ def _measured(g: GroupSummary) -> str:
         line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
     if g.slowest_hot_keys:
         hot = ", ".join(f"{format_key(k)}={n:,}" for k, n in g.slowest_hot_keys)
-        line += f"; slowest task {g.slowest_key} held {hot}"
+        line += f"; slowest task (partition {g.slowest_partition}) held {hot}"
     return line
 
 
@@ -67,20 +80,23 @@ def _skew(sk: StageSkew) -> list[str]:
 
 def explain_physical(plan: PhysicalPlan, stats: QueryStats | None = None) -> str:
     """The plan's stages, operators, task counts and exchanges; with ``stats``, measurements."""
-    lines = [f"PhysicalPlan: {len(plan.stages)} stages, hash exchanges into "
+    lines = [f"PhysicalPlan: {_count(len(plan.stages), 'stage')}, hash exchanges into "
              f"{plan.hash_buckets} buckets"]
     skews = stats.skew() if stats is not None else {}
     for stage in reversed(plan.stages):
-        lines.append(_stage_header(stage, stage is plan.final_stage))
+        lines.append(_stage_header(plan, stage))
         if stats is not None:
             lines += [_measured(g) for g in stats.stages.get(stage.id, [])]
             if stage.id in skews:
                 lines += _skew(skews[stage.id])
         lines += _tree(stage.root, stage, "  ")
     if stats is not None:
-        total_tasks = len(stats.tasks)
-        lines.append(f"Wall time {stats.wall_seconds:.3f} s; {total_tasks} task records; "
-                     f"read {stats.rows_read:,} rows, {_fmt_bytes(stats.bytes_read)}; "
+        # Split tasks only slice a combine's output (no work to measure), so they leave no record.
+        read = f"read {stats.rows_read:,} rows, {_fmt_bytes(stats.bytes_read)}"
+        if stats.rows_read and not stats.bytes_read:
+            read += " (no column data: values from the catalog and file footers)"
+        lines.append(f"Wall time {stats.wall_seconds:.3f} s; {_count(len(stats.tasks), 'task record')}"
+                     f" (split tasks are not recorded); {read}; "
                      f"exchanged {_fmt_bytes(stats.bytes_exchanged)}")
         if stats.tasks:
             predicted = ", ".join(f"W={w} {p.makespan:.3f} s"

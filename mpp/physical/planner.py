@@ -14,15 +14,19 @@ Three steps, each one function:
    fixes each stage's task count: one per fragment for a scan stage, the bucket count after a
    hash exchange, one after a gather.
 
-Used configurations: ``execution.hash_buckets`` (through ``PlannerContext.hash_buckets``) and
-``join.strategy`` (for joins the optimizer left at ``auto``).
+Used configurations: ``execution.hash_buckets`` (through ``PlannerContext.hash_buckets``),
+``execution.exchange_fan_in`` (how many combine tasks each hash exchange gets, so EXPLAIN can
+count every task the graph will have) and ``join.strategy`` (for joins the optimizer left at
+``auto``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from mpp.config import PlannerContext
 from mpp.logical import nodes as ln
@@ -91,6 +95,19 @@ class PhysicalPlan:
     stages: tuple[Stage, ...]
     output_names: tuple[str, ...]
     hash_buckets: int
+    exchange_fan_in: int = 64  # producer outputs one combine task of a hash exchange merges
+    settings: Mapping[str, Any] = field(default_factory=dict)  # what the plan was made with
+
+    def exchange_tasks(self, stage: Stage) -> tuple[int, int]:
+        """The (combine, split) tasks between ``stage`` and its consumers: a hash exchange's
+        combines and their C x N bucket splits, a broadcast's one collect task, a gather's none.
+        """
+        if stage.sink is None or stage.sink.kind is ExchangeKind.GATHER:
+            return 0, 0
+        if stage.sink.kind is ExchangeKind.BROADCAST:
+            return 1, 0
+        combines = combine_count(stage.tasks, stage.sink.n, self.exchange_fan_in)
+        return combines, combines * stage.sink.n
 
     @property
     def final_stage(self) -> Stage:
@@ -100,6 +117,12 @@ class PhysicalPlan:
     def stage(self, stage_id: int) -> Stage:
         """The stage numbered ``stage_id``."""
         return self.stages[stage_id - 1]
+
+
+def combine_count(maps: int, buckets: int, fan_in: int) -> int:
+    """Combine tasks of a hash exchange: ceil(maps / fan_in), at most 2 maps / buckets, >= 1
+    (so the combines' C x N bucket splits stay at most 2 maps; see mpp/execution/graph.py)."""
+    return max(1, min(math.ceil(maps / max(1, fan_in)), 2 * maps // max(1, buckets)))
 
 
 def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
@@ -272,7 +295,8 @@ def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,
     lister = fragments or _no_fragments
     tree = enforce_distribution(lower(plan.root, ctx, lister), ctx)
     root, stages = cut_stages(tree)
-    return PhysicalPlan(root, stages, plan.output_names, ctx.hash_buckets)
+    return PhysicalPlan(root, stages, plan.output_names, ctx.hash_buckets,
+                        int(ctx.settings["execution.exchange_fan_in"]), ctx.settings)
 
 
 def _no_fragments(scan: ln.Scan) -> Sequence[Fragment]:
