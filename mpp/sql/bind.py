@@ -33,7 +33,7 @@ from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
 from mpp.sql.parse import locate, parse, statement_start, unsupported
 from mpp.sql.relations import bind_from, unique_names
-from mpp.sql.scope import Scope
+from mpp.sql.scope import Scope, check_qualifiers
 
 if TYPE_CHECKING:
     from mpp.sql import CatalogLike
@@ -145,6 +145,8 @@ class QueryBinder:
         return items
 
     def _expand_star(self, star: exp.Expr, scope: Scope) -> list[SelectItem]:
+        if isinstance(star, exp.Column):
+            check_qualifiers(star, self.sql, UnknownColumnError)
         table = star.table if isinstance(star, exp.Column) else ""
         rels = scope.relations
         if table:

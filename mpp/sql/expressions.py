@@ -13,15 +13,30 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
-from mpp.errors import SqlError
+from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.expr import Call, Expr, Literal
 from mpp.sql import types as T
-from mpp.sql.parse import locate, unsupported
-from mpp.sql.scope import Scope
+from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
+from mpp.sql.scope import Scope, check_qualifiers
 
 AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
 _ARITH = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+# Constructs outside the subset that sqlglot parses into nodes of their own: the name errors
+# give them, and the keyword they point at.
+_CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
+    exp.Window: ("window function (OVER)", TokenType.OVER),
+    exp.Exists: ("EXISTS (subquery)", TokenType.EXISTS),
+    exp.Interval: ("INTERVAL", TokenType.INTERVAL),
+    exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
+    exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
+    exp.NullSafeEQ: ("IS NOT DISTINCT FROM", TokenType.IS),
+    exp.DPipe: ("operator || (string concatenation)", TokenType.DPIPE),
+    exp.Escape: ("LIKE ... ESCAPE", TokenType.ESCAPE),
+    exp.Rollup: ("GROUP BY ROLLUP", TokenType.ROLLUP),
+    exp.Cube: ("GROUP BY CUBE", TokenType.CUBE),
+    exp.GroupingSets: ("GROUP BY GROUPING SETS", TokenType.GROUPING_SETS),
+}
 TRUNC_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 DIFF_UNITS = ("millisecond",) + TRUNC_UNITS
 
@@ -32,8 +47,13 @@ def is_aggregate_call(node: exp.Expr) -> bool:
 
 
 def contains_aggregate(node: exp.Expr) -> bool:
-    """True if ``node`` contains an aggregate function."""
-    return any(is_aggregate_call(n) for n in node.walk())
+    """True if ``node`` contains an aggregate function outside any window.
+
+    ``count(*) OVER (...)`` is a window function, not an aggregate: it does not make the query
+    an aggregate query (which would misreport its other columns as missing from GROUP BY).
+    """
+    return any(is_aggregate_call(n)
+               for n in node.walk(prune=lambda n: isinstance(n, exp.Window)))
 
 
 class ExprBinder:
@@ -64,16 +84,14 @@ class ExprBinder:
         raise self._unsupported(node)
 
     def _unsupported(self, node: exp.Expr) -> SqlError:
-        if isinstance(node, exp.Window):
-            return unsupported(node, self.sql, "window function (OVER)", TokenType.OVER)
+        for kind, (construct, keyword) in _CONSTRUCTS.items():
+            if isinstance(node, kind):
+                return unsupported(node, self.sql, construct, keyword)
         if isinstance(node, (exp.Subquery, exp.Select)):
             return unsupported(node, self.sql, "scalar subquery", TokenType.SELECT)
-        if isinstance(node, exp.Exists):
-            return unsupported(node, self.sql, "EXISTS (subquery)")
-        if isinstance(node, exp.Interval):
-            return unsupported(node, self.sql, "INTERVAL")
         if isinstance(node, exp.Func):
-            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            name = node.name if isinstance(node, exp.Anonymous) else (
+                written_name(node, self.sql) or node.sql_name())  # now(), not current_timestamp()
             return unsupported(node, self.sql, f"function {name.lower()}()")
         return unsupported(node, self.sql, f"expression {node.sql(dialect='trino')!r}")
 
@@ -82,6 +100,7 @@ class ExprBinder:
     def column(self, node: exp.Column) -> Expr:
         if isinstance(node.this, exp.Star):
             raise self.error(node, "'*' is only allowed in the select list and count(*)")
+        check_qualifiers(node, self.sql, UnknownColumnError)
         return self.scope.resolve(node.name, node.table or None, self.where(node))
 
     def literal(self, node: exp.Literal) -> Expr:
@@ -110,9 +129,19 @@ class ExprBinder:
     def cast(self, node: exp.Cast) -> Expr:
         if isinstance(node, exp.TryCast):
             raise unsupported(node, self.sql, "TRY_CAST")
+        shown = node.to.sql(dialect="trino")
         target = T.arrow_type(node.to)
         if target is None:
-            raise self.error(node, f"unsupported type in CAST: {node.to.sql(dialect='trino')}")
+            raise self.error(node, f"unsupported type in CAST: {shown}")
+        # Trino's varchar(3) truncates and timestamp(3) rounds; mpp does neither, so written
+        # parameters are rejected. (TIMESTAMP '...' literals get parameters of sqlglot's own,
+        # without source positions: those are fine.)
+        if any(p.meta for e in node.to.expressions for p in e.walk()):
+            raise unsupported(node, self.sql, f"CAST to {shown}",
+                              hint=" (mpp would ignore the length or precision; write "
+                                   f"{node.to.this.name.lower()})")
+        if node.to.this == exp.DataType.Type.CHAR:  # Trino's char is char(1), blank-padded
+            raise unsupported(node, self.sql, f"CAST to {shown}", hint=" (write varchar)")
         inner = self.bind(node.this)
         if isinstance(inner, Literal) and isinstance(inner.value, str):
             try:  # DATE '...' / TIMESTAMP '...' literals arrive as casts of strings
@@ -211,6 +240,13 @@ class ExprBinder:
 
     # --- functions ----------------------------------------------------------------------------
 
+    def check_arguments(self, node: exp.Func, name: str, counts: tuple[int, ...]) -> None:
+        """Reject a call of ``name`` whose argument count in the text is not in ``counts``
+        (sqlglot silently drops surplus arguments of some functions)."""
+        found = call_arguments(node, self.sql)
+        if found is not None and found not in counts:
+            raise self.error(node, f"{name} takes {ARITIES[name]}, not {found}")
+
     def unit(self, node: exp.Expr, allowed: tuple[str, ...]) -> str:
         unit = node.args.get("unit")
         text = (unit.name if unit is not None else "").lower()
@@ -219,7 +255,8 @@ class ExprBinder:
                                    f"{', '.join(allowed)})")
         return text
 
-    def date_trunc(self, node: exp.Expr) -> Expr:
+    def date_trunc(self, node: exp.Func) -> Expr:
+        self.check_arguments(node, "date_trunc", (2,))
         unit = self.unit(node, TRUNC_UNITS)
         arg = self.bind(node.this)
         if not T.is_temporal(arg.dtype):
@@ -230,6 +267,7 @@ class ExprBinder:
 
     def date_diff(self, node: exp.DateDiff) -> Expr:
         # sqlglot reads Trino's date_diff(unit, start, end) as DateDiff(this=end, expression=start).
+        self.check_arguments(node, "date_diff", (3,))
         unit = self.unit(node, DIFF_UNITS)
         start, end = self.bind(node.expression), self.bind(node.this)
         common = T.common_type(start.dtype, end.dtype)

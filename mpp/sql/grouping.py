@@ -17,7 +17,7 @@ from mpp.logical.expr import AggregateCall, Column, Expr
 from mpp.logical.nodes import Aggregate, LogicalNode, Project
 from mpp.sql.aggregates import AggregateRegistry
 from mpp.sql.expressions import ExprBinder, contains_aggregate
-from mpp.sql.parse import locate, unsupported
+from mpp.sql.parse import locate, offset_to_line_col, token_after, unsupported
 from mpp.sql.scope import Scope
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
         if group.args.get(key):
             raise unsupported(group, qb.sql, f"GROUP BY {construct}",
                               getattr(TokenType, key.upper(), None))
+    if not group.expressions:
+        raise SqlError("syntax error: GROUP BY needs at least one expression",
+                       *_group_by_keyword(select, qb.sql))
     binder = ExprBinder(scope, qb.sql, "GROUP BY")
     keys: list[Expr] = []
     for g in group.expressions:
@@ -44,6 +47,17 @@ def group_keys(qb: QueryBinder, select: exp.Select, scope: Scope,
             raise SqlError("GROUP BY cannot contain an aggregate function", *locate(g, qb.sql))
         keys.append(binder.bind(target))
     return list(dict.fromkeys(keys))
+
+
+def _group_by_keyword(select: exp.Select, sql: str) -> tuple[int, int]:
+    """Line and column of ``select``'s own GROUP BY keyword (its Group node has no tokens when
+    it is empty): the token after the clause before it."""
+    before = (select.args.get("where") or (select.args.get("joins") or [None])[-1]
+              or select.args.get("from_") or select.args.get("from"))
+    after = token_after(before, sql) if before is not None else None
+    if after is not None and after.token_type == TokenType.GROUP_BY:
+        return offset_to_line_col(sql, after.start)
+    return locate(select, sql, TokenType.GROUP_BY)
 
 
 def _group_target(qb: QueryBinder, g: exp.Expr, scope: Scope,

@@ -8,6 +8,8 @@ that introduces them.
 
 from __future__ import annotations
 
+import re
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
@@ -23,14 +25,7 @@ def parse(sql: str) -> exp.Expr:
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as err:
-        info = err.errors[0] if err.errors else {}
-        highlight = str(info.get("highlight") or "")
-        line, col = info.get("line"), info.get("col")
-        if isinstance(col, int) and highlight:
-            col = max(1, col - len(highlight) + 1)  # sqlglot reports the token's last column
-        near = f" near {highlight!r}" if highlight else ""
-        desc = str(info.get("description") or err).split("\n")[0]
-        raise SqlError(f"syntax error: {desc}{near}", line, col) from None
+        raise _syntax_error(sql, err) from None
     except TokenError as err:
         line, col = _token_error_position(sql, str(err))
         raise SqlError(f"syntax error: cannot tokenize the text ({err})", line, col) from None
@@ -40,6 +35,170 @@ def parse(sql: str) -> exp.Expr:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+# What sqlglot's parser says when a node lacks a required part or a function gets too many
+# arguments; the messages name sqlglot's classes, so they are rewritten before a user sees them.
+_REQUIRED = re.compile(r"Required keyword: '(\w+)' missing for <class '([\w.]+)'>")
+_TOO_MANY = re.compile(r"The number of provided arguments \((\d+)\) is greater than the "
+                       r"maximum number of supported arguments \((\d+)\)")
+_TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+, "
+                         r"col: \d+, start: \d+, end: \d+, comments: \[.*?\]>")
+
+ARITIES: dict[str, str] = {
+    "date_diff": "3 arguments (unit, start, end)",
+    "date_trunc": "2 arguments (unit, value)",
+    "date_add": "3 arguments (unit, amount, value)",
+    "if": "2 or 3 arguments (condition, value[, else value])",
+    "coalesce": "at least 1 argument",
+    "count": "1 argument (or *)",
+    "sum": "1 argument",
+    "min": "1 argument",
+    "max": "1 argument",
+    "avg": "1 argument",
+}
+"""How many arguments the functions of mpp's subset take, as error messages say it."""
+
+# Clauses and operators sqlglot reports as "Required keyword ... missing for <class ...>".
+_INCOMPLETE: dict[type, str] = {
+    exp.Where: "WHERE needs a condition",
+    exp.Having: "HAVING needs a condition",
+    exp.Order: "ORDER BY needs at least one expression",
+    exp.Limit: "LIMIT needs a row count",
+    exp.Fetch: "FETCH needs a row count",
+    exp.Offset: "OFFSET needs a row count",
+    exp.CTE: "a WITH query needs a body: name AS (SELECT ...)",
+    exp.Not: "NOT needs an operand",
+    exp.Between: "BETWEEN needs both bounds: x BETWEEN low AND high",
+    exp.Like: "LIKE needs a pattern",
+    exp.In: "IN needs a list of values",
+    exp.Case: "CASE needs at least one WHEN condition THEN value",
+    exp.If: "CASE WHEN needs a condition and a THEN value",
+}
+
+
+def _syntax_error(sql: str, err: ParseError) -> SqlError:
+    """The :class:`SqlError` for sqlglot's ``err``: plain words, the position of the construct."""
+    info = err.errors[0] if err.errors else {}
+    highlight = str(info.get("highlight") or "")
+    line, col = info.get("line"), info.get("col")
+    desc = str(info.get("description") or err).split("\n")[0]
+    tokens = _tokens_or_none(sql)
+    index = _token_at(tokens, line, col) if tokens is not None else None
+    if index is not None and tokens is not None:
+        line, col = offset_to_line_col(sql, tokens[index].start)
+        mapped = _plain_message(desc, tokens, index)
+        if mapped is not None:
+            message, at = mapped
+            return SqlError(f"syntax error: {message}", *offset_to_line_col(sql, at))
+    elif isinstance(col, int) and highlight:
+        col = max(1, col - len(highlight) + 1)  # sqlglot reports the token's last column
+    desc = _TOKEN_REPR.sub(lambda m: "the end of the query" if m.group(1) == "SENTINEL"
+                           else repr(m.group(2)), desc)
+    if _REQUIRED.search(desc) or _TOO_MANY.search(desc):  # never show sqlglot's class names
+        desc = "incomplete expression"
+    near = f" near {highlight!r}" if highlight else ""
+    return SqlError(f"syntax error: {desc}{near}", line, col)
+
+
+def _plain_message(desc: str, tokens: list[Token], index: int) -> tuple[str, int] | None:
+    """(message, offset) for the sqlglot errors about missing parts and argument counts."""
+    required, too_many = _REQUIRED.search(desc), _TOO_MANY.search(desc)
+    if required is None and too_many is None:
+        return None
+    call = (_enclosing_call(tokens, index) if tokens[index].token_type == TokenType.R_PAREN
+            else None)
+    cls = _sqlglot_class(required.group(2)) if required is not None else None
+    if call is not None and (too_many is not None or (cls is not None
+                                                      and issubclass(cls, exp.Func))):
+        name = tokens[call].text.lower()
+        if name in ARITIES:
+            return f"{name} takes {ARITIES[name]}", tokens[call].start
+        if too_many is not None:
+            return f"{name}() has too many arguments ({too_many.group(1)})", tokens[call].start
+        return f"{name}() is missing arguments", tokens[call].start
+    token = tokens[index]
+    for kind, message in _INCOMPLETE.items():
+        if cls is not None and issubclass(cls, kind):
+            return message, token.start
+    if cls is not None and issubclass(cls, exp.SetOperation):
+        return f"{token.text.upper()} needs a query on each side", token.start
+    if cls is not None and issubclass(cls, exp.Binary):
+        return f"operator {token.text.upper()} needs an operand on each side", token.start
+    return f"incomplete expression near {token.text!r}", token.start
+
+
+def _sqlglot_class(dotted: str) -> type | None:
+    """The sqlglot expression class named ``dotted`` in one of its error messages."""
+    cls = getattr(exp, dotted.rsplit(".", 1)[-1], None)
+    return cls if isinstance(cls, type) and issubclass(cls, exp.Expr) else None
+
+
+def _tokens_or_none(sql: str) -> list[Token] | None:
+    try:
+        return _tokens(sql)
+    except TokenError:
+        return None
+
+
+def _token_at(tokens: list[Token], line: object, col: object) -> int | None:
+    """Index of the token sqlglot's error position (line, last column) refers to."""
+    for i, t in enumerate(tokens):
+        if t.line == line and t.col == col:
+            return i
+    return None
+
+
+def _enclosing_call(tokens: list[Token], index: int) -> int | None:
+    """Index of the name of the function call whose parentheses hold ``tokens[index]``
+    (or that ``tokens[index]``, a closing parenthesis, ends)."""
+    depth = 0
+    for i in range(index - 1, 0, -1):
+        kind = tokens[i].token_type
+        if kind == TokenType.R_PAREN:
+            depth += 1
+        elif kind == TokenType.L_PAREN:
+            if depth == 0:
+                name = tokens[i - 1]
+                return i - 1 if name.text.replace("_", "").isalnum() else None
+            depth -= 1
+    return None
+
+
+def call_arguments(node: exp.Expr, sql: str) -> int | None:
+    """How many arguments the call ``node`` has in the text (None if not found).
+
+    sqlglot drops surplus arguments of some functions (``date_diff('day', a, b, c)`` parses
+    as ``date_diff('day', a, b)``), so arity is checked against the tokens.
+    """
+    start = node.meta.get("start") if node.meta else None
+    if start is None:
+        return None
+    tokens = _tokens(sql)
+    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    if index is None or index + 1 >= len(tokens):
+        return None
+    if tokens[index + 1].token_type != TokenType.L_PAREN:
+        return None
+    depth, args, empty = 0, 1, True
+    for t in tokens[index + 2:]:
+        if t.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif t.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            if depth == 0:
+                return 0 if empty else args
+            depth -= 1
+        elif t.token_type == TokenType.COMMA and depth == 0:
+            args += 1
+        empty = False
+    return None
+
+
+def written_name(node: exp.Expr, sql: str) -> str | None:
+    """The text of ``node``'s own token, as the user wrote it (``now`` for CURRENT_TIMESTAMP)."""
+    if node.meta and "start" in node.meta and "end" in node.meta:
+        return sql[node.meta["start"]:node.meta["end"] + 1]
+    return None
 
 
 def _token_error_position(sql: str, message: str) -> tuple[int, int]:
@@ -84,6 +243,10 @@ def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[
         hits = [t.start for t in _tokens(sql) if t.text.lower() in names]
         if hits:
             return offset_to_line_col(sql, hits[0])
+    if start is not None and isinstance(node, exp.Func) and "start" not in (node.meta or {}):
+        name = _call_name_before(node, sql, start)  # extract(hour FROM x): the word extract
+        if name is not None:
+            return offset_to_line_col(sql, name)
     if keyword is not None:
         hits = [t.start for t in _tokens(sql) if t.token_type == keyword]
         inside = [h for h in hits if start is not None and end is not None and start <= h <= end]
@@ -97,6 +260,29 @@ def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[
     if start is None:
         return 1, 1
     return offset_to_line_col(sql, start)
+
+
+def _call_name_before(node: exp.Func, sql: str, start: int) -> int | None:
+    """Offset of the name of call ``node`` whose first located token is at ``start``: the
+    word before the ``(`` that precedes it (within a few unlocated words such as ``hour FROM``),
+    if that word is one of the node's names."""
+    tokens = _tokens(sql)
+    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    if index is None:
+        return None
+    names = {node.sql_name().lower(), node.key.lower()}
+    for i in range(index - 1, max(index - 4, 0), -1):
+        if tokens[i].token_type == TokenType.L_PAREN:
+            return tokens[i - 1].start if tokens[i - 1].text.lower() in names else None
+    return None
+
+
+def token_after(node: exp.Expr, sql: str) -> Token | None:
+    """The token right after ``node``'s text, if any (to spot a dangling ``ON``)."""
+    end = _end(node)
+    if end is None:
+        return None
+    return next((t for t in _tokens(sql) if t.start > end), None)
 
 
 def statement_start(sql: str) -> tuple[int, int]:

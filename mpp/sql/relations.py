@@ -17,8 +17,8 @@ from mpp.errors import SqlError, UnknownTableError, suggest
 from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
 from mpp.logical.nodes import Join, JoinKind, LogicalNode, LogicalPlan, Project, Scan
 from mpp.sql.expressions import ExprBinder
-from mpp.sql.parse import locate, unsupported
-from mpp.sql.scope import Relation, Scope, ScopeColumn
+from mpp.sql.parse import locate, offset_to_line_col, token_after, unsupported
+from mpp.sql.scope import QUALIFIER, Relation, Scope, ScopeColumn, check_qualifiers
 
 if TYPE_CHECKING:
     from mpp.sql.bind import QueryBinder
@@ -38,6 +38,14 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
+# FROM items outside the subset that sqlglot parses into nodes of their own.
+_FROM_ITEMS: dict[type, tuple[str, TokenType]] = {
+    exp.Values: ("VALUES in FROM", TokenType.VALUES),
+    exp.Unnest: ("UNNEST", TokenType.UNNEST),
+    exp.Lateral: ("LATERAL", TokenType.LATERAL),
+}
+
+
 def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
     """The plan of ``select``'s FROM clause (with joins) and the names it brings into scope."""
     source = select.args.get("from_") or select.args.get("from")
@@ -53,6 +61,9 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     """Bind one FROM item: a catalog table, a CTE name or a subquery."""
     if item.args.get("sample") is not None:
         raise unsupported(item, qb.sql, "TABLESAMPLE", TokenType.TABLE_SAMPLE)
+    for kind, (construct, keyword) in _FROM_ITEMS.items():
+        if isinstance(item, kind):
+            raise unsupported(item, qb.sql, construct, keyword)
     extra = [k for k, v in item.args.items()
              if v and k not in ("this", "alias", "db", "catalog", "sample")]
     if extra:  # time travel, PIVOT, LATERAL, table functions' options, ...
@@ -64,6 +75,8 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
         # Trino folds unquoted names to lower case: FROM ACCESS_LOG reads access_log.
         name = item.name if item.this.args.get("quoted") else item.name.lower()
         alias = item.alias or name
+        check_qualifiers(item, qb.sql, UnknownTableError,
+                         f" (write {item.name} or {QUALIFIER}.{item.name})")
         cte = qb.ctes.get(name.lower()) if not item.db else None
         if cte is not None:
             return subquery_relation(qb.child(exclude=name.lower()).query(cte), alias)
@@ -123,6 +136,10 @@ def _check_join_kind(qb: QueryBinder, join: exp.Join) -> JoinKind:
         raise unsupported(join, qb.sql, "JOIN ... USING", TokenType.USING,
                           hint=" (write the condition with ON)")
     if join.args.get("on") is None:
+        after = token_after(join, qb.sql)
+        if after is not None and after.token_type == TokenType.ON:
+            raise SqlError("syntax error: ON needs a condition",
+                           *offset_to_line_col(qb.sql, after.start))
         raise unsupported(join, qb.sql, "a join without an ON condition (cross join)",
                           TokenType.JOIN if kind != "CROSS" else TokenType.CROSS)
     return JoinKind.LEFT if side == "LEFT" else JoinKind.INNER

@@ -10,9 +10,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+from sqlglot import exp
 
 from mpp.errors import SqlError, UnknownColumnError, suggest
 from mpp.logical.expr import Column
+from mpp.sql.parse import locate
+
+QUALIFIER = "mpp"
+"""The one catalog, and its one schema (the Iceberg namespace), a name may be qualified with:
+``mpp.access_log`` and ``mpp.mpp.access_log`` are ``access_log``."""
+
+
+def check_qualifiers(node: exp.Table | exp.Column, sql: str,
+                     error: type[SqlError] = SqlError, hint: str = "") -> None:
+    """Reject a catalog or schema qualifier of a table or column name other than mpp's own
+    (``hive.default.access_log`` would otherwise silently read mpp's ``access_log``)."""
+    for key, kind in (("catalog", "catalog"), ("db", "schema")):
+        part = node.args.get(key)
+        if part is not None and part.name and part.name.lower() != QUALIFIER:
+            qualified = ".".join(p.name for p in node.parts)
+            raise error(f"unknown {kind} {part.name!r} in {qualified!r}: mpp has one catalog, "
+                        f"{QUALIFIER!r}, with one schema, {QUALIFIER!r}{hint}",
+                        *locate(part, sql))
 
 
 @dataclass(frozen=True, slots=True)
