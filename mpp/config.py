@@ -8,29 +8,54 @@ and planner reads them from the context, never from ambient global state, so run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mpp.errors import SettingError, suggest
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One named setting: its type, default, allowed values and meaning."""
+    """One named setting: its type, default, allowed values or range, and meaning.
+
+    ``minimum``/``maximum`` bound a numeric setting (inclusive; None: unbounded), so a value
+    that would silently mean something else (-3 buckets read as "automatic") or crash later
+    (a 0-byte target file size) is refused where it is set, naming the setting.
+    """
 
     name: str
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    minimum: int | float | None = None
+    maximum: int | float | None = None
 
     @property
     def type(self) -> type:
         """The Python type values are converted to."""
         return type(self.default)
 
+    def allowed(self) -> str:
+        """The allowed values in words ("" if any value of the type is), for errors and
+        ``mpp settings``."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            return f"from {lo:,} to {hi:,}"
+        if lo is not None:
+            return f"at least {lo:,}"
+        if hi is not None:
+            return f"at most {hi:,}"
+        return ""
+
     def convert(self, value: Any) -> Any:
-        """Convert ``value`` (a string from the shell or a TOML/Python value) to this type."""
+        """Convert ``value`` (a string from the shell or a TOML/Python value) to this type,
+        checking its choices (case-insensitively) or range."""
         kind = self.type
         try:
             if kind is bool:
@@ -45,25 +70,39 @@ class Setting:
             if kind is int:
                 if isinstance(value, bool):
                     raise ValueError(value)
-                converted: Any = int(str(value).replace("_", ""))
+                converted: Any = int(str(value).strip().replace("_", ""))
             elif kind is float:
+                if isinstance(value, bool):
+                    raise ValueError(value)
                 converted = float(value)
+                if not math.isfinite(converted):
+                    raise ValueError(value)
             else:
                 converted = str(value)
         except (TypeError, ValueError):
             raise SettingError(
-                f"setting {self.name!r} takes a {kind.__name__}, got {value!r}"
+                f"setting {self.name!r} takes {_TYPE_NAMES.get(kind, kind.__name__)}, "
+                f"got {value!r}"
             ) from None
-        if self.choices and converted not in self.choices:
+        if self.choices:
+            for choice in self.choices:
+                if converted.strip().lower() == choice.lower():
+                    return choice
             raise SettingError(
                 f"setting {self.name!r} must be one of {', '.join(self.choices)}; got {converted!r}"
             )
+        if (self.minimum is not None and converted < self.minimum) or \
+                (self.maximum is not None and converted > self.maximum):
+            raise SettingError(f"setting {self.name!r} must be {self.allowed()}; got {converted}")
         return converted
 
 
-def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = ()) -> Setting:
-    return Setting(name, default, help, choices)
+def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = (), *,
+       minimum: int | float | None = None, maximum: int | float | None = None) -> Setting:
+    return Setting(name, default, help, choices, minimum, maximum)
 
+
+MAX_HASH_BUCKETS = 100_000
 
 # The registry. Optimizer rules register an "optimizer.<rule_name>" switch each (see
 # mpp/optimizer/__init__.py); keep this list in the order `mpp settings` prints it.
@@ -82,7 +121,8 @@ SETTINGS: dict[str, Setting] = {
            "Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
            "when off, 'auto' joins are partitioned."),
         _s("optimizer.broadcast_threshold_bytes", 32 * 1024 * 1024,
-           "A join side estimated at or below this many bytes (in memory) is broadcast."),
+           "A join side estimated at or below this many bytes (in memory) is broadcast.",
+           minimum=0),
         _s("join.strategy", "auto",
            "Join distribution: auto (from statistics), broadcast or partitioned.",
            ("auto", "broadcast", "partitioned")),
@@ -95,9 +135,12 @@ SETTINGS: dict[str, Setting] = {
            ("automatic", "single_step", "pre_aggregate", "rewrite")),
         _s("execution.hash_buckets", 0,
            "Buckets of a hash exchange (final aggregation / partitioned join tasks); "
-           "0 means 2 x the cluster's total threads."),
+           "0 means 2 x the cluster's total threads. Each bucket is a task of every hash stage, "
+           "so past 100,000 the scheduler would be swamped.",
+           minimum=0, maximum=MAX_HASH_BUCKETS),
         _s("execution.exchange_fan_in", 64,
-           "Map outputs a combine task of a hash exchange merges; bounds the graph's edges."),
+           "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
+           "At least 2 (a combine of one output merges nothing).", minimum=2),
     ]
 }
 
@@ -161,8 +204,23 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+# Ranges of the numeric settings other modules register (mpp.ctas, mpp.metrics.skew), so
+# every registered number has one; register() applies them unless the setting brings its own.
+REGISTERED_RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
+    # Below 1 KiB a table would be written as a file per handful of rows (0 divided by zero).
+    "write.target_file_bytes": (1024, None),
+    "write.fail_task": (-1, None),  # -1: off; N: write task N fails
+    "metrics.spark_skew_threshold_bytes": (0, None),
+}
+
+
 def register(setting: Setting) -> Setting:
-    """Add a setting to the registry (used by optimizer rules for their on/off switch)."""
+    """Add a setting to the registry (used by optimizer rules for their on/off switch, and by
+    modules with settings of their own); a range in REGISTERED_RANGES applies to it."""
+    if setting.minimum is None and setting.maximum is None and \
+            setting.name in REGISTERED_RANGES:
+        lo, hi = REGISTERED_RANGES[setting.name]
+        setting = replace(setting, minimum=lo, maximum=hi)
     SETTINGS.setdefault(setting.name, setting)
     return SETTINGS[setting.name]
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from click.core import ParameterSource
 
 import mpp.ctas  # noqa: F401  (registers the write.* settings for --set and `mpp settings`)
 from mpp.config import SETTINGS, parse_assignments
-from mpp.execution.cluster import ClusterSpec
+from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
+
+DEFAULT_MAX_ROWS = 1000  # rows a table output prints; csv and json print all
 
 
 def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,10 +33,15 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="A setting for this query (repeatable); see `mpp settings`."),
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing Dask cluster (tcp://host:8786)."),
+        click.option("--connect-timeout", default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
+                     type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                     help="How long to wait for --scheduler to answer."),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-                     help="Workers of the LocalCluster (the warehouse's nodes)."),
+                     help="Workers of the LocalCluster (the warehouse's nodes); not with "
+                     "--scheduler."),
         click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
-                     help="Threads per worker (the slices)."),
+                     help="Threads per worker of the LocalCluster (the slices); not with "
+                     "--scheduler."),
         click.option("--catalog", "catalog_uri", default=None, metavar="URI",
                      help="An Iceberg catalog URI instead of the warehouse's SQLite catalog."),
     ]
@@ -41,42 +50,106 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _given(*names: str) -> list[str]:
+    """Which of the current command's parameters ``names`` the user set (not defaults)."""
+    ctx = click.get_current_context()
+    return [n for n in names if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE,
+                                                                ParameterSource.ENVIRONMENT)]
+
+
+def _check_cluster_options(scheduler: str | None) -> None:
+    """Refuse options that the chosen kind of cluster would silently ignore."""
+    if scheduler is not None:
+        shape = _given("workers", "threads")
+        if shape:
+            options = " and ".join("--" + n for n in shape)
+            verb = "shape" if len(shape) > 1 else "shapes"
+            raise click.UsageError(
+                f"{options} {verb} the LocalCluster mpp starts; with --scheduler the existing "
+                "cluster keeps its own workers and threads.")
+    elif _given("connect_timeout"):
+        raise click.UsageError("--connect-timeout applies only with --scheduler (mpp starts "
+                               "its LocalCluster itself).")
+
+
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
-             workers: int, threads: int, catalog_uri: str | None, query: str) -> Any:
+             connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
+             query: str) -> Any:
     from mpp.catalog import Catalog
     from mpp.ctas.statement import CreateTableAs, parse_statement
     from mpp.session import connect
     from mpp.sql import bind
 
-    # Bad settings, a missing warehouse or bad SQL fail here, before any cluster starts.
+    # Bad options, bad settings, a missing warehouse or bad SQL fail here, before any
+    # cluster starts.
+    _check_cluster_options(scheduler)
     settings = parse_assignments(assignments)
     catalog = Catalog.open(warehouse, catalog_uri)
     stmt = parse_statement(query)
     if stmt is None or isinstance(stmt, CreateTableAs):
         bind(query if stmt is None else stmt.select_sql, catalog)
-    spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads)
+    spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
+                       connect_timeout=connect_timeout)
     session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri)
     if session.dashboard_link:
         click.echo(f"dashboard: {session.dashboard_link}", err=True)
     return session
 
 
-def format_table(table: pa.Table, output: str) -> str:
-    """``table`` as a readable text table, CSV or JSON (one object per row)."""
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 row", "2,000 rows"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (NaN, +-Infinity) as None: strict JSON has no such
+    numbers, and its parsers reject Python's ``NaN``/``Infinity`` tokens."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def format_table(table: pa.Table, output: str, max_rows: int | None = None) -> str:
+    """``table`` as a readable text table, CSV or JSON (an array of one object per row).
+
+    The text table right-aligns numeric columns, prints NULL for nulls, and stops after
+    ``max_rows`` rows (None or 0: all) with a note of how many more there are, so a large
+    result does not flood a terminal; CSV and JSON always hold every row. JSON writes
+    NaN and infinities as null, keeping it strict.
+    """
     if output == "csv":
         buf = io.BytesIO()
         pacsv.write_csv(table, buf)
         return buf.getvalue().decode()
     if output == "json":
-        rows = [dict(zip(table.column_names, r.values(), strict=True))
+        rows = [_json_safe(dict(zip(table.column_names, r.values(), strict=True)))
                 for r in table.to_pylist()]
-        return json.dumps(rows, default=str, indent=1) + "\n"
+        return json.dumps(rows, default=str, indent=2, allow_nan=False) + "\n"
+    shown = table if not max_rows else table.slice(0, max_rows)
     names = table.column_names
-    cells = [[("NULL" if v is None else str(v)) for v in r.values()] for r in table.to_pylist()]
+    right = [_is_numeric(f.type) for f in table.schema]
+    columns = [[("NULL" if v is None else str(v)) for v in col.to_pylist()]
+               for col in shown.columns]
+    cells = [list(row) for row in zip(*columns, strict=True)] if columns else []
     widths = [max([len(n)] + [len(row[i]) for row in cells]) for i, n in enumerate(names)]
-    line = lambda vals: " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
+
+    def line(vals: list[str]) -> str:
+        return " | ".join(v.rjust(w) if r else v.ljust(w)
+                          for v, w, r in zip(vals, widths, right, strict=True)).rstrip()
+
     out = [line(names), "-+-".join("-" * w for w in widths)] + [line(r) for r in cells]
-    out.append(f"({table.num_rows} row{'s' if table.num_rows != 1 else ''})")
+    if shown.num_rows < table.num_rows:
+        out.append(f"... {plural(table.num_rows - shown.num_rows, 'more row')} not shown "
+                   f"(--max-rows {max_rows}); use --output csv or json for all")
+    out.append(f"({plural(table.num_rows, 'row')})")
     return "\n".join(out) + "\n"
 
 
@@ -84,17 +157,25 @@ def format_table(table: pa.Table, output: str) -> str:
 @_cluster_options
 @click.option("--output", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="How to print the result.")
+@click.option("--max-rows", default=DEFAULT_MAX_ROWS, show_default=True,
+              type=click.IntRange(0), metavar="N",
+              help="Rows a table output prints (0: all); csv and json print every row.")
 @click.argument("query")
-def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None, workers: int,
-        threads: int, catalog_uri: str | None, output: str, query: str) -> None:
+def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
+        connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
+        output: str, max_rows: int, query: str) -> None:
     """Run one SELECT (or CREATE TABLE AS / DROP TABLE) on the cluster; print its result."""
-    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri,
-                  query) as s:
+    if output != "table" and _given("max_rows"):
+        raise click.UsageError(f"--max-rows applies to --output table; --output {output} "
+                               "prints every row.")
+    with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
+                  catalog_uri, query) as s:
         result = s.sql(query)
-        click.echo(format_table(result.to_arrow(), output), nl=False)
+        table = result.to_arrow()
+        click.echo(format_table(table, output, max_rows), nl=False)
         if result.ctas is not None:  # CREATE TABLE AS: what the write stage produced
             click.echo(result.ctas.summary(), err=True)
-        click.echo(f"{result.stats.query_id}: {result.to_arrow().num_rows} rows in "
+        click.echo(f"{result.stats.query_id}: {plural(table.num_rows, 'row')} in "
                    f"{result.stats.wall_seconds:.3f} s", err=True)
 
 
@@ -104,23 +185,28 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None, wor
 @click.option("--stage", type=click.Choice(["logical", "optimized", "physical", "analyze"]),
               default="physical", show_default=True, help="Which plan to show.")
 @click.argument("query")
-def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None, workers: int,
-            threads: int, catalog_uri: str | None, analyze: bool, stage: str,
-            query: str) -> None:
+def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
+            connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
+            analyze: bool, stage: str, query: str) -> None:
     """Print the plan of a SELECT (stages, operators, task counts, exchanges)."""
-    with _session(warehouse, assignments, scheduler, workers, threads, catalog_uri,
-                  query) as s:
-        click.echo(s.explain(query, "analyze" if analyze else stage), nl=False)  # type: ignore[arg-type]
+    if analyze and stage != "analyze" and _given("stage"):
+        raise click.UsageError(f"--analyze runs the query and shows the measured physical plan "
+                               f"(--stage analyze); it cannot show --stage {stage}.")
+    with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
+                  catalog_uri, query) as s:
+        text = s.explain(query, "analyze" if analyze else stage)  # type: ignore[arg-type]
+        click.echo(text.rstrip("\n") + "\n", nl=False)  # every stage: exactly one newline
 
 
 @click.command()
 def settings() -> None:
-    """List every setting with its default and meaning."""
+    """List every setting with its default, allowed values and meaning."""
+    import mpp.metrics.skew  # noqa: F401  (registers metrics.spark_skew_threshold_bytes)
     import mpp.optimizer  # noqa: F401  (its rules register their on/off switches)
 
     for s in SETTINGS.values():
-        choices = f" (one of {', '.join(s.choices)})" if s.choices else ""
-        click.echo(f"{s.name} = {s.default!r}{choices}\n    {s.help}")
+        allowed = f" ({s.allowed()})" if s.allowed() else ""
+        click.echo(f"{s.name} = {s.default!r}{allowed}\n    {s.help}")
 
 
 @click.command("queries")

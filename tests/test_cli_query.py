@@ -75,3 +75,72 @@ def test_settings_lists_every_setting() -> None:
     for name in ("execution.hash_buckets", "execution.exchange_fan_in", "join.strategy",
                  "optimizer.pushdown_predicates"):
         assert name in result.output
+
+
+def test_table_output_aligns_numbers_and_has_no_trailing_spaces(cluster) -> None:
+    result = _run(cluster, "sql", "SELECT status, count(*) c, min(url_id) u FROM access_log "
+                  "GROUP BY status ORDER BY status")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    header, rule, *rows, footer = lines
+    widths = [len(part) for part in rule.split("-+-")]
+    cells = [row.split(" | ") for row in rows]
+    for row in cells:  # numbers right-aligned: padded on the left to the column's width
+        assert len(row[0]) == widths[0] and row[0] == row[0].rjust(widths[0])
+        assert row[1] == row[1].strip().rjust(widths[1])
+    assert header.split(" | ")[0] == "status".rjust(widths[0])
+    assert footer == f"({len(rows)} rows)"
+    one = _run(cluster, "sql", "SELECT count(*) n FROM access_log")
+    assert "(1 row)" in one.stdout and ": 1 row in " in one.stderr
+
+
+def test_table_output_stops_at_max_rows_but_csv_does_not(cluster) -> None:
+    query = "SELECT user_id FROM access_log LIMIT 50"
+    result = _run(cluster, "sql", "--max-rows", "10", query)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 + 10 + 2
+    assert lines[-2] == ("... 40 more rows not shown (--max-rows 10); use --output csv or json "
+                         "for all")
+    assert lines[-1] == "(50 rows)"
+    assert len(_run(cluster, "sql", "--max-rows", "0", query).stdout.splitlines()) == 53
+    csv_text = _run(cluster, "sql", "--output", "csv", query).stdout
+    assert len(csv_text.splitlines()) == 51
+    result = _run(cluster, "sql", "--output", "csv", "--max-rows", "10", query)
+    assert result.exit_code == 2 and "--max-rows applies to --output table" in result.stderr
+
+
+def test_json_output_is_strict_json(cluster) -> None:
+    result = _run(cluster, "sql", "--output", "json",
+                  "SELECT CAST('nan' AS DOUBLE) x, CAST('inf' AS DOUBLE) y, 1.5 z "
+                  "FROM access_log LIMIT 1")
+    assert result.exit_code == 0, result.output
+
+    def reject(token: str) -> None:
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    assert json.loads(result.stdout, parse_constant=reject) == [{"x": None, "y": None,
+                                                                 "z": 1.5}]
+    assert result.stdout.startswith('[\n  {\n    "x": null,')  # indent 2
+
+
+def test_every_explain_stage_ends_with_one_newline(cluster) -> None:
+    for stage in ("logical", "optimized", "physical", "analyze"):
+        result = _run(cluster, "explain", "--stage", stage, QUERY)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.endswith("\n") and not result.stdout.endswith("\n\n"), stage
+
+
+def test_explain_analyze_with_another_stage_is_a_usage_error(cluster) -> None:
+    result = _run(cluster, "explain", "--analyze", "--stage", "logical", QUERY)
+    assert result.exit_code == 2
+    assert "--analyze runs the query" in result.stderr and "--stage logical" in result.stderr
+    result = _run(cluster, "explain", "--analyze", "--stage", "analyze", QUERY)
+    assert result.exit_code == 0 and "Wall time" in result.stdout
+
+
+def test_scheduler_with_local_cluster_shape_is_a_usage_error(cluster) -> None:
+    result = _run(cluster, "sql", "--threads", "2", QUERY)
+    assert result.exit_code == 2
+    assert "--threads shapes the LocalCluster mpp starts; with --scheduler" in result.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from distributed import Client
 
@@ -57,3 +60,19 @@ def test_explain_stages(cluster) -> None:
 def test_bad_settings_fail_before_a_cluster_starts(tmp_path) -> None:
     with pytest.raises(SettingError, match="execution.hash_buckets"):
         mpp.connect(tmp_path, settings={"execution.hash_bucket": 2})
+
+
+def test_public_names_import_from_the_package() -> None:
+    # A fresh interpreter: here mpp.session is already imported, which would hide the bug.
+    code = ("import mpp, sys; assert 'dask' not in sys.modules; "
+            "from mpp.execution.cluster import ClusterSpec; from mpp.session import Result, "
+            "Session; assert mpp.ClusterSpec is ClusterSpec and mpp.Session is Session "
+            "and mpp.Result is Result; print(mpp.session.__name__)")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == "mpp.session"
+    for name in mpp.__all__:
+        assert getattr(mpp, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mpp.nope  # noqa: B018

@@ -14,6 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from distributed import Client, LocalCluster
+from distributed.comm.addressing import get_address_host_port, parse_address
+from distributed.comm.registry import get_backend
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from mpp.errors import MppError
+
+# Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
+# wrong address look like a hang; a scheduler that is up answers in milliseconds.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class ClusterError(MppError):
+    """No cluster to run on: a malformed scheduler address, an unreachable scheduler, or a
+    nonsensical local cluster shape."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +39,37 @@ class ClusterSpec:
     threads_per_worker: int = 1
     memory_limit: str | None = "auto"  # per worker, e.g. "4GiB"
     dashboard_address: str | None = ":0"  # ":8787" for the usual port; None disables it
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds to reach ``scheduler``
+
+    def __post_init__(self) -> None:
+        """Reject a shape no cluster can have, before anything starts."""
+        for name in ("workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ClusterError(f"ClusterSpec.{name} must be an integer >= 1, got {value!r}")
+        timeout = self.connect_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
+                               f"got {timeout!r}")
+
+
+def check_scheduler_address(address: str) -> None:
+    """Raise :class:`ClusterError` unless ``address`` reads as a Dask scheduler address.
+
+    Checked before any Client exists: Dask's own errors for a malformed address are deep
+    tracebacks (``ValueError: missing port number``), and a Client that failed half-way
+    leaves a closing thread behind that may log again at exit.
+    """
+    try:
+        scheme, _ = parse_address(address)
+        get_backend(scheme)  # ValueError for an unknown scheme, e.g. http
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = get_address_host_port(address)
+            if not host or not 0 < port < 65536:
+                raise ValueError(address)
+    except (TypeError, ValueError):
+        raise ClusterError(f"not a scheduler address: {address!r} (expected tcp://host:port, "
+                           "e.g. tcp://10.0.0.5:8786)") from None
 
 
 class Cluster:
@@ -42,7 +87,7 @@ class Cluster:
             return
         self._owns_client = True
         if self.spec.scheduler:
-            self.client = Client(self.spec.scheduler)
+            self.client = _connect(self.spec.scheduler, self.spec.connect_timeout)
         else:
             self._local = LocalCluster(
                 n_workers=self.spec.workers,
@@ -53,6 +98,9 @@ class Cluster:
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self._local)
+            # Our workers: a task's MppError reaches the user as one line, re-raised by the
+            # client; the worker's own "Compute Failed" traceback of it is noise.
+            self.client.register_plugin(QuietTaskErrors(), name=QuietTaskErrors.name)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -88,6 +136,56 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _connect(address: str, timeout: float) -> Client:
+    """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not."""
+    check_scheduler_address(address)
+    try:
+        return Client(address, timeout=timeout)
+    except OSError:  # includes TimeoutError: refused, unresolvable or silent host
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                           "(is `dask scheduler` running there?)") from None
+
+
+def _mpp_error_names() -> set[str]:
+    """Class names of MppError and its (loaded) subclasses."""
+    names, todo = set(), [MppError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+class _QuietMppTaskErrors(logging.Filter):
+    """Drops a worker's "Compute Failed" record when the task raised an MppError.
+
+    Such an error is bad input (``bytes / 0``, a corrupt file); the client re-raises it and
+    the CLI prints it as one line, so the worker's copy with its traceback only buries that
+    line. Other task failures (bugs) and every other worker record still get through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        exception_text = str(args[3]) if len(args) > 3 else ""  # repr() of the exception
+        return exception_text.split("(", 1)[0] not in _mpp_error_names()
+
+
+class QuietTaskErrors(WorkerPlugin):
+    """Installs :class:`_QuietMppTaskErrors` on the ``distributed.worker`` logger of each worker
+    (also of workers that join or restart later). mpp adds it only to LocalClusters it starts:
+    the logs of someone else's cluster are theirs."""
+
+    name = "mpp-quiet-task-errors"
+
+    def setup(self, worker: Any) -> None:
+        """On a worker: add the filter (once)."""
+        logger = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _QuietMppTaskErrors) for f in logger.filters):
+            logger.addFilter(_QuietMppTaskErrors())
 
 
 def _stop_heartbeat(dask_worker: Any = None) -> None:

@@ -1,0 +1,122 @@
+"""No cluster to run on, and task failures: one clear line, never a library traceback."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import mpp
+from mpp.cli import main
+from mpp.errors import MppError
+from mpp.execution.cluster import (
+    Cluster,
+    ClusterError,
+    ClusterSpec,
+    _QuietMppTaskErrors,
+    check_scheduler_address,
+)
+from tests.query_warehouses import warehouse
+
+UNREACHABLE = "tcp://127.0.0.1:1"  # port 1: nothing listens, the connection is refused
+
+
+def test_unreachable_scheduler_fails_within_the_connect_timeout() -> None:
+    start = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        Cluster(ClusterSpec(scheduler=UNREACHABLE, connect_timeout=1))
+    assert str(err.value) == ("cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 1 s "
+                              "(is `dask scheduler` running there?)")
+    assert time.monotonic() - start < 10  # Dask's own default waited ~32 s
+
+
+@pytest.mark.parametrize("address", ["notaurl", "http://127.0.0.1:8786",
+                                     "tcp://127.0.0.1:notaport", "tcp://host:99999", ""])
+def test_malformed_scheduler_address(address: str) -> None:
+    with pytest.raises(ClusterError) as err:
+        check_scheduler_address(address)
+    assert str(err.value) == (f"not a scheduler address: {address!r} (expected "
+                              "tcp://host:port, e.g. tcp://10.0.0.5:8786)")
+
+
+def test_good_addresses_pass_the_check() -> None:
+    for address in ("tcp://10.0.0.5:8786", "127.0.0.1:8786", "tls://[::1]:8786"):
+        check_scheduler_address(address)
+
+
+def test_connect_by_a_bad_address_raises_mpp_error(cluster) -> None:
+    wh = warehouse(cluster.client, "parquet", 3)
+    with pytest.raises(MppError, match="not a scheduler address: 'notaurl'"):
+        mpp.connect(wh, cluster="notaurl")
+    with pytest.raises(MppError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        mpp.connect(wh, cluster=ClusterSpec(scheduler=UNREACHABLE, connect_timeout=0.5))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"workers": 0}, "ClusterSpec.workers must be an integer >= 1, got 0"),
+    ({"threads_per_worker": 1.5}, "ClusterSpec.threads_per_worker must be an integer >= 1"),
+    ({"connect_timeout": 0}, "ClusterSpec.connect_timeout must be a number of seconds > 0"),
+])
+def test_nonsensical_cluster_spec(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ClusterError, match=message):
+        ClusterSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_cli_bad_scheduler_address(cluster) -> None:
+    wh = str(warehouse(cluster.client, "parquet", 3))
+    result = CliRunner().invoke(main, ["sql", "-w", wh, "--scheduler", "notaurl",
+                                       "SELECT count(*) FROM access_log"])
+    assert result.exit_code == 2
+    assert result.stderr == ("mpp: error: not a scheduler address: 'notaurl' (expected "
+                             "tcp://host:port, e.g. tcp://10.0.0.5:8786)\n")
+    result = CliRunner().invoke(main, ["sql", "-w", wh, "--scheduler", UNREACHABLE,
+                                       "--connect-timeout", "1",
+                                       "SELECT count(*) FROM access_log"])
+    assert result.exit_code == 2
+    assert result.stderr == ("mpp: error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 "
+                             "within 1 s (is `dask scheduler` running there?)\n")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--scheduler", UNREACHABLE, "--workers", "3"], "--workers shapes the LocalCluster"),
+    (["--scheduler", UNREACHABLE, "--workers", "3", "--threads", "2"],
+     "--workers and --threads shape the LocalCluster"),
+    (["--connect-timeout", "5"], "--connect-timeout applies only with --scheduler"),
+])
+def test_options_the_cluster_would_ignore_are_usage_errors(tmp_path, args: list[str],
+                                                           message: str) -> None:
+    result = CliRunner().invoke(main, ["sql", "-w", str(tmp_path), *args, "SELECT 1"])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _record(exception_text: str, msg: str = "Compute Failed\nKey: %s\nState: %s\nTask: %s\n"
+            "Exception: %r\nTraceback: %r\n") -> logging.LogRecord:
+    return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1, msg,
+                             ("k", "executing", "task", exception_text, "tb"), None)
+
+
+def test_worker_filter_drops_only_mpp_task_errors() -> None:
+    quiet = _QuietMppTaskErrors()
+    assert not quiet.filter(_record("SqlError('cannot evaluate (a / 0): divide by zero')"))
+    assert not quiet.filter(_record("StorageError('x.parquet: truncated')"))
+    assert quiet.filter(_record("KeyError('bug')"))  # a bug keeps its worker traceback
+    other = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
+                              "Failed to communicate with scheduler", (), None)
+    assert quiet.filter(other)
+
+
+def test_task_error_prints_no_worker_traceback(cluster) -> None:
+    """Through a real `mpp sql` process: its own LocalCluster's workers log to its stderr."""
+    wh = str(warehouse(cluster.client, "parquet", 3))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpp.cli", "sql", "-w", wh, "--workers", "1",
+         "SELECT bytes / 0 AS x FROM access_log LIMIT 2"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "mpp: error: cannot evaluate (access_log.bytes / 0): divide by zero" in proc.stderr
+    assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -1,0 +1,81 @@
+"""Settings: type and range checks, their error text, case-insensitive choices."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import mpp.ctas  # noqa: F401  (registers write.*)
+import mpp.metrics.skew  # noqa: F401  (registers metrics.spark_skew_threshold_bytes)
+import mpp.optimizer  # noqa: F401  (registers optimizer.<rule>)
+from mpp.cli import main
+from mpp.config import SETTINGS, Settings, parse_assignments
+from mpp.errors import SettingError
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("execution.hash_buckets=-3",
+     "setting 'execution.hash_buckets' must be from 0 to 100,000; got -3"),
+    ("execution.hash_buckets=1000000",
+     "setting 'execution.hash_buckets' must be from 0 to 100,000; got 1000000"),
+    ("execution.exchange_fan_in=0", "setting 'execution.exchange_fan_in' must be at least 2; got 0"),
+    ("write.target_file_bytes=0", "setting 'write.target_file_bytes' must be at least 1,024; got 0"),
+    ("optimizer.broadcast_threshold_bytes=-1",
+     "setting 'optimizer.broadcast_threshold_bytes' must be at least 0; got -1"),
+    ("write.fail_task=-2", "setting 'write.fail_task' must be at least -1; got -2"),
+    ("metrics.spark_skew_threshold_bytes=-5",
+     "setting 'metrics.spark_skew_threshold_bytes' must be at least 0; got -5"),
+])
+def test_out_of_range_values_name_setting_value_and_range(assignment: str, message: str) -> None:
+    with pytest.raises(SettingError) as err:
+        parse_assignments([assignment])
+    assert str(err.value) == message
+
+
+def test_range_bounds_are_inclusive() -> None:
+    for name, value in [("execution.hash_buckets", 0), ("execution.hash_buckets", 100_000),
+                        ("execution.exchange_fan_in", 2), ("write.target_file_bytes", 1024),
+                        ("write.fail_task", -1)]:
+        assert Settings({name: value})[name] == value
+
+
+def test_every_numeric_setting_has_a_range() -> None:
+    numeric = [s for s in SETTINGS.values() if s.type in (int, float)]
+    assert numeric
+    missing = [s.name for s in numeric if s.minimum is None and s.maximum is None]
+    assert missing == [], f"numeric settings without a range: {missing}"
+
+
+def test_type_errors_read_as_english() -> None:
+    with pytest.raises(SettingError, match=r"'execution.hash_buckets' takes an integer, got 'abc'"):
+        parse_assignments(["execution.hash_buckets=abc"])
+    with pytest.raises(SettingError, match=r"takes an integer, got 2.5"):
+        Settings({"execution.hash_buckets": 2.5})
+    with pytest.raises(SettingError, match=r"'optimizer.pushdown_predicates' takes true or false"):
+        parse_assignments(["optimizer.pushdown_predicates=maybe"])
+
+
+def test_choices_are_case_insensitive() -> None:
+    assert parse_assignments(["join.strategy=Broadcast"]) == {"join.strategy": "broadcast"}
+    assert Settings({"aggregate.distinct_strategy": " SINGLE_STEP"})[
+        "aggregate.distinct_strategy"] == "single_step"
+    with pytest.raises(SettingError, match="must be one of auto, broadcast, partitioned"):
+        parse_assignments(["join.strategy=sideways"])
+
+
+def test_cli_rejects_a_zero_target_file_size_before_anything_runs(tmp_path) -> None:
+    # Used to reach the write stage's sizing and crash there with ZeroDivisionError.
+    result = CliRunner().invoke(main, ["sql", "-w", str(tmp_path), "--set",
+                                       "write.target_file_bytes=0",
+                                       "CREATE TABLE t AS SELECT * FROM access_log"])
+    assert result.exit_code == 2
+    assert result.stderr == ("mpp: error: setting 'write.target_file_bytes' must be at least "
+                             "1,024; got 0\n")
+
+
+def test_settings_command_shows_ranges() -> None:
+    result = CliRunner().invoke(main, ["settings"])
+    assert result.exit_code == 0
+    assert "execution.hash_buckets = 0 (from 0 to 100,000)" in result.output
+    assert "write.target_file_bytes = 134217728 (at least 1,024)" in result.output
+    assert "metrics.spark_skew_threshold_bytes" in result.output
