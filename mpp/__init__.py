@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mpp.config import Settings
-    from mpp.errors import MppError, SettingError, SqlError
-    from mpp.execution.cluster import Cluster, ClusterError, ClusterSpec
+    from mpp.errors import ClusterError, MppError, SettingError, SqlError
+    from mpp.execution.cluster import Cluster, ClusterSpec
     from mpp.session import Result, Session
 
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ _LAZY = {
     "Result": "mpp.session",
     "Cluster": "mpp.execution.cluster",
     "ClusterSpec": "mpp.execution.cluster",
-    "ClusterError": "mpp.execution.cluster",
+    "ClusterError": "mpp.errors",
     "Settings": "mpp.config",
     "MppError": "mpp.errors",
     "SqlError": "mpp.errors",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from mpp.errors import SettingError, suggest
@@ -105,7 +105,7 @@ def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = (), *,
 MAX_HASH_BUCKETS = 100_000
 
 # The registry. Optimizer rules register an "optimizer.<rule_name>" switch each (see
-# mpp/optimizer/__init__.py); keep this list in the order `mpp settings` prints it.
+# mpp/optimizer/__init__.py); every other setting is here, in the order `mpp settings` prints.
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
@@ -141,6 +141,17 @@ SETTINGS: dict[str, Setting] = {
         _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
            "At least 2 (a combine of one output merges nothing).", minimum=2),
+        _s("write.target_file_bytes", 128 * 1024 * 1024,
+           "CREATE TABLE AS: target size of each output file (object storage likes files of "
+           "~128 MB); small inputs are combined and large ones split to land near it. At least "
+           "1 KiB (below it a table would be a file per handful of rows).", minimum=1024),
+        _s("write.fail_task", -1,
+           "Fault injection for tests: CREATE TABLE AS write task N fails after writing its "
+           "file (-1: off). The conversion must then leave no table and no files behind.",
+           minimum=-1),
+        _s("metrics.spark_skew_threshold_bytes", 256 * 1024 * 1024,
+           "Spark AQE skew verdict: a partition over 5 x the median must also exceed this many "
+           "bytes (spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes).", minimum=0),
     ]
 }
 
@@ -204,23 +215,10 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-# Ranges of the numeric settings other modules register (mpp.ctas, mpp.metrics.skew), so
-# every registered number has one; register() applies them unless the setting brings its own.
-REGISTERED_RANGES: dict[str, tuple[int | float | None, int | float | None]] = {
-    # Below 1 KiB a table would be written as a file per handful of rows (0 divided by zero).
-    "write.target_file_bytes": (1024, None),
-    "write.fail_task": (-1, None),  # -1: off; N: write task N fails
-    "metrics.spark_skew_threshold_bytes": (0, None),
-}
-
-
 def register(setting: Setting) -> Setting:
-    """Add a setting to the registry (used by optimizer rules for their on/off switch, and by
-    modules with settings of their own); a range in REGISTERED_RANGES applies to it."""
-    if setting.minimum is None and setting.maximum is None and \
-            setting.name in REGISTERED_RANGES:
-        lo, hi = REGISTERED_RANGES[setting.name]
-        setting = replace(setting, minimum=lo, maximum=hi)
+    """Add a setting to the registry: each optimizer rule registers its on/off switch
+    (``optimizer.<rule>``) from its module. Every other setting is listed in SETTINGS above,
+    so a Settings made before any module is imported already has it."""
     SETTINGS.setdefault(setting.name, setting)
     return SETTINGS[setting.name]
 

@@ -49,6 +49,11 @@ class SettingError(MppError):
     """An unknown setting name or a value of the wrong type."""
 
 
+class ClusterError(MppError):
+    """No cluster to run on: a malformed scheduler address, an unreachable scheduler, or a
+    nonsensical local cluster shape."""
+
+
 class KnobError(MppError):
     """A nonsensical data-generation or scenario knob (negative rows, share > 1, ...)."""
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from click.core import ParameterSource
 
-import mpp.ctas  # noqa: F401  (registers the write.* settings for --set and `mpp settings`)
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
 
@@ -201,7 +200,6 @@ def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
 @click.command()
 def settings() -> None:
     """List every setting with its default, allowed values and meaning."""
-    import mpp.metrics.skew  # noqa: F401  (registers metrics.spark_skew_threshold_bytes)
     import mpp.optimizer  # noqa: F401  (its rules register their on/off switches)
 
     for s in SETTINGS.values():

@@ -25,7 +25,6 @@ import distributed
 import pandas as pd
 import pyarrow as pa
 
-import mpp.ctas  # noqa: F401  (registers the write.* settings before Settings validates)
 from mpp.catalog import Catalog
 from mpp.config import PlannerContext, Settings
 from mpp.errors import MppError

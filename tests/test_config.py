@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import mpp.ctas  # noqa: F401  (registers write.*)
-import mpp.metrics.skew  # noqa: F401  (registers metrics.spark_skew_threshold_bytes)
 import mpp.optimizer  # noqa: F401  (registers optimizer.<rule>)
 from mpp.cli import main
 from mpp.config import SETTINGS, Settings, parse_assignments

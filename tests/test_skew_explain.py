@@ -20,9 +20,9 @@ from tests.fake_catalog import FakeCatalog
 HOT_DAY = dt.date(2017, 1, 13)
 
 
-def _plan() -> PhysicalPlan:
+def _plan(**settings: object) -> PhysicalPlan:
     ctx = PlannerContext(Settings({"aggregate.distinct_strategy": "single_step",
-                                   "execution.hash_buckets": 8}))
+                                   "execution.hash_buckets": 8, **settings}))
     sql = "SELECT date, count(DISTINCT user_id) FROM access_log GROUP BY date"
     frags = [Fragment(f"file:///f{i}.parquet", StorageFormat.PARQUET, i) for i in range(8)]
     return plan_physical(optimize(bind(sql, FakeCatalog()), ctx), ctx, lambda scan: frags)
@@ -36,10 +36,10 @@ def _record(stage: str, n: int, part: int, start: float, secs: float, rows: int,
                       bytes_sent=sent, hot_keys=hot)
 
 
-def _stats() -> QueryStats:
+def _stats(**settings: object) -> QueryStats:
     """8 scan tasks of 1 s (1M rows, 1 GB sent each), then 8 final tasks: 7 of 1 s and 1M rows,
     one of 10 s and 10M rows holding the hot day. Two workers, one task at a time each."""
-    plan = _plan()
+    plan = _plan(**settings)
     scan, final = plan.stage(1).name, plan.stage(2).name
     recs = [_record(scan, 1, p, p // 2, 1.0, 1_000_000, sent=10**9) for p in range(8)]
     recs += [_record(final, 2, p, 4 + p // 2 * 1.0, 1.0, 1_000_000,
@@ -64,6 +64,15 @@ def test_explain_analyze_shows_distributions_straggler_and_verdicts() -> None:
     scan_block = text.split("Stage 1 [")[1]
     assert "skew: balanced" in scan_block and "[ok] trino_input_skewed" in scan_block
     assert "What-if makespan (replayed tasks, measured overheads): W=2 " in text
+
+
+def test_the_query_settings_move_the_spark_verdict() -> None:
+    # EXPLAIN ANALYZE judges the tasks against the threshold the query was planned with.
+    default = explain_physical(_stats().plan, _stats())
+    assert "268,435,456" in default
+    stats = _stats(**{"metrics.spark_skew_threshold_bytes": 1000})
+    text = explain_physical(stats.plan, stats)
+    assert "max(5 x median" in text and ", 1,000)" in text and "268,435,456" not in text
 
 
 def test_stats_skew_and_predict_have_known_answers() -> None:

@@ -187,7 +187,7 @@ def test_bad_setting_value_names_the_type_and_choices(tmp_path: Path) -> None:
     assert "variants[0].settings.join.strategy: setting 'join.strategy' must be one of " \
            "auto, broadcast, partitioned" in text
     assert "variants[0].settings.execution.hash_buckets: setting 'execution.hash_buckets' " \
-           "takes a int" in text
+           "takes an integer" in text
 
 
 def test_settings_registered_later_are_accepted(tmp_path: Path,

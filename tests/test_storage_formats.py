@@ -247,7 +247,7 @@ def test_mpp_sql_runs_ctas(csv_wh, cluster) -> None:
     result = CliRunner().invoke(main, [*args, "CREATE TABLE cli_t WITH (format = 'ORC') AS "
                                               "SELECT date, bytes FROM access_log"])
     assert result.exit_code == 0, result.output
-    assert "4000" in result.stdout and "wrote 4,000 rows in 1 files" in result.stderr
+    assert "4000" in result.stdout and "wrote 4,000 rows in 1 file " in result.stderr
     fresh = Catalog.open(local_path(csv_wh.warehouse) or "")
     assert fresh.table("cli_t").stats.row_count == 4_000
     result = CliRunner().invoke(main, [*args, "DROP TABLE cli_t"])

@@ -12,15 +12,10 @@ The seed's Hive-style pipeline: raw text lands in the lake, a batch job rewrites
 
 from __future__ import annotations
 
-from mpp.config import Setting, register
+from mpp.config import SETTINGS
 
-TARGET_FILE_BYTES = register(Setting(
-    "write.target_file_bytes", 128 * 1024 * 1024,
-    "CREATE TABLE AS: target size of each output file (object storage likes files of "
-    "~128 MB); small inputs are combined and large ones split to land near it."))
-FAIL_TASK = register(Setting(
-    "write.fail_task", -1,
-    "Fault injection for tests: CREATE TABLE AS write task N fails after writing its file "
-    "(-1: off). The conversion must then leave no table and no files behind."))
+# Its settings live with the others in mpp.config (so every Settings has them).
+TARGET_FILE_BYTES = SETTINGS["write.target_file_bytes"]
+FAIL_TASK = SETTINGS["write.fail_task"]
 
 __all__ = ["FAIL_TASK", "TARGET_FILE_BYTES"]

@@ -67,7 +67,7 @@ class CtasOutcome:
     def summary(self) -> str:
         """One line: rows, files, bytes written, time."""
         size = sum(r.bytes_sent for r in self.write_tasks)
-        return (f"wrote {self.rows:,} rows in {len(self.files)} files ({size / 2**20:.1f} MiB) "
+        return (f"wrote {self.rows:,} rows in {len(self.files)} file{'' if len(self.files) == 1 else 's'} ({size / 2**20:.1f} MiB) "
                 f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)")
 
 

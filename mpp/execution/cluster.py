@@ -18,16 +18,11 @@ from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from mpp.errors import MppError
+from mpp.errors import ClusterError, MppError
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
 DEFAULT_CONNECT_TIMEOUT = 10.0
-
-
-class ClusterError(MppError):
-    """No cluster to run on: a malformed scheduler address, an unreachable scheduler, or a
-    nonsensical local cluster shape."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,20 +38,18 @@ from mpp.metrics.records import TaskRecord, format_key
 
 MiB = 1024 * 1024
 SPARK_SKEW_FACTOR = 5.0  # spark.sql.adaptive.skewJoin.skewedPartitionFactor
-SPARK_SKEW_THRESHOLD_BYTES = 256 * MiB  # spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes
+# spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes: a setting
+# (metrics.spark_skew_threshold_bytes) so a scenario variant or `--set` can move it, as Spark's is.
+SPARK_SKEW_THRESHOLD_BYTES: int = config.SETTINGS["metrics.spark_skew_threshold_bytes"].default
 TRINO_SKEW_FACTOR = 2.0  # p99 > 2 x p49 of task input
 REDSHIFT_SKEW_ROWS = 4.0  # "a skew value of 4.00 or higher"
 
-# The byte threshold is a setting so a scenario variant or `--set` can move it, as Spark's is.
-config.register(config.Setting(
-    "metrics.spark_skew_threshold_bytes", SPARK_SKEW_THRESHOLD_BYTES,
-    "Spark AQE skew verdict: a partition over 5 x the median must also exceed this many bytes "
-    "(spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes)."))
-
 
 def skew_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of :func:`stage_skew` that come from settings."""
-    return {"spark_threshold_bytes": int(settings["metrics.spark_skew_threshold_bytes"])}
+    """The keyword arguments of :func:`stage_skew` that come from settings (defaults for
+    those ``settings`` lacks)."""
+    return {"spark_threshold_bytes": int(settings.get("metrics.spark_skew_threshold_bytes",
+                                                      SPARK_SKEW_THRESHOLD_BYTES))}
 
 
 # Names of the verdicts, as they appear in StageSkew.metrics() (1.0 tripped, 0.0 not).

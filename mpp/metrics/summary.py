@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mpp.metrics.records import TaskRecord
-from mpp.metrics.skew import StageSkew, skew_by_stage
+from mpp.metrics.skew import StageSkew, skew_by_stage, skew_options
 from mpp.metrics.whatif import (
     WHATIF_WORKERS,
     Overheads,
@@ -132,10 +132,15 @@ class QueryStats:
                 for s in self.plan.stages if s.id in recorded}
 
     def skew(self, **rules: Any) -> dict[int, StageSkew]:
-        """Per-stage skew statistics and verdicts (:func:`mpp.metrics.skew.skew_by_stage`;
-        ``rules`` move the verdicts' knobs, e.g. ``spark_threshold_bytes``)."""
+        """Per-stage skew statistics and verdicts (:func:`mpp.metrics.skew.skew_by_stage`).
+
+        The verdicts' knobs come from the settings the plan was made with
+        (``metrics.spark_skew_threshold_bytes``); ``rules`` override them, e.g.
+        ``spark_threshold_bytes``.
+        """
         if not self.tasks:
             return {}
+        rules = {**skew_options(self.plan.settings), **rules}
         return skew_by_stage(self.tasks, stage_deps=self.stage_deps, **rules)
 
     def overheads(self) -> Overheads:
@@ -178,7 +183,7 @@ def time_profile(stats: QueryStats, threads: int) -> str:
     groups = [g for gs in stats.stages.values() for g in gs]
     spent = {g.name: sum(r.duration for r in stats.tasks if r.name == g.name) for g in groups}
     busy = sum(spent.values())
-    parts = ", ".join(f"{g.name} {spent[g.name]:.2f} s ({g.tasks} tasks, median "
+    parts = ", ".join(f"{g.name} {spent[g.name]:.2f} s ({g.tasks} task{'' if g.tasks == 1 else 's'}, median "
                       f"{g.time_median * 1000:.1f} ms)" for g in groups)
     share = busy / capacity if capacity else 0.0
     return (f"tasks busy {busy:.2f} s of {capacity:.2f} thread-s ({share:.0%}); {parts}; "
