@@ -13,6 +13,18 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   ``ieee_floating_point_ops`` is set, which :func:`run_oracle` does.
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
+* CAST(timestamp AS varchar) prints six fractional digits in Trino (timestamp(6), as mpp types
+  every timestamp: ``2017-01-01 00:12:13.000000``); DuckDB drops zero digits
+  (``2017-01-01 00:12:13``): the operand is printed with ``strftime(..., '%f')``.
+* CAST(double AS varchar) is Java's ``DecimalFormat("0.0###################E0")`` in Trino
+  (``1.0E1``, ``1.0E-5``, ``1.23456789E7``, ``0E0``, ``NaN``, ``Infinity``) and the shortest
+  round-trip decimal in DuckDB (``10.0``, ``1e-05``): the DuckDB text is taken apart into its
+  significant digits and decimal exponent and put back together in Trino's layout. A REAL is
+  Trino's ``DecimalFormat("0.0#####E0")`` of the float's shortest digits: at most seven
+  significant digits, from DuckDB's ``printf('%.6e')`` of that value (see ``_REAL_TEXT``).
+  Sub-expressions are bound once with DuckDB lambdas (``list_transform([x], lambda ...)``).
+  Beyond the magnitudes where mpp prints Trino's text (:data:`mpp.logical.evaluate.
+  _TEXT_RANGE`; mpp raises there) the translation prints the shortest digits.
 
 :func:`run_oracle` registers one DuckDB view per catalog table the query reads: Parquet via
 ``read_parquet`` over the fragment files, CSV via ``read_csv`` with the table's types, ORC and
@@ -29,6 +41,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 import pyarrow.orc as orc
+import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
@@ -94,16 +107,101 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's date_diff(unit, start, end) is DateDiff(this=end, expression=start).
         node.replace(exp.Anonymous(this="DATE_SUB", expressions=[
             exp.Literal.string(name), node.expression.copy(), node.this.copy()]))
-    for cast in list(tree.find_all(exp.Cast)):
+    for cast in reversed(list(tree.find_all(exp.Cast))):  # inner casts first
         # Trino rounds a double half away from zero when casting it to an integer; DuckDB
         # rounds half to even. DuckDB's round() is half away from zero.
         if cast.to.is_type(*exp.DataType.INTEGER_TYPES) and cast.this.is_type(
                 *exp.DataType.REAL_TYPES):
             cast.this.replace(exp.Round(this=cast.this.copy()))
+        elif cast.to.is_type(*exp.DataType.TEXT_TYPES) and not isinstance(cast, exp.TryCast):
+            text = _trino_text(cast.this)
+            if text is not None:
+                cast.replace(text)
     for trunc in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
         if trunc.this.type is not None and trunc.this.is_type(exp.DType.DATE):
             trunc.replace(exp.cast(trunc.copy(), exp.DType.DATE))
     return tree.sql(dialect="duckdb")
+
+
+def _let(value: str, name: str, body: str) -> str:
+    """DuckDB SQL for ``body`` with ``name`` bound to ``value`` (evaluated once)."""
+    return f"LIST_TRANSFORM([{value}], LAMBDA {name}: {body})[1]"
+
+
+def _float_text(mantissa: str) -> str:
+    """Trino's text of a double or real ``_v``: zeros, NaN and infinities, else ``mantissa``."""
+    return _let("_v", "_x", "CASE WHEN _x IS NULL THEN NULL WHEN ISNAN(_x) THEN 'NaN' "
+                "WHEN ISINF(_x) THEN CASE WHEN _x > 0 THEN 'Infinity' ELSE '-Infinity' END "
+                "WHEN _x = 0 THEN CASE WHEN CAST(_x AS VARCHAR) LIKE '-%' THEN '-0E0' "
+                f"ELSE '0E0' END ELSE {mantissa} END")
+
+
+def _significant(text: str, name: str, body: str) -> str:
+    """``body`` with ``{name}_i`` the integer digits of a DuckDB number text (``12.5``,
+    ``1e-05``, ``1.5e+17``), ``{name}_g`` all its mantissa digits and ``{name}_d`` those
+    without leading and trailing zeros: the significant digits."""
+    mantissa = f"SPLIT_PART({text}, 'e', 1)"
+    return _let(f"SPLIT_PART({mantissa}, '.', 1)", f"{name}_i", _let(
+        f"{name}_i || SPLIT_PART({mantissa}, '.', 2)", f"{name}_g", _let(
+            f"RTRIM(LTRIM({name}_g, '0'), '0')", f"{name}_d", body)))
+
+
+# A finite non-zero DOUBLE: DuckDB's shortest text of abs(x) ('10.0', '1e-05', '1.5e+17') has
+# Trino's significant digits d, and the decimal exponent of the first one is the text's
+# exponent + len(integer digits) - 1 - (leading zeros of the mantissa digits).
+_DOUBLE_TEXT = _float_text(_let("CAST(ABS(_x) AS VARCHAR)", "_s", _significant(
+    "_s", "_s",
+    "CASE WHEN _x < 0 THEN '-' ELSE '' END || LEFT(_s_d, 1) || '.' || "
+    "COALESCE(NULLIF(SUBSTRING(_s_d, 2), ''), '0') || 'E' || "
+    "CAST(COALESCE(TRY_CAST(SPLIT_PART(_s, 'e', 2) AS INTEGER), 0) + LENGTH(_s_i) - 1 - "
+    "(LENGTH(_s_g) - LENGTH(LTRIM(_s_g, '0'))) AS VARCHAR)")))
+
+# A finite non-zero REAL: Trino formats Double.parseDouble(Float.toString(x)), so first the
+# float's shortest decimal: the nearest decimal of p + 1 digits that reads back as x, for the
+# least such p (_p), unless DuckDB's own shortest text has fewer digits (it can, next to a
+# power of two; and it can have more where the decimal lies exactly halfway between two
+# floats, which Java counts in). That value (_f) is printed to seven significant digits:
+# printf rounds its exact value half to even, as DecimalFormat does, except that the JDK's
+# DecimalFormat rounds a tie up when _f is a whole number below 2^63 (it takes those digits
+# for inexact), so such an _f is first rounded half up in integer arithmetic. Trailing zeros
+# are dropped down to one fraction digit.
+_NEAREST = " ".join(f"WHEN CAST(CAST(PRINTF('%.{p}e', _d) AS DOUBLE) AS FLOAT) = _x THEN {p}"
+                    for p in range(8))
+_WHOLE = "CAST(ABS(_f) AS HUGEINT)"
+_UNIT = f"CAST('1' || REPEAT('0', GREATEST(LENGTH(CAST({_WHOLE} AS VARCHAR)) - 7, 0)) AS HUGEINT)"
+_REAL_TEXT = _float_text(_let("CAST(_x AS DOUBLE)", "_d", _let(
+    f"CASE {_NEAREST} ELSE 8 END", "_p", _significant(
+        "CAST(ABS(_x) AS VARCHAR)", "_s", _let(
+            "CASE WHEN LENGTH(_s_d) < _p + 1 THEN CAST(CAST(_x AS VARCHAR) AS DOUBLE) "
+            "ELSE CAST(PRINTF('%.' || _p || 'e', _d) AS DOUBLE) END", "_f", _let(
+                "PRINTF('%.6e', CASE WHEN _f = TRUNC(_f) AND ABS(_f) < 9.223372036854775808e18 "
+                f"THEN SIGN(_f) * CAST(({_WHOLE} + {_UNIT} // 2) // {_UNIT} * {_UNIT} AS DOUBLE) "
+                "ELSE _f END)", "_t", _let(
+                    "SPLIT_PART(_t, 'e', 1)", "_m",
+                    "RTRIM(_m, '0') || CASE WHEN _m LIKE '%.000000' THEN '0' ELSE '' END || "
+                    "'E' || CAST(CAST(SPLIT_PART(_t, 'e', 2) AS INTEGER) AS VARCHAR)")))))))
+_TIMESTAMP_TEXT = "STRFTIME(_v, '%Y-%m-%d %H:%M:%S.%f')"
+
+
+def _trino_text(operand: exp.Expr) -> exp.Expr | None:
+    """DuckDB's expression for Trino's CAST(operand AS varchar), where the two print it
+    differently (timestamps, doubles, reals); None where DuckDB's own cast agrees or the
+    operand's type is unknown."""
+    if operand.type is None:
+        return None
+    if operand.is_type(exp.DType.TIMESTAMP):
+        template = _TIMESTAMP_TEXT
+    elif operand.is_type(exp.DType.FLOAT):
+        template = _REAL_TEXT
+    elif operand.is_type(exp.DType.DOUBLE, exp.DType.DECIMAL):  # mpp's 2.5 is a DOUBLE
+        template = _DOUBLE_TEXT
+    else:
+        return None
+    text = sqlglot.parse_one(template, read="duckdb")
+    for placeholder in list(text.find_all(exp.Column)):
+        if placeholder.name == "_v":  # the operand, placed once
+            placeholder.replace(operand.copy())
+    return exp.paren(text, copy=False)
 
 
 def _paths(fragments: list[Fragment]) -> list[str]:
@@ -174,11 +272,13 @@ def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
 
 
 def _referenced_tables(sql: str, catalog: OracleCatalog) -> list[str]:
+    """The catalog names of the tables ``sql`` reads. Table names match case-insensitively,
+    as in the binder and in Trino (``FROM Access_Log`` reads ``access_log``)."""
     tree = parse(sql)
     ctes = {c.alias.lower() for c in tree.find_all(exp.CTE)}
-    known = set(catalog.tables())
-    names = [t.name for t in tree.find_all(exp.Table) if t.name.lower() not in ctes]
-    return [n for n in dict.fromkeys(names) if n in known]
+    known = {name.lower(): name for name in catalog.tables()}
+    names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name.lower() not in ctes]
+    return [known[n] for n in dict.fromkeys(names) if n in known]
 
 
 def run_oracle(sql: str, catalog: OracleCatalog, **duckdb_config: Any) -> pa.Table:

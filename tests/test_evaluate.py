@@ -14,7 +14,7 @@ import pytest
 
 from mpp.catalog.model import TableInfo, TableStats
 from mpp.errors import SqlError
-from mpp.logical.evaluate import evaluate
+from mpp.logical.evaluate import evaluate, trino_float_text
 from mpp.logical.nodes import Project
 from mpp.oracle import duckdb_sql, sql_type
 from mpp.sql import bind
@@ -57,6 +57,9 @@ EXPRESSIONS = [
     "s LIKE 'a%'", "s LIKE 'a_b'", "s LIKE 'a\\b'", "s NOT LIKE '%an%'", "s LIKE '%\\%'",
     "CAST(x AS integer)", "CAST(x AS bigint)", "CAST(i AS double)", "CAST(i AS varchar)",
     "CAST(ts AS date)", "CAST(d AS timestamp)", "CAST('12' AS integer) + i",
+    "CAST(ts AS varchar)", "CAST(d AS varchar)", "CAST(b AS varchar)", "CAST(x AS varchar)",
+    "CAST(CAST(x AS real) AS varchar)", "CAST(CAST(CAST(x AS real) AS double) AS varchar)",
+    "CAST(i / 4.0 AS varchar)", "CAST(s16 AS varchar)",
     "date_trunc('day', ts)", "date_trunc('month', ts)", "date_trunc('year', ts)",
     "date_trunc('hour', ts)", "date_trunc('minute', ts)", "date_trunc('week', d)",
     "date_trunc('quarter', d)", "date_trunc('month', d)",
@@ -134,3 +137,82 @@ def test_division_by_zero_is_an_error() -> None:
 def test_double_division_by_zero_is_infinite_as_in_trino() -> None:
     values = mpp_column("x / 0e0").to_pylist()
     assert values[0] == float("inf") and values[1] == float("-inf") and values[2] is None
+
+
+# CAST(double AS varchar) edges: integral values, 0.1, 1e-5, 1e7, the largest and smallest
+# magnitudes mpp prints, negatives, signed zeros, NaN and the infinities. Trino prints every
+# double in scientific notation (1.0E1); DuckDB prints its shortest decimal (10.0). As REALs:
+# 15066845 is a tie at the eighth digit (Trino rounds it up), 8999999488 a float whose
+# shortest decimal 9E9 lies halfway to the next float (DuckDB prints 8999999488.0).
+FLOATS = [10.0, 1.0, 100.0, 0.1, 1e-5, 1e7, 12345678.9, 2.5, 0.001, 37.7, 1e15,
+          9999999999999998.0, 2.2250738585072014e-308, 1.7e-300, 2.0 ** 52 + 1, 1 / 3, -2.5,
+          -1e-7, -123.456, 15066845.0, 8999999488.0, 2.0 ** -96, 3e38, 0.0, -0.0,
+          float("nan"), float("inf"), float("-inf"), None]
+EDGES = pa.table({"id": pa.array(range(len(FLOATS)), pa.int64()),
+                  # 3e38 only as a REAL: a double's text is mpp's below 1E16 (tested below)
+                  "x": pa.array([None if v == 3e38 else v for v in FLOATS], pa.float64()),
+                  "r": pa.array(FLOATS, pa.float64()).cast(pa.float32())})
+EDGE_CATALOG = FakeCatalog({"f": TableInfo("f", StorageFormat.PARQUET, EDGES.schema,
+                                           TableStats(len(FLOATS), 0, 1), "memory://f")})
+
+
+def _edge_column(expr: str, table: pa.Table = EDGES) -> pa.Array | pa.ChunkedArray:
+    plan = bind(f"SELECT {expr} FROM f", EDGE_CATALOG)
+    assert isinstance(plan.root, Project)
+    return evaluate(plan.root.exprs[0], table.rename_columns([f"f.{n}" for n in
+                                                               table.column_names]))
+
+
+@pytest.mark.parametrize("expr", ["CAST(x AS varchar)", "CAST(r AS varchar)",
+                                  "CAST(CAST(x AS real) AS varchar)", "CAST(-x AS varchar)"])
+def test_cast_of_floats_to_varchar_matches_translated_duckdb(expr: str) -> None:
+    con = duckdb.connect()
+    con.register("f", EDGES)
+    schema = {"f": {f.name: sql_type(f.type) for f in EDGES.schema}}
+    expected = con.sql(duckdb_sql(f"SELECT id, {expr} FROM f ORDER BY id", schema))
+    actual = _edge_column(expr)
+    assert actual.to_pylist() == expected.to_arrow_table().column(1).to_pylist()
+    if expr == "CAST(x AS varchar)":  # DuckDB's own cast prints the shortest decimal instead
+        naive = con.sql("SELECT CAST(x AS VARCHAR) FROM f ORDER BY id").fetchall()
+        assert naive[0][0] == "10.0" and actual[0].as_py() != "10.0"
+
+
+def test_double_text_is_trinos() -> None:
+    # Trino's TestDoubleOperators.testCastToVarchar and TestRealOperators: the text DuckDB
+    # cannot print itself, so these few are Trino's own expected values.
+    trino = [(37.7, "3.77E1"), (17.1, "1.71E1"), (1200.0, "1.2E3"), (0.0, "0E0"),
+             (12345678.9, "1.23456789E7"), (-0.0, "-0E0"), (float("nan"), "NaN"),
+             (float("inf"), "Infinity")]
+    for value, text in trino:
+        assert trino_float_text(value) == text
+    real = [(754.1985, "7.541985E2"), (-754.2008, "-7.542008E2"), (1200.0, "1.2E3"),
+            (12345678.9, "1.234568E7")]
+    for value, text in real:
+        assert trino_float_text(value, 32) == text
+    assert mpp_column("CAST(x AS varchar)").to_pylist()[:2] == ["2.5E0", "-2.5E0"]
+
+
+def test_double_text_beyond_the_known_range_is_an_error() -> None:
+    # Trino's DecimalFormat takes digits from the JDK's legacy FloatingDecimal, which beyond
+    # 1E16 may print more than the shortest digits (1E23 -> 9.999999999999999E22 on JDK 25):
+    # mpp refuses rather than print a different text.
+    for value, bits in [(1e16, 64), (-1e23, 64), (5e-324, 64), (1e-40, 32)]:
+        with pytest.raises(SqlError, match="unsupported: CAST"):
+            trino_float_text(value, bits)
+    big = EDGES.set_column(1, "x", pa.array([1e16] + FLOATS[1:], pa.float64()))
+    with pytest.raises(SqlError, match=r"CAST\(double AS varchar\) of 1e\+16"):
+        _edge_column("CAST(x AS varchar)", big)
+
+
+def test_cast_of_timestamps_to_varchar_keeps_six_fraction_digits(
+        con: duckdb.DuckDBPyConnection) -> None:
+    # Row 0 is a whole second, row 7 has 250 microseconds: Trino's timestamp(6) text has six
+    # fractional digits for both; DuckDB's own cast drops the zeros.
+    expr = "CAST(ts AS varchar)"
+    actual, expected = mpp_column(expr), duckdb_column(expr, con)
+    assert actual.to_pylist() == expected.to_pylist()
+    naive = con.execute("SELECT CAST(ts AS VARCHAR) FROM t ORDER BY id").fetchall()
+    for row in (0, 7):
+        assert actual[row].as_py() != naive[row][0]
+        assert actual[row].as_py().startswith(naive[row][0].split(".")[0])
+        assert len(actual[row].as_py().split(".")[1]) == 6

@@ -11,15 +11,21 @@ difference is handled here and named in a comment:
 * AND/OR/NOT use three-valued (Kleene) logic; ``x IN (...)`` is NULL when x is NULL, or when
   x is not found and the list holds a NULL;
 * LIKE has no escape character (Arrow's ``match_like`` treats ``\\`` as one, so it is escaped);
-* CAST of a double to an integer rounds half away from zero (Arrow truncates);
+* CAST of a double to an integer rounds half away from zero (Arrow truncates); CAST of a
+  double or real to varchar prints Trino's scientific notation (``1.0E1``, Arrow: ``10``; see
+  :func:`trino_float_text`); CAST of a timestamp to varchar prints six fractional digits
+  (Trino's timestamp(6) text, which is Arrow's too);
 * ``date_diff(unit, a, b)`` counts whole units elapsed from a to b (see :func:`_date_diff`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -106,13 +112,88 @@ def _like(call: Call, args: list[Value], n: int) -> Value:
     return pc.match_like(_as_array(args[0], n), pattern=pattern.replace("\\", "\\\\"))
 
 
+# The magnitudes whose CAST to varchar is known to match Trino's text digit for digit (checked
+# against java.text.DecimalFormat on JDK 25, as Trino calls it): every normal real, and a
+# double from the smallest normal number up to (not including) 1E16. Beyond 1E16 Trino's
+# DecimalFormat takes a double's digits from the JDK's legacy FloatingDecimal, which there may
+# print more digits than the shortest (1E23 is 9.999999999999999E22); subnormal numbers differ
+# too. mpp refuses those rather than print another text.
+_TEXT_RANGE = {32: (1.1754943508222875e-38, math.inf, "normal reals"),
+               64: (2.2250738585072014e-308, 1e16, "normal doubles below 1E16")}
+
+
+def trino_float_text(value: float, bits: int = 64) -> str:
+    """Trino's text of a double (``bits`` 64) or real (32): CAST(value AS varchar).
+
+    Trino formats with Java's ``DecimalFormat("0.0###################E0")`` (a real with
+    ``"0.0#####E0"``, of the float's shortest digits read back as a double): one digit before
+    the point, at least one after, the shortest digits that read back as the same value (a
+    real: rounded to seven significant digits) and an exponent without ``+`` or leading
+    zeros: ``1.0E1``, ``1.0E-5``, ``1.23456789E7``, ``-2.5E0``; zero is ``0E0`` or ``-0E0``,
+    and NaN and the infinities are ``NaN``, ``Infinity``, ``-Infinity``. Raises SqlError
+    outside the magnitudes where that is known to be Trino's text (see _TEXT_RANGE).
+
+    >>> trino_float_text(10.0), trino_float_text(0.1, 32)
+    ('1.0E1', '1.0E-1')
+    """
+    if value == 0:
+        return "-0E0" if math.copysign(1.0, value) < 0 else "0E0"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    low, high, supported = _TEXT_RANGE[bits]
+    if not low <= abs(value) < high:
+        kind = "double" if bits == 64 else "real"
+        raise SqlError(f"unsupported: CAST({kind} AS varchar) of {value!r}: mpp prints Trino's "
+                       f"text of {supported} only (beyond them Trino's digits come from the "
+                       "JVM's legacy formatter)")
+    if bits == 32:
+        # Trino formats Double.parseDouble(Float.toString(f)): the float's shortest digits.
+        shortest = abs(float(np.format_float_scientific(np.float32(value), unique=True)))
+        if shortest.is_integer() and shortest < 2.0 ** 63:
+            # The JDK's legacy FloatingDecimal marks the digits of a whole number below 2^63
+            # as inexact, so DecimalFormat rounds a tie at the eighth digit up, not to even.
+            whole = int(shortest)
+            unit = 10 ** max(len(str(whole)) - 7, 0)
+            shortest = float((whole + unit // 2) // unit * unit)
+        mantissa, exponent = f"{shortest:.6e}".split("e")  # rounds the exact value half to even
+        digits = mantissa.replace(".", "").rstrip("0")
+    else:
+        # repr is the shortest decimal that reads back as the value (the closest of them).
+        digits_tuple, exp10 = Decimal(repr(abs(value))).as_tuple()[1:]
+        digits = "".join(map(str, digits_tuple)).rstrip("0")
+        exponent = str(len(digits_tuple) - 1 + int(exp10))
+    sign = "-" if value < 0 else ""
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{int(exponent)}"
+
+
+def _float_to_text(value: Value, bits: int) -> Value:
+    """Trino's CAST(double/real AS varchar) of an array or scalar, one Python call per
+    distinct value."""
+    if isinstance(value, pa.Scalar):
+        return pa.scalar(None if not value.is_valid else trino_float_text(value.as_py(), bits),
+                         pa.string())
+    encoded = pc.dictionary_encode(value)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    out = []
+    for chunk in chunks:
+        texts = pa.array([trino_float_text(v, bits) for v in chunk.dictionary.to_pylist()],
+                         pa.string())
+        out.append(pc.take(texts, chunk.indices))
+    return pa.chunked_array(out, pa.string()) if isinstance(value, pa.ChunkedArray) else out[0]
+
+
 def _cast(call: Call, args: list[Value], n: int) -> Value:
     value, source = args[0], call.args[0].dtype
     target = call.dtype
     if pa.types.is_floating(source) and _is_int(target):
         value = pc.round(value, round_mode="half_towards_infinity")  # Trino rounds half away
+    if pa.types.is_floating(source) and pa.types.is_string(target):
+        return _float_to_text(value, source.bit_width)  # Trino: 1.0E1 (Arrow: 10)
     if pa.types.is_timestamp(source) and pa.types.is_date(target):
         return pc.cast(pc.floor_temporal(value, unit="day"), target, safe=False)
+    # Timestamp -> varchar: Arrow prints six fractional digits, as Trino's timestamp(6) does.
     return pc.cast(value, target)
 
 
