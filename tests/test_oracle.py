@@ -18,7 +18,7 @@ from mpp.datagen import DatagenSpec, generate
 from mpp.oracle import duckdb_sql, run_oracle, sql_type
 from mpp.storage import scan_fragment
 from mpp.storage.base import StorageFormat
-from tests.compare import assert_same_rows
+from tests.compare import assert_same_ordered_rows, assert_same_result, order_key_columns
 
 QUERIES = sorted((Path(__file__).parent / "fixtures" / "queries").glob("*.sql"))
 EXTRA = [
@@ -64,7 +64,7 @@ def test_the_warehouse_mixes_every_format(catalog: Catalog) -> None:
 def test_oracle_reads_the_same_rows_as_mpp_storage(sql: str, catalog: Catalog) -> None:
     expected = via_mpp_storage(sql, catalog)
     actual = run_oracle(sql, catalog)
-    assert_same_rows(actual, expected)
+    assert_same_result(actual, expected, sql)
 
 
 def test_oracle_sees_every_row(catalog: Catalog) -> None:
@@ -88,3 +88,56 @@ def test_integer_division_and_date_trunc_of_dates_keep_trino_types() -> None:
     con.execute("CREATE TABLE t AS SELECT -7 a, 2::BIGINT b, DATE '2020-05-17' d")
     row = con.sql(sql).fetchall()[0]
     assert row[0] == -3 and str(row[1]) == "2020-05-01"
+
+
+def test_table_names_match_case_insensitively(catalog: Catalog) -> None:
+    # As in the binder and in Trino: Access_Log is access_log (columns too).
+    sql = "SELECT Status, COUNT(*) AS N FROM Access_Log GROUP BY STATUS"
+    lower = "SELECT status, count(*) AS n FROM access_log GROUP BY status"
+    assert_same_result(run_oracle(sql, catalog), via_mpp_storage(lower, catalog), sql)
+
+
+def test_cast_to_varchar_prints_trinos_text() -> None:
+    # Trino: timestamp(6) text keeps six fractional digits; a double is in scientific notation.
+    sql = duckdb_sql("SELECT CAST(TIMESTAMP '2017-01-01 00:12:13' AS varchar), "
+                     "CAST(TIMESTAMP '2017-01-01 00:12:13.205' AS varchar), CAST(10e0 AS varchar)")
+    whole, fraction, ten = duckdb.sql(sql).fetchall()[0]
+    assert (whole, fraction) == ("2017-01-01 00:12:13.000000", "2017-01-01 00:12:13.205000")
+    assert ten == "1.0E1"
+    assert duckdb.sql("SELECT CAST(10e0 AS VARCHAR)").fetchall()[0][0] == "10.0"  # untranslated
+
+
+SORTED = pa.table({"k": [1, 1, 2, 3, 3, 3], "v": ["a", "b", "c", "d", "e", "f"]})
+
+
+def test_ordered_comparison_fails_on_a_reversed_result() -> None:
+    sql = "SELECT k, v FROM t ORDER BY k"
+    reversed_ = SORTED.take(list(range(SORTED.num_rows))[::-1])
+    assert_same_result(reversed_, SORTED, "SELECT k, v FROM t")  # unordered: the same rows
+    with pytest.raises(AssertionError, match="out of order"):
+        assert_same_result(reversed_, SORTED, sql)
+    with pytest.raises(AssertionError, match="out of order"):
+        assert_same_ordered_rows(reversed_, SORTED, [0])
+
+
+def test_ordered_comparison_lets_ties_come_in_any_order() -> None:
+    ties = SORTED.take([1, 0, 2, 5, 3, 4])  # same k sequence, rows permuted within each k
+    assert_same_result(ties, SORTED, "SELECT k, v FROM t ORDER BY k")
+    with pytest.raises(AssertionError, match="out of order"):
+        assert_same_result(ties, SORTED, "SELECT k, v FROM t ORDER BY k, v")
+
+
+@pytest.mark.parametrize("sql,keys", [
+    ("SELECT date, status, count(*) FROM t GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2", [2, 0, 1]),
+    ("SELECT user_id, count(*) c FROM t GROUP BY user_id ORDER BY c DESC, USER_ID", [1, 0]),
+    ("SELECT a.x, count(*) FROM t a GROUP BY a.x ORDER BY A.X, count(*)", [0, 1]),
+    ("SELECT x s FROM t ORDER BY S", [0]),
+    ("SELECT x AS y, y AS x FROM t ORDER BY x", [1]),  # output names before input columns
+    ("SELECT x FROM t ORDER BY y, x", []),  # y is hidden: x alone does not order the rows
+    ("SELECT * FROM t ORDER BY y, z", [1]),  # SELECT *: the result's names ['x', 'y']
+    ("SELECT x FROM t", None),
+    ("WITH w AS (SELECT x FROM t ORDER BY x) SELECT x FROM w", None),
+])
+def test_order_key_columns(sql: str, keys: list[int] | None) -> None:
+    names = ["x", "y"] if sql.startswith("SELECT *") else [f"c{i}" for i in range(3)]
+    assert order_key_columns(sql, names) == keys
