@@ -3,6 +3,7 @@ DuckDB over the same files."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -23,7 +24,7 @@ from mpp.execution.run import execute
 from mpp.logical import nodes as ln
 from mpp.logical.expr import AggFunc, AggregateCall, Column
 from mpp.physical.operators.base import PhysicalOp, TaskContext
-from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
+from mpp.physical.planner import cut_stages, plan_physical
 from mpp.storage.base import Fragment, StorageFormat
 from tests.compare import assert_same_rows
 
@@ -79,7 +80,7 @@ def test_worker_killed_mid_query_still_gives_the_oracle_result(tmp_path: Path) -
     slow_root = leaf.root.with_children((SlowExec(leaf.root.children[0]),))
     root, stages = cut_stages(physical.root.transform_up(
         lambda op: slow_root if op is leaf.root else op))
-    physical = PhysicalPlan(root, stages, physical.output_names, physical.hash_buckets)
+    physical = dataclasses.replace(physical, root=root, stages=stages)  # fan-in 4 kept
     assert "slow" in physical.stages[0].name
 
     spec = ClusterSpec(workers=2, threads_per_worker=1, dashboard_address=None)
@@ -90,7 +91,7 @@ def test_worker_killed_mid_query_still_gives_the_oracle_result(tmp_path: Path) -
         victim = sorted(pids)[0]
         box: dict = {}
         runner = threading.Thread(target=lambda: box.update(
-            run=execute(physical, client, "kill-test", fan_in=4)))
+            run=execute(physical, client, "kill-test")))
         runner.start()
         time.sleep(1.2)  # about a third of the 24 x 0.15 s of slow tasks is done
         assert runner.is_alive(), "the query finished before the worker could be killed"
