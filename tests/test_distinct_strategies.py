@@ -33,6 +33,16 @@ QUERIES = [
     "FROM access_log WHERE bytes < 0",
     "SELECT date, count(*) c, count(DISTINCT user_id) u FROM access_log WHERE 1 = 0 "
     "GROUP BY date",
+    # DISTINCT over several arguments (url_id has NULLs), beside plain aggregates, a group key
+    # counted DISTINCT, no group key, and no row at all.
+    "SELECT date, count(DISTINCT user_id) u, count(DISTINCT url_id) v, count(*) c, "
+    "count(url_id) n, sum(bytes) s, avg(bytes) a, min(status) lo FROM access_log GROUP BY date",
+    "SELECT status, count(DISTINCT status) k, count(DISTINCT user_id) u, count(DISTINCT url_id) v "
+    "FROM access_log GROUP BY status",
+    "SELECT count(DISTINCT user_id) u, count(DISTINCT url_id) v, count(DISTINCT date) d "
+    "FROM access_log",
+    "SELECT count(DISTINCT user_id) u, count(DISTINCT url_id) v, count(*) c, max(bytes) m "
+    "FROM access_log WHERE bytes < 0",
 ]
 
 

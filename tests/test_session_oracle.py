@@ -36,6 +36,8 @@ EXTRA = [
     "SELECT count(*), sum(a.bytes) FROM access_log a JOIN users u "
     "ON a.user_id = u.user_id AND a.bytes > u.user_id * 100",
     "SELECT min(time), max(time) FROM access_log WHERE date > DATE '2017-01-01'",
+    "SELECT date, count(DISTINCT user_id) u, count(DISTINCT url_id) v, count(*) c "
+    "FROM access_log GROUP BY date",
     "SELECT a.user_id, s.session_id FROM access_log a JOIN sessions s "
     "ON s.session_id = a.session_id AND s.user_id = a.user_id WHERE a.bytes < 300",
     # Mixed-case names fold to lower case; NULL sort keys come last, ASC or DESC (Trino's

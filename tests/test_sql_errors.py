@@ -188,17 +188,6 @@ def test_surplus_arguments_and_dangling_clauses_sqlglot_accepts(sql: str, messag
     assert message in str(err) and (err.line, err.column) == (1, column)
 
 
-def test_distinct_aggregates_over_two_arguments_are_rejected_when_binding() -> None:
-    err = error_of("SELECT date, count(DISTINCT user_id),\n  count(DISTINCT url_id) "
-                   "FROM access_log GROUP BY date")
-    assert "unsupported SQL" in str(err)
-    assert "DISTINCT aggregates over more than one argument (url_id, user_id)" in str(err)
-    assert (err.line, err.column) == (2, 3)
-    # One argument under several names (and repeated) is fine.
-    bind("SELECT count(DISTINCT user_id), count(DISTINCT access_log.user_id), count(*) "
-         "FROM access_log", CATALOG)
-
-
 @pytest.mark.parametrize(("sql", "line", "column"), [
     ("SELECT date,\n status,\n rank() OVER (PARTITION BY date ORDER BY status) FROM access_log",
      3, 9),

@@ -24,7 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.errors import SqlError
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
 from mpp.storage.base import constant_column
@@ -263,45 +262,63 @@ class AggregateKernel:
     calls: tuple[AggregateCall, ...]
     names: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        args = {c.arg.name for c in self.calls if c.distinct and c.arg is not None}
-        if len(args) > 1:
-            raise SqlError("DISTINCT aggregates over more than one argument in one SELECT "
-                           f"({', '.join(sorted(args))}) are not supported")
-
     @property
-    def distinct_arg(self) -> str | None:
-        """The argument of the DISTINCT aggregates, if any."""
-        return next((c.arg.name for c in self.calls if c.distinct and c.arg), None)
+    def distinct_args(self) -> tuple[str, ...]:
+        """The arguments of the DISTINCT aggregates, in order of first use."""
+        return tuple(dict.fromkeys(c.arg.name for c in self.calls if c.distinct and c.arg))
 
     @property
     def grain(self) -> list[str]:
-        """Columns the partial phase groups by: the keys, plus the DISTINCT argument."""
-        d = self.distinct_arg
-        return list(self.keys) + ([d] if d is not None and d not in self.keys else [])
+        """Columns the partial phase groups by: the keys, plus the DISTINCT arguments."""
+        return list(self.keys) + [d for d in self.distinct_args if d not in self.keys]
+
+    def _expanded(self) -> list[str]:
+        """The DISTINCT arguments that get partial rows of their own: none with one argument
+        (its pairs (g, x) carry the other aggregates too), every one with several."""
+        args = [d for d in self.distinct_args if d not in self.keys]
+        return args if len(args) > 1 else []
 
     def _plain(self) -> list[tuple[int, AggregateCall]]:
         return [(i, c) for i, c in enumerate(self.calls) if not c.distinct]
 
+    def _partial_fields(self, types: Mapping[str, pa.DataType]) -> list[tuple[str, pa.DataType]]:
+        """(name, type) of the partial columns, given the input's column types."""
+        fields = [(k, types[k]) for k in self.grain]
+        for i, c in self._plain():
+            arg = types[c.arg.name] if c.arg is not None else pa.int64()
+            fields += [(_pname(i, j), _partial_type(fn, arg))
+                       for j, fn in enumerate(AGGREGATES[c.func].chunk)]
+        return fields
+
     def partial_schema(self, input_schema: tuple[Field, ...]) -> tuple[Field, ...]:
         """The fields of partial rows, given the input's fields."""
         types = {f.name: f.dtype for f in input_schema}
-        fields = [Field(k, types[k]) for k in self.grain]
-        for i, c in self._plain():
-            arg = types[c.arg.name] if c.arg is not None else pa.int64()
-            fields += [Field(_pname(i, j), _partial_type(fn, arg))
-                       for j, fn in enumerate(AGGREGATES[c.func].chunk)]
-        return tuple(fields)
+        return tuple(Field(n, t) for n, t in self._partial_fields(types))
 
     def partial(self, table: pa.Table,
                 fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
         """Input rows -> partial rows at the grain (one per group, or per (group, x) pair).
 
+        With DISTINCT aggregates over several arguments x, y (Spark's Expand): the distinct
+        (g, x) pairs with y NULL, the distinct (g, y) pairs with x NULL, and the other
+        aggregates' partial values at (g) with x and y NULL. Every roll-up and merge function
+        ignores NULLs, so the sets add up in :meth:`final` without a tag column.
+
         ``fixed``: the grain's columns already known constant over ``table``.
         """
         specs = [([] if c.arg is None else c.arg.name, fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
-        return _aggregate(table, self.grain, specs, fixed)
+        expanded = self._expanded()
+        if not expanded:
+            return _aggregate(table, self.grain, specs, fixed)
+        keys = list(self.keys)
+        parts = [_aggregate(table, keys, specs, fixed)] if specs else []
+        parts += [_aggregate(table, keys + [d], [], fixed) for d in expanded]
+        fields = self._partial_fields({f.name: f.type for f in table.schema})
+        return pa.concat_tables(
+            [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
+                       for n, t in fields], names=[n for n, _ in fields]) for p in parts],
+            promote_options="permissive")
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -324,15 +341,15 @@ class AggregateKernel:
         rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
         # Only with a DISTINCT argument: without one (SELECT DISTINCT, the inner aggregation of
         # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
-        skip_merge = merged or (self.distinct_arg is not None and not self._plain()
+        skip_merge = merged or (bool(self.distinct_args) and not self._plain()
                                 and rollups <= _DUPLICATE_INSENSITIVE)
         table = partials if skip_merge else self.merge(partials, fixed)
-        if self.distinct_arg is not None:
+        if self.distinct_args:
             specs: list[tuple[Any, str, str]] = [
                 (_pname(i, j), fn, _pname(i, j))
                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-            specs += [(self.distinct_arg, AGGREGATES[c.func].distinct, f"__d{i}")
-                      for i, c in enumerate(self.calls) if c.distinct]
+            specs += [(c.arg.name, AGGREGATES[c.func].distinct, f"__d{i}")
+                      for i, c in enumerate(self.calls) if c.distinct and c.arg is not None]
             table = _aggregate(table, list(self.keys), specs)
         cols = [table[k] for k in self.keys]
         for i, c in enumerate(self.calls):

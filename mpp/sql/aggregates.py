@@ -42,7 +42,6 @@ class AggregateRegistry:
     """The aggregate calls a query uses, each once, named ``_a0``, ``_a1``, ..."""
 
     slots: list[AggregateSlot] = field(default_factory=list)
-    distinct_args: dict[Expr, str] = field(default_factory=dict)  # bound argument -> its SQL
 
     def add(self, func: AggFunc, arg: Expr | None, distinct: bool, dtype: pa.DataType) -> Column:
         """Register ``func([DISTINCT] arg)``; return the column its result will be."""
@@ -122,20 +121,4 @@ class PostAggregateBinder(ExprBinder):
         dtype = result_type(func, arg.dtype)
         if dtype is None:
             raise self.error(node, f"{name}() cannot be applied to {arg.dtype}")
-        if distinct:
-            self._check_one_distinct_argument(node, arg, inner)
         return self.registry.add(func, arg, distinct, dtype)
-
-    def _check_one_distinct_argument(self, node: exp.AggFunc, arg: Expr,
-                                     inner: exp.Expr) -> None:
-        """The DISTINCT aggregates of one query must share their argument: the Aggregate
-        keeps the distinct (group, x) pairs of a single x (and the rewrite splits on it)."""
-        text = inner.sql(dialect="trino")
-        others = {t for e, t in self.registry.distinct_args.items() if e != arg}
-        if others:
-            names = ", ".join(sorted(others | {text}))
-            raise unsupported(node, self.sql, f"DISTINCT aggregates over more than one "
-                                              f"argument ({names})",
-                              hint=" (the DISTINCT aggregates of a query must share one "
-                                   "argument)")
-        self.registry.distinct_args.setdefault(arg, text)

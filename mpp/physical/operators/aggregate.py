@@ -101,8 +101,8 @@ class HashAggregateExec(UnaryOp):
         calls = ", ".join(f"{c} AS {n}" if self.mode is not AggregateMode.PARTIAL else str(c)
                           for c, n in zip(self.kernel.calls, self.kernel.names, strict=True))
         line = f"HashAggregateExec({self.mode.name}): group by {keys}"
-        if self.mode is AggregateMode.PARTIAL and self.kernel.distinct_arg:
-            line += f" + distinct {self.kernel.distinct_arg}"
+        if self.mode is AggregateMode.PARTIAL and self.kernel.distinct_args:
+            line += f" + distinct {', '.join(self.kernel.distinct_args)}"
         if self.mode is AggregateMode.PARTIAL and not self.merge_partials:
             line += " (not merged in the exchange)"
         line += f"; {calls}" if calls else ""
