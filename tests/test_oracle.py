@@ -120,6 +120,16 @@ def test_ordered_comparison_fails_on_a_reversed_result() -> None:
         assert_same_ordered_rows(reversed_, SORTED, [0])
 
 
+def test_scenario_checks_compare_order_too() -> None:
+    # The runner's "= DuckDB" check uses the same rule as the tests.
+    from mpp.scenario.rows import result_difference
+
+    reversed_ = SORTED.take(list(range(SORTED.num_rows))[::-1])
+    assert result_difference(reversed_, SORTED, "SELECT k, v FROM t") is None
+    diff = result_difference(reversed_, SORTED, "SELECT k, v FROM t ORDER BY k")
+    assert diff is not None and diff.startswith("row 0 is out of order")
+
+
 def test_ordered_comparison_lets_ties_come_in_any_order() -> None:
     ties = SORTED.take([1, 0, 2, 5, 3, 4])  # same k sequence, rows permuted within each k
     assert_same_result(ties, SORTED, "SELECT k, v FROM t ORDER BY k")

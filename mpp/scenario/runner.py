@@ -93,7 +93,7 @@ class _Oracle:
                 self.answers[query.name] = run_oracle(query.sql, self.session.catalog)
             except duckdb.Error as exc:  # the check fails; the run goes on
                 return f"differs: DuckDB could not run it: {str(exc).splitlines()[0]}"
-        diff = rows.difference(table, self.answers[query.name])
+        diff = rows.result_difference(table, self.answers[query.name], query.sql)
         return "equal" if diff is None else f"differs: {diff}"
 
 
