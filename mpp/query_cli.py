@@ -20,6 +20,7 @@ from click.core import ParameterSource
 
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
+from mpp.text import plural
 
 DEFAULT_MAX_ROWS = 1000  # rows a table output prints; csv and json print all
 
@@ -93,11 +94,6 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
     if session.dashboard_link:
         click.echo(f"dashboard: {session.dashboard_link}", err=True)
     return session
-
-
-def plural(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1: "1 row", "2,000 rows"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _json_safe(value: Any) -> Any:

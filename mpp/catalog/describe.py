@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mpp.text import human_bytes
+
 if TYPE_CHECKING:
     from mpp.catalog import Catalog
-
-
-def _human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def _short(value: Any) -> str:
@@ -38,7 +31,7 @@ def describe(catalog: Catalog) -> str:
         lines.append("")
         lines.append(f"{name}  [{info.format.value}, {kind}]  {info.location}")
         lines.append(f"  rows {s.row_count:,}  fragments {s.fragment_count:,}  "
-                     f"size {_human_bytes(s.total_bytes)}  partitioned by: {parts}")
+                     f"size {human_bytes(s.total_bytes)}  partitioned by: {parts}")
         checksum = catalog.properties(name).get("mpp.content-checksum")
         if checksum:
             lines.append(f"  content checksum {checksum}")

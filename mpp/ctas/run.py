@@ -41,6 +41,7 @@ from mpp.metrics.records import TaskRecord
 from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan
+from mpp.text import plural
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -67,7 +68,7 @@ class CtasOutcome:
     def summary(self) -> str:
         """One line: rows, files, bytes written, time."""
         size = sum(r.bytes_sent for r in self.write_tasks)
-        return (f"wrote {self.rows:,} rows in {len(self.files)} file{'' if len(self.files) == 1 else 's'} ({size / 2**20:.1f} MiB) "
+        return (f"wrote {self.rows:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
                 f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)")
 
 

@@ -24,6 +24,7 @@ from mpp.metrics.whatif import (
     predict_makespan,
     worker_lanes,
 )
+from mpp.text import plural
 
 if TYPE_CHECKING:
     from mpp.physical.planner import PhysicalPlan
@@ -183,7 +184,7 @@ def time_profile(stats: QueryStats, threads: int) -> str:
     groups = [g for gs in stats.stages.values() for g in gs]
     spent = {g.name: sum(r.duration for r in stats.tasks if r.name == g.name) for g in groups}
     busy = sum(spent.values())
-    parts = ", ".join(f"{g.name} {spent[g.name]:.2f} s ({g.tasks} task{'' if g.tasks == 1 else 's'}, median "
+    parts = ", ".join(f"{g.name} {spent[g.name]:.2f} s ({plural(g.tasks, 'task')}, median "
                       f"{g.time_median * 1000:.1f} ms)" for g in groups)
     share = busy / capacity if capacity else 0.0
     return (f"tasks busy {busy:.2f} s of {capacity:.2f} thread-s ({share:.0%}); {parts}; "

@@ -33,6 +33,7 @@ from mpp.logical.expr import Column
 from mpp.logical.nodes import Join, JoinKind, JoinStrategy, LogicalNode, Project
 from mpp.optimizer.estimate import Estimate, estimate
 from mpp.optimizer.rule import transform_up
+from mpp.text import plural
 
 _THRESHOLD = "optimizer.broadcast_threshold_bytes"
 
@@ -75,7 +76,7 @@ def _size(e: Estimate) -> str:
             break
         value, unit = value / 1024, next_unit
     rows = round(e.rows)
-    return f"~{value:.1f} {unit} ({rows:,} row{'' if rows == 1 else 's'})"
+    return f"~{value:.1f} {unit} ({plural(rows, 'row')})"
 
 
 def _limit(threshold: int) -> str:

@@ -13,6 +13,7 @@ from mpp.metrics.summary import GroupSummary, QueryStats
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.planner import PhysicalPlan, Stage
+from mpp.text import human_bytes, plural
 
 
 def _task_reason(stage: Stage) -> str:
@@ -32,36 +33,24 @@ def _tree(op: PhysicalOp, stage: Stage, indent: str) -> list[str]:
     return lines
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def _stage_header(plan: PhysicalPlan, stage: Stage) -> str:
-    tasks = f"{_count(stage.tasks, 'task')} ({_task_reason(stage)})"
+    tasks = f"{plural(stage.tasks, 'task')} ({_task_reason(stage)})"
     if stage is plan.final_stage or stage.sink is None:
         return f"Stage {stage.id} [{stage.name}]: {tasks} -> result"
     out = stage.sink.explain_line()
     # The exchange's own tasks, as the graph has them (stageN-combine, -split, -collect).
     combines, splits = plan.exchange_tasks(stage)
     if splits:
-        out += (f" via {_count(combines, 'combine task')} (fan-in {plan.exchange_fan_in}) "
-                f"and {_count(splits, 'split task')}")
+        out += (f" via {plural(combines, 'combine task')} (fan-in {plan.exchange_fan_in}) "
+                f"and {plural(splits, 'split task')}")
     elif combines:
-        out += f" via {_count(combines, 'collect task')}"
+        out += f" via {plural(combines, 'collect task')}"
     return f"Stage {stage.id} [{stage.name}]: {tasks} -> {out}"
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def _measured(g: GroupSummary) -> str:
-    line = (f"  measured {g.name}: {_count(g.tasks, 'task')}, rows in {g.rows_in:,} out {g.rows_out:,}, "
-            f"read {_fmt_bytes(g.bytes_read)}, exchanged {_fmt_bytes(g.bytes_sent)}, "
+    line = (f"  measured {g.name}: {plural(g.tasks, 'task')}, rows in {g.rows_in:,} out {g.rows_out:,}, "
+            f"read {human_bytes(g.bytes_read)}, exchanged {human_bytes(g.bytes_sent)}, "
             f"task time min/median/max {g.time_min * 1000:.1f}/{g.time_median * 1000:.1f}/"
             f"{g.time_max * 1000:.1f} ms, rows max/median {g.skew:.2f}")
     if any(g.join_rows):
@@ -80,7 +69,7 @@ def _skew(sk: StageSkew) -> list[str]:
 
 def explain_physical(plan: PhysicalPlan, stats: QueryStats | None = None) -> str:
     """The plan's stages, operators, task counts and exchanges; with ``stats``, measurements."""
-    lines = [f"PhysicalPlan: {_count(len(plan.stages), 'stage')}, hash exchanges into "
+    lines = [f"PhysicalPlan: {plural(len(plan.stages), 'stage')}, hash exchanges into "
              f"{plan.hash_buckets} buckets"]
     skews = stats.skew() if stats is not None else {}
     for stage in reversed(plan.stages):
@@ -92,12 +81,12 @@ def explain_physical(plan: PhysicalPlan, stats: QueryStats | None = None) -> str
         lines += _tree(stage.root, stage, "  ")
     if stats is not None:
         # Split tasks only slice a combine's output (no work to measure), so they leave no record.
-        read = f"read {stats.rows_read:,} rows, {_fmt_bytes(stats.bytes_read)}"
+        read = f"read {stats.rows_read:,} rows, {human_bytes(stats.bytes_read)}"
         if stats.rows_read and not stats.bytes_read:
             read += " (no column data: values from the catalog and file footers)"
-        lines.append(f"Wall time {stats.wall_seconds:.3f} s; {_count(len(stats.tasks), 'task record')}"
+        lines.append(f"Wall time {stats.wall_seconds:.3f} s; {plural(len(stats.tasks), 'task record')}"
                      f" (split tasks are not recorded); {read}; "
-                     f"exchanged {_fmt_bytes(stats.bytes_exchanged)}")
+                     f"exchanged {human_bytes(stats.bytes_exchanged)}")
         if stats.tasks:
             predicted = ", ".join(f"W={w} {p.makespan:.3f} s"
                                   for w, p in stats.predict_many().items())
