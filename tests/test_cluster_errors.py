@@ -115,8 +115,10 @@ def test_task_error_prints_no_worker_traceback(cluster) -> None:
     wh = str(warehouse(cluster.client, "parquet", 3))
     proc = subprocess.run(
         [sys.executable, "-m", "mpp.cli", "sql", "-w", wh, "--workers", "1",
-         "SELECT bytes / 0 AS x FROM access_log LIMIT 2"],
+         "SELECT date,\n  bytes / 0 AS x FROM access_log LIMIT 2"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "mpp: error: cannot evaluate (access_log.bytes / 0): divide by zero" in proc.stderr
+    # The error quotes the expression as written and where (line 2, column 3).
+    assert "mpp: error: cannot evaluate bytes / 0: divide by zero (line 2, column 3)" \
+        in proc.stderr
     assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

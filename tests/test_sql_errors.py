@@ -254,3 +254,22 @@ def test_typed_literals_keep_working_beside_the_cast_parameter_check() -> None:
     plan = bind("SELECT CAST(date AS varchar) AS d FROM access_log "
                 "WHERE time >= TIMESTAMP '2017-01-02 00:00:00.123'", CATALOG)
     assert plan.output_names == ("d",)
+
+
+def test_errors_at_run_time_point_at_the_expression_as_written() -> None:
+    # Division by zero and a failing CAST happen in the tasks; the error quotes the SQL of the
+    # innermost call the user wrote (not an implicit cast the binder inserted) and its place.
+    import pyarrow as pa
+
+    from mpp.logical.evaluate import evaluate
+    from mpp.logical.nodes import Project
+
+    plan = bind("SELECT status,\n  bytes / (status - status) AS x FROM access_log", CATALOG)
+    project = plan.root
+    while not isinstance(project, Project):
+        project = project.children[0]
+    table = pa.table({f.name: pa.array([200], f.dtype) for f in project.input.schema})
+    with pytest.raises(SqlError) as info:
+        evaluate(project.exprs[1], table)
+    assert str(info.value).startswith("cannot evaluate bytes / (status - status): divide by zero")
+    assert (info.value.line, info.value.column) == (2, 3)

@@ -46,7 +46,7 @@ def evaluate(expr: Expr, table: pa.Table) -> pa.ChunkedArray | pa.Array:
     """Evaluate ``expr`` for every row of ``table`` (columns named by unique field names)."""
     try:
         out = _eval(expr, table)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # no call the user wrote
         raise SqlError(f"cannot evaluate {expr}: {err}") from None
     return _as_array(out, table.num_rows)
 
@@ -73,7 +73,13 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
         kernel = _OPS[expr.op]
     except KeyError:
         raise NotImplementedError(f"evaluate: unknown operator {expr.op!r}") from None
-    return kernel(expr, args, table.num_rows)
+    try:
+        return kernel(expr, args, table.num_rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        if expr.line is None:  # a call the binder inserted (an implicit cast): the
+            raise  # innermost enclosing call the user wrote reports it
+        raise SqlError(f"cannot evaluate {expr.source}: {err}", expr.line,
+                       expr.column) from None
 
 
 def _is_int(t: pa.DataType) -> bool:

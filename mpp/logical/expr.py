@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -78,6 +78,12 @@ class Call(Expr):
     args: tuple[Expr, ...]
     dtype: pa.DataType
     options: tuple[tuple[str, Any], ...] = ()
+    # Where the user wrote it (the binder sets these; a cast it inserts has none), so an error
+    # at run time (division by zero, a failing CAST) can point at the SQL. Not part of the
+    # expression's identity: GROUP BY matching and plan equality ignore them.
+    source: str = field(default="", compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
+    column: int | None = field(default=None, compare=False, repr=False)
 
     def children(self) -> tuple[Expr, ...]:
         return self.args

@@ -7,6 +7,7 @@ bind their children through ``self.bind`` so that the aggregate-aware subclass i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -80,6 +81,11 @@ class ExprBinder:
                 bound = handler(self, node)
                 if node.args.get("negate"):  # sqlglot keeps "x NOT LIKE p" as Like(negate=True)
                     bound = Call("not", (bound,), pa.bool_())
+                if isinstance(bound, Call) and bound.line is None:
+                    # Where the user wrote it, for errors at run time (division by zero).
+                    line, column = locate(node, self.sql)
+                    bound = dataclasses.replace(bound, source=node.sql(dialect="trino"),
+                                                line=line, column=column)
                 return bound
         raise self._unsupported(node)
 
