@@ -8,7 +8,9 @@ that introduces them.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -101,7 +103,7 @@ def _syntax_error(sql: str, err: ParseError) -> SqlError:
     return SqlError(f"syntax error: {desc}{near}", line, col)
 
 
-def _plain_message(desc: str, tokens: list[Token], index: int) -> tuple[str, int] | None:
+def _plain_message(desc: str, tokens: Sequence[Token], index: int) -> tuple[str, int] | None:
     """(message, offset) for the sqlglot errors about missing parts and argument counts."""
     required, too_many = _REQUIRED.search(desc), _TOO_MANY.search(desc)
     if required is None and too_many is None:
@@ -134,14 +136,14 @@ def _sqlglot_class(dotted: str) -> type | None:
     return cls if isinstance(cls, type) and issubclass(cls, exp.Expr) else None
 
 
-def _tokens_or_none(sql: str) -> list[Token] | None:
+def _tokens_or_none(sql: str) -> Sequence[Token] | None:
     try:
         return _tokens(sql)
     except TokenError:
         return None
 
 
-def _token_at(tokens: list[Token], line: object, col: object) -> int | None:
+def _token_at(tokens: Sequence[Token], line: object, col: object) -> int | None:
     """Index of the token sqlglot's error position (line, last column) refers to."""
     for i, t in enumerate(tokens):
         if t.line == line and t.col == col:
@@ -149,7 +151,7 @@ def _token_at(tokens: list[Token], line: object, col: object) -> int | None:
     return None
 
 
-def _enclosing_call(tokens: list[Token], index: int) -> int | None:
+def _enclosing_call(tokens: Sequence[Token], index: int) -> int | None:
     """Index of the name of the function call whose parentheses hold ``tokens[index]``
     (or that ``tokens[index]``, a closing parenthesis, ends)."""
     depth = 0
@@ -227,8 +229,10 @@ def _end(node: exp.Expr) -> int | None:
     return max(ends) if ends else None
 
 
-def _tokens(sql: str) -> list[Token]:
-    return sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql)
+@functools.lru_cache(maxsize=8)
+def _tokens(sql: str) -> tuple[Token, ...]:
+    """The tokens of ``sql`` (cached: binding locates every call it binds in the same text)."""
+    return tuple(sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql))
 
 
 def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
