@@ -5,7 +5,7 @@ the part before the hex token, so it reads as the plan (``stage1-scan-partial-ag
 ``stage1-combine``, ``stage1-split``, ``stage2-final-agg``). Dask's ``key_split`` keeps the
 ``-``-separated words up to the first that is not alphabetic (``partial_agg`` would end the
 name) and drops any 8-letter word starting with a-f, taking it for a hex token: ``finalagg``
-would show as plain ``stage2``. ``tests/test_execution_graph.py`` checks every stage and
+would show as plain ``stage2``. ``tests/test_physical_golden.py`` checks every stage and
 exchange task name survives ``key_split`` whole.
 
 A hash exchange with M producer tasks and N buckets is wired as (see
