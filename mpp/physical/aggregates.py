@@ -275,7 +275,7 @@ class AggregateKernel:
     def _expanded(self) -> list[str]:
         """The DISTINCT arguments that get partial rows of their own: none with one argument
         (its pairs (g, x) carry the other aggregates too), every one with several."""
-        args = [d for d in self.distinct_args if d not in self.keys]
+        args = self.grain[len(self.keys):]
         return args if len(args) > 1 else []
 
     def _plain(self) -> list[tuple[int, AggregateCall]]:
