@@ -12,10 +12,5 @@ The seed's Hive-style pipeline: raw text lands in the lake, a batch job rewrites
 
 from __future__ import annotations
 
-from mpp.config import SETTINGS
-
-# Its settings live with the others in mpp.config (so every Settings has them).
-TARGET_FILE_BYTES = SETTINGS["write.target_file_bytes"]
-FAIL_TASK = SETTINGS["write.fail_task"]
-
-__all__ = ["FAIL_TASK", "TARGET_FILE_BYTES"]
+# Its settings (write.target_file_bytes, write.fail_task) live with the others in mpp.config,
+# so every Settings has them.
