@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import pyarrow as pa
 from sqlglot import exp
 
+from mpp.catalog.iceberg import NAMESPACE
 from mpp.errors import SqlError, UnknownColumnError, suggest
 from mpp.logical.expr import Column
 from mpp.sql.parse import locate
 
-QUALIFIER = "mpp"
+QUALIFIER = NAMESPACE
 """The one catalog, and its one schema (the Iceberg namespace), a name may be qualified with:
 ``mpp.access_log`` and ``mpp.mpp.access_log`` are ``access_log``."""
 
