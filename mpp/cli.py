@@ -146,6 +146,37 @@ def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments")
 
 
+@catalog_cmd.command("relocate")
+@click.option("--warehouse", "-w", required=True, help="The copied or moved warehouse.")
+def catalog_relocate_cmd(warehouse: str) -> None:
+    """Make a copied or moved warehouse use its own files (the original is never touched)."""
+    from mpp.catalog.relocate import relocate
+
+    click.echo(relocate(warehouse).summary())
+
+
+@catalog_cmd.command("clean")
+@click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
+@click.option("--dry-run", is_flag=True, help="List the orphan files; delete nothing.")
+@click.option("--older-than", "hours", type=click.FloatRange(min=0), default=24.0,
+              show_default=True, help="Hours after which a write on another host counts as "
+              "dead (writes on this host are checked by process id).")
+def catalog_clean_cmd(warehouse: str, dry_run: bool, hours: float) -> None:
+    """Remove orphan files: files in table folders that no table lists and no live write
+    owns (left by killed writes and lost races). Registered files are never touched."""
+    import datetime as dt
+
+    from mpp.catalog import Catalog
+
+    orphans = Catalog.open(warehouse).clean(dry_run=dry_run,
+                                            older_than=dt.timedelta(hours=hours))
+    for o in orphans:
+        click.echo(f"{o.size:>12,}  {o.path}")
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(orphans)} orphan file(s), "
+               f"{sum(o.size for o in orphans):,} bytes")
+
+
 @bench.command("datagen")
 @click.option("--out", default=None, help="Output directory (default: a temp dir, deleted).")
 @click.option("--keep", is_flag=True, help="Keep the generated warehouse.")

@@ -181,9 +181,9 @@ def test_a_moved_warehouse_is_a_clear_error(cluster, tmp_path):
     generate(original, DatagenSpec(rows=500, partitions=2, days=2, users=50, urls=20, hot_day=0),
              client=cluster.client, progress=False)
     shutil.move(original, moved)  # Iceberg metadata still names the old absolute paths
-    with pytest.raises(CatalogError, match="'access_log': its Iceberg metadata is missing.*"
-                                           "cannot be moved or copied"):
+    with pytest.raises(CatalogError, match=f"{moved} was copied or moved from {original}.*"
+                                           f"mpp catalog relocate -w {moved}"):
         Catalog.open(moved).table("access_log")
     result = CliRunner().invoke(main, ["catalog", "-w", str(moved)])
-    assert result.exit_code != 0 and "cannot be moved or copied" in result.output
+    assert result.exit_code != 0 and "mpp catalog relocate" in result.output
     assert "Traceback" not in result.output

@@ -97,8 +97,11 @@ def test_register_existing_sqlite_table_and_join(fed_wh: Path, foreign_db: Path,
                                                  tmp_path: Path, cluster) -> None:
     import shutil
 
+    from mpp.catalog.relocate import relocate
+
     wh = tmp_path / "w"
     shutil.copytree(fed_wh, wh)
+    relocate(wh)  # a copied warehouse uses its own files only once relocated
     out = CliRunner().invoke(main, ["catalog", "register", "-w", str(wh), "--format", "sqlite",
                                     "--table", "crm", "--path", str(foreign_db),
                                     "--source-table", "customers", "--fragments", "3"])

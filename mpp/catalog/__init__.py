@@ -30,15 +30,16 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
-from mpp.catalog import iceberg
+from mpp.catalog import cleanup, iceberg
 from mpp.catalog.codec import schema_from_text, stats_from_text
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
+from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
 from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_fragment
 from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
-from mpp.storage.files import local_path, resolve, to_uri
+from mpp.storage.files import local_path, to_uri
 
 __all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
 
@@ -51,19 +52,23 @@ PROP_CHECKSUM = "mpp.content-checksum"
 class Catalog:
     """A warehouse's metastore: Iceberg tables and external tables, by name."""
 
-    def __init__(self, warehouse: str, iceberg_catalog: IcebergCatalog, registry: ExternalRegistry):
+    def __init__(self, warehouse: str, iceberg_catalog: IcebergCatalog, registry: ExternalRegistry,
+                 moved_from: str | None = None):
         self.warehouse = warehouse  # URL of the warehouse root
         self.iceberg = iceberg_catalog
         self.registry = registry
+        self.moved_from = moved_from  # the warehouse this one was copied from (relocate only)
         self._info: dict[str, TableInfo] = {}
         self._fragments: dict[str, list[Fragment]] = {}
 
     @classmethod
     def open(cls, warehouse: str | os.PathLike[str], uri: str | None = None, *,
-             create: bool = False) -> Catalog:
+             create: bool = False, allow_moved: bool = False) -> Catalog:
         """Open the metastore of ``warehouse`` (``uri``: any Iceberg catalog URI instead).
 
-        Raises CatalogError if there is no warehouse there (unless ``create``).
+        Raises CatalogError if there is no warehouse there (unless ``create``), and if the
+        warehouse was copied or moved and not relocated yet (unless ``allow_moved``: the
+        relocation itself, see :mod:`mpp.catalog.place`).
         """
         root = to_uri(warehouse)
         path = local_path(root)
@@ -91,7 +96,14 @@ class Catalog:
             engine = sa.create_engine(f"sqlite:///{db}")
         else:  # a remote warehouse behind a non-SQL catalog holds Iceberg tables only
             engine = sa.create_engine("sqlite://")
-        return cls(root, ice, ExternalRegistry(engine))
+        registry = ExternalRegistry(engine)
+        old = None
+        if uri is None:  # the warehouse's own catalog.db: its pointers must lie inside it
+            owned = [e.location for e in registry.all() if not cleanup.is_registered(e)]
+            old = moved_from(engine, root, owned)
+            if old is not None and not allow_moved:
+                raise moved_error(root, old)
+        return cls(root, ice, registry, old)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -179,6 +191,30 @@ class Catalog:
                  "operation": s.summary.operation.value if s.summary else None}
                 for s in (tbl.snapshots() if tbl is not None else [])]
 
+    def listed_files(self) -> tuple[set[str], set[str]]:
+        """Every file some table's metadata lists (registered files included), and the names
+        of tables whose metadata could not be read (their folders must be left alone)."""
+        files: set[str] = set()
+        unreadable: set[str] = set()
+        for ext in self.registry.all():
+            files.update(f.uri for f in ext.fragments)
+        for name in self._iceberg_names():
+            try:
+                tbl = self._load_iceberg(name)
+                files |= cleanup.iceberg_files(tbl) if tbl is not None else set()
+            except Exception:  # damaged metadata: whatever it lists stays
+                unreadable.add(name)
+        return files, unreadable
+
+    def clean(self, names: Sequence[str] | None = None, *, dry_run: bool = False,
+              older_than: dt.timedelta = cleanup.DEFAULT_OLDER_THAN) -> list[cleanup.Orphan]:
+        """Find (and unless ``dry_run`` delete) orphan files in the folders of ``names``
+        (default: every table folder); see :mod:`mpp.catalog.cleanup`."""
+        orphans, _ = cleanup.find_orphans(self, names, older_than=older_than)
+        if not dry_run:
+            cleanup.remove_orphans(self, orphans, older_than=older_than)
+        return orphans
+
     def describe(self) -> str:
         """What ``mpp catalog -w DIR`` prints: tables, formats, partitions, snapshots, stats."""
         from mpp.catalog.describe import describe
@@ -195,14 +231,19 @@ class Catalog:
         ``top_columns`` get their most frequent values kept in the statistics (skewed keys);
         ``dictionary_columns`` limits Parquet dictionary encoding (None: every column).
         """
+        check_table_name(name)
         if name in self.tables():
             raise CatalogError(f"table {name!r} already exists in {self.warehouse}")
         for col in [*partition_by, *top_columns]:
             if schema.get_field_index(col) < 0:
                 raise CatalogError(f"no column {col!r} in the schema of {name!r}")
+        location = table_location(self.warehouse, name)
+        self.clean([name])  # files an earlier, killed attempt at this name left behind
+        write_id = WriteTarget.new_id()
+        cleanup.start_write(self.warehouse, name, write_id)  # before its first file
         return WriteTarget(
-            table=name, format=format, location=f"{self.warehouse.rstrip('/')}/{name}",
-            schema=schema, write_id=WriteTarget.new_id(), partition_by=tuple(partition_by),
+            table=name, format=format, location=location,
+            schema=schema, write_id=write_id, partition_by=tuple(partition_by),
             field_ids=iceberg.field_ids(schema) if format is StorageFormat.PARQUET else (),
             top_columns=tuple(top_columns),
             dictionary_columns=None if dictionary_columns is None else tuple(dictionary_columns),
@@ -218,24 +259,29 @@ class Catalog:
         except BaseException:
             self.abort_write(target)
             raise
+        cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
         self._info.pop(target.table, None)
         return self.table(target.table)
 
     def drop_table(self, name: str) -> None:
-        """Unregister table ``name`` and delete its files (its location directory)."""
+        """Unregister table ``name`` and delete the files it owns (see :mod:`.cleanup`):
+        those its metadata lists, inside its own folder; registered files are only forgotten."""
         info = self.table(name)
         if info.external:
+            ext = self.registry.get(name)
+            files = cleanup.external_files(ext) if ext is not None else set()
             self.registry.drop(name)
         else:
+            tbl = self._load_iceberg(name)
+            files = cleanup.iceberg_files(tbl) if tbl is not None else set()
             self.iceberg.drop_table((iceberg.NAMESPACE, name))
         self._info.pop(name, None)
         self._fragments.pop(name, None)
-        fs, root = resolve(info.location)
-        with contextlib.suppress(OSError):
-            fs.delete_dir(root)
+        cleanup.delete_owned(self.warehouse, info.location, files)
 
     def abort_write(self, target: WriteTarget) -> None:
-        """Remove every file a write produced (nothing is registered before the commit)."""
+        """Remove every file a write produced (nothing is registered before the commit), and
+        what a failed commit left (a lost race for the name: Iceberg metadata files)."""
         remove_write(target)
         if target.format is StorageFormat.SQLITE:
             from mpp.catalog.commit import sqlite_path
@@ -243,6 +289,9 @@ class Catalog:
             db = sqlite_path(target)
             if db is not None and os.path.exists(db) and target.table not in self.tables():
                 os.remove(db)
+        cleanup.end_write(self.warehouse, target.write_id)
+        with contextlib.suppress(Exception):  # best effort: never hide why the write failed
+            self.clean([target.table])
 
 
 def _make_dir(path: str) -> None:

@@ -28,6 +28,12 @@ from mpp.catalog.model import TableStats
 from mpp.errors import CatalogError
 from mpp.storage.base import Fragment, StorageFormat
 
+# Properties of a table registered from the user's own files: mpp reads them in place and
+# never deletes them (DROP TABLE only forgets the table). ``mpp.source-table`` marks the
+# SQLite registrations made before ``mpp.registered`` existed.
+PROP_REGISTERED = "mpp.registered"
+PROP_SOURCE_TABLE = "mpp.source-table"
+
 _DDL = """CREATE TABLE IF NOT EXISTS mpp_external_tables (
     name TEXT PRIMARY KEY, format TEXT NOT NULL, location TEXT NOT NULL, schema TEXT NOT NULL,
     partition_columns TEXT NOT NULL, fragments TEXT NOT NULL, stats TEXT NOT NULL,
@@ -70,16 +76,13 @@ class ExternalRegistry:
         with self.engine.connect() as con:
             row = con.execute(sa.text("SELECT * FROM mpp_external_tables WHERE name = :n"),
                               {"n": name}).mappings().first()
-        if row is None:
-            return None
-        return ExternalTable(
-            name=row["name"], format=StorageFormat(row["format"]), location=row["location"],
-            schema=schema_from_text(row["schema"]),
-            partition_columns=tuple(json.loads(row["partition_columns"])),
-            fragments=tuple(fragment_from_json(f) for f in json.loads(row["fragments"])),
-            stats=stats_from_text(row["stats"]), properties=json.loads(row["properties"]),
-            created_at=dt.datetime.fromisoformat(row["created_at"]),
-        )
+        return None if row is None else _from_row(row)
+
+    def all(self) -> list[ExternalTable]:
+        """Every registered external table."""
+        with self.engine.connect() as con:
+            rows = con.execute(sa.text("SELECT * FROM mpp_external_tables")).mappings().all()
+        return [_from_row(r) for r in rows]
 
     def register(self, table: ExternalTable) -> None:
         """Insert ``table`` in one transaction (CatalogError if the name is taken)."""
@@ -103,3 +106,15 @@ class ExternalRegistry:
         """Unregister ``name`` (its files are the caller's business)."""
         with self.engine.begin() as con:
             con.execute(sa.text("DELETE FROM mpp_external_tables WHERE name = :n"), {"n": name})
+
+
+def _from_row(row: Any) -> ExternalTable:
+    """An ExternalTable from its ``mpp_external_tables`` row."""
+    return ExternalTable(
+        name=row["name"], format=StorageFormat(row["format"]), location=row["location"],
+        schema=schema_from_text(row["schema"]),
+        partition_columns=tuple(json.loads(row["partition_columns"])),
+        fragments=tuple(fragment_from_json(f) for f in json.loads(row["fragments"])),
+        stats=stats_from_text(row["stats"]), properties=json.loads(row["properties"]),
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from mpp.catalog.external import ExternalTable
+from mpp.catalog.external import PROP_REGISTERED, PROP_SOURCE_TABLE, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
+from mpp.catalog.place import check_table_name
 from mpp.errors import CatalogError, StorageError
 from mpp.storage import sqlite
 from mpp.storage.base import Fragment, StorageFormat
@@ -76,8 +77,10 @@ def register_sqlite(catalog: Catalog, name: str, path: str | os.PathLike[str], *
     the external table ``name`` of ``catalog``, split into ``fragments`` rowid ranges.
 
     Raises StorageError naming the file for a missing file or table, CatalogError if ``name``
-    is taken.
+    is taken or not a plain identifier. The file stays the user's: DROP TABLE forgets the
+    table and never deletes it.
     """
+    check_table_name(name)
     if fragments < 1:
         raise CatalogError(f"fragments must be >= 1, got {fragments}")
     if name in catalog.tables():
@@ -101,5 +104,5 @@ def register_sqlite(catalog: Catalog, name: str, path: str | os.PathLike[str], *
     catalog.registry.register(ExternalTable(
         name=name, format=StorageFormat.SQLITE, location=uri, schema=schema,
         partition_columns=(), fragments=tuple(frags), stats=stats,
-        properties={"mpp.source-table": table}, created_at=dt.datetime.now(dt.UTC)))
+        properties={PROP_SOURCE_TABLE: table, PROP_REGISTERED: "true"}, created_at=dt.datetime.now(dt.UTC)))
     return catalog.table(name)

@@ -27,6 +27,7 @@ import distributed
 import pyarrow as pa
 from dask._expr import LLGExpr
 
+from mpp.catalog.place import check_table_name
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.config import PlannerContext
 from mpp.ctas.sizing import Piece, WriteTask, plan_writes
@@ -111,6 +112,7 @@ def create_table_as(session: Session, stmt: CreateTableAs, *,
                     top_columns: Sequence[str] | None = None) -> CtasOutcome | None:
     """Run ``stmt`` on the session's cluster; None if IF NOT EXISTS found the table."""
     catalog = session.catalog
+    check_table_name(stmt.name)  # before any planning: the name is the table's folder
     if stmt.format not in CTAS_FORMATS:
         raise MppError(f"CREATE TABLE AS writes PARQUET or ORC, not {stmt.format.value}")
     if stmt.name in catalog.tables():

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
-from mpp.errors import SqlError
+from mpp.catalog.place import check_table_name
+from mpp.errors import CatalogError, SqlError
 from mpp.sql.parse import _tokens, locate, parse
 from mpp.storage.base import StorageFormat
 
@@ -109,7 +110,13 @@ def _create(tree: exp.Create, sql: str) -> CreateTableAs:
         raise SqlError("CREATE TABLE AS takes its columns from the SELECT; remove the column "
                        "list", line, col)
     props = _properties(tree.args.get("properties"), sql)
-    return CreateTableAs(name=_table_name(target, sql), select_sql=_select_text(sql),
+    name = _table_name(target, sql)
+    try:
+        check_table_name(name)
+    except CatalogError as exc:  # the same words, with the place in the statement
+        line, col = locate(target, sql)
+        raise SqlError(str(exc), line, col) from None
+    return CreateTableAs(name=name, select_sql=_select_text(sql),
                          if_not_exists=bool(tree.args.get("exists")),
                          **props)  # type: ignore[arg-type]
 

@@ -3,8 +3,8 @@
 Generated data lives under ``<cache>/<data hash>/`` (default cache: ``~/.cache/mpp/warehouses``,
 or ``$MPP_CACHE``). A marker file, written only after every table (and every copy) has been
 committed, says the warehouse is complete; a folder without it is what an interrupted run left
-behind, and is deleted and generated again. The warehouse can't be generated elsewhere and moved
-in place, because the Iceberg metadata records absolute file paths.
+behind, and is deleted and generated again. Iceberg metadata records absolute file paths, so a
+cache folder that was copied or moved is relocated (``mpp catalog relocate``) when reused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from distributed import Client, as_completed
 from tqdm import tqdm
 
 from mpp.catalog import PROP_CHECKSUM, Catalog, WriteTarget, WrittenFragment, write_fragment
+from mpp.catalog.relocate import relocate
 from mpp.datagen import DatagenSpec, generate
 from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fragment_count
 from mpp.errors import KnobError, ScenarioError
@@ -83,6 +84,7 @@ def prepare(data: DataSpec, client: Client, *, cache: str | os.PathLike[str] | N
     path = Path(cache or default_cache()).expanduser() / key
     marker = path / MARKER
     if marker.exists():
+        relocate(path)  # a copied or moved cache: make it use its own files (else a no-op)
         return Warehouse(path, key, json.loads(marker.read_text())["checksum"], True)
     if path.exists():  # an interrupted generation: never reuse half a warehouse
         shutil.rmtree(path)
