@@ -8,6 +8,9 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -194,3 +197,98 @@ def test_a_moved_warehouse_works_after_relocate(wh, cluster):
     for sql, rows in zip(QUERIES, expected, strict=True):
         assert_same_rows(s.sql(sql).to_arrow(), rows)
     assert not wh.exists()
+
+
+# ---- orphans -------------------------------------------------------------------------------
+
+KILLED_CTAS = """
+import sys, time
+import distributed
+import mpp
+import mpp.ctas.run as run
+
+original = run.write
+
+def slow_write(payload, index, ranges):  # every file takes a while: time to be killed
+    written = original(payload, index, ranges)
+    time.sleep(0.5)
+    return written
+
+run.write = slow_write
+local = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                 dashboard_address=None)
+with mpp.connect(sys.argv[1], cluster=distributed.Client(local)) as s:
+    s.sql("CREATE TABLE killed_t WITH (target_file_size = '2KB') AS SELECT * FROM access_log")
+"""
+
+
+def _files(folder: Path) -> set[str]:
+    return {os.path.normpath(p) for p in map(str, folder.rglob("*")) if os.path.isfile(p)}
+
+
+def test_a_killed_ctas_leaves_orphans_that_the_next_write_removes(wh, cluster):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CTAS, str(wh)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    data = wh / "killed_t" / "data"
+    deadline = time.monotonic() + 120
+    while len(list(data.glob("*.parquet")) if data.exists() else []) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the CTAS wrote no file in time"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    left = _files(wh / "killed_t")
+    assert len(left) >= 2 and "killed_t" not in Catalog.open(wh).tables()
+
+    dry = CliRunner().invoke(main, ["catalog", "clean", "-w", str(wh), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"would remove {len(left)} orphan file(s)" in dry.output
+    assert all(p in dry.output for p in left)
+    assert _files(wh / "killed_t") == left  # a dry run deletes nothing
+
+    s = _session(wh, cluster)
+    s.sql("CREATE TABLE killed_t AS SELECT * FROM access_log")  # the next write to that name
+    assert _files(wh / "killed_t") == _listed(s.catalog, "killed_t")  # the orphans are gone
+    sql = "SELECT date, count(*) AS n, sum(bytes) AS b FROM {t} GROUP BY date"
+    assert_same_rows(s.sql(sql.format(t="killed_t")).to_arrow(),
+                     run_oracle(sql.format(t="access_log"), s.catalog))
+    assert list((wh / ".mpp-writes").iterdir()) == []  # the dead write's marker went too
+
+
+def test_the_loser_of_a_race_for_a_name_leaves_no_file(wh):
+    schema = pa.schema([("a", pa.int64())])
+    first, second = Catalog.open(wh), Catalog.open(wh)
+    a = first.begin_write("race_t", schema, StorageFormat.PARQUET)
+    b = second.begin_write("race_t", schema, StorageFormat.PARQUET)  # both saw the name free
+    wa = [write_fragment(a, i, pa.table({"a": [i, i + 1]})) for i in range(2)]
+    wb = [write_fragment(b, i, pa.table({"a": [i, i + 5]})) for i in range(2)]
+    first.commit_write(a, wa)
+    with pytest.raises(CatalogError, match="'race_t'"):
+        second.commit_write(b, wb)
+    assert _files(wh / "race_t") == _listed(Catalog.open(wh), "race_t")
+
+
+def test_clean_removes_the_files_of_dead_writes_and_keeps_live_ones(wh):
+    schema = pa.schema([("a", pa.int64())])
+    cat = Catalog.open(wh)
+    live = cat.begin_write("live_t", schema, StorageFormat.PARQUET)
+    write_fragment(live, 0, pa.table({"a": [1]}))
+    dead = cat.begin_write("dead_t", schema, StorageFormat.ORC)
+    dead_files = [write_fragment(dead, i, pa.table({"a": [i]})).fragment.uri for i in range(3)]
+    # The writer of dead_t died: its marker names a process that is gone.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    marker = wh / ".mpp-writes" / f"{dead.write_id}.json"
+    marker.write_text(marker.read_text().replace(f'"pid": {os.getpid()}', f'"pid": {gone.pid}'))
+    before = _tree(wh)
+
+    result = CliRunner().invoke(main, ["catalog", "clean", "-w", str(wh)])
+    assert result.exit_code == 0, result.output
+    assert "removed 3 orphan file(s)" in result.output
+    assert all(local_path(u) in result.output for u in dead_files)
+    assert not (wh / "dead_t").exists() and not marker.exists()
+    assert {k: v for k, v in _tree(wh).items() if not k.startswith(".mpp-writes/")} == \
+        {k: v for k, v in before.items()
+         if not k.startswith(("dead_t/", ".mpp-writes/"))}  # live_t's file and tables stay
+    cat.abort_write(live)
+    assert not (wh / "live_t").exists()
