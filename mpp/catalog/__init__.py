@@ -99,7 +99,7 @@ class Catalog:
         registry = ExternalRegistry(engine)
         old = None
         if uri is None:  # the warehouse's own catalog.db: its pointers must lie inside it
-            owned = [e.location for e in registry.all() if not cleanup.is_registered(e)]
+            owned = {e.name: e.location for e in registry.all() if not cleanup.is_registered(e)}
             old = moved_from(engine, root, owned)
             if old is not None and not allow_moved:
                 raise moved_error(root, old)

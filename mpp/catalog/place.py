@@ -73,24 +73,25 @@ def _root_of(location: str, depth: int) -> str:
     return location
 
 
-def moved_from(engine: sa.Engine, root: str, owned_external: list[str]) -> str | None:
+def moved_from(engine: sa.Engine, root: str, owned_external: dict[str, str]) -> str | None:
     """The warehouse this one was copied or moved from, or None if it is in its own place.
 
-    Reads the Iceberg catalog's metadata pointers (``<old>/<table>/metadata/<file>``) and the
-    locations of the external tables mpp wrote (``<old>/<table>``); registered tables, which
-    point at the user's own files, are not passed in.
+    Reads the Iceberg catalog's metadata pointers, which must lie in
+    ``<root>/<table>/metadata/``, and the locations of the external tables mpp wrote
+    (``owned_external``: name -> location), which must be ``<root>/<table>``; registered
+    tables, which point at the user's own files, are not passed in.
     """
     try:
         with engine.connect() as con:
-            pointers = [r[0] for r in con.execute(sa.text(
-                "SELECT metadata_location FROM iceberg_tables"))]
+            pointers = con.execute(sa.text(
+                "SELECT table_name, metadata_location FROM iceberg_tables")).all()
     except sa.exc.OperationalError:  # no Iceberg table was ever created here
         pointers = []
-    for pointer in pointers:
-        if pointer and not is_inside(pointer, root):
+    for name, pointer in pointers:
+        if pointer and not is_inside(pointer, f"{root.rstrip('/')}/{name}"):
             return _root_of(pointer, 3)
-    for location in owned_external:
-        if not is_inside(location, root):
+    for name, location in owned_external.items():
+        if _split(location) != _split(f"{root.rstrip('/')}/{name}"):
             return _root_of(location, 1)
     return None
 
