@@ -173,6 +173,11 @@ def test_a_copied_warehouse_is_refused_until_relocated_then_uses_its_own_files(w
         assert "Traceback" not in result.output
     result = CliRunner().invoke(main, ["catalog", "relocate", "-w", str(copy)])
     assert result.exit_code == 0, result.output
+    assert f"relocated {copy} (copied or moved from {wh})" in result.output
+    relocated = _tree(copy)
+    again = CliRunner().invoke(main, ["catalog", "relocate", "-w", str(copy)])
+    assert "in its own place: nothing to relocate" in again.output
+    assert _tree(copy) == relocated
     cat = Catalog.open(copy)
     for name in cat.tables():
         assert all(local_path(f.uri).startswith(f"{copy}/{name}/")

@@ -98,7 +98,7 @@ def moved_from(engine: sa.Engine, root: str, owned_external: dict[str, str]) -> 
 
 def moved_error(root: str, old: str) -> CatalogError:
     """The error every read and write of a copied or moved warehouse gets."""
-    here, there = _shown(root), _shown(old)
+    here, there = shown(root), shown(old)
     return CatalogError(
         f"the warehouse at {here} was copied or moved from {there}: its Iceberg metadata "
         f"keeps absolute file locations under {there}, so reading it would read (and writing "
@@ -107,7 +107,7 @@ def moved_error(root: str, old: str) -> CatalogError:
         f"under {there} is read, changed or deleted)")
 
 
-def _shown(uri: str) -> str:
+def shown(uri: str) -> str:
     """A local path for ``file://`` URLs (what the user typed), the URL otherwise."""
     parsed = urlparse(uri)
     return parsed.path if parsed.scheme == "file" else uri

@@ -34,6 +34,7 @@ from pyiceberg.serializers import FromInputFile
 
 from mpp.catalog import Catalog, iceberg
 from mpp.catalog.codec import fragment_to_json
+from mpp.catalog.place import shown
 from mpp.errors import CatalogError
 from mpp.storage.base import Fragment
 from mpp.storage.files import file_size
@@ -68,8 +69,8 @@ class Relocation:
     def summary(self) -> str:
         """Lines for the terminal."""
         if not self.old:
-            return f"{self.new} is in its own place: nothing to relocate"
-        lines = [f"relocated {self.new} (copied or moved from {self.old}):"]
+            return f"{shown(self.new)} is in its own place: nothing to relocate"
+        lines = [f"relocated {shown(self.new)} (copied or moved from {shown(self.old)}):"]
         lines += [f"  {name}: {n} file(s)" for name, n in sorted(self.tables.items())]
         lines.append(f"  {self.orphans_removed} superseded metadata file(s) of the copy removed")
         return "\n".join(lines)
