@@ -285,6 +285,11 @@ def test_clean_removes_the_files_of_dead_writes_and_keeps_live_ones(wh):
     gone.wait()
     marker = wh / ".mpp-writes" / f"{dead.write_id}.json"
     marker.write_text(marker.read_text().replace(f'"pid": {os.getpid()}', f'"pid": {gone.pid}'))
+    # A table folder that is a link out of the warehouse: what lies there is not the warehouse's.
+    outside = wh.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "part-000000-0123456789ab.parquet").write_text("not the warehouse's")
+    os.symlink(outside, wh / "stray_t")
     before = _tree(wh)
 
     result = CliRunner().invoke(main, ["catalog", "clean", "-w", str(wh)])
@@ -295,5 +300,6 @@ def test_clean_removes_the_files_of_dead_writes_and_keeps_live_ones(wh):
     assert {k: v for k, v in _tree(wh).items() if not k.startswith(".mpp-writes/")} == \
         {k: v for k, v in before.items()
          if not k.startswith(("dead_t/", ".mpp-writes/"))}  # live_t's file and tables stay
+    assert (outside / "part-000000-0123456789ab.parquet").exists()
     cat.abort_write(live)
     assert not (wh / "live_t").exists()

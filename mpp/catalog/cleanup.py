@@ -194,22 +194,27 @@ def _markers(warehouse: str, older_than: dt.timedelta) -> list[_Marker]:
 class Orphan:
     """A file no table lists and no live write owns."""
 
-    path: str
+    path: str  # in the warehouse's filesystem
     size: int
     table: str  # the directory (table name) it lies in
     busy: bool = False  # a write of that table name is live: its folders stay
 
 
-def _candidates(fs: pafs.FileSystem, root: str, name: str) -> list[pafs.FileInfo]:
-    """Files in ``<root>/<name>/`` that look like mpp wrote them."""
+def _candidates(fs: pafs.FileSystem, warehouse: str, root: str,
+                name: str) -> list[pafs.FileInfo]:
+    """Files in ``<root>/<name>/`` that look like mpp wrote them (and really lie there: a
+    symlink leading out of the warehouse is not followed)."""
     base = f"{root}/{name}"
+    folder = f"{warehouse.rstrip('/')}/{name}"
     out = []
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):
         if info.type != pafs.FileType.File:
             continue
         rel = info.path[len(base) + 1:]
-        if (_DATA_FILE.search(info.base_name) or rel == f"{name}.sqlite"
-                or (rel.startswith("metadata/") and _METADATA_FILE.match(rel[9:]))):
+        if ((_DATA_FILE.search(info.base_name) or rel == f"{name}.sqlite"
+                or (rel.startswith("metadata/") and _METADATA_FILE.match(rel[9:])))
+                and is_inside(f"{folder}/{rel}", folder)
+                and is_inside(f"{folder}/{rel}", warehouse)):
             out.append(info)
     return out
 
@@ -237,7 +242,7 @@ def find_orphans(catalog: Catalog, names: Iterable[str] | None = None, *,
     fs, root = resolve(catalog.warehouse)
     root = posixpath.normpath(root)
     dirs = sorted(set(names)) if names is not None else _table_dirs(fs, root)
-    files = {d: _candidates(fs, root, d) for d in dirs}  # 1. list
+    files = {d: _candidates(fs, catalog.warehouse, root, d) for d in dirs}  # 1. list
     if not any(files.values()):
         return [], []  # nothing to judge: spare reading every table's metadata
     markers = _markers(catalog.warehouse, older_than)  # 2. live writes
@@ -265,9 +270,12 @@ def remove_orphans(catalog: Catalog, orphans: list[Orphan], *,
     fs, root = resolve(catalog.warehouse)
     root = posixpath.normpath(root)
     tables = set(catalog.tables())
+    prefix = catalog.warehouse.rstrip("/")
     for o in orphans:
-        if not is_inside(o.path, catalog.warehouse):
-            continue
+        uri = prefix + o.path[len(root):]
+        if not (o.path.startswith(root + "/") and is_inside(uri, f"{prefix}/{o.table}")
+                and is_inside(uri, prefix)):
+            continue  # never outside the table's folder in this warehouse
         try:
             fs.delete_file(o.path)
         except FileNotFoundError:
