@@ -115,6 +115,22 @@ def test_drop_of_a_table_registered_at_a_bad_place_deletes_nothing_outside_it(wh
         {k: v for k, v in before.items() if k != "wh/catalog.db"}
 
 
+def test_partition_values_cannot_lead_out_of_the_table_folder(wh, cluster):
+    before = _tree(wh.parent)
+    s = _session(wh, cluster)
+    select = ("SELECT CASE WHEN user_id % 2 = 0 THEN '../../../../../escape' ELSE 'a/b' END AS p, "
+              "user_id, plan FROM users")
+    s.sql(f"CREATE TABLE part_t WITH (partitioned_by = ARRAY['p']) AS {select}")
+    added = sorted(set(_tree(wh.parent)) - set(before))
+    assert added and all(k.startswith("wh/part_t/") or k in ("wh/catalog.db",) for k in added)
+    assert len({os.path.dirname(k) for k in added if k.endswith(".parquet")}) == 2
+    sql = "SELECT p, count(*) AS n, sum(user_id) AS u FROM {t} GROUP BY 1"
+    assert_same_rows(s.sql(sql.format(t="part_t")).to_arrow(),
+                     run_oracle(sql.format(t=f"({select})"), s.catalog))
+    s.sql("DROP TABLE part_t")
+    assert not (wh / "part_t").exists()
+
+
 # ---- DROP ----------------------------------------------------------------------------------
 
 def test_drop_deletes_only_the_files_the_table_lists(wh, cluster):

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 WRITES_DIR = ".mpp-writes"
 DEFAULT_OLDER_THAN = dt.timedelta(days=1)
-_DATA_FILE = re.compile(r"part-\d{6}-([0-9a-f]{12})\.(?:parquet|orc|csv|arrow)\Z")
+_DATA_FILE = re.compile(r"part-\d{6,}-([0-9a-f]{12})\.(?:parquet|orc|csv|arrow)\Z")
 _METADATA_FILE = re.compile(r"[^/]+(?:\.metadata\.json|\.avro)\Z")
 
 

@@ -18,11 +18,13 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from mpp.catalog.place import is_inside
 from mpp.catalog.stats import FragmentPartials, fragment_partials
 from mpp.errors import StorageError
 from mpp.storage.base import Fragment, StorageFormat
@@ -52,8 +54,13 @@ class WriteTarget:
         return uuid.uuid4().hex[:12]
 
     def fragment_uri(self, index: int, partition: tuple[tuple[str, Any], ...]) -> str:
-        """``<location>/data/<col>=<value>/part-<index>-<write_id>.<suffix>``."""
-        parts = "".join(f"{k}={v}/" for k, v in partition)
+        """``<location>/data/<col>=<value>/part-<index>-<write_id>.<suffix>``.
+
+        Column names and values are percent-encoded (``/`` and ``%`` included), so a value
+        such as ``../../x`` stays one folder name inside the table's folder.
+        """
+        parts = "".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}/"
+                        for k, v in partition)
         sub = "staging" if self.format is StorageFormat.SQLITE else "data"
         return (f"{self.location.rstrip('/')}/{sub}/{parts}"
                 f"part-{index:06d}-{self.write_id}.{_SUFFIX[self.format]}")
@@ -114,6 +121,9 @@ def write_fragment(target: WriteTarget, index: int, table: pa.Table) -> WrittenF
     table = table.select(target.schema.names).cast(target.schema)
     partition = _partition_of(target, table)
     uri = target.fragment_uri(index, partition)
+    if not is_inside(uri, target.location):  # defence in depth: never outside the table
+        raise StorageError(f"fragment {index} would lie outside the table's folder "
+                           f"{target.location}", uri)
     metadata = _write_file(target, table, uri)
     fs, path = resolve(uri)
     size = fs.get_file_info(path).size
