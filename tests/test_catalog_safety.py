@@ -319,3 +319,15 @@ def test_clean_removes_the_files_of_dead_writes_and_keeps_live_ones(wh):
     assert (outside / "part-000000-0123456789ab.parquet").exists()
     cat.abort_write(live)
     assert not (wh / "live_t").exists()
+
+
+def test_an_orphan_in_a_table_folder_is_never_read_and_clean_removes_it(wh, cluster):
+    sql = "SELECT date, count(*) AS n, sum(bytes) AS b FROM access_log GROUP BY date"
+    expected = run_oracle(sql, Catalog.open(wh))
+    first = Path(local_path(Catalog.open(wh).fragments("access_log")[0].uri))
+    stray = first.parent / "part-000000-0000deadbeef.parquet"  # a dead write's whole copy
+    shutil.copy(first, stray)
+    s = _session(wh, cluster)
+    assert_same_rows(s.sql(sql).to_arrow(), expected)
+    assert [o.path for o in s.catalog.clean()] == [str(stray)]
+    assert not stray.exists() and first.exists()
