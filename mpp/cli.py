@@ -168,13 +168,13 @@ def catalog_clean_cmd(warehouse: str, dry_run: bool, hours: float) -> None:
 
     from mpp.catalog import Catalog
 
-    orphans = Catalog.open(warehouse).clean(dry_run=dry_run,
-                                            older_than=dt.timedelta(hours=hours))
-    for o in orphans:
+    found = Catalog.open(warehouse).clean(dry_run=dry_run, older_than=dt.timedelta(hours=hours))
+    for o in found.orphans:
         click.echo(f"{o.size:>12,}  {o.path}")
+    for name in found.skipped:
+        click.echo(f"skipped the folder of table {name}: its metadata cannot be read", err=True)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {len(orphans)} orphan file(s), "
-               f"{sum(o.size for o in orphans):,} bytes")
+    click.echo(f"{verb} {len(found.orphans)} orphan file(s), {found.bytes:,} bytes")
 
 
 @bench.command("datagen")

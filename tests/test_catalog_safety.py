@@ -329,5 +329,17 @@ def test_an_orphan_in_a_table_folder_is_never_read_and_clean_removes_it(wh, clus
     shutil.copy(first, stray)
     s = _session(wh, cluster)
     assert_same_rows(s.sql(sql).to_arrow(), expected)
-    assert [o.path for o in s.catalog.clean()] == [str(stray)]
+    assert [o.path for o in s.catalog.clean().orphans] == [str(stray)]
     assert not stray.exists() and first.exists()
+
+
+def test_clean_leaves_the_folder_of_a_table_whose_metadata_cannot_be_read(wh):
+    cat = Catalog.open(wh)
+    data = [Path(local_path(f.uri)) for f in cat.fragments("sessions")]
+    pointer = Path(local_path(cat._load_iceberg("sessions").metadata_location))
+    pointer.write_text("{ damaged")
+    result = CliRunner().invoke(main, ["catalog", "clean", "-w", str(wh)])
+    assert result.exit_code == 0, result.output
+    assert "skipped the folder of table sessions: its metadata cannot be read" in result.output
+    assert "removed 0 orphan file(s)" in result.output
+    assert all(p.exists() for p in data)

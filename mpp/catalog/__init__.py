@@ -207,13 +207,13 @@ class Catalog:
         return files, unreadable
 
     def clean(self, names: Sequence[str] | None = None, *, dry_run: bool = False,
-              older_than: dt.timedelta = cleanup.DEFAULT_OLDER_THAN) -> list[cleanup.Orphan]:
+              older_than: dt.timedelta = cleanup.DEFAULT_OLDER_THAN) -> cleanup.Cleaning:
         """Find (and unless ``dry_run`` delete) orphan files in the folders of ``names``
         (default: every table folder); see :mod:`mpp.catalog.cleanup`."""
-        orphans, _ = cleanup.find_orphans(self, names, older_than=older_than)
+        orphans, skipped = cleanup.find_orphans(self, names, older_than=older_than)
         if not dry_run:
             cleanup.remove_orphans(self, orphans, older_than=older_than)
-        return orphans
+        return cleanup.Cleaning(orphans, skipped)
 
     def describe(self) -> str:
         """What ``mpp catalog -w DIR`` prints: tables, formats, partitions, snapshots, stats."""

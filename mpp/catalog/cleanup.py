@@ -230,6 +230,20 @@ def _table_dirs(fs: pafs.FileSystem, root: str) -> list[str]:
     return sorted(names)
 
 
+@dataclass(frozen=True, slots=True)
+class Cleaning:
+    """What a clean-up found: the orphans, and tables whose folders were left alone because
+    their metadata cannot be read (what it lists is unknown)."""
+
+    orphans: list[Orphan]
+    skipped: list[str]
+
+    @property
+    def bytes(self) -> int:
+        """Total size of the orphans."""
+        return sum(o.size for o in self.orphans)
+
+
 def find_orphans(catalog: Catalog, names: Iterable[str] | None = None, *,
                  older_than: dt.timedelta = DEFAULT_OLDER_THAN,
                  ignore_write: str | None = None) -> tuple[list[Orphan], list[str]]:

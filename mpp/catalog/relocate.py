@@ -150,5 +150,5 @@ def relocate(warehouse: str | os.PathLike[str]) -> Relocation:
                         {"loc": _moved(ext.location, old, new), "frags": json.dumps(frags),
                          "n": ext.name})
             out.tables[ext.name] = len({f.uri for f in ext.fragments})
-    out.orphans_removed = len(Catalog.open(new).clean())
+    out.orphans_removed = len(Catalog.open(new).clean().orphans)
     return out
