@@ -245,24 +245,23 @@ class Cleaning:
 
 
 def find_orphans(catalog: Catalog, names: Iterable[str] | None = None, *,
-                 older_than: dt.timedelta = DEFAULT_OLDER_THAN,
-                 ignore_write: str | None = None) -> tuple[list[Orphan], list[str]]:
+                 older_than: dt.timedelta = DEFAULT_OLDER_THAN) -> tuple[list[Orphan], list[str]]:
     """Orphans in the directories of ``names`` (default: every table directory).
 
     Returns the orphans and the names of tables whose files could not be listed (their
-    directories are left alone). ``ignore_write`` counts that write as dead (an aborting
-    writer cleaning up after itself).
+    directories are left alone).
     """
     fs, root = resolve(catalog.warehouse)
     root = posixpath.normpath(root)
-    dirs = sorted(set(names)) if names is not None else _table_dirs(fs, root)
+    dirs = (sorted({check_table_name(n) for n in names}) if names is not None
+            else _table_dirs(fs, root))
     files = {d: _candidates(fs, catalog.warehouse, root, d) for d in dirs}  # 1. list
     if not any(files.values()):
         return [], []  # nothing to judge: spare reading every table's metadata
     markers = _markers(catalog.warehouse, older_than)  # 2. live writes
-    live_ids = {m.write_id for m in markers if m.live and m.write_id != ignore_write}
-    busy = {m.table for m in markers if m.live and m.write_id != ignore_write}
-    if any(m.live and not m.table for m in markers if m.write_id != ignore_write):
+    live_ids = {m.write_id for m in markers if m.live}
+    busy = {m.table for m in markers if m.live}
+    if any(m.live and not m.table for m in markers):
         busy |= set(dirs)  # an unreadable live marker could be anyone's
     referenced, unreadable = catalog.listed_files()  # 3. what the catalog lists
     ref_paths = {_path(u) for u in referenced}
