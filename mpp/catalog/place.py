@@ -76,15 +76,16 @@ def _root_of(location: str, depth: int) -> str:
 def moved_from(engine: sa.Engine, root: str, owned_external: dict[str, str]) -> str | None:
     """The warehouse this one was copied or moved from, or None if it is in its own place.
 
-    Reads the Iceberg catalog's metadata pointers, which must lie in
-    ``<root>/<table>/metadata/``, and the locations of the external tables mpp wrote
+    Reads the Iceberg catalog's metadata pointers (catalog and namespace ``mpp``), which
+    must lie in ``<root>/<table>/metadata/``, and the locations of the external tables mpp wrote
     (``owned_external``: name -> location), which must be ``<root>/<table>``; registered
     tables, which point at the user's own files, are not passed in.
     """
     try:
         with engine.connect() as con:
             pointers = con.execute(sa.text(
-                "SELECT table_name, metadata_location FROM iceberg_tables")).all()
+                "SELECT table_name, metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = 'mpp' AND table_namespace = 'mpp'")).all()
     except sa.exc.OperationalError:  # no Iceberg table was ever created here
         pointers = []
     for name, pointer in pointers:
