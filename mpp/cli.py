@@ -2,20 +2,26 @@
 
 Each subcommand parses options, calls one API function, and prints. Errors derived from
 :class:`mpp.errors.MppError` are printed as one line (``mpp: error: ...``) with exit code 2;
-no library traceback reaches the user.
+no library traceback reaches the user. Any other exception is a bug in mpp: one line says so
+(with the query id when known) and where its full traceback was written (:mod:`mpp.crash`),
+exit code 3. Ctrl-C prints ``mpp: interrupted`` and exits 130.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from mpp import crash
 from mpp.errors import MppError
 
 
 class _Group(click.Group):
-    """A click group that turns MppError into one clear line and exit code 2."""
+    """A click group that is the command's edge: every exception becomes one line and an exit
+    code (2 bad input, 3 internal error, 130 interrupted); click's own usage errors and exits
+    pass through to click."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -23,6 +29,19 @@ class _Group(click.Group):
         except MppError as exc:
             click.echo(f"mpp: error: {exc}", err=True)
             sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("mpp: interrupted", err=True)
+            sys.exit(crash.EXIT_INTERRUPTED)
+        except Exception as exc:
+            try:
+                report: Path | None = crash.write_report(exc)
+            except OSError:
+                report = None
+            click.echo(crash.one_line(exc, report), err=True)
+            sys.exit(crash.EXIT_INTERNAL)
 
 
 @click.group(cls=_Group)

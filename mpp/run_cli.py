@@ -5,10 +5,13 @@ Thin: validation, running and reporting live in :mod:`mpp.scenario`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+from mpp import crash
 
 # Exit codes: 0 every check passed, 1 a check failed, 2 bad input (MppError, from the group).
 EXIT_CHECK_FAILED = 1
@@ -40,10 +43,14 @@ def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | 
 
     scenarios = [load_scenario(f, scale=scale) for f in files]  # all valid, or nothing runs
     failed: list[str] = []
+    # An internal error's traceback file goes where the run folders go (the failed run's own
+    # folder is removed: no half-written reports).
+    runs = Path(out or os.environ.get("MPP_RUNS", "runs")).absolute()
     for i, sc in enumerate(scenarios):
-        outcome = run_scenario(sc, out=out, scheduler=scheduler, cache=cache,
-                               keep_open=keep_open and i == len(scenarios) - 1,
-                               progress=not no_progress, echo=click.echo)
+        with crash.context(scenario=sc.name, folder=runs):
+            outcome = run_scenario(sc, out=out, scheduler=scheduler, cache=cache,
+                                   keep_open=keep_open and i == len(scenarios) - 1,
+                                   progress=not no_progress, echo=click.echo)
         failed += [f"{sc.name}: {c.message}" for c in outcome.failures]
     if failed:
         click.echo(f"mpp: {len(failed)} check(s) failed:", err=True)

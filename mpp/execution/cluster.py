@@ -18,7 +18,7 @@ from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from mpp.errors import ClusterError, MppError
+from mpp.errors import ClusterError
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
@@ -93,7 +93,7 @@ class Cluster:
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self._local)
-            # Our workers: a task's MppError reaches the user as one line, re-raised by the
+            # Our workers: a task's exception reaches the user as one line, re-raised by the
             # client; the worker's own "Compute Failed" traceback of it is noise.
             self.client.register_plugin(QuietTaskErrors(), name=QuietTaskErrors.name)
 
@@ -143,30 +143,17 @@ def _connect(address: str, timeout: float) -> Client:
                            "(is `dask scheduler` running there?)") from None
 
 
-def _mpp_error_names() -> set[str]:
-    """Class names of MppError and its (loaded) subclasses."""
-    names, todo = set(), [MppError]
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo.extend(cls.__subclasses__())
-    return names
-
-
 class _QuietMppTaskErrors(logging.Filter):
-    """Drops a worker's "Compute Failed" record when the task raised an MppError.
+    """Drops a worker's "Compute Failed" record: the client re-raises the task's exception.
 
-    Such an error is bad input (``bytes / 0``, a corrupt file); the client re-raises it and
-    the CLI prints it as one line, so the worker's copy with its traceback only buries that
-    line. Other task failures (bugs) and every other worker record still get through.
+    An MppError (``bytes / 0``, a corrupt file) is bad input that the CLI prints as one line;
+    any other exception is a bug whose full traceback, worker frames included, the CLI writes
+    to a crash report (:mod:`mpp.crash`). Either way the worker's copy on the terminal only
+    buries that line. Every other worker record still gets through.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Compute Failed"):
-            return True
-        args = record.args if isinstance(record.args, tuple) else ()
-        exception_text = str(args[3]) if len(args) > 3 else ""  # repr() of the exception
-        return exception_text.split("(", 1)[0] not in _mpp_error_names()
+        return not str(record.msg).startswith("Compute Failed")
 
 
 class QuietTaskErrors(WorkerPlugin):
