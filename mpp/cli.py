@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from mpp import crash
+from mpp import crash, limits
+from mpp.config import MAX_HASH_BUCKETS
 from mpp.errors import MppError
 
 
@@ -72,28 +73,32 @@ def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""
     from mpp.storage.base import StorageFormat
 
+    # Ranges (and why) from mpp.limits: a bad value names the option, the value and the range.
     options = [
-        click.option("--rows", type=int, default=1_000_000, show_default=True,
-                     help="access_log rows."),
-        click.option("--partitions", type=int, default=100, show_default=True,
-                     help="access_log fragments (files), each within one day."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--rows", type=limits.ROWS.click_type(), default=1_000_000,
+                     show_default=True, help="access_log rows."),
+        click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
+                     show_default=True, help="access_log fragments (files), each within one day."),
+        click.option("--seed", type=limits.SEED.click_type(), default=0, show_default=True),
         click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat]),
                      default="parquet", show_default=True, help="Format of every table."),
         click.option("--table-format", multiple=True, metavar="TABLE=FORMAT",
                      help="Format of one table, e.g. users=sqlite (repeatable)."),
-        click.option("--days", type=int, default=30, show_default=True),
+        click.option("--days", type=limits.DAYS.click_type(), default=30, show_default=True),
         click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default="2017-01-01",
                      show_default=True),
-        click.option("--users", type=int, default=100_000, show_default=True,
-                     help="Distinct users."),
-        click.option("--zipf", type=float, default=1.1, show_default=True,
+        click.option("--users", type=limits.USERS.click_type(), default=100_000,
+                     show_default=True, help="Distinct users."),
+        click.option("--zipf", type=limits.ZIPF.click_type(), default=1.1, show_default=True,
                      help="Zipf exponent of user popularity (0 = uniform)."),
-        click.option("--hot-day", type=int, default=13, show_default=True,
+        click.option("--hot-day", type=click.IntRange(0, limits.DAYS.maximum), default=13,
+                     show_default=True,
                      help="1-based day carrying --hot-share of the traffic (0: none)."),
-        click.option("--hot-share", type=float, default=0.4, show_default=True),
-        click.option("--sessions", type=int, default=0, help="Sessions (default rows/20, <= 5M)."),
-        click.option("--urls", type=int, default=10_000, show_default=True),
+        click.option("--hot-share", type=limits.HOT_SHARE.click_type(), default=0.4,
+                     show_default=True),
+        click.option("--sessions", type=limits.SESSIONS.click_type(), default=0,
+                     help="Sessions (default rows/20, <= 5M)."),
+        click.option("--urls", type=limits.URLS.click_type(), default=10_000, show_default=True),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -177,13 +182,15 @@ def bench_datagen_cmd(out: str | None, keep: bool, **knobs: object) -> None:
 
 
 @bench.command("skew")
-@click.option("--rows", default=100_000_000, show_default=True, type=click.IntRange(1),
+@click.option("--rows", default=100_000_000, show_default=True, type=limits.ROWS.click_type(),
               help="access_log rows (day 13 carries 40%).")
-@click.option("--partitions", default=1_000, show_default=True, type=click.IntRange(1),
+@click.option("--partitions", default=1_000, show_default=True,
+              type=limits.PARTITIONS.click_type(),
               help="access_log fragments.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--hash-buckets", default=128, show_default=True, type=click.IntRange(1),
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+@click.option("--hash-buckets", default=128, show_default=True,
+              type=click.IntRange(1, MAX_HASH_BUCKETS),
               help="Buckets of every hash exchange (the final stages' task count).")
 @click.option("--strategy", "strategies", multiple=True,
               type=click.Choice(["single_step", "pre_aggregate", "rewrite"]),
@@ -213,22 +220,22 @@ def bench_skew_cmd(rows: int, partitions: int, workers: int, threads: int, hash_
 
 
 @bench.command("joins")
-@click.option("--fact-rows", type=int, default=10_000_000, show_default=True,
+@click.option("--fact-rows", type=limits.ROWS.click_type(), default=10_000_000, show_default=True,
               help="access_log rows (the fact table, fixed).")
 @click.option("--dim-rows", default="1000,10000,100000,1000000,10000000", show_default=True,
               help="Dimension sizes to sweep (comma-separated).")
 @click.option("--strategy", "strategies", multiple=True,
               type=click.Choice(["broadcast", "partitioned"]),
               help="Strategies (default: both).")
-@click.option("--partitions", type=int, default=100, show_default=True,
-              help="access_log fragments.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
+              show_default=True, help="access_log fragments.")
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--whatif", default="8,32,128", show_default=True,
               help="Worker counts to predict the makespan at (comma-separated).")
 @click.option("--out", default=None, help="Warehouse directory (reused if it exists; default: "
               "a temp dir, deleted).")
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1),
+@click.option("--repeats", default=3, show_default=True, type=limits.REPEATS.click_type(),
               help="Runs per (size, strategy); the fastest is reported.")
 @click.option("--json", "json_path", default=None, help="Also write the runs as JSON here.")
 def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
@@ -260,11 +267,11 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
 
 
 @bench.command("formats")
-@click.option("--rows", type=int, default=10_000_000, show_default=True,
+@click.option("--rows", type=limits.ROWS.click_type(), default=10_000_000, show_default=True,
               help="access_log rows (up to 100M).")
-@click.option("--days", type=int, default=30, show_default=True)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--days", type=limits.DAYS.click_type(), default=30, show_default=True)
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--format", "formats", multiple=True,
               type=click.Choice(["csv", "sqlite", "parquet", "orc"]),
               help="Formats to query (default: all four).")

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from click.core import ParameterSource
 
+from mpp import limits
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
 from mpp.text import plural
@@ -40,12 +41,14 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--connect-timeout", default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
                      type=click.FloatRange(0, min_open=True), metavar="SECONDS",
                      help="How long to wait for --scheduler to answer."),
-        click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-                     help="Workers of the LocalCluster (the warehouse's nodes); not with "
-                     "--scheduler."),
-        click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
-                     help="Threads per worker of the LocalCluster (the slices); not with "
-                     "--scheduler."),
+        click.option("--workers", default=2, show_default=True,
+                     type=limits.WORKERS.click_type(),
+                     help="Workers of the LocalCluster (the warehouse's nodes, 1 to 64); not "
+                     "with --scheduler."),
+        click.option("--threads", default=1, show_default=True,
+                     type=limits.THREADS.click_type(),
+                     help="Threads per worker of the LocalCluster (the slices, 1 to 64); not "
+                     "with --scheduler."),
         click.option("--catalog", "catalog_uri", default=None, metavar="URI",
                      help="An Iceberg catalog URI instead of the warehouse's SQLite catalog."),
     ]
@@ -246,11 +249,11 @@ def settings() -> None:
               help="Queries to run (default: both).")
 @click.option("--engine", "engines", multiple=True,
               type=click.Choice(["mpp", "duckdb", "dask"]), help="Engines (default: all).")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="mpp settings for its runs.")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--repeat", default=1, show_default=True, type=limits.REPEATS.click_type(),
               help="Timed runs per engine and query, after one untimed warm-up; the median "
               "is reported.")
 def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],

@@ -20,7 +20,8 @@ EXIT_CHECK_FAILED = 1
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Multiply the generated row count (e.g. 0.01 for a quick look).")
+              help="Multiply the generated row count (e.g. 0.01 for a quick look; at most "
+                   "10,000).")
 @click.option("--out", default=None,
               help="Folder the run folders (<scenario>-<timestamp>) are written into "
                    "(default: $MPP_RUNS or ./runs).")
@@ -38,10 +39,18 @@ def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | 
 
     Every file is validated before anything runs. Exits 1 if a check failed.
     """
+    from mpp.errors import ScenarioError
+    from mpp.execution.cluster import local_memory_problem
     from mpp.scenario.runner import run_scenario
     from mpp.scenario.spec import load_scenario
 
     scenarios = [load_scenario(f, scale=scale) for f in files]  # all valid, or nothing runs
+    if scheduler is None:  # every local cluster fits this machine, or nothing runs
+        for sc in scenarios:
+            problem = (None if sc.cluster.scheduler else
+                       local_memory_problem(sc.cluster.workers, sc.cluster.memory_limit))
+            if problem:
+                raise ScenarioError(f"cluster.{problem[0]}: {problem[1]}.", file=sc.source)
     failed: list[str] = []
     # An internal error's traceback file goes where the run folders go (the failed run's own
     # folder is removed: no half-written reports).

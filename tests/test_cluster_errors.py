@@ -19,6 +19,7 @@ from mpp.execution.cluster import (
     ClusterSpec,
     _QuietMppTaskErrors,
     check_scheduler_address,
+    local_memory_problem,
 )
 from tests.query_warehouses import warehouse
 
@@ -60,6 +61,13 @@ def test_connect_by_a_bad_address_raises_mpp_error(cluster) -> None:
     ({"workers": 0}, "ClusterSpec.workers must be an integer >= 1, got 0"),
     ({"threads_per_worker": 1.5}, "ClusterSpec.threads_per_worker must be an integer >= 1"),
     ({"connect_timeout": 0}, "ClusterSpec.connect_timeout must be a number of seconds > 0"),
+    ({"workers": 10000}, r"ClusterSpec.workers must be from 1 to 64 \(each worker is a "
+     r"process with a nanny, ~200 MB before any data; .*\), got 10,000"),
+    ({"threads_per_worker": 65}, "ClusterSpec.threads_per_worker must be from 1 to 64"),
+    ({"memory_limit": "lots"}, r"ClusterSpec.memory_limit: not a size: 'lots' \(expected a "
+     r"number with units, e.g. '4GiB' or '512MB', or 'auto'\)"),
+    ({"memory_limit": "1MiB"}, "ClusterSpec.memory_limit: '1MiB' is 1.00 MiB; a worker needs "
+     "at least 256.00 MiB"),
 ])
 def test_nonsensical_cluster_spec(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ClusterError, match=message):
@@ -123,3 +131,31 @@ def test_task_error_prints_no_worker_traceback(cluster) -> None:
     assert "mpp: error: cannot evaluate bytes / 0: divide by zero (line 2, column 3)" \
         in proc.stderr
     assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_local_memory_is_checked_against_the_machine() -> None:
+    gib = 2**30
+    assert local_memory_problem(2, "4GiB", total=16 * gib) is None
+    assert local_memory_problem(2, "auto", total=16 * gib) is None
+    assert local_memory_problem(64, None, total=gib) is None  # no limit: nothing to promise
+    assert local_memory_problem(8, "4GiB", total=16 * gib) == (
+        "memory_limit", "8 workers x 4GiB = 32.00 GiB exceeds this machine's memory (16.00 GiB):"
+        " the OS would kill workers before Dask pauses or spills them. Use at most 2.00 GiB a "
+        "worker, or 'auto'")
+    assert local_memory_problem(64, "auto", total=8 * gib) == (
+        "workers", "64 workers share this machine's 8.00 GiB (memory_limit 'auto'): 128.00 MiB "
+        "each, less than the 256.00 MiB a worker needs")
+
+
+def test_a_local_cluster_larger_than_the_machine_starts_nothing() -> None:
+    with pytest.raises(ClusterError, match=r"ClusterSpec.memory_limit: 2 workers x 1PiB = .* "
+                       "exceeds this machine's memory"):
+        Cluster(ClusterSpec(workers=2, memory_limit="1PiB", dashboard_address=None))
+
+
+def test_cli_workers_out_of_range(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["sql", "-w", str(tmp_path), "--workers", "10000",
+                                       "SELECT 1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--workers': must be from 1 to 64 (each worker is a process" \
+        in result.stderr

@@ -13,11 +13,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dask.utils import format_bytes, parse_bytes
 from distributed import Client, LocalCluster
 from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.system import MEMORY_LIMIT
 
+from mpp import limits
 from mpp.errors import ClusterError
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
@@ -38,14 +41,64 @@ class ClusterSpec:
 
     def __post_init__(self) -> None:
         """Reject a shape no cluster can have, before anything starts."""
-        for name in ("workers", "threads_per_worker"):
+        for name, limit in (("workers", limits.WORKERS), ("threads_per_worker", limits.THREADS)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ClusterError(f"ClusterSpec.{name} must be an integer >= 1, got {value!r}")
+            if limit.problem(value):
+                raise ClusterError(f"ClusterSpec.{name} {limit.problem(value)}")
+        try:
+            memory_limit_bytes(self.memory_limit)
+        except ValueError as exc:
+            raise ClusterError(f"ClusterSpec.memory_limit: {exc}") from None
         timeout = self.connect_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
                                f"got {timeout!r}")
+
+
+def memory_limit_bytes(value: str | None) -> int | None:
+    """A worker's ``memory_limit`` in bytes: None for "auto" (Dask shares the machine's memory
+    out evenly) and for None (no limit). Raises ValueError, saying why, for anything that is not
+    a size with units (``dask.utils.parse_bytes``: "4GiB", "512 MB") or is too small to start a
+    worker in."""
+    if value is None or value == "auto":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as '4GiB' or 'auto', got {value!r}")
+    try:
+        n = int(parse_bytes(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"not a size: {value!r} (expected a number with units, e.g. '4GiB' or "
+                         "'512MB', or 'auto')") from None
+    if n < limits.MIN_WORKER_MEMORY:
+        raise ValueError(f"{value!r} is {format_bytes(n)}; a worker needs at least "
+                         f"{format_bytes(limits.MIN_WORKER_MEMORY)} (it holds ~150 MB before any "
+                         "data and pauses at 80% of its limit)")
+    return n
+
+
+def local_memory_problem(workers: int, memory_limit: str | None,
+                         total: int | None = None) -> tuple[str, str] | None:
+    """Whether this machine (``total`` bytes; Dask's reading of its memory and cgroup limit by
+    default) can hold a LocalCluster's workers: (field, problem) or None.
+
+    An error, not a warning: workers x memory_limit above the machine's memory is a promise it
+    cannot keep. Dask pauses and spills a worker at fractions of its limit, which it then never
+    reaches; the OS kills the worker first, and the query fails mid-run as a lost worker.
+    """
+    total = int(total or MEMORY_LIMIT)
+    per = memory_limit_bytes(memory_limit)
+    if per is None and memory_limit == "auto" and total // workers < limits.MIN_WORKER_MEMORY:
+        return ("workers", f"{workers} workers share this machine's {format_bytes(total)} "
+                f"(memory_limit 'auto'): {format_bytes(total // workers)} each, less than the "
+                f"{format_bytes(limits.MIN_WORKER_MEMORY)} a worker needs")
+    if per is not None and workers * per > total:
+        return ("memory_limit", f"{workers} workers x {memory_limit} = "
+                f"{format_bytes(workers * per)} exceeds this machine's memory "
+                f"({format_bytes(total)}): the OS would kill workers before Dask pauses or "
+                f"spills them. Use at most {format_bytes(total // workers)} a worker, or 'auto'")
+    return None
 
 
 def check_scheduler_address(address: str) -> None:
@@ -84,6 +137,9 @@ class Cluster:
         if self.spec.scheduler:
             self.client = _connect(self.spec.scheduler, self.spec.connect_timeout)
         else:
+            problem = local_memory_problem(self.spec.workers, self.spec.memory_limit)
+            if problem:
+                raise ClusterError(f"ClusterSpec.{problem[0]}: {problem[1]}")
             self._local = LocalCluster(
                 n_workers=self.spec.workers,
                 threads_per_worker=self.spec.threads_per_worker,
