@@ -295,7 +295,18 @@ def test_whatif_section_is_checked(tmp_path: Path) -> None:
     text = str(problems(tmp_path, MINIMAL + "\n[whatif]\nworkers = [2, 0]\n"
                         "bandwidth_bytes_per_s = 0\n"))
     assert "whatif.workers: expected a non-empty array of positive integers" in text
-    assert "whatif.bandwidth_bytes_per_s: must be > 0, got 0." in text
+    assert "whatif.bandwidth_bytes_per_s: must be a finite number > 0, got 0." in text
+    text = str(problems(tmp_path, MINIMAL + "\n[whatif]\nworkers = [2, 1_000_000_000]\n"
+                        "bandwidth_bytes_per_s = inf\ntask_overhead_s = nan\n"))
+    assert ("whatif.workers[1]: must be from 1 to 100,000 (the what-if list scheduler keeps a "
+            "slot per worker thread; the warehouses it models have hundreds of nodes), got "
+            "1,000,000,000.") in text
+    assert "whatif.bandwidth_bytes_per_s: must be a finite number > 0, got inf." in text
+    assert "whatif.task_overhead_s: must be a finite number >= 0, got nan." in text
+    text = str(problems(tmp_path, MINIMAL + "\n[[checks.expect]]\nquery = \"q\"\nmetric = "
+                        "\"predicted_makespan_s\"\nop = \"<=\"\nvalue = 1\n"
+                        "workers = 10_000_000\n"))
+    assert "checks.expect[0].workers: must be from 1 to 100,000" in text
 
 
 @pytest.mark.parametrize("text, message", [

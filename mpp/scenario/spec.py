@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -300,12 +301,15 @@ def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
                                for w in workers):
         p.add("whatif.workers", f"expected a non-empty array of positive integers, got {workers!r}.")
         workers = list(d.workers)
+    for i, w in enumerate(workers):
+        if limits.WHATIF_WORKERS.problem(w):
+            p.add(join("whatif.workers", i), f"{limits.WHATIF_WORKERS.problem(w)}.")
     bandwidth = p.get(t, "bandwidth_bytes_per_s", float, "whatif", default=d.bandwidth_bytes_per_s)
-    if not bandwidth > 0:
-        p.add("whatif.bandwidth_bytes_per_s", f"must be > 0, got {bandwidth:g}.")
+    if not 0 < bandwidth < math.inf:
+        p.add("whatif.bandwidth_bytes_per_s", f"must be a finite number > 0, got {bandwidth:g}.")
     overhead = p.get(t, "task_overhead_s", float, "whatif", default=d.task_overhead_s)
-    if not overhead >= 0:
-        p.add("whatif.task_overhead_s", f"must be >= 0, got {overhead:g}.")
+    if not 0 <= overhead < math.inf:
+        p.add("whatif.task_overhead_s", f"must be a finite number >= 0, got {overhead:g}.")
     measured = p.get(t, "measured_overheads", bool, "whatif", default=d.measured_overheads)
     return WhatIf(tuple(workers), float(bandwidth), float(overhead), measured)
 
