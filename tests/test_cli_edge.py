@@ -220,3 +220,52 @@ def test_task_bug_in_a_real_mpp_process_prints_no_worker_traceback(cluster,
     assert "Traceback" not in proc.stderr and "Compute Failed" not in proc.stderr
     assert re.search(rf"in query {QUERY_ID}: ValueError: injected task bug", line), line
     assert _report(line).parent == tmp_path / "mpp-crash"
+
+
+HANGING_TASKS = """
+import time
+
+import mpp.execution.tasks
+
+
+def _hang(*args, **kwargs):
+    time.sleep(600)
+
+
+mpp.execution.tasks.record = _hang
+"""
+
+
+def test_ctrl_c_in_a_terminal_is_one_line_for_the_whole_process_group(cluster,
+                                                                       tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals every process of the group, the LocalCluster's workers
+    too: only `mpp` answers it (one line, exit 130), and no process of the group is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(HANGING_TASKS)  # the query runs until stopped
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    wh = str(warehouse(cluster.client, "parquet", 3))
+    proc = subprocess.Popen([sys.executable, "-m", "mpp.cli", "sql", "-w", wh, "--workers", "1",
+                             QUERY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        first = proc.stderr.readline()  # the cluster is up once its dashboard is printed
+        assert first.startswith("dashboard: "), first
+        os.killpg(proc.pid, signal.SIGINT)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert rest == "mpp: interrupted\n"
+    for _ in range(600):  # the workers end with the cluster mpp closed
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        __import__("time").sleep(0.1)
+    else:
+        raise AssertionError("worker processes outlived mpp")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,14 +142,15 @@ class Cluster:
             problem = local_memory_problem(self.spec.workers, self.spec.memory_limit)
             if problem:
                 raise ClusterError(f"ClusterSpec.{problem[0]}: {problem[1]}")
-            self._local = LocalCluster(
-                n_workers=self.spec.workers,
-                threads_per_worker=self.spec.threads_per_worker,
-                memory_limit=self.spec.memory_limit,
-                dashboard_address=self.spec.dashboard_address,
-                processes=True,
-                silence_logs=logging.ERROR,
-            )
+            with _sigint_ignored():  # Ctrl-C is ours to handle (we close the workers)
+                self._local = LocalCluster(
+                    n_workers=self.spec.workers,
+                    threads_per_worker=self.spec.threads_per_worker,
+                    memory_limit=self.spec.memory_limit,
+                    dashboard_address=self.spec.dashboard_address,
+                    processes=True,
+                    silence_logs=logging.ERROR,
+                )
             self.client = Client(self._local)
             # Our workers: a task's exception reaches the user as one line, re-raised by the
             # client; the worker's own "Compute Failed" traceback of it is noise.
@@ -187,6 +190,26 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while the LocalCluster's worker processes are spawned: they inherit it.
+
+    Ctrl-C in a terminal signals the whole process group. Without this each worker process
+    dies printing its own KeyboardInterrupt traceback under mpp's one line; with it only mpp
+    sees the interrupt, and closing the cluster ends the workers. (Python installs its
+    KeyboardInterrupt handler only where SIGINT is not already ignored.) Outside the main
+    thread signals cannot be changed, and nothing is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _connect(address: str, timeout: float) -> Client:
