@@ -156,7 +156,7 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
 @click.option("--path", required=True, help="The database file.")
 @click.option("--source-table", default=None, help="Table in the database (default: --table).")
-@click.option("--fragments", type=int, default=4, show_default=True,
+@click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
               help="rowid ranges (parallel scan tasks).")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
@@ -246,17 +246,22 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
 
     from mpp.bench.joins import bench_joins, format_runs, write_json
 
-    def ints(text: str, what: str) -> list[int]:
+    def ints(text: str, what: str, limit: limits.Limit) -> list[int]:
         try:
-            return [int(x) for x in text.split(",") if x.strip()]
+            values = [int(x) for x in text.split(",") if x.strip()]
         except ValueError:
             raise click.BadParameter(f"{what}: comma-separated integers, got {text!r}") from None
+        for v in values:
+            if limit.problem(v):
+                raise click.BadParameter(f"{what}: each {limit.problem(v)}")
+        return values
 
     load = os.getloadavg()
-    runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows"),
+    runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows", limits.ROWS),
                        strategies=strategies or ("broadcast", "partitioned"),
                        partitions=partitions, workers=workers, threads=threads,
-                       whatif=ints(whatif, "--whatif"), out=out, repeats=repeats)
+                       whatif=ints(whatif, "--whatif", limits.WHATIF_WORKERS), out=out,
+                       repeats=repeats)
     click.echo(f"fact {fact_rows:,} rows in {partitions} files; {workers} workers x {threads} "
                f"thread(s); load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     click.echo(format_runs(runs))

@@ -82,8 +82,8 @@ ROWS = Limit(1, 10_000_000_000, "100 x the 100M-row headline scale: ~110 GB of P
              "~70 min of generation at the measured 2.3M rows/s")
 FRAGMENT_ROWS = Limit(1, 10_000_000, "a fragment is generated in one worker's memory, ~75 "
                       "bytes a row: 10M rows take ~0.75 GB")
-PARTITIONS = Limit(1, 100_000, "each fragment is a file, a catalog entry and a task of every "
-                   "scan; past 100,000 the scheduler is swamped")
+PARTITIONS = Limit(1, 100_000, "each fragment is a catalog entry and a task of every scan (and "
+                   "a file, when generated); past 100,000 the scheduler is swamped")
 DAYS = Limit(1, 3_660, "ten years of daily traffic; every day needs a fragment of its own")
 USERS = Limit(1, 50_000_000, "every worker keeps the users' Zipf table, 8 bytes a user")
 URLS = Limit(1, 50_000_000, "every worker keeps the URLs' Zipf table, 8 bytes a URL")
@@ -102,6 +102,9 @@ THREADS = Limit(1, 64, "a worker's threads share one Python process; past 64 the
 # Smallest memory a worker may be given: a Dask worker holds ~150 MB before any data and pauses
 # at 80% of its limit, so below this it would pause or be restarted on start.
 MIN_WORKER_MEMORY = 256 * 2**20
+
+CONNECT_TIMEOUT = Limit(0.001, 3600.0, "a scheduler that is up answers in milliseconds; an "
+                        "hour covers any network", integer=False)
 
 # --- Runs ----------------------------------------------------------------------------------
 SCALE = Limit(1e-6, 10_000.0, "--scale multiplies data.rows; 10,000 takes a 1M-row scenario "

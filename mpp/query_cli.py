@@ -39,7 +39,7 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing Dask cluster (tcp://host:8786)."),
         click.option("--connect-timeout", default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
-                     type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                     type=limits.CONNECT_TIMEOUT.click_type(), metavar="SECONDS",
                      help="How long to wait for --scheduler to answer."),
         click.option("--workers", default=2, show_default=True,
                      type=limits.WORKERS.click_type(),

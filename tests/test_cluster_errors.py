@@ -61,6 +61,9 @@ def test_connect_by_a_bad_address_raises_mpp_error(cluster) -> None:
     ({"workers": 0}, "ClusterSpec.workers must be an integer >= 1, got 0"),
     ({"threads_per_worker": 1.5}, "ClusterSpec.threads_per_worker must be an integer >= 1"),
     ({"connect_timeout": 0}, "ClusterSpec.connect_timeout must be a number of seconds > 0"),
+    ({"connect_timeout": 1e9}, r"ClusterSpec.connect_timeout must be from 0.001 to 3,600.0 "
+     r"\(a scheduler that is up answers in milliseconds; an hour covers any network\), got "
+     r"1e\+09"),
     ({"workers": 10000}, r"ClusterSpec.workers must be from 1 to 64 \(each worker is a "
      r"process with a nanny, ~200 MB before any data; .*\), got 10,000"),
     ({"threads_per_worker": 65}, "ClusterSpec.threads_per_worker must be from 1 to 64"),
@@ -153,9 +156,23 @@ def test_a_local_cluster_larger_than_the_machine_starts_nothing() -> None:
         Cluster(ClusterSpec(workers=2, memory_limit="1PiB", dashboard_address=None))
 
 
-def test_cli_workers_out_of_range(tmp_path) -> None:
-    result = CliRunner().invoke(main, ["sql", "-w", str(tmp_path), "--workers", "10000",
-                                       "SELECT 1"])
+@pytest.mark.parametrize("args, message", [
+    (["sql", "-w", "wh", "--workers", "10000", "SELECT 1"],
+     "Invalid value for '--workers': must be from 1 to 64 (each worker is a process"),
+    (["sql", "-w", "wh", "--threads", "2.5", "SELECT 1"],
+     "Invalid value for '--threads': expected an integer (digits, e.g. 1000000), got '2.5'"),
+    (["sql", "-w", "wh", "--scheduler", UNREACHABLE, "--connect-timeout", "inf", "SELECT 1"],
+     "Invalid value for '--connect-timeout': must be from 0.001 to 3,600.0"),
+    (["bench", "joins", "--whatif", "8,1000000000"],
+     "Invalid value: --whatif: each must be from 1 to 100,000"),
+    (["bench", "joins", "--repeats", "1000"], "Invalid value for '--repeats': must be from 1 "
+     "to 100 (each repeat runs the query again"),
+    (["bench", "skew", "--workers", "0"], "Invalid value for '--workers': must be from 1 to 64"),
+    (["catalog", "register", "-w", "wh", "--format", "sqlite", "--table", "t", "--path", "db",
+      "--fragments", "0"], "Invalid value for '--fragments': must be from 1 to 100,000"),
+])
+def test_cli_numbers_out_of_range_name_option_value_and_range(args: list[str],
+                                                              message: str) -> None:
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
-    assert "Invalid value for '--workers': must be from 1 to 64 (each worker is a process" \
-        in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
