@@ -91,7 +91,7 @@ def _datagen_options(fn):  # type: ignore[no-untyped-def]
                      show_default=True, help="Distinct users."),
         click.option("--zipf", type=limits.ZIPF.click_type(), default=1.1, show_default=True,
                      help="Zipf exponent of user popularity (0 = uniform)."),
-        click.option("--hot-day", type=click.IntRange(0, limits.DAYS.maximum), default=13,
+        click.option("--hot-day", type=limits.HOT_DAY.click_type(), default=13,
                      show_default=True,
                      help="1-based day carrying --hot-share of the traffic (0: none)."),
         click.option("--hot-share", type=limits.HOT_SHARE.click_type(), default=0.4,

@@ -85,6 +85,7 @@ FRAGMENT_ROWS = Limit(1, 10_000_000, "a fragment is generated in one worker's me
 PARTITIONS = Limit(1, 100_000, "each fragment is a catalog entry and a task of every scan (and "
                    "a file, when generated); past 100,000 the scheduler is swamped")
 DAYS = Limit(1, 3_660, "ten years of daily traffic; every day needs a fragment of its own")
+HOT_DAY = Limit(0, 3_660, "a day within days, 1-based; 0 is none")
 USERS = Limit(1, 50_000_000, "every worker keeps the users' Zipf table, 8 bytes a user")
 URLS = Limit(1, 50_000_000, "every worker keeps the URLs' Zipf table, 8 bytes a URL")
 SESSIONS = Limit(0, 50_000_000, "every worker keeps each session's user, 8 bytes a session; "

@@ -269,3 +269,13 @@ def test_ctrl_c_in_a_terminal_is_one_line_for_the_whole_process_group(cluster,
         __import__("time").sleep(0.1)
     else:
         raise AssertionError("worker processes outlived mpp")
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import mpp.limits
+
+    for module in (crash, mpp.limits):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -146,8 +146,8 @@ def test_nonsensical_knobs_name_the_knob(knobs, knob, cluster, tmp_path):
     (["--hot-share", "1.5"], "Invalid value for '--hot-share': must be from 0.0 to 1.0"),
     (["--seed", str(2**64)], "Invalid value for '--seed': must be from -9,223,372,036,854,775,"
      "808 to 9,223,372,036,854,775,807 (seeds are 64-bit)"),
-    (["--hot-day", "5000"], "Invalid value for '--hot-day': 5000 is not in the range "
-     "0<=x<=3660."),
+    (["--hot-day", "5000"], "Invalid value for '--hot-day': must be from 0 to 3,660 (a day "
+     "within days, 1-based; 0 is none), got 5,000"),
 ])
 def test_cli_reports_bad_knobs_naming_option_value_and_range(tmp_path, args, message):
     result = CliRunner().invoke(main, ["datagen", "--out", str(tmp_path / "w"), *args])
