@@ -5,10 +5,12 @@ A value past these bounds used to pass validation and fail later, deep inside nu
 (the scenario validator with its key path, a ``DatagenSpec``, a ``ClusterSpec``, a CLI option),
 and the error names the value, the range and the reason. docs/scenario-reference.md lists them.
 
-    >>> ROWS.problem(10**15)
-    'must be from 1 to 10,000,000,000 (100 x the 100M-row headline scale: ~110 GB of Parquet and ~70 min of generation at the measured 2.3M rows/s), got 1,000,000,000,000,000'
+    >>> HOT_SHARE.problem(1.5)
+    'must be from 0.0 to 1.0 (a share of the rows), got 1.5'
     >>> ROWS.problem(1e6)
     'must be an integer, got 1000000.0'
+    >>> ROWS.problem(1_000_000) is None
+    True
 """
 
 from __future__ import annotations

@@ -57,8 +57,9 @@ class ClusterSpec:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
                                f"got {timeout!r}")
-        if limits.CONNECT_TIMEOUT.problem(timeout):
-            raise ClusterError(f"ClusterSpec.connect_timeout {limits.CONNECT_TIMEOUT.problem(timeout)}")
+        problem = limits.CONNECT_TIMEOUT.problem(timeout)
+        if problem:
+            raise ClusterError(f"ClusterSpec.connect_timeout {problem}")
 
 
 def memory_limit_bytes(value: str | None) -> int | None:
