@@ -9,6 +9,7 @@ exit code 3. Ctrl-C prints ``mpp: interrupted`` and exits 130.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("mpp: interrupted", err=True)
             sys.exit(crash.EXIT_INTERRUPTED)
+        except BrokenPipeError:  # the reader left (`mpp sql --output csv ... | head`): no bug
+            # Point stdout at /dev/null so that flushing it at exit fails no more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(crash.EXIT_BROKEN_PIPE)
         except Exception as exc:
             try:
                 report: Path | None = crash.write_report(exc)

@@ -36,6 +36,8 @@ from mpp.errors import MppError
 EXIT_INTERNAL = 3
 # Exit code after Ctrl-C: 128 + SIGINT, what shells report for an interrupted command.
 EXIT_INTERRUPTED = 130
+# Exit code when the reader of stdout went away (`| head`): 128 + SIGPIPE, as if killed by it.
+EXIT_BROKEN_PIPE = 141
 FACTS = ("query_id", "scenario", "folder")
 _ATTR = "_mpp_crash_facts"
 
@@ -119,7 +121,11 @@ def one_line(exc: BaseException, report: Path | None) -> str:
     known = facts(exc)
     where = [f"scenario {known['scenario']!r}"] if "scenario" in known else []
     where += [f"query {known['query_id']}"] if "query_id" in known else []
-    what = f"{type(exc).__name__}: {exc}".strip().rstrip(":").splitlines()[0]
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not break the one line
+        message = "(its message cannot be printed)"
+    what = f"{type(exc).__name__}: {message}".strip().rstrip(":").splitlines()[0]
     tail = (f"full traceback in {report}" if report is not None
             else "no traceback file could be written")
     return (f"mpp: internal error (a bug in mpp, not in your input)"

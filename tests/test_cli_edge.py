@@ -279,3 +279,21 @@ def test_docstring_examples_run() -> None:
     for module in (crash, mpp.limits):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_a_reader_that_leaves_early_is_no_internal_error(cluster) -> None:
+    """`mpp sql --output csv ... | head -1`: the pipe closes under the writer; mpp ends quietly
+    with 141 (128 + SIGPIPE, what a command killed by it reports), no crash report."""
+    import subprocess
+    import sys
+
+    wh = str(warehouse(cluster.client, "parquet", 3))
+    proc = subprocess.Popen([sys.executable, "-m", "mpp.cli", "sql", "-w", wh, "--scheduler",
+                             cluster.client.scheduler.address, "--output", "csv",
+                             "SELECT * FROM access_log"],  # ~250 KB: more than a pipe holds
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith('"time","date"')
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == crash.EXIT_BROKEN_PIPE
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
