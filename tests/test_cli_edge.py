@@ -172,6 +172,30 @@ def test_bug_in_the_second_of_two_scenarios(cluster, monkeypatch: pytest.MonkeyP
     assert not list(runs.glob("second-*"))  # no half-written run folder
 
 
+def test_planner_bug_in_a_scenario_names_scenario_and_query(
+        cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real, calls = mpp.session.plan_physical, []
+
+    def second_call_breaks(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:  # the first scenario's one query plans fine
+            raise IndexError("injected planner bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mpp.session, "plan_physical", second_call_breaks)
+    files = []
+    for name in ("one", "two"):
+        files.append(tmp_path / f"{name}.toml")
+        files[-1].write_text(SCENARIO.format(name=name))
+    result = CliRunner().invoke(main, ["run", *map(str, files), "--out", str(tmp_path / "runs"),
+                                       "--cache", str(tmp_path / "cache"), "--scheduler",
+                                       cluster.client.scheduler.address, "--no-progress"])
+    assert result.exit_code == crash.EXIT_INTERNAL, result.output
+    line = _one_line(result.stderr)
+    assert re.search(rf"in scenario 'two', query {QUERY_ID}: IndexError: injected planner bug; "
+                     "full traceback in ", line), line
+
+
 def test_one_line_keeps_only_the_first_line_of_a_message() -> None:
     exc = RuntimeError("first line\nsecond line")
     line = crash.one_line(exc, Path("/x/report.txt"))
