@@ -2,20 +2,28 @@
 
 Each subcommand parses options, calls one API function, and prints. Errors derived from
 :class:`mpp.errors.MppError` are printed as one line (``mpp: error: ...``) with exit code 2;
-no library traceback reaches the user.
+no library traceback reaches the user. Any other exception is a bug in mpp: one line says so
+(with the query id when known) and where its full traceback was written (:mod:`mpp.crash`),
+exit code 3. Ctrl-C prints ``mpp: interrupted`` and exits 130.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import click
 
+from mpp import crash, limits
+from mpp.config import MAX_HASH_BUCKETS
 from mpp.errors import MppError
 
 
 class _Group(click.Group):
-    """A click group that turns MppError into one clear line and exit code 2."""
+    """A click group that is the command's edge: every exception becomes one line and an exit
+    code (2 bad input, 3 internal error, 130 interrupted); click's own usage errors and exits
+    pass through to click."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -23,6 +31,23 @@ class _Group(click.Group):
         except MppError as exc:
             click.echo(f"mpp: error: {exc}", err=True)
             sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("mpp: interrupted", err=True)
+            sys.exit(crash.EXIT_INTERRUPTED)
+        except BrokenPipeError:  # the reader left (`mpp sql --output csv ... | head`): no bug
+            # Point stdout at /dev/null so that flushing it at exit fails no more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(crash.EXIT_BROKEN_PIPE)
+        except Exception as exc:
+            try:
+                report: Path | None = crash.write_report(exc)
+            except OSError:
+                report = None
+            click.echo(crash.one_line(exc, report), err=True)
+            sys.exit(crash.EXIT_INTERNAL)
 
 
 @click.group(cls=_Group)
@@ -53,28 +78,32 @@ def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""
     from mpp.storage.base import StorageFormat
 
+    # Ranges (and why) from mpp.limits: a bad value names the option, the value and the range.
     options = [
-        click.option("--rows", type=int, default=1_000_000, show_default=True,
-                     help="access_log rows."),
-        click.option("--partitions", type=int, default=100, show_default=True,
-                     help="access_log fragments (files), each within one day."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--rows", type=limits.ROWS.click_type(), default=1_000_000,
+                     show_default=True, help="access_log rows."),
+        click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
+                     show_default=True, help="access_log fragments (files), each within one day."),
+        click.option("--seed", type=limits.SEED.click_type(), default=0, show_default=True),
         click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat]),
                      default="parquet", show_default=True, help="Format of every table."),
         click.option("--table-format", multiple=True, metavar="TABLE=FORMAT",
                      help="Format of one table, e.g. users=sqlite (repeatable)."),
-        click.option("--days", type=int, default=30, show_default=True),
+        click.option("--days", type=limits.DAYS.click_type(), default=30, show_default=True),
         click.option("--start-date", type=click.DateTime(["%Y-%m-%d"]), default="2017-01-01",
                      show_default=True),
-        click.option("--users", type=int, default=100_000, show_default=True,
-                     help="Distinct users."),
-        click.option("--zipf", type=float, default=1.1, show_default=True,
+        click.option("--users", type=limits.USERS.click_type(), default=100_000,
+                     show_default=True, help="Distinct users."),
+        click.option("--zipf", type=limits.ZIPF.click_type(), default=1.1, show_default=True,
                      help="Zipf exponent of user popularity (0 = uniform)."),
-        click.option("--hot-day", type=int, default=13, show_default=True,
+        click.option("--hot-day", type=limits.HOT_DAY.click_type(), default=13,
+                     show_default=True,
                      help="1-based day carrying --hot-share of the traffic (0: none)."),
-        click.option("--hot-share", type=float, default=0.4, show_default=True),
-        click.option("--sessions", type=int, default=0, help="Sessions (default rows/20, <= 5M)."),
-        click.option("--urls", type=int, default=10_000, show_default=True),
+        click.option("--hot-share", type=limits.HOT_SHARE.click_type(), default=0.4,
+                     show_default=True),
+        click.option("--sessions", type=limits.SESSIONS.click_type(), default=0,
+                     help="Sessions (default rows/20, <= 5M)."),
+        click.option("--urls", type=limits.URLS.click_type(), default=10_000, show_default=True),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -132,7 +161,7 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
 @click.option("--path", required=True, help="The database file.")
 @click.option("--source-table", default=None, help="Table in the database (default: --table).")
-@click.option("--fragments", type=int, default=4, show_default=True,
+@click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
               help="rowid ranges (parallel scan tasks).")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
@@ -189,13 +218,15 @@ def bench_datagen_cmd(out: str | None, keep: bool, **knobs: object) -> None:
 
 
 @bench.command("skew")
-@click.option("--rows", default=100_000_000, show_default=True, type=click.IntRange(1),
+@click.option("--rows", default=100_000_000, show_default=True, type=limits.ROWS.click_type(),
               help="access_log rows (day 13 carries 40%).")
-@click.option("--partitions", default=1_000, show_default=True, type=click.IntRange(1),
+@click.option("--partitions", default=1_000, show_default=True,
+              type=limits.PARTITIONS.click_type(),
               help="access_log fragments.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--hash-buckets", default=128, show_default=True, type=click.IntRange(1),
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+@click.option("--hash-buckets", default=128, show_default=True,
+              type=click.IntRange(1, MAX_HASH_BUCKETS),
               help="Buckets of every hash exchange (the final stages' task count).")
 @click.option("--strategy", "strategies", multiple=True,
               type=click.Choice(["single_step", "pre_aggregate", "rewrite"]),
@@ -225,22 +256,22 @@ def bench_skew_cmd(rows: int, partitions: int, workers: int, threads: int, hash_
 
 
 @bench.command("joins")
-@click.option("--fact-rows", type=int, default=10_000_000, show_default=True,
+@click.option("--fact-rows", type=limits.ROWS.click_type(), default=10_000_000, show_default=True,
               help="access_log rows (the fact table, fixed).")
 @click.option("--dim-rows", default="1000,10000,100000,1000000,10000000", show_default=True,
               help="Dimension sizes to sweep (comma-separated).")
 @click.option("--strategy", "strategies", multiple=True,
               type=click.Choice(["broadcast", "partitioned"]),
               help="Strategies (default: both).")
-@click.option("--partitions", type=int, default=100, show_default=True,
-              help="access_log fragments.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
+              show_default=True, help="access_log fragments.")
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--whatif", default="8,32,128", show_default=True,
               help="Worker counts to predict the makespan at (comma-separated).")
 @click.option("--out", default=None, help="Warehouse directory (reused if it exists; default: "
               "a temp dir, deleted).")
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1),
+@click.option("--repeats", default=3, show_default=True, type=limits.REPEATS.click_type(),
               help="Runs per (size, strategy); the fastest is reported.")
 @click.option("--json", "json_path", default=None, help="Also write the runs as JSON here.")
 def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
@@ -251,17 +282,22 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
 
     from mpp.bench.joins import bench_joins, format_runs, write_json
 
-    def ints(text: str, what: str) -> list[int]:
+    def ints(text: str, what: str, limit: limits.Limit) -> list[int]:
         try:
-            return [int(x) for x in text.split(",") if x.strip()]
+            values = [int(x) for x in text.split(",") if x.strip()]
         except ValueError:
             raise click.BadParameter(f"{what}: comma-separated integers, got {text!r}") from None
+        for v in values:
+            if limit.problem(v):
+                raise click.BadParameter(f"{what}: each {limit.problem(v)}")
+        return values
 
     load = os.getloadavg()
-    runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows"),
+    runs = bench_joins(fact_rows=fact_rows, dims=ints(dim_rows, "--dim-rows", limits.ROWS),
                        strategies=strategies or ("broadcast", "partitioned"),
                        partitions=partitions, workers=workers, threads=threads,
-                       whatif=ints(whatif, "--whatif"), out=out, repeats=repeats)
+                       whatif=ints(whatif, "--whatif", limits.WHATIF_WORKERS), out=out,
+                       repeats=repeats)
     click.echo(f"fact {fact_rows:,} rows in {partitions} files; {workers} workers x {threads} "
                f"thread(s); load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     click.echo(format_runs(runs))
@@ -272,11 +308,11 @@ def bench_joins_cmd(fact_rows: int, dim_rows: str, strategies: tuple[str, ...],
 
 
 @bench.command("formats")
-@click.option("--rows", type=int, default=10_000_000, show_default=True,
+@click.option("--rows", type=limits.ROWS.click_type(), default=10_000_000, show_default=True,
               help="access_log rows (up to 100M).")
-@click.option("--days", type=int, default=30, show_default=True)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--days", type=limits.DAYS.click_type(), default=30, show_default=True)
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--format", "formats", multiple=True,
               type=click.Choice(["csv", "sqlite", "parquet", "orc"]),
               help="Formats to query (default: all four).")

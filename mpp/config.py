@@ -103,6 +103,8 @@ def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = (), *,
 
 
 MAX_HASH_BUCKETS = 100_000
+MAX_BROADCAST_BYTES = 16 * 2**30
+MAX_TARGET_FILE_BYTES = 16 * 2**30
 
 # The registry. Optimizer rules register an "optimizer.<rule_name>" switch each (see
 # mpp/optimizer/__init__.py); every other setting is here, in the order `mpp settings` prints.
@@ -121,8 +123,10 @@ SETTINGS: dict[str, Setting] = {
            "Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
            "when off, 'auto' joins are partitioned."),
         _s("optimizer.broadcast_threshold_bytes", 32 * 1024 * 1024,
-           "A join side estimated at or below this many bytes (in memory) is broadcast.",
-           minimum=0),
+           "A join side estimated at or below this many bytes (in memory) is broadcast. At most "
+           "16 GiB: a broadcast side is copied into every task's worker, and no worker holds "
+           "more (join.strategy=broadcast forces a broadcast regardless).",
+           minimum=0, maximum=MAX_BROADCAST_BYTES),
         _s("join.strategy", "auto",
            "Join distribution: auto (from statistics), broadcast or partitioned.",
            ("auto", "broadcast", "partitioned")),
@@ -140,18 +144,24 @@ SETTINGS: dict[str, Setting] = {
            minimum=0, maximum=MAX_HASH_BUCKETS),
         _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
-           "At least 2 (a combine of one output merges nothing).", minimum=2),
+           "At least 2 (a combine of one output merges nothing), at most 100,000 (no stage "
+           "has more tasks: fragments and buckets stop there).",
+           minimum=2, maximum=MAX_HASH_BUCKETS),
         _s("write.target_file_bytes", 128 * 1024 * 1024,
            "CREATE TABLE AS: target size of each output file (object storage likes files of "
            "~128 MB); small inputs are combined and large ones split to land near it. At least "
-           "1 KiB (below it a table would be a file per handful of rows).", minimum=1024),
+           "1 KiB (below it a table would be a file per handful of rows), at most 16 GiB (a "
+           "write task holds its file's rows in memory).",
+           minimum=1024, maximum=MAX_TARGET_FILE_BYTES),
         _s("write.fail_task", -1,
            "Fault injection for tests: CREATE TABLE AS write task N fails after writing its "
-           "file (-1: off). The conversion must then leave no table and no files behind.",
-           minimum=-1),
+           "file (-1: off). The conversion must then leave no table and no files behind. At "
+           "most 100,000 (no stage has more tasks).",
+           minimum=-1, maximum=MAX_HASH_BUCKETS),
         _s("metrics.spark_skew_threshold_bytes", 256 * 1024 * 1024,
            "Spark AQE skew verdict: a partition over 5 x the median must also exceed this many "
-           "bytes (spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes).", minimum=0),
+           "bytes (spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes). At most 1 TiB "
+           "(no partition a worker holds is larger).", minimum=0, maximum=2**40),
     ]
 }
 

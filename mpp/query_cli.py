@@ -10,19 +10,24 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from click.core import ParameterSource
 
+from mpp import limits
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
 from mpp.text import plural
 
 DEFAULT_MAX_ROWS = 1000  # rows a table output prints; csv and json print all
+# Rows CSV and JSON output convert and write at a time: their Python objects (JSON) stay a few
+# MB whatever the result's size.
+BATCH_ROWS = 10_000
 
 
 def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,14 +39,16 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing Dask cluster (tcp://host:8786)."),
         click.option("--connect-timeout", default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
-                     type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                     type=limits.CONNECT_TIMEOUT.click_type(), metavar="SECONDS",
                      help="How long to wait for --scheduler to answer."),
-        click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-                     help="Workers of the LocalCluster (the warehouse's nodes); not with "
-                     "--scheduler."),
-        click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
-                     help="Threads per worker of the LocalCluster (the slices); not with "
-                     "--scheduler."),
+        click.option("--workers", default=2, show_default=True,
+                     type=limits.WORKERS.click_type(),
+                     help="Workers of the LocalCluster (the warehouse's nodes, 1 to 64); not "
+                     "with --scheduler."),
+        click.option("--threads", default=1, show_default=True,
+                     type=limits.THREADS.click_type(),
+                     help="Threads per worker of the LocalCluster (the slices, 1 to 64); not "
+                     "with --scheduler."),
         click.option("--catalog", "catalog_uri", default=None, metavar="URI",
                      help="An Iceberg catalog URI instead of the warehouse's SQLite catalog."),
     ]
@@ -113,21 +120,50 @@ def _is_numeric(t: pa.DataType) -> bool:
 
 
 def format_table(table: pa.Table, output: str, max_rows: int | None = None) -> str:
-    """``table`` as a readable text table, CSV or JSON (an array of one object per row).
+    """``table`` as a readable text table, CSV or JSON, as one string (see
+    :func:`write_table`, which the CLI uses to stream the same bytes)."""
+    buf = io.BytesIO()
+    write_table(table, output, buf, max_rows)
+    return buf.getvalue().decode()
+
+
+def write_table(table: pa.Table, output: str, out: BinaryIO, max_rows: int | None = None,
+                batch_rows: int = BATCH_ROWS) -> None:
+    """Write ``table`` to the binary stream ``out`` as a readable text table, CSV or JSON (an
+    array of one object per row, indented by 2).
 
     The text table right-aligns numeric columns, prints NULL for nulls, and stops after
     ``max_rows`` rows (None or 0: all) with a note of how many more there are, so a large
-    result does not flood a terminal; CSV and JSON always hold every row. JSON writes
-    NaN and infinities as null, keeping it strict.
+    result does not flood a terminal; CSV and JSON always hold every row and are written
+    ``batch_rows`` rows at a time, so the output's Python objects never exist all at once
+    (the whole JSON text of 2M rows took 5 GB). JSON writes NaN and infinities as null,
+    keeping it strict.
     """
     if output == "csv":
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf)
-        return buf.getvalue().decode()
-    if output == "json":
-        rows = [_json_safe(dict(zip(table.column_names, r.values(), strict=True)))
-                for r in table.to_pylist()]
-        return json.dumps(rows, default=str, indent=2, allow_nan=False) + "\n"
+        with pacsv.CSVWriter(out, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=batch_rows):
+                writer.write_batch(batch)
+    elif output == "json":
+        _write_json(table, out, batch_rows)
+    else:
+        out.write(_text_table(table, max_rows).encode())
+
+
+def _write_json(table: pa.Table, out: BinaryIO, batch_rows: int) -> None:
+    """The bytes of ``json.dumps(rows, indent=2)``, one batch of rows at a time: each batch is
+    dumped as its own array, whose brackets are dropped and whose rows are joined by commas."""
+    first = True
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        if batch.num_rows == 0:
+            continue
+        rows = [_json_safe(row) for row in batch.to_pylist()]
+        text = json.dumps(rows, default=str, indent=2, allow_nan=False)
+        out.write((("[\n" if first else ",\n") + text[2:-2]).encode())  # drop "[\n", "\n]"
+        first = False
+    out.write(b"[]\n" if first else b"\n]\n")
+
+
+def _text_table(table: pa.Table, max_rows: int | None) -> str:
     shown = table if not max_rows else table.slice(0, max_rows)
     names = table.column_names
     right = [_is_numeric(f.type) for f in table.schema]
@@ -167,7 +203,9 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
                   catalog_uri, query) as s:
         result = s.sql(query)
         table = result.to_arrow()
-        click.echo(format_table(table, output, max_rows), nl=False)
+        sys.stdout.flush()  # the bytes go to the binary stream below the text one
+        write_table(table, output, sys.stdout.buffer, max_rows)
+        sys.stdout.buffer.flush()
         if result.ctas is not None:  # CREATE TABLE AS: what the write stage produced
             click.echo(result.ctas.summary(), err=True)
         click.echo(f"{result.stats.query_id}: {plural(table.num_rows, 'row')} in "
@@ -211,11 +249,11 @@ def settings() -> None:
               help="Queries to run (default: both).")
 @click.option("--engine", "engines", multiple=True,
               type=click.Choice(["mpp", "duckdb", "dask"]), help="Engines (default: all).")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="mpp settings for its runs.")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--repeat", default=1, show_default=True, type=limits.REPEATS.click_type(),
               help="Timed runs per engine and query, after one untimed warm-up; the median "
               "is reported.")
 def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],

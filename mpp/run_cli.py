@@ -5,10 +5,13 @@ Thin: validation, running and reporting live in :mod:`mpp.scenario`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+from mpp import crash
 
 # Exit codes: 0 every check passed, 1 a check failed, 2 bad input (MppError, from the group).
 EXIT_CHECK_FAILED = 1
@@ -17,7 +20,8 @@ EXIT_CHECK_FAILED = 1
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Multiply the generated row count (e.g. 0.01 for a quick look).")
+              help="Multiply the generated row count (e.g. 0.01 for a quick look; at most "
+                   "10,000).")
 @click.option("--out", default=None,
               help="Folder the run folders (<scenario>-<timestamp>) are written into "
                    "(default: $MPP_RUNS or ./runs).")
@@ -35,15 +39,27 @@ def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | 
 
     Every file is validated before anything runs. Exits 1 if a check failed.
     """
+    from mpp.errors import ScenarioError
+    from mpp.execution.cluster import local_memory_problem
     from mpp.scenario.runner import run_scenario
     from mpp.scenario.spec import load_scenario
 
     scenarios = [load_scenario(f, scale=scale) for f in files]  # all valid, or nothing runs
+    if scheduler is None:  # every local cluster fits this machine, or nothing runs
+        for sc in scenarios:
+            problem = (None if sc.cluster.scheduler else
+                       local_memory_problem(sc.cluster.workers, sc.cluster.memory_limit))
+            if problem:
+                raise ScenarioError(f"cluster.{problem[0]}: {problem[1]}.", file=sc.source)
     failed: list[str] = []
+    # An internal error's traceback file goes where the run folders go (the failed run's own
+    # folder is removed: no half-written reports).
+    runs = Path(out or os.environ.get("MPP_RUNS", "runs")).absolute()
     for i, sc in enumerate(scenarios):
-        outcome = run_scenario(sc, out=out, scheduler=scheduler, cache=cache,
-                               keep_open=keep_open and i == len(scenarios) - 1,
-                               progress=not no_progress, echo=click.echo)
+        with crash.context(scenario=sc.name, folder=runs):
+            outcome = run_scenario(sc, out=out, scheduler=scheduler, cache=cache,
+                                   keep_open=keep_open and i == len(scenarios) - 1,
+                                   progress=not no_progress, echo=click.echo)
         failed += [f"{sc.name}: {c.message}" for c in outcome.failures]
     if failed:
         click.echo(f"mpp: {len(failed)} check(s) failed:", err=True)

@@ -25,6 +25,7 @@ import distributed
 import pandas as pd
 import pyarrow as pa
 
+from mpp import crash
 from mpp.catalog import Catalog
 from mpp.config import PlannerContext, Settings
 from mpp.errors import MppError
@@ -38,6 +39,12 @@ from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
 Stage = Literal["logical", "optimized", "physical", "analyze"]
 STAGES: tuple[str, ...] = ("logical", "optimized", "physical", "analyze")
 _QUERY_COUNTER = itertools.count(1)
+
+
+def new_query_id() -> str:
+    """A fresh query id, ``q<n>-<8 hex>``: the counter reads in order within a process, the
+    random part keeps ids of concurrent processes apart (metrics are collected by it)."""
+    return f"q{next(_QUERY_COUNTER)}-{uuid.uuid4().hex[:8]}"
 
 
 class Result:
@@ -136,15 +143,19 @@ class Session:
                                                                             scan.predicates))
 
     def run_plan(self, plan: LogicalPlan, *, settings: Mapping[str, Any] | None = None,
-                 optimize: bool = True) -> Result:
-        """Run a bound logical plan (optimized first unless ``optimize`` is False)."""
-        ctx = self.context(settings)
-        if optimize:
-            plan = self.optimize(plan, ctx)
-        physical = self.physical(plan, ctx)
-        query_id = f"q{next(_QUERY_COUNTER)}-{uuid.uuid4().hex[:8]}"
-        run = execute(physical, self.cluster.client, query_id,
-                      plan_text=explain_physical(physical))
+                 optimize: bool = True, query_id: str | None = None) -> Result:
+        """Run a bound logical plan (optimized first unless ``optimize`` is False).
+
+        ``query_id`` names the run (a new one by default); an internal error in planning or
+        in the tasks carries it to the user (:mod:`mpp.crash`)."""
+        query_id = query_id or new_query_id()
+        with crash.context(query_id=query_id):
+            ctx = self.context(settings)
+            if optimize:
+                plan = self.optimize(plan, ctx)
+            physical = self.physical(plan, ctx)
+            run = execute(physical, self.cluster.client, query_id,
+                          plan_text=explain_physical(physical))
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
@@ -154,7 +165,10 @@ class Session:
 
         stmt = parse_statement(text)
         if stmt is None:
-            return self.run_plan(self.bind(text), settings=settings)
+            query_id = new_query_id()
+            with crash.context(query_id=query_id):  # a bug in binding is in this query too
+                plan = self.bind(text)
+            return self.run_plan(plan, settings=settings, query_id=query_id)
         if isinstance(stmt, CreateTableAs):
             return self._create(stmt, settings)
         start = time.perf_counter()

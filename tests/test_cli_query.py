@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
+import pytest
 from click.testing import CliRunner
 
 from mpp.catalog import Catalog
 from mpp.cli import main
 from mpp.oracle import run_oracle
+from mpp.query_cli import write_table
 from tests.compare import assert_same_rows
 from tests.query_warehouses import warehouse
 
@@ -144,3 +148,48 @@ def test_scheduler_with_local_cluster_shape_is_a_usage_error(cluster) -> None:
     result = _run(cluster, "sql", "--threads", "2", QUERY)
     assert result.exit_code == 2
     assert "--threads shapes the LocalCluster mpp starts; with --scheduler" in result.stderr
+
+
+class _Writes(io.BytesIO):
+    """A binary stream that keeps each write's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.sizes.append(len(data))
+        return super().write(data)
+
+
+def _sample(n: int) -> pa.Table:
+    return pa.table({"i": pa.array(range(n), pa.int64()),
+                     "x": pa.array([float("nan") if i % 7 == 0 else i / 3 for i in range(n)]),
+                     "s": pa.array([None if i % 5 == 0 else f"é{i}\n\"q\"" for i in range(n)]),
+                     "t": pa.array([dt.datetime(2017, 1, 1, 0, 0, i % 60) for i in range(n)]),
+                     "l": pa.array([[i, None] for i in range(n)])})
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 10, 25])
+def test_json_output_is_written_batch_by_batch_and_reads_as_one_document(n: int) -> None:
+    table = _sample(n)
+    out = _Writes()
+    write_table(table, "json", out, batch_rows=10)
+    # the bytes one json.dumps of every row gives (as before streaming): same document
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in table.to_pylist()]
+    assert out.getvalue().decode() == json.dumps(rows, default=str, indent=2,
+                                                 allow_nan=False) + "\n"
+    assert len(out.sizes) == -(-n // 10) + 1  # one write per batch of 10, then the closing
+    assert max(out.sizes) < 3000  # never the whole document at once
+
+
+def test_csv_output_is_written_batch_by_batch_with_one_header() -> None:
+    table = _sample(25).drop_columns(["l"])
+    out = _Writes()
+    write_table(table, "csv", out, batch_rows=10)
+    whole = io.BytesIO()
+    pacsv.write_csv(table, whole)
+    assert out.getvalue() == whole.getvalue()
+    assert len(out.sizes) >= 3  # the header and batches arrive separately
+    assert max(out.sizes) < len(whole.getvalue()) / 2

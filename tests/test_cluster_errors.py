@@ -19,6 +19,7 @@ from mpp.execution.cluster import (
     ClusterSpec,
     _QuietMppTaskErrors,
     check_scheduler_address,
+    local_memory_problem,
 )
 from tests.query_warehouses import warehouse
 
@@ -60,6 +61,16 @@ def test_connect_by_a_bad_address_raises_mpp_error(cluster) -> None:
     ({"workers": 0}, "ClusterSpec.workers must be an integer >= 1, got 0"),
     ({"threads_per_worker": 1.5}, "ClusterSpec.threads_per_worker must be an integer >= 1"),
     ({"connect_timeout": 0}, "ClusterSpec.connect_timeout must be a number of seconds > 0"),
+    ({"connect_timeout": 1e9}, r"ClusterSpec.connect_timeout must be from 0.001 to 3,600.0 "
+     r"\(a scheduler that is up answers in milliseconds; an hour covers any network\), got "
+     r"1e\+09"),
+    ({"workers": 10000}, r"ClusterSpec.workers must be from 1 to 64 \(each worker is a "
+     r"process with a nanny, ~200 MB before any data; .*\), got 10,000"),
+    ({"threads_per_worker": 65}, "ClusterSpec.threads_per_worker must be from 1 to 64"),
+    ({"memory_limit": "lots"}, r"ClusterSpec.memory_limit: not a size: 'lots' \(expected a "
+     r"number with units, e.g. '4GiB' or '512MB', or 'auto'\)"),
+    ({"memory_limit": "1MiB"}, "ClusterSpec.memory_limit: '1MiB' is 1.00 MiB; a worker needs "
+     "at least 256.00 MiB"),
 ])
 def test_nonsensical_cluster_spec(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ClusterError, match=message):
@@ -100,11 +111,12 @@ def _record(exception_text: str, msg: str = "Compute Failed\nKey: %s\nState: %s\
                              ("k", "executing", "task", exception_text, "tb"), None)
 
 
-def test_worker_filter_drops_only_mpp_task_errors() -> None:
+def test_worker_filter_drops_task_errors_only() -> None:
     quiet = _QuietMppTaskErrors()
     assert not quiet.filter(_record("SqlError('cannot evaluate (a / 0): divide by zero')"))
     assert not quiet.filter(_record("StorageError('x.parquet: truncated')"))
-    assert quiet.filter(_record("KeyError('bug')"))  # a bug keeps its worker traceback
+    # a bug too: the CLI writes its traceback (worker frames included) to a crash report
+    assert not quiet.filter(_record("KeyError('bug')"))
     other = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
                               "Failed to communicate with scheduler", (), None)
     assert quiet.filter(other)
@@ -122,3 +134,45 @@ def test_task_error_prints_no_worker_traceback(cluster) -> None:
     assert "mpp: error: cannot evaluate bytes / 0: divide by zero (line 2, column 3)" \
         in proc.stderr
     assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_local_memory_is_checked_against_the_machine() -> None:
+    gib = 2**30
+    assert local_memory_problem(2, "4GiB", total=16 * gib) is None
+    assert local_memory_problem(2, "auto", total=16 * gib) is None
+    assert local_memory_problem(64, None, total=gib) is None  # no limit: nothing to promise
+    assert local_memory_problem(8, "4GiB", total=16 * gib) == (
+        "memory_limit", "8 workers x 4GiB = 32.00 GiB exceeds this machine's memory (16.00 GiB):"
+        " the OS would kill workers before Dask pauses or spills them. Use at most 2.00 GiB a "
+        "worker, or 'auto'")
+    assert local_memory_problem(64, "auto", total=8 * gib) == (
+        "workers", "64 workers share this machine's 8.00 GiB (memory_limit 'auto'): 128.00 MiB "
+        "each, less than the 256.00 MiB a worker needs")
+
+
+def test_a_local_cluster_larger_than_the_machine_starts_nothing() -> None:
+    with pytest.raises(ClusterError, match=r"ClusterSpec.memory_limit: 2 workers x 1PiB = .* "
+                       "exceeds this machine's memory"):
+        Cluster(ClusterSpec(workers=2, memory_limit="1PiB", dashboard_address=None))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sql", "-w", "wh", "--workers", "10000", "SELECT 1"],
+     "Invalid value for '--workers': must be from 1 to 64 (each worker is a process"),
+    (["sql", "-w", "wh", "--threads", "2.5", "SELECT 1"],
+     "Invalid value for '--threads': expected an integer (digits, e.g. 1000000), got '2.5'"),
+    (["sql", "-w", "wh", "--scheduler", UNREACHABLE, "--connect-timeout", "inf", "SELECT 1"],
+     "Invalid value for '--connect-timeout': must be from 0.001 to 3,600.0"),
+    (["bench", "joins", "--whatif", "8,1000000000"],
+     "Invalid value: --whatif: each must be from 1 to 100,000"),
+    (["bench", "joins", "--repeats", "1000"], "Invalid value for '--repeats': must be from 1 "
+     "to 100 (each repeat runs the query again"),
+    (["bench", "skew", "--workers", "0"], "Invalid value for '--workers': must be from 1 to 64"),
+    (["catalog", "register", "-w", "wh", "--format", "sqlite", "--table", "t", "--path", "db",
+      "--fragments", "0"], "Invalid value for '--fragments': must be from 1 to 100,000"),
+])
+def test_cli_numbers_out_of_range_name_option_value_and_range(args: list[str],
+                                                              message: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

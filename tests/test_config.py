@@ -16,13 +16,25 @@ from mpp.errors import SettingError
      "setting 'execution.hash_buckets' must be from 0 to 100,000; got -3"),
     ("execution.hash_buckets=1000000",
      "setting 'execution.hash_buckets' must be from 0 to 100,000; got 1000000"),
-    ("execution.exchange_fan_in=0", "setting 'execution.exchange_fan_in' must be at least 2; got 0"),
-    ("write.target_file_bytes=0", "setting 'write.target_file_bytes' must be at least 1,024; got 0"),
+    ("execution.exchange_fan_in=0",
+     "setting 'execution.exchange_fan_in' must be from 2 to 100,000; got 0"),
+    ("execution.exchange_fan_in=1_000_000",
+     "setting 'execution.exchange_fan_in' must be from 2 to 100,000; got 1000000"),
+    ("write.target_file_bytes=0",
+     "setting 'write.target_file_bytes' must be from 1,024 to 17,179,869,184; got 0"),
+    ("write.target_file_bytes=1000000000000000",
+     "setting 'write.target_file_bytes' must be from 1,024 to 17,179,869,184; "
+     "got 1000000000000000"),
     ("optimizer.broadcast_threshold_bytes=-1",
-     "setting 'optimizer.broadcast_threshold_bytes' must be at least 0; got -1"),
-    ("write.fail_task=-2", "setting 'write.fail_task' must be at least -1; got -2"),
+     "setting 'optimizer.broadcast_threshold_bytes' must be from 0 to 17,179,869,184; got -1"),
+    ("optimizer.broadcast_threshold_bytes=1e15",
+     "setting 'optimizer.broadcast_threshold_bytes' takes an integer, got '1e15'"),
+    ("write.fail_task=-2", "setting 'write.fail_task' must be from -1 to 100,000; got -2"),
     ("metrics.spark_skew_threshold_bytes=-5",
-     "setting 'metrics.spark_skew_threshold_bytes' must be at least 0; got -5"),
+     "setting 'metrics.spark_skew_threshold_bytes' must be from 0 to 1,099,511,627,776; got -5"),
+    ("metrics.spark_skew_threshold_bytes=1099511627777",
+     "setting 'metrics.spark_skew_threshold_bytes' must be from 0 to 1,099,511,627,776; "
+     "got 1099511627777"),
 ])
 def test_out_of_range_values_name_setting_value_and_range(assignment: str, message: str) -> None:
     with pytest.raises(SettingError) as err:
@@ -40,8 +52,10 @@ def test_range_bounds_are_inclusive() -> None:
 def test_every_numeric_setting_has_a_range() -> None:
     numeric = [s for s in SETTINGS.values() if s.type in (int, float)]
     assert numeric
-    missing = [s.name for s in numeric if s.minimum is None and s.maximum is None]
-    assert missing == [], f"numeric settings without a range: {missing}"
+    missing = [s.name for s in numeric if s.minimum is None or s.maximum is None]
+    assert missing == [], f"numeric settings without both bounds: {missing}"
+    for s in numeric:  # the reason for the bounds is in the help `mpp settings` prints
+        assert "at most" in s.help.lower() or "past" in s.help.lower(), s.name
 
 
 def test_type_errors_read_as_english() -> None:
@@ -67,13 +81,14 @@ def test_cli_rejects_a_zero_target_file_size_before_anything_runs(tmp_path) -> N
                                        "write.target_file_bytes=0",
                                        "CREATE TABLE t AS SELECT * FROM access_log"])
     assert result.exit_code == 2
-    assert result.stderr == ("mpp: error: setting 'write.target_file_bytes' must be at least "
-                             "1,024; got 0\n")
+    assert result.stderr == ("mpp: error: setting 'write.target_file_bytes' must be from "
+                             "1,024 to 17,179,869,184; got 0\n")
 
 
 def test_settings_command_shows_ranges() -> None:
     result = CliRunner().invoke(main, ["settings"])
     assert result.exit_code == 0
     assert "execution.hash_buckets = 0 (from 0 to 100,000)" in result.output
-    assert "write.target_file_bytes = 134217728 (at least 1,024)" in result.output
+    assert ("write.target_file_bytes = 134217728 (from 1,024 to 17,179,869,184)"
+            in result.output)
     assert "metrics.spark_skew_threshold_bytes" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
 import duckdb
 import numpy as np
@@ -125,10 +126,55 @@ def test_nonsensical_knobs_name_the_knob(knobs, knob, cluster, tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_cli_reports_bad_knobs_in_one_line(tmp_path):
-    result = CliRunner().invoke(main, ["datagen", "--out", str(tmp_path / "w"), "--rows", "-1"])
+@pytest.mark.parametrize("args, message", [
+    (["--rows", "-1"], "Invalid value for '--rows': must be from 1 to 10,000,000,000 (100 x the "
+     "100M-row headline scale"),
+    (["--rows", "1000000000000000"], "Invalid value for '--rows': must be from 1 to "
+     "10,000,000,000 (100 x the 100M-row headline scale: ~110 GB of Parquet and ~70 min of "
+     "generation at the measured 2.3M rows/s), got 1,000,000,000,000,000"),
+    (["--rows", "1e15"], "Invalid value for '--rows': expected an integer (digits, e.g. "
+     "1000000), got '1e15'"),
+    (["--partitions", "1000000"], "Invalid value for '--partitions': must be from 1 to 100,000"),
+    (["--days", "100000"], "Invalid value for '--days': must be from 1 to 3,660"),
+    (["--users", "1000000000"], "Invalid value for '--users': must be from 1 to 50,000,000 "
+     "(every worker keeps the users' Zipf table, 8 bytes a user), got 1,000,000,000"),
+    (["--urls", "0"], "Invalid value for '--urls': must be from 1 to 50,000,000"),
+    (["--sessions", "60000000"], "Invalid value for '--sessions': must be from 0 to 50,000,000"),
+    (["--zipf", "11"], "Invalid value for '--zipf': must be from 0.0 to 10.0 (0 is uniform; "
+     "past 10 nearly every row is the top user), got 11"),
+    (["--zipf", "nan"], "Invalid value for '--zipf': must be from 0.0 to 10.0"),
+    (["--hot-share", "1.5"], "Invalid value for '--hot-share': must be from 0.0 to 1.0"),
+    (["--seed", str(2**64)], "Invalid value for '--seed': must be from -9,223,372,036,854,775,"
+     "808 to 9,223,372,036,854,775,807 (seeds are 64-bit)"),
+    (["--hot-day", "5000"], "Invalid value for '--hot-day': must be from 0 to 3,660 (a day "
+     "within days, 1-based; 0 is none), got 5,000"),
+])
+def test_cli_reports_bad_knobs_naming_option_value_and_range(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["datagen", "--out", str(tmp_path / "w"), *args])
     assert result.exit_code == 2
-    assert result.output.strip() == "mpp: error: knob 'rows' must be a positive integer, got -1"
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_cli_reports_a_too_large_fragment_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["datagen", "--out", str(tmp_path / "w"), "--rows",
+                                       "2000000000", "--partitions", "100"])
+    assert result.exit_code == 2
+    assert result.output == ("mpp: error: knobs 'rows' and 'partitions': 2,000,000,000 rows in "
+                             "100 fragments is 20,000,000 rows a fragment; at most 10,000,000 "
+                             "(a fragment is generated in one worker's memory, ~75 bytes a row: "
+                             "10M rows take ~0.75 GB). Use at least 200 partitions.\n")
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"rows": 10**15}, "knob 'rows' must be from 1 to 10,000,000,000"),
+    ({"rows": 1e6}, "knob 'rows' must be an integer, got 1000000.0"),
+    ({"sessions": -1}, "knob 'sessions' must be from 0 to 50,000,000"),
+    ({"urls": 10**9}, "knob 'urls' must be from 1 to 50,000,000"),
+])
+def test_api_knobs_out_of_range(knobs, message):
+    with pytest.raises(KnobError, match=re.escape(message)):
+        DatagenSpec(**knobs)
 
 
 def test_unwritable_out_is_a_storage_error(tmp_path):

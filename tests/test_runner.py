@@ -131,6 +131,18 @@ def test_cli_invalid_spec_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists() and not (tmp_path / "c").exists()
 
 
+def test_cli_local_cluster_larger_than_the_machine_runs_nothing(tmp_path: Path) -> None:
+    good, big = tmp_path / "good.toml", tmp_path / "big.toml"
+    good.write_text(FAILING)
+    big.write_text(FAILING + '\n[cluster]\nworkers = 2\nmemory_limit = "1PiB"\n')
+    result = CliRunner().invoke(main, ["run", str(good), str(big), "--out",
+                                       str(tmp_path / "runs"), "--cache", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"mpp: error: {big}: cluster.memory_limit: 2 workers x 1PiB "
+                                    "= 2.00 PiB exceeds this machine's memory")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "c").exists()
+
+
 def test_cli_query_error_names_scenario_query_and_variant(tmp_path: Path,
                                                          cluster: Cluster) -> None:
     spec = tmp_path / "typo.toml"

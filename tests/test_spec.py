@@ -137,8 +137,10 @@ def test_scale_multiplies_rows_and_keeps_fragments(tmp_path: Path) -> None:
     assert load_scenario(path, scale=10).data.rows == 1_000_000
     tiny = load_scenario(path, scale=0.0001)
     assert tiny.data.rows == 10 and tiny.data.partitions == 10  # never more fragments than rows
-    with pytest.raises(ScenarioError, match="--scale: must be a positive number"):
-        load_scenario(path, scale=0)
+    for bad in (0, -1, float("nan"), float("inf"), 1e9):
+        with pytest.raises(ScenarioError, match=r"--scale: must be from 1e-06 to 10,000.0 "
+                           r"\(--scale multiplies data.rows; .*\), got "):
+            load_scenario(path, scale=bad)
 
 
 def test_data_spec_hash_is_stable_and_sensitive(tmp_path: Path) -> None:
@@ -206,7 +208,8 @@ def test_nonsensical_data_knobs(tmp_path: Path) -> None:
         "rows = 1000", 'rows = 1000\nhot_share = 1.5\nhot_day = 40\nformat = "avro"\n'
         'start = "yesterday"'))
     text = str(err)
-    assert "data.hot_share: a share of the rows must be within [0, 1], got 1.5." in text
+    assert "data.hot_share: must be from 0.0 to 1.0 (a share of the rows), got 1.5." in text
+    assert "go together" not in text  # no knock-on problem of the bad share
     assert "data.hot_day: must be a day within 1..30 (0 = none), got 40." in text
     assert "data.format: unknown format 'avro'. Expected one of parquet, orc, csv, sqlite." in text
     assert "data.start: expected a date (2017-01-01), got 'yesterday'." in text
@@ -292,4 +295,78 @@ def test_whatif_section_is_checked(tmp_path: Path) -> None:
     text = str(problems(tmp_path, MINIMAL + "\n[whatif]\nworkers = [2, 0]\n"
                         "bandwidth_bytes_per_s = 0\n"))
     assert "whatif.workers: expected a non-empty array of positive integers" in text
-    assert "whatif.bandwidth_bytes_per_s: must be > 0, got 0." in text
+    assert "whatif.bandwidth_bytes_per_s: must be a finite number > 0, got 0." in text
+    text = str(problems(tmp_path, MINIMAL + "\n[whatif]\nworkers = [2, 1_000_000_000]\n"
+                        "bandwidth_bytes_per_s = inf\ntask_overhead_s = nan\n"))
+    assert ("whatif.workers[1]: must be from 1 to 100,000 (the what-if list scheduler keeps a "
+            "slot per worker thread; the warehouses it models have hundreds of nodes), got "
+            "1,000,000,000.") in text
+    assert "whatif.bandwidth_bytes_per_s: must be a finite number > 0, got inf." in text
+    assert "whatif.task_overhead_s: must be a finite number >= 0, got nan." in text
+    text = str(problems(tmp_path, MINIMAL + "\n[[checks.expect]]\nquery = \"q\"\nmetric = "
+                        "\"predicted_makespan_s\"\nop = \"<=\"\nvalue = 1\n"
+                        "workers = 10_000_000\n"))
+    assert "checks.expect[0].workers: must be from 1 to 100,000" in text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rows = 1e15", "data.rows: expected an integer, got a number (1000000000000000.0). TOML "
+     "reads 1e15 and "
+     "1.0 as floats; write the integer in digits (1_000_000_000_000_000)."),
+    ("rows = 1_000_000_000_000_000", "data.rows: must be from 1 to 10,000,000,000 (100 x the "
+     "100M-row headline scale: ~110 GB of Parquet and ~70 min of generation at the measured "
+     "2.3M rows/s), got 1,000,000,000,000,000."),
+    ("rows = 1000\npartitions = 4.0", "data.partitions: expected an integer, got a number "
+     "(4.0). TOML reads 1e15 and 1.0 as floats; write the integer in digits (4)."),
+    ("rows = 1000\npartitions = 200_000", "data.partitions: must be from 1 to 100,000"),
+    ("rows = 1000\nusers = 100_000_000", "data.users: must be from 1 to 50,000,000 (every "
+     "worker keeps the users' Zipf table, 8 bytes a user), got 100,000,000."),
+    ("rows = 1000\ndays = 10_000", "data.days: must be from 1 to 3,660"),
+    ("rows = 1000\nzipf = 50", "data.zipf: must be from 0.0 to 10.0"),
+    ("rows = 1000\nseed = 1.5", "data.seed: expected an integer, got a number (1.5). TOML reads "
+     "1e15 and 1.0 as floats; write the integer in digits."),
+    ("rows = 2_000_000_000", "data.partitions: 2,000,000,000 rows in 4 fragments is 500,000,000 "
+     "rows a fragment; at most 10,000,000"),
+])
+def test_data_knobs_out_of_range_name_key_value_and_range(tmp_path: Path, text: str,
+                                                          message: str) -> None:
+    if "partitions" not in text:
+        text += "\npartitions = 4"
+    data = MINIMAL.replace("rows = 1000\npartitions = 4", text)
+    assert message in str(problems(tmp_path, data))
+
+
+def test_scale_that_takes_rows_past_the_limit_names_both(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(write(tmp_path, MINIMAL.replace("rows = 1000", "rows = 100_000_000")),
+                      scale=1000)
+    assert ("data.rows: 100,000,000 x --scale 1000 = 100,000,000,000 rows; must be from 1 to "
+            "10,000,000,000") in str(err.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("workers = 10000", "cluster.workers: must be from 1 to 64 (each worker is a process with a "
+     "nanny, ~200 MB before any data; larger clusters are what the what-if model predicts), "
+     "got 10,000."),
+    ("workers = 0", "cluster.workers: must be from 1 to 64"),
+    ("threads = 1000", "cluster.threads: must be from 1 to 64"),
+    ("workers = 2.0", "cluster.workers: expected an integer, got a number (2.0)."),
+    ('memory_limit = "lots"', "cluster.memory_limit: not a size: 'lots' (expected a number with "
+     "units, e.g. '4GiB' or '512MB', or 'auto')."),
+    ('memory_limit = "100"', "cluster.memory_limit: '100' is 100 B; a worker needs at least "
+     "256.00 MiB"),
+    ("memory_limit = 4", "cluster.memory_limit: expected a string, got an integer (4)."),
+])
+def test_cluster_shape_out_of_range(tmp_path: Path, text: str, message: str) -> None:
+    assert message in str(problems(tmp_path, MINIMAL + "\n[cluster]\n" + text + "\n"))
+
+
+def test_cluster_memory_limit_with_units_loads(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, MINIMAL + '\n[cluster]\nmemory_limit = "1.5 GiB"\n'))
+    assert sc.cluster.memory_limit == "1.5 GiB"
+
+
+def test_repeats_out_of_range(tmp_path: Path) -> None:
+    assert "repeats: must be from 1 to 100 (each repeat runs the query again" in str(
+        problems(tmp_path, "repeats = 1000\n" + MINIMAL))
+    assert "repeats: must be from 1 to 100" in str(problems(tmp_path, "repeats = 0\n" + MINIMAL))

@@ -27,6 +27,7 @@ import distributed
 import pyarrow as pa
 from dask._expr import LLGExpr
 
+from mpp import crash
 from mpp.catalog.place import check_table_name
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.config import PlannerContext
@@ -120,17 +121,19 @@ def create_table_as(session: Session, stmt: CreateTableAs, *,
             return None
         raise CatalogError(f"table {stmt.name!r} already exists; DROP TABLE {stmt.name} first, "
                            "or use CREATE TABLE IF NOT EXISTS")
+    query_id = f"ctas-{stmt.name}-{uuid.uuid4().hex[:8]}"
     ctx = session.context(settings)
-    plan = session.physical(session.optimize(session.bind(stmt.select_sql), ctx), ctx)
+    with crash.context(query_id=query_id):  # an internal error names the statement's run
+        plan = session.physical(session.optimize(session.bind(stmt.select_sql), ctx), ctx)
     schema = output_schema(plan, stmt)
     target = catalog.begin_write(
         stmt.name, schema, stmt.format, partition_by=stmt.partitioned_by,
         top_columns=top_value_columns(schema) if top_columns is None else top_columns)
-    query_id = f"ctas-{stmt.name}-{uuid.uuid4().hex[:8]}"
     start = time.perf_counter()
     try:
-        written, tasks = _run(session, ctx, plan, target, query_id)
-        catalog.commit_write(target, written, {PROP_SOURCE_SQL: stmt.select_sql.strip()})
+        with crash.context(query_id=query_id):
+            written, tasks = _run(session, ctx, plan, target, query_id)
+            catalog.commit_write(target, written, {PROP_SOURCE_SQL: stmt.select_sql.strip()})
     except BaseException:
         catalog.abort_write(target)  # idempotent; commit_write already aborts on its failures
         raise

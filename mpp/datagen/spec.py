@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mpp import limits
 from mpp.errors import KnobError, suggest
 from mpp.storage.base import StorageFormat
 
@@ -19,6 +20,11 @@ TABLES = ("access_log", "users", "sessions", "urls")
 SESSIONS_PER_ROW = 20
 MAX_SESSIONS = 5_000_000
 
+
+# The knobs with a range of their own (hot_day's depends on days, checked in validate).
+KNOB_LIMITS = {"rows": limits.ROWS, "partitions": limits.PARTITIONS, "days": limits.DAYS,
+               "users": limits.USERS, "urls": limits.URLS, "sessions": limits.SESSIONS,
+               "zipf": limits.ZIPF, "hot_share": limits.HOT_SHARE, "seed": limits.SEED}
 
 # Bump whenever the generator's output for the same spec and seed changes: scenario data caches
 # are keyed by it (mpp.scenario.spec.data_spec_hash), and tests/test_datagen.py pins the
@@ -64,32 +70,27 @@ class DatagenSpec:
         self.validate()
 
     def validate(self) -> None:
-        """Raise KnobError naming the first nonsensical knob."""
-        _positive("rows", self.rows)
-        _positive("partitions", self.partitions)
-        _positive("days", self.days)
-        _positive("users", self.users)
-        _positive("urls", self.urls)
-        if self.sessions < 0:
-            raise KnobError(f"knob 'sessions' must be >= 0 (0 = rows/20), got {self.sessions}")
+        """Raise KnobError naming the first nonsensical knob, its value and its range (see
+        :mod:`mpp.limits` for the reason of each bound)."""
+        for name, limit in KNOB_LIMITS.items():
+            problem = limit.problem(getattr(self, name))
+            if problem:
+                raise KnobError(f"knob {name!r} {problem}")
         if self.partitions > self.rows:
             raise KnobError(f"knob 'partitions' ({self.partitions:,}) must not exceed "
                             f"'rows' ({self.rows:,}): a fragment needs at least one row")
         if self.partitions < self.days:
             raise KnobError(f"knob 'partitions' ({self.partitions}) must be >= 'days' "
                             f"({self.days}): every fragment lies within one day")
-        if not 0.0 <= self.hot_share <= 1.0:
-            raise KnobError(f"knob 'hot_share' must be a share in [0, 1], got {self.hot_share}")
+        problem = fragment_rows_problem(self.rows, self.partitions)
+        if problem:
+            raise KnobError(f"knobs 'rows' and 'partitions': {problem}")
         if not 0 <= self.hot_day <= self.days:
             raise KnobError(f"knob 'hot_day' must be a day in 1..{self.days} (0: none), "
                             f"got {self.hot_day}")
         if self.hot_day and self.days > 1 and self.hot_share >= 1.0:
             raise KnobError("knob 'hot_share' must be < 1 when there are other days "
                             "(each day needs rows for its fragments)")
-        if not 0.0 <= self.zipf <= 10.0:
-            raise KnobError(f"knob 'zipf' must be in [0, 10], got {self.zipf}")
-        if not -(2**63) <= self.seed < 2**63:
-            raise KnobError(f"knob 'seed' must fit in 64 bits, got {self.seed}")
         for table, _ in self.table_formats:
             if table not in TABLES:
                 raise KnobError(f"knob 'table_format': unknown table {table!r}."
@@ -115,9 +116,15 @@ class DatagenSpec:
         return json.dumps(d, sort_keys=True)
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise KnobError(f"knob {name!r} must be a positive integer, got {value!r}")
+def fragment_rows_problem(rows: int, partitions: int) -> str | None:
+    """What is wrong with ``rows`` over ``partitions`` fragments: a fragment (of the average
+    size) holding more rows than one worker generates at once, or None."""
+    per = -(-rows // max(1, partitions))
+    if per <= limits.FRAGMENT_ROWS.maximum:
+        return None
+    return (f"{rows:,} rows in {partitions:,} fragments is {per:,} rows a fragment; at most "
+            f"{limits.FRAGMENT_ROWS.maximum:,} ({limits.FRAGMENT_ROWS.why}). Use at least "
+            f"{-(-rows // limits.FRAGMENT_ROWS.maximum):,} partitions.")
 
 
 def parse_table_formats(items: tuple[str, ...] | list[str]) -> tuple[tuple[str, StorageFormat], ...]:

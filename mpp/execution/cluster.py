@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dask.utils import format_bytes, parse_bytes
 from distributed import Client, LocalCluster
 from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.system import MEMORY_LIMIT
 
-from mpp.errors import ClusterError, MppError
+from mpp import limits
+from mpp.errors import ClusterError
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
@@ -38,14 +43,67 @@ class ClusterSpec:
 
     def __post_init__(self) -> None:
         """Reject a shape no cluster can have, before anything starts."""
-        for name in ("workers", "threads_per_worker"):
+        for name, limit in (("workers", limits.WORKERS), ("threads_per_worker", limits.THREADS)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ClusterError(f"ClusterSpec.{name} must be an integer >= 1, got {value!r}")
+            if limit.problem(value):
+                raise ClusterError(f"ClusterSpec.{name} {limit.problem(value)}")
+        try:
+            memory_limit_bytes(self.memory_limit)
+        except ValueError as exc:
+            raise ClusterError(f"ClusterSpec.memory_limit: {exc}") from None
         timeout = self.connect_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
                                f"got {timeout!r}")
+        problem = limits.CONNECT_TIMEOUT.problem(timeout)
+        if problem:
+            raise ClusterError(f"ClusterSpec.connect_timeout {problem}")
+
+
+def memory_limit_bytes(value: str | None) -> int | None:
+    """A worker's ``memory_limit`` in bytes: None for "auto" (Dask shares the machine's memory
+    out evenly) and for None (no limit). Raises ValueError, saying why, for anything that is not
+    a size with units (``dask.utils.parse_bytes``: "4GiB", "512 MB") or is too small to start a
+    worker in."""
+    if value is None or value == "auto":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as '4GiB' or 'auto', got {value!r}")
+    try:
+        n = int(parse_bytes(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"not a size: {value!r} (expected a number with units, e.g. '4GiB' or "
+                         "'512MB', or 'auto')") from None
+    if n < limits.MIN_WORKER_MEMORY:
+        raise ValueError(f"{value!r} is {format_bytes(n)}; a worker needs at least "
+                         f"{format_bytes(limits.MIN_WORKER_MEMORY)} (it holds ~150 MB before any "
+                         "data and pauses at 80% of its limit)")
+    return n
+
+
+def local_memory_problem(workers: int, memory_limit: str | None,
+                         total: int | None = None) -> tuple[str, str] | None:
+    """Whether this machine (``total`` bytes; Dask's reading of its memory and cgroup limit by
+    default) can hold a LocalCluster's workers: (field, problem) or None.
+
+    An error, not a warning: workers x memory_limit above the machine's memory is a promise it
+    cannot keep. Dask pauses and spills a worker at fractions of its limit, which it then never
+    reaches; the OS kills the worker first, and the query fails mid-run as a lost worker.
+    """
+    total = int(total or MEMORY_LIMIT)
+    per = memory_limit_bytes(memory_limit)
+    if per is None and memory_limit == "auto" and total // workers < limits.MIN_WORKER_MEMORY:
+        return ("workers", f"{workers} workers share this machine's {format_bytes(total)} "
+                f"(memory_limit 'auto'): {format_bytes(total // workers)} each, less than the "
+                f"{format_bytes(limits.MIN_WORKER_MEMORY)} a worker needs")
+    if per is not None and workers * per > total:
+        return ("memory_limit", f"{workers} workers x {memory_limit} = "
+                f"{format_bytes(workers * per)} exceeds this machine's memory "
+                f"({format_bytes(total)}): the OS would kill workers before Dask pauses or "
+                f"spills them. Use at most {format_bytes(total // workers)} a worker, or 'auto'")
+    return None
 
 
 def check_scheduler_address(address: str) -> None:
@@ -84,16 +142,20 @@ class Cluster:
         if self.spec.scheduler:
             self.client = _connect(self.spec.scheduler, self.spec.connect_timeout)
         else:
-            self._local = LocalCluster(
-                n_workers=self.spec.workers,
-                threads_per_worker=self.spec.threads_per_worker,
-                memory_limit=self.spec.memory_limit,
-                dashboard_address=self.spec.dashboard_address,
-                processes=True,
-                silence_logs=logging.ERROR,
-            )
+            problem = local_memory_problem(self.spec.workers, self.spec.memory_limit)
+            if problem:
+                raise ClusterError(f"ClusterSpec.{problem[0]}: {problem[1]}")
+            with _sigint_ignored():  # Ctrl-C is ours to handle (we close the workers)
+                self._local = LocalCluster(
+                    n_workers=self.spec.workers,
+                    threads_per_worker=self.spec.threads_per_worker,
+                    memory_limit=self.spec.memory_limit,
+                    dashboard_address=self.spec.dashboard_address,
+                    processes=True,
+                    silence_logs=logging.ERROR,
+                )
             self.client = Client(self._local)
-            # Our workers: a task's MppError reaches the user as one line, re-raised by the
+            # Our workers: a task's exception reaches the user as one line, re-raised by the
             # client; the worker's own "Compute Failed" traceback of it is noise.
             self.client.register_plugin(QuietTaskErrors(), name=QuietTaskErrors.name)
 
@@ -133,6 +195,26 @@ class Cluster:
         self.close()
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while the LocalCluster's worker processes are spawned: they inherit it.
+
+    Ctrl-C in a terminal signals the whole process group. Without this each worker process
+    dies printing its own KeyboardInterrupt traceback under mpp's one line; with it only mpp
+    sees the interrupt, and closing the cluster ends the workers. (Python installs its
+    KeyboardInterrupt handler only where SIGINT is not already ignored.) Outside the main
+    thread signals cannot be changed, and nothing is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _connect(address: str, timeout: float) -> Client:
     """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not."""
     check_scheduler_address(address)
@@ -143,30 +225,17 @@ def _connect(address: str, timeout: float) -> Client:
                            "(is `dask scheduler` running there?)") from None
 
 
-def _mpp_error_names() -> set[str]:
-    """Class names of MppError and its (loaded) subclasses."""
-    names, todo = set(), [MppError]
-    while todo:
-        cls = todo.pop()
-        names.add(cls.__name__)
-        todo.extend(cls.__subclasses__())
-    return names
-
-
 class _QuietMppTaskErrors(logging.Filter):
-    """Drops a worker's "Compute Failed" record when the task raised an MppError.
+    """Drops a worker's "Compute Failed" record: the client re-raises the task's exception.
 
-    Such an error is bad input (``bytes / 0``, a corrupt file); the client re-raises it and
-    the CLI prints it as one line, so the worker's copy with its traceback only buries that
-    line. Other task failures (bugs) and every other worker record still get through.
+    An MppError (``bytes / 0``, a corrupt file) is bad input that the CLI prints as one line;
+    any other exception is a bug whose full traceback, worker frames included, the CLI writes
+    to a crash report (:mod:`mpp.crash`). Either way the worker's copy on the terminal only
+    buries that line. Every other worker record still gets through.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith("Compute Failed"):
-            return True
-        args = record.args if isinstance(record.args, tuple) else ()
-        exception_text = str(args[3]) if len(args) > 3 else ""  # repr() of the exception
-        return exception_text.split("(", 1)[0] not in _mpp_error_names()
+        return not str(record.msg).startswith("Compute Failed")
 
 
 class QuietTaskErrors(WorkerPlugin):

@@ -37,6 +37,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mpp import limits
 from mpp.errors import KnobError
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.skew import default_stage_deps, group_by_stage, task_groups
@@ -223,6 +224,8 @@ def predict_many(records: Sequence[TaskRecord], workers: Sequence[int] = WHATIF_
 def _check_knobs(workers: int, threads: int, bandwidth: float, overhead: float) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise KnobError(f"what-if workers must be a positive integer, got {workers!r}")
+    if limits.WHATIF_WORKERS.problem(workers):
+        raise KnobError(f"what-if workers {limits.WHATIF_WORKERS.problem(workers)}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise KnobError(f"what-if threads_per_worker must be a positive integer, got {threads!r}")
     if not bandwidth > 0:

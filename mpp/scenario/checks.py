@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from mpp import limits
 from mpp.errors import suggest
 from mpp.metrics.skew import SKEW_METRICS
 from mpp.scenario.validate import Problems, join
@@ -146,5 +147,6 @@ def _check_metric(p: Problems, metric: str, stage: Any, t: dict[str, Any], where
               "Add workers = 128 (for example).")
     elif not needs_workers and "workers" in t:
         p.add(join(where, "workers"), "only applies to metric predicted_makespan_s.")
-    elif isinstance(workers, int) and not isinstance(workers, bool) and workers < 1:
-        p.add(join(where, "workers"), f"must be >= 1, got {workers}.")
+    elif isinstance(workers, int) and not isinstance(workers, bool) and \
+            limits.WHATIF_WORKERS.problem(workers):
+        p.add(join(where, "workers"), f"{limits.WHATIF_WORKERS.problem(workers)}.")

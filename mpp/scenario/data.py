@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from mpp import limits
+from mpp.datagen.spec import KNOB_LIMITS, fragment_rows_problem
 from mpp.scenario.validate import Problems, describe, join
 
 DATA_FORMATS = ("parquet", "orc", "csv", "sqlite")
@@ -82,20 +84,17 @@ def parse_data(p: Problems, table: dict[str, Any], scale: float,
     if "warehouse" in table:
         return _warehouse(p, table, scale, base_dir)
     v = {k: p.get(table, k, kind, "data", default=default) for k, (kind, default) in KNOBS.items()}
-    for key in ("rows", "partitions", "days", "users"):
-        if isinstance(v[key], int) and v[key] < 1:
-            p.add(join("data", key), f"must be >= 1, got {v[key]}.")
-            v[key] = KNOBS[key][1]
-    if v["partitions"] > v["rows"]:
+    bad: set[str] = set()  # knobs out of range, reported and reset (no knock-on problems from them)
+    for key, limit in KNOB_LIMITS.items():  # the generator's own ranges (mpp.limits)
+        if key in v and limit.problem(v[key]):
+            p.add(join("data", key), f"{limit.problem(v[key])}.")
+            v[key], bad = KNOBS[key][1], bad | {key}
+    if v["partitions"] > v["rows"] and not bad & {"rows", "partitions"}:
         p.add("data.partitions", f"{v['partitions']} fragments cannot hold {v['rows']} rows.",
               "Use at most one fragment per row.")
-    if v["zipf"] < 0:
-        p.add("data.zipf", f"the Zipf exponent must be >= 0, got {v['zipf']:g}.")
-    if not 0.0 <= v["hot_share"] <= 1.0:
-        p.add("data.hot_share", f"a share of the rows must be within [0, 1], got {v['hot_share']:g}.")
     if not 0 <= v["hot_day"] <= v["days"]:
         p.add("data.hot_day", f"must be a day within 1..{v['days']} (0 = none), got {v['hot_day']}.")
-    if (v["hot_day"] > 0) != (v["hot_share"] > 0) and v["hot_share"] <= 1.0:
+    if (v["hot_day"] > 0) != (v["hot_share"] > 0) and "hot_share" not in bad:
         p.add("data.hot_share" if v["hot_day"] else "data.hot_day",
               "hot_day and hot_share go together.", "Set both (or neither).")
     if v["format"] not in DATA_FORMATS:
@@ -105,7 +104,13 @@ def parse_data(p: Problems, table: dict[str, Any], scale: float,
     v["table_formats"], v["copies"] = _table_formats(p, table), _copies(p, table, v["format"])
     # --scale: rows scale; fragments stay as written unless they would outnumber the rows.
     rows = max(1, round(v["rows"] * scale))
-    return DataSpec(**{**v, "rows": rows, "partitions": min(v["partitions"], rows)})
+    partitions = min(v["partitions"], rows)
+    scaled = f"{v['rows']:,} x --scale {scale:g} = " if scale != 1 else ""
+    if limits.ROWS.problem(rows):  # only --scale can get here: bad rows were reset above
+        p.add("data.rows", f"{scaled}{rows:,} rows; {limits.ROWS.problem(rows)}.")
+    elif fragment_rows_problem(rows, partitions) and not bad & {"rows", "partitions"}:
+        p.add("data.partitions", f"{scaled}{fragment_rows_problem(rows, partitions)}")
+    return DataSpec(**{**v, "rows": rows, "partitions": partitions})
 
 
 _TABLE_KNOBS = ("table_formats", "copies")

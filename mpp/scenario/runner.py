@@ -238,12 +238,12 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         folder = run_folder(out or os.environ.get("MPP_RUNS", "runs"), sc.name, started)
         try:
             runs = _execute(sc, cluster, wh, folder, progress)
+            data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum,
+                           runs, _checks(sc, runs), started.isoformat(timespec="seconds"), link)
+            files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
         except BaseException:  # no half-written run folder
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum, runs,
-                       _checks(sc, runs), started.isoformat(timespec="seconds"), link)
-        files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
         summary = format_summary(data)
         say(summary)
         say(f"{sc.name}: {'all checks passed' if data.ok else 'CHECKS FAILED'}; "

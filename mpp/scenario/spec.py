@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpp import config
+from mpp import config, limits
 from mpp.errors import MppError, ScenarioError, suggest
-from mpp.execution.cluster import ClusterSpec
+from mpp.execution.cluster import ClusterSpec, memory_limit_bytes
 from mpp.metrics.whatif import DEFAULT_BANDWIDTH, WHATIF_WORKERS
 from mpp.scenario.checks import QUERY_METRICS, Checks, Expectation, Op, parse_checks
 from mpp.scenario.data import DATA_FORMATS, DataSpec, parse_data
@@ -138,13 +138,14 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
     """
     base_dir = base_dir or Path.cwd()
     p = Problems(source)
-    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
-        p.add("--scale", f"must be a positive number, got {scale!r}.")
+    if limits.SCALE.problem(scale):
+        p.add("--scale", f"{limits.SCALE.problem(scale)}.")
         p.raise_if_any()
     p.unknown_keys(raw, _TOP_KEYS, "")
     repeats = p.get(raw, "repeats", int, "", default=1)
-    if isinstance(repeats, int) and repeats < 1:
-        p.add("repeats", f"must be >= 1, got {repeats}.")
+    if limits.REPEATS.problem(repeats):
+        p.add("repeats", f"{limits.REPEATS.problem(repeats)}.")
+        repeats = 1
     data = parse_data(p, p.table(raw, "data", "", required=True), scale, base_dir)
     cluster = _parse_cluster(p, p.table(raw, "cluster", ""))
     variants = _parse_variants(p, raw)
@@ -172,14 +173,23 @@ def _parse_cluster(p: Problems, t: dict[str, Any]) -> ClusterSpec:
                 p.add(join("cluster", key), "only applies to a local cluster, not with scheduler.",
                       "The scheduler's cluster has its own shape.")
     spec = ClusterSpec()
-    workers = p.get(t, "workers", int, "cluster", default=spec.workers)
-    threads = p.get(t, "threads", int, "cluster", default=spec.threads_per_worker)
-    for key, value in (("workers", workers), ("threads", threads)):
-        if value < 1:
-            p.add(join("cluster", key), f"must be >= 1, got {value}.")
+    shape = {"workers": (spec.workers, limits.WORKERS),
+             "threads": (spec.threads_per_worker, limits.THREADS)}
+    value: dict[str, Any] = {}
+    for key, (default, limit) in shape.items():
+        value[key] = p.get(t, key, int, "cluster", default=default)
+        if limit.problem(value[key]):
+            p.add(join("cluster", key), f"{limit.problem(value[key])}.")
+            value[key] = default
+    memory_limit = p.get(t, "memory_limit", str, "cluster", default=spec.memory_limit)
+    try:
+        memory_limit_bytes(memory_limit)  # units and a workable size; the machine: at start
+    except ValueError as exc:
+        p.add("cluster.memory_limit", f"{exc}.")
+        memory_limit = spec.memory_limit
     return ClusterSpec(
-        scheduler=scheduler, workers=max(1, workers), threads_per_worker=max(1, threads),
-        memory_limit=p.get(t, "memory_limit", str, "cluster", default=spec.memory_limit),
+        scheduler=scheduler, workers=value["workers"], threads_per_worker=value["threads"],
+        memory_limit=memory_limit,
         dashboard_address=p.get(t, "dashboard_address", str, "cluster",
                                 default=spec.dashboard_address),
     )
@@ -291,12 +301,15 @@ def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
                                for w in workers):
         p.add("whatif.workers", f"expected a non-empty array of positive integers, got {workers!r}.")
         workers = list(d.workers)
+    for i, w in enumerate(workers):
+        if limits.WHATIF_WORKERS.problem(w):
+            p.add(join("whatif.workers", i), f"{limits.WHATIF_WORKERS.problem(w)}.")
     bandwidth = p.get(t, "bandwidth_bytes_per_s", float, "whatif", default=d.bandwidth_bytes_per_s)
-    if not bandwidth > 0:
-        p.add("whatif.bandwidth_bytes_per_s", f"must be > 0, got {bandwidth:g}.")
+    if not 0 < bandwidth < math.inf:
+        p.add("whatif.bandwidth_bytes_per_s", f"must be a finite number > 0, got {bandwidth:g}.")
     overhead = p.get(t, "task_overhead_s", float, "whatif", default=d.task_overhead_s)
-    if not overhead >= 0:
-        p.add("whatif.task_overhead_s", f"must be >= 0, got {overhead:g}.")
+    if not 0 <= overhead < math.inf:
+        p.add("whatif.task_overhead_s", f"must be a finite number >= 0, got {overhead:g}.")
     measured = p.get(t, "measured_overheads", bool, "whatif", default=d.measured_overheads)
     return WhatIf(tuple(workers), float(bandwidth), float(overhead), measured)
 

@@ -85,7 +85,8 @@ class Problems:
             return default
         value = table[key]
         if not _is_kind(value, kind):
-            self.add(full, f"expected {type_name(kind)}, got {describe(value)}.")
+            self.add(full, f"expected {type_name(kind)}, got {describe(value)}.",
+                     _float_for_int_hint(value, kind))
             return None if default is _MISSING else default
         return float(value) if kind is float else value
 
@@ -106,6 +107,15 @@ class Problems:
             else:
                 self.add(where, f"expected a table, got {describe(item)}.",
                          f"Write it as [[{key}]].")
+
+
+def _float_for_int_hint(value: Any, kind: type | tuple[type, ...]) -> str:
+    """For a float where an integer is meant (``rows = 1e15``): how to write the integer."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, float) or int not in kinds or float in kinds:
+        return ""
+    digits = f" ({int(value):_})" if value.is_integer() and abs(value) < 1e30 else ""
+    return f"TOML reads 1e15 and 1.0 as floats; write the integer in digits{digits}."
 
 
 def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
