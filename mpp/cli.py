@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from mpp.errors import MppError
+from mpp.errors import CatalogError, MppError
 
 
 class _Group(click.Group):
@@ -122,7 +122,14 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
         return
     if warehouse is None:
         raise click.UsageError("Missing option '--warehouse' / '-w'.")
-    click.echo(Catalog.open(warehouse, uri).describe())
+    catalog = Catalog.open(warehouse, uri)
+    click.echo(catalog.describe())  # damaged tables are listed, marked, among the others
+    from mpp.catalog.describe import damaged_tables
+
+    damaged = [exc.table for exc in damaged_tables(catalog)]
+    if damaged:
+        raise CatalogError(f"the metadata of {len(damaged)} table(s) is damaged: "
+                           f"{', '.join(damaged)} (see above)")
 
 
 @catalog_cmd.command("register")
