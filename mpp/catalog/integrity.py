@@ -31,6 +31,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -87,10 +88,11 @@ def _problem(exc: BaseException) -> str:
         exc = exc.__cause__
     if isinstance(exc, pydantic.ValidationError):
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "content"
+        if not errors:
+            return f"invalid content: {exc}"
+        where = ".".join(str(p) for p in errors[0]["loc"]) or "content"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"invalid {where}: {first.get('msg', exc)}{more}"
+        return f"invalid {where}: {errors[0]['msg']}{more}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"cannot be read ({type(exc).__name__}{': ' + text if text else ''})"
 
@@ -167,8 +169,8 @@ class _Load:
         for m in manifests:
             if m.content != ManifestContent.DATA:
                 continue  # delete files: mpp reads data files only
-            entries = self.read(m.manifest_path, mlist,
-                                lambda m=m: m.fetch_manifest_entry(io, discard_deleted=True))
+            entries = self.read(m.manifest_path, mlist, partial(
+                m.fetch_manifest_entry, io, discard_deleted=True))
             files = [e.data_file for e in entries]
             consistency.manifest(self.fail, mlist, m, files, self.table.specs(),
                                  self.table.schema())
