@@ -20,6 +20,7 @@ from pyiceberg.manifest import (
     read_manifest_list,
     write_manifest,
 )
+from pyiceberg.types import StringType
 
 import mpp
 from mpp.catalog import Catalog
@@ -179,9 +180,12 @@ def test_a_table_written_by_another_engine_is_checked_by_iceberg_alone(warehouse
     ice.create_table(("mpp", "foreign"), data.schema).append(data)
     # ... and another engine appends to a table mpp wrote: mpp's digests and statistics then
     # describe an older snapshot, which is not damage.
-    log = ice.load_table(("mpp", "users"))
-    log.append(log.scan().to_arrow().slice(0, 10))
+    users = ice.load_table(("mpp", "users"))
+    users.append(users.scan().to_arrow().slice(0, 10))
+    # ... or evolves its schema (a new schema, no new snapshot).
+    ice.load_table(("mpp", "sessions")).update_schema().add_column("note", StringType()).commit()
     with mpp.connect(warehouse, cluster=cluster) as session:
         for sql in ("SELECT d, count(*), sum(k) FROM foreign WHERE k > 7 GROUP BY d",
-                    "SELECT count(*), sum(user_id) FROM users"):
+                    "SELECT count(*), sum(user_id) FROM users",
+                    "SELECT count(*), sum(session_id) FROM sessions WHERE user_id < 30"):
             assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))

@@ -4,8 +4,10 @@ A table's metadata.json is plain JSON and its manifests are Avro deflated withou
 so mpp keeps, as one table property written in the same commit:
 
 * ``snapshot``: the id of the snapshot the commit made;
-* ``table``: a digest of the table's location, schema, partition spec and ``mpp.*``
-  properties (statistics, Arrow schema, content checksum);
+* ``schema`` and ``spec``: the ids of the schema and partition spec the commit wrote with
+  (another engine may evolve the schema later, which adds a schema rather than changing one);
+* ``table``: a digest of the table's location, that schema, that partition spec and its
+  ``mpp.*`` properties (statistics, Arrow schema, content checksum);
 * ``files``: a digest of every data file's manifest entry as written (path, counts, sizes,
   partition, bounds: everything a read or a scan plan uses);
 * ``footers``: each Parquet file's footer digest, in file path order (Parquet checksums its
@@ -26,7 +28,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table.metadata import TableMetadata
 
 PROP_INTEGRITY = "mpp.integrity"
-RECORD_KEYS = frozenset({"snapshot", "table", "files", "footers", "self"})
+RECORD_KEYS = frozenset({"snapshot", "schema", "spec", "table", "files", "footers", "self"})
 
 
 def _counts(d: Any) -> list[tuple[int, Any]]:
@@ -52,9 +54,12 @@ def files_digest(files: Sequence[DataFile]) -> str:
     return h.hexdigest()
 
 
-def table_digest(metadata: TableMetadata) -> str:
-    """Digest of a table's location, current schema, partition spec and ``mpp.*`` properties."""
-    schema, spec = metadata.schema(), metadata.spec()
+def table_digest(metadata: TableMetadata, schema_id: int, spec_id: int) -> str:
+    """Digest of a table's location, schema ``schema_id``, partition spec ``spec_id`` and
+    ``mpp.*`` properties ("" if the schema or spec is gone)."""
+    schema, spec = metadata.schema_by_id(schema_id), metadata.specs().get(spec_id)
+    if schema is None or spec is None:
+        return ""
     text = json.dumps([
         metadata.location,
         [[f.field_id, f.name, str(f.field_type), f.required] for f in schema.fields],
@@ -82,7 +87,9 @@ def integrity_record(metadata: TableMetadata, files: Sequence[DataFile],
 
     ``footers`` maps data file paths to their Parquet footer digests.
     """
-    body = {"snapshot": metadata.current_snapshot_id, "table": table_digest(metadata),
+    schema_id, spec_id = metadata.current_schema_id, metadata.default_spec_id
+    body = {"snapshot": metadata.current_snapshot_id, "schema": schema_id, "spec": spec_id,
+            "table": table_digest(metadata, schema_id, spec_id),
             "files": files_digest(files),
             "footers": [footers.get(f.file_path) for f in by_path(files)]}
     return json.dumps({**body, "self": self_digest(body)})

@@ -185,15 +185,16 @@ class _Load:
                 or record["self"] != self_digest(record)):
             raise self.fail(self.meta, f"property {PROP_INTEGRITY} is damaged (its own digest "
                                        "differs)")
-        if record["table"] != table_digest(self.table.metadata):
-            raise self.fail(self.meta, "its location, schema, partition spec or mpp properties "
-                                       f"differ from what mpp recorded at commit ({PROP_INTEGRITY})")
         sid = snap.snapshot_id if snap is not None else None
         if sid != record["snapshot"]:
             if record["snapshot"] in _ancestors(self.table.metadata, snap):
                 return None
             raise self.fail(self.meta, f"current snapshot {sid} is neither the one mpp "
                                        f"committed ({record['snapshot']}) nor a later one")
+        if record["table"] != table_digest(self.table.metadata, record["schema"],
+                                           record["spec"]):
+            raise self.fail(self.meta, "its location, schema, partition spec or mpp properties "
+                                       f"differ from what mpp recorded at commit ({PROP_INTEGRITY})")
         if files_digest(files) != record["files"]:
             raise self.fail(where, "the data files listed differ from what mpp recorded at "
                                    f"commit ({PROP_INTEGRITY} in {self.meta})")
