@@ -36,22 +36,29 @@ from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
 ROW_GROUP_ROWS = 131_072
 FOOTER_DIGEST = "footer_digest"  # the Fragment option holding the digest recorded at write
 _MAGIC = b"PAR1"
+_TAIL_READ = 64 * 1024
 
 
 def _footer_bytes(f: pa.NativeFile, uri: str) -> bytes:
-    """The file's Thrift footer followed by its 4-byte length and the magic (its last bytes)."""
+    """The file's Thrift footer followed by its 4-byte length and the magic (its last bytes).
+
+    One read of the last ``_TAIL_READ`` bytes covers the footer of most files (one request on
+    object storage, as pyarrow's own footer read).
+    """
     size = f.size()
     if size < 12:
         raise StorageError("cannot read: file is truncated or corrupt (too small for Parquet)",
                            uri)
-    f.seek(size - 8)
-    tail = f.read(8)
-    length = int.from_bytes(tail[:4], "little")
-    if tail[4:] != _MAGIC or length > size - 12:
+    f.seek(max(0, size - _TAIL_READ))
+    tail = bytes(f.read(min(size, _TAIL_READ)))
+    length = int.from_bytes(tail[-8:-4], "little")
+    if tail[-4:] != _MAGIC or length > size - 12:
         raise StorageError("cannot read: file is truncated or corrupt (no Parquet footer at "
                            "its end)", uri)
-    f.seek(size - 8 - length)
-    return bytes(f.read(length)) + bytes(tail)
+    if length + 8 > len(tail):
+        f.seek(size - 8 - length)
+        return bytes(f.read(length)) + tail[-8:]
+    return tail[-8 - length:]
 
 
 def footer_digest(uri: str) -> str:
