@@ -177,7 +177,10 @@ def test_a_table_written_by_another_engine_is_checked_by_iceberg_alone(warehouse
     ice = SqlCatalog("mpp", uri=f"sqlite:///{warehouse}/catalog.db", warehouse=str(warehouse))
     data = pa.table({"k": pa.array(range(50), pa.int64()),
                      "d": pa.array([dt.date(2017, 1, 1 + i % 3) for i in range(50)])})
-    ice.create_table(("mpp", "foreign"), data.schema).append(data)
+    foreign = ice.create_table(("mpp", "foreign"), data.schema)
+    foreign.append(data.slice(0, 30))
+    foreign.append(data.slice(30))
+    foreign.delete("k < 5")  # copy-on-write: deleted manifest entries, several manifests
     # ... and another engine appends to a table mpp wrote: mpp's digests and statistics then
     # describe an older snapshot, which is not damage.
     users = ice.load_table(("mpp", "users"))
