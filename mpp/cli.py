@@ -115,8 +115,13 @@ def datagen(out: str, scheduler: str | None, **knobs: object) -> None:
               help="Iceberg catalog URI (default: the warehouse's catalog.db).")
 @click.pass_context
 def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> None:
-    """Print the warehouse's tables, formats, partitions, snapshots and statistics."""
+    """Print the warehouse's tables, formats, partitions, snapshots and statistics.
+
+    A table whose metadata is damaged is marked among the others; the command then fails
+    naming the damaged tables.
+    """
     from mpp.catalog import Catalog
+    from mpp.catalog.describe import damaged_tables
 
     if ctx.invoked_subcommand is not None:
         return
@@ -124,8 +129,6 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
         raise click.UsageError("Missing option '--warehouse' / '-w'.")
     catalog = Catalog.open(warehouse, uri)
     click.echo(catalog.describe())  # damaged tables are listed, marked, among the others
-    from mpp.catalog.describe import damaged_tables
-
     damaged = [exc.table for exc in damaged_tables(catalog)]
     if damaged:
         raise CatalogError(f"the metadata of {len(damaged)} table(s) is damaged: "
