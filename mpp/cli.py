@@ -17,7 +17,7 @@ import click
 
 from mpp import crash, limits
 from mpp.config import MAX_HASH_BUCKETS
-from mpp.errors import MppError
+from mpp.errors import CatalogError, MppError
 
 
 class _Group(click.Group):
@@ -144,14 +144,24 @@ def datagen(out: str, scheduler: str | None, **knobs: object) -> None:
               help="Iceberg catalog URI (default: the warehouse's catalog.db).")
 @click.pass_context
 def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> None:
-    """Print the warehouse's tables, formats, partitions, snapshots and statistics."""
+    """Print the warehouse's tables, formats, partitions, snapshots and statistics.
+
+    A table whose metadata is damaged is marked among the others; the command then fails
+    naming the damaged tables.
+    """
     from mpp.catalog import Catalog
+    from mpp.catalog.describe import damaged_tables
 
     if ctx.invoked_subcommand is not None:
         return
     if warehouse is None:
         raise click.UsageError("Missing option '--warehouse' / '-w'.")
-    click.echo(Catalog.open(warehouse, uri).describe())
+    catalog = Catalog.open(warehouse, uri)
+    click.echo(catalog.describe())  # damaged tables are listed, marked, among the others
+    damaged = [exc.table for exc in damaged_tables(catalog)]
+    if damaged:
+        raise CatalogError(f"the metadata of {len(damaged)} table(s) is damaged: "
+                           f"{', '.join(damaged)} (see above)")
 
 
 @catalog_cmd.command("register")

@@ -37,6 +37,17 @@ class CatalogError(MppError):
     """The metastore could not be opened, read or committed to."""
 
 
+class DamagedMetadataError(CatalogError):
+    """A table's Iceberg metadata (metadata.json, manifest list or manifest) cannot be read or
+    contradicts itself or mpp's stored statistics. The message names the table and the file;
+    other tables stay readable."""
+
+    def __init__(self, table: str, path: str, problem: str):
+        self.table = table
+        self.path = path
+        super().__init__(f"table {table!r}: its metadata is damaged: {path}: {problem}")
+
+
 class StorageError(MppError):
     """A data file is missing, truncated, corrupt or unwritable. The message names the file."""
 

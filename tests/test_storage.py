@@ -8,7 +8,9 @@ with Python's ``sqlite3`` module reading the same database (independent of mpp's
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import struct
 
 import duckdb
 import pyarrow as pa
@@ -192,6 +194,38 @@ def test_corrupted_parquet_page_fails_its_checksum(tmp_path):
     with pytest.raises(StorageError, match="small.parquet.*(CRC|checksum)"):
         scan_fragment(frag, ["a"])
     assert scan_fragment(frag, ["b"]).table.num_rows == 5000  # other column chunks are fine
+
+
+def _with_footer_digest(frag: Fragment, path: str) -> Fragment:
+    return Fragment(uri=frag.uri, format=frag.format, index=0, size_bytes=os.path.getsize(path),
+                    options=((parquet_storage.FOOTER_DIGEST,
+                              parquet_storage.footer_digest(frag.uri)),))
+
+
+def test_a_damaged_footer_fails_its_recorded_digest_before_it_is_parsed(tmp_path):
+    frag, path = _small_parquet(tmp_path)
+    frag = _with_footer_digest(frag, path)
+    assert scan_fragment(frag, ["a"], [ColumnPredicate("a", "<", 10)]).table.num_rows == 10
+    data = bytearray(open(path, "rb").read())
+    stats = pq.read_metadata(path).row_group(0).column(0).statistics
+    # The max of column a in the footer's statistics, 4999 -> 903: without the digest, a
+    # scan for a > 4000 prunes the row group and returns no rows.
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    at = data.rindex(struct.pack("<q", stats.max), footer)
+    data[at + 1] ^= 0x10
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(StorageError, match="small.parquet: its footer is damaged"):
+        scan_fragment(frag, ["a"], [ColumnPredicate("a", ">", 4000)])
+
+
+def test_a_file_of_another_size_than_recorded_is_a_storage_error(tmp_path):
+    frag, path = _small_parquet(tmp_path)
+    frag = _with_footer_digest(frag, path)
+    with open(path, "ab") as f:
+        f.write(b"PAR1")
+    with pytest.raises(StorageError, match="small.parquet: the file is .* bytes, the catalog "
+                                           "recorded"):
+        scan_fragment(frag, ["a"])
 
 
 @pytest.mark.parametrize("fmt", [StorageFormat.ORC, StorageFormat.CSV, StorageFormat.SQLITE],

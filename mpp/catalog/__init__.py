@@ -30,8 +30,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
-from mpp.catalog import cleanup, iceberg
-from mpp.catalog.codec import schema_from_text, stats_from_text
+from mpp.catalog import cleanup, iceberg, integrity
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
@@ -130,6 +129,8 @@ class Catalog:
                 f"table {name!r}: its Iceberg metadata is missing ({missing}). Iceberg keeps "
                 "absolute file locations, so a warehouse cannot be moved or copied; "
                 "regenerate it (mpp datagen --out DIR) at its new place") from None
+        except integrity.UNPARSABLE as exc:  # JSON, UTF-8 or schema errors
+            raise integrity.load_error(self.iceberg, name, exc) from None
 
     def table(self, name: str) -> TableInfo:
         """Schema, format, location and statistics of table ``name``."""
@@ -143,9 +144,9 @@ class Catalog:
             tbl = self._load_iceberg(name)
             if tbl is None:
                 raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
-            frags = iceberg.all_fragments(tbl)
-            self._fragments[name] = frags
-            info = _iceberg_info(name, tbl, frags)
+            checked = integrity.check(name, tbl)  # once per load; DamagedMetadataError
+            self._fragments[name] = checked.fragments
+            info = _iceberg_info(name, tbl, checked)
         self._info[name] = info
         return info
 
@@ -318,11 +319,11 @@ def _fallback_stats(frags: Sequence[Fragment]) -> TableStats:
                       fragment_count=len(frags), columns=cols)
 
 
-def _iceberg_info(name: str, tbl: Table, frags: list[Fragment]) -> TableInfo:
-    props = tbl.properties
-    schema = (schema_from_text(props[PROP_SCHEMA]) if PROP_SCHEMA in props
+def _iceberg_info(name: str, tbl: Table, checked: integrity.CheckedTable) -> TableInfo:
+    schema = (checked.schema if checked.schema is not None
               else schema_to_pyarrow(tbl.schema(), include_field_ids=False))
-    stats = stats_from_text(props[PROP_STATS]) if PROP_STATS in props else _fallback_stats(frags)
+    stats = (checked.stats if checked.stats is not None
+             else _fallback_stats(checked.fragments))
     return TableInfo(
         name=name, format=StorageFormat.PARQUET, schema=schema, stats=stats,
         location=tbl.location(),

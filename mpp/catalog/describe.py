@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mpp.errors import DamagedMetadataError
 from mpp.text import human_bytes
 
 if TYPE_CHECKING:
@@ -17,11 +18,19 @@ def _short(value: Any) -> str:
 
 
 def describe(catalog: Catalog) -> str:
-    """Multi-line description of every table in ``catalog``."""
+    """Multi-line description of every table in ``catalog``.
+
+    A table whose metadata is damaged is listed as DAMAGED with the reason; the others are
+    described as usual (see :func:`damaged_tables`).
+    """
     names = catalog.tables()
     lines = [f"warehouse {catalog.warehouse}: {len(names)} table(s)"]
     for name in names:
-        info = catalog.table(name)
+        try:
+            info = catalog.table(name)
+        except DamagedMetadataError as exc:
+            lines += ["", f"{name}  [DAMAGED]  {exc}"]
+            continue
         s = info.stats
         kind = "external" if info.external else "iceberg"
         parts = ", ".join(info.partition_columns) or "none"
@@ -48,3 +57,14 @@ def describe(catalog: Catalog) -> str:
             lines.append(f"  {field.name:<12} {str(field.type):<14} {_short(c.min):<27} "
                          f"{_short(c.max):<27} {ndv:>10}  {top}")
     return "\n".join(lines)
+
+
+def damaged_tables(catalog: Catalog) -> list[DamagedMetadataError]:
+    """The error of every table whose metadata is damaged (empty: all tables are readable)."""
+    out = []
+    for name in catalog.tables():
+        try:
+            catalog.table(name)
+        except DamagedMetadataError as exc:
+            out.append(exc)
+    return out

@@ -10,7 +10,7 @@ the manifest, so the planner never opens a data file to plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -29,8 +29,10 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DateType, TimestampType, TimestamptzType
 
+from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
 from mpp.catalog.write import WrittenFragment
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
+from mpp.storage.parquet import FOOTER_DIGEST
 
 NAMESPACE = "mpp"
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -75,7 +77,11 @@ def _data_file(w: WrittenFragment, schema: Schema, spec: PartitionSpec,
 def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schema,
                       location: str, partition_by: Sequence[str],
                       written: Sequence[WrittenFragment], properties: dict[str, str]) -> Table:
-    """Create table ``name`` holding ``written`` in one atomic commit (one snapshot)."""
+    """Create table ``name`` holding ``written`` in one atomic commit (one snapshot).
+
+    The commit also records digests of its metadata (``mpp.integrity``), which every load
+    checks (:mod:`mpp.catalog.integrity`).
+    """
     schema = iceberg_schema(arrow_schema)
     spec = partition_spec(schema, partition_by)
     if NAMESPACE not in {ns[0] for ns in catalog.list_namespaces()}:
@@ -83,13 +89,17 @@ def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schem
     txn = catalog.create_table_transaction(
         (NAMESPACE, name), schema, location=location, partition_spec=spec, properties=properties
     )
+    files = [_data_file(w, schema, spec, properties)
+             for w in sorted(written, key=lambda w: w.fragment.index)]
+    footers = {w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}
     with txn.update_snapshot().fast_append() as append:
-        for w in sorted(written, key=lambda w: w.fragment.index):
-            append.append_data_file(_data_file(w, schema, spec, properties))
+        for f in files:
+            append.append_data_file(f)
+    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, files, footers)})
     return txn.commit_transaction()
 
 
-def _decode(type_: Any, raw: bytes | None) -> Any:
+def decode_bound(type_: Any, raw: bytes | None) -> Any:
     """A manifest bound as a Python value of the column's Arrow-side type."""
     if raw is None:
         return None
@@ -101,13 +111,14 @@ def _decode(type_: Any, raw: bytes | None) -> Any:
     return value
 
 
-def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: PartitionSpec) -> Fragment:
+def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: PartitionSpec,
+                 options: tuple[tuple[str, Any], ...] = ()) -> Fragment:
     lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
     bounds = []
     for field in schema.fields:
         if field.field_id in lower and field.field_id in upper:
-            bounds.append((field.name, _decode(field.field_type, lower[field.field_id]),
-                           _decode(field.field_type, upper[field.field_id])))
+            bounds.append((field.name, decode_bound(field.field_type, lower[field.field_id]),
+                           decode_bound(field.field_type, upper[field.field_id])))
     partition = []
     for pos, pf in enumerate(spec.fields):
         if not isinstance(pf.transform, IdentityTransform):
@@ -119,7 +130,7 @@ def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: Partitio
         partition.append((source.name, value))
     return Fragment(uri=data_file.file_path, format=StorageFormat.PARQUET, index=index,
                     row_count=data_file.record_count, size_bytes=data_file.file_size_in_bytes,
-                    partition=tuple(partition), bounds=tuple(bounds))
+                    partition=tuple(partition), bounds=tuple(bounds), options=options)
 
 
 def _sort_key(path: str) -> tuple[str, str]:
@@ -128,12 +139,22 @@ def _sort_key(path: str) -> tuple[str, str]:
     return base, path
 
 
-def all_fragments(table: Table) -> list[Fragment]:
-    """Every data file of the current snapshot, in stable (name = write) order."""
-    files = [task.file for task in table.scan().plan_files()]
-    files.sort(key=lambda f: _sort_key(f.file_path))
+def all_fragments(table: Table, files: Sequence[DataFile] | None = None,
+                  footers: Mapping[str, str] | None = None) -> list[Fragment]:
+    """Every data file of the current snapshot, in stable (name = write) order.
+
+    ``files``: the snapshot's data files when the caller has read them already (the checked
+    load of :mod:`mpp.catalog.integrity`); None plans a scan. ``footers``: the Parquet footer
+    digests recorded at commit, by path, which the scan verifies.
+    """
+    if files is None:
+        files = [task.file for task in table.scan().plan_files()]
+    files = sorted(files, key=lambda f: _sort_key(f.file_path))
     schema, spec = table.schema(), table.spec()
-    return [_to_fragment(i, f, schema, spec) for i, f in enumerate(files)]
+    footers = footers or {}
+    return [_to_fragment(i, f, schema, spec,
+                         ((FOOTER_DIGEST, footers[f.file_path]),) if f.file_path in footers else ())
+            for i, f in enumerate(files)]
 
 
 def _iceberg_term(p: ColumnPredicate) -> ie.BooleanExpression:

@@ -130,8 +130,14 @@ def write_fragment(target: WriteTarget, index: int, table: pa.Table) -> WrittenF
     partials = fragment_partials(table, target.top_columns)
     bounds = tuple((name, p.min, p.max) for name, p in partials.columns.items()
                    if p.min is not None)
+    options: tuple[tuple[str, Any], ...] = ()
+    if target.format is StorageFormat.PARQUET:
+        from mpp.storage import parquet
+
+        options = ((parquet.FOOTER_DIGEST, parquet.footer_digest(uri)),)  # read back from cache
     fragment = Fragment(uri=uri, format=target.format, index=index, row_count=table.num_rows,
-                        size_bytes=int(size), partition=partition, bounds=bounds)
+                        size_bytes=int(size), partition=partition, bounds=bounds,
+                        options=options)
     return WrittenFragment(fragment=fragment, partials=partials,
                            checksum=content_checksum(table), parquet_metadata=metadata)
 

@@ -4,7 +4,11 @@ Reading: the footer's row-group statistics prune row groups (min/max against the
 predicates); only the needed column chunks of the surviving row groups are read, and
 ``bytes_read`` is the sum of their compressed sizes, which is what columnar storage and
 pruning buy. Page checksums are verified on read, so a flipped byte inside a data page is a
-:class:`~mpp.errors.StorageError` naming the file, never silently wrong data.
+:class:`~mpp.errors.StorageError` naming the file, never silently wrong data. The footer has no
+checksum in the format: mpp records a digest of it at write time (``footer_digest``, kept in the
+table's ``mpp.integrity`` record and carried by the fragment) and compares before parsing it,
+so a damaged footer (wrong statistics, row counts, types; some damage even aborts pyarrow's
+parser) is a StorageError too.
 
 Writing: zstd, page checksums on, row groups of ``ROW_GROUP_ROWS`` rows (pruning works inside
 larger files too), and Iceberg field ids in the schema when the caller gives them.
@@ -12,6 +16,7 @@ larger files too), and Iceberg field ids in the schema when the caller gives the
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +34,62 @@ from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
 # 1.04 ms). Warehouses write far larger groups (Iceberg's default is 128 MB); files above this
 # many rows still prune row groups by their footer statistics.
 ROW_GROUP_ROWS = 131_072
+FOOTER_DIGEST = "footer_digest"  # the Fragment option holding the digest recorded at write
+_MAGIC = b"PAR1"
+_TAIL_READ = 64 * 1024
+
+
+def _footer_bytes(f: pa.NativeFile, uri: str) -> bytes:
+    """The file's Thrift footer followed by its 4-byte length and the magic (its last bytes).
+
+    One read of the last ``_TAIL_READ`` bytes covers the footer of most files (one request on
+    object storage, as pyarrow's own footer read).
+    """
+    size = f.size()
+    if size < 12:
+        raise StorageError("cannot read: file is truncated or corrupt (too small for Parquet)",
+                           uri)
+    f.seek(max(0, size - _TAIL_READ))
+    tail = bytes(f.read(min(size, _TAIL_READ)))
+    length = int.from_bytes(tail[-8:-4], "little")
+    if tail[-4:] != _MAGIC or length > size - 12:
+        raise StorageError("cannot read: file is truncated or corrupt (no Parquet footer at "
+                           "its end)", uri)
+    if length + 8 > len(tail):
+        f.seek(size - 8 - length)
+        return bytes(f.read(length)) + tail[-8:]
+    return tail[-8 - length:]
+
+
+def footer_digest(uri: str) -> str:
+    """Digest of the footer of the Parquet file at ``uri`` (recorded when it is written)."""
+    fs, path = resolve(uri)
+    with storage_errors(uri), fs.open_input_file(path) as f:
+        return _digest(_footer_bytes(f, uri))
+
+
+def _digest(footer: bytes) -> str:
+    return hashlib.blake2b(footer, digest_size=8).hexdigest()
+
+
+def _checked_metadata(f: pa.NativeFile, fragment: Fragment) -> pq.FileMetaData | None:
+    """The footer, parsed only after it matched the digest recorded at write (None: no digest).
+
+    Parquet checksums pages, not the footer: a flipped bit there could change statistics
+    (wrong row-group pruning), row counts or types silently, or abort the parser.
+    """
+    expected = fragment.option(FOOTER_DIGEST)
+    if expected is None:
+        return None
+    uri = fragment.uri
+    if fragment.size_bytes >= 0 and f.size() != fragment.size_bytes:
+        raise StorageError(f"the file is {f.size():,} bytes, the catalog recorded "
+                           f"{fragment.size_bytes:,} (truncated, extended or replaced)", uri)
+    footer = _footer_bytes(f, uri)
+    if _digest(footer) != expected:
+        raise StorageError("its footer is damaged (it differs from the footer written: "
+                           f"digest {_digest(footer)}, recorded {expected})", uri)
+    return pq.read_metadata(pa.BufferReader(footer))
 
 
 def _row_group_bounds(rg: pq.RowGroupMetaData, wanted: Sequence[str]) -> dict[str, tuple[Any, Any]]:
@@ -70,7 +131,8 @@ def scan(fragment: Fragment, columns: Sequence[str],
     # requests); on a local disk it only adds a hop through Arrow's I/O threads (~0.2 ms a file).
     pre_buffer = not isinstance(fs, LocalFileSystem)
     with storage_errors(uri), fs.open_input_file(path) as f:
-        pf = pq.ParquetFile(f, page_checksum_verification=True, pre_buffer=pre_buffer)
+        pf = pq.ParquetFile(f, metadata=_checked_metadata(f, fragment),
+                            page_checksum_verification=True, pre_buffer=pre_buffer)
         md = pf.metadata
         schema = pf.schema_arrow
         _check_columns(uri, schema, needed)
