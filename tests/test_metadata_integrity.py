@@ -192,3 +192,19 @@ def test_a_table_written_by_another_engine_is_checked_by_iceberg_alone(warehouse
                     "SELECT count(*), sum(user_id) FROM users",
                     "SELECT count(*), sum(session_id) FROM sessions WHERE user_id < 30"):
             assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))
+
+
+def test_drop_table_of_a_damaged_table_forgets_it_and_deletes_nothing(warehouse, cluster):
+    def flip(data):
+        data["current-snapshot-id"] ^= 1 << 12
+
+    _edit_metadata(warehouse, flip)
+    files = sorted(p for p in (warehouse / "access_log").rglob("*") if p.is_file())
+    with mpp.connect(warehouse, cluster=cluster) as session:
+        with pytest.raises(DamagedMetadataError):
+            session.sql("SELECT count(*) FROM access_log")
+        assert session.drop_table("access_log")
+        assert "access_log" not in session.catalog.tables()
+        sql = "SELECT count(*) FROM users"
+        assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))
+    assert sorted(p for p in (warehouse / "access_log").rglob("*") if p.is_file()) == files

@@ -122,13 +122,13 @@ class Catalog:
         except NoSuchTableError:
             return None
         except FileNotFoundError as exc:
-            # Iceberg records absolute file locations: a warehouse directory that was moved or
-            # copied still points at the old place.
+            # The catalog's pointer names a metadata file that is gone (a copied or moved
+            # warehouse is refused when it is opened, so this is a file deleted behind mpp).
             missing = getattr(exc, "filename", None) or str(exc)
             raise CatalogError(
-                f"table {name!r}: its Iceberg metadata is missing ({missing}). Iceberg keeps "
-                "absolute file locations, so a warehouse cannot be moved or copied; "
-                "regenerate it (mpp datagen --out DIR) at its new place") from None
+                f"table {name!r}: its Iceberg metadata file {missing} is missing (deleted or "
+                "moved outside mpp); the table cannot be read. Drop it with DROP TABLE, or "
+                "restore the file") from None
         except integrity.UNPARSABLE as exc:  # JSON, UTF-8 or schema errors
             raise integrity.load_error(self.iceberg, name, exc) from None
 
@@ -266,8 +266,20 @@ class Catalog:
 
     def drop_table(self, name: str) -> None:
         """Unregister table ``name`` and delete the files it owns (see :mod:`.cleanup`):
-        those its metadata lists, inside its own folder; registered files are only forgotten."""
-        info = self.table(name)
+        those its metadata lists, inside its own folder; registered files are only forgotten.
+
+        A table whose metadata is damaged or missing is only forgotten: what its metadata
+        lists cannot be trusted, so none of its files is deleted (the docs say where they are).
+        """
+        try:
+            info = self.table(name)
+        except CatalogError:
+            if name not in self._iceberg_names():
+                raise
+            self.iceberg.drop_table((iceberg.NAMESPACE, name))
+            self._info.pop(name, None)
+            self._fragments.pop(name, None)
+            return
         if info.external:
             ext = self.registry.get(name)
             files = cleanup.external_files(ext) if ext is not None else set()

@@ -73,6 +73,20 @@ def _root_of(location: str, depth: int) -> str:
     return location
 
 
+def _nested_warehouse(pointer: str, root: str) -> str | None:
+    """The folder between ``root`` and ``pointer`` (both local) holding a warehouse's own
+    catalog.db, if any: ``pointer`` then belongs to that warehouse, not to ``root``."""
+    (base, path), (_, root_path) = _split(pointer), _split(root)
+    if base != "file://":
+        return None
+    folder = os.path.dirname(path)
+    while folder.startswith(root_path.rstrip("/") + "/"):
+        if os.path.exists(os.path.join(folder, "catalog.db")):
+            return folder
+        folder = os.path.dirname(folder)
+    return None
+
+
 def moved_from(engine: sa.Engine, root: str, owned_external: dict[str, str]) -> str | None:
     """The warehouse this one was copied or moved from, or None if it is in its own place.
 
@@ -89,8 +103,17 @@ def moved_from(engine: sa.Engine, root: str, owned_external: dict[str, str]) -> 
     except sa.exc.OperationalError:  # no Iceberg table was ever created here
         pointers = []
     for name, pointer in pointers:
-        if pointer and not is_inside(pointer, f"{root.rstrip('/')}/{name}"):
-            return _root_of(pointer, 3)
+        if not pointer or is_inside(pointer, f"{root.rstrip('/')}/{name}"):
+            continue
+        if is_inside(pointer, root):
+            # Another engine may place a table elsewhere in the warehouse (pyiceberg:
+            # <wh>/<namespace>/<table>); that is in place unless it lies in a warehouse nested
+            # inside this one (a copy of this warehouse made inside a folder of its own).
+            nested = _nested_warehouse(pointer, root)
+            if nested is None:
+                continue
+            return nested
+        return _root_of(pointer, 3)
     for name, location in owned_external.items():
         if _split(location) != _split(f"{root.rstrip('/')}/{name}"):
             return _root_of(location, 1)

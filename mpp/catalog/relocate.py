@@ -8,7 +8,8 @@ the copy use its own files:
 * every Iceberg table gets new metadata written inside the new warehouse: its current
   snapshot's data files, at their new paths, are committed as the one snapshot of a new
   metadata file (schema, partitioning and mpp's properties, statistics included, are kept;
-  earlier snapshots are not carried over);
+  earlier snapshots are not carried over), and mpp's integrity record is checked against the
+  copy's files and rewritten for their new paths;
 * every external table's location and fragment files that lay inside the old warehouse get
   the new place (the user's registered files elsewhere keep their paths);
 * the catalog's pointers change in ONE transaction of ``catalog.db``: all tables move, or
@@ -34,8 +35,9 @@ from pyiceberg.serializers import FromInputFile
 
 from mpp.catalog import Catalog, iceberg
 from mpp.catalog.codec import fragment_to_json
+from mpp.catalog.digest import PROP_INTEGRITY, by_path, files_digest, integrity_record
 from mpp.catalog.place import shown
-from mpp.errors import CatalogError
+from mpp.errors import CatalogError, DamagedMetadataError
 from mpp.storage.base import Fragment
 from mpp.storage.files import file_size
 
@@ -91,12 +93,17 @@ def _stage_iceberg(name: str, pointer: str, old: str, new: str,
     try:
         metadata = FromInputFile.table_metadata(io.new_input(pointer))
         snapshot = metadata.current_snapshot()
-        files = [_moved_data_file(e.data_file, old, new)
-                 for m in (snapshot.manifests(io) if snapshot else [])
-                 for e in m.fetch_manifest_entry(io)]
+        listed = [e.data_file for m in (snapshot.manifests(io) if snapshot else [])
+                  for e in m.fetch_manifest_entry(io)]
     except (OSError, ValueError) as exc:
         raise CatalogError(f"table {name!r}: cannot read its metadata in the new place "
                            f"({_moved(pointer, old, new)}): {exc}") from None
+    record = json.loads(metadata.properties.get(PROP_INTEGRITY, "null"))
+    if record is not None and record.get("files") != files_digest(listed):
+        raise DamagedMetadataError(
+            f"table {name!r}: its metadata is damaged: {_moved(pointer, old, new)}: its data "
+            f"files differ from what mpp recorded at commit ({PROP_INTEGRITY}); not relocated")
+    files = [_moved_data_file(df, old, new) for df in listed]
     for df in files:
         file_size(df.file_path)  # StorageError naming a data file the copy lacks
     txn = scratch.create_table_transaction(
@@ -107,6 +114,9 @@ def _stage_iceberg(name: str, pointer: str, old: str, new: str,
         with txn.update_snapshot().fast_append() as append:
             for df in files:
                 append.append_data_file(df)
+    if record is not None:  # the same files and footers, at their new paths (same order)
+        footers = dict(zip((f.file_path for f in by_path(files)), record["footers"], strict=True))
+        txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, files, footers)})
     return txn.commit_transaction().metadata_location, len(files)
 
 
