@@ -94,7 +94,7 @@ def _mpp_run(session: Any, fmt: str, query: str, sql: str) -> FormatRun:
     start = time.perf_counter()
     result = session.sql(sql)
     wall = time.perf_counter() - start
-    scans = [s.scan for s in result.stats.plan.stages if s.scan is not None]
+    scans = [scan for s in result.stats.plan.stages for scan in s.scans]
     total = sum(s.total_fragments for s in scans)
     return FormatRun(fmt, query, "mpp", wall, result.stats.bytes_read, result.stats.rows_read,
                      total, total - sum(len(s.fragments) for s in scans))

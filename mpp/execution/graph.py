@@ -22,6 +22,11 @@ combines and 1,920 splits rather than 16 and 2,048; a split task costs the sched
 any other task). A cap of M / N (7 combines) halved the splits but made each combine merge 143
 maps, which became the critical path when the run is replayed on 128 workers. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
 a consumer task reading every producer task.
+
+A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets
+the fragment of the scan whose task range holds i and, for each exchange, its partition
+``i - first`` of it, or None when i is outside that exchange's range (the other inputs of a
+union).
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mpp.physical.operators.exchange import ExchangeKind
+from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
+from mpp.physical.operators.scan import ScanExec
 from mpp.physical.planner import PhysicalPlan, Stage
+from mpp.storage.base import Fragment
 
 Key = tuple[str, int]
 Graph = dict[Key, Any]
@@ -70,15 +77,33 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
     for stage in plan.stages:
         name = f"{stage.name}-{token}"
         payload = StagePayload.of(stage, query_id)
-        fragments = stage.scan.fragments if stage.scan is not None else ()
         for i in range(stage.tasks):
-            inputs = [refs[ex.id](i) for ex in stage.inputs]
-            fragment = fragments[i] if i < len(fragments) else None
-            dsk[(name, i)] = (run_stage_task, payload, i, fragment, *inputs)
+            dsk[(name, i)] = (run_stage_task, payload, i, _fragment(stage, i),
+                              *_exchange_inputs(stage, i, refs))
         if stage.sink is not None:
             refs[stage.id] = _EXCHANGES[stage.sink.kind](dsk, plan, stage, token, query_id)
     final = plan.final_stage
     return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
+
+
+def _fragment(stage: Stage, task: int) -> Fragment | None:
+    """The fragment task ``task`` scans (None: no scan in its range, or a pruned-away scan)."""
+    for scan_input in stage.inputs:
+        part = scan_input.partition(task)
+        if part is not None and isinstance(scan_input.source, ScanExec):
+            fragments = scan_input.source.fragments
+            return fragments[part] if part < len(fragments) else None
+    return None
+
+
+def _exchange_inputs(stage: Stage, task: int, refs: dict[int, InputRef]) -> list[Any]:
+    """What ``task`` reads of each exchange of ``stage`` (None for one outside its range)."""
+    out: list[Any] = []
+    for source in stage.inputs:
+        if isinstance(source.source, ExchangeExec):
+            part = source.partition(task)
+            out.append(None if part is None else refs[source.source.id](part))
+    return out
 
 
 def _hash_exchange(dsk: Graph, plan: PhysicalPlan, stage: Stage, token: str,

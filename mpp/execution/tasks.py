@@ -72,7 +72,7 @@ class StagePayload:
         sink = _strip(stage.sink) if stage.sink is not None else None
         return cls(query_id, stage.id, stage.name, _strip(stage.root),
                    sink,  # type: ignore[arg-type]
-                   tuple((ex.id, ex.schema) for ex in stage.inputs))
+                   tuple((ex.id, ex.schema) for ex in stage.exchanges))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +95,14 @@ class CombinePayload:
 
 
 def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | None,
-                   *inputs: pa.Table | list[pa.Table]) -> pa.Table | BucketedTable:
+                   *inputs: pa.Table | list[pa.Table] | None) -> pa.Table | BucketedTable:
     """Run one partition of a stage: the fused pipeline, then hand its output to the stage's
     exchange (cut into buckets here, or by the combine after merging: ``buckets_at_map``)."""
     start = time.time()
     tctx = TaskContext(partition, fragment)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
+        if value is None:  # an exchange another input of a union reads, not this task
+            continue
         tctx.inputs[ex_id] = concat(value, schema) if isinstance(value, list) else value
     out = payload.root.execute(tctx)
     sent = out.nbytes if payload.sink is not None else 0

@@ -111,7 +111,7 @@ class QueryStats:
     @property
     def rows_read(self) -> int:
         """Rows scanned from storage (rows_in of scan stages' pipeline tasks)."""
-        scans = {s.name for s in self.plan.stages if s.scan is not None}
+        scans = {s.name for s in self.plan.stages if s.scans}
         return sum(r.rows_in for r in self.tasks if r.name in scans)
 
     @property
@@ -129,7 +129,7 @@ class QueryStats:
     def stage_deps(self) -> dict[int, tuple[int, ...]]:
         """Each recorded stage's upstream stages (the exchanges it reads), from the plan."""
         recorded = {r.stage for r in self.tasks}
-        return {s.id: tuple(sorted({e.id for e in s.inputs} & recorded))
+        return {s.id: tuple(sorted({e.id for e in s.exchanges} & recorded))
                 for s in self.plan.stages if s.id in recorded}
 
     def skew(self, **rules: Any) -> dict[int, StageSkew]:

@@ -12,15 +12,32 @@ from mpp.metrics.skew import StageSkew, stage_lines
 from mpp.metrics.summary import GroupSummary, QueryStats
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec
+from mpp.physical.operators.scan import ScanExec
+from mpp.physical.operators.union import UnionExec
 from mpp.physical.planner import PhysicalPlan, Stage
 from mpp.text import human_bytes, plural
 
 
-def _task_reason(stage: Stage) -> str:
-    if stage.scan is not None:
+def _source_reason(source: PhysicalOp) -> str:
+    if isinstance(source, ExchangeExec):
+        return "one per hash bucket" if source.kind.name == "HASH" else "single"
+    if isinstance(source, ScanExec):
         return "one per fragment"
-    if any(e.kind.name == "HASH" for e in stage.inputs):
-        return "one per hash bucket"
+    return "single"
+
+
+def _task_reason(stage: Stage) -> str:
+    """Why the stage has its task count: from the sources that set it (a broadcast does not)."""
+    unions = [op for op in stage.operators() if isinstance(op, UnionExec)]
+    if unions:
+        return (f"the union's inputs' partitions concatenated: "
+                f"{' + '.join(map(str, unions[-1].partitions()))}")
+    sources = [i.source for i in stage.inputs
+               if not (isinstance(i.source, ExchangeExec) and i.source.kind.name == "BROADCAST")]
+    reasons = [_source_reason(s) for s in sources]
+    for reason in ("one per fragment", "one per hash bucket"):
+        if reason in reasons:
+            return reason
     return "single"
 
 

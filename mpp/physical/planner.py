@@ -50,24 +50,59 @@ FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
 
 
 @dataclass(frozen=True, slots=True)
+class StageInput:
+    """One source a stage's tasks read: a scan's fragments, written values, or an exchange.
+
+    Tasks ``first`` to ``first + tasks - 1`` read it, task i its partition ``i - first`` (a
+    fragment, a hash bucket; a broadcast or a gather hands the same whole input to each). A
+    plain stage's inputs all span every task; a union gives each of its inputs its own range.
+    """
+
+    source: PhysicalOp
+    first: int
+    tasks: int
+
+    def partition(self, task: int) -> int | None:
+        """The partition of this input that ``task`` reads, or None if it reads none."""
+        local = task - self.first
+        return local if 0 <= local < self.tasks else None
+
+
+@dataclass(frozen=True, slots=True)
 class Stage:
     """A pipeline of operators run as ``tasks`` Dask tasks, ended by an exchange (``sink``).
 
-    ``root`` is the stage's top operator; ``inputs`` are the exchanges it reads (their ids are
-    the producing stages); ``scan`` is the scan whose fragments give one task each, if any.
+    ``root`` is the stage's top operator; ``inputs`` are the sources its tasks read (scans,
+    values, exchanges whose ids are the producing stages), each with the range of tasks that
+    reads it (see :class:`StageInput`).
     """
 
     id: int
     root: PhysicalOp
     sink: ExchangeExec | None
     tasks: int
-    inputs: tuple[ExchangeExec, ...]
-    scan: ScanExec | None
+    inputs: tuple[StageInput, ...]
 
     @property
     def name(self) -> str:
         """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partial-agg``."""
         return f"stage{self.id}-" + "-".join(op.word for op in self.operators())
+
+    @property
+    def exchanges(self) -> tuple[ExchangeExec, ...]:
+        """The exchanges this stage reads (their ids are the stages it depends on)."""
+        return tuple(i.source for i in self.inputs if isinstance(i.source, ExchangeExec))
+
+    @property
+    def scans(self) -> tuple[ScanExec, ...]:
+        """The scans whose fragments this stage's tasks read."""
+        return tuple(i.source for i in self.inputs if isinstance(i.source, ScanExec))
+
+    @property
+    def scan(self) -> ScanExec | None:
+        """The stage's scan when it reads exactly one (None for none or a union of several)."""
+        scans = self.scans
+        return scans[0] if len(scans) == 1 else None
 
     def operators(self) -> list[PhysicalOp]:
         """The stage's operators in pipeline order (inputs first), exchanges excluded."""
@@ -277,12 +312,24 @@ def cut_stages(root: PhysicalOp) -> tuple[PhysicalOp, tuple[Stage, ...]]:
 
 
 def _stage(stage_id: int, top: PhysicalOp, sink: ExchangeExec | None) -> Stage:
-    probe = Stage(stage_id, top, sink, producer_partitions(top), (), None)
-    ops = probe.operators()
-    inputs = tuple(c for op in ops for c in op.children if isinstance(c, ExchangeExec))
-    scans = [op for op in ops if isinstance(op, ScanExec)]
-    assert len(scans) <= 1, "a stage reads at most one scan's fragments"
-    return dataclasses.replace(probe, inputs=inputs, scan=scans[0] if scans else None)
+    tasks = producer_partitions(top)
+    return Stage(stage_id, top, sink, tasks, tuple(_sources(top, 0, tasks, is_top=True)))
+
+
+def _sources(op: PhysicalOp, first: int, tasks: int, *, is_top: bool = False) -> list[StageInput]:
+    """The stage's sources below ``op`` (leaves and the exchanges it reads), with task ranges."""
+    if isinstance(op, ExchangeExec) and not is_top:
+        return [StageInput(op, first, tasks)]
+    if not op.children:
+        return [StageInput(op, first, tasks)]
+    out: list[StageInput] = []
+    for child, (start, n) in zip(op.children, op.child_task_ranges(first, tasks), strict=True):
+        out += _sources(child, start, n)
+    scans = [i for i in out if isinstance(i.source, ScanExec)]
+    for a, b in zip(scans, scans[1:], strict=False):
+        # A task carries one fragment: scans inside one stage must read disjoint task ranges.
+        assert a.first + a.tasks <= b.first, "two scans feed the same task of a stage"
+    return out
 
 
 def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,

@@ -99,7 +99,7 @@ class _Oracle:
 
 def stage_deps(plan: PhysicalPlan) -> dict[int, tuple[int, ...]]:
     """Each stage's upstream stages (the exchanges it reads), from the executed plan."""
-    return {s.id: tuple(sorted({e.id for e in s.inputs})) for s in plan.stages}
+    return {s.id: tuple(sorted({e.id for e in s.exchanges})) for s in plan.stages}
 
 
 def _measure(result: Result) -> dict[str, Any]:

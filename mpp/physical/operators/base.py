@@ -116,6 +116,16 @@ class PhysicalOp:
                  if f.name in ("input", "left", "right")]
         return dataclasses.replace(self, **dict(zip(names, children, strict=True)))  # type: ignore[type-var]
 
+    def child_task_ranges(self, first: int, tasks: int) -> tuple[tuple[int, int], ...]:
+        """Which of its stage's tasks each child runs in, as ``(first task, task count)``.
+
+        ``first, tasks`` is this operator's own range. The default: every child runs in every
+        task of it, aligned partition by partition (a join's probe partition i meets build
+        bucket i or the whole broadcast). A union overrides it: its children's partitions are
+        concatenated, so each child owns a consecutive range of its own.
+        """
+        return tuple((first, tasks) for _ in self.children)
+
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         """The distribution this operator needs of each child (default: any)."""
         return tuple(UnspecifiedDistribution() for _ in self.children)
