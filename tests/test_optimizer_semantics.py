@@ -32,6 +32,8 @@ from mpp.logical.nodes import (
     Project,
     Scan,
     Sort,
+    Union,
+    Values,
 )
 from mpp.optimizer import RULES, optimize
 from mpp.oracle import duckdb_sql, sql_type
@@ -130,6 +132,23 @@ def _sort(node: Sort, tables: Tables) -> pa.Table:
 @run.register
 def _limit(node: Limit, tables: Tables) -> pa.Table:
     return run(node.input, tables).slice(node.offset, node.count)
+
+
+@run.register
+def _union(node: Union, tables: Tables) -> pa.Table:
+    names = list(node.names)
+    return pa.concat_tables([run(b, tables).rename_columns(names).cast(
+        pa.schema([(f.name, f.dtype) for f in node.schema])) for b in node.branches])
+
+
+@run.register
+def _values(node: Values, tables: Tables) -> pa.Table:
+    one = pa.table({"_": [None]}).select([])
+    columns = [pa.concat_arrays([pa.array(evaluate(row[i], one)) for row in node.rows])
+               for i in range(len(node.schema))]
+    if not columns:
+        return pa.table({"_": [None] * len(node.rows)}).select([])
+    return pa.table(columns, names=list(node.field_names()))
 
 
 @pytest.fixture(scope="module")

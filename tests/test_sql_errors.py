@@ -43,7 +43,6 @@ def test_two_statements_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(("sql", "construct", "line", "column"), [
-    ("SELECT date FROM access_log\nUNION SELECT date FROM access_log", "UNION", 2, 1),
     ("SELECT date,\n  row_number() OVER (ORDER BY date) FROM access_log", "window function",
      2, 16),
     ("SELECT a.date FROM access_log a\nRIGHT JOIN users b ON b.user_id = a.user_id",
@@ -60,7 +59,6 @@ def test_two_statements_are_rejected() -> None:
      "sum(DISTINCT ...)", 1, 14),
     ("SELECT stddev(bytes) FROM access_log", "stddev", 1, 8),
     ("INSERT INTO users SELECT * FROM users", "INSERT statement", 1, 1),
-    ("SELECT 1", "SELECT without FROM", 1, 8),
 ])
 def test_unsupported_construct_is_named_with_position(sql: str, construct: str, line: int,
                                                       column: int) -> None:
@@ -209,7 +207,6 @@ def test_window_function_without_group_by_is_named(sql: str, line: int, column: 
      1, 54),
     ("SELECT date, count(*) FROM access_log\nGROUP BY GROUPING SETS ((date), ())",
      "GROUP BY GROUPING SETS", 2, 10),
-    ("SELECT * FROM (VALUES (1, 2)) AS t (a, b)", "VALUES in FROM", 1, 16),
     ("SELECT * FROM UNNEST(ARRAY[1, 2]) AS t (x)", "UNNEST", 1, 15),
     ("SELECT count(*) FILTER (WHERE status = 200) FROM access_log",
      "FILTER (WHERE ...) on an aggregate", 1, 17),

@@ -30,6 +30,8 @@ from mpp.logical.nodes import (
     Project,
     Scan,
     Sort,
+    Union,
+    Values,
 )
 from mpp.storage.base import ColumnPredicate
 
@@ -161,6 +163,17 @@ def _sort(node: Sort) -> str:
 @node_line.register
 def _limit(node: Limit) -> str:
     return f"Limit: {node.count}" + (f" offset {node.offset}" if node.offset else "")
+
+
+@node_line.register
+def _union(node: Union) -> str:
+    return f"Union: {node.operation} of {len(node.branches)} inputs [{', '.join(node.names)}]"
+
+
+@node_line.register
+def _values(node: Values) -> str:
+    rows = "; ".join("(" + ", ".join(format_expr(e) for e in row) + ")" for row in node.rows)
+    return f"Values: [{', '.join(node.field_names())}] {rows}"
 
 
 def _tree(node: LogicalNode, lines: list[str], prefix: str, child_prefix: str) -> None:

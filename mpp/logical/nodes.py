@@ -14,6 +14,7 @@ Conventions the binder guarantees, so optimizer and physical planner stay simple
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,6 +80,15 @@ class LogicalNode:
     def field_names(self) -> tuple[str, ...]:
         """Names of the output fields."""
         return tuple(f.name for f in self.schema)
+
+    def with_inputs(self, inputs: tuple[LogicalNode, ...]) -> LogicalNode:
+        """A copy with :attr:`inputs` replaced (same order). Nodes with one input hold it in
+        ``input``, a join in ``left``/``right``; a node with a tuple of inputs overrides this."""
+        if inputs == self.inputs:
+            return self
+        names = [f.name for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                 if f.name in ("input", "left", "right")]
+        return dataclasses.replace(self, **dict(zip(names, inputs, strict=True)))  # type: ignore[type-var]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +228,47 @@ class Limit(LogicalNode):
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
         return self.input.schema
+
+
+@dataclass(frozen=True, slots=True)
+class Union(LogicalNode):
+    """UNION ALL: the rows of every input, inputs matched by column position.
+
+    Every input has the same column count and types (the binder casts each branch to the
+    common super type); the inputs keep their own field names, ``names`` are the union's.
+    UNION (distinct), INTERSECT and EXCEPT are built on it (see ``mpp.sql.setops``).
+    """
+
+    branches: tuple[LogicalNode, ...]
+    names: tuple[str, ...]
+    operation: str = "UNION ALL"  # the SQL it implements (INTERSECT's tagged branches, ...)
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return self.branches
+
+    def with_inputs(self, inputs: tuple[LogicalNode, ...]) -> LogicalNode:
+        return self if inputs == self.branches else dataclasses.replace(self, branches=inputs)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        first = self.branches[0].schema
+        return tuple(Field(n, f.dtype) for n, f in zip(self.names, first, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Values(LogicalNode):
+    """Rows written in the query: ``VALUES (..), (..)``, or one empty row under ``SELECT 1``.
+
+    ``rows`` hold constant expressions already of the column types in ``schema``.
+    """
+
+    rows: tuple[tuple[Expr, ...], ...]
+    fields: tuple[Field, ...]
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.fields
 
 
 @dataclass(frozen=True, slots=True)

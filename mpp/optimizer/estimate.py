@@ -10,7 +10,8 @@ ones, documented so EXPLAIN's "estimated" figures can be traced by hand:
 * a Filter right above a Scan estimates the conjuncts a scan could take as if pushed (the
   pushdown rule is off); any other conjunct keeps half the rows;
 * an Aggregate has the product of its group columns' distinct counts (capped by its input);
-* an equi-join has |L| x |R| / max(ndv(left key), ndv(right key)) rows (a LEFT join at least |L|).
+* an equi-join has |L| x |R| / max(ndv(left key), ndv(right key)) rows (a LEFT join at least |L|);
+* a UNION ALL has the sum of its inputs' rows; VALUES its written rows.
 
 Fixed-width columns count their Arrow width; strings count ``STRING_BYTES`` each.
 """
@@ -37,6 +38,8 @@ from mpp.logical.nodes import (
     Project,
     Scan,
     Sort,
+    Union,
+    Values,
 )
 from mpp.optimizer.predicates import to_column_predicate
 from mpp.storage.base import ColumnPredicate
@@ -140,6 +143,16 @@ def _filter(node: Filter) -> Estimate:
 @estimate.register
 def _limit(node: Limit) -> Estimate:
     return Estimate(min(float(node.count), estimate(node.input).rows), _width(node))
+
+
+@estimate.register
+def _union(node: Union) -> Estimate:
+    return Estimate(sum(estimate(b).rows for b in node.branches), _width(node))
+
+
+@estimate.register
+def _values(node: Values) -> Estimate:
+    return Estimate(float(len(node.rows)), _width(node))
 
 
 @estimate.register

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from mpp.config import PlannerContext
 from mpp.logical.expr import Column, replace_columns
-from mpp.logical.nodes import Aggregate, Filter, Join, LogicalNode, Project, Scan, Sort
+from mpp.logical.nodes import Aggregate, Filter, Join, LogicalNode, Project, Scan, Sort, Union
 from mpp.optimizer.rule import with_inputs
 
 
@@ -59,9 +59,33 @@ def _width(t: pa.DataType) -> int:
 
 @singledispatch
 def _prune(node: LogicalNode, required: set[str]) -> LogicalNode:
-    """Default (Limit, unknown nodes): inputs must provide what the parent needs."""
+    """Default (Limit, Values, unknown nodes with one input): the input must provide what the
+    parent needs, under the same names.
+
+    A node with several inputs must say how its columns map to its inputs' (a union's are by
+    position, not by name): an unknown one is an error, not a silent guess.
+    """
+    if len(node.inputs) > 1:
+        raise NotImplementedError(f"prune_projections: no rule for {type(node).__name__}, "
+                                  "a node with several inputs")
     return with_inputs(node, tuple(_prune(c, required & set(c.field_names()))
                                    for c in node.inputs))
+
+
+@_prune.register
+def _union(node: Union, required: set[str]) -> LogicalNode:
+    # Inputs match by position: keep the same positions of every input, in the same order.
+    keep = [i for i, name in enumerate(node.names) if name in required] or [0]
+    branches = []
+    for branch in node.branches:
+        names = [branch.schema[i].name for i in keep]
+        pruned = _prune(branch, set(names))
+        if pruned.field_names() != tuple(names):  # e.g. a Scan that keeps its own order
+            fields = {f.name: f for f in pruned.schema}
+            pruned = Project(pruned, tuple(Column(n, fields[n].dtype) for n in names),
+                             tuple(names))
+        branches.append(pruned)
+    return Union(tuple(branches), tuple(node.names[i] for i in keep), node.operation)
 
 
 @_prune.register

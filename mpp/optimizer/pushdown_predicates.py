@@ -6,6 +6,7 @@ conjuncts and each one travels down as far as it may:
 
 * through a Project (column references are replaced by the projected expressions), a Sort,
   and into subqueries (they are Projects after binding);
+* into every input of a UNION ALL (with each input's own column names, matched by position);
 * below an Aggregate when it only reads group columns (a HAVING on a group key);
 * into the inputs of an inner join when it reads one side only (a WHERE conjunct or a conjunct
   of the ON residual); for a LEFT join, WHERE conjuncts only into the left (preserved) side, and
@@ -43,7 +44,7 @@ import dataclasses
 from functools import singledispatch
 
 from mpp.config import PlannerContext
-from mpp.logical.expr import Expr, conjoin, conjuncts, replace_columns
+from mpp.logical.expr import Column, Expr, conjoin, conjuncts, replace_columns
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -53,6 +54,7 @@ from mpp.logical.nodes import (
     Project,
     Scan,
     Sort,
+    Union,
 )
 from mpp.optimizer.predicates import to_column_predicate
 from mpp.optimizer.rule import with_inputs
@@ -91,6 +93,18 @@ def _project(node: Project, preds: list[Expr]) -> LogicalNode:
 @_push.register
 def _sort(node: Sort, preds: list[Expr]) -> LogicalNode:
     return dataclasses.replace(node, input=_push(node.input, preds))
+
+
+@_push.register
+def _union(node: Union, preds: list[Expr]) -> LogicalNode:
+    # A row passes the union's filter iff it passes it in its input: each input gets the
+    # predicates with the union's column names replaced by its own (matched by position).
+    branches = []
+    for branch in node.branches:
+        mapping: dict[str, Expr] = {n: Column(f.name, f.dtype)
+                                    for n, f in zip(node.names, branch.schema, strict=True)}
+        branches.append(_push(branch, [replace_columns(p, mapping) for p in preds]))
+    return node.with_inputs(tuple(branches))
 
 
 @_push.register

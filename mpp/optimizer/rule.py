@@ -7,12 +7,11 @@ inputs of any node, so rules only spell out the node types they care about.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mpp.config import PlannerContext
-from mpp.logical.nodes import Join, LogicalNode
+from mpp.logical.nodes import LogicalNode
 
 RuleFn = Callable[[LogicalNode, PlannerContext], LogicalNode]
 
@@ -31,13 +30,7 @@ class Rule:
 
 def with_inputs(node: LogicalNode, inputs: tuple[LogicalNode, ...]) -> LogicalNode:
     """``node`` with its inputs replaced (same order as ``node.inputs``)."""
-    if inputs == node.inputs:
-        return node
-    if isinstance(node, Join):
-        return dataclasses.replace(node, left=inputs[0], right=inputs[1])
-    if not inputs:
-        return node
-    return dataclasses.replace(node, input=inputs[0])  # type: ignore[type-var]
+    return node.with_inputs(inputs)
 
 
 def transform_up(node: LogicalNode, fn: Callable[[LogicalNode], LogicalNode]) -> LogicalNode:

@@ -44,6 +44,8 @@ from mpp.physical.operators.join import HashJoinExec
 from mpp.physical.operators.rowwise import FilterExec, ProjectExec
 from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
+from mpp.physical.operators.union import UnionExec
+from mpp.physical.operators.values import ValuesExec
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -255,6 +257,8 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Join: _lower_join,
     ln.Sort: _lower_sort,
     ln.Limit: _lower_limit,
+    ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
+    ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
 }
 
 
@@ -341,6 +345,8 @@ def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,
     """
     lister = fragments or _no_fragments
     tree = enforce_distribution(lower(plan.root, ctx, lister), ctx)
+    # Every partition count is final now; the payloads tasks receive drop the fragment lists.
+    tree = tree.transform_up(lambda op: op.with_fixed_partitioning())
     root, stages = cut_stages(tree)
     return PhysicalPlan(root, stages, plan.output_names, ctx.hash_buckets,
                         int(ctx.settings["execution.exchange_fan_in"]), ctx.settings)

@@ -32,14 +32,13 @@ from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
 from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
 from mpp.sql.parse import locate, parse, statement_start, unsupported
-from mpp.sql.relations import bind_from, unique_names
+from mpp.sql.relations import bind_from, unique_names, values_query
 from mpp.sql.scope import Scope, check_qualifiers
+from mpp.sql.setops import SET_OPERATIONS, bind_set_operation, order_and_limit
 
 if TYPE_CHECKING:
     from mpp.sql import CatalogLike
 
-_SET_OPERATIONS = {exp.Union: TokenType.UNION, exp.Intersect: TokenType.INTERSECT,
-                   exp.Except: TokenType.EXCEPT}
 _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": "WINDOW clause",
                         "into": "SELECT INTO", "connect": "CONNECT BY", "sample": "TABLESAMPLE",
                         "match": "MATCH_RECOGNIZE", "pivots": "PIVOT", "locks": "FOR UPDATE",
@@ -67,10 +66,13 @@ class QueryBinder:
     """Binds one query block; nested blocks (subqueries, CTEs) get a child binder."""
 
     def __init__(self, sql: str, catalog: CatalogLike,
-                 ctes: dict[str, exp.Expr] | None = None):
+                 ctes: dict[str, exp.Expr] | None = None,
+                 cte_columns: dict[str, tuple[str, ...] | None] | None = None):
         self.sql = sql
         self.catalog = catalog
         self.ctes = dict(ctes or {})
+        self.cte_columns = dict(cte_columns or {})  # a CTE's column aliases: WITH t (a, b)
+        self._own_ctes: set[str] = set()
         self._counter = itertools.count()
 
     def fresh(self, prefix: str) -> str:
@@ -80,12 +82,21 @@ class QueryBinder:
     def child(self, exclude: str | None = None) -> QueryBinder:
         """A binder for a nested query block (a CTE cannot see itself)."""
         return QueryBinder(self.sql, self.catalog,
-                           {k: v for k, v in self.ctes.items() if k != exclude})
+                           {k: v for k, v in self.ctes.items() if k != exclude},
+                           self.cte_columns)
 
     def query(self, node: exp.Expr) -> LogicalPlan:
-        """Bind one SELECT (with its CTEs) into a plan."""
+        """Bind one query (a SELECT, a set operation, VALUES; with its CTEs) into a plan."""
+        if isinstance(node, SET_OPERATIONS):
+            return bind_set_operation(self, node)
+        if isinstance(node, exp.Subquery):  # (query) [ORDER BY ...] [LIMIT ...]
+            self.register_ctes(node)
+            return order_and_limit(self, node, self.query(node.this))
+        if isinstance(node, exp.Values):
+            self.register_ctes(node)
+            return values_query(self, node)
         select = self._check_statement(node)
-        self._register_ctes(select)
+        self.register_ctes(select)
         source, scope = bind_from(self, select)
         where = select.args.get("where")
         if where is not None:
@@ -100,11 +111,6 @@ class QueryBinder:
         return self._finish(select, source, items, exprs, order_binder, distinct)
 
     def _check_statement(self, node: exp.Expr) -> exp.Select:
-        for kind, keyword in _SET_OPERATIONS.items():
-            if isinstance(node, kind):
-                raise unsupported(node, self.sql, kind.__name__.upper(), keyword)
-        if isinstance(node, exp.Subquery):
-            return self._check_statement(node.this)
         if not isinstance(node, exp.Select):
             raise SqlError(f"unsupported SQL: {node.key.upper()} statement is not in mpp's SQL "
                            "subset (only SELECT is)", *statement_start(self.sql))
@@ -119,16 +125,27 @@ class QueryBinder:
             raise unsupported(distinct, self.sql, "SELECT DISTINCT ON")
         return node
 
-    def _register_ctes(self, select: exp.Select) -> None:
-        with_ = select.args.get("with_") or select.args.get("with")
+    def register_ctes(self, query: exp.Expr) -> None:
+        """Make ``query``'s WITH queries visible to it (each may use the ones before it).
+
+        A CTE is bound where it is used; one used twice is inlined twice (EXPLAIN shows both
+        copies, each under its alias).
+        """
+        with_ = query.args.get("with_") or query.args.get("with")
         if with_ is None:
             return
         if with_.args.get("recursive"):
             raise unsupported(with_, self.sql, "WITH RECURSIVE", TokenType.RECURSIVE)
         for cte in with_.expressions:
-            if cte.args.get("alias") is not None and cte.args["alias"].columns:
-                raise unsupported(cte, self.sql, "column aliases on a WITH query")
-            self.ctes[cte.alias.lower()] = cte.this
+            name = cte.alias.lower()
+            if name in self.ctes and name in self._own_ctes:
+                raise SqlError(f"WITH query name {cte.alias!r} is given twice",
+                               *locate(cte, self.sql))
+            self._own_ctes.add(name)
+            self.ctes[name] = cte.this
+            alias = cte.args.get("alias")
+            self.cte_columns[name] = tuple(identifier_name(c) for c in alias.columns) \
+                if alias is not None and alias.columns else None
 
     def _select_items(self, select: exp.Select, scope: Scope) -> list[SelectItem]:
         items: list[SelectItem] = []
@@ -244,10 +261,11 @@ class QueryBinder:
             node = Project(node, tuple(Column(n, e.dtype) for n, e in zip(names, exprs,
                                                                           strict=True)),
                            tuple(names))
-        node = self._limit(select, node)
+        node = self.limit(select, node)
         return LogicalPlan(node, tuple(i.name for i in items))
 
-    def _limit(self, select: exp.Select, node: LogicalNode) -> LogicalNode:
+    def limit(self, select: exp.Expr, node: LogicalNode) -> LogicalNode:
+        """``node`` under the LIMIT / OFFSET written on ``select`` (a SELECT or set operation)."""
         limit, offset = select.args.get("limit"), select.args.get("offset")
         if limit is None and offset is None:
             return node

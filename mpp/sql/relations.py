@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownTableError, suggest
 from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
-from mpp.logical.nodes import Join, JoinKind, LogicalNode, LogicalPlan, Project, Scan
+from mpp.logical.nodes import (
+    Field,
+    Join,
+    JoinKind,
+    LogicalNode,
+    LogicalPlan,
+    Project,
+    Scan,
+    Values,
+)
 from mpp.sql.expressions import ExprBinder
 from mpp.sql.parse import locate, offset_to_line_col, token_after, unsupported
 from mpp.sql.scope import QUALIFIER, Relation, Scope, ScopeColumn, check_qualifiers
+from mpp.sql.types import coerce, common_type, type_name
 
 if TYPE_CHECKING:
     from mpp.sql.bind import QueryBinder
@@ -40,7 +51,6 @@ def unique_names(names: list[str]) -> list[str]:
 
 # FROM items outside the subset that sqlglot parses into nodes of their own.
 _FROM_ITEMS: dict[type, tuple[str, TokenType]] = {
-    exp.Values: ("VALUES in FROM", TokenType.VALUES),
     exp.Unnest: ("UNNEST", TokenType.UNNEST),
     exp.Lateral: ("LATERAL", TokenType.LATERAL),
 }
@@ -49,8 +59,10 @@ _FROM_ITEMS: dict[type, tuple[str, TokenType]] = {
 def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
     """The plan of ``select``'s FROM clause (with joins) and the names it brings into scope."""
     source = select.args.get("from_") or select.args.get("from")
-    if source is None:
-        raise unsupported(select, qb.sql, "SELECT without FROM")
+    if source is None:  # SELECT 1: the select list over one row of no columns
+        if select.args.get("joins"):
+            raise unsupported(select, qb.sql, "JOIN without FROM")
+        return Values(((),), ()), Scope(())
     node, scope = bind_relation(qb, source.this)
     for join in select.args.get("joins") or []:
         node, scope = bind_join(qb, node, scope, join)
@@ -64,13 +76,13 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
     for kind, (construct, keyword) in _FROM_ITEMS.items():
         if isinstance(item, kind):
             raise unsupported(item, qb.sql, construct, keyword)
+    if isinstance(item, exp.Values):
+        return bind_values(qb, item, item.alias or qb.fresh("_values"), alias_columns(item))
     extra = [k for k, v in item.args.items()
              if v and k not in ("this", "alias", "db", "catalog", "sample")]
     if extra:  # time travel, PIVOT, LATERAL, table functions' options, ...
         raise unsupported(item, qb.sql, f"{extra[0].rstrip('_').upper()} on a FROM item")
-    alias_node = item.args.get("alias")
-    if alias_node is not None and alias_node.columns:
-        raise unsupported(item, qb.sql, "column aliases on a FROM item")
+    columns = alias_columns(item)
     if isinstance(item, exp.Table) and isinstance(item.this, exp.Identifier):
         # Trino folds unquoted names to lower case: FROM ACCESS_LOG reads access_log.
         name = item.name if item.this.args.get("quoted") else item.name.lower()
@@ -79,17 +91,38 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
                          f" (write {item.name} or {QUALIFIER}.{item.name})")
         cte = qb.ctes.get(name.lower()) if not item.db else None
         if cte is not None:
-            return subquery_relation(qb.child(exclude=name.lower()).query(cte), alias)
-        return table_relation(qb, item, name, alias)
+            plan = qb.child(exclude=name.lower()).query(cte)
+            plan = renamed(qb, item, plan, qb.cte_columns.get(name.lower()), f"WITH query {name}")
+            return subquery_relation(qb, item, plan, alias, columns)
+        return table_relation(qb, item, name, alias, columns)
     if isinstance(item, exp.Subquery):
         plan = qb.child().query(item.this)
-        return subquery_relation(plan, item.alias or qb.fresh("_subquery"))
+        return subquery_relation(qb, item, plan, item.alias or qb.fresh("_subquery"), columns)
     raise unsupported(item, qb.sql, f"FROM item {item.key.upper()}")
 
 
-def table_relation(qb: QueryBinder, item: exp.Table, name: str,
-                   alias: str) -> tuple[LogicalNode, Scope]:
-    """A Scan of every column of catalog table ``name``."""
+def alias_columns(item: exp.Expr) -> tuple[str, ...] | None:
+    """The column aliases of a FROM item (``AS t (a, b)``), as Trino names them, if any."""
+    alias = item.args.get("alias")
+    if alias is None or not alias.columns:
+        return None
+    return tuple(c.name if c.args.get("quoted") else c.name.lower() for c in alias.columns)
+
+
+def renamed(qb: QueryBinder, node: exp.Expr, plan: LogicalPlan, columns: tuple[str, ...] | None,
+            what: str) -> LogicalPlan:
+    """``plan`` with its output columns renamed ``columns`` (an error if the counts differ)."""
+    if columns is None:
+        return plan
+    if len(columns) != len(plan.output_names):
+        raise SqlError(f"{what} has {len(plan.output_names)} columns but "
+                       f"{len(columns)} column aliases", *locate(node, qb.sql))
+    return LogicalPlan(plan.root, columns)
+
+
+def table_relation(qb: QueryBinder, item: exp.Table, name: str, alias: str,
+                   names: tuple[str, ...] | None = None) -> tuple[LogicalNode, Scope]:
+    """A Scan of every column of catalog table ``name`` (visible as ``names``, if given)."""
     try:
         info = qb.catalog.table(name)
     except UnknownTableError:
@@ -98,13 +131,19 @@ def table_relation(qb: QueryBinder, item: exp.Table, name: str,
             f"unknown table {name!r}.{suggest(name, tables)} Tables: {', '.join(sorted(tables))}",
             *locate(item, qb.sql)) from None
     columns = tuple(info.schema.names)
-    rel = Relation(alias, tuple(ScopeColumn(c, f"{alias}.{c}", info.schema.field(c).type)
-                                for c in columns))
+    if names is not None and len(names) != len(columns):
+        raise SqlError(f"table {name} has {len(columns)} columns but {len(names)} column "
+                       "aliases", *locate(item.args["alias"], qb.sql))
+    rel = Relation(alias, tuple(ScopeColumn(shown, f"{alias}.{c}", info.schema.field(c).type)
+                                for shown, c in zip(names or columns, columns, strict=True)))
     return Scan(info, alias, columns), Scope((rel,))
 
 
-def subquery_relation(plan: LogicalPlan, alias: str) -> tuple[LogicalNode, Scope]:
-    """A bound subquery under ``alias``: its result columns renamed ``<alias>.<name>``."""
+def subquery_relation(qb: QueryBinder, item: exp.Expr, plan: LogicalPlan, alias: str,
+                      columns: tuple[str, ...] | None = None) -> tuple[LogicalNode, Scope]:
+    """A bound subquery under ``alias``: its result columns renamed ``<alias>.<name>``
+    (``<alias>.<column alias>`` with ``AS t (a, b)``)."""
+    plan = renamed(qb, item.args.get("alias") or item, plan, columns, f"subquery {alias}")
     fields = plan.root.schema
     names = unique_names([f"{alias}.{n}" for n in plan.output_names])
     root = plan.root
@@ -206,3 +245,47 @@ def key_columns(qb: QueryBinder, node: LogicalNode,
     project = Project(node, tuple(passthrough) + tuple(e for e, _ in extra),
                       tuple(c.name for c in passthrough) + tuple(n for _, n in extra))
     return project, tuple(keys)
+
+
+def bind_values(qb: QueryBinder, values: exp.Values, alias: str,
+                columns: tuple[str, ...] | None) -> tuple[LogicalNode, Scope]:
+    """``VALUES (..), (..)`` as a relation: constant rows, each column of its rows' common type.
+
+    Columns are named ``_col0, _col1, ...`` unless the FROM item names them (``AS t (a, b)``).
+    """
+    rows = [list(r.expressions) if isinstance(r, exp.Tuple) else [r] for r in values.expressions]
+    widths = {len(r) for r in rows}
+    if len(widths) > 1:
+        raise SqlError(f"VALUES rows have different numbers of columns ({', '.join(map(str, sorted(widths)))})",
+                       *locate(values, qb.sql))
+    binder = ExprBinder(Scope(()), qb.sql, "VALUES")
+    bound = [[binder.bind(e) for e in row] for row in rows]
+    types: list[pa.DataType] = []
+    for i in range(len(rows[0])):
+        t: pa.DataType | None = bound[0][i].dtype
+        for row, written in zip(bound[1:], rows[1:], strict=True):
+            common = common_type(t, row[i].dtype) if t is not None else None
+            if common is None:
+                raise SqlError(f"VALUES column {i + 1} has types {type_name(t or pa.null())} and "
+                               f"{type_name(row[i].dtype)}, which have no common type",
+                               *locate(written[i], qb.sql))
+            t = common
+        types.append(t)
+    names = columns or tuple(f"_col{i}" for i in range(len(types)))
+    if len(names) != len(types):
+        raise SqlError(f"VALUES has {len(types)} columns but {len(names)} column aliases",
+                       *locate(values.args["alias"], qb.sql))
+    fields = tuple(Field(f"{alias}.{n}", t) for n, t in zip(names, types, strict=True))
+    node = Values(tuple(tuple(coerce(e, t) for e, t in zip(row, types, strict=True))
+                        for row in bound), fields)
+    rel = Relation(alias, tuple(ScopeColumn(n, f.name, f.dtype)
+                                for n, f in zip(names, fields, strict=True)))
+    return node, Scope((rel,))
+
+
+def values_query(qb: QueryBinder, values: exp.Values) -> LogicalPlan:
+    """A VALUES statement (``VALUES 1, 2``): its rows are the result, columns ``_col0, ...``."""
+    node, scope = bind_values(qb, values, qb.fresh("_values"), None)
+    names = tuple(c.name for c in scope.relations[0].columns)
+    return LogicalPlan(Project(node, tuple(Column(f.name, f.dtype) for f in node.schema),
+                               names), names)

@@ -75,6 +75,25 @@ def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     return None
 
 
+_TRINO_NAMES: tuple[tuple[pa.DataType, str], ...] = (
+    (pa.int8(), "tinyint"), (pa.int16(), "smallint"), (pa.int32(), "integer"),
+    (pa.int64(), "bigint"), (pa.float32(), "real"), (pa.float64(), "double"),
+    (pa.bool_(), "boolean"), (pa.date32(), "date"), (pa.null(), "unknown"),
+)
+
+
+def type_name(t: pa.DataType) -> str:
+    """Trino's name of an Arrow type, for error messages (``integer``, ``varchar``, ...)."""
+    for arrow, name in _TRINO_NAMES:
+        if t == arrow:
+            return name
+    if is_string(t):
+        return "varchar"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    return str(t)
+
+
 def literal_value(text: str, target: pa.DataType) -> Any:
     """Convert a string literal to a Python value of ``target`` (raises ValueError if invalid)."""
     if pa.types.is_date(target):

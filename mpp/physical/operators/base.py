@@ -154,6 +154,11 @@ class PhysicalOp:
         """:meth:`merge` of the outputs of several tasks of this operator, concatenated."""
         return self.merge(concat(tables, self.schema))
 
+    def with_fixed_partitioning(self) -> PhysicalOp:
+        """A copy that remembers what it computes from its children's partitioning, called by
+        the planner once the exchanges are in place (the default remembers nothing)."""
+        return self
+
     def without_fragments(self) -> PhysicalOp:
         """A copy light enough to ship with every task (scans drop their fragment list)."""
         return self

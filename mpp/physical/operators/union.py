@@ -27,6 +27,11 @@ class UnionExec(PhysicalOp):
     word: ClassVar[str] = "union"
     inputs: tuple[PhysicalOp, ...]
     schema: tuple[Field, ...]
+    operation: str = "UNION ALL"  # the SQL it implements (INTERSECT's tagged inputs, ...)
+    # Each input's partition count, fixed by the planner once the exchanges are in place: the
+    # payload a task receives has its scans' fragment lists dropped, so counting them there
+    # would see one partition per scan.
+    counts: tuple[int, ...] = ()
 
     @property
     def children(self) -> tuple[PhysicalOp, ...]:
@@ -37,7 +42,11 @@ class UnionExec(PhysicalOp):
 
     def partitions(self) -> tuple[int, ...]:
         """Each input's partition count, in input order."""
-        return tuple(producer_partitions(c) for c in self.inputs)
+        return self.counts or tuple(producer_partitions(c) for c in self.inputs)
+
+    def with_fixed_partitioning(self) -> PhysicalOp:
+        return dataclasses.replace(self, counts=tuple(producer_partitions(c)
+                                                      for c in self.inputs))
 
     def output_partitioning(self) -> Partitioning:
         return Arbitrary(sum(self.partitions()))
@@ -70,5 +79,6 @@ class UnionExec(PhysicalOp):
 
     def explain_line(self) -> str:
         parts = " + ".join(str(n) for n in self.partitions())
-        return (f"UnionExec: {len(self.inputs)} inputs [{', '.join(f.name for f in self.schema)}]"
-                f", partitions {parts} concatenated (no data moves)")
+        return (f"UnionExec({self.operation}): {len(self.inputs)} inputs "
+                f"[{', '.join(f.name for f in self.schema)}], partitions {parts} concatenated "
+                "(no data moves)")
