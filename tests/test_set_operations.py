@@ -42,6 +42,15 @@ QUERIES = [
     "WHERE status = 200",
     "SELECT url_id FROM access_log INTERSECT SELECT url_id FROM access_log WHERE bytes < 500",
     "SELECT status FROM access_log EXCEPT SELECT status FROM access_log WHERE 1 = 0",
+    # INTERSECT ALL keeps a row min(m, n) times, EXCEPT ALL m - n times; NULLs match.
+    "SELECT url_id FROM access_log WHERE status = 200 "
+    "INTERSECT ALL SELECT url_id FROM access_log WHERE bytes < 2000",
+    "SELECT status, url_id FROM access_log EXCEPT ALL SELECT status, url_id FROM access_log "
+    "WHERE user_id < 100",
+    "SELECT * FROM (VALUES 1, 1, 1, 2, NULL, NULL) t (x) "
+    "EXCEPT ALL SELECT * FROM (VALUES 1, NULL, 3) u (x)",
+    "SELECT * FROM (VALUES 1, 1, 1, 2, NULL, NULL) t (x) "
+    "INTERSECT ALL SELECT * FROM (VALUES 1, 1, NULL, 3) u (x)",
     # INTERSECT binds tighter than UNION; chains run left to right; parentheses group.
     "SELECT status FROM access_log UNION SELECT 1 INTERSECT SELECT 2",
     "SELECT status FROM access_log EXCEPT SELECT 200 UNION ALL SELECT 200",
@@ -139,6 +148,8 @@ def test_union_distinct_and_intersect_exchange_once_by_every_column(sessions) ->
     text = session.explain("SELECT url_id FROM access_log EXCEPT SELECT url_id FROM urls")
     assert "UnionExec(EXCEPT): 2 inputs [url_id, _in1, _in2]" in text
     assert "FilterExec: ((_rows1 > 0) AND (_rows2 = 0))" in text
+    text = session.explain("SELECT url_id FROM access_log EXCEPT ALL SELECT url_id FROM urls")
+    assert "UnionExec(EXCEPT ALL)" in text and "ReplicateExec: each row _times times" in text
 
 
 def _optimized(sql: str):  # type: ignore[no-untyped-def]

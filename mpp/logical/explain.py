@@ -28,6 +28,7 @@ from mpp.logical.nodes import (
     LogicalNode,
     LogicalPlan,
     Project,
+    Replicate,
     Scan,
     Sort,
     Union,
@@ -171,7 +172,14 @@ def _union(node: Union) -> str:
 
 
 @node_line.register
+def _replicate(node: Replicate) -> str:
+    return f"Replicate: each row {node.count.name} times"
+
+
+@node_line.register
 def _values(node: Values) -> str:
+    if not node.schema:
+        return f"Values: {len(node.rows)} row(s), no columns"
     rows = "; ".join("(" + ", ".join(format_expr(e) for e in row) + ")" for row in node.rows)
     return f"Values: [{', '.join(node.field_names())}] {rows}"
 

@@ -257,6 +257,25 @@ class Union(LogicalNode):
 
 
 @dataclass(frozen=True, slots=True)
+class Replicate(LogicalNode):
+    """Repeats every row ``count`` times (a row whose count is 0, negative or NULL vanishes).
+
+    INTERSECT ALL and EXCEPT ALL end in it: a row value kept min(m, n) or m - n times.
+    """
+
+    input: LogicalNode
+    count: Column
+
+    @property
+    def inputs(self) -> tuple[LogicalNode, ...]:
+        return (self.input,)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema
+
+
+@dataclass(frozen=True, slots=True)
 class Values(LogicalNode):
     """Rows written in the query: ``VALUES (..), (..)``, or one empty row under ``SELECT 1``.
 

@@ -41,7 +41,17 @@ import pyarrow as pa
 
 from mpp.config import PlannerContext
 from mpp.logical.expr import Column, replace_columns
-from mpp.logical.nodes import Aggregate, Filter, Join, LogicalNode, Project, Scan, Sort, Union
+from mpp.logical.nodes import (
+    Aggregate,
+    Filter,
+    Join,
+    LogicalNode,
+    Project,
+    Replicate,
+    Scan,
+    Sort,
+    Union,
+)
 from mpp.optimizer.rule import with_inputs
 
 
@@ -70,6 +80,11 @@ def _prune(node: LogicalNode, required: set[str]) -> LogicalNode:
                                   "a node with several inputs")
     return with_inputs(node, tuple(_prune(c, required & set(c.field_names()))
                                    for c in node.inputs))
+
+
+@_prune.register
+def _replicate(node: Replicate, required: set[str]) -> LogicalNode:
+    return dataclasses.replace(node, input=_prune(node.input, required | {node.count.name}))
 
 
 @_prune.register

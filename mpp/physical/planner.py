@@ -41,6 +41,7 @@ from mpp.physical.operators.aggregate import AggregateMode, HashAggregateExec
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind, producer_partitions
 from mpp.physical.operators.join import HashJoinExec
+from mpp.physical.operators.replicate import ReplicateExec
 from mpp.physical.operators.rowwise import FilterExec, ProjectExec
 from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
@@ -258,6 +259,7 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Sort: _lower_sort,
     ln.Limit: _lower_limit,
     ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
+    ln.Replicate: lambda n, k, c, f: ReplicateExec(k[0], n.count.name),
     ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
 }
 

@@ -9,6 +9,8 @@ Trino plans them:
   (TRUE in its own, NULL in the others), a Union, an Aggregate counting each marker per row
   value, a Filter (INTERSECT: every count > 0; EXCEPT: the first > 0 and the second = 0), and a
   Project dropping the counts. Grouping treats NULLs as equal, as set operations must.
+* ``INTERSECT ALL`` / ``EXCEPT ALL``: the same counts, then each row value repeated min(m, n)
+  or m - n times (a Replicate node; Trino gets there with a row_number window instead).
 
 Branches match by position. Each column gets the common super type of the branches' types
 (Trino's rules, :func:`mpp.sql.types.common_type`); a branch whose type differs gets a cast.
@@ -33,6 +35,7 @@ from mpp.logical.nodes import (
     LogicalNode,
     LogicalPlan,
     Project,
+    Replicate,
     Sort,
     Union,
 )
@@ -67,10 +70,8 @@ def bind_set_operation(qb: QueryBinder, node: exp.SetOperation) -> LogicalPlan:
         if node.args.get("distinct"):
             root = Aggregate(root, _columns(root), (), ())
     else:
-        if not node.args.get("distinct"):
-            raise unsupported(node, qb.sql, name, _KEYWORDS[type(node)],
-                              hint=" (INTERSECT and EXCEPT without ALL are)")
-        root = _tagged(branches, names, name, intersect=isinstance(node, exp.Intersect))
+        root = _tagged(branches, names, name, intersect=isinstance(node, exp.Intersect),
+                       distinct=bool(node.args.get("distinct")))
     return order_and_limit(qb, node, LogicalPlan(root, left.output_names))
 
 
@@ -139,8 +140,10 @@ def _flatten(branches: list[LogicalNode], name: str) -> list[LogicalNode]:
 
 
 def _tagged(branches: list[LogicalNode], names: tuple[str, ...], name: str, *,
-            intersect: bool) -> LogicalNode:
-    """INTERSECT / EXCEPT (DISTINCT): tagged branches, a Union, counts per branch, a Filter."""
+            intersect: bool, distinct: bool) -> LogicalNode:
+    """INTERSECT / EXCEPT: tagged branches, a Union, counts per branch, then a Filter
+    (DISTINCT) or a Replicate of each row value min(m, n) (INTERSECT ALL) or m - n (EXCEPT
+    ALL) times."""
     markers = [f"_in{j + 1}" for j in range(len(branches))]
     tagged = []
     for i, branch in enumerate(branches):
@@ -157,11 +160,19 @@ def _tagged(branches: list[LogicalNode], names: tuple[str, ...], name: str, *,
     agg = Aggregate(union, data,
                     tuple(AggregateCall(AggFunc.COUNT, Column(f.name, f.dtype), False, pa.int64())
                           for f in flags), counts)
+    out = tuple(c.name for c in data)
+    if not distinct:
+        m, n = (Column(c, pa.int64()) for c in counts)
+        times = (Call("case", (Call("<", (m, n), pa.bool_()), m, n), pa.int64(), (("else", True),))
+                 if intersect else Call("-", (m, n), pa.int64()))
+        times_name = unique_names(list(out) + ["_times"])[-1]
+        project = Project(agg, data + (times,), out + (times_name,))
+        return Project(Replicate(project, Column(times_name, pa.int64())), data, out)
     present = [_compare(">", c) for c in counts]
     keep = present if intersect else [present[0], _compare("=", counts[1])]
     predicate = conjoin(keep)
     assert predicate is not None
-    return Project(Filter(agg, predicate), data, tuple(c.name for c in data))
+    return Project(Filter(agg, predicate), data, out)
 
 
 def _compare(op: str, count: str) -> Expr:
