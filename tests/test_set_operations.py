@@ -20,6 +20,8 @@ from tests.compare import assert_same_result
 from tests.fake_catalog import FakeCatalog
 from tests.query_warehouses import warehouse
 
+CTE_TWICE = ("WITH c AS (SELECT user_id FROM users), d AS (SELECT 1 one) "
+             "SELECT x.user_id FROM c x JOIN c y ON x.user_id = y.user_id JOIN d ON d.one * 0 = x.user_id * 0")
 QUERIES = [
     # UNION ALL keeps duplicates; branches of different widths of integer.
     "SELECT status FROM access_log WHERE status = 200 "
@@ -88,6 +90,7 @@ QUERIES = [
     "t AS (SELECT max(n) m FROM s) SELECT s.status FROM s JOIN t ON s.n = t.m",
     "WITH c AS (SELECT user_id FROM users WHERE user_id < 20) "
     "SELECT user_id FROM c UNION ALL SELECT user_id FROM c",
+    CTE_TWICE,
     "WITH c (k, v) AS (SELECT status, bytes FROM access_log) SELECT k, sum(v) FROM c GROUP BY k",
     "WITH a AS (SELECT user_id FROM users), b AS (SELECT user_id FROM access_log) "
     "SELECT user_id FROM a EXCEPT SELECT user_id FROM b",
@@ -187,11 +190,15 @@ def test_pruning_a_node_with_several_inputs_needs_a_rule() -> None:
         _prune(Pair(scan, scan), set())
 
 
-def test_a_cte_used_twice_is_inlined_twice() -> None:
-    text = explain_logical(bind("WITH c AS (SELECT user_id FROM users) SELECT x.user_id FROM c x "
-                                "JOIN c y ON x.user_id = y.user_id", FakeCatalog()))
+def test_a_cte_used_twice_is_inlined_twice_and_explain_says_so(sessions) -> None:  # type: ignore[no-untyped-def]
+    text = explain_logical(bind(CTE_TWICE, FakeCatalog()))
     assert text.count("Scan: users") == 2
     assert "x.user_id" in text and "y.user_id" in text
+    assert text.splitlines()[0] == "Note: WITH c: used 2 times, inlined (planned and run) at each use"
+    assert "WITH d" not in text
+    physical = sessions[("parquet", 3)].explain(CTE_TWICE)
+    assert physical.splitlines()[1] == text.splitlines()[0]
+    assert physical.count("ScanExec: users") == 2
 
 
 @pytest.mark.parametrize("sql,message,where", [

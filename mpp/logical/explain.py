@@ -198,6 +198,8 @@ def explain_logical(plan: LogicalPlan | LogicalNode) -> str:
     starts with an ``Output:`` line listing the names the user sees."""
     root = plan.root if isinstance(plan, LogicalPlan) else plan
     lines: list[str] = []
+    if isinstance(plan, LogicalPlan):
+        lines += [f"Note: {note}" for note in plan.notes]
     if isinstance(plan, LogicalPlan) and plan.output_names != root.field_names():
         lines.append("Output: " + ", ".join(plan.output_names))
     _tree(root, lines, "", "")

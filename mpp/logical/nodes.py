@@ -296,3 +296,6 @@ class LogicalPlan:
 
     root: LogicalNode
     output_names: tuple[str, ...]
+    # What the plan's shape does not show by itself, for EXPLAIN (a WITH query used twice is
+    # planned twice: "WITH c: used 2 times, inlined at each use").
+    notes: tuple[str, ...] = ()

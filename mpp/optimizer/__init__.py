@@ -57,8 +57,8 @@ def optimize(plan: LogicalPlan, ctx: PlannerContext, *,
         if fn is not None:
             root = fn(root, ctx)
         if trace is not None:
-            trace.append((rule.name, LogicalPlan(root, plan.output_names)))
-    return LogicalPlan(root, plan.output_names)
+            trace.append((rule.name, LogicalPlan(root, plan.output_names, plan.notes)))
+    return LogicalPlan(root, plan.output_names, plan.notes)
 
 
 __all__ = ["RULES", "Rule", "optimize"]

@@ -88,6 +88,7 @@ def explain_physical(plan: PhysicalPlan, stats: QueryStats | None = None) -> str
     """The plan's stages, operators, task counts and exchanges; with ``stats``, measurements."""
     lines = [f"PhysicalPlan: {plural(len(plan.stages), 'stage')}, hash exchanges into "
              f"{plan.hash_buckets} buckets"]
+    lines += [f"Note: {note}" for note in plan.notes]
     skews = stats.skew() if stats is not None else {}
     for stage in reversed(plan.stages):
         lines.append(_stage_header(plan, stage))

@@ -135,6 +135,7 @@ class PhysicalPlan:
     hash_buckets: int
     exchange_fan_in: int = 64  # producer outputs one combine task of a hash exchange merges
     settings: Mapping[str, Any] = field(default_factory=dict)  # what the plan was made with
+    notes: tuple[str, ...] = ()  # the logical plan's notes (a WITH query inlined twice)
 
     def exchange_tasks(self, stage: Stage) -> tuple[int, int]:
         """The (combine, split) tasks between ``stage`` and its consumers: a hash exchange's
@@ -351,7 +352,7 @@ def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,
     tree = tree.transform_up(lambda op: op.with_fixed_partitioning())
     root, stages = cut_stages(tree)
     return PhysicalPlan(root, stages, plan.output_names, ctx.hash_buckets,
-                        int(ctx.settings["execution.exchange_fan_in"]), ctx.settings)
+                        int(ctx.settings["execution.exchange_fan_in"]), ctx.settings, plan.notes)
 
 
 def _no_fragments(scan: ln.Scan) -> Sequence[Fragment]:

@@ -50,8 +50,12 @@ _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": 
 
 
 def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
-    """Parse and bind ``sql`` (one Trino SELECT) against ``catalog``."""
-    return QueryBinder(sql, catalog).query(parse(sql))
+    """Parse and bind ``sql`` (one Trino query) against ``catalog``."""
+    binder = QueryBinder(sql, catalog)
+    plan = binder.query(parse(sql))
+    notes = tuple(f"WITH {name}: used {n} times, inlined (planned and run) at each use"
+                  for name, n in binder.cte_uses.items() if n > 1)
+    return LogicalPlan(plan.root, plan.output_names, notes) if notes else plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +71,13 @@ class QueryBinder:
 
     def __init__(self, sql: str, catalog: CatalogLike,
                  ctes: dict[str, exp.Expr] | None = None,
-                 cte_columns: dict[str, tuple[str, ...] | None] | None = None):
+                 cte_columns: dict[str, tuple[str, ...] | None] | None = None,
+                 cte_uses: dict[str, int] | None = None):
         self.sql = sql
         self.catalog = catalog
         self.ctes = dict(ctes or {})
         self.cte_columns = dict(cte_columns or {})  # a CTE's column aliases: WITH t (a, b)
+        self.cte_uses = cte_uses if cte_uses is not None else {}  # shared by the whole query
         self._own_ctes: set[str] = set()
         self._counter = itertools.count()
 
@@ -83,7 +89,7 @@ class QueryBinder:
         """A binder for a nested query block (a CTE cannot see itself)."""
         return QueryBinder(self.sql, self.catalog,
                            {k: v for k, v in self.ctes.items() if k != exclude},
-                           self.cte_columns)
+                           self.cte_columns, self.cte_uses)
 
     def query(self, node: exp.Expr) -> LogicalPlan:
         """Bind one query (a SELECT, a set operation, VALUES; with its CTEs) into a plan."""

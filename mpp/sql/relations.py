@@ -91,6 +91,7 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
                          f" (write {item.name} or {QUALIFIER}.{item.name})")
         cte = qb.ctes.get(name.lower()) if not item.db else None
         if cte is not None:
+            qb.cte_uses[name.lower()] = qb.cte_uses.get(name.lower(), 0) + 1
             plan = qb.child(exclude=name.lower()).query(cte)
             plan = renamed(qb, item, plan, qb.cte_columns.get(name.lower()), f"WITH query {name}")
             return subquery_relation(qb, item, plan, alias, columns)

@@ -90,7 +90,7 @@ def _branch_item(branch: exp.Expr, i: int) -> exp.Expr:
     """The select item at position ``i`` of a branch, to point errors at (else the branch)."""
     while isinstance(branch, exp.Subquery | exp.SetOperation):
         branch = branch.this
-    items = branch.expressions if isinstance(branch, exp.Select) else []
+    items: list[exp.Expr] = branch.expressions if isinstance(branch, exp.Select) else []
     if i < len(items) and not any(isinstance(e, exp.Star) or isinstance(e.this, exp.Star)
                                   for e in items):
         return items[i]
