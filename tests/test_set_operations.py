@@ -84,6 +84,8 @@ QUERIES = [
     "UNION SELECT user_id FROM sessions) t JOIN users u ON u.user_id = t.k ORDER BY 1, 2",
     # VALUES as a relation and as a statement; SELECT without FROM.
     "SELECT * FROM (VALUES (NULL, 1), (NULL, NULL)) AS t (a, b)",
+    "SELECT NULL UNION SELECT NULL",
+    "SELECT NULL x INTERSECT SELECT NULL",
     "SELECT * FROM (VALUES (1, 'a'), (2, NULL), (1, 'a')) AS t (a, b)",
     "SELECT t.name, count(*) FROM access_log a JOIN (VALUES (200, 'ok'), (404, 'missing')) "
     "AS t (code, name) ON a.status = t.code GROUP BY t.name",
@@ -237,3 +239,14 @@ def test_set_operation_errors_name_the_position_and_types(sql: str, message: str
     with pytest.raises(SqlError, match=re.escape(message)) as err:
         bind(sql, FakeCatalog())
     assert (err.value.line, err.value.column) == where
+
+
+def test_values_and_select_without_from_are_one_task(sessions) -> None:  # type: ignore[no-untyped-def]
+    session = sessions[("parquet", 3)]
+    text = session.explain("SELECT 1 + 1 AS two")
+    assert "Stage 1 [stage1-values-project]: 1 task (one, for the rows written in the query)" in text
+    assert "ValuesExec: 1 row [no columns]" in text
+    result = session.sql("SELECT a, count(*) FROM (VALUES (1, 'x'), (1, 'y'), (2, NULL)) AS t (a, b) "
+                         "GROUP BY a")
+    assert [s.tasks for s in result.stats.plan.stages] == [1]
+    assert "ValuesExec: 3 rows [t.a]" in result.explain_analyze  # b is pruned

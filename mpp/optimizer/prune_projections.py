@@ -51,6 +51,7 @@ from mpp.logical.nodes import (
     Scan,
     Sort,
     Union,
+    Values,
 )
 from mpp.optimizer.rule import with_inputs
 
@@ -80,6 +81,16 @@ def _prune(node: LogicalNode, required: set[str]) -> LogicalNode:
                                   "a node with several inputs")
     return with_inputs(node, tuple(_prune(c, required & set(c.field_names()))
                                    for c in node.inputs))
+
+
+@_prune.register
+def _values(node: Values, required: set[str]) -> LogicalNode:
+    # Like a scan, keep one column when none is needed, so the rows still travel.
+    keep = [i for i, f in enumerate(node.schema) if f.name in required] or [0][:len(node.schema)]
+    if len(keep) == len(node.schema):
+        return node
+    return Values(tuple(tuple(row[i] for i in keep) for row in node.rows),
+                  tuple(node.schema[i] for i in keep))
 
 
 @_prune.register

@@ -14,6 +14,7 @@ from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.scan import ScanExec
 from mpp.physical.operators.union import UnionExec
+from mpp.physical.operators.values import ValuesExec
 from mpp.physical.planner import PhysicalPlan, Stage
 from mpp.text import human_bytes, plural
 
@@ -23,6 +24,8 @@ def _source_reason(source: PhysicalOp) -> str:
         return "one per hash bucket" if source.kind.name == "HASH" else "single"
     if isinstance(source, ScanExec):
         return "one per fragment"
+    if isinstance(source, ValuesExec):
+        return "one, for the rows written in the query"
     return "single"
 
 
@@ -38,7 +41,7 @@ def _task_reason(stage: Stage) -> str:
     for reason in ("one per fragment", "one per hash bucket"):
         if reason in reasons:
             return reason
-    return "single"
+    return reasons[0] if len(set(reasons)) == 1 else "single"
 
 
 def _tree(op: PhysicalOp, stage: Stage, indent: str) -> list[str]:
