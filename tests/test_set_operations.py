@@ -64,6 +64,8 @@ QUERIES = [
     "UNION ALL (SELECT user_id FROM users ORDER BY user_id DESC LIMIT 2) ORDER BY 1",
     "SELECT country, plan FROM users UNION SELECT plan, country FROM users "
     "ORDER BY 2, 1 LIMIT 4 OFFSET 2",
+    "SELECT user_id u, status FROM access_log UNION SELECT user_id, 1 FROM users "
+    "ORDER BY -u, status LIMIT 7",
     # Aggregates and joins inside branches; an aggregate and a filter over a union.
     "SELECT 'log' k, count(*) n FROM access_log UNION ALL SELECT 'users', count(*) FROM users",
     "SELECT u.country FROM access_log a JOIN users u ON u.user_id = a.user_id "
@@ -150,6 +152,8 @@ def test_union_all_is_one_stage_of_concatenated_partitions(sessions) -> None:  #
     assert len(plan.stages) == 2  # the broadcast's producer and the union
     # The what-if model's dependencies: the union stage waits for the broadcast's stage only.
     assert result.stats.stage_deps == {1: (), 2: (1,)}
+    prediction = result.stats.predict_many()
+    assert all(p.stage(2).ready >= p.stage(1).finish for p in prediction.values())
     records = [r for r in result.stats.tasks if r.stage == union_stage.id]
     assert sorted(r.partition for r in records) == list(range(7))
     assert sum(r.rows_out for r in records) == result.to_arrow().num_rows
@@ -233,6 +237,8 @@ def test_a_cte_used_twice_is_inlined_twice_and_explain_says_so(sessions) -> None
      "VALUES column 1 has types integer and varchar", (1, 26)),
     ("SELECT user_id FROM users UNION SELECT user_id FROM users ORDER BY country",
      "ORDER BY 'country': not an output column of the set operation", (1, 68)),
+    ("SELECT user_id FROM users UNION SELECT user_id FROM users ORDER BY users.user_id + 1",
+     "column 'users.user_id': no table or alias 'users' in scope", (1, 68)),
 ])
 def test_set_operation_errors_name_the_position_and_types(sql: str, message: str,
                                                           where: tuple[int, int]) -> None:

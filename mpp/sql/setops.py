@@ -15,7 +15,8 @@ Trino plans them:
 Branches match by position. Each column gets the common super type of the branches' types
 (Trino's rules, :func:`mpp.sql.types.common_type`); a branch whose type differs gets a cast.
 Result column names are the first branch's. ORDER BY and LIMIT after the last branch apply to
-the whole result (a parenthesised branch keeps its own).
+the whole result (a parenthesised branch keeps its own); ORDER BY names output columns (by
+name, position, or in an expression such as ``ORDER BY a + 1``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from mpp.logical.nodes import (
     Sort,
     Union,
 )
+from mpp.sql.expressions import ExprBinder
 from mpp.sql.parse import locate, unsupported
 from mpp.sql.relations import unique_names
+from mpp.sql.scope import Relation, Scope, ScopeColumn
 from mpp.sql.types import coerce, common_type, type_name
 
 if TYPE_CHECKING:
@@ -187,17 +190,39 @@ def order_and_limit(qb: QueryBinder, node: exp.Expr, plan: LogicalPlan) -> Logic
     if order is not None:
         fields = root.schema
         keys = []
+        hidden: list[tuple[Expr, str]] = []  # ORDER BY expressions over the output columns
         for ordered in order.expressions:
             i = _output_position(qb, ordered.this, plan)
-            keys.append(SortKey(Column(fields[i].name, fields[i].dtype),
-                                not ordered.args.get("desc"),
+            if i is None:
+                expr = _output_scope_binder(qb, plan).bind(ordered.this)
+                name = unique_names([f.name for f in fields] + [h for _, h in hidden]
+                                    + [f"_o{len(hidden)}"])[-1]
+                hidden.append((expr, name))
+                column = Column(name, expr.dtype)
+            else:
+                column = Column(fields[i].name, fields[i].dtype)
+            keys.append(SortKey(column, not ordered.args.get("desc"),
                                 bool(ordered.args.get("nulls_first"))))
+        if hidden:
+            root = Project(root, _columns(root) + tuple(e for e, _ in hidden),
+                           root.field_names() + tuple(n for _, n in hidden))
         root = Sort(root, tuple(keys))
+        if hidden:
+            root = Project(root, tuple(Column(f.name, f.dtype) for f in fields),
+                           tuple(f.name for f in fields))
     root = qb.limit(node, root)
     return LogicalPlan(root, plan.output_names)
 
 
-def _output_position(qb: QueryBinder, key: exp.Expr, plan: LogicalPlan) -> int:
+def _output_scope_binder(qb: QueryBinder, plan: LogicalPlan) -> ExprBinder:
+    """Binds ORDER BY expressions over a set operation's output columns (bare names only)."""
+    columns = tuple(ScopeColumn(n, f.name, f.dtype)
+                    for n, f in zip(plan.output_names, plan.root.schema, strict=True))
+    return ExprBinder(Scope((Relation("", columns),)), qb.sql, "ORDER BY")
+
+
+def _output_position(qb: QueryBinder, key: exp.Expr, plan: LogicalPlan) -> int | None:
+    """The output column an ORDER BY key names (by position or name); None for an expression."""
     if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
         pos = int(key.this)
         if not 1 <= pos <= len(plan.output_names):
@@ -214,5 +239,4 @@ def _output_position(qb: QueryBinder, key: exp.Expr, plan: LogicalPlan) -> int:
                            "that name", *locate(key, qb.sql))
         raise SqlError(f"ORDER BY {key.name!r}: not an output column of the set operation "
                        f"(columns: {', '.join(plan.output_names)})", *locate(key, qb.sql))
-    raise unsupported(key, qb.sql, "an ORDER BY expression over a set operation",
-                      hint=" (order by an output column's name or position)")
+    return None
