@@ -2,14 +2,15 @@
 
 ``optimize`` runs :data:`RULES` in order over a bound :class:`~mpp.logical.nodes.LogicalPlan`.
 Each rule is a pure function ``(root, ctx) -> root`` in the module of the same name, with the
-setting ``optimizer.<name>`` (default on) to switch it off from ``--set``, ``mpp.connect`` or a
-scenario. ``trace`` collects the plan after every rule (verbose EXPLAIN shows it).
+setting ``optimizer.<name>`` (default on, described by the rule's ``help``) to switch it off
+from ``--set``, ``mpp.connect`` or a scenario; mpp.config derives those switches from RULES. ``trace`` collects the plan after every rule
+(verbose EXPLAIN shows it).
 See docs/architecture/optimizer.md.
 """
 
 from __future__ import annotations
 
-from mpp.config import PlannerContext, Setting, register
+from mpp.config import PlannerContext
 from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
@@ -39,10 +40,6 @@ RULES: tuple[Rule, ...] = (
          help="Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
               "when off, 'auto' joins are partitioned."),
 )
-
-for _rule in RULES:
-    register(Setting(f"optimizer.{_rule.name}", True, _rule.help))
-
 
 def optimize(plan: LogicalPlan, ctx: PlannerContext, *,
              trace: list[tuple[str, LogicalPlan]] | None = None) -> LogicalPlan:
