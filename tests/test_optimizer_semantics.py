@@ -61,6 +61,7 @@ def run(node: LogicalNode, tables: Tables) -> pa.Table:
 @run.register
 def _scan(node: Scan, tables: Tables) -> pa.Table:
     t = filter_table(tables[node.table.name], node.predicates).select(list(node.columns))
+    t = t if node.fetch is None else t.slice(0, node.fetch)
     return t.rename_columns([f"{node.alias}.{c}" for c in node.columns])
 
 
@@ -123,8 +124,9 @@ def _join(node: Join, tables: Tables) -> pa.Table:
 @run.register
 def _sort(node: Sort, tables: Tables) -> pa.Table:
     t = run(node.input, tables)
-    return t.sort_by([(k.column.name, "ascending" if k.ascending else "descending")
-                      for k in node.keys])
+    t = t.sort_by([(k.column.name, "ascending" if k.ascending else "descending")
+                   for k in node.keys])
+    return t if node.fetch is None else t.slice(0, node.fetch)
 
 
 @run.register

@@ -112,7 +112,7 @@ def _scan(node: Scan) -> str:
         parts = [format_predicate(p, node.table.schema.field(p.column).type)
                  for p in node.predicates]
         text += f" filter=({' AND '.join(parts)})"
-    return text
+    return text + (f" fetch={node.fetch}" if node.fetch is not None else "")
 
 
 @node_line.register
@@ -155,7 +155,8 @@ def _join(node: Join) -> str:
 
 @node_line.register
 def _sort(node: Sort) -> str:
-    return "Sort: " + ", ".join(str(k) for k in node.keys)
+    text = "Sort: " + ", ".join(str(k) for k in node.keys)
+    return text + (f" fetch={node.fetch}" if node.fetch is not None else "")
 
 
 @node_line.register

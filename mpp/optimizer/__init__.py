@@ -14,6 +14,7 @@ from mpp.config import PlannerContext
 from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
+from mpp.optimizer.push_down_limit import push_down_limit
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
 from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
 from mpp.optimizer.rule import Rule
@@ -24,6 +25,14 @@ RULES: tuple[Rule, ...] = (
     # (prune_projections), and scans' predicates feed the size estimates (choose_join_strategy).
     Rule("pushdown_predicates", pushdown_predicates,
          help="Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+    # After pushdown_predicates: a Filter it dissolved into a scan no longer stops a Limit, and
+    # a scan's fetch then counts rows passing its predicates. Before prune_projections, which
+    # merges the Projects a Limit leaves stacked when it moves below one. Before
+    # choose_join_strategy: a LEFT join's left side under a pushed Limit is estimated small.
+    Rule("push_down_limit", push_down_limit,
+         help="Plan ORDER BY ... LIMIT as a top-N per task and push LIMIT through projections, "
+              "into scans and into a LEFT join's left side; when off, LIMIT runs where the "
+              "query wrote it (ORDER BY ... LIMIT sorts every row in one task)."),
     # After pushdown, before join choice: the join's size estimate counts only the columns a
     # side really carries.
     Rule("prune_projections", prune_projections,
