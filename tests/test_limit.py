@@ -104,3 +104,25 @@ def test_the_optimized_plan_shows_the_limit_decisions_and_the_scan_follows(clust
         assert "SortExec(partial)" in session.explain(top)
         assert "SortExec(partial)" not in session.explain(
             top, settings={"optimizer.push_down_limit": False})
+
+
+def test_a_sqlite_scan_does_not_trust_registration_row_counts(tmp_path, cluster) -> None:
+    # SQLite is a live database: rows deleted after registration must not make LIMIT return
+    # fewer rows than the table holds (the first rowid ranges are empty now).
+    import sqlite3
+
+    from mpp.catalog import Catalog
+    from mpp.catalog.sqlite_source import register_sqlite
+
+    db = tmp_path / "live.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 101)])
+    wh = tmp_path / "w"
+    register_sqlite(Catalog.open(wh, create=True), "t", db, fragments=4)
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM t WHERE id <= 50")
+    with mpp.connect(wh, cluster=cluster) as session:
+        assert "fetch=30" in session.explain("SELECT id FROM t LIMIT 30", "optimized")
+        ids = session.sql("SELECT id FROM t LIMIT 30").to_arrow()["id"].to_pylist()
+    assert len(ids) == 30 and all(50 < i <= 100 for i in ids)

@@ -138,8 +138,11 @@ def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
 
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:
     """The first fragments that hold ``node.fetch`` rows, when that is known: no pushed
-    predicate may drop rows, and every fragment's row count is in the metadata."""
-    if node.fetch is None or node.predicates or any(f.row_count < 0 for f in frags):
+    predicate may drop rows, and every fragment's row count is in the metadata. Not for a
+    SQLite table: a live database another program writes, whose counts date from registration
+    (its fragments carry no bounds either, for the same reason)."""
+    if (node.fetch is None or node.predicates or node.table.format is StorageFormat.SQLITE
+            or any(f.row_count < 0 for f in frags)):
         return frags
     rows = 0
     for i, frag in enumerate(frags):
