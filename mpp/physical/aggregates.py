@@ -24,8 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpp.errors import SqlError
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
+from mpp.physical.keys import canonical_key, canonical_keys
 from mpp.storage.base import constant_column
 
 # Tables received through an exchange may have buffers at unaligned offsets; Acero (pyarrow's
@@ -207,6 +209,7 @@ def distinct_values(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     anything else by ``pc.unique`` (a hash table), in first-seen order.
     """
     chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    chunked = canonical_key(chunked)  # -0.0 is 0.0, NaNs are one value
     direct = _direct_distinct([chunked], ["v"])
     return direct.column(0).combine_chunks() if direct is not None else pc.unique(chunked)
 
@@ -218,6 +221,7 @@ def distinct_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     :func:`distinct_values`), else pyarrow's hash kernels (``pc.unique``, Acero's group_by).
     """
     keys = list(keys)
+    table = canonical_keys(table, keys)  # -0.0 is 0.0, NaNs are one value
     direct = _direct_distinct([table[k] for k in keys], keys)
     if direct is not None:
         return direct
@@ -236,22 +240,73 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
     if fixed is None:
         fixed = constant_keys(table, keys)
     varying = [k for k in keys if k not in fixed]
+    table = canonical_keys(table, varying)  # -0.0 groups with 0.0, NaNs in one group
     if not specs and varying:
         out = distinct_rows(table, varying)
+        checks: list[tuple[int, str]] = []
     else:
         aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
                 for col, fn, _ in specs]
+        table, checks = _overflow_checks(table, specs)
+        aggs += [(shadow, "sum") for _, shadow in checks]
         out = table.group_by(varying, use_threads=False).aggregate(aggs)
     # Results are picked by position: two calls may share an output name (sum(x) and the sum
     # inside avg(x)). pyarrow puts the key columns first (older releases: last).
-    k, m = len(varying), len(specs)
+    k, m = len(varying), len(specs) + len(checks)
     first = out.column_names[:k] == varying
     key_cols = dict(zip(varying, (out.column(i) for i in (range(k) if first else range(m, m + k))),
                         strict=True))
     agg_cols = [out.column(i) for i in (range(k, k + m) if first else range(m))]
+    for (i, _), shadow in zip(checks, agg_cols[len(specs):], strict=True):
+        _raise_on_overflow(agg_cols[i], shadow)
     cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
             for key in keys]
-    return pa.table(cols + agg_cols, names=keys + [name for _, _, name in specs])
+    return pa.table(cols + agg_cols[:len(specs)], names=keys + [name for _, _, name in specs])
+
+
+# Arrow's integer sum kernels wrap around on overflow (there is no checked hash_sum); Trino's
+# sum(bigint) fails with this error (BigintOperators.add), in the partial and the final step.
+SUM_OVERFLOW = "bigint addition overflow"
+_INT64_LIMIT = 2 ** 63
+
+
+def _overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
+                     ) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """The integer sums in ``specs`` that could overflow, each with a shadow float64 column
+    to sum beside it: ``(spec index, shadow column)``, and ``table`` with the shadows.
+
+    A sum cannot overflow when (values) x (largest magnitude) stays below 2^63: one min/max
+    pass, so the common case (bytes, counts) costs no second sum.
+    """
+    checks: list[tuple[int, str]] = []
+    for i, (col, fn, _) in enumerate(specs):
+        if fn != "sum" or not isinstance(col, str) or not pa.types.is_integer(table[col].type):
+            continue
+        values = table[col]
+        n = len(values) - values.null_count
+        if n == 0:
+            continue
+        bounds = pc.min_max(values)
+        largest = max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py()))
+        if largest * n < _INT64_LIMIT:
+            continue
+        shadow = f"__mpp_sum_check{i}"
+        table = table.append_column(shadow, pc.cast(values, pa.float64(), safe=False))
+        checks.append((i, shadow))
+    return table, checks
+
+
+def _raise_on_overflow(exact: pa.ChunkedArray, approx: pa.ChunkedArray) -> None:
+    """Raise Trino's overflow error where the wrapped integer sums ``exact`` left their
+    float64 shadow sums ``approx``.
+
+    A wrapped sum is off by a multiple of 2^64; the float sum's rounding error is below 2^40
+    for any realistic row count, so a gap above 2^62 means overflow, and nothing else does.
+    """
+    gap = pc.abs(pc.subtract(pc.cast(exact, pa.float64(), safe=False), approx))
+    if pc.any(pc.greater(gap, float(2 ** 62))).as_py():
+        raise SqlError(f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range "
+                       f"[-2^63, 2^63 - 1]")
 
 
 @dataclass(frozen=True, slots=True)
