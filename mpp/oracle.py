@@ -117,6 +117,11 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
             text = _trino_text(cast.this)
             if text is not None:
                 cast.replace(text)
+    for total in list(tree.find_all(exp.Sum)):
+        # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
+        # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
+        if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
+            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
     for trunc in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
         if trunc.this.type is not None and trunc.this.is_type(exp.DType.DATE):
             trunc.replace(exp.cast(trunc.copy(), exp.DType.DATE))

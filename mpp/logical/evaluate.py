@@ -76,10 +76,29 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     try:
         return kernel(expr, args, table.num_rows)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        overflow = _overflow_text(expr, err)
+        if overflow is not None:
+            raise SqlError(f"{overflow} in {expr.source or expr}", expr.line,
+                           expr.column) from None
         if expr.line is None:  # a call the binder inserted (an implicit cast): the
             raise  # innermost enclosing call the user wrote reports it
         raise SqlError(f"cannot evaluate {expr.source}: {err}", expr.line,
                        expr.column) from None
+
+
+# Trino's words for integer overflow (BigintOperators, IntegerOperators, ...), by operator and
+# type: "bigint addition overflow", "integer negation overflow". Arrow's checked kernels say
+# only "overflow".
+_OVERFLOW_OPS = {"+": "addition", "-": "subtraction", "*": "multiplication", "/": "division",
+                 "%": "division", "neg": "negation"}
+_INT_NAMES = {8: "tinyint", 16: "smallint", 32: "integer", 64: "bigint"}
+
+
+def _overflow_text(expr: Call, err: Exception) -> str | None:
+    """Trino's message for an integer overflow in ``expr`` (None for any other error)."""
+    if expr.op not in _OVERFLOW_OPS or not _is_int(expr.dtype) or "overflow" not in str(err):
+        return None
+    return f"{_INT_NAMES.get(expr.dtype.bit_width, 'bigint')} {_OVERFLOW_OPS[expr.op]} overflow"
 
 
 def _is_int(t: pa.DataType) -> bool:

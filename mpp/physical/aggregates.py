@@ -63,12 +63,15 @@ class AggSpec:
         finalize: merged partial columns -> the result column.
         distinct: pyarrow function applied to the distinct argument values in the roll-up of a
             ``DISTINCT`` call.
+        as_double: whether an integer argument is cast to double before ``chunk``: Trino's
+            avg(bigint) adds its values as doubles, so it cannot overflow as a sum can.
     """
 
     chunk: tuple[str, ...]
     combine: tuple[str, ...]
     finalize: Callable[[Sequence[pa.ChunkedArray]], pa.ChunkedArray]
     distinct: str
+    as_double: bool = False
 
 
 AGGREGATES: dict[AggFunc, AggSpec] = {
@@ -78,7 +81,7 @@ AGGREGATES: dict[AggFunc, AggSpec] = {
     AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
     AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
     AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
-    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean"),
+    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean", as_double=True),
 }
 
 
@@ -341,6 +344,8 @@ class AggregateKernel:
         fields = [(k, types[k]) for k in self.grain]
         for i, c in self._plain():
             arg = types[c.arg.name] if c.arg is not None else pa.int64()
+            if AGGREGATES[c.func].as_double and pa.types.is_integer(arg):
+                arg = pa.float64()
             fields += [(_pname(i, j), _partial_type(fn, arg))
                        for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         return fields
@@ -361,7 +366,8 @@ class AggregateKernel:
 
         ``fixed``: the grain's columns already known constant over ``table``.
         """
-        specs = [([] if c.arg is None else c.arg.name, fn, _pname(i, j))
+        table, args = self._chunk_inputs(table)
+        specs = [(args[i], fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         expanded = self._expanded()
         if not expanded:
@@ -374,6 +380,22 @@ class AggregateKernel:
             [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
                        for n, t in fields], names=[n for n, _ in fields]) for p in parts],
             promote_options="permissive")
+
+    def _chunk_inputs(self, table: pa.Table) -> tuple[pa.Table, dict[int, Any]]:
+        """``table`` with the double copies of integer arguments that ``as_double``
+        functions (avg) add up, and the input column (``[]`` for count(*)) of each plain
+        aggregate, by its index in ``calls``."""
+        args: dict[int, Any] = {}
+        for i, c in self._plain():
+            if c.arg is None:
+                args[i] = []
+                continue
+            args[i] = c.arg.name
+            if AGGREGATES[c.func].as_double and pa.types.is_integer(table[c.arg.name].type):
+                args[i] = f"__mpp_double{i}"
+                doubles = pc.cast(table[c.arg.name], pa.float64(), safe=False)
+                table = table.append_column(args[i], doubles)
+        return table, args
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
