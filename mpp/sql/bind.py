@@ -31,7 +31,7 @@ from mpp.logical.nodes import Aggregate, Filter, Limit, LogicalNode, LogicalPlan
 from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
 from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
-from mpp.sql.parse import locate, parse, statement_start, unsupported
+from mpp.sql.parse import deep_stack, locate, parse, statement_start, unsupported
 from mpp.sql.relations import bind_from, unique_names
 from mpp.sql.scope import Scope, check_qualifiers
 
@@ -52,7 +52,9 @@ _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": 
 
 def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
     """Parse and bind ``sql`` (one Trino SELECT) against ``catalog``."""
-    return QueryBinder(sql, catalog).query(parse(sql))
+    tree = parse(sql)
+    with deep_stack():  # nested expressions bind recursively, up to MAX_NESTING levels
+        return QueryBinder(sql, catalog).query(tree)
 
 
 @dataclass(frozen=True, slots=True)

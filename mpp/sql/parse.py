@@ -8,9 +8,11 @@ that introduces them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -22,21 +24,87 @@ from mpp.errors import SqlError
 DIALECT = "trino"
 
 
-def parse(sql: str) -> exp.Expr:
-    """Parse one Trino statement; syntax errors become :class:`SqlError` with line and column."""
+# How deeply expressions may nest (parentheses, operands of operands), and the Python stack
+# that parsing and binding that deep takes: sqlglot's parser recurses about 20 frames per
+# parenthesis (Python's default limit of 1,000 fails near 48). Chains of AND/OR do not nest:
+# the binder flattens them, so a generated 5,000-term OR is one level.
+MAX_NESTING = 100
+_STACK_FRAMES = 12_000
+
+
+@contextlib.contextmanager
+def deep_stack() -> Iterator[None]:
+    """Run the block with room for ``MAX_NESTING`` levels of sqlglot recursion (the limit is
+    raised, never lowered, and restored after), and report running out as a SqlError."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _STACK_FRAMES))
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        yield
+    except RecursionError:
+        raise too_deep() from None
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def too_deep(line: int | None = None, column: int | None = None) -> SqlError:
+    """The error for an expression nested beyond ``MAX_NESTING`` levels."""
+    return SqlError(f"expression nested too deeply (more than {MAX_NESTING} levels)", line,
+                    column)
+
+
+def parse(sql: str) -> exp.Expr:
+    """Parse one Trino statement; syntax errors become :class:`SqlError` with line and column.
+
+    Expressions nested more than ``MAX_NESTING`` levels deep are refused with a SqlError
+    pointing at where the limit is passed, never a RecursionError.
+    """
+    tokens = _tokens(sql)
+    _check_parentheses(sql, tokens)
+    try:
+        with deep_stack():  # the tokens once: a 5,000-term OR takes a second to tokenize
+            parser = sqlglot.Dialect.get_or_raise(DIALECT).parser()
+            statements = [s for s in parser.parse(list(tokens), sql) if s is not None]
     except ParseError as err:
         raise _syntax_error(sql, err) from None
-    except TokenError as err:
-        line, col = _token_error_position(sql, str(err))
-        raise SqlError(f"syntax error: cannot tokenize the text ({err})", line, col) from None
+    except TokenError:
+        raise _token_error(sql) from None
+    for statement in statements:
+        _check_depth(statement, sql)
     if not statements:
         raise SqlError("empty query: expected a SELECT statement", 1, 1)
     if len(statements) > 1:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
+    """Refuse parentheses nested more than ``MAX_NESTING`` deep, before sqlglot recurses."""
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise too_deep(*offset_to_line_col(sql, token.start))
+        elif token.token_type == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+
+
+def _check_depth(tree: exp.Expr, sql: str) -> None:
+    """Refuse expressions nested more than ``MAX_NESTING`` deep (a long ``a + b + c ...``
+    chain nests one level per operator; parentheses and AND/OR chains do not count).
+
+    Iterative: the tree may be thousands of levels deep."""
+    stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.iter_expressions():
+            flat = isinstance(child, exp.Paren) or (
+                isinstance(child, exp.Connector) and type(child) is type(node))
+            below = depth if flat else depth + 1
+            if below > MAX_NESTING:
+                raise too_deep(*locate(child, sql))
+            stack.append((child, below))
 
 
 # What sqlglot's parser says when a node lacks a required part or a function gets too many
@@ -139,7 +207,7 @@ def _sqlglot_class(dotted: str) -> type | None:
 def _tokens_or_none(sql: str) -> Sequence[Token] | None:
     try:
         return _tokens(sql)
-    except TokenError:
+    except SqlError:
         return None
 
 
@@ -177,7 +245,7 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
     if start is None:
         return None
     tokens = _tokens(sql)
-    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    index = _token_starts(sql).get(start)
     if index is None or index + 1 >= len(tokens):
         return None
     if tokens[index + 1].token_type != TokenType.L_PAREN:
@@ -203,12 +271,48 @@ def written_name(node: exp.Expr, sql: str) -> str | None:
     return None
 
 
-def _token_error_position(sql: str, message: str) -> tuple[int, int]:
-    """Best-effort position of a tokenizer error: usually an unterminated string or comment."""
-    for quote in ("'", '"'):
-        if sql.count(quote) % 2 == 1:
-            return offset_to_line_col(sql, sql.rfind(quote))
-    return offset_to_line_col(sql, len(sql.rstrip()) - 1 if sql.strip() else 0)
+# What opens a construct the tokenizer must see closed, and what closes it: its name in errors.
+_DELIMITED = (("--", "\n", None), ("/*", "*/", "comment"), ("'", "'", "string literal"),
+              ('"', '"', "quoted identifier"))
+
+
+def _unterminated(sql: str) -> tuple[str, int] | None:
+    """(what, offset) of the first string literal, quoted identifier or block comment of
+    ``sql`` that is opened and never closed, scanning as Trino's lexer does (a doubled quote
+    inside quotes is the quote character itself); None if every one is closed."""
+    i = 0
+    while i < len(sql):
+        opened = next((d for d in _DELIMITED if sql.startswith(d[0], i)), None)
+        if opened is None:
+            i += 1
+            continue
+        start, close, what = i, opened[1], opened[2]
+        i += len(opened[0])
+        while True:
+            end = sql.find(close, i)
+            if end < 0:
+                if what is None:  # a -- comment may end the text
+                    return None
+                return what, start
+            i = end + len(close)
+            if len(close) == 1 and close in "'\"" and sql.startswith(close, i):
+                i += 1  # '' inside a string, "" inside an identifier
+                continue
+            break
+    return None
+
+
+def _token_error(sql: str) -> SqlError:
+    """The SqlError for text sqlglot's tokenizer rejects: what is unterminated, and where it
+    starts (sqlglot says only "Error tokenizing" and the text)."""
+    found = _unterminated(sql)
+    if found is None:
+        line, col = offset_to_line_col(sql, len(sql.rstrip()) - 1 if sql.strip() else 0)
+        return SqlError("syntax error: cannot read the text into tokens", line, col)
+    what, offset = found
+    closer = {"comment": "*/", "string literal": "'", "quoted identifier": '"'}[what]
+    return SqlError(f"syntax error: unterminated {what} (no closing {closer})",
+                    *offset_to_line_col(sql, offset))
 
 
 def offset_to_line_col(sql: str, offset: int) -> tuple[int, int]:
@@ -231,8 +335,19 @@ def _end(node: exp.Expr) -> int | None:
 
 @functools.lru_cache(maxsize=8)
 def _tokens(sql: str) -> tuple[Token, ...]:
-    """The tokens of ``sql`` (cached: binding locates every call it binds in the same text)."""
-    return tuple(sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql))
+    """The tokens of ``sql`` (cached: binding locates every call it binds in the same text).
+
+    Raises SqlError naming an unterminated string, quoted identifier or comment."""
+    try:
+        return tuple(sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql))
+    except TokenError:
+        raise _token_error(sql) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _token_starts(sql: str) -> dict[int, int]:
+    """Token index by start offset (binding looks up every call it binds: no linear scan)."""
+    return {t.start: i for i, t in enumerate(_tokens(sql))}
 
 
 def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
@@ -271,7 +386,7 @@ def _call_name_before(node: exp.Func, sql: str, start: int) -> int | None:
     word before the ``(`` that precedes it (within a few unlocated words such as ``hour FROM``),
     if that word is one of the node's names."""
     tokens = _tokens(sql)
-    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    index = _token_starts(sql).get(start)
     if index is None:
         return None
     names = {node.sql_name().lower(), node.key.lower()}
