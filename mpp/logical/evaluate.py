@@ -20,6 +20,7 @@ difference is handled here and named in a comment:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from decimal import Decimal
@@ -278,6 +279,11 @@ def _unary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Val
     return lambda call, args, n: kernel(args[0])
 
 
+def _nary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Value]:
+    """A binary kernel folded over any number of arguments (n-ary AND/OR chains)."""
+    return lambda call, args, n: functools.reduce(kernel, args)
+
+
 def _between(call: Call, args: list[Value], n: int) -> Value:
     return pc.and_kleene(pc.greater_equal(args[0], args[1]), pc.less_equal(args[0], args[2]))
 
@@ -315,8 +321,8 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "<=": _binary(pc.less_equal),
     ">": _binary(pc.greater),
     ">=": _binary(pc.greater_equal),
-    "and": _binary(pc.and_kleene),
-    "or": _binary(pc.or_kleene),
+    "and": _nary(pc.and_kleene),
+    "or": _nary(pc.or_kleene),
     "not": _unary(pc.invert),
     "is_null": _unary(pc.is_null),
     "is_not_null": _unary(pc.is_valid),

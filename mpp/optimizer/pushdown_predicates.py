@@ -140,12 +140,12 @@ def _join(node: Join, preds: list[Expr]) -> LogicalNode:
 @_push.register
 def _scan(node: Scan, preds: list[Expr]) -> LogicalNode:
     columns = {f"{node.alias}.{c}": c for c in node.table.schema.names}
-    pushed = list(node.predicates)
+    pushed = dict.fromkeys(node.predicates)  # ordered, and no quadratic membership test
     rest: list[Expr] = []
     for p in preds:
         cp = to_column_predicate(p, columns)
         if cp is None:
             rest.append(p)
-        elif cp not in pushed:
-            pushed.append(cp)
+        else:
+            pushed.setdefault(cp)
     return _above(dataclasses.replace(node, predicates=tuple(pushed)), rest)

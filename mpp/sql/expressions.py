@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
-from mpp.logical.expr import Call, Expr, Literal
+from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
@@ -190,8 +190,28 @@ class ExprBinder:
             raise self.error(node, f"invalid literal for type {common}: {err}") from None
 
     def boolean_op(self, node: exp.Connector) -> Expr:
-        args = tuple(self.predicate(n) for n in (node.left, node.right))
-        return Call("and" if isinstance(node, exp.And) else "or", args, pa.bool_())
+        """A chain of ANDs (or ORs) as one flat n-ary call.
+
+        sqlglot parses ``a OR b OR c`` as a left-deep tree, one level per term; generated SQL
+        has chains of thousands of terms. The chain is collected with a loop, not recursion,
+        and bound flat, so nothing downstream recurses once per term.
+        """
+        kind = type(node)
+        terms: list[exp.Expr] = []
+        stack: list[exp.Expr] = [node]
+        while stack:
+            item = stack.pop()
+            if type(item) is kind:
+                stack += [item.right, item.left]
+            else:
+                terms.append(item)
+        op = "and" if kind is exp.And else "or"
+        bound = conjoin if op == "and" else disjoin
+        out = bound([self.predicate(t) for t in terms])
+        assert isinstance(out, Call)
+        line, column = self.where(node)
+        return dataclasses.replace(out, source=f"{op.upper()} of {len(out.args)} conditions",
+                                   line=line, column=column)
 
     def predicate(self, node: exp.Expr) -> Expr:
         """Bind ``node`` and check it is a boolean."""
@@ -231,9 +251,9 @@ class ExprBinder:
                and c.args[0] == items[0].args[0] for c in items):  # type: ignore[attr-defined]
             args = (items[0].args[0],) + tuple(c.args[1] for c in items)  # type: ignore[attr-defined]
             return Call("in", args, pa.bool_())
-        out = items[0]
-        for item in items[1:]:  # x IN (a, b) with non-constant items is x = a OR x = b
-            out = Call("or", (out, item), pa.bool_())
+        # x IN (a, b) with non-constant items is x = a OR x = b (flat, however many items).
+        out = disjoin(items)
+        assert out is not None
         return out
 
     def like(self, node: exp.Like) -> Expr:

@@ -110,6 +110,12 @@ def _where(predicates: Sequence[ColumnPredicate], declared: dict[str, str]
     rest: list[ColumnPredicate] = []
     for p in predicates:
         col = '"' + p.column.replace('"', '""') + '"'
+        # SQLite refuses expressions deeper than 1,000 and more than 32,766 parameters; a
+        # generated query's thousands of conjuncts beyond these bounds are applied in Arrow.
+        if len(clauses) >= _MAX_SQL_TERMS or len(params) + (
+                len(p.value) if p.op == "in" else 1) > _MAX_SQL_PARAMETERS:
+            rest.append(p)
+            continue
         try:
             if p.op == "is_null":
                 clauses.append(f"{col} IS NULL")
