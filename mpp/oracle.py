@@ -102,13 +102,7 @@ def _balance_chains(tree: exp.Expr) -> exp.Expr:
     for kind in (exp.And, exp.Or):
         tops = [n for n in tree.find_all(kind) if type(n.parent) is not kind]
         for top in tops:
-            terms, stack = [], [top]
-            while stack:
-                node = stack.pop()
-                if type(node) is kind:
-                    stack += [node.expression, node.this]
-                else:
-                    terms.append(node)
+            terms = list(top.flatten(unnest=False))  # without recursion
             if len(terms) > 2:
                 rebuilt = balanced([t.pop() for t in terms],
                                    lambda a, b, k=kind: k(this=a, expression=b))

@@ -193,19 +193,11 @@ class ExprBinder:
         """A chain of ANDs (or ORs) as one flat n-ary call.
 
         sqlglot parses ``a OR b OR c`` as a left-deep tree, one level per term; generated SQL
-        has chains of thousands of terms. The chain is collected with a loop, not recursion,
-        and bound flat, so nothing downstream recurses once per term.
+        has chains of thousands of terms. sqlglot's ``flatten`` collects the chain without
+        recursion, and it is bound flat, so nothing downstream recurses once per term.
         """
-        kind = type(node)
-        terms: list[exp.Expr] = []
-        stack: list[exp.Expr] = [node]
-        while stack:
-            item = stack.pop()
-            if type(item) is kind:
-                stack += [item.right, item.left]
-            else:
-                terms.append(item)
-        op = "and" if kind is exp.And else "or"
+        terms = list(node.flatten(unnest=False))
+        op = "and" if isinstance(node, exp.And) else "or"
         bound = conjoin if op == "and" else disjoin
         out = bound([self.predicate(t) for t in terms])
         assert isinstance(out, Call)
