@@ -112,6 +112,7 @@ def _check(session, sql: str, oracle_sql: str | None = None,  # type: ignore[no-
     ("SELECT -v - v - v FROM nums", "bigint subtraction overflow"),
     ("SELECT i * i FROM nums", "integer multiplication overflow"),
     ("SELECT i + i FROM nums", "integer addition overflow"),
+    ("SELECT (v - v - 9223372036854775807 - 1) / -1 FROM nums", "bigint division overflow"),
 ])
 def test_overflow_fails_as_in_trino_and_duckdb(session, sql: str, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SqlError, match=message):
@@ -132,6 +133,7 @@ def test_negating_the_smallest_bigint_overflows(session) -> None:  # type: ignor
     "SELECT sum(s), sum(-s), sum(s - 1) FROM nums",  # near the limit: no overflow
     "SELECT g, sum(s), avg(v), avg(w), count(DISTINCT k) FROM nums GROUP BY g",
     "SELECT avg(v), avg(w) FROM nums",  # Trino's avg adds doubles: no overflow
+    "SELECT (v - v - 9223372036854775807 - 1) % -1, k % -1, -k % 2 FROM nums",  # 0, not an error
 ])
 def test_sums_near_the_limit_are_exact(session, sql: str) -> None:  # type: ignore[no-untyped-def]
     _check(session, sql)

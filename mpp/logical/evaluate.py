@@ -114,7 +114,11 @@ def _divide(call: Call, args: list[Value], n: int) -> Value:
 
 def _modulo(call: Call, args: list[Value], n: int) -> Value:
     a, b = args
-    quotient = _divide(call, args, n)
+    if _is_int(call.dtype):
+        # x % -1 is 0 (as x % 1), also for the smallest integer, whose quotient by -1
+        # overflows: Trino (Java's %) and DuckDB give 0, not an error.
+        b = pc.if_else(pc.equal(b, -1), pa.scalar(1, call.dtype), b)
+    quotient = _divide(call, [a, b], n)
     if not _is_int(call.dtype):
         quotient = pc.trunc(quotient)  # fmod: the sign follows the dividend, as in Trino
     return pc.subtract_checked(a, pc.multiply_checked(b, quotient))
