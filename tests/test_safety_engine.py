@@ -32,6 +32,7 @@ from mpp.errors import SqlError, StorageError
 from mpp.logical.explain import explain_logical
 from mpp.oracle import run_oracle
 from mpp.sql import bind, parse
+from mpp.sql.bind import MAX_PLAN_DEPTH
 from mpp.sql.parse import MAX_NESTING
 from mpp.storage.base import StorageFormat
 from mpp.storage.sqlite import rows_to_arrow
@@ -287,3 +288,21 @@ def test_nesting_has_a_limit_and_a_clear_error(shape: str) -> None:
 def test_nesting_below_the_limit_works(session, shape: str) -> None:  # type: ignore[no-untyped-def]
     sql = NESTED[shape](MAX_NESTING - 10).replace("#", "nums").replace("@", "g")
     _check(session, sql)
+
+
+def _with_chain(depth: int, table: str, column: str) -> str:
+    """``depth`` WITH queries, each reading the one before (one plan level each)."""
+    links = ", ".join(f"t{i + 1} AS (SELECT {column} + 1 AS {column} FROM t{i})"
+                      for i in range(depth))
+    return (f"WITH t0 AS (SELECT {column} FROM {table}), {links} "
+            f"SELECT {column}, count(*) FROM t{depth} GROUP BY {column}")
+
+
+def test_plan_depth_has_a_limit_and_a_clear_error() -> None:
+    with pytest.raises(SqlError, match=rf"query nested too deeply: more than {MAX_PLAN_DEPTH} "
+                                       r"levels of subqueries, WITH queries and operators"):
+        bind(_with_chain(MAX_PLAN_DEPTH + 5, "access_log", "status"), FakeCatalog())
+
+
+def test_plan_depth_below_the_limit_works(session) -> None:  # type: ignore[no-untyped-def]
+    _check(session, _with_chain(MAX_PLAN_DEPTH - 10, "nums", "g"))

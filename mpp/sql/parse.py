@@ -90,16 +90,23 @@ def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
             depth = max(0, depth - 1)
 
 
+# Nodes that do not count as a level of expression nesting: the statement's structure
+# (subqueries are limited by the plan depth, see mpp.sql.bind) and parentheses.
+_STRUCTURE = (exp.Query, exp.Subquery, exp.CTE, exp.With, exp.From, exp.Where, exp.Having,
+              exp.Group, exp.Order, exp.Ordered, exp.Alias, exp.Join, exp.Table, exp.TableAlias,
+              exp.Limit, exp.Paren)
+
+
 def _check_depth(tree: exp.Expr, sql: str) -> None:
     """Refuse expressions nested more than ``MAX_NESTING`` deep (a long ``a + b + c ...``
-    chain nests one level per operator; parentheses and AND/OR chains do not count).
+    chain nests one level per operator; parentheses, clauses and AND/OR chains do not count).
 
     Iterative: the tree may be thousands of levels deep."""
     stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         for child in node.iter_expressions():
-            flat = isinstance(child, exp.Paren) or (
+            flat = isinstance(child, _STRUCTURE) or (
                 isinstance(child, exp.Connector) and type(child) is type(node))
             below = depth if flat else depth + 1
             if below > MAX_NESTING:
