@@ -128,6 +128,14 @@ def test_negating_the_smallest_bigint_overflows(session) -> None:  # type: ignor
         session.sql(sql)
     with pytest.raises(duckdb.Error, match="(?i)overflow|out of range"):
         run_oracle(sql, session.catalog)
+    # A constant folds in the binder, where it fails the same way (DuckDB makes a HUGEINT).
+    with pytest.raises(SqlError, match=r"bigint negation overflow \(line 1, column"):
+        bind("SELECT -(-9223372036854775808) FROM access_log", FakeCatalog())
+
+
+def test_the_smallest_bigint_literal(session) -> None:  # type: ignore[no-untyped-def]
+    _check(session, "SELECT -9223372036854775808 AS m, count(*) FROM nums "
+                    "WHERE v > -9223372036854775808 GROUP BY 1")
 
 
 @pytest.mark.parametrize("sql", [

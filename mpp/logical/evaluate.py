@@ -95,11 +95,16 @@ _OVERFLOW_OPS = {"+": "addition", "-": "subtraction", "*": "multiplication", "/"
 _INT_NAMES = {8: "tinyint", 16: "smallint", 32: "integer", 64: "bigint"}
 
 
+def integer_name(t: pa.DataType) -> str:
+    """Trino's name of integer type ``t`` (``int32`` -> ``integer``), as its errors use it."""
+    return _INT_NAMES.get(t.bit_width, "bigint")
+
+
 def _overflow_text(expr: Call, err: Exception) -> str | None:
     """Trino's message for an integer overflow in ``expr`` (None for any other error)."""
     if expr.op not in _OVERFLOW_OPS or not _is_int(expr.dtype) or "overflow" not in str(err):
         return None
-    return f"{_INT_NAMES.get(expr.dtype.bit_width, 'bigint')} {_OVERFLOW_OPS[expr.op]} overflow"
+    return f"{integer_name(expr.dtype)} {_OVERFLOW_OPS[expr.op]} overflow"
 
 
 def _is_int(t: pa.DataType) -> bool:

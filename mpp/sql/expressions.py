@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
+from mpp.logical.evaluate import integer_name
 from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
@@ -167,8 +168,15 @@ class ExprBinder:
         return Call(op, (T.coerce(left, common), T.coerce(right, common)), common)
 
     def negate(self, node: exp.Neg) -> Expr:
-        arg = self.bind(node.this)
+        inner = node.this
+        if (isinstance(inner, exp.Literal) and not inner.is_string
+                and inner.this == str(2**63)):  # -9223372036854775808: the smallest BIGINT
+            return Literal(-(2**63), pa.int64())
+        arg = self.bind(inner)
         if isinstance(arg, Literal) and isinstance(arg.value, int | float):
+            if pa.types.is_integer(arg.dtype) and -arg.value >= 2 ** (arg.dtype.bit_width - 1):
+                # -(-2147483648): folding must fail as evaluating would
+                raise self.error(node, f"{integer_name(arg.dtype)} negation overflow")
             return Literal(-arg.value, arg.dtype)
         if not T.is_numeric(arg.dtype):
             raise self.error(node, f"unary minus cannot be applied to {arg.dtype}")
