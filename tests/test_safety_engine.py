@@ -122,6 +122,20 @@ def test_overflow_fails_as_in_trino_and_duckdb(session, sql: str, message: str) 
         run_oracle(sql, session.catalog)
 
 
+@pytest.mark.parametrize(("sql", "column"), [
+    ("SELECT g, sum(v) FROM nums GROUP BY g", 11),
+    ("SELECT count(DISTINCT g),\n  sum(w) FROM nums", 3),
+    ("SELECT sum(v * 1) FROM nums", 8),
+])
+def test_sum_overflow_names_the_call(session, sql: str, column: int) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SqlError) as info:
+        session.sql(sql)
+    call = sql[sql.index("sum("):sql.index(")", sql.index("sum(")) + 1]
+    assert f"bigint addition overflow in {call}" in str(info.value)
+    assert (info.value.line, info.value.column) == (sql[:sql.index("sum(")].count("\n") + 1,
+                                                    column)
+
+
 def test_negating_the_smallest_bigint_overflows(session) -> None:  # type: ignore[no-untyped-def]
     sql = "SELECT -(v - 9223372036854775807 - 1 - v) FROM nums"
     with pytest.raises(SqlError, match="bigint negation overflow"):

@@ -124,6 +124,10 @@ class AggregateCall:
     arg: Column | None
     distinct: bool
     dtype: pa.DataType
+    # Where the user wrote the call, for errors at run time (a sum's overflow), as in Call.
+    source: str = field(default="", compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
+    column: int | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.func is AggFunc.COUNT_STAR:

@@ -16,6 +16,7 @@ Partial columns are named ``__p<i>_<j>`` (aggregate i, partial j).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -261,7 +262,7 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
                         strict=True))
     agg_cols = [out.column(i) for i in (range(k, k + m) if first else range(m))]
     for (i, _), shadow in zip(checks, agg_cols[len(specs):], strict=True):
-        _raise_on_overflow(agg_cols[i], shadow)
+        _raise_on_overflow(agg_cols[i], shadow, specs[i][2])
     cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
             for key in keys]
     return pa.table(cols + agg_cols[:len(specs)], names=keys + [name for _, _, name in specs])
@@ -299,17 +300,24 @@ def _overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
     return table, checks
 
 
-def _raise_on_overflow(exact: pa.ChunkedArray, approx: pa.ChunkedArray) -> None:
-    """Raise Trino's overflow error where the wrapped integer sums ``exact`` left their
-    float64 shadow sums ``approx``.
+class SumOverflow(SqlError):
+    """An integer sum left the BIGINT range; ``output`` names the partial column it made."""
+
+    def __init__(self, output: str):
+        self.output = output
+        super().__init__(f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range [-2^63, 2^63 - 1]")
+
+
+def _raise_on_overflow(exact: pa.ChunkedArray, approx: pa.ChunkedArray, output: str) -> None:
+    """Raise Trino's overflow error where the wrapped integer sums ``exact`` (the column
+    ``output``) left their float64 shadow sums ``approx``.
 
     A wrapped sum is off by a multiple of 2^64; the float sum's rounding error is below 2^40
     for any realistic row count, so a gap above 2^62 means overflow, and nothing else does.
     """
     gap = pc.abs(pc.subtract(pc.cast(exact, pa.float64(), safe=False), approx))
     if pc.any(pc.greater(gap, float(2 ** 62))).as_py():
-        raise SqlError(f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range "
-                       f"[-2^63, 2^63 - 1]")
+        raise SumOverflow(output)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +363,20 @@ class AggregateKernel:
         types = {f.name: f.dtype for f in input_schema}
         return tuple(Field(n, t) for n, t in self._partial_fields(types))
 
+    def _agg(self, table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
+             fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
+        """:func:`_aggregate`, reporting a sum's overflow at the call the user wrote
+        (``sum(x)``, line, column): partial columns are named after their call's index."""
+        try:
+            return _aggregate(table, keys, specs, fixed)
+        except SumOverflow as err:
+            found = re.match(r"__[pd](\d+)", err.output)
+            call = self.calls[int(found.group(1))] if found else None
+            if call is None or not call.source:
+                raise
+            raise SqlError(f"{SUM_OVERFLOW} in {call.source}: the sum exceeds the BIGINT "
+                           "range", call.line, call.column) from None
+
     def partial(self, table: pa.Table,
                 fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
         """Input rows -> partial rows at the grain (one per group, or per (group, x) pair).
@@ -371,10 +393,10 @@ class AggregateKernel:
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         expanded = self._expanded()
         if not expanded:
-            return _aggregate(table, self.grain, specs, fixed)
+            return self._agg(table, self.grain, specs, fixed)
         keys = list(self.keys)
-        parts = [_aggregate(table, keys, specs, fixed)] if specs else []
-        parts += [_aggregate(table, keys + [d], [], fixed) for d in expanded]
+        parts = [self._agg(table, keys, specs, fixed)] if specs else []
+        parts += [self._agg(table, keys + [d], [], fixed) for d in expanded]
         fields = self._partial_fields({f.name: f.type for f in table.schema})
         return pa.concat_tables(
             [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
@@ -405,7 +427,7 @@ class AggregateKernel:
         """
         specs = [(_pname(i, j), fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-        return _aggregate(partials, self.grain, specs, fixed)
+        return self._agg(partials, self.grain, specs, fixed)
 
     def final(self, partials: pa.Table, *, merged: bool = False,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -427,7 +449,7 @@ class AggregateKernel:
                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
             specs += [(c.arg.name, AGGREGATES[c.func].distinct, f"__d{i}")
                       for i, c in enumerate(self.calls) if c.distinct and c.arg is not None]
-            table = _aggregate(table, list(self.keys), specs)
+            table = self._agg(table, list(self.keys), specs)
         cols = [table[k] for k in self.keys]
         for i, c in enumerate(self.calls):
             spec = AGGREGATES[c.func]

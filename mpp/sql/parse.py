@@ -271,6 +271,24 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
     return None
 
 
+def written_call(node: exp.Func, sql: str) -> str:
+    """The text of call ``node`` as the user wrote it (``sum(bytes * 100)``, their case and
+    spacing), or sqlglot's rendering if it cannot be found in the tokens."""
+    start = node.meta.get("start") if node.meta else None
+    index = _token_starts(sql).get(start) if start is not None else None
+    tokens = _tokens(sql)
+    if index is not None:
+        depth = 0
+        for t in tokens[index + 1:]:
+            if t.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif t.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+                if depth == 0:
+                    return sql[start:t.end + 1]
+    return node.sql(dialect=DIALECT)
+
+
 def written_name(node: exp.Expr, sql: str) -> str | None:
     """The text of ``node``'s own token, as the user wrote it (``now`` for CURRENT_TIMESTAMP)."""
     if node.meta and "start" in node.meta and "end" in node.meta:
