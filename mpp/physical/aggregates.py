@@ -16,7 +16,6 @@ Partial columns are named ``__p<i>_<j>`` (aggregate i, partial j).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.errors import SqlError
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
 from mpp.physical.keys import canonical_key, canonical_keys
+from mpp.physical.overflow import SumOverflow, overflow_checks, raise_on_overflow
 from mpp.storage.base import constant_column
 
 # Tables received through an exchange may have buffers at unaligned offsets; Acero (pyarrow's
@@ -251,7 +250,7 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
     else:
         aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
                 for col, fn, _ in specs]
-        table, checks = _overflow_checks(table, specs)
+        table, checks = overflow_checks(table, specs)
         aggs += [(shadow, "sum") for _, shadow in checks]
         out = table.group_by(varying, use_threads=False).aggregate(aggs)
     # Results are picked by position: two calls may share an output name (sum(x) and the sum
@@ -262,62 +261,10 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
                         strict=True))
     agg_cols = [out.column(i) for i in (range(k, k + m) if first else range(m))]
     for (i, _), shadow in zip(checks, agg_cols[len(specs):], strict=True):
-        _raise_on_overflow(agg_cols[i], shadow, specs[i][2])
+        raise_on_overflow(agg_cols[i], shadow, specs[i][2])
     cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
             for key in keys]
     return pa.table(cols + agg_cols[:len(specs)], names=keys + [name for _, _, name in specs])
-
-
-# Arrow's integer sum kernels wrap around on overflow (there is no checked hash_sum); Trino's
-# sum(bigint) fails with this error (BigintOperators.add), in the partial and the final step.
-SUM_OVERFLOW = "bigint addition overflow"
-_INT64_LIMIT = 2 ** 63
-
-
-def _overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
-                     ) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """The integer sums in ``specs`` that could overflow, each with a shadow float64 column
-    to sum beside it: ``(spec index, shadow column)``, and ``table`` with the shadows.
-
-    A sum cannot overflow when (values) x (largest magnitude) stays below 2^63: one min/max
-    pass, so the common case (bytes, counts) costs no second sum.
-    """
-    checks: list[tuple[int, str]] = []
-    for i, (col, fn, _) in enumerate(specs):
-        if fn != "sum" or not isinstance(col, str) or not pa.types.is_integer(table[col].type):
-            continue
-        values = table[col]
-        n = len(values) - values.null_count
-        if n == 0:
-            continue
-        bounds = pc.min_max(values)
-        largest = max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py()))
-        if largest * n < _INT64_LIMIT:
-            continue
-        shadow = f"__mpp_sum_check{i}"
-        table = table.append_column(shadow, pc.cast(values, pa.float64(), safe=False))
-        checks.append((i, shadow))
-    return table, checks
-
-
-class SumOverflow(SqlError):
-    """An integer sum left the BIGINT range; ``output`` names the partial column it made."""
-
-    def __init__(self, output: str):
-        self.output = output
-        super().__init__(f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range [-2^63, 2^63 - 1]")
-
-
-def _raise_on_overflow(exact: pa.ChunkedArray, approx: pa.ChunkedArray, output: str) -> None:
-    """Raise Trino's overflow error where the wrapped integer sums ``exact`` (the column
-    ``output``) left their float64 shadow sums ``approx``.
-
-    A wrapped sum is off by a multiple of 2^64; the float sum's rounding error is below 2^40
-    for any realistic row count, so a gap above 2^62 means overflow, and nothing else does.
-    """
-    gap = pc.abs(pc.subtract(pc.cast(exact, pa.float64(), safe=False), approx))
-    if pc.any(pc.greater(gap, float(2 ** 62))).as_py():
-        raise SumOverflow(output)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,17 +312,11 @@ class AggregateKernel:
 
     def _agg(self, table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
              fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
-        """:func:`_aggregate`, reporting a sum's overflow at the call the user wrote
-        (``sum(x)``, line, column): partial columns are named after their call's index."""
+        """:func:`_aggregate`; a sum's overflow names the call the user wrote."""
         try:
             return _aggregate(table, keys, specs, fixed)
         except SumOverflow as err:
-            found = re.match(r"__[pd](\d+)", err.output)
-            call = self.calls[int(found.group(1))] if found else None
-            if call is None or not call.source:
-                raise
-            raise SqlError(f"{SUM_OVERFLOW} in {call.source}: the sum exceeds the BIGINT "
-                           "range", call.line, call.column) from None
+            raise err.at(self.calls) from None
 
     def partial(self, table: pa.Table,
                 fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -407,15 +348,11 @@ class AggregateKernel:
         """``table`` with the double copies of integer arguments that ``as_double``
         functions (avg) add up, and the input column (``[]`` for count(*)) of each plain
         aggregate, by its index in ``calls``."""
-        args: dict[int, Any] = {}
+        args: dict[int, Any] = {i: [] if c.arg is None else c.arg.name for i, c in self._plain()}
         for i, c in self._plain():
-            if c.arg is None:
-                args[i] = []
-                continue
-            args[i] = c.arg.name
-            if AGGREGATES[c.func].as_double and pa.types.is_integer(table[c.arg.name].type):
+            if c.arg and AGGREGATES[c.func].as_double and pa.types.is_integer(table[args[i]].type):
+                doubles = pc.cast(table[args[i]], pa.float64(), safe=False)
                 args[i] = f"__mpp_double{i}"
-                doubles = pc.cast(table[c.arg.name], pa.float64(), safe=False)
                 table = table.append_column(args[i], doubles)
         return table, args
 

@@ -9,7 +9,6 @@ that introduces them.
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,9 +19,10 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from mpp.errors import SqlError
-
-DIALECT = "trino"
-
+from mpp.sql.lexing import DIALECT, offset_to_line_col
+from mpp.sql.lexing import token_error as _token_error
+from mpp.sql.lexing import token_starts as _token_starts
+from mpp.sql.lexing import tokens as _tokens
 
 # How deeply expressions may nest (parentheses, operands of operands), and the Python stack
 # that parsing and binding that deep takes: sqlglot's parser recurses about 20 frames per
@@ -296,57 +296,6 @@ def written_name(node: exp.Expr, sql: str) -> str | None:
     return None
 
 
-# What opens a construct the tokenizer must see closed, and what closes it: its name in errors.
-_DELIMITED = (("--", "\n", None), ("/*", "*/", "comment"), ("'", "'", "string literal"),
-              ('"', '"', "quoted identifier"))
-
-
-def _unterminated(sql: str) -> tuple[str, int] | None:
-    """(what, offset) of the first string literal, quoted identifier or block comment of
-    ``sql`` that is opened and never closed, scanning as Trino's lexer does (a doubled quote
-    inside quotes is the quote character itself); None if every one is closed."""
-    i = 0
-    while i < len(sql):
-        opened = next((d for d in _DELIMITED if sql.startswith(d[0], i)), None)
-        if opened is None:
-            i += 1
-            continue
-        start, close, what = i, opened[1], opened[2]
-        i += len(opened[0])
-        while True:
-            end = sql.find(close, i)
-            if end < 0:
-                if what is None:  # a -- comment may end the text
-                    return None
-                return what, start
-            i = end + len(close)
-            if len(close) == 1 and close in "'\"" and sql.startswith(close, i):
-                i += 1  # '' inside a string, "" inside an identifier
-                continue
-            break
-    return None
-
-
-def _token_error(sql: str) -> SqlError:
-    """The SqlError for text sqlglot's tokenizer rejects: what is unterminated, and where it
-    starts (sqlglot says only "Error tokenizing" and the text)."""
-    found = _unterminated(sql)
-    if found is None:
-        line, col = offset_to_line_col(sql, len(sql.rstrip()) - 1 if sql.strip() else 0)
-        return SqlError("syntax error: cannot read the text into tokens", line, col)
-    what, offset = found
-    closer = {"comment": "*/", "string literal": "'", "quoted identifier": '"'}[what]
-    return SqlError(f"syntax error: unterminated {what} (no closing {closer})",
-                    *offset_to_line_col(sql, offset))
-
-
-def offset_to_line_col(sql: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of the character at ``offset``."""
-    offset = max(0, min(offset, len(sql)))
-    line = sql.count("\n", 0, offset) + 1
-    return line, offset - (sql.rfind("\n", 0, offset) + 1) + 1
-
-
 def _start(node: exp.Expr) -> int | None:
     """Smallest token offset inside ``node`` (its own or a descendant's)."""
     starts = [n.meta["start"] for n in node.walk() if n.meta and "start" in n.meta]
@@ -356,23 +305,6 @@ def _start(node: exp.Expr) -> int | None:
 def _end(node: exp.Expr) -> int | None:
     ends = [n.meta["end"] for n in node.walk() if n.meta and "end" in n.meta]
     return max(ends) if ends else None
-
-
-@functools.lru_cache(maxsize=8)
-def _tokens(sql: str) -> tuple[Token, ...]:
-    """The tokens of ``sql`` (cached: binding locates every call it binds in the same text).
-
-    Raises SqlError naming an unterminated string, quoted identifier or comment."""
-    try:
-        return tuple(sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql))
-    except TokenError:
-        raise _token_error(sql) from None
-
-
-@functools.lru_cache(maxsize=8)
-def _token_starts(sql: str) -> dict[int, int]:
-    """Token index by start offset (binding looks up every call it binds: no linear scan)."""
-    return {t.start: i for i, t in enumerate(_tokens(sql))}
 
 
 def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
