@@ -18,7 +18,7 @@ from functools import singledispatch
 
 import pyarrow as pa
 
-from mpp.logical.expr import Call, Column, Expr, Literal
+from mpp.logical.expr import Call, Column, Expr, Literal, conjuncts, disjuncts
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -44,7 +44,8 @@ def format_expr(expr: Expr, top: bool = True) -> str:
         return str(expr)
     assert isinstance(expr, Call)
     if expr.op in ("and", "or"):  # print a chain of ANDs (ORs) flat
-        parts = [format_expr(a, top=False) for a in _chain(expr, expr.op)]
+        chain = conjuncts(expr) if expr.op == "and" else disjuncts(expr)
+        parts = [format_expr(a, top=False) for a in chain]
         text = f" {expr.op.upper()} ".join(parts)
         return text if top else f"({text})"
     args = [format_expr(a, top=False) for a in expr.args]
@@ -75,12 +76,6 @@ def format_expr(expr: Expr, top: bool = True) -> str:
     else:
         return f"{op}({', '.join(args)})"
     return text if top else f"({text})"
-
-
-def _chain(expr: Expr, op: str) -> list[Expr]:
-    if isinstance(expr, Call) and expr.op == op:
-        return [part for arg in expr.args for part in _chain(arg, op)]
-    return [expr]
 
 
 def format_predicate(pred: ColumnPredicate, dtype: pa.DataType) -> str:
