@@ -31,7 +31,7 @@ from mpp.logical.nodes import Aggregate, Filter, Limit, LogicalNode, LogicalPlan
 from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
 from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
-from mpp.sql.parse import locate, parse, statement_start, unsupported
+from mpp.sql.parse import deep_stack, locate, parse, statement_start, unsupported
 from mpp.sql.relations import bind_from, unique_names, values_query
 from mpp.sql.scope import Scope, check_qualifiers
 from mpp.sql.setops import SET_OPERATIONS, bind_set_operation, order_and_limit
@@ -51,11 +51,32 @@ _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": 
 
 def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
     """Parse and bind ``sql`` (one Trino query) against ``catalog``."""
+    tree = parse(sql)
     binder = QueryBinder(sql, catalog)
-    plan = binder.query(parse(sql))
+    with deep_stack():  # nested expressions bind recursively, up to MAX_NESTING levels
+        plan = binder.query(tree)
+    _check_plan_depth(plan.root, sql)
     notes = tuple(f"WITH {name}: used {n} times, inlined (planned and run) at each use"
                   for name, n in binder.cte_uses.items() if n > 1)
     return LogicalPlan(plan.root, plan.output_names, notes) if notes else plan
+
+
+# How many plan nodes deep a query may be (a chain of WITH queries each reading the one
+# before nests one Project per query): the optimizer, the physical planner, pickling the
+# plan to the workers and running it there all recurse a few frames per node, within
+# Python's default stack (about 230 nodes pickled was the edge; expressions add depth).
+MAX_PLAN_DEPTH = 150
+
+
+def _check_plan_depth(root: LogicalNode, sql: str) -> None:
+    """Refuse a plan deeper than ``MAX_PLAN_DEPTH`` nodes (checked without recursion)."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_PLAN_DEPTH:
+            raise SqlError(f"query nested too deeply: more than {MAX_PLAN_DEPTH} levels of "
+                           "subqueries, WITH queries and operators", *statement_start(sql))
+        stack += [(child, depth + 1) for child in node.inputs]
 
 
 @dataclass(frozen=True, slots=True)
