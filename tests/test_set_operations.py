@@ -66,6 +66,11 @@ QUERIES = [
     "ORDER BY 2, 1 LIMIT 4 OFFSET 2",
     "SELECT user_id u, status FROM access_log UNION SELECT user_id, 1 FROM users "
     "ORDER BY -u, status LIMIT 7",
+    # A LIMIT over UNION ALL (each branch's scan stops early; any rows will do, so count them).
+    "SELECT count(*) FROM (SELECT user_id FROM access_log WHERE status = 404 "
+    "UNION ALL SELECT user_id FROM users LIMIT 7) t",
+    "SELECT count(*) FROM (SELECT user_id FROM access_log UNION ALL SELECT user_id FROM users "
+    "LIMIT 5000 OFFSET 4200) t",
     # Aggregates and joins inside branches; an aggregate and a filter over a union.
     "SELECT 'log' k, count(*) n FROM access_log UNION ALL SELECT 'users', count(*) FROM users",
     "SELECT u.country FROM access_log a JOIN users u ON u.user_id = a.user_id "

@@ -15,11 +15,14 @@ then ``count`` kept: ``count + offset`` rows needed, or none for LIMIT 0):
 * over a LEFT join: a copy goes on the left side (every left row gives at least one output row,
   so the first ``count + offset`` left rows give enough); the Limit stays above the join. Over
   an inner join without keys or residual (a cross join) a copy goes on both sides.
+* over a UNION ALL: each branch's scan (under row-wise Projects) stops at ``count + offset``
+  rows, since each branch alone may have to supply them all; the Limit stays above the union
+  and its tasks cut their rows before the gather.
 * over anything that changes which rows exist (Filter, Aggregate, inner joins): it stops. Its
   inputs are still visited for Limits of their own (a subquery's).
 
-Not yet (mpp has no such node): a Limit over UNION ALL would go on every branch, and over a
-RIGHT join on the right side, as in DataFusion.
+Not yet (mpp has no such join): over a RIGHT join a copy would go on the right side, as in
+DataFusion.
 
 Example::
 
@@ -49,7 +52,7 @@ from __future__ import annotations
 import dataclasses
 
 from mpp.config import PlannerContext
-from mpp.logical.nodes import Join, JoinKind, Limit, LogicalNode, Project, Scan, Sort
+from mpp.logical.nodes import Join, JoinKind, Limit, LogicalNode, Project, Scan, Sort, Union
 from mpp.optimizer.rule import with_inputs
 
 
@@ -91,7 +94,24 @@ def _push(limit: Limit) -> LogicalNode:
             child, fetch=_at_most(child.fetch, needed)))
     if isinstance(child, Join):
         return dataclasses.replace(limit, input=_push_into_join(child, needed))
+    if isinstance(child, Union) and child.operation == "UNION ALL" and needed:
+        branches = tuple(_fetch_only(b, needed) for b in child.branches)
+        return dataclasses.replace(limit, input=child.with_inputs(branches))
     return limit
+
+
+def _fetch_only(node: LogicalNode, needed: int) -> LogicalNode:
+    """A union branch whose scan, under row-wise Projects, stops at ``needed`` rows.
+
+    No Limit goes on the branch: the Limit above the union cuts, and a Limit of its own would
+    make the planner gather the branch first (an extra stage) where the union's tasks can each
+    cut their own rows before the one gather.
+    """
+    if isinstance(node, Project):
+        return dataclasses.replace(node, input=_fetch_only(node.input, needed))
+    if isinstance(node, Scan):
+        return dataclasses.replace(node, fetch=_at_most(node.fetch, needed))
+    return node
 
 
 def _combine(parent: Limit, child: Limit) -> Limit:
