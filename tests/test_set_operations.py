@@ -261,3 +261,25 @@ def test_values_and_select_without_from_are_one_task(sessions) -> None:  # type:
                          "GROUP BY a")
     assert [s.tasks for s in result.stats.plan.stages] == [1]
     assert "ValuesExec: 3 rows [t.a]" in result.explain_analyze  # b is pruned
+
+
+def test_each_union_input_reads_only_its_own_exchange(sessions) -> None:  # type: ignore[no-untyped-def]
+    from mpp.execution.graph import build_graph
+
+    session = sessions[("parquet", 3)]
+    sql = ("SELECT status, count(*) FROM access_log GROUP BY status "
+           "UNION ALL SELECT 0, count(*) FROM access_log WHERE user_id < 100")
+    result = session.sql(sql)
+    plan = result.stats.plan
+    union = plan.final_stage
+    producers = [e.id for e in union.exchanges]
+    assert len(producers) == 2 and result.stats.stage_deps[union.id] == tuple(sorted(producers))
+    # Input 1: the hash buckets of the GROUP BY (tasks 0..3); input 2: one gathered task.
+    ranges = [(i.first, i.tasks) for i in union.inputs]
+    assert ranges == [(0, plan.hash_buckets), (plan.hash_buckets, 1)]
+    graph = build_graph(plan, "q", "0123abcd")
+    tasks = [v for k, v in graph.dsk.items() if k[0].startswith(union.name)]
+    assert len(tasks) == union.tasks
+    # Each task gets one exchange input; the other is None (not read).
+    assert all(sum(arg is None for arg in task[4:]) == 1 for task in tasks)
+    assert_same_result(result.to_arrow(), run_oracle(sql, session.catalog), sql)
