@@ -91,8 +91,23 @@ class Stage:
 
     @property
     def name(self) -> str:
-        """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partial-agg``."""
-        return f"stage{self.id}-" + "-".join(op.word for op in self.operators())
+        """The Dask key prefix: ``stage<id>-<operator words>``, e.g. ``stage1-scan-partial-agg``.
+
+        Inputs whose pipelines read the same words appear once (a union of 100 ``SELECT``s of
+        one table is ``stage1-scan-project-union``, not 200 words).
+        """
+
+        def words(op: PhysicalOp) -> list[str]:
+            if isinstance(op, ExchangeExec) and op is not self.root:
+                return []
+            distinct: list[list[str]] = []
+            for child in op.children:
+                w = words(child)
+                if w not in distinct:
+                    distinct.append(w)
+            return [word for w in distinct for word in w] + [op.word]
+
+        return f"stage{self.id}-" + "-".join(words(self.root))
 
     @property
     def exchanges(self) -> tuple[ExchangeExec, ...]:
