@@ -166,23 +166,41 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 
 @catalog_cmd.command("register")
 @click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
-@click.option("--format", "fmt", type=click.Choice(["sqlite"]), required=True,
-              help="Format of the external source.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite"]),
+              required=True, help="Format of the files (sqlite: a table of a database).")
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
-@click.option("--path", required=True, help="The database file.")
-@click.option("--source-table", default=None, help="Table in the database (default: --table).")
+@click.option("--path", required=True,
+              help="A file, a folder (Hive key=value/ folders become partition columns) or a "
+                   "glob; for sqlite the database file.")
+@click.option("--source-table", default=None,
+              help="sqlite: table in the database (default: --table).")
 @click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
-              help="rowid ranges (parallel scan tasks).")
+              help="sqlite: rowid ranges (parallel scan tasks). Files: one fragment each.")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
-    """Register a table of an existing SQLite database (read in place, read-only)."""
-    from mpp.catalog import Catalog
-    from mpp.catalog.sqlite_source import register_sqlite
+    """Register existing files (or a SQLite table) as a table, read in place.
 
-    info = register_sqlite(Catalog.open(warehouse), name, path, source_table=source_table,
-                           fragments=fragments)
+    Schema and statistics come from the files; DROP TABLE only forgets the table and never
+    touches the files.
+    """
+    from mpp.catalog import Catalog
+
+    catalog = Catalog.open(warehouse)
+    if fmt == "sqlite":
+        from mpp.catalog.sqlite_source import register_sqlite
+
+        info = register_sqlite(catalog, name, path, source_table=source_table,
+                               fragments=fragments)
+    else:
+        from mpp.catalog.files_source import register_files
+
+        if source_table is not None:
+            raise click.UsageError("--source-table applies to --format sqlite only")
+        info = register_files(catalog, name, path, fmt)
+    parts = (f", partitioned by {', '.join(info.partition_columns)}"
+             if info.partition_columns else "")
     click.echo(f"registered {info.name}: {info.format.value} {info.location}, "
-               f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments")
+               f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments{parts}")
 
 
 @catalog_cmd.command("relocate")
