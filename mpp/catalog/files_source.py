@@ -72,11 +72,11 @@ def storable_type(type_: pa.DataType) -> pa.DataType:
 
 def storable_schema(schema: pa.Schema) -> tuple[pa.Schema, dict[str, str]]:
     """``schema`` in storable types (nullable, no field metadata), and ``{column: file type}``
-    of every column whose type changed."""
+    of every column whose SQL type changed (DECIMAL stored as DOUBLE)."""
     fields, declared = [], {}
     for f in schema:
         t = storable_type(f.type)
-        if t != f.type:
+        if pa.types.is_decimal(f.type):  # the other changes keep the SQL type
             declared[f.name] = str(f.type)
         fields.append(pa.field(f.name, t))
     return pa.schema(fields), declared
