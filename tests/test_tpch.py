@@ -121,3 +121,14 @@ def test_bad_knobs_and_clashes(tmp_path: Path, tpch: Path) -> None:
                                     "--out", str(tmp_path / "b")])
     assert out.exit_code == 2 and "--rows applies to --dataset access_log only" in out.output
     assert not (tmp_path / "b").exists()
+
+
+def test_a_failed_generation_leaves_no_table_and_no_file(tmp_path: Path) -> None:
+    def run(fn, todo, **kw):  # the first task writes its fragments, then the run fails
+        fn(todo[0], **kw)
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        generate_tpch(tmp_path / "w", TpchSpec(0.001), run=run)
+    assert Catalog.open(tmp_path / "w").tables() == []
+    assert list((tmp_path / "w").rglob("*.parquet")) == []

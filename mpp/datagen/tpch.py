@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from mpp.catalog import Catalog, WriteTarget, WrittenFragment, write_fragment
 from mpp.catalog.external import PROP_DECLARED_TYPES
 from mpp.catalog.files_source import storable_schema
+from mpp.datagen import all_or_nothing
 from mpp.errors import CatalogError, KnobError, StorageError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.storage.base import StorageFormat
@@ -186,29 +187,19 @@ def generate_tpch(out: str | os.PathLike[str], spec: TpchSpec, *,
     clash = sorted(set(TABLES) & set(catalog.tables()))
     if clash:
         raise CatalogError(f"{out} already holds table {clash[0]!r}; generate into a new --out")
-    targets: dict[str, WriteTarget] = {}
-    committed: list[str] = []
-    try:
-        for table in TABLES:
-            targets[table] = catalog.begin_write(table, _schemas()[table][0],
-                                                 StorageFormat.PARQUET,
-                                                 top_columns=TOP_COLUMNS[table])
+    schemas = _schemas()  # before any write starts: the generator must be there
+    targets = {t: catalog.begin_write(t, schemas[t][0], StorageFormat.PARQUET,
+                                      top_columns=TOP_COLUMNS[t]) for t in TABLES}
+    with all_or_nothing(catalog, targets) as committed:
         written: dict[str, list[WrittenFragment]] = {t: [] for t in TABLES}
         for result in run(_build_and_write, jobs(spec), targets=targets, spec=spec):
             for table, w in result:
                 written[table].append(w)
         for table in TABLES:
             props = {PROP_TPCH: spec.to_json(),
-                     PROP_DECLARED_TYPES: json.dumps(_schemas()[table][1])}
+                     PROP_DECLARED_TYPES: json.dumps(schemas[table][1])}
             catalog.commit_write(targets[table], written[table], props)
             committed.append(table)
-    except BaseException:
-        for table, target in targets.items():
-            if table not in committed:
-                catalog.abort_write(target)
-        for table in committed:
-            catalog.drop_table(table)
-        raise
     return catalog
 
 
