@@ -199,3 +199,15 @@ def test_mixed_partition_folders_and_bad_names_are_refused(tmp_path: Path) -> No
     catalog = Catalog.open(tmp_path / "w")
     with pytest.raises(CatalogError, match="not allowed"):
         register_files(catalog, "../x", str(tmp_path / "d"), "parquet")
+
+
+def test_a_glob_over_partition_folders_keeps_them_as_columns(tmp_path: Path, lake: Path) -> None:
+    catalog = Catalog.open(tmp_path / "w", create=True)
+    info = register_files(catalog, "recent", str(lake / "orders" / "year=2021*"), "parquet")
+    assert info.partition_columns == ("year", "region")
+    assert (info.stats.row_count, info.stats.fragment_count) == (100, 2)
+    assert info.stats.column("year").min == info.stats.column("year").max == 2021
+    eu = register_files(catalog, "eu", str(lake / "orders" / "*" / "region=EU" / "*.parquet"),
+                        "parquet")
+    assert [f.partition for f in catalog.fragments(eu)] == [
+        (("year", 2020), ("region", "EU")), (("year", 2021), ("region", "EU"))]
