@@ -5,7 +5,8 @@ Three steps, each one function:
 1. :func:`lower` maps every logical node to its operator(s): an Aggregate becomes
    ``HashAggregateExec(FINAL) <- HashAggregateExec(PARTIAL)`` unless its input is already
    distributed by the group keys (then one SINGLE aggregate); ``Limit(Sort)`` becomes a
-   per-task top-N before the final sort; a Join follows the strategy the optimizer chose.
+   per-task top-N before the final sort; a Join follows the strategy the optimizer chose (a
+   HashJoinExec, or a NestedLoopJoinExec for a join without equality keys).
 2. :func:`enforce_distribution` (one pass, bottom-up) compares each operator's required input
    distribution with its child's output partitioning and inserts an ``ExchangeExec`` where they
    disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
@@ -41,6 +42,7 @@ from mpp.physical.operators.aggregate import AggregateMode, HashAggregateExec
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind, producer_partitions
 from mpp.physical.operators.join import HashJoinExec
+from mpp.physical.operators.nested_loop import NestedLoopJoinExec
 from mpp.physical.operators.rowwise import FilterExec, ProjectExec
 from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
@@ -188,6 +190,9 @@ def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,
         strategy = (ln.JoinStrategy.BROADCAST if chosen == "broadcast"
                     else ln.JoinStrategy.PARTITIONED)
         reason = reason or f"join.strategy={chosen}"
+        strategy, reason = node.required_strategy() or (strategy, reason)
+    if not node.left_keys:
+        return NestedLoopJoinExec(kids[0], kids[1], node.kind, strategy, node.residual, reason)
     return HashJoinExec(kids[0], kids[1], node.kind, tuple(k.name for k in node.left_keys),
                         tuple(k.name for k in node.right_keys), strategy, node.residual, reason)
 
