@@ -113,6 +113,9 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         _s("optimizer.pushdown_predicates", True,
            "Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+        _s("optimizer.reorder_joins", True,
+           "Make WHERE equalities between FROM relations join keys and order inner joins "
+           "greedily by estimated size; when off, the keys are still used, in FROM order."),
         _s("optimizer.prune_projections", True,
            "Read and carry only the columns a query uses."),
         _s("optimizer.rewrite_count_distinct", True,

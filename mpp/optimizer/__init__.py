@@ -14,6 +14,7 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
+from mpp.optimizer.reorder_joins import join_keys_in_from_order, reorder_joins
 from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
 from mpp.optimizer.rule import Rule
 
@@ -23,6 +24,12 @@ RULES: tuple[Rule, ...] = (
     # (prune_projections), and scans' predicates feed the size estimates (choose_join_strategy).
     Rule("pushdown_predicates", pushdown_predicates,
          help="Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+    # After pushdown (the relations' estimates count their pushed predicates; WHERE equalities
+    # between relations are left above the cross products it cannot pass), before pruning and
+    # join choice (it may add key Projects; the strategy is chosen for the final order).
+    Rule("reorder_joins", reorder_joins, when_off=join_keys_in_from_order,
+         help="Make WHERE equalities between FROM relations join keys and order inner joins "
+              "greedily by estimated size; when off, the keys are still used, in FROM order."),
     # After pushdown, before join choice: the join's size estimate counts only the columns a
     # side really carries.
     Rule("prune_projections", prune_projections,

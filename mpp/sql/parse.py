@@ -289,6 +289,15 @@ def token_after(node: exp.Expr, sql: str) -> Token | None:
     return next((t for t in _tokens(sql) if t.start > end), None)
 
 
+def token_before(node: exp.Expr, sql: str) -> Token | None:
+    """The token right before ``node``'s text, if any (a comma before a FROM item)."""
+    start = _start(node)
+    if start is None:
+        return None
+    before = [t for t in _tokens(sql) if t.end < start]
+    return before[-1] if before else None
+
+
 def statement_start(sql: str) -> tuple[int, int]:
     """1-based (line, column) of the first token of ``sql`` (after comments)."""
     tokens = _tokens(sql)
