@@ -14,6 +14,7 @@ import mpp
 from mpp.catalog import Catalog
 from mpp.catalog.write import write_fragment
 from mpp.errors import SqlError
+from mpp.metrics.whatif import DEFAULT_BANDWIDTH
 from mpp.oracle import run_oracle
 from mpp.physical.operators.exchange import ExchangeKind
 from mpp.storage.base import StorageFormat
@@ -177,3 +178,17 @@ def test_join_errors_name_the_problem(forms_wh: Path, sql: str, message: str, cl
     with mpp.connect(forms_wh, cluster=cluster) as session, pytest.raises(SqlError,
                                                                          match=message):
         session.bind(sql)
+
+
+def test_whatif_charges_a_cross_joins_broadcast_to_every_worker(forms_wh: Path,
+                                                                 cluster) -> None:
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        stats = session.sql("SELECT lt.x, rt.y FROM lt CROSS JOIN rt").stats
+        build = next(s for s in stats.plan.stages
+                     if s.sink is not None and s.sink.kind is ExchangeKind.BROADCAST)
+        probe = stats.plan.final_stage
+        sent = sum(r.bytes_sent for r in stats.tasks if r.name == f"stage{build.id}-collect")
+        assert sent > 0
+        for w in (8, 128):
+            exchange = stats.predict(w).stage(probe.id).exchange_s
+            assert exchange == pytest.approx(sent * (w - 1) / DEFAULT_BANDWIDTH)
