@@ -15,7 +15,7 @@ Conventions the binder guarantees, so optimizer and physical planner stay simple
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -264,3 +264,23 @@ class LogicalPlan:
 
     root: LogicalNode
     output_names: tuple[str, ...]
+
+
+def key_columns(node: LogicalNode, exprs: list[Expr],
+                fresh: Callable[[], str]) -> tuple[LogicalNode, tuple[Column, ...]]:
+    """Make every join key a Column of ``node``: computed keys (named by ``fresh``) get a
+    Project below the join that passes every field through."""
+    if all(isinstance(e, Column) for e in exprs):
+        return node, tuple(e for e in exprs)  # type: ignore[misc]
+    passthrough = tuple(Column(f.name, f.dtype) for f in node.schema)
+    keys: list[Column] = []
+    extra: list[tuple[Expr, str]] = []
+    for e in exprs:
+        if isinstance(e, Column):
+            keys.append(e)
+        else:
+            extra.append((e, fresh()))
+            keys.append(Column(extra[-1][1], e.dtype))
+    return (Project(node, passthrough + tuple(e for e, _ in extra),
+                    tuple(c.name for c in passthrough) + tuple(n for _, n in extra)),
+            tuple(keys))

@@ -21,13 +21,27 @@ join that already has keys is left alone (``choose_join_strategy`` picks its bui
 Project restores the group's column order. Switched off, the keys are still taken from WHERE,
 but the relations keep their FROM order (Trino's ``join_reordering_strategy=NONE``).
 
-Example::
+Example (the Filter over a cross join becomes a keyed join, access_log first; the middle
+Project restores the FROM order of the columns and is pruned later)::
 
     Before:                                          After:
-    Filter: (a.user_id = u.user_id)                  Join: inner on a.user_id = u.user_id
+    Filter: a.user_id = u.user_id                    Join: inner on a.user_id = u.user_id
     └─ Join: cross                                   ├─ Scan: access_log AS a [...]
        ├─ Scan: users AS u [...]                     └─ Scan: users AS u [...]
-       └─ Scan: access_log AS a [...]                (under a Project restoring u's columns first)
+       └─ Scan: access_log AS a [...]
+
+>>> from mpp.logical.explain import explain_logical
+>>> from mpp.config import PlannerContext, Settings
+>>> from mpp.sql import bind
+>>> from tests.fake_catalog import FakeCatalog
+>>> plan = bind("SELECT u.country FROM users u, access_log a WHERE a.user_id = u.user_id",
+...             FakeCatalog())
+>>> print(explain_logical(reorder_joins(plan.root, PlannerContext(Settings()))))
+Project: u.country AS country
+└─ Project: u.user_id, u.created_at, u.country, u.plan, a.time, a.date, a.user_id, a.session_id, a.url_id, a.status, a.bytes
+   └─ Join: inner on a.user_id = u.user_id, strategy=auto
+      ├─ Scan: access_log AS a [time, date, user_id, session_id, url_id, status, bytes]
+      └─ Scan: users AS u [user_id, created_at, country, plan]
 
 Used configurations:
     optimizer.reorder_joins (bool): switch the rule off to join in FROM order.
@@ -40,8 +54,16 @@ import itertools
 import pyarrow as pa
 
 from mpp.config import PlannerContext
-from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
-from mpp.logical.nodes import Filter, Join, JoinKind, JoinStrategy, LogicalNode, Project
+from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts, equality_sides
+from mpp.logical.nodes import (
+    Filter,
+    Join,
+    JoinKind,
+    JoinStrategy,
+    LogicalNode,
+    Project,
+    key_columns,
+)
 from mpp.optimizer.estimate import estimate
 from mpp.optimizer.rule import with_inputs
 
@@ -100,19 +122,6 @@ def _collect(node: LogicalNode, leaves: list[LogicalNode], preds: list[Expr]) ->
         leaves.append(node)
 
 
-def _sides(p: Expr, left: set[str], right: set[str]) -> tuple[Expr, Expr] | None:
-    """(left expr, right expr) if ``p`` is an equality between the two column sets."""
-    if not (isinstance(p, Call) and p.op == "="):
-        return None
-    a, b = p.args
-    ca, cb = a.columns(), b.columns()
-    if ca and cb and ca <= left and cb <= right:
-        return a, b
-    if ca and cb and ca <= right and cb <= left:
-        return b, a
-    return None
-
-
 def _join(left: LogicalNode, right: LogicalNode, preds: list[Expr],
           counter: itertools.count[int]) -> tuple[Join, list[Expr]]:
     """Join ``left`` and ``right`` on the predicates they make evaluable; return the rest."""
@@ -122,37 +131,21 @@ def _join(left: LogicalNode, right: LogicalNode, preds: list[Expr],
     rest: list[Expr] = []
     for p in preds:
         cols = p.columns()
-        pair = _sides(p, lf, rf)
+        pair = equality_sides(p, lf, rf)
         if pair is not None:
             pairs.append(pair)
         elif cols and cols <= lf | rf and not cols <= lf and not cols <= rf:
             residual.append(p)
         else:
             rest.append(p)
-    left, lkeys = _key_columns(left, [a for a, _ in pairs], counter)
-    right, rkeys = _key_columns(right, [b for _, b in pairs], counter)
+    taken = lf | rf
+
+    def fresh() -> str:  # computed keys' names, unique among both sides' fields
+        return next(n for n in (f"_jk{i}" for i in counter) if n not in taken)
+
+    left, lkeys = key_columns(left, [a for a, _ in pairs], fresh)
+    right, rkeys = key_columns(right, [b for _, b in pairs], fresh)
     return Join(left, right, JoinKind.INNER, lkeys, rkeys, conjoin(residual)), rest
-
-
-def _key_columns(node: LogicalNode, exprs: list[Expr],
-                 counter: itertools.count[int]) -> tuple[LogicalNode, tuple[Column, ...]]:
-    """Every key a Column of ``node``: computed keys get a Project (as the binder's ON)."""
-    if all(isinstance(e, Column) for e in exprs):
-        return node, tuple(e for e in exprs)  # type: ignore[misc]
-    taken = set(node.field_names())
-    keys: list[Column] = []
-    extra: list[tuple[Expr, str]] = []
-    for e in exprs:
-        if isinstance(e, Column):
-            keys.append(e)
-            continue
-        name = next(n for n in (f"_jk{i}" for i in counter) if n not in taken)
-        extra.append((e, name))
-        keys.append(Column(name, e.dtype))
-    passthrough = tuple(Column(f.name, f.dtype) for f in node.schema)
-    return (Project(node, passthrough + tuple(e for e, _ in extra),
-                    tuple(c.name for c in passthrough) + tuple(n for _, n in extra)),
-            tuple(keys))
 
 
 def _build(leaves: list[LogicalNode], preds: list[Expr], counter: itertools.count[int],
@@ -186,7 +179,7 @@ def _next(tree: LogicalNode, leaves: list[LogicalNode], rows: list[float],
     scored = []
     for i in remaining:
         leaf_fields = set(leaves[i].field_names())
-        if any(_sides(p, fields, leaf_fields) for p in preds):
+        if any(equality_sides(p, fields, leaf_fields) for p in preds):
             joined, _ = _join(tree, leaves[i], preds, itertools.count())
             scored.append((0, estimate(joined).rows, rows[i], i))
         else:

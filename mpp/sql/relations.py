@@ -17,8 +17,16 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownTableError, suggest
-from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
-from mpp.logical.nodes import Join, JoinKind, LogicalNode, LogicalPlan, Project, Scan
+from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts, equality_sides
+from mpp.logical.nodes import (
+    Join,
+    JoinKind,
+    LogicalNode,
+    LogicalPlan,
+    Project,
+    Scan,
+    key_columns,
+)
 from mpp.sql import types as T
 from mpp.sql.expressions import ExprBinder
 from mpp.sql.parse import locate, offset_to_line_col, token_after, token_before, unsupported
@@ -176,14 +184,14 @@ def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope,
     rexprs: list[Expr] = []
     residual: list[Expr] = []
     for part in conjuncts(condition):
-        pair = _key_pair(part, lfields, rfields)
+        pair = equality_sides(part, lfields, rfields)
         if pair is None:
             residual.append(part)
         else:
             lexprs.append(pair[0])
             rexprs.append(pair[1])
-    left, lkeys = key_columns(qb, left, lexprs)
-    right, rkeys = key_columns(qb, right, rexprs)
+    left, lkeys = key_columns(left, lexprs, lambda: qb.fresh("_k"))
+    right, rkeys = key_columns(right, rexprs, lambda: qb.fresh("_k"))
     return Join(left, right, kind, lkeys, rkeys, conjoin(residual)), scope
 
 
@@ -227,36 +235,3 @@ def _bind_using(qb: QueryBinder, kind: JoinKind, left: LogicalNode, lscope: Scop
     earlier = tuple(c for rel in lscope.relations if not rel.alias for c in rel.columns
                     if c.field not in paired)
     return node, Scope((Relation("", tuple(using) + earlier), *hidden))
-
-
-def _key_pair(part: Expr, left: set[str], right: set[str]) -> tuple[Expr, Expr] | None:
-    """(left expr, right expr) if ``part`` is an equality between the two sides."""
-    if not (isinstance(part, Call) and part.op == "="):
-        return None
-    a, b = part.args
-    ca, cb = a.columns(), b.columns()
-    if ca and cb and ca <= left and cb <= right:
-        return a, b
-    if ca and cb and ca <= right and cb <= left:
-        return b, a
-    return None
-
-
-def key_columns(qb: QueryBinder, node: LogicalNode,
-                exprs: list[Expr]) -> tuple[LogicalNode, tuple[Column, ...]]:
-    """Make every join key a Column: computed keys get a Project below the join."""
-    if all(isinstance(e, Column) for e in exprs):
-        return node, tuple(e for e in exprs)  # type: ignore[misc]
-    passthrough = [Column(f.name, f.dtype) for f in node.schema]
-    keys: list[Column] = []
-    extra: list[tuple[Expr, str]] = []
-    for e in exprs:
-        if isinstance(e, Column):
-            keys.append(e)
-        else:
-            name = qb.fresh("_k")
-            extra.append((e, name))
-            keys.append(Column(name, e.dtype))
-    project = Project(node, tuple(passthrough) + tuple(e for e, _ in extra),
-                      tuple(c.name for c in passthrough) + tuple(n for _, n in extra))
-    return project, tuple(keys)

@@ -19,7 +19,7 @@ from mpp.physical.distribution import (
     Partitioning,
     UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext
 from mpp.physical.operators.nested_loop import (
     LEFT_ID,
     RIGHT_ID,
@@ -35,7 +35,7 @@ _FLIPPED = {"inner": "inner", "left outer": "right outer", "right outer": "left 
 
 
 @dataclass(frozen=True, slots=True)
-class HashJoinExec(PhysicalOp):
+class HashJoinExec(JoinOp):
     """Joins ``left`` (probe) with ``right`` (build) on ``left_keys[i] = right_keys[i]``.
 
     BROADCAST: the right side's complete result is copied to every task of the left side, which
@@ -54,14 +54,6 @@ class HashJoinExec(PhysicalOp):
     strategy: JoinStrategy
     residual: Expr | None = None
     reason: str = ""
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.left.schema + self.right.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.left, self.right)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.strategy is JoinStrategy.BROADCAST:

@@ -30,7 +30,7 @@ from mpp.physical.distribution import (
     SinglePartition,
     UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext, concat, empty_table
+from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext, concat, empty_table
 from mpp.physical.operators.rowwise import evaluate_column
 
 LEFT_ID, RIGHT_ID = "__mpp_left_row", "__mpp_right_row"
@@ -92,7 +92,7 @@ def _pairs(left: pa.Table, right: pa.Table, residual: Expr | None,
 
 
 @dataclass(frozen=True, slots=True)
-class NestedLoopJoinExec(PhysicalOp):
+class NestedLoopJoinExec(JoinOp):
     """Joins ``left`` and ``right`` on ``residual`` alone (no keys; None: every pair)."""
 
     word: ClassVar[str] = "loopjoin"
@@ -108,14 +108,6 @@ class NestedLoopJoinExec(PhysicalOp):
             assert self.kind in (JoinKind.INNER, JoinKind.LEFT), "broadcast keeps the left side"
         else:
             assert self.strategy is JoinStrategy.SINGLE, "a keyless join has nothing to hash"
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.left.schema + self.right.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.left, self.right)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.strategy is JoinStrategy.BROADCAST:
