@@ -289,13 +289,13 @@ def token_after(node: exp.Expr, sql: str) -> Token | None:
     return next((t for t in _tokens(sql) if t.start > end), None)
 
 
-def token_before(node: exp.Expr, sql: str) -> Token | None:
-    """The token right before ``node``'s text, if any (a comma before a FROM item)."""
-    start = _start(node)
-    if start is None:
-        return None
-    before = [t for t in _tokens(sql) if t.end < start]
-    return before[-1] if before else None
+def tokens_between(first: exp.Expr, second: exp.Expr, sql: str) -> list[Token]:
+    """The tokens after ``first``'s text and before ``second``'s (the keywords joining two
+    FROM items: a comma, ``LEFT JOIN``, ...)."""
+    end, start = _end(first), _start(second)
+    if end is None or start is None:
+        return []
+    return [t for t in _tokens(sql) if end < t.start and t.end < start]
 
 
 def statement_start(sql: str) -> tuple[int, int]:

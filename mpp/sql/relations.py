@@ -29,7 +29,7 @@ from mpp.logical.nodes import (
 )
 from mpp.sql import types as T
 from mpp.sql.expressions import ExprBinder
-from mpp.sql.parse import locate, offset_to_line_col, token_after, token_before, unsupported
+from mpp.sql.parse import locate, offset_to_line_col, token_after, tokens_between, unsupported
 from mpp.sql.scope import QUALIFIER, Relation, Scope, ScopeColumn, check_qualifiers
 
 if TYPE_CHECKING:
@@ -64,8 +64,10 @@ def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
     if source is None:
         raise unsupported(select, qb.sql, "SELECT without FROM")
     node, scope = bind_relation(qb, source.this)
+    previous: exp.Expr = source.this
     for join in select.args.get("joins") or []:
-        node, scope = bind_join(qb, node, scope, join)
+        node, scope = bind_join(qb, node, scope, join, previous)
+        previous = join
     return node, scope
 
 
@@ -133,8 +135,11 @@ def subquery_relation(plan: LogicalPlan, alias: str) -> tuple[LogicalNode, Scope
 _OUTER = {"LEFT": JoinKind.LEFT, "RIGHT": JoinKind.RIGHT, "FULL": JoinKind.FULL}
 
 
-def _check_join_kind(qb: QueryBinder, join: exp.Join) -> tuple[JoinKind, bool]:
-    """The join's kind, and whether it is a cross product (a comma or CROSS JOIN)."""
+def _check_join_kind(qb: QueryBinder, join: exp.Join,
+                     previous: exp.Expr) -> tuple[JoinKind, bool]:
+    """The join's kind, and whether it is a cross product (a comma or CROSS JOIN).
+
+    ``previous``: the FROM item or join before it (the words in between tell a comma)."""
     side, kind = (join.side or "").upper(), (join.kind or "").upper()
     if join.method:
         raise unsupported(join, qb.sql, f"{join.method.upper()} JOIN", TokenType.NATURAL)
@@ -145,9 +150,8 @@ def _check_join_kind(qb: QueryBinder, join: exp.Join) -> tuple[JoinKind, bool]:
                                                             "pivots", "hint")]
     if extra:
         raise unsupported(join, qb.sql, f"{extra[0].rstrip('_').upper()} in a join")
-    before = token_before(join.this, qb.sql)
-    if kind == "CROSS" or (not side and before is not None
-                           and before.token_type == TokenType.COMMA):
+    between = {t.token_type for t in tokens_between(previous, join.this, qb.sql)}
+    if kind == "CROSS" or (TokenType.COMMA in between and TokenType.JOIN not in between):
         return JoinKind.INNER, True
     if join.args.get("on") is None and not join.args.get("using"):
         after = token_after(join, qb.sql)
@@ -159,15 +163,15 @@ def _check_join_kind(qb: QueryBinder, join: exp.Join) -> tuple[JoinKind, bool]:
     return _OUTER.get(side, JoinKind.INNER), False
 
 
-def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope,
-              join: exp.Join) -> tuple[LogicalNode, Scope]:
+def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope, join: exp.Join,
+              previous: exp.Expr) -> tuple[LogicalNode, Scope]:
     """``left JOIN right ON ...``: equality keys between the sides plus a residual.
 
     A comma or CROSS JOIN is a join without keys (a cross product); the optimizer rule
     ``reorder_joins`` turns WHERE equalities into its keys. ON without any equality between
     the sides is a join without keys whose residual tests every pair (a nested loop).
     """
-    kind, cross = _check_join_kind(qb, join)
+    kind, cross = _check_join_kind(qb, join, previous)
     right, rscope = bind_relation(qb, join.this)
     for rel in rscope.relations:
         if rel.alias and lscope.relation(rel.alias) is not None:
