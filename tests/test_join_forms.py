@@ -194,6 +194,11 @@ def test_using_after_a_full_join_uses_the_coalesced_column(forms_wh: Path, clust
         for strategy in ("auto", "partitioned"):
             result = session.sql(sql, settings={"join.strategy": strategy})
             assert_same_rows(result.to_arrow(), expected)
+        # A qualified star drops the USING column too, as Trino's does (trinodb/trino#29696).
+        result = session.sql("SELECT rt.*, lt.x FROM lt JOIN rt USING (k)")
+        assert result.to_arrow().column_names == ["y", "g", "x"]
+        assert_same_rows(result.to_arrow(), run_oracle(
+            "SELECT rt.y, rt.g, lt.x FROM lt JOIN rt USING (k)", session.catalog))
 
 
 @pytest.mark.parametrize(("sql", "message"), [
