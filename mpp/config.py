@@ -106,25 +106,12 @@ MAX_HASH_BUCKETS = 100_000
 MAX_BROADCAST_BYTES = 16 * 2**30
 MAX_TARGET_FILE_BYTES = 16 * 2**30
 
-# The registry. Optimizer rules register an "optimizer.<rule_name>" switch each (see
-# mpp/optimizer/__init__.py); every other setting is here, in the order `mpp settings` prints.
-SETTINGS: dict[str, Setting] = {
+# The fixed settings, in the order `mpp settings` prints them after the rule switches. The
+# "optimizer.<rule>" switches are not listed here: SETTINGS derives one per rule in
+# mpp.optimizer.RULES (see _Registry), so adding a rule needs no line in this file.
+_FIXED: dict[str, Setting] = {
     s.name: s
     for s in [
-        _s("optimizer.pushdown_predicates", True,
-           "Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
-        _s("optimizer.reorder_joins", True,
-           "Make WHERE equalities between FROM relations join keys and order inner joins "
-           "greedily by estimated size; when off, the keys are still used, in FROM order."),
-        _s("optimizer.prune_projections", True,
-           "Read and carry only the columns a query uses."),
-        _s("optimizer.rewrite_count_distinct", True,
-           "Choose each DISTINCT aggregation's strategy (aggregate.distinct_strategy) and "
-           "rewrite count(DISTINCT x) into count(x) over a DISTINCT (group, x) where chosen; "
-           "when off, nothing is rewritten."),
-        _s("optimizer.choose_join_strategy", True,
-           "Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
-           "when off, 'auto' joins are partitioned."),
         _s("optimizer.broadcast_threshold_bytes", 32 * 1024 * 1024,
            "A join side estimated at or below this many bytes (in memory) is broadcast. At most "
            "16 GiB: a broadcast side is copied into every task's worker, and no worker holds "
@@ -167,6 +154,51 @@ SETTINGS: dict[str, Setting] = {
            "(no partition a worker holds is larger).", minimum=0, maximum=2**40),
     ]
 }
+
+
+class _Registry(Mapping[str, Setting]):
+    """Every setting by name: one ``optimizer.<rule>`` switch (bool, default true, the rule's
+    help) per rule in :data:`mpp.optimizer.RULES`, then the fixed settings above.
+
+    The switches are derived from RULES on first use, not at import: mpp.optimizer imports
+    this module (its rules read :class:`PlannerContext`), so importing it here would be a
+    cycle. Importing only mpp.config (as the CLI does before parsing ``--set``) is enough to
+    know every rule. A fixed name is found without loading the optimizer.
+    """
+
+    def __init__(self, fixed: dict[str, Setting]):
+        self._fixed = fixed
+        self._switches: dict[str, Setting] | None = None
+        self._loading = False
+
+    def _settings(self) -> dict[str, Setting]:
+        if self._switches is None:
+            if self._loading:  # a module the optimizer imports reads a setting at import
+                return self._fixed
+            self._loading = True
+            try:
+                from mpp.optimizer import RULES
+            finally:
+                self._loading = False
+            self._switches = {f"optimizer.{r.name}": Setting(f"optimizer.{r.name}", True, r.help)
+                              for r in RULES}
+        return {**self._switches, **self._fixed}
+
+    def __getitem__(self, name: str) -> Setting:
+        fixed = self._fixed.get(name)
+        return fixed if fixed is not None else self._settings()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fixed or name in self._settings()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._settings())
+
+    def __len__(self) -> int:
+        return len(self._settings())
+
+
+SETTINGS: Mapping[str, Setting] = _Registry(_FIXED)
 
 
 class Settings(Mapping[str, Any]):
@@ -226,14 +258,6 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
         name = name.strip()
         out[name] = lookup(name).convert(value.strip())
     return out
-
-
-def register(setting: Setting) -> Setting:
-    """Add a setting to the registry: each optimizer rule registers its on/off switch
-    (``optimizer.<rule>``) from its module. Every other setting is listed in SETTINGS above,
-    so a Settings made before any module is imported already has it."""
-    SETTINGS.setdefault(setting.name, setting)
-    return SETTINGS[setting.name]
 
 
 @dataclass(frozen=True, slots=True)

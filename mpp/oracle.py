@@ -51,6 +51,7 @@ from mpp.catalog.model import TableInfo
 from mpp.sql.parse import DIALECT, parse
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.files import local_path
+from mpp.storage.predicates import balanced
 
 _SQL_TYPES = [
     (pa.types.is_int8, "TINYINT"), (pa.types.is_int16, "SMALLINT"),
@@ -91,6 +92,27 @@ def _typed(tree: exp.Expr, schema: dict[str, object] | None) -> exp.Expr:
         return tree
 
 
+def _balance_chains(tree: exp.Expr) -> exp.Expr:
+    """``tree`` with every chain of ANDs (ORs) rebuilt as a balanced tree of the same terms.
+
+    sqlglot parses ``a OR b OR c ...`` one level per term, and its qualifier looks up the
+    ancestors of every column: quadratic in a generated chain of thousands of terms. AND and
+    OR are associative (in three-valued logic too), so the balanced tree means the same.
+    """
+    for kind in (exp.And, exp.Or):
+        tops = [n for n in tree.find_all(kind) if type(n.parent) is not kind]
+        for top in tops:
+            terms = list(top.flatten(unnest=False))  # without recursion
+            if len(terms) > 2:
+                rebuilt = balanced([t.pop() for t in terms],
+                                   lambda a, b, k=kind: k(this=a, expression=b))
+                if top is tree:
+                    tree = rebuilt
+                else:
+                    top.replace(rebuilt)
+    return tree
+
+
 def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     """``trino_sql`` as DuckDB SQL with Trino's meaning.
 
@@ -100,7 +122,7 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     >>> duckdb_sql("SELECT date_diff('day', a, b) FROM t")
     "SELECT DATE_SUB('day', a, b) FROM t"
     """
-    tree = _typed(parse(trino_sql), schema)
+    tree = _typed(_balance_chains(parse(trino_sql)), schema)
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         name = unit.name.lower() if unit is not None else "day"
@@ -117,6 +139,11 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
             text = _trino_text(cast.this)
             if text is not None:
                 cast.replace(text)
+    for total in list(tree.find_all(exp.Sum)):
+        # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
+        # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
+        if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
+            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
     for trunc in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
         if trunc.this.type is not None and trunc.this.is_type(exp.DType.DATE):
             trunc.replace(exp.cast(trunc.copy(), exp.DType.DATE))

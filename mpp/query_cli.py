@@ -234,8 +234,6 @@ def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
 @click.command()
 def settings() -> None:
     """List every setting with its default, allowed values and meaning."""
-    import mpp.optimizer  # noqa: F401  (its rules register their on/off switches)
-
     for s in SETTINGS.values():
         allowed = f" ({s.allowed()})" if s.allowed() else ""
         click.echo(f"{s.name} = {s.default!r}{allowed}\n    {s.help}")

@@ -46,8 +46,6 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _session(path: Path, cluster) -> Session:
-    import mpp.optimizer  # noqa: F401  (registers the optimizer switches)
-
     return Session(Catalog.open(path), cluster, Settings({}))
 
 

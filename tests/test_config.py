@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
-import mpp.optimizer  # noqa: F401  (registers optimizer.<rule>)
 from mpp.cli import main
 from mpp.config import SETTINGS, Settings, parse_assignments
 from mpp.errors import SettingError
@@ -92,3 +95,59 @@ def test_settings_command_shows_ranges() -> None:
     assert ("write.target_file_bytes = 134217728 (from 1,024 to 17,179,869,184)"
             in result.output)
     assert "metrics.spark_skew_threshold_bytes" in result.output
+
+
+# The optimizer switches are derived from RULES. The CLI parses --set having imported only
+# mpp.config, so these run in a fresh interpreter: in this one, other tests (or conftest)
+# may have imported mpp.optimizer already, which would hide a switch nobody derives.
+_FRESH = """
+import sys
+from click.testing import CliRunner
+from mpp.cli import main
+from mpp.config import parse_assignments
+assert "mpp.optimizer" not in sys.modules, "the CLI imports the optimizer eagerly"
+names = sys.argv[1:]
+assert parse_assignments([f"optimizer.{n}=false" for n in names]) == \\
+    {f"optimizer.{n}": False for n in names}
+listed = CliRunner().invoke(main, ["settings"]).output
+for n in names:
+    assert f"optimizer.{n} = True" in listed, n
+    bad = CliRunner().invoke(main, ["sql", "-w", "/nonexistent-warehouse", "--set",
+                                    f"optimizer.{n}=maybe", "SELECT 1"])
+    assert bad.stderr == f"mpp: error: setting 'optimizer.{n}' takes true or false, got 'maybe'\\n", bad.stderr
+print("ok")
+"""
+
+
+def test_every_rule_switch_is_known_to_a_fresh_cli_process() -> None:
+    from mpp.optimizer import RULES
+
+    names = [r.name for r in RULES]
+    done = subprocess.run([sys.executable, "-c", _FRESH, *names], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_every_rule_has_a_setting_and_a_fixture_file() -> None:
+    from mpp.optimizer import RULES
+
+    fixtures = Path(__file__).parent / "fixtures" / "optimizer"
+    for rule in RULES:
+        setting = SETTINGS[f"optimizer.{rule.name}"]
+        assert (setting.default, setting.help) == (True, rule.help)
+        assert rule.help, rule.name
+        assert (fixtures / f"{rule.name}.sql").is_file(), rule.name
+    switches = [n for n in SETTINGS if n.startswith("optimizer.")
+                and SETTINGS[n].type is bool]
+    assert switches == [f"optimizer.{r.name}" for r in RULES]  # none stale, RULES' order
+
+
+def test_a_fixed_setting_is_found_without_loading_the_optimizer() -> None:
+    # mpp.metrics.skew reads one at import time; that must not import every rule module.
+    code = ("import sys; from mpp.config import SETTINGS; "
+            "SETTINGS['metrics.spark_skew_threshold_bytes']; "
+            "print('mpp.optimizer' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

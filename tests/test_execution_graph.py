@@ -79,10 +79,16 @@ def test_global_aggregate_gathers_and_limit_sorts_per_task() -> None:
     assert _prefixes(graph.dsk) == {"stage1-scan-partial-agg": 10, "stage2-final-agg": 1}
     assert graph.edges() == 10  # gather: the one final task reads every map task
 
-    top = ln.Limit(ln.Sort(scan, (SortKey(user, ascending=False),)), 5)
+    # ORDER BY ... LIMIT 5 as push_down_limit leaves it: a top-N Sort.
+    top = ln.Sort(scan, (SortKey(user, ascending=False),), fetch=5)
     graph = build_graph(plan_physical(ln.LogicalPlan(top, ("date", "user_id")), ctx,
                                       lambda s: frags), "q", "0123abcd")
-    assert _prefixes(graph.dsk) == {"stage1-scan-topn": 10, "stage2-topn-limit": 1}
+    assert _prefixes(graph.dsk) == {"stage1-scan-topn": 10, "stage2-topn": 1}
+    # Not optimized, Limit(Sort) is what it says: every row sorted in one task, then cut.
+    plain = ln.Limit(ln.Sort(scan, (SortKey(user, ascending=False),)), 5)
+    graph = build_graph(plan_physical(ln.LogicalPlan(plain, ("date", "user_id")), ctx,
+                                      lambda s: frags), "q", "0123abcd")
+    assert _prefixes(graph.dsk) == {"stage1-scan": 10, "stage2-sort-limit": 1}
 
 
 def test_pruned_to_nothing_still_runs_one_task() -> None:

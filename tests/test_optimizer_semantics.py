@@ -49,6 +49,11 @@ QUERIES += [
     "WHERE b.country IS NULL OR a.url_id < 5 GROUP BY a.status",
     "SELECT date, url_id, count(*) c FROM access_log WHERE bytes BETWEEN 100 AND 5000 "
     "GROUP BY date, url_id HAVING count(*) > 1 AND date > DATE '2017-01-01' ORDER BY c DESC",
+    # LIMITs whose rows are fixed: ordered by every output column, or only counted.
+    "SELECT user_id, count(*) c FROM access_log GROUP BY user_id ORDER BY c DESC, user_id LIMIT 5",
+    "SELECT u.user_id, a.bytes FROM users u LEFT JOIN access_log a ON a.user_id = u.user_id "
+    "ORDER BY 1, 2 LIMIT 7 OFFSET 2",
+    "SELECT count(*) FROM (SELECT user_id FROM access_log LIMIT 10) t",
 ]
 Tables = dict[str, pa.Table]
 
@@ -61,6 +66,7 @@ def run(node: LogicalNode, tables: Tables) -> pa.Table:
 @run.register
 def _scan(node: Scan, tables: Tables) -> pa.Table:
     t = filter_table(tables[node.table.name], node.predicates).select(list(node.columns))
+    t = t if node.fetch is None else t.slice(0, node.fetch)
     return t.rename_columns([f"{node.alias}.{c}" for c in node.columns])
 
 
@@ -131,8 +137,9 @@ def _join(node: Join, tables: Tables) -> pa.Table:
 @run.register
 def _sort(node: Sort, tables: Tables) -> pa.Table:
     t = run(node.input, tables)
-    return t.sort_by([(k.column.name, "ascending" if k.ascending else "descending")
-                      for k in node.keys])
+    t = t.sort_by([(k.column.name, "ascending" if k.ascending else "descending")
+                   for k in node.keys])
+    return t if node.fetch is None else t.slice(0, node.fetch)
 
 
 @run.register

@@ -192,13 +192,13 @@ def test_bad_setting_value_names_the_type_and_choices(tmp_path: Path) -> None:
            "takes an integer" in text
 
 
-def test_settings_registered_later_are_accepted(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scenario_settings_are_checked_against_the_live_registry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = MINIMAL + '\n[[variants]]\nname = "a"\nsettings = { "test.late_knob" = "on" }\n'
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError, match="test.late_knob: unknown setting"):
         load_scenario(path)
-    monkeypatch.setitem(config.SETTINGS, "test.late_knob",
+    monkeypatch.setitem(config._FIXED, "test.late_knob",
                         config.Setting("test.late_knob", False, "a test switch"))
     assert load_scenario(path).variants[0].settings_dict() == {"test.late_knob": True}
 

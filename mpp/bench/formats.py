@@ -165,7 +165,6 @@ def _prepare(root: str, rows: int, days: int, target: str, cluster: Cluster,
 
 
 def _settings() -> Any:
-    import mpp.optimizer  # noqa: F401  (registers the optimizer switches)
     from mpp.config import Settings
 
     return Settings()

@@ -33,6 +33,7 @@ from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
 from mpp.catalog.write import WrittenFragment
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.parquet import FOOTER_DIGEST
+from mpp.storage.predicates import balanced
 
 NAMESPACE = "mpp"
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -177,14 +178,19 @@ def _iceberg_term(p: ColumnPredicate) -> ie.BooleanExpression:
     return ie.NotNull(p.column)  # type: ignore[call-arg, arg-type]
 
 
+_PLAN_TERMS = 64
+
+
 def planned_paths(table: Table, predicates: Sequence[ColumnPredicate]) -> set[str] | None:
     """Paths of the data files Iceberg's scan plan keeps for ``predicates`` (None: no plan)."""
     if not predicates:
         return None
-    expr: ie.BooleanExpression = ie.AlwaysTrue()
     try:
-        for p in predicates:
-            expr = ie.And(expr, _iceberg_term(p))
+        # Balanced: pyiceberg's visitors recurse once per level of a chain of Ands. At most
+        # _PLAN_TERMS of them: pruning with fewer conjuncts keeps a superset of the files
+        # (scans still apply all), and pyiceberg evaluates each one per manifest entry.
+        terms = [_iceberg_term(p) for p in predicates[:_PLAN_TERMS]]
+        expr = balanced(terms, ie.And)
         return {task.file.file_path for task in table.scan(row_filter=expr).plan_files()}
     except (ValueError, TypeError):
         return None  # a literal Iceberg cannot bind (e.g. float against int): prune with bounds

@@ -44,7 +44,7 @@ def _column_stats(con: sqlite3.Connection, table: str,
         lo, hi, nulls, ndv = row[1 + 4 * i: 5 + 4 * i]
         try:
             bounds = sqlite.rows_to_arrow([(lo,), (hi,)], [c], declared)[c].to_pylist()
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
             bounds = [None, None]  # values that do not fit the declared type: no bounds
         columns[c] = ColumnStats(min=bounds[0], max=bounds[1], null_count=int(nulls or 0),
                                  distinct_count=int(ndv))

@@ -20,6 +20,7 @@ difference is handled here and named in a comment:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from decimal import Decimal
@@ -76,10 +77,34 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     try:
         return kernel(expr, args, table.num_rows)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        overflow = _overflow_text(expr, err)
+        if overflow is not None:
+            raise SqlError(f"{overflow} in {expr.source or expr}", expr.line,
+                           expr.column) from None
         if expr.line is None:  # a call the binder inserted (an implicit cast): the
             raise  # innermost enclosing call the user wrote reports it
         raise SqlError(f"cannot evaluate {expr.source}: {err}", expr.line,
                        expr.column) from None
+
+
+# Trino's words for integer overflow (BigintOperators, IntegerOperators, ...), by operator and
+# type: "bigint addition overflow", "integer negation overflow". Arrow's checked kernels say
+# only "overflow".
+_OVERFLOW_OPS = {"+": "addition", "-": "subtraction", "*": "multiplication", "/": "division",
+                 "%": "division", "neg": "negation"}
+_INT_NAMES = {8: "tinyint", 16: "smallint", 32: "integer", 64: "bigint"}
+
+
+def integer_name(t: pa.DataType) -> str:
+    """Trino's name of integer type ``t`` (``int32`` -> ``integer``), as its errors use it."""
+    return _INT_NAMES.get(t.bit_width, "bigint")
+
+
+def _overflow_text(expr: Call, err: Exception) -> str | None:
+    """Trino's message for an integer overflow in ``expr`` (None for any other error)."""
+    if expr.op not in _OVERFLOW_OPS or not _is_int(expr.dtype) or "overflow" not in str(err):
+        return None
+    return f"{integer_name(expr.dtype)} {_OVERFLOW_OPS[expr.op]} overflow"
 
 
 def _is_int(t: pa.DataType) -> bool:
@@ -94,7 +119,11 @@ def _divide(call: Call, args: list[Value], n: int) -> Value:
 
 def _modulo(call: Call, args: list[Value], n: int) -> Value:
     a, b = args
-    quotient = _divide(call, args, n)
+    if _is_int(call.dtype):
+        # x % -1 is 0 (as x % 1), also for the smallest integer, whose quotient by -1
+        # overflows: Trino (Java's %) and DuckDB give 0, not an error.
+        b = pc.if_else(pc.equal(b, -1), pa.scalar(1, call.dtype), b)
+    quotient = _divide(call, [a, b], n)
     if not _is_int(call.dtype):
         quotient = pc.trunc(quotient)  # fmod: the sign follows the dividend, as in Trino
     return pc.subtract_checked(a, pc.multiply_checked(b, quotient))
@@ -259,6 +288,11 @@ def _unary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Val
     return lambda call, args, n: kernel(args[0])
 
 
+def _nary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Value]:
+    """A binary kernel folded over any number of arguments (n-ary AND/OR chains)."""
+    return lambda call, args, n: functools.reduce(kernel, args)
+
+
 def _between(call: Call, args: list[Value], n: int) -> Value:
     return pc.and_kleene(pc.greater_equal(args[0], args[1]), pc.less_equal(args[0], args[2]))
 
@@ -296,8 +330,8 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "<=": _binary(pc.less_equal),
     ">": _binary(pc.greater),
     ">=": _binary(pc.greater_equal),
-    "and": _binary(pc.and_kleene),
-    "or": _binary(pc.or_kleene),
+    "and": _nary(pc.and_kleene),
+    "or": _nary(pc.or_kleene),
     "not": _unary(pc.invert),
     "is_null": _unary(pc.is_null),
     "is_not_null": _unary(pc.is_valid),

@@ -18,7 +18,7 @@ from functools import singledispatch
 
 import pyarrow as pa
 
-from mpp.logical.expr import Call, Column, Expr, Literal
+from mpp.logical.expr import Call, Column, Expr, Literal, conjuncts, disjuncts
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -44,7 +44,8 @@ def format_expr(expr: Expr, top: bool = True) -> str:
         return str(expr)
     assert isinstance(expr, Call)
     if expr.op in ("and", "or"):  # print a chain of ANDs (ORs) flat
-        parts = [format_expr(a, top=False) for a in _chain(expr, expr.op)]
+        chain = conjuncts(expr) if expr.op == "and" else disjuncts(expr)
+        parts = [format_expr(a, top=False) for a in chain]
         text = f" {expr.op.upper()} ".join(parts)
         return text if top else f"({text})"
     args = [format_expr(a, top=False) for a in expr.args]
@@ -77,12 +78,6 @@ def format_expr(expr: Expr, top: bool = True) -> str:
     return text if top else f"({text})"
 
 
-def _chain(expr: Expr, op: str) -> list[Expr]:
-    if isinstance(expr, Call) and expr.op == op:
-        return [part for arg in expr.args for part in _chain(arg, op)]
-    return [expr]
-
-
 def format_predicate(pred: ColumnPredicate, dtype: pa.DataType) -> str:
     """A pushed storage predicate as SQL-like text, e.g. ``date = DATE '2017-01-13'``."""
     if pred.op in ("is_null", "is_not_null"):
@@ -112,7 +107,7 @@ def _scan(node: Scan) -> str:
         parts = [format_predicate(p, node.table.schema.field(p.column).type)
                  for p in node.predicates]
         text += f" filter=({' AND '.join(parts)})"
-    return text
+    return text + (f" fetch={node.fetch}" if node.fetch is not None else "")
 
 
 @node_line.register
@@ -160,7 +155,8 @@ def _join(node: Join) -> str:
 
 @node_line.register
 def _sort(node: Sort) -> str:
-    return "Sort: " + ", ".join(str(k) for k in node.keys)
+    text = "Sort: " + ", ".join(str(k) for k in node.keys)
+    return text + (f" fetch={node.fetch}" if node.fetch is not None else "")
 
 
 @node_line.register

@@ -94,6 +94,8 @@ class Call(Expr):
 
     def __str__(self) -> str:
         infix = {"+", "-", "*", "/", "%", "=", "!=", "<", "<=", ">", ">=", "and", "or", "like"}
+        if self.op in ("and", "or") and len(self.args) > 2:  # n-ary (see conjoin/disjoin)
+            return "(" + f" {self.op.upper()} ".join(str(a) for a in self.args) + ")"
         if self.op in infix and len(self.args) == 2:
             return f"({self.args[0]} {self.op.upper() if self.op.isalpha() else self.op} {self.args[1]})"
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
@@ -122,6 +124,10 @@ class AggregateCall:
     arg: Column | None
     distinct: bool
     dtype: pa.DataType
+    # Where the user wrote the call, for errors at run time (a sum's overflow), as in Call.
+    source: str = field(default="", compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
+    column: int | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         if self.func is AggFunc.COUNT_STAR:
@@ -147,20 +153,49 @@ TRUE = Literal(True, pa.bool_())
 
 
 def conjuncts(expr: Expr | None) -> list[Expr]:
-    """Split a predicate into its AND-ed parts (``None`` has none)."""
-    if expr is None:
-        return []
-    if isinstance(expr, Call) and expr.op == "and":
-        return [part for arg in expr.args for part in conjuncts(arg)]
-    return [expr]
+    """Split a predicate into its AND-ed parts (``None`` has none).
+
+    Iterative, so a generated chain of thousands of conjuncts does not exhaust the stack.
+    """
+    return _chain_parts(expr, "and") if expr is not None else []
+
+
+def disjuncts(expr: Expr) -> list[Expr]:
+    """Split a predicate into its OR-ed parts."""
+    return _chain_parts(expr, "or")
+
+
+def _chain_parts(expr: Expr, op: str) -> list[Expr]:
+    parts: list[Expr] = []
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Call) and e.op == op:
+            stack.extend(reversed(e.args))
+        else:
+            parts.append(e)
+    return parts
 
 
 def conjoin(parts: list[Expr] | tuple[Expr, ...]) -> Expr | None:
-    """AND the ``parts`` together, left-deep (``None`` if there are none)."""
-    out: Expr | None = None
-    for part in parts:
-        out = part if out is None else Call("and", (out, part), pa.bool_())
-    return out
+    """AND the ``parts`` together as one flat n-ary ``and`` (``None`` if there are none).
+
+    Flat, not left-deep: a chain of thousands of conjuncts stays one level deep, so the
+    recursive walks over expressions (evaluation, EXPLAIN, rewriting) stay shallow.
+    """
+    return _connect("and", parts)
+
+
+def disjoin(parts: list[Expr] | tuple[Expr, ...]) -> Expr | None:
+    """OR the ``parts`` together as one flat n-ary ``or`` (``None`` if there are none)."""
+    return _connect("or", parts)
+
+
+def _connect(op: str, parts: list[Expr] | tuple[Expr, ...]) -> Expr | None:
+    flat = [p for part in parts for p in _chain_parts(part, op)]
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else Call(op, tuple(flat), pa.bool_())
 
 
 def replace_columns(expr: Expr, mapping: dict[str, Expr]) -> Expr:

@@ -88,12 +88,17 @@ class LogicalNode:
 
 @dataclass(frozen=True, slots=True)
 class Scan(LogicalNode):
-    """Reads ``columns`` of a catalog table; rows must pass every pushed ``predicates`` conjunct."""
+    """Reads ``columns`` of a catalog table; rows must pass every pushed ``predicates`` conjunct.
+
+    ``fetch`` (set by push_down_limit under a LIMIT without ORDER BY): any ``fetch`` rows that
+    pass the predicates are enough, so reading may stop there. None: every row.
+    """
 
     table: TableInfo
     alias: str
     columns: tuple[str, ...]
     predicates: tuple[ColumnPredicate, ...] = ()
+    fetch: int | None = None
 
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
@@ -227,10 +232,12 @@ class Join(LogicalNode):
 
 @dataclass(frozen=True, slots=True)
 class Sort(LogicalNode):
-    """Orders rows by ``keys``."""
+    """Orders rows by ``keys``; with ``fetch``, keeps only the first ``fetch`` (a top-N, set by
+    push_down_limit from ORDER BY ... LIMIT)."""
 
     input: LogicalNode
     keys: tuple[SortKey, ...]
+    fetch: int | None = None
 
     @property
     def inputs(self) -> tuple[LogicalNode, ...]:

@@ -2,17 +2,19 @@
 
 ``optimize`` runs :data:`RULES` in order over a bound :class:`~mpp.logical.nodes.LogicalPlan`.
 Each rule is a pure function ``(root, ctx) -> root`` in the module of the same name, with the
-setting ``optimizer.<name>`` (default on) to switch it off from ``--set``, ``mpp.connect`` or a
-scenario. ``trace`` collects the plan after every rule (verbose EXPLAIN shows it).
+setting ``optimizer.<name>`` (default on, described by the rule's ``help``) to switch it off
+from ``--set``, ``mpp.connect`` or a scenario; mpp.config derives those switches from RULES. ``trace`` collects the plan after every rule
+(verbose EXPLAIN shows it).
 See docs/architecture/optimizer.md.
 """
 
 from __future__ import annotations
 
-from mpp.config import PlannerContext, Setting, register
+from mpp.config import PlannerContext
 from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
+from mpp.optimizer.push_down_limit import push_down_limit
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
 from mpp.optimizer.reorder_joins import join_keys_in_from_order, reorder_joins
 from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
@@ -30,6 +32,14 @@ RULES: tuple[Rule, ...] = (
     Rule("reorder_joins", reorder_joins, when_off=join_keys_in_from_order,
          help="Make WHERE equalities between FROM relations join keys and order inner joins "
               "greedily by estimated size; when off, the keys are still used, in FROM order."),
+    # After pushdown_predicates: a Filter it dissolved into a scan no longer stops a Limit, and
+    # a scan's fetch then counts rows passing its predicates. Before prune_projections, which
+    # merges the Projects a Limit leaves stacked when it moves below one. Before
+    # choose_join_strategy: a LEFT join's left side under a pushed Limit is estimated small.
+    Rule("push_down_limit", push_down_limit,
+         help="Plan ORDER BY ... LIMIT as a top-N per task and push LIMIT through projections, "
+              "into scans and into a LEFT join's left side; when off, LIMIT runs where the "
+              "query wrote it (ORDER BY ... LIMIT sorts every row in one task)."),
     # After pushdown, before join choice: the join's size estimate counts only the columns a
     # side really carries.
     Rule("prune_projections", prune_projections,
@@ -46,10 +56,6 @@ RULES: tuple[Rule, ...] = (
          help="Resolve join strategy 'auto' to broadcast or partitioned from table statistics; "
               "when off, 'auto' joins are partitioned."),
 )
-
-for _rule in RULES:
-    register(Setting(f"optimizer.{_rule.name}", True, _rule.help))
-
 
 def optimize(plan: LogicalPlan, ctx: PlannerContext, *,
              trace: list[tuple[str, LogicalPlan]] | None = None) -> LogicalPlan:

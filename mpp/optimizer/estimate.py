@@ -6,7 +6,8 @@ ones, documented so EXPLAIN's "estimated" figures can be traced by hand:
 
 * a Scan has ``row_count`` rows times the selectivity of each pushed predicate: ``=`` is
   1/distinct_count, IN is k/distinct_count, a range is the covered fraction of [min, max],
-  IS NULL is null_count/row_count (defaults 0.1, 0.1 per item, 1/3, 0.1 when stats are missing);
+  IS NULL is null_count/row_count (defaults 0.1, 0.1 per item, 1/3, 0.1 when stats are missing),
+  and at most its ``fetch``; a Limit and a top-N Sort at most their count;
 * a Filter right above a Scan estimates the conjuncts a scan could take as if pushed (the
   pushdown rule is off); any other conjunct keeps half the rows;
 * an Aggregate has the product of its group columns' distinct counts (capped by its input);
@@ -120,6 +121,8 @@ def _scan(node: Scan) -> Estimate:
     rows = float(max(0, stats.row_count))
     for p in node.predicates:
         rows *= selectivity(p, stats.column(p.column), stats.row_count)
+    if node.fetch is not None:
+        rows = min(rows, float(node.fetch))
     return Estimate(rows, _width(node))
 
 
@@ -136,6 +139,12 @@ def _filter(node: Filter) -> Estimate:
         else:
             rows *= 0.5
     return Estimate(rows, _width(node))
+
+
+@estimate.register
+def _sort(node: Sort) -> Estimate:
+    rows = estimate(node.input).rows
+    return Estimate(rows if node.fetch is None else min(rows, float(node.fetch)), _width(node))
 
 
 @estimate.register

@@ -1,13 +1,15 @@
 """Turning bound conjuncts into storage predicates (:class:`ColumnPredicate`).
 
 A conjunct can be pushed into a Scan when storage can apply it exactly: ``column op literal``
-(either order), ``column IN (literals)``, ``column IS [NOT] NULL``. BETWEEN is already two
-comparisons (the binder desugars it).
+(either order), ``column IN (literals)``, ``column IS [NOT] NULL``, and an OR of equalities
+and IN lists on one column (``x = 1 OR x = 2 OR x IN (3, 4)``: generated SQL writes IN lists
+that way, thousands of terms long), which is an IN list. BETWEEN is already two comparisons
+(the binder desugars it).
 """
 
 from __future__ import annotations
 
-from mpp.logical.expr import Call, Column, Expr, Literal
+from mpp.logical.expr import Call, Column, Expr, Literal, disjuncts
 from mpp.storage.base import ColumnPredicate
 
 _COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
@@ -35,6 +37,8 @@ def to_column_predicate(expr: Expr, columns: dict[str, str]) -> ColumnPredicate 
         # x IN (1, NULL) keeps the same rows as x IN (1): the NULL only turns false into NULL.
         values = tuple(dict.fromkeys(i.value for i in items if i.value is not None))  # type: ignore[attr-defined]
         return ColumnPredicate(columns[col.name], "in", values) if values else None
+    if expr.op == "or":
+        return _one_column_in(expr, columns)
     if expr.op in _COMPARISONS:
         a, b = args
         op = expr.op
@@ -44,3 +48,19 @@ def to_column_predicate(expr: Expr, columns: dict[str, str]) -> ColumnPredicate 
                 and b.value is not None and a.dtype == b.dtype):
             return ColumnPredicate(columns[a.name], op, b.value)  # type: ignore[arg-type]
     return None
+
+
+def _one_column_in(expr: Expr, columns: dict[str, str]) -> ColumnPredicate | None:
+    """``x = a OR x = b OR x IN (c, d)`` as the storage predicate ``x IN (a, b, c, d)``.
+
+    The same rows in SQL's three-valued logic: NULL x makes both NULL, and a NULL item only
+    turns false into NULL, which drops the row either way.
+    """
+    parts = [to_column_predicate(part, columns) for part in disjuncts(expr)]
+    if any(p is None or p.op not in ("=", "in") for p in parts):
+        return None
+    if len({p.column for p in parts if p is not None}) != 1:
+        return None
+    values = dict.fromkeys(v for p in parts if p is not None
+                           for v in (p.value if p.op == "in" else (p.value,)))
+    return ColumnPredicate(parts[0].column, "in", tuple(values))  # type: ignore[union-attr]

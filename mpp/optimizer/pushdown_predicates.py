@@ -91,6 +91,8 @@ def _project(node: Project, preds: list[Expr]) -> LogicalNode:
 
 @_push.register
 def _sort(node: Sort, preds: list[Expr]) -> LogicalNode:
+    if node.fetch is not None:  # a top-N chose its rows: filtering first would change them
+        return _above(dataclasses.replace(node, input=_push(node.input, [])), preds)
     return dataclasses.replace(node, input=_push(node.input, preds))
 
 
@@ -142,13 +144,15 @@ def _join(node: Join, preds: list[Expr]) -> LogicalNode:
 
 @_push.register
 def _scan(node: Scan, preds: list[Expr]) -> LogicalNode:
+    if node.fetch is not None:  # its fetch counts rows passing its predicates: keep them so
+        return _above(node, preds)
     columns = {f"{node.alias}.{c}": c for c in node.table.schema.names}
-    pushed = list(node.predicates)
+    pushed = dict.fromkeys(node.predicates)  # ordered, and no quadratic membership test
     rest: list[Expr] = []
     for p in preds:
         cp = to_column_predicate(p, columns)
         if cp is None:
             rest.append(p)
-        elif cp not in pushed:
-            pushed.append(cp)
+        else:
+            pushed.setdefault(cp)
     return _above(dataclasses.replace(node, predicates=tuple(pushed)), rest)

@@ -125,7 +125,8 @@ def split_distinct(node: Aggregate, reason: str, buckets: int) -> Aggregate:
         name = f"__r{i}"
         inner_calls.append(call)
         inner_names.append(name)
-        outer.append(AggregateCall(_SPLIT[call.func], Column(name, call.dtype), False, call.dtype))
+        outer.append(dataclasses.replace(call, func=_SPLIT[call.func],
+                                         arg=Column(name, call.dtype)))
     # The inner DISTINCT pre-aggregates per task only where that shrinks what it exchanges.
     step, figures, merge = _by_reduction(node, buckets)
     inner = Aggregate(node.input, keys, tuple(inner_calls), tuple(inner_names), step,

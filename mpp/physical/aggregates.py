@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
+from mpp.physical.keys import canonical_key, canonical_keys
+from mpp.physical.overflow import SumOverflow, overflow_checks, raise_on_overflow
 from mpp.storage.base import constant_column
 
 # Tables received through an exchange may have buffers at unaligned offsets; Acero (pyarrow's
@@ -61,12 +63,15 @@ class AggSpec:
         finalize: merged partial columns -> the result column.
         distinct: pyarrow function applied to the distinct argument values in the roll-up of a
             ``DISTINCT`` call.
+        as_double: whether an integer argument is cast to double before ``chunk``: Trino's
+            avg(bigint) adds its values as doubles, so it cannot overflow as a sum can.
     """
 
     chunk: tuple[str, ...]
     combine: tuple[str, ...]
     finalize: Callable[[Sequence[pa.ChunkedArray]], pa.ChunkedArray]
     distinct: str
+    as_double: bool = False
 
 
 AGGREGATES: dict[AggFunc, AggSpec] = {
@@ -76,7 +81,7 @@ AGGREGATES: dict[AggFunc, AggSpec] = {
     AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
     AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
     AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
-    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean"),
+    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean", as_double=True),
 }
 
 
@@ -207,6 +212,7 @@ def distinct_values(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     anything else by ``pc.unique`` (a hash table), in first-seen order.
     """
     chunked = values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+    chunked = canonical_key(chunked)  # -0.0 is 0.0, NaNs are one value
     direct = _direct_distinct([chunked], ["v"])
     return direct.column(0).combine_chunks() if direct is not None else pc.unique(chunked)
 
@@ -218,6 +224,7 @@ def distinct_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     :func:`distinct_values`), else pyarrow's hash kernels (``pc.unique``, Acero's group_by).
     """
     keys = list(keys)
+    table = canonical_keys(table, keys)  # -0.0 is 0.0, NaNs are one value
     direct = _direct_distinct([table[k] for k in keys], keys)
     if direct is not None:
         return direct
@@ -236,22 +243,28 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
     if fixed is None:
         fixed = constant_keys(table, keys)
     varying = [k for k in keys if k not in fixed]
+    table = canonical_keys(table, varying)  # -0.0 groups with 0.0, NaNs in one group
     if not specs and varying:
         out = distinct_rows(table, varying)
+        checks: list[tuple[int, str]] = []
     else:
         aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
                 for col, fn, _ in specs]
+        table, checks = overflow_checks(table, specs)
+        aggs += [(shadow, "sum") for _, shadow in checks]
         out = table.group_by(varying, use_threads=False).aggregate(aggs)
     # Results are picked by position: two calls may share an output name (sum(x) and the sum
     # inside avg(x)). pyarrow puts the key columns first (older releases: last).
-    k, m = len(varying), len(specs)
+    k, m = len(varying), len(specs) + len(checks)
     first = out.column_names[:k] == varying
     key_cols = dict(zip(varying, (out.column(i) for i in (range(k) if first else range(m, m + k))),
                         strict=True))
     agg_cols = [out.column(i) for i in (range(k, k + m) if first else range(m))]
+    for (i, _), shadow in zip(checks, agg_cols[len(specs):], strict=True):
+        raise_on_overflow(agg_cols[i], shadow, specs[i][2])
     cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
             for key in keys]
-    return pa.table(cols + agg_cols, names=keys + [name for _, _, name in specs])
+    return pa.table(cols + agg_cols[:len(specs)], names=keys + [name for _, _, name in specs])
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +299,8 @@ class AggregateKernel:
         fields = [(k, types[k]) for k in self.grain]
         for i, c in self._plain():
             arg = types[c.arg.name] if c.arg is not None else pa.int64()
+            if AGGREGATES[c.func].as_double and pa.types.is_integer(arg):
+                arg = pa.float64()
             fields += [(_pname(i, j), _partial_type(fn, arg))
                        for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         return fields
@@ -294,6 +309,14 @@ class AggregateKernel:
         """The fields of partial rows, given the input's fields."""
         types = {f.name: f.dtype for f in input_schema}
         return tuple(Field(n, t) for n, t in self._partial_fields(types))
+
+    def _agg(self, table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
+             fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
+        """:func:`_aggregate`; a sum's overflow names the call the user wrote."""
+        try:
+            return _aggregate(table, keys, specs, fixed)
+        except SumOverflow as err:
+            raise err.at(self.calls) from None
 
     def partial(self, table: pa.Table,
                 fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -306,19 +329,32 @@ class AggregateKernel:
 
         ``fixed``: the grain's columns already known constant over ``table``.
         """
-        specs = [([] if c.arg is None else c.arg.name, fn, _pname(i, j))
+        table, args = self._chunk_inputs(table)
+        specs = [(args[i], fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
         expanded = self._expanded()
         if not expanded:
-            return _aggregate(table, self.grain, specs, fixed)
+            return self._agg(table, self.grain, specs, fixed)
         keys = list(self.keys)
-        parts = [_aggregate(table, keys, specs, fixed)] if specs else []
-        parts += [_aggregate(table, keys + [d], [], fixed) for d in expanded]
+        parts = [self._agg(table, keys, specs, fixed)] if specs else []
+        parts += [self._agg(table, keys + [d], [], fixed) for d in expanded]
         fields = self._partial_fields({f.name: f.type for f in table.schema})
         return pa.concat_tables(
             [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
                        for n, t in fields], names=[n for n, _ in fields]) for p in parts],
             promote_options="permissive")
+
+    def _chunk_inputs(self, table: pa.Table) -> tuple[pa.Table, dict[int, Any]]:
+        """``table`` with the double copies of integer arguments that ``as_double``
+        functions (avg) add up, and the input column (``[]`` for count(*)) of each plain
+        aggregate, by its index in ``calls``."""
+        args: dict[int, Any] = {i: [] if c.arg is None else c.arg.name for i, c in self._plain()}
+        for i, c in self._plain():
+            if c.arg and AGGREGATES[c.func].as_double and pa.types.is_integer(table[args[i]].type):
+                doubles = pc.cast(table[args[i]], pa.float64(), safe=False)
+                args[i] = f"__mpp_double{i}"
+                table = table.append_column(args[i], doubles)
+        return table, args
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -328,7 +364,7 @@ class AggregateKernel:
         """
         specs = [(_pname(i, j), fn, _pname(i, j))
                  for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-        return _aggregate(partials, self.grain, specs, fixed)
+        return self._agg(partials, self.grain, specs, fixed)
 
     def final(self, partials: pa.Table, *, merged: bool = False,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -350,7 +386,7 @@ class AggregateKernel:
                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
             specs += [(c.arg.name, AGGREGATES[c.func].distinct, f"__d{i}")
                       for i, c in enumerate(self.calls) if c.distinct and c.arg is not None]
-            table = _aggregate(table, list(self.keys), specs)
+            table = self._agg(table, list(self.keys), specs)
         cols = [table[k] for k in self.keys]
         for i, c in enumerate(self.calls):
             spec = AGGREGATES[c.func]

@@ -4,9 +4,12 @@ Three steps, each one function:
 
 1. :func:`lower` maps every logical node to its operator(s): an Aggregate becomes
    ``HashAggregateExec(FINAL) <- HashAggregateExec(PARTIAL)`` unless its input is already
-   distributed by the group keys (then one SINGLE aggregate); ``Limit(Sort)`` becomes a
-   per-task top-N before the final sort; a Join follows the strategy the optimizer chose (a
-   HashJoinExec, or a NestedLoopJoinExec for a join without equality keys).
+   distributed by the group keys (then one SINGLE aggregate); a Sort with a ``fetch`` (the
+   optimizer's top-N, push_down_limit) sorts and cuts each task's rows before the final
+   top-N; a Limit keeps ``count + offset`` rows per task before its gather (unless its input
+   already stops there); a Scan with a ``fetch`` reads only the first fragments that hold
+   enough rows; a Join follows the strategy the optimizer chose (a HashJoinExec, or a
+   NestedLoopJoinExec for a join without equality keys).
 2. :func:`enforce_distribution` (one pass, bottom-up) compares each operator's required input
    distribution with its child's output partitioning and inserts an ``ExchangeExec`` where they
    disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
@@ -129,9 +132,26 @@ def combine_count(maps: int, buckets: int, fan_in: int) -> int:
 
 def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
                 fragments: FragmentLister) -> PhysicalOp:
-    frags = tuple(fragments(node))
+    frags = _enough_fragments(tuple(fragments(node)), node)
     return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
-                    frags, node.table.stats.fragment_count, _source_query(node, frags))
+                    frags, node.table.stats.fragment_count, _source_query(node, frags),
+                    node.fetch)
+
+
+def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:
+    """The first fragments that hold ``node.fetch`` rows, when that is known: no pushed
+    predicate may drop rows, and every fragment's row count is in the metadata. Not for a
+    SQLite table: a live database another program writes, whose counts date from registration
+    (its fragments carry no bounds either, for the same reason)."""
+    if (node.fetch is None or node.predicates or node.table.format is StorageFormat.SQLITE
+            or any(f.row_count < 0 for f in frags)):
+        return frags
+    rows = 0
+    for i, frag in enumerate(frags):
+        if rows >= node.fetch:
+            return frags[:i]
+        rows += frag.row_count
+    return frags
 
 
 def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
@@ -198,21 +218,20 @@ def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,
 
 
 def _lower_sort(node: ln.Sort, kids: list[PhysicalOp], ctx: PlannerContext,
-                fragments: FragmentLister, fetch: int | None = None) -> PhysicalOp:
+                fragments: FragmentLister) -> PhysicalOp:
     child = kids[0]
-    if fetch is not None and producer_partitions(child) > 1:
-        child = SortExec(child, node.keys, fetch, partial=True)
-    return SortExec(child, node.keys, fetch)
+    if node.fetch is not None and producer_partitions(child) > 1:
+        # The optimizer's top-N: each task keeps its best ``fetch`` rows before the gather.
+        child = SortExec(child, node.keys, node.fetch, partial=True)
+    return SortExec(child, node.keys, node.fetch)
 
 
 def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
                  fragments: FragmentLister) -> PhysicalOp:
-    child = kids[0]
-    if isinstance(child, SortExec) and child.fetch is None and not child.partial:
-        # ORDER BY ... LIMIT: top-N per task before the gather, then the final top-N.
-        sort_node = ln.Sort(node.input, child.keys)
-        child = _lower_sort(sort_node, [child.input], ctx, fragments, node.count + node.offset)
-    elif producer_partitions(child) > 1:
+    child, needed = kids[0], node.count + node.offset
+    scan_stops = isinstance(child, ScanExec) and child.fetch is not None and child.fetch <= needed
+    if producer_partitions(child) > 1 and not scan_stops:
+        # Any ``needed`` rows of each task will do: cut them before the gather.
         child = LimitExec(child, node.count, node.offset, partial=True)
     return LimitExec(child, node.count, node.offset)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import re
@@ -28,10 +27,6 @@ from mpp.metrics.whatif import DEFAULT_BANDWIDTH, WHATIF_WORKERS
 from mpp.scenario.checks import QUERY_METRICS, Checks, Expectation, Op, parse_checks
 from mpp.scenario.data import DATA_FORMATS, DataSpec, parse_data
 from mpp.scenario.validate import Problems, flatten, join
-
-# Packages whose import registers settings (optimizer rule switches, strategies); imported
-# before settings are validated so that late-registered names are known.
-SETTING_PROVIDERS = ("mpp.optimizer", "mpp.physical", "mpp.execution", "mpp.metrics.skew")
 
 __all__ = ["DATA_FORMATS", "DataSpec", "Scenario", "Variant", "Query", "Expectation", "Op",
            "Checks", "QUERY_METRICS", "WhatIf", "load_scenario", "parse_scenario", "data_spec_hash"]
@@ -195,19 +190,8 @@ def _parse_cluster(p: Problems, t: dict[str, Any]) -> ClusterSpec:
     )
 
 
-def _load_setting_providers() -> None:
-    """Import the packages that register settings, so late-registered names validate."""
-    for name in SETTING_PROVIDERS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a provider that exists but is broken must not be hidden
-                raise
-
-
 def _parse_settings(p: Problems, t: dict[str, Any], path: str) -> tuple[tuple[str, Any], ...]:
     """A variant's settings: dotted names from the registry, values converted to their types."""
-    _load_setting_providers()
     out: list[tuple[str, Any]] = []
     for name, value in flatten(t).items():
         where = join(path, name)

@@ -19,7 +19,7 @@ from sqlglot import exp
 from mpp.logical.expr import AggFunc, Column, Expr
 from mpp.sql import types as T
 from mpp.sql.expressions import AGGREGATES, ExprBinder, contains_aggregate
-from mpp.sql.parse import ARITIES, unsupported
+from mpp.sql.parse import ARITIES, unsupported, written_call
 from mpp.sql.scope import Scope
 
 _FUNCS = {exp.Count: AggFunc.COUNT, exp.Sum: AggFunc.SUM, exp.Min: AggFunc.MIN,
@@ -35,6 +35,7 @@ class AggregateSlot:
     distinct: bool
     dtype: pa.DataType
     name: str
+    where: tuple[str, int | None, int | None] = ("", None, None)  # source text, line, column
 
 
 @dataclass
@@ -43,12 +44,14 @@ class AggregateRegistry:
 
     slots: list[AggregateSlot] = field(default_factory=list)
 
-    def add(self, func: AggFunc, arg: Expr | None, distinct: bool, dtype: pa.DataType) -> Column:
-        """Register ``func([DISTINCT] arg)``; return the column its result will be."""
+    def add(self, func: AggFunc, arg: Expr | None, distinct: bool, dtype: pa.DataType,
+            where: tuple[str, int | None, int | None] = ("", None, None)) -> Column:
+        """Register ``func([DISTINCT] arg)``, written ``where`` (text, line, column); return
+        the column its result will be."""
         for slot in self.slots:
             if (slot.func, slot.arg, slot.distinct) == (func, arg, distinct):
                 return Column(slot.name, slot.dtype)
-        slot = AggregateSlot(func, arg, distinct, dtype, f"_a{len(self.slots)}")
+        slot = AggregateSlot(func, arg, distinct, dtype, f"_a{len(self.slots)}", where)
         self.slots.append(slot)
         return Column(slot.name, dtype)
 
@@ -121,4 +124,5 @@ class PostAggregateBinder(ExprBinder):
         dtype = result_type(func, arg.dtype)
         if dtype is None:
             raise self.error(node, f"{name}() cannot be applied to {arg.dtype}")
-        return self.registry.add(func, arg, distinct, dtype)
+        where = (written_call(node, self.sql), *self.where(node))
+        return self.registry.add(func, arg, distinct, dtype, where)

@@ -31,7 +31,7 @@ from mpp.logical.nodes import Aggregate, Filter, Limit, LogicalNode, LogicalPlan
 from mpp.sql.aggregates import AggregateRegistry, PostAggregateBinder
 from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.grouping import build_aggregate, group_keys
-from mpp.sql.parse import locate, parse, statement_start, unsupported
+from mpp.sql.parse import deep_stack, locate, parse, statement_start, unsupported
 from mpp.sql.relations import bind_from, unique_names
 from mpp.sql.scope import Scope, check_qualifiers
 
@@ -52,7 +52,29 @@ _UNSUPPORTED_CLAUSES = {"laterals": "LATERAL", "qualify": "QUALIFY", "windows": 
 
 def bind(sql: str, catalog: CatalogLike) -> LogicalPlan:
     """Parse and bind ``sql`` (one Trino SELECT) against ``catalog``."""
-    return QueryBinder(sql, catalog).query(parse(sql))
+    tree = parse(sql)
+    with deep_stack():  # nested expressions bind recursively, up to MAX_NESTING levels
+        plan = QueryBinder(sql, catalog).query(tree)
+    _check_plan_depth(plan.root, sql)
+    return plan
+
+
+# How many plan nodes deep a query may be (a chain of WITH queries each reading the one
+# before nests one Project per query): the optimizer, the physical planner, pickling the
+# plan to the workers and running it there all recurse a few frames per node, within
+# Python's default stack (about 230 nodes pickled was the edge; expressions add depth).
+MAX_PLAN_DEPTH = 150
+
+
+def _check_plan_depth(root: LogicalNode, sql: str) -> None:
+    """Refuse a plan deeper than ``MAX_PLAN_DEPTH`` nodes (checked without recursion)."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_PLAN_DEPTH:
+            raise SqlError(f"query nested too deeply: more than {MAX_PLAN_DEPTH} levels of "
+                           "subqueries, WITH queries and operators", *statement_start(sql))
+        stack += [(child, depth + 1) for child in node.inputs]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
-from mpp.logical.expr import Call, Expr, Literal
+from mpp.logical.evaluate import integer_name
+from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
@@ -167,8 +168,15 @@ class ExprBinder:
         return Call(op, (T.coerce(left, common), T.coerce(right, common)), common)
 
     def negate(self, node: exp.Neg) -> Expr:
-        arg = self.bind(node.this)
+        inner = node.this
+        if (isinstance(inner, exp.Literal) and not inner.is_string
+                and inner.this == str(2**63)):  # -9223372036854775808: the smallest BIGINT
+            return Literal(-(2**63), pa.int64())
+        arg = self.bind(inner)
         if isinstance(arg, Literal) and isinstance(arg.value, int | float):
+            if pa.types.is_integer(arg.dtype) and -arg.value >= 2 ** (arg.dtype.bit_width - 1):
+                # -(-2147483648): folding must fail as evaluating would
+                raise self.error(node, f"{integer_name(arg.dtype)} negation overflow")
             return Literal(-arg.value, arg.dtype)
         if not T.is_numeric(arg.dtype):
             raise self.error(node, f"unary minus cannot be applied to {arg.dtype}")
@@ -190,8 +198,20 @@ class ExprBinder:
             raise self.error(node, f"invalid literal for type {common}: {err}") from None
 
     def boolean_op(self, node: exp.Connector) -> Expr:
-        args = tuple(self.predicate(n) for n in (node.left, node.right))
-        return Call("and" if isinstance(node, exp.And) else "or", args, pa.bool_())
+        """A chain of ANDs (or ORs) as one flat n-ary call.
+
+        sqlglot parses ``a OR b OR c`` as a left-deep tree, one level per term; generated SQL
+        has chains of thousands of terms. sqlglot's ``flatten`` collects the chain without
+        recursion, and it is bound flat, so nothing downstream recurses once per term.
+        """
+        terms = list(node.flatten(unnest=False))
+        op = "and" if isinstance(node, exp.And) else "or"
+        bound = conjoin if op == "and" else disjoin
+        out = bound([self.predicate(t) for t in terms])
+        assert isinstance(out, Call)
+        line, column = self.where(node)
+        return dataclasses.replace(out, source=f"{op.upper()} of {len(out.args)} conditions",
+                                   line=line, column=column)
 
     def predicate(self, node: exp.Expr) -> Expr:
         """Bind ``node`` and check it is a boolean."""
@@ -231,9 +251,9 @@ class ExprBinder:
                and c.args[0] == items[0].args[0] for c in items):  # type: ignore[attr-defined]
             args = (items[0].args[0],) + tuple(c.args[1] for c in items)  # type: ignore[attr-defined]
             return Call("in", args, pa.bool_())
-        out = items[0]
-        for item in items[1:]:  # x IN (a, b) with non-constant items is x = a OR x = b
-            out = Call("or", (out, item), pa.bool_())
+        # x IN (a, b) with non-constant items is x = a OR x = b (flat, however many items).
+        out = disjoin(items)
+        assert out is not None
         return out
 
     def like(self, node: exp.Like) -> Expr:

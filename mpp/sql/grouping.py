@@ -98,7 +98,9 @@ def build_aggregate(qb: QueryBinder, source: LogicalNode, groups: dict[Expr, Col
                 computed[name] = slot.arg
                 arg_col = Column(name, slot.arg.dtype)
             computed.setdefault(arg_col.name, arg_col)
-        calls.append(AggregateCall(slot.func, arg_col, slot.distinct, slot.dtype))
+        text, line, column = slot.where
+        calls.append(AggregateCall(slot.func, arg_col, slot.distinct, slot.dtype, text, line,
+                                   column))
     node = source
     if any(not (isinstance(e, Column) and e.name == n) for n, e in computed.items()):
         node = Project(source, tuple(computed.values()), tuple(computed))

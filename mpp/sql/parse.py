@@ -8,9 +8,10 @@ that introduces them.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -18,25 +19,99 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from mpp.errors import SqlError
+from mpp.sql.lexing import DIALECT, offset_to_line_col
+from mpp.sql.lexing import token_error as _token_error
+from mpp.sql.lexing import token_starts as _token_starts
+from mpp.sql.lexing import tokens as _tokens
 
-DIALECT = "trino"
+# How deeply expressions may nest (parentheses, operands of operands), and the Python stack
+# that parsing and binding that deep takes: sqlglot's parser recurses about 20 frames per
+# parenthesis (Python's default limit of 1,000 fails near 48). Chains of AND/OR do not nest:
+# the binder flattens them, so a generated 5,000-term OR is one level.
+MAX_NESTING = 100
+_STACK_FRAMES = 12_000
+
+
+@contextlib.contextmanager
+def deep_stack() -> Iterator[None]:
+    """Run the block with room for ``MAX_NESTING`` levels of sqlglot recursion (the limit is
+    raised, never lowered, and restored after), and report running out as a SqlError."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _STACK_FRAMES))
+    try:
+        yield
+    except RecursionError:
+        raise too_deep() from None
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def too_deep(line: int | None = None, column: int | None = None) -> SqlError:
+    """The error for an expression nested beyond ``MAX_NESTING`` levels."""
+    return SqlError(f"expression nested too deeply (more than {MAX_NESTING} levels)", line,
+                    column)
 
 
 def parse(sql: str) -> exp.Expr:
-    """Parse one Trino statement; syntax errors become :class:`SqlError` with line and column."""
+    """Parse one Trino statement; syntax errors become :class:`SqlError` with line and column.
+
+    Expressions nested more than ``MAX_NESTING`` levels deep are refused with a SqlError
+    pointing at where the limit is passed, never a RecursionError.
+    """
+    tokens = _tokens(sql)
+    _check_parentheses(sql, tokens)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        with deep_stack():  # the tokens once: a 5,000-term OR takes a second to tokenize
+            parser = sqlglot.Dialect.get_or_raise(DIALECT).parser()
+            statements = [s for s in parser.parse(list(tokens), sql) if s is not None]
     except ParseError as err:
         raise _syntax_error(sql, err) from None
-    except TokenError as err:
-        line, col = _token_error_position(sql, str(err))
-        raise SqlError(f"syntax error: cannot tokenize the text ({err})", line, col) from None
+    except TokenError:
+        raise _token_error(sql) from None
+    for statement in statements:
+        _check_depth(statement, sql)
     if not statements:
         raise SqlError("empty query: expected a SELECT statement", 1, 1)
     if len(statements) > 1:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
+    """Refuse parentheses nested more than ``MAX_NESTING`` deep, before sqlglot recurses."""
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise too_deep(*offset_to_line_col(sql, token.start))
+        elif token.token_type == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+
+
+# Nodes that do not count as a level of expression nesting: the statement's structure
+# (subqueries are limited by the plan depth, see mpp.sql.bind) and parentheses.
+_STRUCTURE = (exp.Query, exp.Subquery, exp.CTE, exp.With, exp.From, exp.Where, exp.Having,
+              exp.Group, exp.Order, exp.Ordered, exp.Alias, exp.Join, exp.Table, exp.TableAlias,
+              exp.Limit, exp.Paren)
+
+
+def _check_depth(tree: exp.Expr, sql: str) -> None:
+    """Refuse expressions nested more than ``MAX_NESTING`` deep (a long ``a + b + c ...``
+    chain nests one level per operator; parentheses, clauses and AND/OR chains do not count).
+
+    Iterative: the tree may be thousands of levels deep."""
+    stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.iter_expressions():
+            flat = isinstance(child, _STRUCTURE) or (
+                isinstance(child, exp.Connector) and type(child) is type(node))
+            below = depth if flat else depth + 1
+            if below > MAX_NESTING:
+                raise too_deep(*locate(child, sql))
+            stack.append((child, below))
 
 
 # What sqlglot's parser says when a node lacks a required part or a function gets too many
@@ -139,7 +214,7 @@ def _sqlglot_class(dotted: str) -> type | None:
 def _tokens_or_none(sql: str) -> Sequence[Token] | None:
     try:
         return _tokens(sql)
-    except TokenError:
+    except SqlError:
         return None
 
 
@@ -177,7 +252,7 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
     if start is None:
         return None
     tokens = _tokens(sql)
-    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    index = _token_starts(sql).get(start)
     if index is None or index + 1 >= len(tokens):
         return None
     if tokens[index + 1].token_type != TokenType.L_PAREN:
@@ -196,26 +271,29 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
     return None
 
 
+def written_call(node: exp.Func, sql: str) -> str:
+    """The text of call ``node`` as the user wrote it (``sum(bytes * 100)``, their case and
+    spacing), or sqlglot's rendering if it cannot be found in the tokens."""
+    start = node.meta.get("start") if node.meta else None
+    index = _token_starts(sql).get(start) if start is not None else None
+    tokens = _tokens(sql)
+    if index is not None:
+        depth = 0
+        for t in tokens[index + 1:]:
+            if t.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif t.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+                if depth == 0:
+                    return sql[start:t.end + 1]
+    return node.sql(dialect=DIALECT)
+
+
 def written_name(node: exp.Expr, sql: str) -> str | None:
     """The text of ``node``'s own token, as the user wrote it (``now`` for CURRENT_TIMESTAMP)."""
     if node.meta and "start" in node.meta and "end" in node.meta:
         return sql[node.meta["start"]:node.meta["end"] + 1]
     return None
-
-
-def _token_error_position(sql: str, message: str) -> tuple[int, int]:
-    """Best-effort position of a tokenizer error: usually an unterminated string or comment."""
-    for quote in ("'", '"'):
-        if sql.count(quote) % 2 == 1:
-            return offset_to_line_col(sql, sql.rfind(quote))
-    return offset_to_line_col(sql, len(sql.rstrip()) - 1 if sql.strip() else 0)
-
-
-def offset_to_line_col(sql: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) of the character at ``offset``."""
-    offset = max(0, min(offset, len(sql)))
-    line = sql.count("\n", 0, offset) + 1
-    return line, offset - (sql.rfind("\n", 0, offset) + 1) + 1
 
 
 def _start(node: exp.Expr) -> int | None:
@@ -227,12 +305,6 @@ def _start(node: exp.Expr) -> int | None:
 def _end(node: exp.Expr) -> int | None:
     ends = [n.meta["end"] for n in node.walk() if n.meta and "end" in n.meta]
     return max(ends) if ends else None
-
-
-@functools.lru_cache(maxsize=8)
-def _tokens(sql: str) -> tuple[Token, ...]:
-    """The tokens of ``sql`` (cached: binding locates every call it binds in the same text)."""
-    return tuple(sqlglot.Dialect.get_or_raise(DIALECT).tokenize(sql))
 
 
 def locate(node: exp.Expr, sql: str, keyword: TokenType | None = None) -> tuple[int, int]:
@@ -271,7 +343,7 @@ def _call_name_before(node: exp.Func, sql: str, start: int) -> int | None:
     word before the ``(`` that precedes it (within a few unlocated words such as ``hour FROM``),
     if that word is one of the node's names."""
     tokens = _tokens(sql)
-    index = next((i for i, t in enumerate(tokens) if t.start == start), None)
+    index = _token_starts(sql).get(start)
     if index is None:
         return None
     names = {node.sql_name().lower(), node.key.lower()}

@@ -10,8 +10,8 @@ anything it cannot decide (unknown bounds, values of incomparable types) counts 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,9 +48,28 @@ def _scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
         return pa.scalar(value)
 
 
+T = TypeVar("T")
+
+
+def balanced(terms: Sequence[T], combine: Callable[[T, T], T]) -> T:
+    """``terms`` combined pairwise into a balanced tree: ``log2(n)`` deep, not ``n``.
+
+    A generated query may push thousands of conjuncts; libraries that walk expression trees
+    recursively (pyarrow's binder, pyiceberg's visitors) must see them shallow.
+
+    >>> balanced(["a", "b", "c"], lambda x, y: f"({x} & {y})")
+    '(a & (b & c))'
+    """
+    layer = list(terms)
+    while len(layer) > 1:
+        paired = [combine(layer[i], layer[i + 1]) for i in range(len(layer) % 2, len(layer), 2)]
+        layer = layer[:len(layer) % 2] + paired
+    return layer[0]
+
+
 def to_expression(predicates: Sequence[ColumnPredicate], schema: pa.Schema) -> pc.Expression | None:
     """The AND of ``predicates`` as a pyarrow compute expression (None for no predicates)."""
-    expr: pc.Expression | None = None
+    terms: list[pc.Expression] = []
     for p in predicates:
         field = pc.field(p.column)
         type_ = schema.field(p.column).type
@@ -71,8 +90,8 @@ def to_expression(predicates: Sequence[ColumnPredicate], schema: pa.Schema) -> p
                 ">": field > value,
                 ">=": field >= value,
             }[p.op]
-        expr = term if expr is None else expr & term
-    return expr
+        terms.append(term)
+    return balanced(terms, lambda a, b: a & b) if terms else None
 
 
 def filter_table(table: pa.Table, predicates: Sequence[ColumnPredicate]) -> pa.Table:

@@ -93,9 +93,13 @@ def _param(value: Any, declared: str) -> Any:
         return value
     if declared == "TEXT" and isinstance(value, str):
         return value
-    if declared == "BOOLEAN" and isinstance(value, bool):
-        return int(value)
+    # BOOLEAN is not pushed: a database mpp did not write may hold true/false as text,
+    # which "col = 1" would silently skip; Arrow compares the values read (see _boolean).
     raise TypeError(value)
+
+
+_MAX_SQL_TERMS = 500
+_MAX_SQL_PARAMETERS = 30_000
 
 
 def _where(predicates: Sequence[ColumnPredicate], declared: dict[str, str]
@@ -106,6 +110,12 @@ def _where(predicates: Sequence[ColumnPredicate], declared: dict[str, str]
     rest: list[ColumnPredicate] = []
     for p in predicates:
         col = '"' + p.column.replace('"', '""') + '"'
+        # SQLite refuses expressions deeper than 1,000 and more than 32,766 parameters; a
+        # generated query's thousands of conjuncts beyond these bounds are applied in Arrow.
+        if len(clauses) >= _MAX_SQL_TERMS or len(params) + (
+                len(p.value) if p.op == "in" else 1) > _MAX_SQL_PARAMETERS:
+            rest.append(p)
+            continue
         try:
             if p.op == "is_null":
                 clauses.append(f"{col} IS NULL")
@@ -173,9 +183,12 @@ def scan(fragment: Fragment, columns: Sequence[str],
         raise StorageError(f"cannot read database: {exc}", uri) from None
     finally:
         con.close()
-    table = rows_to_arrow(rows, columns, declared)
+    try:
+        table = rows_to_arrow(rows, columns, declared)
+    except ValueError as exc:
+        raise StorageError(f"table {name!r}: {exc}", uri) from None
     if rest:
-        extra = [p.column for p in rest if p.column not in columns]
+        extra = list(dict.fromkeys(p.column for p in rest if p.column not in columns))
         if extra:  # re-read with the columns the unpushed predicates need
             full = scan(fragment, [*columns, *extra], [p for p in predicates if p not in rest])
             table = filter_table(full.table, rest).select(list(columns))
@@ -197,16 +210,40 @@ def table_columns(con: sqlite3.Connection, name: str, uri: str) -> dict[str, str
 
 
 def rows_to_arrow(rows: list[tuple[Any, ...]], columns: Sequence[str],
-              declared: dict[str, str]) -> pa.Table:
+                  declared: dict[str, str]) -> pa.Table:
+    """The ``columns`` of SQLite result ``rows`` as an Arrow table of the declared types."""
     arrays = []
     for j, c in enumerate(columns):
         t = _DECLARED[declared[c]]
         values = [r[j] for r in rows]
         if pa.types.is_timestamp(t) or pa.types.is_date(t):
             arrays.append(pa.array(values, pa.string()).cast(t))
+        elif pa.types.is_boolean(t):
+            arrays.append(pa.array([_boolean(v, c) for v in values], t))
         else:
             arrays.append(pa.array(values, t))
     return pa.table(arrays, names=list(columns)) if columns else pa.table({})
+
+
+# SQLite has no boolean storage class: a BOOLEAN column (NUMERIC affinity) holds the integers
+# 1 and 0 (TRUE and FALSE are their keywords since 3.23), or text where a writer stored words.
+_BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+
+
+def _boolean(value: Any, column: str) -> bool | None:
+    """A stored value of BOOLEAN column ``column`` as a bool (None for NULL).
+
+    Integers and reals are true when non-zero (SQLite's own rule for a condition); the
+    words true/false (t/f, 1/0) in any case are read as such; anything else raises
+    ValueError (the scan names the file)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
+        return _BOOLEAN_TEXT[value.strip().lower()]
+    raise ValueError(f"column {column!r} is declared BOOLEAN but holds {value!r}, which is "
+                     "not a boolean (expected 1/0 or true/false)")
 
 
 def load(path: str, name: str, schema: pa.Schema, tables: Iterable[pa.Table]

@@ -56,6 +56,7 @@ class TaskContext:
         """
         if self.hot_keys or not keys or table.num_rows == 0:
             return
+        keys = tuple(dict.fromkeys(keys))  # a join may use one column in two key pairs
         if fixed is None:
             from mpp.physical.aggregates import constant_keys
 

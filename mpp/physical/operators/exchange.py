@@ -30,6 +30,7 @@ from mpp.physical.distribution import (
     Partitioning,
     Single,
 )
+from mpp.physical.keys import canonical_key
 from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext
 
 
@@ -50,7 +51,8 @@ def _key_values(column: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         values = pc.cast(column, pa.int64())
     elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-        values, fill = pc.cast(column, pa.float64()), 0.0
+        # -0.0 and 0.0 (and every NaN) must land in one bucket, as they form one group.
+        values, fill = canonical_key(pc.cast(column, pa.float64())), 0.0
     elif pa.types.is_date(t):
         values = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64())
     elif pa.types.is_timestamp(t):

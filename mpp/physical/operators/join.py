@@ -19,6 +19,7 @@ from mpp.physical.distribution import (
     Partitioning,
     UnspecifiedDistribution,
 )
+from mpp.physical.keys import canonical_key
 from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext
 from mpp.physical.operators.nested_loop import (
     LEFT_ID,
@@ -28,10 +29,15 @@ from mpp.physical.operators.nested_loop import (
 )
 from mpp.physical.operators.rowwise import evaluate_column
 
+_LEFT_KEY, _RIGHT_KEY = "__mpp_left_key", "__mpp_right_key"
 _HOW = {JoinKind.INNER: "inner", JoinKind.LEFT: "left outer", JoinKind.RIGHT: "right outer",
         JoinKind.FULL: "full outer"}
 _FLIPPED = {"inner": "inner", "left outer": "right outer", "right outer": "left outer",
             "full outer": "full outer"}
+
+
+def _key(prefix: str, i: int) -> str:
+    return f"{prefix}{i}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +80,31 @@ class HashJoinExec(JoinOp):
         right = self.right.execute(tctx)
         tctx.note_keys(left, self.left_keys)
         tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
-        # pyarrow joins need equal key types on both sides (int32 vs int64 from two formats).
-        for lk, rk in zip(self.left_keys, self.right_keys, strict=True):
-            if left.schema.field(lk).type != right.schema.field(rk).type:
-                idx = right.schema.get_field_index(rk)
-                right = right.set_column(idx, rk, pc.cast(right[rk], left.schema.field(lk).type))
+        left, right = self._with_join_keys(left, right)
         if self.residual is not None and self.kind is not JoinKind.INNER:
             return self._outer_with_residual(left, right)
         out = self._join(left, right, _HOW[self.kind])
         if self.residual is not None:
             out = out.filter(evaluate_column(self.residual, out))
         return out
+
+    def _with_join_keys(self, left: pa.Table, right: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Both inputs with one hidden column per key pair, which the hash join matches on.
+
+        Own columns, because one input column may appear in several key pairs (``a.k = b.k
+        AND a.k = b.j``), which Acero cannot take by name twice; equal types on both sides
+        (int32 vs int64 from two formats), as pyarrow joins need; and float keys
+        canonical, so that -0.0 matches 0.0 and a NaN matches nothing, as in Trino. The
+        output keeps the original columns.
+        """
+        for i, (lk, rk) in enumerate(zip(self.left_keys, self.right_keys, strict=True)):
+            lcol, rcol = left[lk], right[rk]
+            if lcol.type != rcol.type:
+                rcol = pc.cast(rcol, lcol.type)
+            left = left.append_column(_key(_LEFT_KEY, i), canonical_key(lcol, nan_matches=False))
+            right = right.append_column(_key(_RIGHT_KEY, i),
+                                        canonical_key(rcol, nan_matches=False))
+        return left, right
 
     def _join(self, left: pa.Table, right: pa.Table, how: str) -> pa.Table:
         return self._hash_join(left, right, how).select([f.name for f in self.schema])
@@ -95,13 +115,17 @@ class HashJoinExec(JoinOp):
         Acero builds its hash table on the right input of ``Table.join``. A broadcast join's
         right side is the whole dimension, the same in every task, while each task's left side
         is one fragment; building on the fragment instead costs 8x less at 1M dimension rows.
-        Output column names are unique across sides, so callers select by name.
+        Output column names are unique across sides, so callers select by name. The inputs
+        carry the hidden key columns of :meth:`_with_join_keys`.
         """
+        n = len(self.left_keys)
+        lkeys = [_key(_LEFT_KEY, i) for i in range(n)]
+        rkeys = [_key(_RIGHT_KEY, i) for i in range(n)]
         if left.num_rows >= right.num_rows:
-            return left.join(right, list(self.left_keys), list(self.right_keys), join_type=how,
+            return left.join(right, lkeys, rkeys, join_type=how,
                              coalesce_keys=False, use_threads=False)
         swapped = _FLIPPED[how]
-        return right.join(left, list(self.right_keys), list(self.left_keys),
+        return right.join(left, rkeys, lkeys,
                           join_type=swapped, coalesce_keys=False, use_threads=False)
 
     def _outer_with_residual(self, left: pa.Table, right: pa.Table) -> pa.Table:

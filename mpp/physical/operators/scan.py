@@ -41,6 +41,9 @@ class ScanExec(PhysicalOp):
     The output partitioning is one partition per (pruned) fragment, so the leaf stage has as
     many tasks as fragments: the seed's "100M rows -> 1,000 tasks of 100K rows". With every
     fragment pruned away, one task produces the empty result.
+
+    ``fetch`` (the optimizer's pushed LIMIT): each task passes on at most that many rows, and
+    the planner listed only the fragments needed to hold them when their row counts allow.
     """
 
     word: ClassVar[str] = "scan"
@@ -54,6 +57,7 @@ class ScanExec(PhysicalOp):
     # A relational source's query (SQLite: the parameterized SELECT with the pushed filters
     # and columns), shown by EXPLAIN; empty for files.
     source_query: str = ""
+    fetch: int | None = None
 
     def output_partitioning(self) -> Partitioning:
         return Arbitrary(max(1, len(self.fragments)))
@@ -66,9 +70,10 @@ class ScanExec(PhysicalOp):
         result = scan_fragment(tctx.fragment, self.columns, self.predicates)
         tctx.rows_in += result.rows_scanned
         tctx.bytes_read += result.bytes_read
+        table = result.table if self.fetch is None else result.table.slice(0, self.fetch)
         if not self.schema:  # count(*) reads no column: keep only the row count
-            return result.table.select([])
-        out = result.table.rename_columns([f.name for f in self.schema])
+            return table.select([])
+        out = table.rename_columns([f.name for f in self.schema])
         target = pa.schema([(f.name, f.dtype) for f in self.schema])
         return out if out.schema.equals(target) else out.cast(target)
 
@@ -85,4 +90,5 @@ class ScanExec(PhysicalOp):
             line += " filter=(" + " AND ".join(_predicate_text(p) for p in self.predicates) + ")"
         pruned = f"{len(self.fragments)} of {self.total_fragments}"
         line += f" fragments={pruned if self.total_fragments else len(self.fragments)}"
+        line += f" fetch={self.fetch}" if self.fetch is not None else ""
         return line + (f"\n    sql: {self.source_query}" if self.source_query else "")

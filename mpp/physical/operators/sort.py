@@ -9,7 +9,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.logical.expr import SortKey
-from mpp.physical.distribution import Distribution, SinglePartition, UnspecifiedDistribution
+from mpp.physical.distribution import (
+    Distribution,
+    Partitioning,
+    Single,
+    SinglePartition,
+    UnspecifiedDistribution,
+)
 from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext
 
 
@@ -48,6 +54,10 @@ class SortExec(PassThroughOp):
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
 
+    def output_partitioning(self) -> Partitioning:
+        # Final: one partition even before enforce_distribution adds the gather below it.
+        return self.input.output_partitioning() if self.partial else Single()
+
     def execute(self, tctx: TaskContext) -> pa.Table:
         return self.merge(self.input.execute(tctx))
 
@@ -74,6 +84,10 @@ class LimitExec(PassThroughOp):
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         return (UnspecifiedDistribution(),) if self.partial else (SinglePartition(),)
+
+    def output_partitioning(self) -> Partitioning:
+        # Final: one partition even before enforce_distribution adds the gather below it.
+        return self.input.output_partitioning() if self.partial else Single()
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         return self.merge(self.input.execute(tctx))
