@@ -144,7 +144,8 @@ class Session:
         physical = self.physical(plan, ctx)
         query_id = f"q{next(_QUERY_COUNTER)}-{uuid.uuid4().hex[:8]}"
         run = execute(physical, self.cluster.client, query_id,
-                      plan_text=explain_physical(physical))
+                      plan_text=explain_physical(physical),
+                      stall_timeout=self.cluster.spec.stall_timeout)
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:

@@ -6,35 +6,55 @@ given a scheduler address, any existing Dask cluster. Nothing else in mpp assume
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster
+from distributed.comm import connect as comm_connect
 from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.security import Security
 
 from mpp.errors import ClusterError, MppError
+from mpp.execution.watch import DEFAULT_STALL_TIMEOUT
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Times the scheduler of a LocalCluster mpp starts runs a task again after its worker died
+# while running it (Dask's distributed.scheduler.allowed-failures, whose default is also 3);
+# then the query fails naming the task. A task that raises is never retried (see run.py).
+DEFAULT_ALLOWED_FAILURES = 3
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterSpec:
-    """How to get a cluster: an existing scheduler address, or a LocalCluster's shape."""
+    """How to get a cluster: an existing scheduler address, or a LocalCluster's shape.
+
+    The LocalCluster listens on ``host`` only, loopback by default: its scheduler, workers and
+    dashboard are not reachable from other machines unless ``host`` (scheduler and workers) or
+    ``dashboard_address`` (the dashboard, e.g. ``"0.0.0.0:8787"``) say so.
+    """
 
     scheduler: str | None = None  # e.g. "tcp://10.0.0.5:8786"; None starts a LocalCluster
     workers: int = 2
     threads_per_worker: int = 1
     memory_limit: str | None = "auto"  # per worker, e.g. "4GiB"
-    dashboard_address: str | None = ":0"  # ":8787" for the usual port; None disables it
+    # ":8787" for the usual port on ``host``; "0.0.0.0:8787" exposes it; None disables it
+    dashboard_address: str | None = "127.0.0.1:0"
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds to reach ``scheduler``
+    host: str = "127.0.0.1"  # the interface the LocalCluster's scheduler and workers listen on
+    # seconds in a row a running query may find no worker able to run its tasks (see watch.py)
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    allowed_failures: int = DEFAULT_ALLOWED_FAILURES  # LocalCluster: reruns after worker deaths
 
     def __post_init__(self) -> None:
         """Reject a shape no cluster can have, before anything starts."""
@@ -42,10 +62,26 @@ class ClusterSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ClusterError(f"ClusterSpec.{name} must be an integer >= 1, got {value!r}")
-        timeout = self.connect_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
-                               f"got {timeout!r}")
+        failures = self.allowed_failures
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+            raise ClusterError(f"ClusterSpec.allowed_failures must be an integer >= 0, "
+                               f"got {failures!r}")
+        for name in ("connect_timeout", "stall_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ClusterError(f"ClusterSpec.{name} must be a number of seconds > 0, "
+                                   f"got {value!r}")
+        if not isinstance(self.host, str) or not self.host:
+            raise ClusterError(f"ClusterSpec.host must be an interface address such as "
+                               f"'127.0.0.1', got {self.host!r}")
+
+    def local_dashboard_address(self) -> str | None:
+        """``dashboard_address`` with ``host`` filled in where it names only a port
+        (``":0"``, ``":8787"``): Dask would listen on every interface for those."""
+        address = self.dashboard_address
+        if address is None or not address.startswith(":"):
+            return address
+        return f"{self.host}{address}"
 
 
 def check_scheduler_address(address: str) -> None:
@@ -84,14 +120,21 @@ class Cluster:
         if self.spec.scheduler:
             self.client = _connect(self.spec.scheduler, self.spec.connect_timeout)
         else:
-            self._local = LocalCluster(
-                n_workers=self.spec.workers,
-                threads_per_worker=self.spec.threads_per_worker,
-                memory_limit=self.spec.memory_limit,
-                dashboard_address=self.spec.dashboard_address,
-                processes=True,
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set({"distributed.scheduler.allowed-failures":
+                                  self.spec.allowed_failures}):
+                self._local = LocalCluster(
+                    n_workers=self.spec.workers,
+                    threads_per_worker=self.spec.threads_per_worker,
+                    memory_limit=self.spec.memory_limit,
+                    host=self.spec.host,
+                    dashboard_address=self.spec.local_dashboard_address(),
+                    # Without a dashboard the scheduler still serves /health on an HTTP port,
+                    # by default 8787 (warning when another cluster has it): any free one.
+                    scheduler_kwargs=({"dashboard_address": f"{self.spec.host}:0"}
+                                      if self.spec.dashboard_address is None else None),
+                    processes=True,
+                    silence_logs=logging.ERROR,
+                )
             self.client = Client(self._local)
             # Our workers: a task's MppError reaches the user as one line, re-raised by the
             # client; the worker's own "Compute Failed" traceback of it is noise.
@@ -122,7 +165,10 @@ class Cluster:
             with contextlib.suppress(Exception):
                 self.client.run(_stop_heartbeat)
         if self._owns_client:
-            self.client.close()
+            # A client that lost its scheduler is still trying to reconnect; closing it cancels
+            # that, and Dask logs the cancellation as an error with a traceback.
+            with _quiet("distributed.client"):
+                self.client.close()
         if self._local is not None:
             self._local.close()
 
@@ -133,14 +179,96 @@ class Cluster:
         self.close()
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Drop every record of logger ``logger_name`` while the block runs."""
+    logger = logging.getLogger(logger_name)
+    drop = _DropAll()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 def _connect(address: str, timeout: float) -> Client:
-    """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not."""
+    """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not.
+
+    :func:`probe_scheduler` first: a Client waits forever for the handshake of a listener that
+    is not a Dask scheduler (an HTTP server, a socket that never answers), whatever its
+    ``timeout``.
+    """
     check_scheduler_address(address)
+    probe_scheduler(address, timeout)
     try:
         return Client(address, timeout=timeout)
-    except OSError:  # includes TimeoutError: refused, unresolvable or silent host
+    except OSError:  # includes TimeoutError: the scheduler went away since the probe
         raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
                            "(is `dask scheduler` running there?)") from None
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """The answer of the Dask server at ``address`` to ``identity`` (no deadline of its own)."""
+    comm = await comm_connect(address, timeout=timeout,
+                              **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+async def _probe(address: str, timeout: float) -> tuple[bool, Any]:
+    """(whether something accepts connections at ``address``, its identity or None), all
+    within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    scheme, _ = parse_address(address)
+    if scheme == "tcp":  # tells "nothing listens" from "something listens but is not Dask"
+        host, port = get_address_host_port(address)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except OSError:  # TimeoutError included
+            return False, None
+        writer.close()
+    try:
+        left = max(0.01, deadline - loop.time())
+        return True, await asyncio.wait_for(_identity(address, left), left)
+    except (OSError, ValueError, TypeError):  # TimeoutError is an OSError
+        return scheme == "tcp", None
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Raise :class:`ClusterError` unless a Dask scheduler answers at ``address`` within
+    ``timeout`` seconds: one hard deadline for connecting, the handshake and the answer.
+
+    Runs on its own event loop in a helper thread, so it also works where an event loop is
+    already running (a notebook).
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mpp-probe")
+    try:
+        listening, answer = pool.submit(asyncio.run, _probe(address, timeout)).result(
+            timeout=timeout + 5)
+    except concurrent.futures.TimeoutError:  # belt and braces: the loop itself hung
+        listening, answer = True, None
+    finally:
+        pool.shutdown(wait=False)
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind == "Scheduler":
+        return
+    if kind is not None:
+        raise ClusterError(f"{address} is a Dask {str(kind).lower()}, not a scheduler: give the "
+                           "scheduler's address (tcp://host:8786)")
+    if listening:
+        raise ClusterError(f"{address} accepts connections but did not answer as a Dask "
+                           f"scheduler within {timeout:g} s (is it a scheduler's port?)")
+    raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                       "(is `dask scheduler` running there?)")
 
 
 def _mpp_error_names() -> set[str]:
@@ -206,12 +334,22 @@ def cancel_and_drain(client: Client, futures: Sequence[Any], timeout: float = 12
     workers' own state can: a running task stays "cancelled" there until its thread returns.
     Writers call this before cleaning up after failed write tasks, so no file is written
     after the clean-up.
+
+    Without a scheduler (lost mid-query) nothing can be cancelled or asked: this returns at
+    once, so the error that brought the caller here is the one reported. A write task still
+    running then may leave a file behind; readers never see it (they list files from the
+    catalog only).
     """
     keys = [str(f.key) for f in futures]
-    client.cancel(list(futures))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = client.run(_running_keys, keys)
-        if not any(busy.values()):
-            return
-        time.sleep(0.05)
+    if client.status != "running":
+        return
+    try:
+        client.cancel(list(futures))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = client.run(_running_keys, keys)
+            if not any(busy.values()):
+                return
+            time.sleep(0.05)
+    except OSError:  # the scheduler went away meanwhile (TimeoutError included)
+        return
