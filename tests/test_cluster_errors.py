@@ -159,6 +159,8 @@ def test_cli_bad_scheduler_address(cluster) -> None:
     (["--scheduler", UNREACHABLE, "--workers", "3", "--threads", "2"],
      "--workers and --threads shape the LocalCluster"),
     (["--connect-timeout", "5"], "--connect-timeout applies only with --scheduler"),
+    (["--scheduler", UNREACHABLE, "--dashboard-address", "0.0.0.0:8787"],
+     "--dashboard-address shapes the LocalCluster"),
 ])
 def test_options_the_cluster_would_ignore_are_usage_errors(tmp_path, args: list[str],
                                                            message: str) -> None:
@@ -195,3 +197,10 @@ def test_task_error_prints_no_worker_traceback(cluster) -> None:
     assert "mpp: error: cannot evaluate bytes / 0: divide by zero (line 2, column 3)" \
         in proc.stderr
     assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_cli_run_dashboard_address_with_scheduler_is_a_usage_error(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["run", "scenarios/quickstart.toml", "--scheduler",
+                                       UNREACHABLE, "--dashboard-address", "0.0.0.0:8787"])
+    assert result.exit_code == 2
+    assert "--dashboard-address places the dashboard of the LocalCluster" in result.stderr

@@ -24,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.security import Security
 
 from mpp.errors import ClusterError, MppError
-from mpp.execution.watch import DEFAULT_STALL_TIMEOUT
+from mpp.execution.watch import DEFAULT_STALL_TIMEOUT, memory_warning
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
@@ -147,6 +147,11 @@ class Cluster:
             return self.client.dashboard_link
         except Exception:  # no dashboard (bokeh missing or disabled)
             return None
+
+    def health_warning(self) -> str | None:
+        """A warning if workers are paused or short of memory before anything runs (see
+        :func:`mpp.execution.watch.memory_warning`), else None."""
+        return memory_warning(self.client)
 
     def total_threads(self) -> int:
         """Threads across all workers: the warehouse's slices."""

@@ -84,6 +84,32 @@ class _Health:
         return f"memory {span} of {'/'.join(_mib(x) for x in sorted(limits))} each"
 
 
+def memory_warning(client: distributed.Client) -> str | None:
+    """What is wrong with the cluster's memory before a query runs, or None: paused workers,
+    or workers already above Dask's spill threshold (``distributed.worker.memory.spill``,
+    70% of their limit by default) while idle, which Dask will pause once tasks add to it."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except Exception:  # a cluster that does not answer is reported when a query runs
+        return None
+    paused = [a for a, w in workers.items() if w.get("status") == "paused"]
+    spill = dask.config.get("distributed.worker.memory.spill", 0.7) or 1.0
+    full = [a for a, w in workers.items() if w.get("memory_limit")
+            and w.get("metrics", {}).get("memory", 0) >= spill * w["memory_limit"]]
+    if not paused and not full:
+        return None
+    memory = _Health(None, dict(workers)).memory()
+    if paused:
+        what = (f"{len(paused)} of {len(workers)} workers "
+                f"{'is' if len(paused) == 1 else 'are'} paused by Dask's memory monitor")
+    else:
+        what = (f"{len(full)} of {len(workers)} workers already "
+                f"{'uses' if len(full) == 1 else 'use'} over {spill:.0%} of "
+                f"{'its' if len(full) == 1 else 'their'} memory limit while idle")
+    return (f"{what} ({memory}); queries may stall and then fail: raise the workers' "
+            "memory limit or use fewer workers")
+
+
 class Watch:
     """Waits for the futures of one query and turns cluster faults into ClusterFaultError.
 
