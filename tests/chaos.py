@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from mpp.execution.watch import describe_task
@@ -22,11 +24,14 @@ from mpp.execution.watch import describe_task
 @dataclass(frozen=True, slots=True)
 class Victim:
     """Kill ``pid`` (None: the worker running the task) the first ``times`` times task ``task``
-    starts (``task`` may name a stage only: any of its partitions)."""
+    starts (``task`` may name a stage only: any of its partitions). With ``hog_mib`` the worker
+    is not signalled but runs out of memory: its nanny kills it above its memory limit."""
 
     task: str
     times: int = 1
     pid: int | None = None
+    hog_mib: int = 0  # > 0: instead of a signal, take this much memory until the nanny kills
+
 
     def matches(self, key: Any) -> bool:
         """Whether ``key`` is (a partition of) this victim's task."""
@@ -54,6 +59,8 @@ class Chaos(WorkerPlugin):
             log.write(describe_task(key) + "\n")
         for n, victim in enumerate(self.victims):
             if victim.matches(key) and self._claim(n, victim.times):
+                if victim.hog_mib:
+                    _hog(victim.hog_mib)
                 os.kill(victim.pid or os.getpid(), signal.SIGKILL)
 
     def _claim(self, n: int, times: int) -> bool:
@@ -65,6 +72,16 @@ class Chaos(WorkerPlugin):
             except FileExistsError:
                 continue
         return False
+
+
+def _hog(mib: int) -> None:
+    """Hold ``mib`` MiB of touched memory for up to 60 s: the nanny's memory monitor kills the
+    process well before (``distributed.worker.memory.terminate``, 95% of the limit)."""
+    held = np.ones(mib * 2**20, dtype=np.uint8)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        held[::4096] += 1  # keep the pages resident
+        time.sleep(0.05)
 
 
 def starts(folder: Path) -> list[str]:

@@ -67,6 +67,8 @@ def chaos_session(cluster: Cluster) -> Iterator[Session]:
 
 
 def _chaos(s: Session, folder: Path, *victims: Victim) -> Path:
+    """Arm ``victims`` on a cluster whose killed workers are all back (nannies restart them)."""
+    s.cluster.client.wait_for_workers(s.cluster.spec.workers, timeout=300)
     folder.mkdir(exist_ok=True)
     s.cluster.client.register_plugin(Chaos(str(folder), victims), name="mpp-test-chaos")
     return folder
@@ -99,8 +101,27 @@ def test_task_that_keeps_killing_its_worker_fails_naming_query_stage_and_partiti
     assert err.value.task == task and err.value.query_id in message
     assert f"task {task} killed its worker 4 times" in message
     assert "allowed-failures = 3 retries" in message
-    _chaos(s, tmp_path / "after")  # no more kills: the cluster still answers
+    # the nannies restarted every killed worker: the cluster is whole, and still answers
+    _chaos(s, tmp_path / "after")
     assert_same_rows(s.sql(TOTAL).to_arrow(), run_oracle(TOTAL, s.catalog))
+
+
+def test_task_that_runs_its_worker_out_of_memory_fails_naming_the_task_and_limit(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """A real out-of-memory death: the nanny kills a worker above 95% of its memory limit."""
+    wh = warehouse(cluster.client, "parquet", 3)
+    spec = ClusterSpec(workers=1, memory_limit="1GiB", dashboard_address=None,
+                       allowed_failures=1)
+    with Cluster(spec) as own, mpp.connect(wh, cluster=own) as s:
+        task = f"{_plan(s, TOTAL).final_stage.name} partition 0"
+        _chaos(s, tmp_path, Victim(task, times=99, hog_mib=1536))
+        with pytest.raises(ClusterFaultError) as err:
+            s.sql(TOTAL)
+    message = str(err.value)
+    assert message.startswith(f"query {err.value.query_id}: task {task} killed its worker 2 "
+                              "times (the last tcp://127.0.0.1:")
+    assert "needs more memory than the worker's limit (1,024 MiB)" in message
+    assert len(list(tmp_path.glob("victim-0-*"))) == 2  # both deaths were this task's
 
 
 def test_a_task_error_is_never_retried(chaos_session: Session, tmp_path: Path) -> None:
@@ -137,9 +158,9 @@ def test_paused_workers_fail_the_query_naming_stage_and_memory(cluster: Cluster)
     assert message.startswith(f"query {err.value.query_id} cannot make progress: all 1 "
                               "workers are paused by Dask's memory monitor (1% of their "
                               "memory limit), memory ")
-    assert "of 2,048 MiB each for 2 s (cluster.stall_timeout)" in message
-    assert f"tasks not finished: {plan.stages[0].name} (3 ready), {plan.final_stage.name} (1 waiting)" \
-        in message
+    assert "of 2,048 MiB each for 2 s (the stall timeout, --stall-timeout)" in message
+    assert (f"tasks not finished: {plan.stages[0].name} (3 ready), "
+            f"{plan.final_stage.name} (1 waiting)") in message
 
 
 def _memory(c: Cluster) -> str:
@@ -258,7 +279,8 @@ def test_every_worker_of_an_external_cluster_dying_fails_the_query(
             s.sql(GROUPED)
     message = str(err.value)
     assert message.startswith(f"query {err.value.query_id} cannot make progress: no worker is "
-                              "connected to the scheduler for 2 s (cluster.stall_timeout)")
+                              "connected to the scheduler for 2 s (the stall timeout, "
+                              "--stall-timeout)")
     assert "tasks not finished: stage1-" in message and f"{final.name} (" in message
 
 

@@ -20,6 +20,7 @@ from distributed import Client, LocalCluster
 from distributed.comm import connect as comm_connect
 from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
+from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.security import Security
 
@@ -122,7 +123,7 @@ class Cluster:
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures":
                                   self.spec.allowed_failures}):
-                self._local = LocalCluster(
+                self._local = _RestartingLocalCluster(
                     n_workers=self.spec.workers,
                     threads_per_worker=self.spec.threads_per_worker,
                     memory_limit=self.spec.memory_limit,
@@ -199,6 +200,22 @@ def _quiet(logger_name: str) -> Iterator[None]:
 class _DropAll(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return False
+
+
+class _RestartingLocalCluster(LocalCluster):
+    """A LocalCluster that never closes a nanny because its worker was lost.
+
+    Each worker runs under a nanny that restarts it when it dies (killed, out of memory).
+    SpecCluster also closes a lost worker's nanny ``distributed.deploy.lost-worker-timeout``
+    (15 s) after a worker leaves, unless a worker of that name is registered by then: a worker
+    that dies twice within 15 s, or takes long to restart on a busy machine, is found
+    "missing" by the first death's timer while its nanny restarts it, and the nanny is closed
+    for good (the cluster has one worker less until it is restarted). Seen with distributed
+    2026.8; dask/distributed#3088 made the check by name. Here the nanny alone decides.
+    """
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        DaskCluster._update_worker_status(self, op, msg)  # skip SpecCluster's lost-worker timer
 
 
 def _connect(address: str, timeout: float) -> Client:

@@ -73,6 +73,11 @@ class _Health:
     problem: str | None  # None: the cluster can run tasks
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def limit(self) -> str | None:
+        """The workers' memory limit (``1,024 MiB``; several if they differ), None if none."""
+        limits = sorted({w.get("memory_limit") or 0 for w in self.workers.values()} - {0})
+        return "/".join(_mib(x) for x in limits) or None
+
     def memory(self) -> str:
         """The workers' memory use and limit, e.g. ``memory 250-262 MiB of 286 MiB each``."""
         limits = {w.get("memory_limit") or 0 for w in self.workers.values()}
@@ -128,6 +133,7 @@ class Watch:
         self.stall_timeout = stall_timeout
         self._stuck = ""  # last known stages with tasks not finished (for a lost scheduler)
         self._health = _Health(None)
+        self._seen = self._health  # the last answer that listed workers
 
     def gather(self, futures: Sequence[distributed.Future]) -> list[Any]:
         """The futures' results, once all are done; a fault raises ClusterFaultError."""
@@ -157,7 +163,8 @@ class Watch:
             if now - unhealthy_since >= self.stall_timeout:
                 raise ClusterFaultError(
                     f"query {self.query_id} cannot make progress: {health.problem} for "
-                    f"{self.stall_timeout:g} s (cluster.stall_timeout){self._stuck_text()}",
+                    f"{self.stall_timeout:g} s (the stall timeout, --stall-timeout)"
+                    f"{self._stuck_text()}",
                     query_id=self.query_id)
 
     def fault(self, exc: BaseException) -> ClusterFaultError:
@@ -205,6 +212,8 @@ class Watch:
             health.problem = (f"all {len(workers)} workers are paused by Dask's memory "
                               f"monitor{share}, {health.memory()}")
         self._health = health
+        if workers:
+            self._seen = health
         self._stuck = self._stuck_stages()  # kept: if the scheduler goes, it is what we knew
         return health
 
@@ -230,9 +239,14 @@ class Watch:
         return f"; tasks not finished: {self._stuck}" if self._stuck else ""
 
     def _limit_text(self) -> str:
+        """`` (1,024 MiB)``: the memory limit of the workers (seen now, or at the last check;
+        a killed worker may still be restarting)."""
+        with contextlib.suppress(Exception):
+            self.client.wait_for_workers(1, timeout=5)
         with contextlib.suppress(Exception):
             self._check()
-        return "" if not self._health.workers else f" ({self._health.memory()})"
+        limit = self._health.limit() or self._seen.limit()
+        return f" ({limit})" if limit else ""
 
     def _scheduler_address(self) -> str:
         try:
