@@ -185,6 +185,19 @@ def test_worker_filter_drops_only_mpp_task_errors() -> None:
     assert quiet.filter(other)
 
 
+def test_worker_filter_cuts_the_traceback_of_a_dead_peer() -> None:
+    try:
+        raise OSError("Stream is closed")
+    except OSError:
+        record = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
+                                   "Worker stream died during communication: %s",
+                                   ("tcp://127.0.0.1:1",), sys.exc_info())
+    assert _QuietMppTaskErrors().filter(record)
+    assert record.exc_info is None
+    assert logging.Formatter().format(record) == ("Worker stream died during communication: "
+                                                  "tcp://127.0.0.1:1")
+
+
 def test_task_error_prints_no_worker_traceback(cluster) -> None:
     """Through a real `mpp sql` process: its own LocalCluster's workers log to its stderr."""
     wh = str(warehouse(cluster.client, "parquet", 3))

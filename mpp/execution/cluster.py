@@ -309,9 +309,16 @@ class _QuietMppTaskErrors(logging.Filter):
     Such an error is bad input (``bytes / 0``, a corrupt file); the client re-raises it and
     the CLI prints it as one line, so the worker's copy with its traceback only buries that
     line. Other task failures (bugs) and every other worker record still get through.
+
+    It also cuts the traceback off "Worker stream died during communication" (a worker
+    fetching a task's input from a worker that just died): the scheduler recomputes what was
+    lost, and the line itself says what happened.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Worker stream died"):
+            record.exc_info, record.exc_text = None, None
+            return True
         if not str(record.msg).startswith("Compute Failed"):
             return True
         args = record.args if isinstance(record.args, tuple) else ()
