@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 import mpp
-from mpp.errors import ClusterFaultError, MppError
+from mpp.errors import ClusterError, ClusterFaultError, MppError
 from mpp.execution.cluster import Cluster, ClusterSpec
 from mpp.oracle import run_oracle
 from mpp.physical.planner import PhysicalPlan
@@ -295,3 +295,16 @@ def test_scheduler_killed_mid_query_fails_naming_the_query(
             s.sql(GROUPED)
     assert str(err.value).startswith(f"query {err.value.query_id}: lost the connection to the "
                                      f"Dask scheduler at {external.address}")
+
+
+def test_scheduler_gone_before_a_query_fails_it_clearly(cluster: Cluster,
+                                                        external: External) -> None:
+    wh = warehouse(cluster.client, "parquet", 3)
+    with _external_session(external, wh) as s:
+        external.scheduler.kill()
+        external.scheduler.wait(timeout=60)
+        with pytest.raises(ClusterError) as err:
+            s.sql(TOTAL)
+    assert str(err.value) == (f"lost the connection to the Dask scheduler at "
+                              f"{external.address} (it stopped or the network failed); run "
+                              "again when it is back")

@@ -156,11 +156,25 @@ class Cluster:
 
     def total_threads(self) -> int:
         """Threads across all workers: the warehouse's slices."""
-        return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(self._nthreads().values()))
 
     def worker_count(self) -> int:
         """Workers currently connected: the warehouse's nodes."""
-        return max(1, len(self.client.nthreads()))
+        return max(1, len(self._nthreads()))
+
+    def _nthreads(self) -> dict[str, int]:
+        """Threads per worker, or a :class:`ClusterError` if the scheduler is gone: a client
+        that lost it keeps reconnecting for ``connect_timeout`` seconds, and every call to it
+        would wait that long, then fail with a comm error."""
+        address = getattr(self.client.scheduler, "address", None) or "(unknown)"
+        lost = ClusterError(f"lost the connection to the Dask scheduler at {address} (it "
+                            "stopped or the network failed); run again when it is back")
+        if self.client.status != "running":
+            raise lost
+        try:
+            return dict(self.client.nthreads())
+        except OSError:
+            raise lost from None
 
     def close(self) -> None:
         """Close the client and, if we started one, the LocalCluster."""
