@@ -308,3 +308,15 @@ def test_scheduler_gone_before_a_query_fails_it_clearly(cluster: Cluster,
     assert str(err.value) == (f"lost the connection to the Dask scheduler at "
                               f"{external.address} (it stopped or the network failed); run "
                               "again when it is back")
+
+
+@pytest.mark.parametrize("key,name", [
+    (("stage1-scan-partial-agg-1a2b3c4d", 3), "stage1-scan-partial-agg partition 3"),
+    (("stage2-combine-00ff00ff", 0), "stage2-combine partition 0"),
+    ("stage3-write-1a2b3c4d-5", "stage3-write partition 5"),
+    (("not-ours", 1), "('not-ours', 1)"),
+])
+def test_task_keys_read_as_stage_and_partition(key: object, name: str) -> None:
+    from mpp.execution.watch import describe_task
+
+    assert describe_task(key) == name

@@ -27,6 +27,7 @@ from typing import Any
 import dask
 import distributed
 from distributed.client import FutureCancelledError, FuturesCancelledError
+from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 
 from mpp.errors import ClusterFaultError
@@ -140,7 +141,10 @@ class Watch:
         self.wait(futures)
         try:
             return list(self.client.gather(list(futures)))
-        except (KilledWorker, FutureCancelledError, FuturesCancelledError, OSError) as exc:
+        # a task's own OSError (a file it could not read) passes through: only a broken
+        # connection (CommClosedError) is the cluster's
+        except (KilledWorker, FutureCancelledError, FuturesCancelledError,
+                CommClosedError) as exc:
             raise self.fault(exc) from None
 
     def wait(self, futures: Sequence[distributed.Future]) -> None:
