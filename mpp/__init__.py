@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mpp.config import Settings
-    from mpp.errors import ClusterError, MppError, SettingError, SqlError
+    from mpp.errors import ClusterError, ClusterFaultError, MppError, SettingError, SqlError
     from mpp.execution.cluster import Cluster, ClusterSpec
     from mpp.session import Result, Session
 
@@ -29,14 +29,16 @@ _LAZY = {
     "Cluster": "mpp.execution.cluster",
     "ClusterSpec": "mpp.execution.cluster",
     "ClusterError": "mpp.errors",
+    "ClusterFaultError": "mpp.errors",
     "Settings": "mpp.config",
     "MppError": "mpp.errors",
     "SqlError": "mpp.errors",
     "SettingError": "mpp.errors",
 }
 
-__all__ = ["Cluster", "ClusterError", "ClusterSpec", "MppError", "Result", "Session",
-           "SettingError", "Settings", "SqlError", "__version__", "connect", "run_scenario"]
+__all__ = ["Cluster", "ClusterError", "ClusterFaultError", "ClusterSpec", "MppError", "Result",
+           "Session", "SettingError", "Settings", "SqlError", "__version__", "connect",
+           "run_scenario"]
 
 
 def connect(warehouse: str | os.PathLike[str], **kwargs: Any) -> Session:

@@ -126,15 +126,43 @@ def _spec(**kw: object):  # type: ignore[no-untyped-def]
 @main.command()
 @click.option("--out", "-o", required=True, help="Warehouse directory to create.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: LocalCluster).")
+@click.option("--dataset", type=click.Choice(["access_log", "tpch"]), default="access_log",
+              show_default=True, help="access_log: the skewed web log and its dimensions "
+              "(the knobs below); tpch: the eight TPC-H tables (tpchgen-cli).")
+@click.option("--scale-factor", type=click.FloatRange(0, 1000, min_open=True), default=1.0,
+              show_default=True, help="tpch: scale factor (1 = ~6M lineitem rows, ~1 GB).")
+@click.option("--fragment-rows", type=click.IntRange(1000), default=1_000_000,
+              show_default=True, help="tpch: rows per fragment (file) of each table.")
 @_datagen_options
-def datagen(out: str, scheduler: str | None, **knobs: object) -> None:
-    """Generate the access_log warehouse (access_log, users, sessions, urls) into --out."""
-    from mpp.datagen import generate
+@click.pass_context
+def datagen(ctx: click.Context, out: str, scheduler: str | None, dataset: str,
+            scale_factor: float, fragment_rows: int, **knobs: object) -> None:
+    """Generate a warehouse into --out: the access_log tables, or TPC-H (--dataset tpch)."""
     from mpp.execution.cluster import Cluster, ClusterSpec
 
-    spec = _spec(**knobs)
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+    if dataset == "tpch":
+        wrong = sorted(given & set(knobs))
+        if wrong:
+            raise click.UsageError(f"--{wrong[0].replace('_', '-')} applies to --dataset "
+                                   "access_log only")
+        from mpp.datagen.tpch import TpchSpec, dask_runner, generate_tpch
+
+        spec = TpchSpec(scale_factor=scale_factor, fragment_rows=fragment_rows)
+        spec.validate()
+        with Cluster(ClusterSpec(scheduler=scheduler, dashboard_address=None)) as cluster:
+            catalog = generate_tpch(out, spec, run=dask_runner(cluster.client))
+        click.echo(catalog.describe())
+        return
+    wrong = sorted(given & {"scale_factor", "fragment_rows"})
+    if wrong:
+        raise click.UsageError(f"--{wrong[0].replace('_', '-')} applies to --dataset tpch only")
+    from mpp.datagen import generate
+
+    spec_ = _spec(**knobs)
     with Cluster(ClusterSpec(scheduler=scheduler, dashboard_address=None)) as cluster:
-        catalog = generate(out, spec, client=cluster.client, progress=True)
+        catalog = generate(out, spec_, client=cluster.client, progress=True)
     click.echo(catalog.describe())
 
 
@@ -166,23 +194,41 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 
 @catalog_cmd.command("register")
 @click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
-@click.option("--format", "fmt", type=click.Choice(["sqlite"]), required=True,
-              help="Format of the external source.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite"]),
+              required=True, help="Format of the files (sqlite: a table of a database).")
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
-@click.option("--path", required=True, help="The database file.")
-@click.option("--source-table", default=None, help="Table in the database (default: --table).")
+@click.option("--path", required=True,
+              help="A file, a folder (Hive key=value/ folders become partition columns) or a "
+                   "glob; for sqlite the database file.")
+@click.option("--source-table", default=None,
+              help="sqlite: table in the database (default: --table).")
 @click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
-              help="rowid ranges (parallel scan tasks).")
+              help="sqlite: rowid ranges (parallel scan tasks). Files: one fragment each.")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
-    """Register a table of an existing SQLite database (read in place, read-only)."""
-    from mpp.catalog import Catalog
-    from mpp.catalog.sqlite_source import register_sqlite
+    """Register existing files (or a SQLite table) as a table, read in place.
 
-    info = register_sqlite(Catalog.open(warehouse), name, path, source_table=source_table,
-                           fragments=fragments)
+    Schema and statistics come from the files; DROP TABLE only forgets the table and never
+    touches the files.
+    """
+    from mpp.catalog import Catalog
+
+    catalog = Catalog.open(warehouse)
+    if fmt == "sqlite":
+        from mpp.catalog.sqlite_source import register_sqlite
+
+        info = register_sqlite(catalog, name, path, source_table=source_table,
+                               fragments=fragments)
+    else:
+        from mpp.catalog.files_source import register_files
+
+        if source_table is not None:
+            raise click.UsageError("--source-table applies to --format sqlite only")
+        info = register_files(catalog, name, path, fmt)
+    parts = (f", partitioned by {', '.join(info.partition_columns)}"
+             if info.partition_columns else "")
     click.echo(f"registered {info.name}: {info.format.value} {info.location}, "
-               f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments")
+               f"{info.stats.row_count:,} rows, {info.stats.fragment_count} fragments{parts}")
 
 
 @catalog_cmd.command("relocate")

@@ -61,8 +61,21 @@ class SettingError(MppError):
 
 
 class ClusterError(MppError):
-    """No cluster to run on: a malformed scheduler address, an unreachable scheduler, or a
-    nonsensical local cluster shape."""
+    """No cluster to run on: a malformed scheduler address, an unreachable scheduler (or
+    something that is not one), or a nonsensical local cluster shape; the base of
+    :class:`ClusterFaultError`, the cluster failing a query that runs."""
+
+
+class ClusterFaultError(ClusterError):
+    """The cluster failed a running query: the scheduler was lost, a task killed its worker
+    again and again (out of memory), or no worker could run tasks (none left, all paused) for
+    the stall timeout. The message names the query and the stage (and partition) concerned;
+    ``query_id`` and ``task`` (``stage1-scan partition 3``, if one task is to blame) hold them."""
+
+    def __init__(self, message: str, *, query_id: str | None = None, task: str | None = None):
+        self.query_id = query_id
+        self.task = task
+        super().__init__(message)
 
 
 class KnobError(MppError):

@@ -108,6 +108,8 @@ MIN_WORKER_MEMORY = 256 * 2**20
 
 CONNECT_TIMEOUT = Limit(0.001, 3600.0, "a scheduler that is up answers in milliseconds; an "
                         "hour covers any network", integer=False)
+STALL_TIMEOUT = Limit(0.001, 86_400.0, "how long a query may find no worker able to run its "
+                      "tasks; a day outlasts any restart of a cluster", integer=False)
 
 # --- Runs ----------------------------------------------------------------------------------
 SCALE = Limit(1e-6, 10_000.0, "--scale multiplies data.rows; 10,000 takes a 1M-row scenario "

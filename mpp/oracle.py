@@ -49,6 +49,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from mpp.catalog.model import TableInfo
 from mpp.sql.parse import DIALECT, parse
+from mpp.storage import PATH_PARTITION
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.files import local_path
 from mpp.storage.predicates import balanced
@@ -239,10 +240,21 @@ def _paths(fragments: list[Fragment]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _select_typed(info: TableInfo, source: str) -> str:
-    cols = ", ".join(f'CAST("{f.name}" AS {sql_type(f.type)}) AS "{f.name}"'
-                     for f in info.schema)
+def _select_typed(info: TableInfo, source: str, not_null: Sequence[str] = ()) -> str:
+    """Every column cast to the table's type; ``not_null`` string columns read NULL as ''."""
+    cols = ", ".join(
+        f'CAST({_coalesced(f.name) if f.name in not_null else repr_name(f.name)} AS '
+        f'{sql_type(f.type)}) AS "{f.name}"' for f in info.schema)
     return f"SELECT {cols} FROM {source}"
+
+
+def repr_name(name: str) -> str:
+    """A quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _coalesced(name: str) -> str:
+    return f"COALESCE({repr_name(name)}, '')"
 
 
 def _sqlite_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
@@ -266,6 +278,30 @@ def _sqlite_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
     return pa.concat_tables(parts) if parts else info.schema.empty_table()
 
 
+def _hive(fragments: list[Fragment]) -> str:
+    """DuckDB's hive_partitioning flag: true only for registered files in Hive folders."""
+    return "true" if fragments[0].option(PATH_PARTITION) else "false"
+
+
+def _folder_values(info: TableInfo, fragment: Fragment) -> str:
+    """``CAST('2024-01-03' AS DATE) AS "day", ...``: a file's Hive folder values as columns."""
+    out = []
+    for key, value in fragment.partition:
+        text = "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
+        out.append(f'CAST({text} AS {sql_type(info.schema.field(key).type)}) AS "{key}"')
+    return ", ".join(out)
+
+
+def _orc_file(info: TableInfo, fragment: Fragment) -> pa.Table:
+    """One ORC file's rows in the table's schema (Hive folder values added as columns)."""
+    path = local_path(fragment.uri) or fragment.uri
+    in_path = dict(fragment.partition) if fragment.option(PATH_PARTITION) else {}
+    table = orc.read_table(path)
+    cols = [table[f.name] if f.name not in in_path
+            else pa.array([in_path[f.name]] * table.num_rows, f.type) for f in info.schema]
+    return pa.Table.from_arrays(cols, names=info.schema.names).cast(info.schema)
+
+
 def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
                    fragments: list[Fragment]) -> None:
     """Create a DuckDB view ``info.name`` over the table's fragment files."""
@@ -275,23 +311,33 @@ def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
         con.register(f"_empty_{info.name}", info.schema.empty_table())
         con.execute(f'CREATE VIEW {name} AS SELECT * FROM "_empty_{info.name}"')
     elif info.format is StorageFormat.PARQUET:
-        # The files hold every column: the date=... folders of partitioned tables add none.
-        source = f"read_parquet({paths!r}, hive_partitioning = false)"
+        # The files of mpp's tables hold every column: their date=... folders add none. Only
+        # registered files in Hive folders take partition columns from the folder names.
+        source = f"read_parquet({paths!r}, hive_partitioning = {_hive(fragments)})"
         con.execute(f"CREATE VIEW {name} AS {_select_typed(info, source)}")
     elif info.format is StorageFormat.CSV:
-        types = {f.name: sql_type(f.type) for f in info.schema}
-        strings = [f.name for f in info.schema if sql_type(f.type) == "VARCHAR"]
-        # pyarrow reads an empty string field of a string column as "" (not NULL): match it.
-        # The dialect is pyarrow.csv's, stated rather than sniffed (sniffing costs ~0.1 s/file).
-        source = (f"read_csv({paths!r}, header = true, columns = {types!r}, "
-                  "auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-                  "hive_partitioning = false"
-                  + (f", force_not_null = {strings!r}" if strings else "") + ")")
-        con.execute(f"CREATE VIEW {name} AS {_select_typed(info, source)}")
+        in_path = {k for k, _ in fragments[0].option(PATH_PARTITION, ())}
+        types = {f.name: sql_type(f.type) for f in info.schema if f.name not in in_path}
+        strings = [f.name for f in info.schema if sql_type(f.type) == "VARCHAR"
+                   and f.name not in in_path]
+        # pyarrow reads an empty string field of a string column as "" (not NULL): match it
+        # with COALESCE (DuckDB's force_not_null mis-reads a row whose last field is empty
+        # when the scan projects columns). The dialect is pyarrow.csv's, stated rather than
+        # sniffed (sniffing costs ~0.1 s/file).
+        options = (f"header = true, columns = {types!r}, auto_detect = false, delim = ',', "
+                   "quote = '\"', escape = '\"', hive_partitioning = false")
+        if in_path:
+            # Hive folders: one SELECT per file with its folder values (DuckDB's own
+            # hive_partitioning with a filter on them mis-reads later files' NULL fields).
+            source = "(" + " UNION ALL ".join(
+                f"SELECT *, {_folder_values(info, f)} FROM read_csv({local_path(f.uri)!r}, "
+                f"{options})" for f in fragments) + ")"
+        else:
+            source = f"read_csv({paths!r}, {options})"
+        con.execute(f"CREATE VIEW {name} AS {_select_typed(info, source, strings)}")
     else:
         if info.format is StorageFormat.ORC:
-            table = pa.concat_tables(orc.read_table(p).select(info.schema.names) for p in paths)
-            table = table.cast(info.schema)
+            table = pa.concat_tables(_orc_file(info, f) for f in fragments)
         else:
             table = _sqlite_table(info, fragments)
         con.register(f"_arrow_{info.name}", table)

@@ -22,6 +22,7 @@ from click.core import ParameterSource
 from mpp import limits
 from mpp.config import SETTINGS, parse_assignments
 from mpp.execution.cluster import DEFAULT_CONNECT_TIMEOUT, ClusterSpec
+from mpp.execution.watch import DEFAULT_STALL_TIMEOUT
 from mpp.text import plural
 
 DEFAULT_MAX_ROWS = 1000  # rows a table output prints; csv and json print all
@@ -49,6 +50,14 @@ def _cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      type=limits.THREADS.click_type(),
                      help="Threads per worker of the LocalCluster (the slices, 1 to 64); not "
                      "with --scheduler."),
+        click.option("--dashboard-address", default=None, metavar="HOST:PORT",
+                     help="Where the LocalCluster's dashboard listens (default "
+                     "127.0.0.1, any free port; 0.0.0.0:8787 exposes it to other machines); "
+                     "not with --scheduler."),
+        click.option("--stall-timeout", default=DEFAULT_STALL_TIMEOUT, show_default=True,
+                     type=limits.STALL_TIMEOUT.click_type(), metavar="SECONDS",
+                     help="Fail a query when no worker can run its tasks (none connected, "
+                     "all paused for lack of memory) for this long."),
         click.option("--catalog", "catalog_uri", default=None, metavar="URI",
                      help="An Iceberg catalog URI instead of the warehouse's SQLite catalog."),
     ]
@@ -67,21 +76,21 @@ def _given(*names: str) -> list[str]:
 def _check_cluster_options(scheduler: str | None) -> None:
     """Refuse options that the chosen kind of cluster would silently ignore."""
     if scheduler is not None:
-        shape = _given("workers", "threads")
+        shape = _given("workers", "threads", "dashboard_address")
         if shape:
-            options = " and ".join("--" + n for n in shape)
+            options = " and ".join("--" + n.replace("_", "-") for n in shape)
             verb = "shape" if len(shape) > 1 else "shapes"
             raise click.UsageError(
                 f"{options} {verb} the LocalCluster mpp starts; with --scheduler the existing "
-                "cluster keeps its own workers and threads.")
+                "cluster keeps its own workers, threads and dashboard.")
     elif _given("connect_timeout"):
         raise click.UsageError("--connect-timeout applies only with --scheduler (mpp starts "
                                "its LocalCluster itself).")
 
 
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
-             connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
-             query: str) -> Any:
+             connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
+             stall_timeout: float, catalog_uri: str | None, query: str) -> Any:
     from mpp.catalog import Catalog
     from mpp.ctas.statement import CreateTableAs, parse_statement
     from mpp.session import connect
@@ -96,10 +105,14 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
     if stmt is None or isinstance(stmt, CreateTableAs):
         bind(query if stmt is None else stmt.select_sql, catalog)
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
-                       connect_timeout=connect_timeout)
+                       connect_timeout=connect_timeout, stall_timeout=stall_timeout,
+                       **({"dashboard_address": dashboard_address} if dashboard_address else {}))
     session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri)
     if session.dashboard_link:
         click.echo(f"dashboard: {session.dashboard_link}", err=True)
+    warning = session.cluster.health_warning()
+    if warning:
+        click.echo(f"mpp: warning: {warning}", err=True)
     return session
 
 
@@ -193,14 +206,15 @@ def _text_table(table: pa.Table, max_rows: int | None) -> str:
               help="Rows a table output prints (0: all); csv and json print every row.")
 @click.argument("query")
 def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
-        connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
-        output: str, max_rows: int, query: str) -> None:
+        connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
+        stall_timeout: float, catalog_uri: str | None, output: str, max_rows: int,
+        query: str) -> None:
     """Run one SELECT (or CREATE TABLE AS / DROP TABLE) on the cluster; print its result."""
     if output != "table" and _given("max_rows"):
         raise click.UsageError(f"--max-rows applies to --output table; --output {output} "
                                "prints every row.")
     with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
-                  catalog_uri, query) as s:
+                  dashboard_address, stall_timeout, catalog_uri, query) as s:
         result = s.sql(query)
         table = result.to_arrow()
         sys.stdout.flush()  # the bytes go to the binary stream below the text one
@@ -219,14 +233,15 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
               default="physical", show_default=True, help="Which plan to show.")
 @click.argument("query")
 def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
-            connect_timeout: float, workers: int, threads: int, catalog_uri: str | None,
-            analyze: bool, stage: str, query: str) -> None:
+            connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
+            stall_timeout: float, catalog_uri: str | None, analyze: bool, stage: str,
+            query: str) -> None:
     """Print the plan of a SELECT (stages, operators, task counts, exchanges)."""
     if analyze and stage != "analyze" and _given("stage"):
         raise click.UsageError(f"--analyze runs the query and shows the measured physical plan "
                                f"(--stage analyze); it cannot show --stage {stage}.")
     with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
-                  catalog_uri, query) as s:
+                  dashboard_address, stall_timeout, catalog_uri, query) as s:
         text = s.explain(query, "analyze" if analyze else stage)  # type: ignore[arg-type]
         click.echo(text.rstrip("\n") + "\n", nl=False)  # every stage: exactly one newline
 

@@ -5,6 +5,7 @@ Thin: validation, running and reporting live in :mod:`mpp.scenario`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -30,11 +31,16 @@ EXIT_CHECK_FAILED = 1
 @click.option("--cache", default=None,
               help="Where generated warehouses are cached by data hash "
                    "(default: $MPP_CACHE or ~/.cache/mpp/warehouses).")
+@click.option("--dashboard-address", default=None, metavar="HOST:PORT",
+              help="Where the LocalCluster's dashboard listens, instead of the scenario's "
+                   "[cluster] dashboard_address (default 127.0.0.1, any free port; "
+                   "0.0.0.0:8787 exposes it to other machines); not with --scheduler.")
 @click.option("--keep-open", is_flag=True,
               help="Keep the cluster (and its dashboard) up after the last run, until Ctrl-C.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | None,
-        cache: str | None, keep_open: bool, no_progress: bool) -> None:
+        cache: str | None, dashboard_address: str | None, keep_open: bool,
+        no_progress: bool) -> None:
     """Run scenario FILES: data, cluster, queries, DuckDB checks, report.
 
     Every file is validated before anything runs. Exits 1 if a check failed.
@@ -44,6 +50,9 @@ def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | 
     from mpp.scenario.runner import run_scenario
     from mpp.scenario.spec import load_scenario
 
+    if scheduler is not None and dashboard_address is not None:
+        raise click.UsageError("--dashboard-address places the dashboard of the LocalCluster "
+                               "mpp starts; with --scheduler the existing cluster keeps its own.")
     scenarios = [load_scenario(f, scale=scale) for f in files]  # all valid, or nothing runs
     if scheduler is None:  # every local cluster fits this machine, or nothing runs
         for sc in scenarios:
@@ -51,6 +60,9 @@ def run(files: tuple[str, ...], scale: float, out: str | None, scheduler: str | 
                        local_memory_problem(sc.cluster.workers, sc.cluster.memory_limit))
             if problem:
                 raise ScenarioError(f"cluster.{problem[0]}: {problem[1]}.", file=sc.source)
+    if dashboard_address is not None:
+        scenarios = [dataclasses.replace(sc, cluster=dataclasses.replace(
+            sc.cluster, dashboard_address=dashboard_address)) for sc in scenarios]
     failed: list[str] = []
     # An internal error's traceback file goes where the run folders go (the failed run's own
     # folder is removed: no half-written reports).

@@ -155,7 +155,8 @@ class Session:
                 plan = self.optimize(plan, ctx)
             physical = self.physical(plan, ctx)
             run = execute(physical, self.cluster.client, query_id,
-                          plan_text=explain_physical(physical))
+                          plan_text=explain_physical(physical),
+                          stall_timeout=self.cluster.spec.stall_timeout)
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import logging
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -24,6 +29,74 @@ from mpp.execution.cluster import (
 from tests.query_warehouses import warehouse
 
 UNREACHABLE = "tcp://127.0.0.1:1"  # port 1: nothing listens, the connection is refused
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 (it answers Dask's handshake with "400 Bad Request")."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """A socket on 127.0.0.1 that accepts connections and never says a word."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(sock.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize("listener", ["http_server", "silent_listener"])
+def test_a_listener_that_is_no_scheduler_fails_within_the_connect_timeout(
+        request: pytest.FixtureRequest, listener: str) -> None:
+    """Dask's Client waits forever for the handshake of such a listener, whatever its timeout;
+    mpp's own deadline ends it (the test's bound is generous: it only rules out a hang)."""
+    address = request.getfixturevalue(listener)
+    start = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        Cluster(ClusterSpec(scheduler=address, connect_timeout=1))
+    assert str(err.value) == (f"{address} accepts connections but did not answer as a Dask "
+                              "scheduler within 1 s (is it a scheduler's port?)")
+    assert time.monotonic() - start < 60
+
+
+def test_a_worker_address_is_not_taken_for_a_scheduler(cluster) -> None:
+    worker = sorted(cluster.client.scheduler_info()["workers"])[0]
+    with pytest.raises(ClusterError) as err:
+        Cluster(ClusterSpec(scheduler=worker, connect_timeout=30))
+    assert str(err.value) == (f"{worker} is a Dask worker, not a scheduler: give the "
+                              "scheduler's address (tcp://host:8786)")
+
+
+def test_cli_scheduler_that_is_an_http_server(cluster, http_server: str) -> None:
+    wh = str(warehouse(cluster.client, "parquet", 3))
+    result = CliRunner().invoke(main, ["sql", "-w", wh, "--scheduler", http_server,
+                                       "--connect-timeout", "1",
+                                       "SELECT count(*) FROM access_log"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"mpp: error: {http_server} accepts connections but did not "
+                             "answer as a Dask scheduler within 1 s (is it a scheduler's "
+                             "port?)\n")
 
 
 def test_unreachable_scheduler_fails_within_the_connect_timeout() -> None:
@@ -97,6 +170,8 @@ def test_cli_bad_scheduler_address(cluster) -> None:
     (["--scheduler", UNREACHABLE, "--workers", "3", "--threads", "2"],
      "--workers and --threads shape the LocalCluster"),
     (["--connect-timeout", "5"], "--connect-timeout applies only with --scheduler"),
+    (["--scheduler", UNREACHABLE, "--dashboard-address", "0.0.0.0:8787"],
+     "--dashboard-address shapes the LocalCluster"),
 ])
 def test_options_the_cluster_would_ignore_are_usage_errors(tmp_path, args: list[str],
                                                            message: str) -> None:
@@ -120,6 +195,19 @@ def test_worker_filter_drops_task_errors_only() -> None:
     other = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
                               "Failed to communicate with scheduler", (), None)
     assert quiet.filter(other)
+
+
+def test_worker_filter_cuts_the_traceback_of_a_dead_peer() -> None:
+    try:
+        raise OSError("Stream is closed")
+    except OSError:
+        record = logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
+                                   "Worker stream died during communication: %s",
+                                   ("tcp://127.0.0.1:1",), sys.exc_info())
+    assert _QuietMppTaskErrors().filter(record)
+    assert record.exc_info is None
+    assert logging.Formatter().format(record) == ("Worker stream died during communication: "
+                                                  "tcp://127.0.0.1:1")
 
 
 def test_task_error_prints_no_worker_traceback(cluster) -> None:
@@ -176,3 +264,10 @@ def test_cli_numbers_out_of_range_name_option_value_and_range(args: list[str],
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_run_dashboard_address_with_scheduler_is_a_usage_error(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["run", "scenarios/quickstart.toml", "--scheduler",
+                                       UNREACHABLE, "--dashboard-address", "0.0.0.0:8787"])
+    assert result.exit_code == 2
+    assert "--dashboard-address places the dashboard of the LocalCluster" in result.stderr

@@ -9,9 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mpp.logical.expr import Call, Column
 from mpp.logical.nodes import Field, JoinKind, JoinStrategy
 from mpp.physical.operators.base import PhysicalOp, TaskContext
 from mpp.physical.operators.join import HashJoinExec
+from mpp.physical.operators.nested_loop import NestedLoopJoinExec
 from tests.compare import assert_same_rows
 
 
@@ -57,3 +59,52 @@ def test_join_equals_duckdb_whichever_side_is_smaller(kind: JoinKind,
         f'SELECT l."a.k", l."a.v", r."b.k", r."b.w" FROM left_t l {how} right_t r '
         'ON l."a.k" = r."b.k"').to_arrow_table()
     assert_same_rows(out, expected)
+
+
+_SQL_KIND = {JoinKind.INNER: "JOIN", JoinKind.LEFT: "LEFT JOIN", JoinKind.RIGHT: "RIGHT JOIN",
+             JoinKind.FULL: "FULL JOIN"}
+
+
+def _duckdb(left: pa.Table, right: pa.Table, kind: JoinKind, on: str) -> pa.Table:
+    con = duckdb.connect()
+    con.register("left_t", left)
+    con.register("right_t", right)
+    return con.sql(f'SELECT l."a.k", l."a.v", r."b.k", r."b.w" FROM left_t l {_SQL_KIND[kind]} '
+                   f"right_t r ON {on}").to_arrow_table()
+
+
+_RESIDUAL = Call(">", (Column("a.v", pa.int64()), Column("b.w", pa.int64())), pa.bool_())
+
+
+@pytest.mark.parametrize("kind", list(JoinKind))
+@pytest.mark.parametrize("sizes", [(40, 400), (400, 40)])
+@pytest.mark.parametrize("residual", [None, _RESIDUAL])
+def test_outer_joins_with_and_without_residual_equal_duckdb(kind: JoinKind, sizes: tuple[int, int],
+                                                            residual: Call | None) -> None:
+    left, right = _tables(*sizes)
+    op = HashJoinExec(_Rows(left), _Rows(right), kind, ("a.k",), ("b.k",),
+                      JoinStrategy.PARTITIONED, residual)
+    out = op.execute(TaskContext(partition=0))
+    assert out.column_names == ["a.k", "a.v", "b.k", "b.w"]
+    on = 'l."a.k" = r."b.k"' + (' AND l."a.v" > r."b.w"' if residual is not None else "")
+    assert_same_rows(out, _duckdb(left, right, kind, on))
+
+
+@pytest.mark.parametrize("kind", list(JoinKind))
+@pytest.mark.parametrize("residual", [None, _RESIDUAL])
+def test_nested_loop_join_equals_duckdb(kind: JoinKind, residual: Call | None,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpp.physical.operators import nested_loop
+
+    monkeypatch.setattr(nested_loop, "PAIRS_PER_CHUNK", 1000)  # several chunks of pairs
+    left, right = _tables(60, 70)
+    strategy = (JoinStrategy.BROADCAST if kind in (JoinKind.INNER, JoinKind.LEFT)
+                else JoinStrategy.SINGLE)
+    op = NestedLoopJoinExec(_Rows(left), _Rows(right), kind, strategy, residual)
+    out = op.execute(TaskContext(partition=0))
+    assert out.column_names == ["a.k", "a.v", "b.k", "b.w"]
+    on = 'l."a.v" > r."b.w"' if residual is not None else "TRUE"
+    assert_same_rows(out, _duckdb(left, right, kind, on))
+    empty = NestedLoopJoinExec(_Rows(left.slice(0, 0)), _Rows(right), kind, strategy, residual)
+    assert_same_rows(empty.execute(TaskContext(partition=0)),
+                     _duckdb(left.slice(0, 0), right, kind, on))

@@ -115,17 +115,25 @@ def _join(node: Join, tables: Tables) -> pa.Table:
     left = run(node.left, tables)
     left = left.append_column("_lid", pa.array(range(left.num_rows), pa.int64()))
     right = run(node.right, tables)
-    out = left.join(right, [k.name for k in node.left_keys], [k.name for k in node.right_keys],
-                    join_type="inner", coalesce_keys=False)
+    right = right.append_column("_rid", pa.array(range(right.num_rows), pa.int64()))
+    lkeys, rkeys = [k.name for k in node.left_keys], [k.name for k in node.right_keys]
+    if not lkeys:  # every pair: join on a constant
+        left = left.append_column("_one", pa.array([1] * left.num_rows, pa.int8()))
+        right = right.append_column("_one_r", pa.array([1] * right.num_rows, pa.int8()))
+        lkeys, rkeys = ["_one"], ["_one_r"]
+    out = left.join(right, lkeys, rkeys, join_type="inner", coalesce_keys=False)
     if node.residual is not None:
         out = out.filter(evaluate(node.residual, out))
-    if node.kind is JoinKind.LEFT:
-        missing = left.filter(pc.invert(pc.is_in(left["_lid"], out["_lid"])))
-        nulls = [pa.nulls(missing.num_rows, f.type) for f in right.schema]
-        out = pa.concat_tables([out.select(missing.column_names + right.column_names),
-                                pa.table(missing.columns + nulls,
-                                         names=missing.column_names + right.column_names)])
-    return out.select(list(node.field_names()))
+    names = list(node.field_names())
+    parts = [out.select(names)]
+    for kind, side, other, ids in ((JoinKind.LEFT, left, node.right, "_lid"),
+                                   (JoinKind.RIGHT, right, node.left, "_rid")):
+        if node.kind in (kind, JoinKind.FULL):
+            missing = side.filter(pc.invert(pc.is_in(side[ids], out[ids])))
+            nulls = {f.name: pa.nulls(missing.num_rows, f.dtype) for f in other.schema}
+            parts.append(pa.table({**{c: missing[c] for c in missing.column_names},
+                                   **nulls}).select(names))
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 @run.register

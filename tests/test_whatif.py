@@ -161,3 +161,15 @@ def test_barrier_waits_are_not_task_overhead() -> None:
     # The 3 s wait before stage 1 is the barrier (the replay reproduces it), not overhead.
     recs = [task(0, 0, 1.0, start=0.0), task(0, 1, 1.0, start=1.2), task(1, 0, 1.0, start=5.2)]
     assert measure_overheads(recs).task_s == pytest.approx(0.2)
+
+
+def test_a_broadcast_is_copied_to_every_worker() -> None:
+    # 1 GB produced by stage 0; consumed by 8 equal tasks of stage 1. Hash-spread over W
+    # workers: 1e9 (W-1)/W / (W bw); a broadcast (a cross join's build side): 1e9 (W-1) / bw.
+    recs = [task(0, 0, 1.0, sent=10**9)] + [task(1, i, 1.0) for i in range(8)]
+    bw = 1e9
+    for w in (2, 8, 32):
+        hashed = predict_makespan(recs, w, bandwidth_bytes_per_s=bw)
+        copied = predict_makespan(recs, w, bandwidth_bytes_per_s=bw, broadcast_stages={0})
+        assert hashed.stage(1).exchange_s == pytest.approx(max((w - 1) / w / w, (w - 1) / w / 8))
+        assert copied.stage(1).exchange_s == pytest.approx(w - 1)

@@ -3,8 +3,10 @@ and statistics (the figures the planner will use)."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
+from mpp.catalog.external import PROP_DECLARED_TYPES
 from mpp.errors import DamagedMetadataError
 from mpp.text import human_bytes
 
@@ -50,13 +52,30 @@ def describe(catalog: Catalog) -> str:
             lines.append(f"  snapshot {sid}  {when}  {snap['operation']}")
         lines.append(f"  {'column':<12} {'type':<14} {'min':<27} {'max':<27} {'distinct':>10}"
                      f"  top values")
+        declared = json.loads(catalog.properties(name).get(PROP_DECLARED_TYPES, "{}"))
         for field in info.schema:
             c = s.column(field.name)
             top = ", ".join(f"{_short(v)} ({n:,})" for v, n in c.top_values[:3])
             ndv = f"~{c.distinct_count:,}" if c.distinct_count is not None else "?"
-            lines.append(f"  {field.name:<12} {str(field.type):<14} {_short(c.min):<27} "
+            type_ = str(field.type) + ("*" if field.name in declared else "")
+            lines.append(f"  {field.name:<12} {type_:<14} {_short(c.min):<27} "
                          f"{_short(c.max):<27} {ndv:>10}  {top}")
+        lines += _declared_notes(declared, info.schema)
     return "\n".join(lines)
+
+
+def _declared_notes(declared: dict[str, str], schema: Any) -> list[str]:
+    """One line per source type stored as another type: ``* decimal(15, 2) stored as double
+    (mpp has no DECIMAL yet): l_quantity, l_tax``."""
+    by_type: dict[tuple[str, str], list[str]] = {}
+    for column, source in declared.items():
+        if schema.get_field_index(column) >= 0:
+            by_type.setdefault((source, str(schema.field(column).type)), []).append(column)
+    out = []
+    for (source, stored), columns in by_type.items():
+        why = " (mpp has no DECIMAL yet)" if source.startswith("decimal") else ""
+        out.append(f"  * {source} stored as {stored}{why}: {', '.join(columns)}")
+    return out
 
 
 def damaged_tables(catalog: Catalog) -> list[DamagedMetadataError]:

@@ -33,6 +33,9 @@ from mpp.storage.base import Fragment, StorageFormat
 # SQLite registrations made before ``mpp.registered`` existed.
 PROP_REGISTERED = "mpp.registered"
 PROP_SOURCE_TABLE = "mpp.source-table"
+# ``{column: type}`` (JSON) of columns stored in another type than their source declares
+# (DECIMAL as DOUBLE until mpp has DECIMAL); ``mpp catalog`` shows both types.
+PROP_DECLARED_TYPES = "mpp.declared-types"
 
 _DDL = """CREATE TABLE IF NOT EXISTS mpp_external_tables (
     name TEXT PRIMARY KEY, format TEXT NOT NULL, location TEXT NOT NULL, schema TEXT NOT NULL,

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import distributed
 import pyarrow as pa
 from dask._expr import LLGExpr
 
@@ -38,6 +37,7 @@ from mpp.errors import CatalogError, MppError, SqlError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.execution.graph import build_graph
 from mpp.execution.run import query_token
+from mpp.execution.watch import Watch
 from mpp.metrics.collector import collect
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.summary import QueryStats, summarize
@@ -161,8 +161,9 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
                          [prep_keys, meas_keys], sync=False)
     prepared, measured = futures
     writes: list[Any] = []
+    watch = Watch(client, query_id, dsk, session.cluster.spec.stall_timeout)
     try:
-        pieces: list[Piece] = [p for part in client.gather(measured) for p in part]
+        pieces: list[Piece] = [p for part in watch.gather(measured) for p in part]
         target_bytes = int(ctx.settings["write.target_file_bytes"])
         tasks = plan_writes(pieces, target_bytes)
         if not tasks and not target.partition_by:  # an empty result is still one (empty) file
@@ -172,10 +173,11 @@ def _run(session: Session, ctx: PlannerContext, plan: PhysicalPlan, target: Writ
         writes += [client.submit(write, payload, t.index, range_args(prepared, t.ranges),
                                  key=f"stage{write_stage}-write-{token}-{t.index}", pure=False)
                    for t in tasks]
-        distributed.wait(writes)  # every task finished (or failed) before any clean-up
+        watch.keys += [f.key for f in writes]
+        watch.wait(writes)  # every task finished (or failed) before any clean-up
         failed = [f for f in writes if f.status == "error"]
         if failed:
-            client.gather(failed[0])  # re-raises the task's exception here
-        return list(client.gather(writes)), tasks
+            watch.gather(failed[:1])  # re-raises the task's exception here
+        return watch.gather(writes), tasks
     finally:  # release the held partitions; on an interrupt, stop writes not yet started
         cancel_and_drain(client, [*prepared, *measured, *writes])

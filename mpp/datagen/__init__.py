@@ -25,7 +25,8 @@ from mpp.errors import CatalogError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.storage.files import local_path, to_uri
 
-__all__ = ["DatagenSpec", "cancel_and_drain", "generate", "parse_table_formats"]
+__all__ = ["DatagenSpec", "all_or_nothing", "cancel_and_drain", "generate",
+           "parse_table_formats"]
 
 PROP_SPEC = "mpp.datagen-spec"
 
@@ -92,20 +93,31 @@ def generate(out: str | os.PathLike[str], spec: DatagenSpec, *, client: Client |
                                dictionary_columns=TOP_COLUMNS[t])
         for t in TABLES
     }
+    try:
+        with all_or_nothing(catalog, targets) as committed, _client(client) as c:
+            written = _run(c, spec, targets, progress)
+            for t in TABLES:
+                catalog.commit_write(targets[t], written[t], {PROP_SPEC: spec.to_json()})
+                committed.append(t)
+    except BaseException:
+        if created and path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return catalog
+
+
+@contextlib.contextmanager
+def all_or_nothing(catalog: Catalog, targets: dict[str, WriteTarget]) -> Iterator[list[str]]:
+    """Several tables appear together or not at all: the block appends each table it commits
+    to the yielded list; if it fails, every write not committed is aborted (its files
+    removed) and every table committed is dropped, then the error goes on."""
     committed: list[str] = []
     try:
-        with _client(client) as c:
-            written = _run(c, spec, targets, progress)
-        for t in TABLES:
-            catalog.commit_write(targets[t], written[t], {PROP_SPEC: spec.to_json()})
-            committed.append(t)
+        yield committed
     except BaseException:
         for t, target in targets.items():
             if t not in committed:
                 catalog.abort_write(target)
         for t in committed:
             catalog.drop_table(t)
-        if created and path is not None:
-            shutil.rmtree(path, ignore_errors=True)
         raise
-    return catalog

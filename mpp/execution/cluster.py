@@ -6,6 +6,8 @@ given a scheduler address, any existing Dask cluster. Nothing else in mpp assume
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
@@ -15,31 +17,50 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 from dask.utils import format_bytes, parse_bytes
 from distributed import Client, LocalCluster
+from distributed.comm import connect as comm_connect
 from distributed.comm.addressing import get_address_host_port, parse_address
 from distributed.comm.registry import get_backend
+from distributed.deploy.cluster import Cluster as DaskCluster
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.security import Security
 from distributed.system import MEMORY_LIMIT
 
 from mpp import limits
 from mpp.errors import ClusterError
+from mpp.execution.watch import DEFAULT_STALL_TIMEOUT, memory_warning
 
 # Seconds to wait for an existing scheduler to answer. Dask's own default (30 s, retried) made a
 # wrong address look like a hang; a scheduler that is up answers in milliseconds.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Times the scheduler of a LocalCluster mpp starts runs a task again after its worker died
+# while running it (Dask's distributed.scheduler.allowed-failures, whose default is also 3);
+# then the query fails naming the task. A task that raises is never retried (see run.py).
+DEFAULT_ALLOWED_FAILURES = 3
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterSpec:
-    """How to get a cluster: an existing scheduler address, or a LocalCluster's shape."""
+    """How to get a cluster: an existing scheduler address, or a LocalCluster's shape.
+
+    The LocalCluster listens on ``host`` only, loopback by default: its scheduler, workers and
+    dashboard are not reachable from other machines unless ``host`` (scheduler and workers) or
+    ``dashboard_address`` (the dashboard, e.g. ``"0.0.0.0:8787"``) say so.
+    """
 
     scheduler: str | None = None  # e.g. "tcp://10.0.0.5:8786"; None starts a LocalCluster
     workers: int = 2
     threads_per_worker: int = 1
     memory_limit: str | None = "auto"  # per worker, e.g. "4GiB"
-    dashboard_address: str | None = ":0"  # ":8787" for the usual port; None disables it
+    # ":8787" for the usual port on ``host``; "0.0.0.0:8787" exposes it; None disables it
+    dashboard_address: str | None = "127.0.0.1:0"
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds to reach ``scheduler``
+    host: str = "127.0.0.1"  # the interface the LocalCluster's scheduler and workers listen on
+    # seconds in a row a running query may find no worker able to run its tasks (see watch.py)
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    allowed_failures: int = DEFAULT_ALLOWED_FAILURES  # LocalCluster: reruns after worker deaths
 
     def __post_init__(self) -> None:
         """Reject a shape no cluster can have, before anything starts."""
@@ -53,13 +74,30 @@ class ClusterSpec:
             memory_limit_bytes(self.memory_limit)
         except ValueError as exc:
             raise ClusterError(f"ClusterSpec.memory_limit: {exc}") from None
-        timeout = self.connect_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ClusterError("ClusterSpec.connect_timeout must be a number of seconds > 0, "
-                               f"got {timeout!r}")
-        problem = limits.CONNECT_TIMEOUT.problem(timeout)
-        if problem:
-            raise ClusterError(f"ClusterSpec.connect_timeout {problem}")
+        failures = self.allowed_failures
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+            raise ClusterError(f"ClusterSpec.allowed_failures must be an integer >= 0, "
+                               f"got {failures!r}")
+        for name, limit in (("connect_timeout", limits.CONNECT_TIMEOUT),
+                            ("stall_timeout", limits.STALL_TIMEOUT)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ClusterError(f"ClusterSpec.{name} must be a number of seconds > 0, "
+                                   f"got {value!r}")
+            if limit.problem(value):
+                raise ClusterError(f"ClusterSpec.{name} {limit.problem(value)}")
+        if not isinstance(self.host, str) or not self.host:
+            raise ClusterError(f"ClusterSpec.host must be an interface address such as "
+                               f"'127.0.0.1', got {self.host!r}")
+
+
+    def local_dashboard_address(self) -> str | None:
+        """``dashboard_address`` with ``host`` filled in where it names only a port
+        (``":0"``, ``":8787"``): Dask would listen on every interface for those."""
+        address = self.dashboard_address
+        if address is None or not address.startswith(":"):
+            return address
+        return f"{self.host}{address}"
 
 
 def memory_limit_bytes(value: str | None) -> int | None:
@@ -145,12 +183,18 @@ class Cluster:
             problem = local_memory_problem(self.spec.workers, self.spec.memory_limit)
             if problem:
                 raise ClusterError(f"ClusterSpec.{problem[0]}: {problem[1]}")
-            with _sigint_ignored():  # Ctrl-C is ours to handle (we close the workers)
-                self._local = LocalCluster(
+            with _sigint_ignored(), dask.config.set({  # Ctrl-C is ours (we close the workers)
+                    "distributed.scheduler.allowed-failures": self.spec.allowed_failures}):
+                self._local = _RestartingLocalCluster(
                     n_workers=self.spec.workers,
                     threads_per_worker=self.spec.threads_per_worker,
                     memory_limit=self.spec.memory_limit,
-                    dashboard_address=self.spec.dashboard_address,
+                    host=self.spec.host,
+                    dashboard_address=self.spec.local_dashboard_address(),
+                    # Without a dashboard the scheduler still serves /health on an HTTP port,
+                    # by default 8787 (warning when another cluster has it): any free one.
+                    scheduler_kwargs=({"dashboard_address": f"{self.spec.host}:0"}
+                                      if self.spec.dashboard_address is None else None),
                     processes=True,
                     silence_logs=logging.ERROR,
                 )
@@ -167,13 +211,32 @@ class Cluster:
         except Exception:  # no dashboard (bokeh missing or disabled)
             return None
 
+    def health_warning(self) -> str | None:
+        """A warning if workers are paused or short of memory before anything runs (see
+        :func:`mpp.execution.watch.memory_warning`), else None."""
+        return memory_warning(self.client)
+
     def total_threads(self) -> int:
         """Threads across all workers: the warehouse's slices."""
-        return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(self._nthreads().values()))
 
     def worker_count(self) -> int:
         """Workers currently connected: the warehouse's nodes."""
-        return max(1, len(self.client.nthreads()))
+        return max(1, len(self._nthreads()))
+
+    def _nthreads(self) -> dict[str, int]:
+        """Threads per worker, or a :class:`ClusterError` if the scheduler is gone: a client
+        that lost it keeps reconnecting for ``connect_timeout`` seconds, and every call to it
+        would wait that long, then fail with a comm error."""
+        address = getattr(self.client.scheduler, "address", None) or "(unknown)"
+        lost = ClusterError(f"lost the connection to the Dask scheduler at {address} (it "
+                            "stopped or the network failed); run again when it is back")
+        if self.client.status != "running":
+            raise lost
+        try:
+            return dict(self.client.nthreads())
+        except OSError:
+            raise lost from None
 
     def close(self) -> None:
         """Close the client and, if we started one, the LocalCluster."""
@@ -184,7 +247,10 @@ class Cluster:
             with contextlib.suppress(Exception):
                 self.client.run(_stop_heartbeat)
         if self._owns_client:
-            self.client.close()
+            # A client that lost its scheduler is still trying to reconnect; closing it cancels
+            # that, and Dask logs the cancellation as an error with a traceback.
+            with _quiet("distributed.client"):
+                self.client.close()
         if self._local is not None:
             self._local.close()
 
@@ -215,14 +281,112 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Drop every record of logger ``logger_name`` while the block runs."""
+    logger = logging.getLogger(logger_name)
+    drop = _DropAll()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+class _RestartingLocalCluster(LocalCluster):
+    """A LocalCluster that never closes a nanny because its worker was lost.
+
+    Each worker runs under a nanny that restarts it when it dies (killed, out of memory).
+    SpecCluster also closes a lost worker's nanny ``distributed.deploy.lost-worker-timeout``
+    (15 s) after a worker leaves, unless a worker of that name is registered by then: a worker
+    that dies twice within 15 s, or takes long to restart on a busy machine, is found
+    "missing" by the first death's timer while its nanny restarts it, and the nanny is closed
+    for good (the cluster has one worker less until it is restarted). Seen with distributed
+    2026.8; dask/distributed#3088 made the check by name. Here the nanny alone decides.
+    """
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        DaskCluster._update_worker_status(self, op, msg)  # skip SpecCluster's lost-worker timer
+
+
 def _connect(address: str, timeout: float) -> Client:
-    """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not."""
+    """A Client of the scheduler at ``address``, or a :class:`ClusterError` saying why not.
+
+    :func:`probe_scheduler` first: a Client waits forever for the handshake of a listener that
+    is not a Dask scheduler (an HTTP server, a socket that never answers), whatever its
+    ``timeout``.
+    """
     check_scheduler_address(address)
+    probe_scheduler(address, timeout)
     try:
         return Client(address, timeout=timeout)
-    except OSError:  # includes TimeoutError: refused, unresolvable or silent host
+    except OSError:  # includes TimeoutError: the scheduler went away since the probe
         raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
                            "(is `dask scheduler` running there?)") from None
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """The answer of the Dask server at ``address`` to ``identity`` (no deadline of its own)."""
+    comm = await comm_connect(address, timeout=timeout,
+                              **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+async def _probe(address: str, timeout: float) -> tuple[bool, Any]:
+    """(whether something accepts connections at ``address``, its identity or None), all
+    within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    scheme, _ = parse_address(address)
+    if scheme == "tcp":  # tells "nothing listens" from "something listens but is not Dask"
+        host, port = get_address_host_port(address)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except OSError:  # TimeoutError included
+            return False, None
+        writer.close()
+    try:
+        left = max(0.01, deadline - loop.time())
+        return True, await asyncio.wait_for(_identity(address, left), left)
+    except (OSError, ValueError, TypeError):  # TimeoutError is an OSError
+        return scheme == "tcp", None
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Raise :class:`ClusterError` unless a Dask scheduler answers at ``address`` within
+    ``timeout`` seconds: one hard deadline for connecting, the handshake and the answer.
+
+    Runs on its own event loop in a helper thread, so it also works where an event loop is
+    already running (a notebook).
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mpp-probe")
+    try:
+        listening, answer = pool.submit(asyncio.run, _probe(address, timeout)).result(
+            timeout=timeout + 5)
+    except concurrent.futures.TimeoutError:  # belt and braces: the loop itself hung
+        listening, answer = True, None
+    finally:
+        pool.shutdown(wait=False)
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind == "Scheduler":
+        return
+    if kind is not None:
+        raise ClusterError(f"{address} is a Dask {str(kind).lower()}, not a scheduler: give the "
+                           "scheduler's address (tcp://host:8786)")
+    if listening:
+        raise ClusterError(f"{address} accepts connections but did not answer as a Dask "
+                           f"scheduler within {timeout:g} s (is it a scheduler's port?)")
+    raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                       "(is `dask scheduler` running there?)")
 
 
 class _QuietMppTaskErrors(logging.Filter):
@@ -232,9 +396,16 @@ class _QuietMppTaskErrors(logging.Filter):
     any other exception is a bug whose full traceback, worker frames included, the CLI writes
     to a crash report (:mod:`mpp.crash`). Either way the worker's copy on the terminal only
     buries that line. Every other worker record still gets through.
+
+    It also cuts the traceback off "Worker stream died during communication" (a worker
+    fetching a task's input from a worker that just died): the scheduler recomputes what was
+    lost, and the line itself says what happened.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Worker stream died"):
+            record.exc_info, record.exc_text = None, None
+            return True
         return not str(record.msg).startswith("Compute Failed")
 
 
@@ -275,12 +446,22 @@ def cancel_and_drain(client: Client, futures: Sequence[Any], timeout: float = 12
     workers' own state can: a running task stays "cancelled" there until its thread returns.
     Writers call this before cleaning up after failed write tasks, so no file is written
     after the clean-up.
+
+    Without a scheduler (lost mid-query) nothing can be cancelled or asked: this returns at
+    once, so the error that brought the caller here is the one reported. A write task still
+    running then may leave a file behind; readers never see it (they list files from the
+    catalog only).
     """
     keys = [str(f.key) for f in futures]
-    client.cancel(list(futures))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = client.run(_running_keys, keys)
-        if not any(busy.values()):
-            return
-        time.sleep(0.05)
+    if client.status != "running":
+        return
+    try:
+        client.cancel(list(futures))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = client.run(_running_keys, keys)
+            if not any(busy.values()):
+                return
+            time.sleep(0.05)
+    except OSError:  # the scheduler went away meanwhile (TimeoutError included)
+        return

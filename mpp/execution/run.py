@@ -2,10 +2,18 @@
 
 The graph runs through the distributed client (``client.get``), so the scheduler recomputes
 the keys a lost worker held: a worker killed mid-query costs time, not the result.
+
+Retry policy: a task that raises (an :class:`~mpp.errors.MppError` such as a division by zero,
+or a bug) is never retried (``retries=0``): running it again gives the same error. A task whose
+worker died is run again by the scheduler, up to its ``distributed.scheduler.allowed-failures``
+(mpp's LocalCluster: ``ClusterSpec.allowed_failures``, 3); then the query fails naming the task.
+:class:`~mpp.execution.watch.Watch` waits for the result and turns every cluster fault into a
+:class:`~mpp.errors.ClusterFaultError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +23,7 @@ from dask._expr import LLGExpr
 from dask.base import tokenize
 
 from mpp.execution.graph import build_graph
+from mpp.execution.watch import DEFAULT_STALL_TIMEOUT, Watch
 from mpp.metrics.collector import collect
 from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.operators.base import concat
@@ -34,9 +43,13 @@ def query_token(plan_text: str, query_id: str) -> str:
     return str(tokenize(plan_text, query_id))[:8]
 
 
-def execute(plan: PhysicalPlan, client: Any, query_id: str, *,
-            plan_text: str = "") -> Execution:
-    """Run ``plan`` on ``client``'s cluster; return the result named by the plan's outputs."""
+def execute(plan: PhysicalPlan, client: Any, query_id: str, *, plan_text: str = "",
+            stall_timeout: float = DEFAULT_STALL_TIMEOUT) -> Execution:
+    """Run ``plan`` on ``client``'s cluster; return the result named by the plan's outputs.
+
+    A cluster that cannot run the query for ``stall_timeout`` seconds, a lost scheduler or a
+    task that keeps killing its worker raise :class:`~mpp.errors.ClusterFaultError`.
+    """
     token = query_token(plan_text, query_id)
     graph = build_graph(plan, query_id, token)
     # client.get wraps a dict graph in an LLGExpr and tokenizes every task argument (operator
@@ -44,7 +57,13 @@ def execute(plan: PhysicalPlan, client: Any, query_id: str, *,
     # token, so the expression is named by it instead.
     expr = LLGExpr(graph.dsk, _determ_token=f"{query_id}-{token}")
     start = time.perf_counter()
-    parts = client.get(expr, graph.result_keys, sync=True)
+    futures = client.get(expr, graph.result_keys, sync=False, retries=0)
+    try:
+        parts = Watch(client, query_id, graph.dsk, stall_timeout).gather(futures)
+    except BaseException:  # the scheduler forgets the query's tasks (no-op if it is gone)
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        raise
     wall = time.perf_counter() - start
     table = concat(list(parts), plan.root.schema)
     table = pa.table(table.columns, names=list(plan.output_names))

@@ -206,3 +206,18 @@ def replace_columns(expr: Expr, mapping: dict[str, Expr]) -> Expr:
         return Call(expr.op, tuple(replace_columns(a, mapping) for a in expr.args), expr.dtype,
                     expr.options)
     return expr
+
+
+def equality_sides(expr: Expr, left: set[str] | frozenset[str],
+                   right: set[str] | frozenset[str]) -> tuple[Expr, Expr] | None:
+    """(left side, right side) if ``expr`` is ``=`` between an expression over ``left`` fields
+    only and one over ``right`` fields only (either order): a join key pair."""
+    if not (isinstance(expr, Call) and expr.op == "="):
+        return None
+    a, b = expr.args
+    ca, cb = a.columns(), b.columns()
+    if ca and cb and ca <= left and cb <= right:
+        return a, b
+    if ca and cb and ca <= right and cb <= left:
+        return b, a
+    return None

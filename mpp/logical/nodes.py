@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -35,10 +35,12 @@ class Field:
 
 
 class JoinKind(enum.Enum):
-    """Join types of the SQL subset."""
+    """Join types of the SQL subset. A CROSS JOIN is an INNER join without keys or residual."""
 
     INNER = "inner"
-    LEFT = "left"
+    LEFT = "left"  # left outer: unmatched left rows kept, right fields NULL
+    RIGHT = "right"  # right outer: unmatched right rows kept, left fields NULL
+    FULL = "full"  # full outer: unmatched rows of both sides kept
 
 
 class JoinStrategy(enum.Enum):
@@ -47,6 +49,9 @@ class JoinStrategy(enum.Enum):
     AUTO = "auto"
     BROADCAST = "broadcast"  # right side copied to every task of the left side
     PARTITIONED = "partitioned"  # both sides hash-exchanged on the join keys
+    # Both sides gathered into one task: a FULL join without equality keys (nothing to hash
+    # on, and a broadcast cannot emit the unmatched build rows once).
+    SINGLE = "single"
 
 
 class DistinctStrategy(enum.Enum):
@@ -181,6 +186,11 @@ class Aggregate(LogicalNode):
 class Join(LogicalNode):
     """Equi-join on ``left_keys[i] = right_keys[i]``, plus an optional ``residual`` predicate.
 
+    A pair of rows matches when every key pair is equal (NULL never equals) and the residual is
+    true; an outer join keeps the rows of its preserved side(s) that match nothing, with NULLs
+    for the other side. No keys: every pair is tested by the residual (a nested loop); no keys
+    and no residual is a cross join.
+
     Output: the left fields, then the right fields (names are unique across both sides).
     """
 
@@ -200,6 +210,34 @@ class Join(LogicalNode):
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
         return self.left.schema + self.right.schema
+
+    @property
+    def is_cross(self) -> bool:
+        """An inner join without keys or residual: every pair of rows (CROSS JOIN)."""
+        return self.kind is JoinKind.INNER and not self.left_keys and self.residual is None
+
+    def required_strategy(self) -> tuple[JoinStrategy, str] | None:
+        """The strategy this join's shape forces, and why (None: statistics may choose).
+
+        Without keys there is nothing to hash on: an INNER or LEFT join broadcasts its right
+        side (a nested loop per task, as Trino replicates a cross join's build side); a RIGHT
+        or FULL join runs in one task. A RIGHT or FULL join with keys is partitioned: a
+        broadcast would emit each unmatched right row once per task (Trino's
+        DetermineJoinDistributionType partitions them too).
+        """
+        kind = self.kind.value.upper()
+        if not self.left_keys:
+            if self.kind in (JoinKind.INNER, JoinKind.LEFT):
+                what = "cross join" if self.is_cross else f"{kind} join without equality keys"
+                return JoinStrategy.BROADCAST, (f"{what}: nothing to partition on, the right "
+                                                "side is broadcast to every left task")
+            return JoinStrategy.SINGLE, (f"{kind} join without equality keys: both sides in one "
+                                         "task (nothing to partition on, and a broadcast would "
+                                         "repeat the unmatched right rows)")
+        if self.kind in (JoinKind.RIGHT, JoinKind.FULL):
+            return JoinStrategy.PARTITIONED, (f"{kind} join: partitioned, as a broadcast would "
+                                              "repeat the unmatched right rows in every task")
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,3 +344,23 @@ class LogicalPlan:
     # What the plan's shape does not show by itself, for EXPLAIN (a WITH query used twice is
     # planned twice: "WITH c: used 2 times, inlined at each use").
     notes: tuple[str, ...] = ()
+
+
+def key_columns(node: LogicalNode, exprs: list[Expr],
+                fresh: Callable[[], str]) -> tuple[LogicalNode, tuple[Column, ...]]:
+    """Make every join key a Column of ``node``: computed keys (named by ``fresh``) get a
+    Project below the join that passes every field through."""
+    if all(isinstance(e, Column) for e in exprs):
+        return node, tuple(e for e in exprs)  # type: ignore[misc]
+    passthrough = tuple(Column(f.name, f.dtype) for f in node.schema)
+    keys: list[Column] = []
+    extra: list[tuple[Expr, str]] = []
+    for e in exprs:
+        if isinstance(e, Column):
+            keys.append(e)
+        else:
+            extra.append((e, fresh()))
+            keys.append(Column(extra[-1][1], e.dtype))
+    return (Project(node, passthrough + tuple(e for e, _ in extra),
+                    tuple(c.name for c in passthrough) + tuple(n for _, n in extra)),
+            tuple(keys))

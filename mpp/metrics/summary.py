@@ -160,11 +160,14 @@ class QueryStats:
         """Predicted makespan of this run's tasks on ``workers`` workers.
 
         Replays the records (:func:`mpp.metrics.whatif.predict_makespan`) with the plan's stage
-        dependencies, this run's threads per worker and its measured overheads (per task and
-        per query); ``options`` override any of those keyword arguments.
+        dependencies and broadcast exchanges, this run's threads per worker and its measured
+        overheads (per task and per query); ``options`` override any of those keyword arguments.
         """
         over = self.overheads()
+        broadcast = {st.id for st in self.plan.stages
+                     if st.sink is not None and st.sink.kind.value == "broadcast"}
         kwargs: dict[str, Any] = {"stage_deps": self.stage_deps,
+                                  "broadcast_stages": broadcast,
                                   "threads_per_worker": self.threads_per_worker,
                                   "task_overhead_s": over.task_s,
                                   "fixed_overhead_s": over.fixed_s}

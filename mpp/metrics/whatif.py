@@ -15,6 +15,10 @@ task records (durations, rows, bytes sent through exchanges) are replayed on ``W
   ``bandwidth_bytes_per_s``. Time = max(``B (W-1)/W / (W bw)``, the uniform spread, and
   ``s B (W-1)/W / bw``, the link of the worker receiving the largest task, whose share ``s`` of
   the stage's input rows is measured). No overlap of network and compute is assumed.
+  A *broadcast* exchange (``broadcast_stages``: a broadcast join's or cross join's build side)
+  is different: every worker needs all ``B`` bytes, so its producing link carries
+  ``B (W-1)`` and the term is ``B (W-1) / bw``, growing with ``W`` (no tree broadcast). A
+  gather is the hash formula with one receiving task (``s = 1``).
 * **Task groups.** Tasks recorded under one stage with different names (an exchange's helper
   tasks, e.g. ``stage1-combine`` merging map outputs) run as a further barrier step after the
   stage's own tasks, with the exchange term applied between them; downstream stages wait for
@@ -115,11 +119,13 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
                      bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH,
                      task_overhead_s: float = 0.0, threads_per_worker: int = 1,
                      order: TaskOrder = TaskOrder.LPT,
-                     fixed_overhead_s: float = 0.0) -> Prediction:
+                     fixed_overhead_s: float = 0.0,
+                     broadcast_stages: Collection[int] = ()) -> Prediction:
     """Predict the makespan of a run's tasks on ``workers`` workers (see the module docstring).
 
     ``fixed_overhead_s`` is added once to the makespan: the per-query cost outside the tasks
     (building and submitting the graph, gathering the result), see :func:`measure_overheads`.
+    ``broadcast_stages``: stages whose exchange is a broadcast (every worker gets all bytes).
 
     Raises:
         KnobError: a non-positive worker/thread count or bandwidth, a negative overhead, a
@@ -141,7 +147,8 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
     while pending:
         # The eligible unit (all upstream done) that is ready first; ties by stage number.
         ready, unit, exchange = min(
-            _ready_time(u, units, unit_deps[u], timings, workers, bandwidth_bytes_per_s)
+            _ready_time(u, units, unit_deps[u], timings, workers, bandwidth_bytes_per_s,
+                        frozenset(broadcast_stages))
             for u in pending if all(d in timings for d in unit_deps[u]))
         pending.discard(unit)
         timings[unit] = _place_stage(unit[0], units[unit], slots, ready, exchange,
@@ -257,17 +264,20 @@ def _resolve_deps(groups: Mapping[int, object],
 
 def _ready_time(unit: tuple[int, int], units: Mapping[tuple[int, int], Sequence[TaskRecord]],
                 ups: Sequence[tuple[int, int]], timings: Mapping[tuple[int, int], StageTiming],
-                workers: int, bandwidth: float) -> tuple[float, tuple[int, int], float]:
+                workers: int, bandwidth: float,
+                broadcast: frozenset[int] = frozenset()) -> tuple[float, tuple[int, int], float]:
     """(ready time, unit, exchange seconds): upstream finish plus the network term."""
     if not ups:
         return 0.0, unit, 0.0
     upstream_done = max(timings[u].finish for u in ups)
-    sent = sum(r.bytes_sent for u in ups for r in units[u])
+    sent = sum(r.bytes_sent for u in ups if u[0] not in broadcast for r in units[u])
     remote = sent * (workers - 1) / workers  # the local share never crosses the network
     uniform = remote / (workers * bandwidth)
     rows = [r.rows_in for r in units[unit]]
     share = max(rows) / sum(rows) if sum(rows) else 0.0
-    exchange = max(uniform, share * remote / bandwidth)
+    # A broadcast's bytes go to each of the other W-1 workers over the producer's link.
+    copied = sum(r.bytes_sent for u in ups if u[0] in broadcast for r in units[u])
+    exchange = max(uniform, share * remote / bandwidth) + copied * (workers - 1) / bandwidth
     return upstream_done + exchange, unit, exchange
 
 

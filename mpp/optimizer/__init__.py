@@ -16,6 +16,7 @@ from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_joi
 from mpp.optimizer.prune_projections import prune_projections
 from mpp.optimizer.push_down_limit import push_down_limit
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
+from mpp.optimizer.reorder_joins import join_keys_in_from_order, reorder_joins
 from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
 from mpp.optimizer.rule import Rule
 
@@ -25,6 +26,12 @@ RULES: tuple[Rule, ...] = (
     # (prune_projections), and scans' predicates feed the size estimates (choose_join_strategy).
     Rule("pushdown_predicates", pushdown_predicates,
          help="Push WHERE/ON conjuncts down to the scans (shrink the fact table early)."),
+    # After pushdown (the relations' estimates count their pushed predicates; WHERE equalities
+    # between relations are left above the cross products it cannot pass), before pruning and
+    # join choice (it may add key Projects; the strategy is chosen for the final order).
+    Rule("reorder_joins", reorder_joins, when_off=join_keys_in_from_order,
+         help="Make WHERE equalities between FROM relations join keys and order inner joins "
+              "greedily by estimated size; when off, the keys are still used, in FROM order."),
     # After pushdown_predicates: a Filter it dissolved into a scan no longer stops a Limit, and
     # a scan's fetch then counts rows passing its predicates. Before prune_projections, which
     # merges the Projects a Limit leaves stacked when it moves below one. Before

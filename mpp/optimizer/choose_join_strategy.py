@@ -9,7 +9,13 @@ width of the columns read) and broadcasts the right (build) side when it fits un
 threshold. For an INNER join whose left side is the small one, the sides are swapped (and a
 Project restores the column order). A LEFT join can only broadcast its right side: every task
 must see all right rows that could match its left rows, and each left row lives in one task.
-The estimate and the threshold go into ``Join.reason``, which EXPLAIN prints.
+A RIGHT join whose left side is small is flipped into a LEFT join that broadcasts it; other
+RIGHT and FULL joins are partitioned (a broadcast would emit an unmatched right row once per
+task). A join without keys (CROSS JOIN, ON without an equality) has nothing to hash on: INNER
+and LEFT broadcast the right side (an INNER one the smaller side), RIGHT and FULL run in one
+task (:meth:`Join.required_strategy`). The estimate and the threshold go into ``Join.reason``,
+which EXPLAIN prints; a forced ``join.strategy`` a join's shape cannot take is overridden, and
+the reason says so.
 
 Example::
 
@@ -47,15 +53,15 @@ def choose_join_strategy(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
         if not isinstance(node, Join) or node.strategy is not JoinStrategy.AUTO:
             return node
         if forced != "auto":
-            return dataclasses.replace(node, strategy=JoinStrategy(forced),
-                                       reason=f"join.strategy={forced}")
+            return _forced(node, JoinStrategy(forced), f"join.strategy={forced}")
         return _by_size(node, estimate(node.left), estimate(node.right), threshold)
 
     return transform_up(plan, choose)
 
 
 def default_join_strategy(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
-    """The rule switched off: AUTO joins become PARTITIONED (or what join.strategy forces)."""
+    """The rule switched off: AUTO joins become PARTITIONED (or what join.strategy forces);
+    a join whose shape forces a strategy (no keys, RIGHT, FULL) gets that one."""
     forced = str(ctx.settings["join.strategy"])
     strategy = JoinStrategy.PARTITIONED if forced == "auto" else JoinStrategy(forced)
     reason = ("optimizer.choose_join_strategy=off" if forced == "auto"
@@ -63,10 +69,34 @@ def default_join_strategy(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode
 
     def resolve(node: LogicalNode) -> LogicalNode:
         if isinstance(node, Join) and node.strategy is JoinStrategy.AUTO:
-            return dataclasses.replace(node, strategy=strategy, reason=reason)
+            return _forced(node, strategy, reason)
         return node
 
     return transform_up(plan, resolve)
+
+
+def _forced(node: Join, strategy: JoinStrategy, reason: str) -> LogicalNode:
+    """``node`` with ``strategy`` where its shape allows it, else the one its shape needs."""
+    if node.kind is JoinKind.RIGHT and node.left_keys and strategy is JoinStrategy.BROADCAST:
+        return _flip(node, strategy, f"{reason}: RIGHT join flipped to LEFT, so the former "
+                                     "left side is broadcast")
+    required = node.required_strategy()
+    if required is not None and required[0] is not strategy:
+        return dataclasses.replace(node, strategy=required[0],
+                                   reason=f"{required[1]} ({reason} cannot apply)")
+    return dataclasses.replace(node, strategy=strategy, reason=reason)
+
+
+def _flip(node: Join, strategy: JoinStrategy, reason: str) -> LogicalNode:
+    """``node`` with its sides swapped (RIGHT <-> LEFT), under a Project restoring the column
+    order its parents (and the plan's output) expect."""
+    kind = {JoinKind.RIGHT: JoinKind.LEFT, JoinKind.LEFT: JoinKind.RIGHT}.get(node.kind,
+                                                                             node.kind)
+    swapped = dataclasses.replace(node, left=node.right, right=node.left, kind=kind,
+                                  left_keys=node.right_keys, right_keys=node.left_keys,
+                                  strategy=strategy, reason=reason)
+    cols = tuple(Column(f.name, f.dtype) for f in node.schema)
+    return Project(swapped, cols, tuple(c.name for c in cols))
 
 
 def _size(e: Estimate) -> str:
@@ -84,19 +114,27 @@ def _limit(threshold: int) -> str:
 
 
 def _by_size(node: Join, left: Estimate, right: Estimate, threshold: int) -> LogicalNode:
+    sizes = f"left {_size(left)}, right {_size(right)}"
+    required = node.required_strategy()
+    if not node.left_keys and node.kind is JoinKind.INNER and left.bytes < right.bytes:
+        why = "cross join" if node.is_cross else "INNER join without equality keys"
+        return _flip(node, JoinStrategy.BROADCAST,
+                     f"{why}: nothing to partition on; sides swapped to broadcast the smaller: "
+                     f"{sizes}")
+    if node.kind is JoinKind.RIGHT and node.left_keys and left.bytes <= threshold:
+        return _flip(node, JoinStrategy.BROADCAST,
+                     f"RIGHT join flipped to LEFT: left {_size(left)} <= {_limit(threshold)}, "
+                     f"right {_size(right)}")
+    if required is not None:
+        return dataclasses.replace(node, strategy=required[0], reason=f"{required[1]}; {sizes}")
     if right.bytes <= threshold:
         return dataclasses.replace(
             node, strategy=JoinStrategy.BROADCAST,
             reason=f"right {_size(right)} <= {_limit(threshold)}, left {_size(left)}")
     if node.kind is JoinKind.INNER and left.bytes <= threshold:
-        swapped = dataclasses.replace(
-            node, left=node.right, right=node.left, left_keys=node.right_keys,
-            right_keys=node.left_keys, strategy=JoinStrategy.BROADCAST,
-            reason=f"sides swapped: left {_size(left)} <= {_limit(threshold)}, "
-                   f"right {_size(right)}")
-        # Parents (and the plan's output) expect the original column order.
-        cols = tuple(Column(f.name, f.dtype) for f in node.schema)
-        return Project(swapped, cols, tuple(c.name for c in cols))
+        return _flip(node, JoinStrategy.BROADCAST,
+                     f"sides swapped: left {_size(left)} <= {_limit(threshold)}, "
+                     f"right {_size(right)}")
     return dataclasses.replace(
         node, strategy=JoinStrategy.PARTITIONED,
         reason=f"left {_size(left)}, right {_size(right)} > {_limit(threshold)}")

@@ -11,7 +11,8 @@ ones, documented so EXPLAIN's "estimated" figures can be traced by hand:
 * a Filter right above a Scan estimates the conjuncts a scan could take as if pushed (the
   pushdown rule is off); any other conjunct keeps half the rows;
 * an Aggregate has the product of its group columns' distinct counts (capped by its input);
-* an equi-join has |L| x |R| / max(ndv(left key), ndv(right key)) rows (a LEFT join at least |L|);
+* an equi-join has |L| x |R| / max(ndv(left key), ndv(right key)) rows (a LEFT join at least
+  |L|, RIGHT |R|, FULL max(|L|, |R|)); a join without keys |L| x |R| (x 1/3 with a residual);
 * a UNION ALL has the sum of its inputs' rows; VALUES its written rows.
 
 Fixed-width columns count their Arrow width; strings count ``STRING_BYTES`` each.
@@ -179,10 +180,13 @@ def _join(node: Join) -> Estimate:
     left, right = estimate(node.left).rows, estimate(node.right).rows
     ndv = max((column_stats(side, k.name).distinct_count or 0)
               for side, keys in ((node.left, node.left_keys), (node.right, node.right_keys))
-              for k in keys[:1])
-    rows = left * right / ndv if ndv else max(left, right)
-    if node.kind is JoinKind.LEFT:
-        rows = max(rows, left)
+              for k in keys[:1]) if node.left_keys else 0
+    if not node.left_keys:  # every pair, then the residual (a range test keeps ~1/3)
+        rows = left * right * (1.0 if node.residual is None else _DEFAULT_RANGE)
+    else:
+        rows = left * right / ndv if ndv else max(left, right)
+    preserved = {JoinKind.LEFT: left, JoinKind.RIGHT: right, JoinKind.FULL: max(left, right)}
+    rows = max(rows, preserved.get(node.kind, 0.0))
     return Estimate(rows, _width(node))
 
 

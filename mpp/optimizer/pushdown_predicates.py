@@ -11,6 +11,7 @@ conjuncts and each one travels down as far as it may:
 * into the inputs of an inner join when it reads one side only (a WHERE conjunct or a conjunct
   of the ON residual); for a LEFT join, WHERE conjuncts only into the left (preserved) side, and
   ON conjuncts on the right side only into the right input (they decide matches, not rows);
+  a RIGHT join mirrors that; a FULL join preserves both sides, so nothing passes it;
 * into ``Scan.predicates`` when storage can apply it (``column op literal``, IN list, IS [NOT]
   NULL; BETWEEN is two comparisons), where Parquet/ORC and Iceberg also prune files with it.
 
@@ -138,15 +139,17 @@ def _route(preds: list[Expr], left: set[str], right: set[str], *, to_left_ok: bo
 @_push.register
 def _join(node: Join, preds: list[Expr]) -> LogicalNode:
     left, right = set(node.left.field_names()), set(node.right.field_names())
-    inner = node.kind is JoinKind.INNER
-    # WHERE conjuncts filter the join's output rows: below a LEFT join only on the left side
-    # (a right-side test must still see the NULLs of unmatched rows).
-    where_left, where_right, stay = _route(preds, left, right, to_left_ok=True,
-                                           to_right_ok=inner)
-    # ON conjuncts decide which pairs match: a right-side one may filter the right input of a
-    # LEFT join, but a left-side one may not drop left rows (they are kept, NULL-extended).
+    # Sides whose every row the join keeps (NULL-extended when unmatched).
+    keeps_left = node.kind in (JoinKind.LEFT, JoinKind.FULL)
+    keeps_right = node.kind in (JoinKind.RIGHT, JoinKind.FULL)
+    # WHERE conjuncts filter the join's output rows: below an outer join only into a preserved
+    # side (a test of the other side must still see the NULLs of unmatched rows).
+    where_left, where_right, stay = _route(preds, left, right, to_left_ok=not keeps_right,
+                                           to_right_ok=not keeps_left)
+    # ON conjuncts decide which pairs match: one on the non-preserved side may filter that
+    # input, but one on a preserved side may not drop its rows (they are kept, NULL-extended).
     on_left, on_right, residual = _route(conjuncts(node.residual), left, right,
-                                         to_left_ok=inner, to_right_ok=True)
+                                         to_left_ok=not keeps_left, to_right_ok=not keeps_right)
     joined = dataclasses.replace(node, left=_push(node.left, where_left + on_left),
                                  right=_push(node.right, where_right + on_right),
                                  residual=conjoin(residual))

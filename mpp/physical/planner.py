@@ -8,7 +8,8 @@ Three steps, each one function:
    optimizer's top-N, push_down_limit) sorts and cuts each task's rows before the final
    top-N; a Limit keeps ``count + offset`` rows per task before its gather (unless its input
    already stops there); a Scan with a ``fetch`` reads only the first fragments that hold
-   enough rows; a Join follows the strategy the optimizer chose.
+   enough rows; a Join follows the strategy the optimizer chose (a HashJoinExec, or a
+   NestedLoopJoinExec for a join without equality keys).
 2. :func:`enforce_distribution` (one pass, bottom-up) compares each operator's required input
    distribution with its child's output partitioning and inserts an ``ExchangeExec`` where they
    disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
@@ -44,6 +45,7 @@ from mpp.physical.operators.aggregate import AggregateMode, HashAggregateExec
 from mpp.physical.operators.base import PhysicalOp
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind, producer_partitions
 from mpp.physical.operators.join import HashJoinExec
+from mpp.physical.operators.nested_loop import NestedLoopJoinExec
 from mpp.physical.operators.replicate import ReplicateExec
 from mpp.physical.operators.rowwise import FilterExec, ProjectExec
 from mpp.physical.operators.scan import ScanExec, sql_value
@@ -262,6 +264,9 @@ def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,
         strategy = (ln.JoinStrategy.BROADCAST if chosen == "broadcast"
                     else ln.JoinStrategy.PARTITIONED)
         reason = reason or f"join.strategy={chosen}"
+        strategy, reason = node.required_strategy() or (strategy, reason)
+    if not node.left_keys:
+        return NestedLoopJoinExec(kids[0], kids[1], node.kind, strategy, node.residual, reason)
     return HashJoinExec(kids[0], kids[1], node.kind, tuple(k.name for k in node.left_keys),
                         tuple(k.name for k in node.right_keys), strategy, node.residual, reason)
 

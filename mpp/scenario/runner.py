@@ -230,6 +230,9 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
             cluster = stack.enter_context(Cluster(_cluster_spec(sc, scheduler)))
         link = cluster.dashboard_link
         say(f"{sc.name}: dashboard {link or '(none)'}")
+        warning = cluster.health_warning()
+        if warning:
+            say(f"{sc.name}: warning: {warning}")
         # import the engine on every worker first, so the first query's time is not imports
         cluster.client.run(importlib.import_module, "mpp.session")
         wh = prepare(sc.data, cluster.client, cache=cache, source=sc.source, progress=progress)

@@ -200,9 +200,9 @@ class QueryBinder:
                                          *locate(star, self.sql))
             rels = (rel,)
         out = []
-        for rel in rels:
-            for c in rel.columns:
-                node = exp.column(c.name, table=rel.alias, quoted=True)
+        for rel in rels:  # USING columns (the unnamed relation) first; their pairs hidden
+            for c in (c for c in rel.columns if not c.hidden):
+                node = exp.column(c.name, table=rel.alias or None, quoted=True)
                 for part in node.walk():
                     part.meta.update(star.meta)  # errors about it point at the star
                 out.append(SelectItem(node, c.name))

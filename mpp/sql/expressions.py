@@ -17,6 +17,7 @@ from sqlglot.tokenizer_core import TokenType
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.evaluate import integer_name
 from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
+from mpp.sql import folding
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
@@ -29,7 +30,7 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
     exp.Window: ("window function (OVER)", TokenType.OVER),
     exp.Exists: ("EXISTS (subquery)", TokenType.EXISTS),
-    exp.Interval: ("INTERVAL", TokenType.INTERVAL),
+    exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
     exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
     exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
     exp.NullSafeEQ: ("IS NOT DISTINCT FROM", TokenType.IS),
@@ -160,12 +161,45 @@ class ExprBinder:
 
     def arithmetic(self, node: exp.Binary) -> Expr:
         op = _ARITH[type(node)]
+        if isinstance(node.left, exp.Interval) or isinstance(node.right, exp.Interval):
+            return self.interval_arithmetic(node, op)
         left, right = self.bind(node.left), self.bind(node.right)
+        folded = folding.fold_decimal_literals(op, left, right)
+        if folded is not None:
+            return folded
         common = T.common_type(left.dtype, right.dtype)
         if common is None or not (T.is_numeric(common) or pa.types.is_null(common)):
             raise self.error(node, f"operator {op} cannot be applied to {left.dtype} and "
                                    f"{right.dtype}")
         return Call(op, (T.coerce(left, common), T.coerce(right, common)), common)
+
+    def interval_arithmetic(self, node: exp.Binary, op: str) -> Expr:
+        """``DATE '...' +/- INTERVAL 'n' unit`` (or ``INTERVAL + DATE``), folded to a literal;
+        see :mod:`mpp.sql.folding`."""
+        interval, other = ((node.left, node.right) if isinstance(node.left, exp.Interval)
+                           else (node.right, node.left))
+        at = locate(interval, self.sql, TokenType.INTERVAL)  # the keyword
+        if op not in "+-" or (op == "-" and interval is node.left) or isinstance(
+                other, exp.Interval):
+            raise SqlError(f"operator {op} cannot be applied to an INTERVAL here", *at)
+        base = self.bind(other)
+        if not (isinstance(base, Literal) and T.is_temporal(base.dtype)):
+            raise unsupported(node, self.sql, "INTERVAL added to a column or expression",
+                              TokenType.INTERVAL, " (only DATE or TIMESTAMP literals +/- "
+                              "INTERVAL are supported)")
+        unit = folding.unit_name(interval.unit.name if interval.unit is not None else "")
+        allowed = (folding.DATE_UNITS if pa.types.is_date(base.dtype)
+                   else folding.TIMESTAMP_UNITS)
+        if unit not in allowed:
+            raise SqlError(f"unsupported INTERVAL unit {unit!r} for {base.dtype} (expected "
+                           f"one of {', '.join(allowed)})", *at)
+        try:
+            amount = int(interval.this.name)
+        except ValueError:
+            raise SqlError(f"INTERVAL needs a whole number, got {interval.this.name!r}",
+                           *at) from None
+        value = folding.shift(base.value, -amount if op == "-" else amount, unit)
+        return Literal(value, base.dtype)
 
     def negate(self, node: exp.Neg) -> Expr:
         inner = node.this

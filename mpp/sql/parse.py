@@ -361,6 +361,15 @@ def token_after(node: exp.Expr, sql: str) -> Token | None:
     return next((t for t in _tokens(sql) if t.start > end), None)
 
 
+def tokens_between(first: exp.Expr, second: exp.Expr, sql: str) -> list[Token]:
+    """The tokens after ``first``'s text and before ``second``'s (the keywords joining two
+    FROM items: a comma, ``LEFT JOIN``, ...)."""
+    end, start = _end(first), _start(second)
+    if end is None or start is None:
+        return []
+    return [t for t in _tokens(sql) if end < t.start and t.end < start]
+
+
 def statement_start(sql: str) -> tuple[int, int]:
     """1-based (line, column) of the first token of ``sql`` (after comments)."""
     tokens = _tokens(sql)

@@ -3,11 +3,14 @@
 A table becomes a Scan of all its columns (``prune_projections`` narrows it later) whose fields
 are named ``<alias>.<column>``. A subquery is bound on its own and its result columns renamed
 ``<alias>.<name>``. A join's ON condition is split into equality keys between the two sides and
-a residual of everything else.
+a residual of everything else; USING (k) makes the keys ``left.k = right.k`` and one output
+column ``k``; a comma or CROSS JOIN is a join without keys (the optimizer finds its keys in
+WHERE, see ``reorder_joins``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -15,7 +18,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownTableError, suggest
-from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts
+from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts, equality_sides
 from mpp.logical.nodes import (
     Field,
     Join,
@@ -25,9 +28,11 @@ from mpp.logical.nodes import (
     Project,
     Scan,
     Values,
+    key_columns,
 )
+from mpp.sql import types as T
 from mpp.sql.expressions import ExprBinder
-from mpp.sql.parse import locate, offset_to_line_col, token_after, unsupported
+from mpp.sql.parse import locate, offset_to_line_col, token_after, tokens_between, unsupported
 from mpp.sql.scope import QUALIFIER, Relation, Scope, ScopeColumn, check_qualifiers
 from mpp.sql.types import coerce, common_type, type_name
 
@@ -64,8 +69,10 @@ def bind_from(qb: QueryBinder, select: exp.Select) -> tuple[LogicalNode, Scope]:
             raise unsupported(select, qb.sql, "JOIN without FROM")
         return Values(((),), ()), Scope(())
     node, scope = bind_relation(qb, source.this)
+    previous: exp.Expr = source.this
     for join in select.args.get("joins") or []:
-        node, scope = bind_join(qb, node, scope, join)
+        node, scope = bind_join(qb, node, scope, join, previous)
+        previous = join
     return node, scope
 
 
@@ -158,42 +165,55 @@ def subquery_relation(qb: QueryBinder, item: exp.Expr, plan: LogicalPlan, alias:
     return node, Scope((rel,))
 
 
-def _check_join_kind(qb: QueryBinder, join: exp.Join) -> JoinKind:
+_OUTER = {"LEFT": JoinKind.LEFT, "RIGHT": JoinKind.RIGHT, "FULL": JoinKind.FULL}
+
+
+def _check_join_kind(qb: QueryBinder, join: exp.Join,
+                     previous: exp.Expr) -> tuple[JoinKind, bool]:
+    """The join's kind, and whether it is a cross product (a comma or CROSS JOIN).
+
+    ``previous``: the FROM item or join before it (the words in between tell a comma)."""
     side, kind = (join.side or "").upper(), (join.kind or "").upper()
     if join.method:
         raise unsupported(join, qb.sql, f"{join.method.upper()} JOIN", TokenType.NATURAL)
-    if side in ("RIGHT", "FULL"):
-        raise unsupported(join, qb.sql, f"{side} JOIN", getattr(TokenType, side),
-                          hint=" (INNER and LEFT joins are)")
-    if kind not in ("", "INNER", "OUTER"):
+    if kind not in ("", "INNER", "OUTER", "CROSS"):
         raise unsupported(join, qb.sql, f"{kind} JOIN", getattr(TokenType, kind, None))
     extra = [k for k, v in join.args.items() if v and k in ("global_", "directed",
                                                             "match_condition", "nearest",
                                                             "pivots", "hint")]
     if extra:
         raise unsupported(join, qb.sql, f"{extra[0].rstrip('_').upper()} in a join")
-    if join.args.get("using"):
-        raise unsupported(join, qb.sql, "JOIN ... USING", TokenType.USING,
-                          hint=" (write the condition with ON)")
-    if join.args.get("on") is None:
+    between = {t.token_type for t in tokens_between(previous, join.this, qb.sql)}
+    if kind == "CROSS" or (TokenType.COMMA in between and TokenType.JOIN not in between):
+        return JoinKind.INNER, True
+    if join.args.get("on") is None and not join.args.get("using"):
         after = token_after(join, qb.sql)
         if after is not None and after.token_type == TokenType.ON:
             raise SqlError("syntax error: ON needs a condition",
                            *offset_to_line_col(qb.sql, after.start))
-        raise unsupported(join, qb.sql, "a join without an ON condition (cross join)",
-                          TokenType.JOIN if kind != "CROSS" else TokenType.CROSS)
-    return JoinKind.LEFT if side == "LEFT" else JoinKind.INNER
+        raise SqlError(f"syntax error: {side or 'INNER'} JOIN needs ON or USING (CROSS JOIN "
+                       "joins every pair)", *locate(join, qb.sql, TokenType.JOIN))
+    return _OUTER.get(side, JoinKind.INNER), False
 
 
-def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope,
-              join: exp.Join) -> tuple[LogicalNode, Scope]:
-    """``left JOIN right ON ...``: equality keys between the sides plus a residual."""
-    kind = _check_join_kind(qb, join)
+def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope, join: exp.Join,
+              previous: exp.Expr) -> tuple[LogicalNode, Scope]:
+    """``left JOIN right ON ...``: equality keys between the sides plus a residual.
+
+    A comma or CROSS JOIN is a join without keys (a cross product); the optimizer rule
+    ``reorder_joins`` turns WHERE equalities into its keys. ON without any equality between
+    the sides is a join without keys whose residual tests every pair (a nested loop).
+    """
+    kind, cross = _check_join_kind(qb, join, previous)
     right, rscope = bind_relation(qb, join.this)
     for rel in rscope.relations:
-        if lscope.relation(rel.alias) is not None:
+        if rel.alias and lscope.relation(rel.alias) is not None:
             raise SqlError(f"table alias {rel.alias!r} is used twice in FROM",
                            *locate(join.this, qb.sql))
+    if cross:
+        return Join(left, right, kind, (), ()), lscope + rscope
+    if join.args.get("using"):
+        return _bind_using(qb, kind, left, lscope, right, rscope, join)
     scope = lscope + rscope
     condition = ExprBinder(scope, qb.sql, "ON").predicate(join.args["on"])
     lfields, rfields = set(left.field_names()), set(right.field_names())
@@ -201,51 +221,57 @@ def bind_join(qb: QueryBinder, left: LogicalNode, lscope: Scope,
     rexprs: list[Expr] = []
     residual: list[Expr] = []
     for part in conjuncts(condition):
-        pair = _key_pair(part, lfields, rfields)
+        pair = equality_sides(part, lfields, rfields)
         if pair is None:
             residual.append(part)
         else:
             lexprs.append(pair[0])
             rexprs.append(pair[1])
-    if not lexprs:
-        raise SqlError("a join needs at least one equality between columns of its two sides "
-                       "in ON", *locate(join.args["on"], qb.sql))
-    left, lkeys = key_columns(qb, left, lexprs)
-    right, rkeys = key_columns(qb, right, rexprs)
+    left, lkeys = key_columns(left, lexprs, lambda: qb.fresh("_k"))
+    right, rkeys = key_columns(right, rexprs, lambda: qb.fresh("_k"))
     return Join(left, right, kind, lkeys, rkeys, conjoin(residual)), scope
 
 
-def _key_pair(part: Expr, left: set[str], right: set[str]) -> tuple[Expr, Expr] | None:
-    """(left expr, right expr) if ``part`` is an equality between the two sides."""
-    if not (isinstance(part, Call) and part.op == "="):
-        return None
-    a, b = part.args
-    ca, cb = a.columns(), b.columns()
-    if ca and cb and ca <= left and cb <= right:
-        return a, b
-    if ca and cb and ca <= right and cb <= left:
-        return b, a
-    return None
+def _bind_using(qb: QueryBinder, kind: JoinKind, left: LogicalNode, lscope: Scope,
+                right: LogicalNode, rscope: Scope, join: exp.Join) -> tuple[LogicalNode, Scope]:
+    """``JOIN ... USING (k, ...)``: keys ``left.k = right.k``; one output column ``k`` each.
 
-
-def key_columns(qb: QueryBinder, node: LogicalNode,
-                exprs: list[Expr]) -> tuple[LogicalNode, tuple[Column, ...]]:
-    """Make every join key a Column: computed keys get a Project below the join."""
-    if all(isinstance(e, Column) for e in exprs):
-        return node, tuple(e for e in exprs)  # type: ignore[misc]
-    passthrough = [Column(f.name, f.dtype) for f in node.schema]
-    keys: list[Column] = []
+    As in Trino (and the SQL standard), the USING column is the left one for INNER and LEFT
+    joins, the right one for RIGHT, ``coalesce(left.k, right.k)`` for FULL; ``*`` lists the
+    USING columns first, then the other columns of each side.
+    """
+    lkeys: list[Column] = []
+    rkeys: list[Column] = []
+    using: list[ScopeColumn] = []
     extra: list[tuple[Expr, str]] = []
-    for e in exprs:
-        if isinstance(e, Column):
-            keys.append(e)
-        else:
-            name = qb.fresh("_k")
-            extra.append((e, name))
-            keys.append(Column(name, e.dtype))
-    project = Project(node, tuple(passthrough) + tuple(e for e, _ in extra),
-                      tuple(c.name for c in passthrough) + tuple(n for _, n in extra))
-    return project, tuple(keys)
+    for ident in join.args["using"]:
+        name = ident.name if ident.args.get("quoted") else ident.name.lower()
+        if any(c.name.lower() == name.lower() for c in using):
+            raise SqlError(f"column {name!r} appears twice in USING", *locate(ident, qb.sql))
+        where = locate(ident, qb.sql)
+        lk, rk = lscope.resolve(name, None, where), rscope.resolve(name, None, where)
+        lkeys.append(lk)
+        rkeys.append(rk)
+        column: Expr = {JoinKind.RIGHT: rk}.get(kind, lk)
+        if kind is JoinKind.FULL:
+            common = T.common_type(lk.dtype, rk.dtype) or lk.dtype
+            column = Call("coalesce", (T.coerce(lk, common), T.coerce(rk, common)), common)
+            extra.append((column, qb.fresh("_using")))
+            column = Column(extra[-1][1], common)
+        using.append(ScopeColumn(name, column.name, column.dtype))  # type: ignore[attr-defined]
+    node: LogicalNode = Join(left, right, kind, tuple(lkeys), tuple(rkeys))
+    if extra:
+        passthrough = tuple(Column(f.name, f.dtype) for f in node.schema)
+        node = Project(node, passthrough + tuple(e for e, _ in extra),
+                       tuple(c.name for c in passthrough) + tuple(n for _, n in extra))
+    paired = {c.name for c in lkeys + rkeys}
+    rels = [rel for rel in (lscope + rscope).relations if rel.alias]
+    hidden = [Relation(rel.alias, tuple(dataclasses.replace(c, hidden=c.hidden or c.field in paired)
+                                        for c in rel.columns)) for rel in rels]
+    # Earlier USING columns (``a JOIN b USING (k) JOIN c USING (j)``) follow the new ones.
+    earlier = tuple(c for rel in lscope.relations if not rel.alias for c in rel.columns
+                    if c.field not in paired)
+    return node, Scope((Relation("", tuple(using) + earlier), *hidden))
 
 
 def bind_values(qb: QueryBinder, values: exp.Values, alias: str,

@@ -37,16 +37,22 @@ def check_qualifiers(node: exp.Table | exp.Column, sql: str,
 
 @dataclass(frozen=True, slots=True)
 class ScopeColumn:
-    """A column visible in a scope: its SQL name and the plan field it stands for."""
+    """A column visible in a scope: its SQL name and the plan field it stands for.
+
+    ``hidden``: a column of a ``JOIN ... USING`` pair, replaced by the one USING column for bare
+    references and ``*``; it stays reachable qualified (``a.k``).
+    """
 
     name: str
     field: str
     dtype: pa.DataType
+    hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Relation:
-    """A table or subquery in FROM, under its alias."""
+    """A table or subquery in FROM, under its alias (``""``: the columns of JOIN ... USING,
+    which only bare names reach)."""
 
     alias: str
     columns: tuple[ScopeColumn, ...]
@@ -64,7 +70,7 @@ class Scope:
     def relation(self, alias: str) -> Relation | None:
         """The relation called ``alias`` (case-insensitive), if any."""
         for rel in self.relations:
-            if rel.alias.lower() == alias.lower():
+            if rel.alias and rel.alias.lower() == alias.lower():
                 return rel
         return None
 
@@ -73,7 +79,8 @@ class Scope:
         names: list[str] = []
         for rel in self.relations:
             for c in rel.columns:
-                names += [c.name, f"{rel.alias}.{c.name}"]
+                names += [f"{rel.alias}.{c.name}"] if rel.alias else []
+                names += [] if c.hidden else [c.name]
         return names
 
     def resolve(self, name: str, table: str | None, where: tuple[int, int]) -> Column:
@@ -82,14 +89,15 @@ class Scope:
         if table:
             rel = self.relation(table)
             if rel is None:
-                aliases = [r.alias for r in self.relations]
+                aliases = [r.alias for r in self.relations if r.alias]
                 raise UnknownColumnError(
                     f"column {shown!r}: no table or alias {table!r} in scope "
                     f"(tables in scope: {', '.join(aliases)}).{suggest(table, aliases)}", *where)
             rels: tuple[Relation, ...] = (rel,)
         else:
             rels = self.relations
-        hits = [c for r in rels for c in r.columns if c.name.lower() == name.lower()]
+        hits = [c for r in rels for c in r.columns
+                if c.name.lower() == name.lower() and (table or not c.hidden)]
         if not hits:
             names = self.candidates()
             hint = suggest(shown, names) or suggest(name, names)

@@ -15,8 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, StorageFormat
-from mpp.storage.predicates import bounds_may_match
+import pyarrow as pa
+
+from mpp.storage.base import (
+    ColumnPredicate,
+    Fragment,
+    ScanResult,
+    StorageFormat,
+    constant_column,
+)
+from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
+
+# Fragment options of registered files in Hive-style folders: the partition columns with
+# their type aliases (their values are in ``Fragment.partition``, not in the file), and one
+# column of the file to read when a scan needs only partition columns (its row count).
+PATH_PARTITION = "path_partition"
+ROW_COLUMN = "row_column"
 
 __all__ = [
     "ColumnPredicate",
@@ -48,7 +62,29 @@ def scan_fragment(fragment: Fragment, columns: Sequence[str],
     Runs on a Dask worker. Raises :class:`~mpp.errors.StorageError` naming the file when it is
     missing, truncated or corrupt (including a Parquet page checksum mismatch).
     """
+    if fragment.option(PATH_PARTITION):
+        return _scan_path_partitioned(fragment, list(columns), list(predicates))
     return _scanner(fragment.format)(fragment, list(columns), list(predicates))
+
+
+def _scan_path_partitioned(fragment: Fragment, columns: list[str],
+                           predicates: list[ColumnPredicate]) -> ScanResult:
+    """Scan a registered file whose partition columns live in its folder names (Hive
+    ``key=value/``), not in the file: read the file's columns, add the folder values."""
+    types = {name: pa.type_for_alias(alias) for name, alias in fragment.option(PATH_PARTITION)}
+    values = dict(fragment.partition)
+    needed = needed_columns(columns, predicates)
+    read = [c for c in needed if c not in types] or [fragment.option(ROW_COLUMN)]
+    inner = _scanner(fragment.format)(fragment, read,
+                                      [p for p in predicates if p.column not in types])
+    n = inner.table.num_rows
+    cols = {c: inner.table[c] for c in read}
+    for name, type_ in types.items():
+        cols[name] = constant_column(pa.scalar(values.get(name), type_), n)
+    table = pa.table({c: cols[c] for c in needed})
+    done = finish_scan(table, columns, [p for p in predicates if p.column in types],
+                       inner.bytes_read)
+    return ScanResult(done.table, inner.bytes_read, inner.rows_scanned)
 
 
 def fragment_bounds(fragment: Fragment) -> dict[str, tuple[Any, Any]]:

@@ -192,6 +192,22 @@ class UnaryOp(PhysicalOp):
         return (self.input,)
 
 
+class JoinOp(PhysicalOp):
+    """A join: children ``left`` and ``right`` (dataclass fields); output the left fields,
+    then the right fields."""
+
+    left: PhysicalOp
+    right: PhysicalOp
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.left.schema + self.right.schema
+
+    @property
+    def children(self) -> tuple[PhysicalOp, ...]:
+        return (self.left, self.right)
+
+
 class PassThroughOp(UnaryOp):
     """A unary operator whose output fields are its input's (filter, sort, limit, exchange)."""
 

@@ -1,17 +1,17 @@
-"""HashJoinExec: equi-join, broadcast or partitioned."""
+"""HashJoinExec: equi-join (inner, left, right, full), broadcast or partitioned."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.logical.expr import Expr
 from mpp.logical.nodes import Field, JoinKind, JoinStrategy
 from mpp.physical.distribution import (
+    Arbitrary,
     BroadcastDistribution,
     Distribution,
     Hash,
@@ -20,11 +20,20 @@ from mpp.physical.distribution import (
     UnspecifiedDistribution,
 )
 from mpp.physical.keys import canonical_key
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext
+from mpp.physical.operators.nested_loop import (
+    LEFT_ID,
+    RIGHT_ID,
+    with_row_ids,
+    with_unmatched,
+)
 from mpp.physical.operators.rowwise import evaluate_column
 
-_ROW_ID = "__mpp_row_id"
 _LEFT_KEY, _RIGHT_KEY = "__mpp_left_key", "__mpp_right_key"
+_HOW = {JoinKind.INNER: "inner", JoinKind.LEFT: "left outer", JoinKind.RIGHT: "right outer",
+        JoinKind.FULL: "full outer"}
+_FLIPPED = {"inner": "inner", "left outer": "right outer", "right outer": "left outer",
+            "full outer": "full outer"}
 
 
 def _key(prefix: str, i: int) -> str:
@@ -32,12 +41,14 @@ def _key(prefix: str, i: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class HashJoinExec(PhysicalOp):
+class HashJoinExec(JoinOp):
     """Joins ``left`` (probe) with ``right`` (build) on ``left_keys[i] = right_keys[i]``.
 
     BROADCAST: the right side's complete result is copied to every task of the left side, which
     never moves. PARTITIONED: both sides are hash-exchanged on the keys into the same buckets and
-    task j joins bucket j of each. ``residual`` is the rest of the ON condition.
+    task j joins bucket j of each (the only choice for RIGHT and FULL joins, whose unmatched
+    right rows must appear once). ``residual`` is the rest of the ON condition: a pair failing
+    it is no match.
     """
 
     word: ClassVar[str] = "hashjoin"
@@ -50,14 +61,6 @@ class HashJoinExec(PhysicalOp):
     residual: Expr | None = None
     reason: str = ""
 
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return self.left.schema + self.right.schema
-
-    @property
-    def children(self) -> tuple[PhysicalOp, ...]:
-        return (self.left, self.right)
-
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.strategy is JoinStrategy.BROADCAST:
             return (UnspecifiedDistribution(), BroadcastDistribution())
@@ -68,7 +71,9 @@ class HashJoinExec(PhysicalOp):
         part = self.left.output_partitioning()
         if self.strategy is JoinStrategy.BROADCAST or not isinstance(part, Hash):
             return part
-        return Hash(self.left_keys, part.n)
+        if self.kind is JoinKind.FULL:  # unmatched right rows carry NULL left keys
+            return Arbitrary(part.n)
+        return Hash(self.right_keys if self.kind is JoinKind.RIGHT else self.left_keys, part.n)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         left = self.left.execute(tctx)
@@ -76,9 +81,9 @@ class HashJoinExec(PhysicalOp):
         tctx.note_keys(left, self.left_keys)
         tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
         left, right = self._with_join_keys(left, right)
-        if self.residual is not None and self.kind is JoinKind.LEFT:
-            return self._left_with_residual(left, right)
-        out = self._join(left, right, "inner" if self.kind is JoinKind.INNER else "left outer")
+        if self.residual is not None and self.kind is not JoinKind.INNER:
+            return self._outer_with_residual(left, right)
+        out = self._join(left, right, _HOW[self.kind])
         if self.residual is not None:
             out = out.filter(evaluate_column(self.residual, out))
         return out
@@ -119,23 +124,19 @@ class HashJoinExec(PhysicalOp):
         if left.num_rows >= right.num_rows:
             return left.join(right, lkeys, rkeys, join_type=how,
                              coalesce_keys=False, use_threads=False)
-        swapped = {"inner": "inner", "left outer": "right outer"}[how]
+        swapped = _FLIPPED[how]
         return right.join(left, rkeys, lkeys,
                           join_type=swapped, coalesce_keys=False, use_threads=False)
 
-    def _left_with_residual(self, left: pa.Table, right: pa.Table) -> pa.Table:
-        # ON-clause semantics: a left row whose matches all fail the residual is kept once,
-        # null-extended, like a left row with no match at all.
-        left = left.append_column(_ROW_ID, pa.array(np.arange(left.num_rows)))
-        fields = self.schema + (Field(_ROW_ID, pa.int64()),)
-        inner = self._hash_join(left, right, "inner").select([f.name for f in fields])
-        inner = inner.filter(evaluate_column(self.residual, inner))  # type: ignore[arg-type]
-        unmatched = left.filter(pc.invert(pc.is_in(left[_ROW_ID], inner[_ROW_ID])))
-        nulls = {f.name: pa.nulls(unmatched.num_rows, f.dtype) for f in self.right.schema}
-        padded = pa.table({**{n: unmatched[n] for n in unmatched.column_names}, **nulls})
-        out = pa.concat_tables([inner, padded.select(inner.column_names)],
-                               promote_options="permissive")
-        return out.drop([_ROW_ID])
+    def _outer_with_residual(self, left: pa.Table, right: pa.Table) -> pa.Table:
+        # ON-clause semantics: a row whose matches all fail the residual is kept once,
+        # null-extended, like a row with no match at all.
+        left, right = with_row_ids(left, right)
+        fields = self.schema + (Field(LEFT_ID, pa.int64()), Field(RIGHT_ID, pa.int64()))
+        matched = self._hash_join(left, right, "inner").select([f.name for f in fields])
+        matched = matched.filter(evaluate_column(self.residual, matched))  # type: ignore[arg-type]
+        return with_unmatched(self.kind, left, right, matched, self.left.schema,
+                              self.right.schema)
 
     def explain_line(self) -> str:
         on = " AND ".join(f"{a} = {b}" for a, b in zip(self.left_keys, self.right_keys,
