@@ -89,6 +89,11 @@ QUERIES = [
     # A union as the input of a partitioned join and of a sort.
     "SELECT t.k, u.country FROM (SELECT user_id k FROM access_log WHERE status = 404 "
     "UNION SELECT user_id FROM sessions) t JOIN users u ON u.user_id = t.k ORDER BY 1, 2",
+    # With the other join forms: a comma join over a union, CROSS and FULL joins of VALUES.
+    "SELECT count(*) FROM (SELECT user_id FROM users UNION ALL SELECT user_id FROM sessions) t, "
+    "urls u WHERE u.url_id = t.user_id",
+    "SELECT * FROM (VALUES 1, 2) a (x) CROSS JOIN (VALUES 'a', 'b') b (y)",
+    "SELECT a.x, b.y FROM (VALUES 1, 2, NULL) a (x) FULL JOIN (VALUES 2, 3) b (y) ON a.x = b.y",
     # VALUES as a relation and as a statement; SELECT without FROM.
     "SELECT * FROM (VALUES (NULL, 1), (NULL, NULL)) AS t (a, b)",
     "SELECT NULL UNION SELECT NULL",
