@@ -317,6 +317,15 @@ def _coalesce(call: Call, args: list[Value], n: int) -> Value:
     return pc.coalesce(*(_flat(a, n) for a in args))
 
 
+def _single_row_value(call: Call, args: list[Value], n: int) -> Value:
+    """``single_row_value(count, value)``: a scalar subquery's value, from the global
+    aggregate over its rows (count, min); more than one row is Trino's error."""
+    count = args[0]
+    if n and pc.max(count).as_py() is not None and pc.max(count).as_py() > 1:
+        raise SqlError("Scalar sub-query has returned multiple rows", call.line, call.column)
+    return args[1]
+
+
 _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),
     "-": _binary(pc.subtract_checked),
@@ -343,4 +352,5 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "date_diff": _date_diff,
     "case": _case,
     "coalesce": _coalesce,
+    "single_row_value": _single_row_value,
 }

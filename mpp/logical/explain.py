@@ -142,12 +142,13 @@ def _aggregate(node: Aggregate) -> str:
 def _join(node: Join) -> str:
     keys = " AND ".join(f"{lk.name} = {rk.name}" for lk, rk in zip(node.left_keys,
                                                                   node.right_keys, strict=True))
+    kind = node.kind.value + (" (null-aware, NOT IN)" if node.null_aware else "")
     if node.is_cross:
         text = "Join: cross"
     elif not keys:  # every pair is tested (a nested loop)
-        text = f"Join: {node.kind.value}, no equality keys"
+        text = f"Join: {kind}, no equality keys"
     else:
-        text = f"Join: {node.kind.value} on {keys}"
+        text = f"Join: {kind} on {keys}"
     if node.residual is not None:
         text += f" residual ({format_expr(node.residual)})"
     text += f", strategy={node.strategy.value}"

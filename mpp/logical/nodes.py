@@ -41,6 +41,15 @@ class JoinKind(enum.Enum):
     LEFT = "left"  # left outer: unmatched left rows kept, right fields NULL
     RIGHT = "right"  # right outer: unmatched right rows kept, left fields NULL
     FULL = "full"  # full outer: unmatched rows of both sides kept
+    # Left semi / anti join (IN, EXISTS / NOT IN, NOT EXISTS): only the left fields; each left
+    # row at most once, kept when some right row matches (semi) or none does (anti).
+    SEMI = "semi"
+    ANTI = "anti"
+
+    @property
+    def filters_left(self) -> bool:
+        """A semi or anti join: outputs only left rows and fields, each row at most once."""
+        return self in (JoinKind.SEMI, JoinKind.ANTI)
 
 
 class JoinStrategy(enum.Enum):
@@ -202,6 +211,10 @@ class Join(LogicalNode):
     residual: Expr | None = None
     strategy: JoinStrategy = JoinStrategy.AUTO
     reason: str = ""  # why the strategy was chosen (shown by EXPLAIN)
+    # An ANTI join for ``x NOT IN (subquery)`` (one key): Trino's NULL semantics. A left row
+    # is kept only if the right side is empty, or holds no NULL key and the left key is
+    # non-NULL and matches nothing.
+    null_aware: bool = False
 
     @property
     def inputs(self) -> tuple[LogicalNode, ...]:
@@ -209,6 +222,8 @@ class Join(LogicalNode):
 
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        if self.kind.filters_left:
+            return self.left.schema
         return self.left.schema + self.right.schema
 
     @property
@@ -226,8 +241,12 @@ class Join(LogicalNode):
         DetermineJoinDistributionType partitions them too).
         """
         kind = self.kind.value.upper()
+        if self.null_aware:
+            return JoinStrategy.BROADCAST, ("NOT IN: a null-aware anti join needs the whole "
+                                            "subquery result in every task (one NULL in it "
+                                            "makes NOT IN NULL for every row)")
         if not self.left_keys:
-            if self.kind in (JoinKind.INNER, JoinKind.LEFT):
+            if self.kind in (JoinKind.INNER, JoinKind.LEFT, JoinKind.SEMI, JoinKind.ANTI):
                 what = "cross join" if self.is_cross else f"{kind} join without equality keys"
                 return JoinStrategy.BROADCAST, (f"{what}: nothing to partition on, the right "
                                                 "side is broadcast to every left task")

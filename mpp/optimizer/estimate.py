@@ -185,6 +185,10 @@ def _join(node: Join) -> Estimate:
         rows = left * right * (1.0 if node.residual is None else _DEFAULT_RANGE)
     else:
         rows = left * right / ndv if ndv else max(left, right)
+    if node.kind is JoinKind.SEMI:  # each left row at most once
+        return Estimate(min(rows, left), _width(node))
+    if node.kind is JoinKind.ANTI:  # the left rows the matches leave (at least a tenth)
+        return Estimate(max(left - min(rows, left), 0.1 * left), _width(node))
     preserved = {JoinKind.LEFT: left, JoinKind.RIGHT: right, JoinKind.FULL: max(left, right)}
     rows = max(rows, preserved.get(node.kind, 0.0))
     return Estimate(rows, _width(node))

@@ -164,7 +164,10 @@ def _join(node: Join, required: set[str]) -> LogicalNode:
     if node.residual is not None:
         needed |= node.residual.columns()
     left = _prune(node.left, needed & set(node.left.field_names()))
-    right = _prune(node.right, needed & set(node.right.field_names()))
+    right_needed = needed & set(node.right.field_names())
+    if not right_needed and node.kind.filters_left:  # EXISTS: rows, of at least one column
+        right_needed = {node.right.field_names()[0]}
+    right = _prune(node.right, right_needed)
     return dataclasses.replace(node, left=left, right=right)
 
 

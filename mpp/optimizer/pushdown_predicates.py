@@ -140,7 +140,8 @@ def _route(preds: list[Expr], left: set[str], right: set[str], *, to_left_ok: bo
 def _join(node: Join, preds: list[Expr]) -> LogicalNode:
     left, right = set(node.left.field_names()), set(node.right.field_names())
     # Sides whose every row the join keeps (NULL-extended when unmatched).
-    keeps_left = node.kind in (JoinKind.LEFT, JoinKind.FULL)
+    # (An anti join keeps the left rows that match nothing: like a LEFT join's.)
+    keeps_left = node.kind in (JoinKind.LEFT, JoinKind.FULL, JoinKind.ANTI)
     keeps_right = node.kind in (JoinKind.RIGHT, JoinKind.FULL)
     # WHERE conjuncts filter the join's output rows: below an outer join only into a preserved
     # side (a test of the other side must still see the NULLs of unmatched rows).

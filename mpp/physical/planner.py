@@ -268,7 +268,8 @@ def _lower_join(node: ln.Join, kids: list[PhysicalOp], ctx: PlannerContext,
     if not node.left_keys:
         return NestedLoopJoinExec(kids[0], kids[1], node.kind, strategy, node.residual, reason)
     return HashJoinExec(kids[0], kids[1], node.kind, tuple(k.name for k in node.left_keys),
-                        tuple(k.name for k in node.right_keys), strategy, node.residual, reason)
+                        tuple(k.name for k in node.right_keys), strategy, node.residual, reason,
+                        node.null_aware)
 
 
 def _lower_sort(node: ln.Sort, kids: list[PhysicalOp], ctx: PlannerContext,

@@ -35,6 +35,7 @@ from mpp.sql.parse import deep_stack, locate, parse, statement_start, unsupporte
 from mpp.sql.relations import bind_from, unique_names, values_query
 from mpp.sql.scope import Scope, check_qualifiers
 from mpp.sql.setops import SET_OPERATIONS, bind_set_operation, order_and_limit
+from mpp.sql.subqueries import cross_join_all, has_subquery, having_scalars, plan_where
 
 if TYPE_CHECKING:
     from mpp.sql import CatalogLike
@@ -126,7 +127,9 @@ class QueryBinder:
         self.register_ctes(select)
         source, scope = bind_from(self, select)
         where = select.args.get("where")
-        if where is not None:
+        if where is not None and has_subquery(where.this):
+            source = plan_where(self, where.this, source, scope)
+        elif where is not None:
             source = Filter(source, ExprBinder(scope, self.sql, "WHERE").predicate(where.this))
         items = self._select_items(select, scope)
         distinct = select.args.get("distinct") is not None
@@ -227,10 +230,14 @@ class QueryBinder:
 
         exprs = [binder("the select list").bind(i.node) for i in items]
         having = select.args.get("having")
-        having_expr = binder("HAVING").predicate(having.this) if having is not None else None
+        having_binder = binder("HAVING")
+        scalars = []  # one-row plans of HAVING's scalar subqueries, joined after the Aggregate
+        if having is not None and has_subquery(having.this):
+            scalars = having_scalars(self, having.this, scope, having_binder)
+        having_expr = having_binder.predicate(having.this) if having is not None else None
         order_binder = binder("ORDER BY")
         order = self._order_keys(select, items, exprs, order_binder)  # may add aggregates
-        node = build_aggregate(self, source, groups, registry)
+        node = cross_join_all(self, build_aggregate(self, source, groups, registry), scalars)
         if having_expr is not None:
             node = Filter(node, having_expr)
         return self._finish(select, node, items, exprs, order_binder, distinct, order)

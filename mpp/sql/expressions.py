@@ -29,7 +29,8 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 # give them, and the keyword they point at.
 _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
     exp.Window: ("window function (OVER)", TokenType.OVER),
-    exp.Exists: ("EXISTS (subquery)", TokenType.EXISTS),
+    exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
+                 TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
     exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
     exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
@@ -66,6 +67,8 @@ class ExprBinder:
         self.scope = scope
         self.sql = sql
         self.clause = clause
+        # Scalar subqueries already joined in (mpp.sql.subqueries), by id of their node.
+        self.scalars: dict[int, Expr] = {}
 
     def where(self, node: exp.Expr) -> tuple[int, int]:
         """Line and column of ``node`` in the SQL text."""
@@ -96,7 +99,8 @@ class ExprBinder:
             if isinstance(node, kind):
                 return unsupported(node, self.sql, construct, keyword)
         if isinstance(node, (exp.Subquery, exp.Select)):
-            return unsupported(node, self.sql, "scalar subquery", TokenType.SELECT)
+            return unsupported(node, self.sql, f"scalar subquery in {self.clause}",
+                               TokenType.SELECT, " (only in WHERE and HAVING)")
         if isinstance(node, exp.Func):
             name = node.name if isinstance(node, exp.Anonymous) else (
                 written_name(node, self.sql) or node.sql_name())  # now(), not current_timestamp()
@@ -131,6 +135,13 @@ class ExprBinder:
 
     def paren(self, node: exp.Paren) -> Expr:
         return self.bind(node.this)
+
+    def subquery(self, node: exp.Subquery) -> Expr:
+        """A scalar subquery: the column it was joined in as (see mpp.sql.subqueries)."""
+        bound = self.scalars.get(id(node))
+        if bound is None:
+            raise self._unsupported(node)
+        return bound
 
     # --- operators ----------------------------------------------------------------------------
 
@@ -276,7 +287,8 @@ class ExprBinder:
 
     def in_(self, node: exp.In) -> Expr:
         if node.args.get("query") is not None or node.args.get("unnest") is not None:
-            raise unsupported(node, self.sql, "IN (subquery)")
+            raise unsupported(node, self.sql, "IN (subquery) other than as a WHERE condition "
+                                              "(a term joined by AND)")
         value = self.bind(node.this)
         if not node.expressions:
             raise self.error(node, "IN needs at least one value")
@@ -392,6 +404,7 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Boolean: ExprBinder.boolean,
     exp.Null: ExprBinder.null,
     exp.Paren: ExprBinder.paren,
+    exp.Subquery: ExprBinder.subquery,
     exp.Cast: ExprBinder.cast,
     exp.Neg: ExprBinder.negate,
     exp.And: ExprBinder.boolean_op,

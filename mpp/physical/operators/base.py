@@ -193,14 +193,16 @@ class UnaryOp(PhysicalOp):
 
 
 class JoinOp(PhysicalOp):
-    """A join: children ``left`` and ``right`` (dataclass fields); output the left fields,
-    then the right fields."""
+    """A join: children ``left`` and ``right`` (dataclass fields) and a ``kind``; output the
+    left fields, then the right fields (a semi or anti join: the left fields only)."""
 
     left: PhysicalOp
     right: PhysicalOp
 
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        if self.kind.filters_left:  # type: ignore[attr-defined]  # semi / anti: left only
+            return self.left.schema
         return self.left.schema + self.right.schema
 
     @property

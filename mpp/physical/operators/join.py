@@ -1,4 +1,4 @@
-"""HashJoinExec: equi-join (inner, left, right, full), broadcast or partitioned."""
+"""HashJoinExec: equi-join (inner, left, right, full, semi, anti), broadcast or partitioned."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ from mpp.physical.operators.rowwise import evaluate_column
 
 _LEFT_KEY, _RIGHT_KEY = "__mpp_left_key", "__mpp_right_key"
 _HOW = {JoinKind.INNER: "inner", JoinKind.LEFT: "left outer", JoinKind.RIGHT: "right outer",
-        JoinKind.FULL: "full outer"}
+        JoinKind.FULL: "full outer", JoinKind.SEMI: "left semi", JoinKind.ANTI: "left anti"}
 _FLIPPED = {"inner": "inner", "left outer": "right outer", "right outer": "left outer",
-            "full outer": "full outer"}
+            "full outer": "full outer", "left semi": "right semi", "left anti": "right anti"}
 
 
 def _key(prefix: str, i: int) -> str:
@@ -60,6 +60,7 @@ class HashJoinExec(JoinOp):
     strategy: JoinStrategy
     residual: Expr | None = None
     reason: str = ""
+    null_aware: bool = False  # NOT IN's anti join (see ``Join.null_aware``); broadcast only
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.strategy is JoinStrategy.BROADCAST:
@@ -80,13 +81,45 @@ class HashJoinExec(JoinOp):
         right = self.right.execute(tctx)
         tctx.note_keys(left, self.left_keys)
         tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
+        if self.null_aware:
+            left, right, decided = self._null_aware(left, right)
+            if decided is not None:
+                return decided
         left, right = self._with_join_keys(left, right)
+        if self.residual is not None and self.kind.filters_left:
+            return self._filter_left_with_residual(left, right)
         if self.residual is not None and self.kind is not JoinKind.INNER:
             return self._outer_with_residual(left, right)
         out = self._join(left, right, _HOW[self.kind])
         if self.residual is not None:
             out = out.filter(evaluate_column(self.residual, out))
         return out
+
+    def _null_aware(self, left: pa.Table, right: pa.Table,
+                    ) -> tuple[pa.Table, pa.Table, pa.Table | None]:
+        """NOT IN's NULL rules before the plain anti join: an empty subquery keeps every left
+        row (even a NULL one); a NULL in it keeps none; otherwise a NULL left key is NULL (not
+        kept). The right side is complete here: the join is always broadcast."""
+        names = [f.name for f in self.schema]
+        if right.num_rows == 0:
+            return left, right, left.select(names)
+        if any(right[k].null_count for k in self.right_keys):
+            return left, right, left.select(names).slice(0, 0)
+        valid = pc.and_kleene(*(pc.is_valid(left[k]) for k in self.left_keys)) \
+            if len(self.left_keys) > 1 else pc.is_valid(left[self.left_keys[0]])
+        return left.filter(valid), right, None
+
+    def _filter_left_with_residual(self, left: pa.Table, right: pa.Table) -> pa.Table:
+        """A semi (anti) join with a residual: the left rows with (without) a key match that
+        also passes the residual, each once."""
+        left, right = with_row_ids(left, right)
+        both = self.left.schema + self.right.schema
+        fields = both + (Field(LEFT_ID, pa.int64()),)
+        matched = self._hash_join(left, right, "inner").select([f.name for f in fields])
+        matched = matched.filter(evaluate_column(self.residual, matched))  # type: ignore[arg-type]
+        hit = pc.is_in(left[LEFT_ID], matched[LEFT_ID])
+        keep = hit if self.kind is JoinKind.SEMI else pc.invert(hit)
+        return left.filter(keep).select([f.name for f in self.schema])
 
     def _with_join_keys(self, left: pa.Table, right: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Both inputs with one hidden column per key pair, which the hash join matches on.
@@ -143,5 +176,6 @@ class HashJoinExec(JoinOp):
                                                        strict=True))
         if self.residual is not None:
             on += f" AND {self.residual}"
-        line = f"HashJoinExec({self.strategy.name}): {self.kind.value} on {on}"
+        kind = self.kind.value + (" (null-aware, NOT IN)" if self.null_aware else "")
+        line = f"HashJoinExec({self.strategy.name}): {kind} on {on}"
         return line + (f" [{self.reason}]" if self.reason else "")

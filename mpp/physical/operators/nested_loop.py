@@ -105,7 +105,8 @@ class NestedLoopJoinExec(JoinOp):
 
     def __post_init__(self) -> None:
         if self.strategy is JoinStrategy.BROADCAST:
-            assert self.kind in (JoinKind.INNER, JoinKind.LEFT), "broadcast keeps the left side"
+            assert self.kind in (JoinKind.INNER, JoinKind.LEFT, JoinKind.SEMI, JoinKind.ANTI), \
+                "broadcast keeps the left side"
         else:
             assert self.strategy is JoinStrategy.SINGLE, "a keyless join has nothing to hash"
 
@@ -123,12 +124,26 @@ class NestedLoopJoinExec(JoinOp):
         left = self.left.execute(tctx)
         right = self.right.execute(tctx)
         tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
+        if self.kind.filters_left:
+            return self._filter_left(left, right)
         left, right = with_row_ids(left, right)
         matched = _pairs(left, right, self.residual, self.schema)
         if self.kind is JoinKind.INNER:
             return concat([matched.select([f.name for f in self.schema])], self.schema)
         return with_unmatched(self.kind, left, right, matched, self.left.schema,
                               self.right.schema)
+
+    def _filter_left(self, left: pa.Table, right: pa.Table) -> pa.Table:
+        """Semi (anti) join: the left rows some (no) right row pairs with under the residual
+        (no residual: all left rows if the right side has rows, for semi; none, for anti)."""
+        if self.residual is None:
+            hit = right.num_rows > 0
+            return left if hit == (self.kind is JoinKind.SEMI) else left.slice(0, 0)
+        left, right = with_row_ids(left, right)
+        matched = _pairs(left, right, self.residual, self.left.schema + self.right.schema)
+        hit = pc.is_in(left[LEFT_ID], matched[LEFT_ID])
+        keep = hit if self.kind is JoinKind.SEMI else pc.invert(hit)
+        return left.filter(keep).select([f.name for f in self.schema])
 
     def explain_line(self) -> str:
         what = ("cross" if self.kind is JoinKind.INNER and self.residual is None
