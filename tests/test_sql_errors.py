@@ -46,9 +46,10 @@ def test_two_statements_are_rejected() -> None:
     ("SELECT date,\n  row_number() OVER (ORDER BY date) FROM access_log", "window function",
      2, 16),
     ("SELECT a.date FROM access_log a\nNATURAL JOIN users b", "NATURAL JOIN", 2, 1),
-    ("SELECT date FROM access_log WHERE user_id IN (SELECT user_id FROM users)",
-     "IN (subquery)", 1, 35),
-    ("SELECT (SELECT max(date) FROM access_log) FROM users", "scalar subquery", 1, 9),
+    ("SELECT date FROM access_log WHERE status = 1 OR user_id IN (SELECT user_id FROM users)",
+     "IN (subquery) other than as a WHERE condition", 1, 49),
+    ("SELECT (SELECT max(date) FROM access_log) FROM users", "scalar subquery in the select list",
+     1, 9),
     ("SELECT upper(country) FROM users", "function upper()", 1, 8),
     ("SELECT date, sum(DISTINCT bytes) FROM access_log GROUP BY date",
      "sum(DISTINCT ...)", 1, 14),
@@ -195,7 +196,8 @@ def test_window_function_without_group_by_is_named(sql: str, line: int, column: 
 
 @pytest.mark.parametrize(("sql", "construct", "line", "column"), [
     ("SELECT date FROM access_log\nWHERE time > date - INTERVAL '1' DAY", "INTERVAL", 2, 21),
-    ("SELECT date FROM access_log WHERE EXISTS (SELECT 1 FROM users)", "EXISTS", 1, 35),
+    ("SELECT date FROM access_log WHERE NOT (status = 1 AND EXISTS (SELECT 1 FROM users))",
+     "EXISTS (subquery) other than as a WHERE condition", 1, 55),
     ("SELECT extract(hour FROM time) FROM access_log", "function extract()", 1, 8),
     ("SELECT date, count(*) FROM access_log GROUP BY ROLLUP (date)", "GROUP BY ROLLUP", 1, 48),
     ("SELECT date, count(*) FROM access_log GROUP BY date, CUBE (status)", "GROUP BY CUBE",
