@@ -15,7 +15,9 @@ import mpp
 from mpp.catalog import Catalog
 from mpp.catalog.write import write_fragment
 from mpp.errors import SqlError
+from mpp.metrics.whatif import DEFAULT_BANDWIDTH
 from mpp.oracle import run_oracle
+from mpp.physical.operators.exchange import ExchangeKind
 from mpp.storage.base import StorageFormat
 from tests.compare import assert_same_rows
 
@@ -128,3 +130,28 @@ def test_unsupported_forms_are_named(sub_wh: Path, sql: str, construct: str,
         session.bind(sql)
     assert construct in str(e.value)
     assert (e.value.line, e.value.column) == at
+
+
+def test_whatif_charges_the_not_in_broadcast_to_every_worker(sub_wh: Path, cluster) -> None:
+    """The null-aware anti join's subquery side is a broadcast stage: the what-if model
+    charges its bytes once per further worker, as for any broadcast join."""
+    with mpp.connect(sub_wh, cluster=cluster) as session:
+        stats = session.sql("SELECT x FROM lt WHERE k NOT IN (SELECT k FROM nn)",
+                            settings={"join.strategy": "partitioned"}).stats
+        build = next(s for s in stats.plan.stages
+                     if s.sink is not None and s.sink.kind is ExchangeKind.BROADCAST)
+        probe = stats.plan.final_stage
+        sent = sum(r.bytes_sent for r in stats.tasks if r.name == f"stage{build.id}-collect")
+        assert sent > 0
+        for w in (8, 128):
+            exchange = stats.predict(w).stage(probe.id).exchange_s
+            assert exchange == pytest.approx(sent * (w - 1) / DEFAULT_BANDWIDTH)
+
+
+def test_partitioned_semi_join_exchanges_both_sides(sub_wh: Path, cluster) -> None:
+    with mpp.connect(sub_wh, cluster=cluster) as session:
+        sql = "SELECT x FROM lt WHERE EXISTS (SELECT * FROM rt WHERE rt.k = lt.k)"
+        ctx = session.context({"join.strategy": "partitioned"})
+        plan = session.physical(session.optimize(session.bind(sql), ctx), ctx)
+        sinks = [s.sink.kind for s in plan.stages if s.sink is not None]
+        assert sinks == [ExchangeKind.HASH, ExchangeKind.HASH]
