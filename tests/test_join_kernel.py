@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mpp.logical.expr import Call, Column
@@ -62,14 +63,20 @@ def test_join_equals_duckdb_whichever_side_is_smaller(kind: JoinKind,
 
 
 _SQL_KIND = {JoinKind.INNER: "JOIN", JoinKind.LEFT: "LEFT JOIN", JoinKind.RIGHT: "RIGHT JOIN",
-             JoinKind.FULL: "FULL JOIN"}
+             JoinKind.FULL: "FULL JOIN", JoinKind.SEMI: "SEMI JOIN", JoinKind.ANTI: "ANTI JOIN"}
+
+
+def _columns(kind: JoinKind) -> list[str]:
+    """The join's output: a semi or anti join has the left columns only."""
+    return ["a.k", "a.v"] + ([] if kind.filters_left else ["b.k", "b.w"])
 
 
 def _duckdb(left: pa.Table, right: pa.Table, kind: JoinKind, on: str) -> pa.Table:
     con = duckdb.connect()
     con.register("left_t", left)
     con.register("right_t", right)
-    return con.sql(f'SELECT l."a.k", l."a.v", r."b.k", r."b.w" FROM left_t l {_SQL_KIND[kind]} '
+    cols = ", ".join(("l." if c.startswith("a.") else "r.") + f'"{c}"' for c in _columns(kind))
+    return con.sql(f"SELECT {cols} FROM left_t l {_SQL_KIND[kind]} "
                    f"right_t r ON {on}").to_arrow_table()
 
 
@@ -85,7 +92,7 @@ def test_outer_joins_with_and_without_residual_equal_duckdb(kind: JoinKind, size
     op = HashJoinExec(_Rows(left), _Rows(right), kind, ("a.k",), ("b.k",),
                       JoinStrategy.PARTITIONED, residual)
     out = op.execute(TaskContext(partition=0))
-    assert out.column_names == ["a.k", "a.v", "b.k", "b.w"]
+    assert out.column_names == _columns(kind)
     on = 'l."a.k" = r."b.k"' + (' AND l."a.v" > r."b.w"' if residual is not None else "")
     assert_same_rows(out, _duckdb(left, right, kind, on))
 
@@ -98,13 +105,37 @@ def test_nested_loop_join_equals_duckdb(kind: JoinKind, residual: Call | None,
 
     monkeypatch.setattr(nested_loop, "PAIRS_PER_CHUNK", 1000)  # several chunks of pairs
     left, right = _tables(60, 70)
-    strategy = (JoinStrategy.BROADCAST if kind in (JoinKind.INNER, JoinKind.LEFT)
+    strategy = (JoinStrategy.BROADCAST if kind in (JoinKind.INNER, JoinKind.LEFT,
+                                                   JoinKind.SEMI, JoinKind.ANTI)
                 else JoinStrategy.SINGLE)
     op = NestedLoopJoinExec(_Rows(left), _Rows(right), kind, strategy, residual)
     out = op.execute(TaskContext(partition=0))
-    assert out.column_names == ["a.k", "a.v", "b.k", "b.w"]
+    assert out.column_names == _columns(kind)
     on = 'l."a.v" > r."b.w"' if residual is not None else "TRUE"
     assert_same_rows(out, _duckdb(left, right, kind, on))
     empty = NestedLoopJoinExec(_Rows(left.slice(0, 0)), _Rows(right), kind, strategy, residual)
     assert_same_rows(empty.execute(TaskContext(partition=0)),
                      _duckdb(left.slice(0, 0), right, kind, on))
+
+
+@pytest.mark.parametrize("sizes", [(40, 400), (400, 40)])  # build on the right, then swapped
+@pytest.mark.parametrize("right_rows", ["with NULL", "without NULL", "empty"])
+def test_null_aware_anti_join_is_not_in(sizes: tuple[int, int], right_rows: str) -> None:
+    """NOT IN: a NULL in the subquery keeps no row; a NULL probe key is kept only when the
+    subquery is empty (DuckDB's NOT IN agrees)."""
+    left, right = _tables(*sizes)
+    if right_rows != "with NULL":
+        right = right.filter(pc.is_valid(right["b.k"]))
+    if right_rows == "empty":
+        right = right.slice(0, 0)
+    op = HashJoinExec(_Rows(left), _Rows(right), JoinKind.ANTI, ("a.k",), ("b.k",),
+                      JoinStrategy.BROADCAST, null_aware=True)
+    out = op.execute(TaskContext(partition=0))
+    con = duckdb.connect()
+    con.register("left_t", left)
+    con.register("right_t", right)
+    expected = con.sql('SELECT "a.k", "a.v" FROM left_t WHERE "a.k" NOT IN '
+                       '(SELECT "b.k" FROM right_t)').to_arrow_table()
+    assert_same_rows(out, expected)
+    if right_rows != "without NULL":  # no row at all; every row, NULL keys too
+        assert out.num_rows == (0 if right_rows == "with NULL" else left.num_rows)
