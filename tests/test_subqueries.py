@@ -81,6 +81,11 @@ QUERIES = [
     "SELECT x FROM lt WHERE x >= (SELECT max(y) FROM rt WHERE rt.k = lt.k AND rt.g = lt.g)",
     "SELECT g, sum(x) s FROM lt GROUP BY g HAVING sum(x) > (SELECT sum(y) FROM rt) / 2",
     "SELECT x FROM lt WHERE x < (SELECT sum(y) FROM et WHERE et.k = lt.k) OR k IS NULL",
+    # nested and combined, as TPC-H Q20 and Q22 do
+    "SELECT g, count(*) c, sum(x) s FROM (SELECT g, x FROM lt WHERE x > (SELECT avg(y) FROM rt "
+    "WHERE y > 0) AND NOT EXISTS (SELECT * FROM rt WHERE rt.k = lt.k)) t GROUP BY g",
+    "SELECT x FROM lt WHERE k IN (SELECT nn.k FROM nn WHERE nn.k IN (SELECT k FROM rt) AND "
+    "nn.y > (SELECT 0.5 * sum(y) FROM rt WHERE rt.k = nn.k))",
 ]
 
 
