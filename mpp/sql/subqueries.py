@@ -10,7 +10,8 @@
   global aggregate (count, value) cross-joined to the rows (broadcast), with a check that
   raises Trino's "Scalar sub-query has returned multiple rows"; no rows give NULL. Correlated
   (an aggregate whose WHERE equates inner and outer columns), it becomes an aggregate grouped
-  by the inner correlation columns, LEFT-joined on them (a group that does not exist: NULL).
+  by the inner correlation columns, LEFT-joined on them (a group that does not exist: NULL;
+  a bare count(): 0).
 
 Anything else (IN under OR, a correlated count(), ...) is refused with an error naming it.
 """
@@ -25,7 +26,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
-from mpp.logical.expr import AggFunc, AggregateCall, Call, Column, Expr, conjoin
+from mpp.logical.expr import AggFunc, AggregateCall, Call, Column, Expr, Literal, conjoin
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -328,7 +329,7 @@ def _semi_or_anti(qb: QueryBinder, source: LogicalNode, scope: Scope, negated: b
 
 
 def _scalar(qb: QueryBinder, source: LogicalNode, scope: Scope,
-            sub: exp.Subquery) -> tuple[LogicalNode, Column]:
+            sub: exp.Subquery) -> tuple[LogicalNode, Expr]:
     """``source`` joined with a scalar subquery's value, and the column holding it."""
     corr = _correlation(qb, sub, scope)
     if corr is None:
@@ -354,7 +355,7 @@ def _uncorrelated_scalar(qb: QueryBinder, sub: exp.Subquery) -> tuple[LogicalNod
 
 
 def _correlated_scalar(qb: QueryBinder, source: LogicalNode, scope: Scope, sub: exp.Subquery,
-                       corr: _Correlation) -> tuple[LogicalNode, Column]:
+                       corr: _Correlation) -> tuple[LogicalNode, Expr]:
     """An aggregate grouped by the inner correlation columns, LEFT-joined on them."""
     select = _select_of(sub)
     assert isinstance(select, exp.Select)
@@ -366,9 +367,15 @@ def _correlated_scalar(qb: QueryBinder, source: LogicalNode, scope: Scope, sub: 
                           TokenType.SELECT, hint=" (its select list must be one aggregate expression)")
     item = select.expressions[0]
     item = item.this if isinstance(item, exp.Alias) else item
-    if any(isinstance(n, exp.Count) for n in item.walk()):
-        raise unsupported(sub, qb.sql, "count() in a correlated scalar subquery",
-                          TokenType.SELECT, hint=" (over no rows it must be 0, which the join would make NULL)")
+    # The count bug: a key without rows has no group, so the LEFT join gives NULL where
+    # count() over no rows is 0. A bare count() is repaired with coalesce(value, 0); an
+    # expression around a count() would need its value over no rows, and is refused.
+    bare_count = isinstance(item, exp.Count)
+    if not bare_count and any(isinstance(n, exp.Count) for n in item.walk()):
+        raise unsupported(sub, qb.sql, "an expression of count() in a correlated scalar "
+                                       "subquery", TokenType.SELECT,
+                          hint=" (over no rows it must be computed from 0, which the join "
+                               "would make NULL; write count() alone)")
     outer_nodes, inner_nodes = [], []
     for c in corr.correlated:
         sides = (_side(c.left, corr.scope, qb.sql), _side(c.right, corr.scope, qb.sql)) \
@@ -399,5 +406,7 @@ def _correlated_scalar(qb: QueryBinder, source: LogicalNode, scope: Scope, sub: 
         lks.append(lk)
         rks.append(rk)
     value = fields[-1]
-    return (_join(qb, source, right, JoinKind.LEFT, lks, rks, []),
-            Column(prefix + value.name, value.dtype))
+    column: Expr = Column(prefix + value.name, value.dtype)
+    if bare_count:
+        column = Call("coalesce", (column, Literal(0, value.dtype)), value.dtype)
+    return _join(qb, source, right, JoinKind.LEFT, lks, rks, []), column
