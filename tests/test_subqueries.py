@@ -84,6 +84,10 @@ QUERIES = [
     # the count bug: a key without rows counts 0, not NULL
     "SELECT x FROM lt WHERE (SELECT count(*) FROM rt WHERE rt.k = lt.k) = 0",
     "SELECT x FROM lt WHERE g < (SELECT count(y) FROM rt WHERE rt.k = lt.k AND y > 3) + 1",
+    # scalar subqueries in the select list
+    "SELECT x, (SELECT max(y) FROM rt) m FROM lt",
+    "SELECT x, (SELECT avg(y) FROM rt WHERE rt.k = lt.k) a FROM lt",
+    "SELECT g, sum(x) - (SELECT min(y) FROM rt) d FROM lt GROUP BY g",
     # nested and combined, as TPC-H Q20 and Q22 do
     "SELECT g, count(*) c, sum(x) s FROM (SELECT g, x FROM lt WHERE x > (SELECT avg(y) FROM rt "
     "WHERE y > 0) AND NOT EXISTS (SELECT * FROM rt WHERE rt.k = lt.k)) t GROUP BY g",
@@ -126,7 +130,9 @@ def test_explain_names_semi_and_anti_joins(sub_wh: Path, cluster) -> None:
 @pytest.mark.parametrize(("sql", "construct", "at"), [
     ("SELECT x FROM lt\nWHERE k IN (SELECT k FROM rt) OR x > 1", "IN (subquery) other than", (2, 7)),
     ("SELECT x FROM lt WHERE\n x > 1 OR EXISTS (SELECT 1 FROM rt)", "EXISTS (subquery) other", (2, 11)),
-    ("SELECT x, (SELECT 1) FROM lt", "scalar subquery in the select list", (1, 12)),
+    ("SELECT x FROM lt ORDER BY (SELECT 1)", "scalar subquery in ORDER BY", (1, 28)),
+    ("SELECT g, (SELECT max(y) FROM rt WHERE rt.g = lt.g) FROM lt GROUP BY g",
+     "correlated scalar subquery in the select list of an aggregation", (1, 12)),
     ("SELECT x FROM lt WHERE x = (SELECT count(*) + 1 FROM rt WHERE rt.k = lt.k)",
      "an expression of count() in a correlated scalar subquery", (1, 29)),
     ("SELECT x FROM lt WHERE k NOT IN (SELECT k FROM rt WHERE rt.g = lt.g)",

@@ -83,7 +83,9 @@ class PostAggregateBinder(ExprBinder):
         if isinstance(node, exp.AggFunc):
             return self.aggregate_call(node)
         if not contains_aggregate(node):
-            bound = ExprBinder(self.scope, self.sql, self.clause).bind(node)
+            plain = ExprBinder(self.scope, self.sql, self.clause)
+            plain.scalars = self.scalars  # scalar subqueries joined in above the Aggregate
+            bound = plain.bind(node)
             group = self.groups.get(bound)
             if group is not None:
                 return group

@@ -35,7 +35,13 @@ from mpp.sql.parse import deep_stack, locate, parse, statement_start, unsupporte
 from mpp.sql.relations import bind_from, unique_names, values_query
 from mpp.sql.scope import Scope, check_qualifiers
 from mpp.sql.setops import SET_OPERATIONS, bind_set_operation, order_and_limit
-from mpp.sql.subqueries import cross_join_all, has_subquery, having_scalars, plan_where
+from mpp.sql.subqueries import (
+    cross_join_all,
+    has_subquery,
+    having_scalars,
+    join_scalars,
+    plan_where,
+)
 
 if TYPE_CHECKING:
     from mpp.sql import CatalogLike
@@ -136,6 +142,9 @@ class QueryBinder:
         if self._is_aggregate(select, items):
             return self._aggregate_query(select, source, scope, items, distinct)
         binder = ExprBinder(scope, self.sql, "the select list")
+        for item in items:  # scalar subqueries: joined in as columns
+            if has_subquery(item.node):
+                source = join_scalars(self, item.node, source, scope, binder)
         exprs = [binder.bind(i.node) for i in items]
         order_binder = ExprBinder(scope, self.sql, "ORDER BY")
         return self._finish(select, source, items, exprs, order_binder, distinct)
@@ -228,12 +237,18 @@ class QueryBinder:
         def binder(clause: str) -> PostAggregateBinder:
             return PostAggregateBinder(scope, self.sql, groups, registry, clause)
 
-        exprs = [binder("the select list").bind(i.node) for i in items]
+        # One-row plans of the select list's and HAVING's scalar subqueries, joined in after
+        # the Aggregate.
+        scalars: list[LogicalNode] = []
+        select_binder = binder("the select list")
+        for item in items:
+            if has_subquery(item.node):
+                scalars += having_scalars(self, item.node, scope, select_binder)
+        exprs = [select_binder.bind(i.node) for i in items]
         having = select.args.get("having")
         having_binder = binder("HAVING")
-        scalars = []  # one-row plans of HAVING's scalar subqueries, joined after the Aggregate
         if having is not None and has_subquery(having.this):
-            scalars = having_scalars(self, having.this, scope, having_binder)
+            scalars += having_scalars(self, having.this, scope, having_binder)
         having_expr = having_binder.predicate(having.this) if having is not None else None
         order_binder = binder("ORDER BY")
         order = self._order_keys(select, items, exprs, order_binder)  # may add aggregates

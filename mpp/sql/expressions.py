@@ -56,8 +56,9 @@ def contains_aggregate(node: exp.Expr) -> bool:
     ``count(*) OVER (...)`` is a window function, not an aggregate: it does not make the query
     an aggregate query (which would misreport its other columns as missing from GROUP BY).
     """
-    return any(is_aggregate_call(n)
-               for n in node.walk(prune=lambda n: isinstance(n, exp.Window)))
+    return any(is_aggregate_call(n)  # (a subquery's aggregates are its own)
+               for n in node.walk(prune=lambda n: isinstance(n, (exp.Window, exp.Subquery,
+                                                                 exp.Exists))))
 
 
 class ExprBinder:
@@ -100,7 +101,7 @@ class ExprBinder:
                 return unsupported(node, self.sql, construct, keyword)
         if isinstance(node, (exp.Subquery, exp.Select)):
             return unsupported(node, self.sql, f"scalar subquery in {self.clause}",
-                               TokenType.SELECT, " (only in WHERE and HAVING)")
+                               TokenType.SELECT, " (only in WHERE, HAVING and the select list)")
         if isinstance(node, exp.Func):
             name = node.name if isinstance(node, exp.Anonymous) else (
                 written_name(node, self.sql) or node.sql_name())  # now(), not current_timestamp()

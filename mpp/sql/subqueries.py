@@ -126,12 +126,13 @@ def join_scalars(qb: QueryBinder, node: exp.Expr, source: LogicalNode, scope: Sc
 
 def having_scalars(qb: QueryBinder, node: exp.Expr, scope: Scope,
                    binder: ExprBinder) -> list[LogicalNode]:
-    """The one-row plans of the (uncorrelated) scalar subqueries of a HAVING condition, to be
-    cross-joined above the Aggregate (:func:`cross_join_all`); ``binder`` learns them."""
+    """The one-row plans of the (uncorrelated) scalar subqueries of HAVING or of an
+    aggregation's select list, to be cross-joined above the Aggregate (:func:`cross_join_all`); ``binder`` learns them."""
     rights = []
     for sub in _scalar_subqueries(node):
         if _correlation(qb, sub, scope) is not None:
-            raise unsupported(sub, qb.sql, "correlated scalar subquery in HAVING",
+            raise unsupported(sub, qb.sql, "correlated scalar subquery in "
+                                           f"{binder.clause} of an aggregation",
                               TokenType.SELECT)
         right, column = _uncorrelated_scalar(qb, sub)
         binder.scalars[id(sub)] = column
