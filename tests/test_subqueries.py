@@ -130,6 +130,8 @@ def test_explain_names_semi_and_anti_joins(sub_wh: Path, cluster) -> None:
 @pytest.mark.parametrize(("sql", "construct", "at"), [
     ("SELECT x FROM lt\nWHERE k IN (SELECT k FROM rt) OR x > 1", "IN (subquery) other than", (2, 7)),
     ("SELECT x FROM lt WHERE\n x > 1 OR EXISTS (SELECT 1 FROM rt)", "EXISTS (subquery) other", (2, 11)),
+    ("SELECT x FROM lt WHERE x > (SELECT max(y) FROM rt WHERE rt.k < lt.k)",
+     "a correlated scalar subquery condition other than inner = outer", (1, 57)),
     ("SELECT x FROM lt ORDER BY (SELECT 1)", "scalar subquery in ORDER BY", (1, 28)),
     ("SELECT g, (SELECT max(y) FROM rt WHERE rt.g = lt.g) FROM lt GROUP BY g",
      "correlated scalar subquery in the select list of an aggregation", (1, 12)),

@@ -198,7 +198,8 @@ def _correlation(qb: QueryBinder, sub: exp.Expr, outer: Scope) -> _Correlation |
     child = qb.child()
     child.register_ctes(select)
     source, scope = bind_from(child, select)
-    local, correlated = [], []
+    local: list[exp.Expr] = []
+    correlated: list[exp.Expr] = []
     for c in conjuncts_of(select.args["where"].this):
         (correlated if _names_outer(c, scope, outer, qb.sql) else local).append(c)
     if not correlated:
@@ -380,8 +381,8 @@ def _correlated_scalar(qb: QueryBinder, source: LogicalNode, scope: Scope, sub: 
     outer_nodes, inner_nodes = [], []
     for c in corr.correlated:
         sides = (_side(c.left, corr.scope, qb.sql), _side(c.right, corr.scope, qb.sql)) \
-            if isinstance(c, exp.EQ) else ()
-        if sorted(sides) != ["inner", "outer"]:
+            if isinstance(c, exp.EQ) else ("", "")
+        if not isinstance(c, exp.EQ) or sorted(sides) != ["inner", "outer"]:
             raise unsupported(c, qb.sql, "a correlated scalar subquery condition other than "
                                          "inner = outer")
         o, i = (c.left, c.right) if sides[0] == "outer" else (c.right, c.left)
