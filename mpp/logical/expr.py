@@ -70,7 +70,7 @@ class Call(Expr):
     """A scalar function or operator applied to arguments.
 
     ``op`` is one of the names the evaluator knows, e.g. ``+ - * / % = != < <= > >= and or not
-    neg is_null is_not_null like in between cast date_trunc date_diff case coalesce``.
+    neg is_null is_not_null like in between cast date_trunc date_diff extract substring case coalesce``.
     ``options`` carries non-expression arguments (e.g. ``(("unit", "day"),)`` for date_trunc).
     """
 
