@@ -178,3 +178,16 @@ def test_a_failed_generation_leaves_no_table_and_no_file(tmp_path: Path) -> None
         generate_tpch(tmp_path / "w", TpchSpec(0.001), run=run)
     assert Catalog.open(tmp_path / "w").tables() == []
     assert list((tmp_path / "w").rglob("*.parquet")) == []
+
+
+def test_bench_runs_both_engines_and_lists_what_does_not_run(tpch: Path, cluster) -> None:
+    from mpp.bench.tpch import bench_tpch, format_runs
+
+    runs = bench_tpch(tpch, queries=["q06", "q14", "q22"], cluster=cluster)
+    assert [r.query for r in runs] == ["q06", "q14", "q22"]
+    assert [r.matches_duckdb for r in runs] == [True, True, None]
+    assert all(r.mpp_seconds and r.duckdb_seconds and r.mpp_peak_bytes for r in runs[:2])
+    assert runs[0].note.startswith("slowest stage 1 (stage1-scan")
+    assert runs[2].mpp_seconds is None and "not supported yet" in runs[2].note
+    text = format_runs(runs)
+    assert "total over 2 queries: mpp" in text and "1 of 3 queries not run" in text
