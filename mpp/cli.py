@@ -400,7 +400,7 @@ def bench_formats_cmd(rows: int, days: int, workers: int, threads: int,
               help="A TPC-H warehouse (mpp datagen --dataset tpch); default "
                    "/tmp/mpp-tpch-sf<SF>, generated there first if it is not there yet.")
 @click.option("--query", "queries", multiple=True, metavar="qNN",
-              help="Queries to run (default: all 22 but the ones listed as skipped).")
+              help="Queries to run (default: all 22).")
 @click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
 @click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",

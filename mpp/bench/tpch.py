@@ -8,8 +8,7 @@ each engine runs it once untimed (imports, file cache), then ``repeat`` timed ru
 wall time is reported, with the peak resident memory of every process (this one plus the
 cluster's workers, :class:`mpp.bench.memory.PeakMemory`) and where mpp's time went (the stage
 whose tasks were busy longest). Results are checked against DuckDB's. A query mpp cannot plan
-yet is listed with the construct it stops at; ``SKIP`` names queries that would run for hours
-at SF 1 and why (run them with ``--query``).
+yet is listed with the construct it stops at.
 """
 
 from __future__ import annotations
@@ -26,10 +25,6 @@ from mpp.text import plural
 
 GiB = 1024**3
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tpch"
-# Queries mpp plans, but in a way that does not finish at SF 1.
-SKIP: dict[str, str] = {
-    "q19": "join key inside an OR: planned as a cross product of lineitem and part",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +85,7 @@ def slowest_stage(stats: Any) -> str:
 def bench_tpch(warehouse: str | Path, *, queries: Sequence[str] = (), workers: int = 2,
                threads: int = 1, repeat: int = 1, settings: dict[str, Any] | None = None,
                folder: Path = FIXTURES, cluster: Any = None) -> list[TpchRun]:
-    """Run the TPC-H ``queries`` (default: all 22, minus :data:`SKIP`) on mpp and DuckDB;
+    """Run the TPC-H ``queries`` (default: all 22) on mpp and DuckDB;
     on ``cluster`` if given (an :class:`mpp.execution.cluster.Cluster`), else a new one."""
     import mpp
     from mpp.execution.cluster import ClusterSpec
@@ -109,9 +104,6 @@ def bench_tpch(warehouse: str | Path, *, queries: Sequence[str] = (), workers: i
     with mpp.connect(warehouse, cluster=cluster or spec, settings=settings) as session:
         for name in chosen:
             sql = texts[name]
-            if name in SKIP and not queries:
-                runs.append(TpchRun(name, None, None, note=f"skipped: {SKIP[name]}"))
-                continue
             try:
                 session.explain(sql, "physical")
             except SqlError as err:

@@ -16,7 +16,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.evaluate import integer_name
-from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
+from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin, factor_disjunction
 from mpp.sql import folding
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
@@ -250,9 +250,12 @@ class ExprBinder:
         """
         terms = list(node.flatten(unnest=False))
         op = "and" if isinstance(node, exp.And) else "or"
-        bound = conjoin if op == "and" else disjoin
+        # An OR's conjuncts common to every branch are factored out (a join key in each).
+        bound = conjoin if op == "and" else factor_disjunction
         out = bound([self.predicate(t) for t in terms])
-        assert isinstance(out, Call)
+        assert out is not None
+        if not (isinstance(out, Call) and out.op == op):  # factored: a different shape
+            return out
         line, column = self.where(node)
         return dataclasses.replace(out, source=f"{op.upper()} of {len(out.args)} conditions",
                                    line=line, column=column)
