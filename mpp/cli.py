@@ -393,5 +393,47 @@ def bench_formats_cmd(rows: int, days: int, workers: int, threads: int,
         Path(json_path).write_text(report.to_json())
 
 
+@bench.command("tpch")
+@click.option("--scale-factor", default=1.0, show_default=True, type=float,
+              help="TPC-H scale factor of the generated warehouse.")
+@click.option("-w", "--warehouse", default=None, type=click.Path(),
+              help="A TPC-H warehouse (mpp datagen --dataset tpch); default "
+                   "/tmp/mpp-tpch-sf<SF>, generated there first if it is not there yet.")
+@click.option("--query", "queries", multiple=True, metavar="qNN",
+              help="Queries to run (default: all 22).")
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Session setting for mpp's runs (repeatable).")
+@click.option("--repeat", default=1, show_default=True, type=limits.REPEATS.click_type(),
+              help="Timed runs per engine and query (after one untimed); the median is shown.")
+def bench_tpch_cmd(scale_factor: float, warehouse: str | None, queries: tuple[str, ...],
+                   workers: int, threads: int, assignments: tuple[str, ...],
+                   repeat: int) -> None:
+    """The 22 TPC-H queries on mpp and DuckDB over the same files: time, ratio, memory."""
+    import datetime as dt
+    import os
+    import platform
+    from pathlib import Path
+
+    from mpp.bench.tpch import bench_tpch, format_runs
+    from mpp.catalog import CATALOG_DB
+    from mpp.config import parse_assignments
+    from mpp.datagen.tpch import TpchSpec, generate_tpch
+
+    where = Path(warehouse or f"/tmp/mpp-tpch-sf{scale_factor:g}")
+    if not (where / CATALOG_DB).exists():
+        click.echo(f"generating TPC-H SF {scale_factor:g} into {where} ...", err=True)
+        generate_tpch(where, TpchSpec(scale_factor))
+    load = os.getloadavg()
+    runs = bench_tpch(where, queries=queries, workers=workers, threads=threads, repeat=repeat,
+                      settings=parse_assignments(assignments))
+    click.echo(f"TPC-H {where}; {workers} workers x {threads} thread(s); {os.cpu_count()} cores "
+               f"({platform.processor() or platform.machine()}); load average before "
+               f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+               f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    click.echo(format_runs(runs))
+
+
 if __name__ == "__main__":
     main()

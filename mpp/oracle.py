@@ -7,6 +7,11 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   unit boundaries crossed (``date_diff('day', '01-01 23:00', '01-02 01:00')`` is 0 in Trino,
   1 in DuckDB). DuckDB's ``date_sub`` counts whole units, so date_diff becomes date_sub.
 * ``date_trunc`` of a DATE is a DATE in Trino and a TIMESTAMP in DuckDB: cast back.
+* ``EXTRACT(DOW ...)`` counts Monday as 1, Sunday as 7 in Trino; DuckDB's DAYOFWEEK counts
+  Sunday as 0: it becomes ISODOW (and YEAR_OF_WEEK becomes ISOYEAR).
+* ``substring(s, start, length)``: Trino gives '' for a start of 0, a length below 1 or a
+  negative start before the beginning; DuckDB counts such ranges from position 0 (see
+  :func:`_trino_substring`).
 * CAST(double AS integer) rounds half away from zero in Trino, half to even in DuckDB: the
   operand is wrapped in DuckDB's ``round`` (half away from zero).
 * a double divided by zero is +-Infinity/NaN in Trino and NULL in DuckDB unless
@@ -145,10 +150,39 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
             total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
+    for extract in tree.find_all(exp.Extract):
+        field = _EXTRACT_FIELDS.get(extract.this.name.lower())
+        if field is not None:
+            extract.set("this", exp.var(field))
+    for sub in reversed(list(tree.find_all(exp.Substring))):  # inner ones first
+        sub.replace(_trino_substring(sub))
     for trunc in list(tree.find_all(exp.TimestampTrunc, exp.DateTrunc)):
         if trunc.this.type is not None and trunc.this.is_type(exp.DType.DATE):
             trunc.replace(exp.cast(trunc.copy(), exp.DType.DATE))
     return tree.sql(dialect="duckdb")
+
+
+# Trino's EXTRACT fields whose DuckDB name or meaning differs.
+_EXTRACT_FIELDS = {"dow": "ISODOW", "day_of_week": "ISODOW", "dayofweek": "ISODOW",
+                   "yow": "ISOYEAR", "year_of_week": "ISOYEAR", "day_of_year": "DOY",
+                   "day_of_month": "DAY"}
+
+
+def _trino_substring(node: exp.Substring) -> exp.Expr:
+    """DuckDB SQL for Trino's ``substr(s, start[, length])`` (StringFunctions.substr): NULL if
+    any argument is, '' for a start of 0, a length below 1 or a start before the beginning,
+    else DuckDB's SUBSTRING (the same 1-based, from-the-end-when-negative slice)."""
+    value = node.this.sql(dialect="duckdb")
+    start = node.args["start"].sql(dialect="duckdb")
+    length = node.args.get("length")
+    parts = [value, start] + ([length.sql(dialect="duckdb")] if length is not None else [])
+    empty = [f"({start}) = 0", f"({start}) < -LENGTH({value})"]
+    if length is not None:
+        empty.append(f"({parts[2]}) <= 0")
+    nulls = " OR ".join(f"({p}) IS NULL" for p in parts)
+    return sqlglot.parse_one(
+        f"(CASE WHEN {nulls} THEN NULL WHEN {' OR '.join(empty)} THEN '' "
+        f"ELSE SUBSTRING({', '.join(parts)}) END)", read="duckdb")
 
 
 def _let(value: str, name: str, body: str) -> str:

@@ -197,14 +197,44 @@ def _text_table(table: pa.Table, max_rows: int | None) -> str:
     return "\n".join(out) + "\n"
 
 
-@click.command()
+def _looks_like_sql(arg: str) -> bool:
+    """True for a command-line word that starts with "--" but is a query text opening with a
+    SQL comment (``"-- top pages\nSELECT ..."``): whitespace before any "=", which no option
+    name has."""
+    name = arg.split("=", 1)[0]
+    return arg.startswith("--") and len(arg) > 2 and any(ch.isspace() for ch in name)
+
+
+class QueryCommand(click.Command):
+    """A command whose QUERY argument may start with a ``--`` SQL comment.
+
+    Click takes any word starting with "--" for an option ("No such option: -- top pages").
+    Such a word is passed on with one space in front (click then reads it as the argument),
+    and the argument's callback takes the space off again, so the query is the text as written.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        marked = [" " + a if _looks_like_sql(a) else a for a in args]
+        ctx.meta["mpp.commented_query"] = marked != args
+        return super().parse_args(ctx, marked)
+
+
+def _query_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The QUERY argument as written (without the space :class:`QueryCommand` added)."""
+    if ctx.meta.get("mpp.commented_query") and value.startswith(" ") and _looks_like_sql(
+            value[1:]):
+        return value[1:]
+    return value
+
+
+@click.command(cls=QueryCommand)
 @_cluster_options
 @click.option("--output", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="How to print the result.")
 @click.option("--max-rows", default=DEFAULT_MAX_ROWS, show_default=True,
               type=click.IntRange(0), metavar="N",
               help="Rows a table output prints (0: all); csv and json print every row.")
-@click.argument("query")
+@click.argument("query", callback=_query_text)
 def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
         connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
         stall_timeout: float, catalog_uri: str | None, output: str, max_rows: int,
@@ -226,12 +256,12 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
                    f"{result.stats.wall_seconds:.3f} s", err=True)
 
 
-@click.command()
+@click.command(cls=QueryCommand)
 @_cluster_options
 @click.option("--analyze", is_flag=True, help="Run the query and add measured figures.")
 @click.option("--stage", type=click.Choice(["logical", "optimized", "physical", "analyze"]),
               default="physical", show_default=True, help="Which plan to show.")
-@click.argument("query")
+@click.argument("query", callback=_query_text)
 def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
             connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
             stall_timeout: float, catalog_uri: str | None, analyze: bool, stage: str,

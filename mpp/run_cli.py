@@ -94,7 +94,8 @@ def list_(folder: str) -> None:
         try:
             sc = load_scenario(path)
             d = sc.data
-            size = (f"{d.rows:,} rows / {d.partitions:,} fragments" if d.generated
+            size = (f"TPC-H SF {d.scale_factor:g}" if d.tpch
+                    else f"{d.rows:,} rows / {d.partitions:,} fragments" if d.generated
                     else f"warehouse {d.warehouse}")
             click.echo(f"{str(path):40s} {sc.description}\n{'':40s} {size}; "
                        f"{len(sc.variants)} variant(s) x {len(sc.queries)} quer"

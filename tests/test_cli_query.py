@@ -193,3 +193,21 @@ def test_csv_output_is_written_batch_by_batch_with_one_header() -> None:
     assert out.getvalue() == whole.getvalue()
     assert len(out.sizes) >= 3  # the header and batches arrive separately
     assert max(out.sizes) < len(whole.getvalue()) / 2
+
+
+def test_a_query_opening_with_a_sql_comment_is_the_query_not_an_option(cluster) -> None:
+    commented = "-- users per day\n" + QUERY
+    result = _run(cluster, "sql", "--output", "csv", commented)
+    assert result.exit_code == 0, result.output
+    expected = run_oracle(QUERY, Catalog.open(warehouse(cluster.client, "parquet", 3)))
+    assert_same_rows(pacsv.read_csv(io.BytesIO(result.stdout.encode())), expected)
+    # the query comes before an option too, and EXPLAIN reads it the same way
+    result = _run(cluster, "explain", "--  plan\n" + QUERY, "--stage", "logical")
+    assert result.exit_code == 0, result.output
+    assert "Aggregate" in result.stdout
+    # positions are those of the text as written: line 2 here
+    result = _run(cluster, "sql", "-- oops\nSELECT nope FROM access_log")
+    assert result.exit_code == 2 and "line 2, column 8" in result.stderr, result.stderr
+    # an unknown option is still one
+    result = _run(cluster, "sql", "--outptu", "csv", QUERY)
+    assert result.exit_code == 2 and "No such option '--outptu'" in result.output

@@ -15,12 +15,12 @@ from mpp.scenario.warehouse import datagen_spec
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = ("quickstart", "mpp_1000_tasks", "skew_distinct", "join_strategies", "row_vs_column",
-           "early_filter", "federation")
+           "early_filter", "federation", "tpch")
 # Run end to end here, at these scales. quickstart runs in test_runner.py; row_vs_column,
 # join_strategies, federation and (with fewer fragments) skew_distinct run in the notebooks
 # (test_notebooks.py), which assert their checks pass; mpp_1000_tasks is validated only:
 # generating 1,000 files takes too long for a test.
-TINY = {"early_filter": 0.002}
+TINY = {"early_filter": 0.002, "tpch": 0.1}  # tpch: SF 0.1 x 0.1
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -30,11 +30,23 @@ def test_shipped_scenario_validates_at_every_scale(name: str) -> None:
     assert sc.name == name and sc.description and sc.queries
     datagen_spec(sc.data, sc.source)  # the generator accepts the knobs too
     small = load_scenario(path, scale=TINY.get(name, 0.002))
-    assert small.data.rows < sc.data.rows and small.data_hash() != sc.data_hash()
+    size = (lambda d: d.scale_factor) if sc.data.tpch else (lambda d: d.rows)
+    assert size(small.data) < size(sc.data) and small.data_hash() != sc.data_hash()
 
 
 def test_every_scenario_file_is_shipped() -> None:
     assert {p.stem for p in SCENARIOS.glob("*.toml")} == set(SHIPPED)
+
+
+def test_tpch_scenario_runs_the_queries_mpp_supports() -> None:
+    """Every query of RUNS_TODAY, from the fixtures."""
+    from tests.test_tpch import FIXTURES, RUNS_TODAY
+
+    sc = load_scenario(SCENARIOS / "tpch.toml")
+    assert sc.data.tpch and sc.data.scale_factor == 0.1
+    assert [q.name for q in sc.queries] == RUNS_TODAY
+    assert all(q.sql == (FIXTURES / f"{q.name}.sql").read_text().strip() for q in sc.queries)
+    assert sc.whatif.workers[0] == 2 and sc.whatif.workers[-1] == 128
 
 
 def test_seed_scenarios_use_the_seed_settings() -> None:

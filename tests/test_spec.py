@@ -370,3 +370,30 @@ def test_repeats_out_of_range(tmp_path: Path) -> None:
     assert "repeats: must be from 1 to 100 (each repeat runs the query again" in str(
         problems(tmp_path, "repeats = 1000\n" + MINIMAL))
     assert "repeats: must be from 1 to 100" in str(problems(tmp_path, "repeats = 0\n" + MINIMAL))
+
+
+TPCH = """
+[data]
+dataset = "tpch"
+scale_factor = 0.1
+[[queries]]
+name = "q"
+sql = "SELECT count(*) FROM lineitem"
+"""
+
+
+def test_tpch_data_has_its_own_knobs_scale_and_hash(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, TPCH, "t.toml"))
+    assert sc.data.tpch and (sc.data.scale_factor, sc.data.fragment_rows) == (0.1, 1_000_000)
+    assert sc.data.knobs() == {"dataset": "tpch", "scale_factor": 0.1, "fragment_rows": 1_000_000}
+    small = load_scenario(write(tmp_path, TPCH, "t.toml"), scale=0.1)
+    assert small.data.scale_factor == 0.01 and small.data_hash() != sc.data_hash()
+    plain = load_scenario(write(tmp_path, MINIMAL, "m.toml"))
+    assert not plain.data.tpch and sc.data_hash() != plain.data_hash()
+    err = problems(tmp_path, TPCH.replace("scale_factor = 0.1", "scale_factor = 0\nrows = 5\n"
+                                          "fragment_rows = 10"))
+    text = str(err)
+    assert "data.rows: unknown key" in text
+    assert "--scale-factor must be in (0, 1000], got 0.0" in text
+    err = problems(tmp_path, TPCH.replace('"tpch"', '"tpc-h"'))
+    assert "data.dataset: unknown dataset 'tpc-h'. Expected one of access_log, tpch." in str(err)

@@ -15,7 +15,11 @@ difference is handled here and named in a comment:
   double or real to varchar prints Trino's scientific notation (``1.0E1``, Arrow: ``10``; see
   :func:`trino_float_text`); CAST of a timestamp to varchar prints six fractional digits
   (Trino's timestamp(6) text, which is Arrow's too);
-* ``date_diff(unit, a, b)`` counts whole units elapsed from a to b (see :func:`_date_diff`).
+* ``date_diff(unit, a, b)`` counts whole units elapsed from a to b (see :func:`_date_diff`);
+* ``EXTRACT``'s WEEK is the ISO week and DAY_OF_WEEK counts Monday as 1 (Arrow's default is
+  Monday as 0); ``substring`` is 1-based, a start of 0 or a length below 1 gives '', and a
+  negative start counts from the end, '' when it lies before the beginning (Python's slice
+  would clamp it; see :func:`_substring`).
 """
 
 from __future__ import annotations
@@ -280,6 +284,33 @@ def _date_diff(call: Call, args: list[Value], n: int) -> Value:
     return pc.divide(diff, {"month": 1, "quarter": 3, "year": 12}[unit])
 
 
+_EXTRACT: dict[str, Callable[[Value], Value]] = {
+    "year": pc.year, "quarter": pc.quarter, "month": pc.month, "week": pc.iso_week,
+    "day": pc.day, "day_of_year": pc.day_of_year, "year_of_week": pc.iso_year,
+    "day_of_week": lambda v: pc.day_of_week(v, count_from_zero=False, week_start=1),
+    "hour": pc.hour, "minute": pc.minute, "second": pc.second,
+}
+
+
+def _extract(call: Call, args: list[Value], n: int) -> Value:
+    return pc.cast(_EXTRACT[call.option("field")](args[0]), pa.int64())
+
+
+def _substring(call: Call, args: list[Value], n: int) -> Value:
+    """Trino's ``substr(s, start[, length])`` (StringFunctions.substr) in code points."""
+    value, start, length = args[0], call.option("start"), call.option("length")
+    if start == 0 or (length is not None and length <= 0):
+        return pc.utf8_slice_codeunits(value, 0, 0)  # '' (NULL stays NULL)
+    if start > 0:
+        stop = None if length is None else start - 1 + length
+        return pc.utf8_slice_codeunits(value, start - 1, stop)
+    stop = None if length is None or start + length >= 0 else start + length
+    sliced = pc.utf8_slice_codeunits(value, start, stop)
+    # A start before the beginning gives '' in Trino; Python's slice would clamp it to 0.
+    before = pc.less(pc.utf8_length(value), -start)
+    return pc.if_else(before, pa.scalar("", sliced.type), sliced)
+
+
 def _binary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Value]:
     return lambda call, args, n: kernel(args[0], args[1])
 
@@ -350,6 +381,8 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "cast": _cast,
     "date_trunc": _date_trunc,
     "date_diff": _date_diff,
+    "extract": _extract,
+    "substring": _substring,
     "case": _case,
     "coalesce": _coalesce,
     "single_row_value": _single_row_value,

@@ -74,6 +74,11 @@ def format_expr(expr: Expr, top: bool = True) -> str:
         whens = " ".join(f"WHEN {c} THEN {v}" for c, v in zip(pairs[0::2], pairs[1::2],
                                                               strict=True))
         return f"CASE {whens}" + (f" ELSE {args[-1]}" if expr.option("else") else "") + " END"
+    elif op == "extract":
+        return f"EXTRACT({expr.option('field').upper()} FROM {args[0]})"
+    elif op == "substring":
+        bounds = "".join(f", {v}" for _, v in expr.options)
+        return f"substring({args[0]}{bounds})"
     elif op in ("date_trunc", "date_diff"):
         return f"{op}('{expr.option('unit')}', {', '.join(args)})"
     else:

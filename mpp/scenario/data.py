@@ -12,6 +12,12 @@ from mpp.datagen.spec import KNOB_LIMITS, fragment_rows_problem
 from mpp.scenario.validate import Problems, describe, join
 
 DATA_FORMATS = ("parquet", "orc", "csv", "sqlite")
+DATASETS = ("access_log", "tpch")
+# The TPC-H dataset's knobs (``dataset = "tpch"``): name -> (TOML type, default).
+TPCH_KNOBS: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "scale_factor": ((int, float), 1.0),
+    "fragment_rows": (int, 1_000_000),
+}
 
 # Generator knobs: name -> (TOML type, default). Documented in docs/scenario-reference.md.
 KNOBS: dict[str, tuple[type | tuple[type, ...], Any]] = {
@@ -39,6 +45,8 @@ class DataSpec:
     ``table_formats`` overrides the format of single tables (users in SQLite: the federated
     "master table"); ``copies`` adds the same access_log rows in other formats as tables
     ``access_log_<format>`` (row vs column storage side by side in one warehouse).
+    ``dataset = "tpch"`` makes the eight TPC-H tables instead (``mpp datagen --dataset tpch``):
+    ``scale_factor`` and ``fragment_rows`` are its only knobs.
     """
 
     warehouse: str | None = None
@@ -54,6 +62,14 @@ class DataSpec:
     format: str = "parquet"
     table_formats: tuple[tuple[str, str], ...] = ()  # per-table formats, e.g. users = sqlite
     copies: tuple[str, ...] = ()  # extra copies of access_log, as access_log_<format>
+    dataset: str = "access_log"
+    scale_factor: float = 1.0  # TPC-H only
+    fragment_rows: int = 1_000_000  # TPC-H only
+
+    @property
+    def tpch(self) -> bool:
+        """True when the data is the generated TPC-H tables."""
+        return self.generated and self.dataset == "tpch"
 
     @property
     def generated(self) -> bool:
@@ -64,8 +80,11 @@ class DataSpec:
         """The generator knobs by name (empty for an existing warehouse)."""
         if not self.generated:
             return {}
+        if self.tpch:
+            return {"dataset": "tpch", "scale_factor": self.scale_factor,
+                    "fragment_rows": self.fragment_rows}
         out = {k: v for k, v in dataclasses.asdict(self).items()
-               if k not in ("warehouse", "table_formats", "copies")}
+               if k not in ("warehouse", "table_formats", "copies", *_TPCH_FIELDS)}
         if self.table_formats:
             out["table_formats"] = dict(self.table_formats)
         if self.copies:
@@ -79,8 +98,16 @@ class DataSpec:
 
 def parse_data(p: Problems, table: dict[str, Any], scale: float,
                base_dir: Any = None) -> DataSpec:
-    """Validate ``[data]``; ``scale`` multiplies ``rows`` (partitions never exceed rows)."""
-    p.unknown_keys(table, ("warehouse", *KNOBS, *_TABLE_KNOBS), "data")
+    """Validate ``[data]``; ``scale`` multiplies ``rows`` (partitions never exceed rows), or
+    TPC-H's ``scale_factor``."""
+    dataset = p.get(table, "dataset", str, "data", default="access_log")
+    if dataset not in DATASETS:
+        p.add("data.dataset", f"unknown dataset {dataset!r}.",
+              f"Expected one of {', '.join(DATASETS)}.")
+        return DataSpec()  # no knock-on problems from the other knobs
+    if dataset == "tpch" and "warehouse" not in table:
+        return _tpch(p, table, scale)
+    p.unknown_keys(table, ("warehouse", "dataset", *KNOBS, *_TABLE_KNOBS), "data")
     if "warehouse" in table:
         return _warehouse(p, table, scale, base_dir)
     v = {k: p.get(table, k, kind, "data", default=default) for k, (kind, default) in KNOBS.items()}
@@ -114,6 +141,23 @@ def parse_data(p: Problems, table: dict[str, Any], scale: float,
 
 
 _TABLE_KNOBS = ("table_formats", "copies")
+_TPCH_FIELDS = ("dataset", *TPCH_KNOBS)
+
+
+def _tpch(p: Problems, table: dict[str, Any], scale: float) -> DataSpec:
+    """``dataset = "tpch"``: the scale factor (times ``--scale``) and the fragment size."""
+    from mpp.datagen.tpch import TpchSpec
+    from mpp.errors import KnobError
+
+    p.unknown_keys(table, ("dataset", *TPCH_KNOBS), "data")
+    v = {k: p.get(table, k, kind, "data", default=default)
+         for k, (kind, default) in TPCH_KNOBS.items()}
+    sf = float(f"{float(v['scale_factor']) * scale:.12g}")  # 0.1 x 0.1 is 0.01, not 0.0100..02
+    try:
+        TpchSpec(sf, v["fragment_rows"]).validate()
+    except KnobError as exc:
+        p.add("data", f"{exc}.")
+    return DataSpec(dataset="tpch", scale_factor=sf, fragment_rows=v["fragment_rows"])
 _TABLES = ("access_log", "users", "sessions", "urls")
 
 
@@ -151,7 +195,7 @@ def _copies(p: Problems, table: dict[str, Any], main: Any) -> tuple[str, ...]:
 
 def _warehouse(p: Problems, table: dict[str, Any], scale: float, base_dir: Any) -> DataSpec:
     for key in table:
-        if key in KNOBS or key in _TABLE_KNOBS:
+        if key in KNOBS or key in _TABLE_KNOBS or key in _TPCH_FIELDS:
             p.add(join("data", key), "a generator knob cannot be combined with data.warehouse.",
                   "Remove it, or remove warehouse to generate the data.")
     if scale != 1:

@@ -99,7 +99,13 @@ def data_spec_hash(data: DataSpec) -> str:
     """
     from mpp.datagen.spec import GENERATOR_VERSION
 
-    payload = json.dumps({"v": 3, "generator": GENERATOR_VERSION, **dataclasses.asdict(data)},
+    fields = dataclasses.asdict(data)
+    if data.tpch:  # only its own knobs; access_log's hash stays what it was before TPC-H
+        fields = data.knobs()
+    else:
+        for key in ("dataset", "scale_factor", "fragment_rows"):
+            fields.pop(key)
+    payload = json.dumps({"v": 3, "generator": GENERATOR_VERSION, **fields},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

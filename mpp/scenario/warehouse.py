@@ -24,6 +24,7 @@ from mpp.catalog import PROP_CHECKSUM, Catalog, WriteTarget, WrittenFragment, wr
 from mpp.catalog.relocate import relocate
 from mpp.datagen import DatagenSpec, generate
 from mpp.datagen.tables import BUILDERS, PARTITION_BY, SCHEMAS, TOP_COLUMNS, fragment_count
+from mpp.datagen.tpch import TpchSpec, dask_runner, generate_tpch
 from mpp.errors import KnobError, ScenarioError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.scenario.data import DataSpec
@@ -50,9 +51,14 @@ def default_cache() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "mpp" / "warehouses"
 
 
-def datagen_spec(data: DataSpec, source: str = "<scenario>") -> DatagenSpec:
-    """The generator's spec for a scenario's ``[data]``; a bad combination is a ScenarioError."""
+def datagen_spec(data: DataSpec, source: str = "<scenario>") -> DatagenSpec | TpchSpec:
+    """The generator's spec for a scenario's ``[data]`` (access_log's or TPC-H's); a bad
+    combination is a ScenarioError."""
     try:
+        if data.tpch:
+            spec = TpchSpec(data.scale_factor, data.fragment_rows)
+            spec.validate()
+            return spec
         return DatagenSpec(
             rows=data.rows, partitions=data.partitions, seed=data.seed, days=data.days,
             start_date=dt.date.fromisoformat(data.start), users=data.users, zipf=data.zipf,
@@ -90,7 +96,10 @@ def prepare(data: DataSpec, client: Client, *, cache: str | os.PathLike[str] | N
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        cat = generate(path, spec, client=client, progress=progress)
+        if isinstance(spec, TpchSpec):
+            cat = generate_tpch(path, spec, run=dask_runner(client))
+        else:
+            cat = generate(path, spec, client=client, progress=progress)
         for fmt in data.copies:
             write_copy(cat, spec, StorageFormat(fmt), client, progress=progress)
         total = checksum(cat)

@@ -16,7 +16,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.evaluate import integer_name
-from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin
+from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin, factor_disjunction
 from mpp.sql import folding
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
@@ -43,6 +43,16 @@ _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
 }
 TRUNC_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 DIFF_UNITS = ("millisecond",) + TRUNC_UNITS
+# EXTRACT fields (Trino's names and abbreviations, as sqlglot spells them) -> the field mpp
+# evaluates. Trino's WEEK is the ISO week and DAY_OF_WEEK counts Monday as 1.
+EXTRACT_FIELDS = {
+    "year": "year", "quarter": "quarter", "month": "month", "week": "week", "day": "day",
+    "day_of_month": "day", "dayofweek": "day_of_week", "day_of_week": "day_of_week",
+    "dow": "day_of_week", "dayofyear": "day_of_year", "day_of_year": "day_of_year",
+    "doy": "day_of_year", "year_of_week": "year_of_week", "yow": "year_of_week",
+    "hour": "hour", "minute": "minute", "second": "second",
+}
+_TIME_FIELDS = ("hour", "minute", "second")
 
 
 def is_aggregate_call(node: exp.Expr) -> bool:
@@ -252,9 +262,12 @@ class ExprBinder:
         """
         terms = list(node.flatten(unnest=False))
         op = "and" if isinstance(node, exp.And) else "or"
-        bound = conjoin if op == "and" else disjoin
+        # An OR's conjuncts common to every branch are factored out (a join key in each).
+        bound = conjoin if op == "and" else factor_disjunction
         out = bound([self.predicate(t) for t in terms])
-        assert isinstance(out, Call)
+        assert out is not None
+        if not (isinstance(out, Call) and out.op == op):  # factored: a different shape
+            return out
         line, column = self.where(node)
         return dataclasses.replace(out, source=f"{op.upper()} of {len(out.args)} conditions",
                                    line=line, column=column)
@@ -350,6 +363,52 @@ class ExprBinder:
         args = (T.coerce(start, common), T.coerce(end, common))
         return Call("date_diff", args, pa.int64(), (("unit", unit),))
 
+    def extract(self, node: exp.Extract) -> Expr:
+        """``EXTRACT(field FROM value)``: a BIGINT part of a date or timestamp (Trino)."""
+        written = node.this.name.lower()
+        part = EXTRACT_FIELDS.get(written)
+        if part is None:
+            raise self.error(node, f"unsupported EXTRACT field {written!r} (expected one of "
+                                   f"{', '.join(sorted(set(EXTRACT_FIELDS.values())))})")
+        arg = self.bind(node.expression)
+        if pa.types.is_null(arg.dtype):
+            return Literal(None, pa.int64())
+        if not T.is_temporal(arg.dtype):
+            raise self.error(node, f"EXTRACT needs a date or timestamp, got {arg.dtype}")
+        if pa.types.is_date(arg.dtype) and part in _TIME_FIELDS:
+            raise self.error(node, f"EXTRACT field {written!r} is not valid for a date")
+        return Call("extract", (arg,), pa.int64(), (("field", part),))
+
+    def substring(self, node: exp.Substring) -> Expr:
+        """``substring(s, start[, length])`` (also ``FROM start FOR length`` and ``substr``):
+        Trino's 1-based slice; a negative start counts from the end. Start and length must
+        be constants (pyarrow's slicing kernel takes them as options)."""
+        found = call_arguments(node, self.sql)
+        if found is not None and found > 3:
+            raise self.error(node, f"substring takes {ARITIES['substring']}, not {found}")
+        value = self.bind(node.this)
+        if not (T.is_string(value.dtype) or pa.types.is_null(value.dtype)):
+            raise self.error(node, f"substring needs a varchar, got {value.dtype}")
+        bounds = []
+        for key in ("start", "length"):
+            arg = node.args.get(key)
+            if arg is None:
+                continue
+            bound = self.bind(arg)
+            if not isinstance(bound, Literal) or not (
+                    bound.value is None or pa.types.is_integer(bound.dtype)):
+                raise unsupported(arg, self.sql, f"substring {key} that is not an integer "
+                                                 "constant")
+            if bound.value is None:
+                return Literal(None, pa.string())
+            bounds.append((key, bound.value))
+        if len(bounds) == 0:
+            raise self.error(node, f"substring takes {ARITIES['substring']}")
+        if pa.types.is_null(value.dtype):
+            return Literal(None, pa.string())
+        out = value.dtype.value_type if pa.types.is_dictionary(value.dtype) else value.dtype
+        return Call("substring", (value,), out, tuple(bounds))
+
     def case(self, node: exp.Case) -> Expr:
         operand = self.bind(node.this) if node.this is not None else None
         conds, values = [], []
@@ -418,6 +477,8 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.TimestampTrunc: ExprBinder.date_trunc,
     exp.DateTrunc: ExprBinder.date_trunc,
     exp.DateDiff: ExprBinder.date_diff,
+    exp.Extract: ExprBinder.extract,
+    exp.Substring: ExprBinder.substring,
     exp.AggFunc: ExprBinder.aggregate,
     exp.Case: ExprBinder.case,
     exp.If: ExprBinder.if_,

@@ -126,6 +126,7 @@ ARITIES: dict[str, str] = {
     "date_diff": "3 arguments (unit, start, end)",
     "date_trunc": "2 arguments (unit, value)",
     "date_add": "3 arguments (unit, amount, value)",
+    "substring": "2 or 3 arguments (string, start[, length])",
     "if": "2 or 3 arguments (condition, value[, else value])",
     "coalesce": "at least 1 argument",
     "count": "1 argument (or *)",
