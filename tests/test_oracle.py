@@ -145,6 +145,7 @@ def test_ordered_comparison_lets_ties_come_in_any_order() -> None:
     ("SELECT x AS y, y AS x FROM t ORDER BY x", [1]),  # output names before input columns
     ("SELECT x FROM t ORDER BY y, x", []),  # y is hidden: x alone does not order the rows
     ("SELECT * FROM t ORDER BY y, z", [1]),  # SELECT *: the result's names ['x', 'y']
+    ("SELECT x FROM t ORDER BY 0E0, 1", []),  # a double constant is not a position
     ("SELECT x FROM t", None),
     ("WITH w AS (SELECT x FROM t ORDER BY x) SELECT x FROM w", None),
 ])
