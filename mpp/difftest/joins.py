@@ -27,14 +27,40 @@ def on_condition(gen: Generator, left: Sequence[Typed], right: Sequence[Typed]) 
     """Equality keys between the two sides, maybe more conjuncts on one or both sides.
 
     Unless ``dup_key_column`` is on, no column is used in two keys on the same side (issue 12:
-    ``ON a.k = b.k AND a.k = b.j`` crashes).
+    ``ON a.k = b.k AND a.k = b.j`` crashes), counting the equalities between the sides that
+    the extra conjuncts bring (the binder takes those for keys too).
     """
+    keys = _keys(gen, left, right)
+    terms = []
+    for lhs, rhs in keys:
+        a, b = (rhs, lhs) if gen.chance("join_key_swapped") else (lhs, rhs)
+        terms.append(sql(":a = :b", a=a.node.copy(), b=b.node.copy()))
+    scope = Env.of(tuple(left) + tuple(right), 1)
+    extra = []
+    if gen.chance("on_residual"):
+        extra.append(predicate(gen, scope))
+    if gen.chance("on_one_side"):
+        side = tuple(right) if gen.rng.random() < 0.6 else tuple(left)
+        extra.append(predicate(gen, replace(scope, leaves=side)))
+    if "dup_key_column" not in gen.flags:
+        ids = _Ids(left, right)
+        used = (set().union(*(ids.of(k[0].node) for k in keys)),
+                set().union(*(ids.of(k[1].node) for k in keys)))
+        extra = [t for t in extra if not ids.repeats_a_key(t, used)]
+    return exp.and_(*terms, *extra, copy=False)
+
+
+def _keys(gen: Generator, left: Sequence[Typed], right: Sequence[Typed]
+          ) -> list[tuple[Typed, Typed]]:
+    """One to three key pairs; a column repeated only with ``join_key_repeat``."""
+    ids = _Ids(left, right)
     keys: list[tuple[Typed, Typed]] = [gen.run("join_key", left, right)]
     for _ in range(gen.pick((1, 2)) if gen.chance("join_key_multi") else 0):
         for _attempt in range(5):
             pair = gen.run("join_key", left, right)
-            if all(not (_columns(pair[0]) & _columns(k[0]) or _columns(pair[1]) & _columns(k[1]))
-                   for k in keys):  # CAST(b.k AS bigint) is b.k itself once bound
+            # Compared as columns: CAST(b.k AS bigint) is b.k itself once bound.
+            if all(not (ids.of(pair[0].node) & ids.of(k[0].node)
+                        or ids.of(pair[1].node) & ids.of(k[1].node)) for k in keys):
                 keys.append(pair)
                 break
     if gen.chance("join_key_repeat"):
@@ -42,21 +68,49 @@ def on_condition(gen: Generator, left: Sequence[Typed], right: Sequence[Typed]) 
         others = [r for r in right if r.kind == first.kind and r.node != keys[0][1].node]
         if others:
             keys.append((Typed(first.node.copy(), first.type), gen.pick(others)))
-    terms = []
-    for lhs, rhs in keys:
-        a, b = (rhs, lhs) if gen.chance("join_key_swapped") else (lhs, rhs)
-        terms.append(sql(":a = :b", a=a.node.copy(), b=b.node.copy()))
-    if gen.chance("on_residual"):
-        terms.append(predicate(gen, Env.of(tuple(left) + tuple(right), 1)))
-    if gen.chance("on_one_side"):
-        side = tuple(right) if gen.rng.random() < 0.6 else tuple(left)
-        terms.append(predicate(gen, replace(Env.of(tuple(left) + tuple(right), 1),
-                                            leaves=side)))
-    return exp.and_(*terms, copy=False)
+    return keys
 
 
-def _columns(typed: Typed) -> set[str]:
-    return {c.sql() for c in typed.node.find_all(exp.Column)}
+class _Ids:
+    """Which column of which side a column reference means (bare names resolved)."""
+
+    def __init__(self, left: Sequence[Typed], right: Sequence[Typed]):
+        self.left = {self._id(t.node) for t in left}
+        self.right = {self._id(t.node) for t in right}
+        self.bare = {n.split(".", 1)[1]: n for n in self.left | self.right}
+
+    @staticmethod
+    def _id(column: exp.Expr) -> str:
+        return f"{column.text('table').lower()}.{column.name.lower()}"
+
+    def of(self, node: exp.Expr) -> set[str]:
+        """The columns ``node`` refers to, as ``alias.column``."""
+        out = set()
+        for c in node.find_all(exp.Column):
+            out.add(self._id(c) if c.table else self.bare.get(c.name.lower(), c.name.lower()))
+        return out
+
+    def repeats_a_key(self, term: exp.Expr, used: tuple[set[str], set[str]]) -> bool:
+        """True if a conjunct of ``term`` is an equality between the sides (a key once bound)
+        using a column already in a key on its side (each such conjunct is added to ``used``)."""
+        for conjunct in _conjuncts(term):
+            if not isinstance(conjunct, exp.EQ):
+                continue
+            a, b = self.of(conjunct.left), self.of(conjunct.right)
+            for x, y in ((a, b), (b, a)):
+                if x and y and x <= self.left and y <= self.right:
+                    if x & used[0] or y & used[1]:
+                        return True
+                    used[0].update(x)
+                    used[1].update(y)
+        return False
+
+
+def _conjuncts(node: exp.Expr) -> list[exp.Expr]:
+    node = node.unnest()
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
 
 
 def _pairs(left: Sequence[Typed], right: Sequence[Typed],
