@@ -172,3 +172,15 @@ def test_oracle_reads_csv_nulls_under_a_pushed_filter(tmp_path: Path) -> None:
                 "SELECT l.s, l.k FROM lake l WHERE l.day > DATE '2000-01-01' AND l.ok",
                 "SELECT s, count(*) FROM lake WHERE ok IS NULL OR day IS NULL GROUP BY s"]:
         assert_same_result(run_oracle(sql, catalog), via_mpp_storage(sql, catalog), sql)
+
+
+def test_integer_sum_is_a_bigint_that_overflows_as_in_trino() -> None:
+    """Trino's sum(bigint) fails past 2^63 - 1; DuckDB's own would return a HUGEINT."""
+    schema = {"t": {"x": "BIGINT", "d": "DOUBLE"}}
+    assert duckdb_sql("SELECT sum(x), sum(d) FROM t", schema) == (
+        "SELECT CAST(SUM(t.x) AS BIGINT) AS _col_0, SUM(t.d) AS _col_1 FROM t AS t")
+    con = duckdb.connect()
+    con.register("t", pa.table({"x": [2**62, 2**62, 5], "d": [1.0, 2.0, 3.0]}))
+    with pytest.raises(duckdb.ConversionException):
+        con.sql(duckdb_sql("SELECT sum(x) FROM t", schema)).fetchall()
+    assert con.sql(duckdb_sql("SELECT sum(x) FROM t WHERE x < 10", schema)).fetchall() == [(5,)]
