@@ -132,6 +132,8 @@ def test_flags_gate_their_constructs() -> None:
     (Outcome(None, "KeyError: 'x'", "run"), Outcome(pa.table({"x": [1]})), "crash"),
     (Outcome(None, "SqlError: unsupported SQL: RIGHT JOIN", "bind", True),
      Outcome(pa.table({"x": [1]})), "unsupported"),
+    (Outcome(None, "SqlError: cannot compare date with bigint", "bind", True),
+     Outcome(None, "BinderException: Cannot compare", clear=True), "refused"),
     (Outcome(None, "SqlError: cannot evaluate k / 0: divide by zero", "run", True),
      Outcome(pa.table({"x": [None]})), "mpp_error"),
     (Outcome(None, "SqlError: cannot evaluate a * b: overflow", "run", True),

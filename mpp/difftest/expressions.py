@@ -106,6 +106,23 @@ GRAMMAR.option("uppercase_name", 0.03)
 GRAMMAR.option("quoted_name", 0.03)
 
 
+def _named_column(gen: Generator, env: Env, name: str) -> Typed | None:
+    found = [t for t in env.leaves if isinstance(t.node, exp.Column) and t.node.name == name]
+    return Typed(gen.pick(found).node.copy(), "double") if found else None
+
+
+@GRAMMAR.production("expr", 3, kinds=("double",), leaf=True, flag="negative_zero")
+def negative_zero_column(gen: Generator, env: Env, kind: str) -> Typed | None:
+    """The column of -0.0 and 0.0 (issue 12: they group, join and distinct apart)."""
+    return _named_column(gen, env, "dz")
+
+
+@GRAMMAR.production("expr", 3, kinds=("double",), leaf=True, flag="nan")
+def nan_column(gen: Generator, env: Env, kind: str) -> Typed | None:
+    """The column of NaN and infinities."""
+    return _named_column(gen, env, "dn")
+
+
 @GRAMMAR.production("expr", 2, kinds=KINDS, leaf=True, name="literal")
 def _literal(gen: Generator, env: Env, kind: str) -> Typed:
     return literal(gen, kind)

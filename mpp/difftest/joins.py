@@ -65,7 +65,9 @@ def _keys(gen: Generator, left: Sequence[Typed], right: Sequence[Typed]
                 break
     if gen.chance("join_key_repeat"):
         first = keys[0][0]
-        others = [r for r in right if r.kind == first.kind and r.node != keys[0][1].node]
+        # A right key of the same type: a wider one would make the left key a cast of it,
+        # a column of its own (issue 12's crash needs the same column twice).
+        others = [r for r in right if r.type == first.type and r.node != keys[0][1].node]
         if others:
             keys.append((Typed(first.node.copy(), first.type), gen.pick(others)))
     return keys

@@ -112,7 +112,7 @@ def like(gen: Generator, env: Env, kind: str) -> Typed:
     return Typed(sql(gen.pick((":a LIKE :b", ":a NOT LIKE :b")), a=a.node, b=pattern), "boolean")
 
 
-@GRAMMAR.production("expr", 0.3, kinds=("bool",), flag="long_or")
+@GRAMMAR.production("expr", 1, kinds=("bool",), flag="long_or")
 def long_or(gen: Generator, env: Env, kind: str) -> Typed | None:
     """x = 0 OR x = 1 OR ... with more than 245 terms (issue 12: RecursionError)."""
     found = env.of_kind("int")

@@ -5,11 +5,12 @@ and the case's index. Its verdict:
 
 ==================  ====================================================================
 ``pass``            both returned the same rows (in ORDER BY order where the query has one)
-``both_rejected``   both raised (an overflow, say): a pass
+``both_rejected``   both raised running it (an overflow, say): a pass
 ``wrong_result``    both returned rows, different ones                              FAIL
 ``crash``           mpp raised something that is not an MppError                    FAIL
 ``unsupported``     mpp called the SQL unsupported: the generator must not make it  FAIL
-``refused``         mpp rejected SQL at binding that DuckDB ran                      FAIL
+``refused``         mpp rejected the SQL at binding: the generator must write valid  FAIL
+                    SQL (or mpp refuses what Trino accepts)
 ``runtime_error``   mpp failed running a query DuckDB ran (not a Trino-style error)  FAIL
 ``mpp_error``       mpp raised a Trino-style error (division by zero) where DuckDB
                     returns NULL: a pass
@@ -155,11 +156,11 @@ def judge(sql: str, mpp: Outcome, duck: Outcome) -> Verdict:
         return Verdict("crash", mpp.error)
     if mpp.error is not None and "unsupported SQL" in mpp.error:
         return Verdict("unsupported", mpp.error)
+    if mpp.error is not None and mpp.phase == "bind":
+        return Verdict("refused", mpp.error)
     if mpp.error is not None and not duck.ok:
         return Verdict("both_rejected", f"mpp: {mpp.error}; DuckDB: {duck.error}")
     if mpp.error is not None:
-        if mpp.phase == "bind":
-            return Verdict("refused", mpp.error)
         if _TRINO_RUNTIME.search(mpp.error):
             return Verdict("mpp_error", mpp.error)
         return Verdict("runtime_error", mpp.error)
