@@ -184,3 +184,17 @@ def test_integer_sum_is_a_bigint_that_overflows_as_in_trino() -> None:
     with pytest.raises(duckdb.ConversionException):
         con.sql(duckdb_sql("SELECT sum(x) FROM t", schema)).fetchall()
     assert con.sql(duckdb_sql("SELECT sum(x) FROM t WHERE x < 10", schema)).fetchall() == [(5,)]
+
+
+def test_integer_division_by_zero_fails_as_in_trino() -> None:
+    """x / 0 and x % 0 are errors in Trino and in the oracle (DuckDB 2.0 raises too), only
+    where they are evaluated: the differential test counts on it to call an mpp error there
+    a failure."""
+    schema = {"t": {"x": "INTEGER", "d": "DOUBLE"}}
+    con = duckdb.connect()
+    con.register("t", pa.table({"x": pa.array([0, 3], pa.int32()), "d": [0.0, 1.5]}))
+    for sql in ["SELECT 10 % x FROM t", "SELECT 10 / x FROM t"]:
+        with pytest.raises(duckdb.Error, match="(?i)division by zero|out of range"):
+            con.sql(duckdb_sql(sql, schema)).fetchall()
+    lazy = "SELECT CASE WHEN x <> 0 THEN 10 % x ELSE -1 END, d % 2 FROM t ORDER BY x"
+    assert con.sql(duckdb_sql(lazy, schema)).fetchall() == [(-1, 0.0), (1, 1.5)]

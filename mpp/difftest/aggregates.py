@@ -39,7 +39,7 @@ def _sum(gen: Generator, env: Env, kind: str) -> Typed:
     return Typed(sql("sum(:a)", a=arg.node), "bigint" if kind == "int" else "double")
 
 
-@GRAMMAR.production("expr", 1.5, kinds=("int",), leaf=True, aggregate=True, flag="sum_overflow")
+@GRAMMAR.production("expr", 8, kinds=("int",), leaf=True, aggregate=True, flag="sum_overflow")
 def sum_big(gen: Generator, env: Env, kind: str) -> Typed | None:
     """sum() over BIGINT values near 2^62: the sum overflows (issue 12: mpp wraps around)."""
     assert env.agg_input is not None
