@@ -114,6 +114,12 @@ def _generated(flags: frozenset[str], n: int) -> tuple[str, set[str]]:
     return "\n".join(texts), used
 
 
+def test_every_flag_is_documented_and_used() -> None:
+    used = GRAMMAR.flags() | set(GATED_COLUMNS.values()) | set(GATED_TABLES.values())
+    assert used == set(FLAGS)
+    assert ENABLED <= set(FLAGS)
+
+
 def test_flags_gate_their_constructs() -> None:
     """With every flag off, no gated production, column or table appears; each flag, when on,
     makes its construct appear."""
