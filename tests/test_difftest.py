@@ -33,8 +33,9 @@ from mpp.session import Session
 SEED = 12
 QUERIES = 160  # ~60 s on the 2-core machine
 
-# Constructs that hit known engine bugs of issue 12 (being fixed on other branches) are off.
-# Switch each on here once its fix is merged (mpp.difftest.FLAGS says what each generates):
+# Constructs that hit known engine bugs are off: those of issue 12 are being fixed on other
+# branches. Switch each on here once its fix is merged (mpp.difftest.FLAGS says what each
+# generates):
 ENABLED: frozenset[str] = frozenset({
     # "sum_overflow",    # sum() over BIGINT wraps instead of failing with an overflow error
     # "negative_zero",   # -0.0 and 0.0 group/join/distinct as different values
@@ -70,7 +71,10 @@ def _tables(flags: frozenset[str] = frozenset()) -> tuple[dict, frozenset[str]]:
 
 def test_generated_queries_agree_with_duckdb(report: Report) -> None:
     failures = [f"case {c.case.index} {c.verdict.kind}: {c.verdict.detail}\n"
-                f"  settings {c.case.settings}\n  {c.case.sql}" for c in report.failures]
+                f"  settings {c.case.settings}\n  {c.case.sql}\n  to shrink it: mpp difftest "
+                f"--seed {SEED} --start {c.case.index} -n 1 --out DIR"
+                + "".join(f" --enable {flag}" for flag in sorted(ENABLED))
+                for c in report.failures]
     assert not failures, "\n".join(failures)
     # Both engines raising (an overflow) is a pass, but the generator is for queries that run.
     assert report.verdicts["pass"] >= 0.9 * QUERIES, report.verdicts
