@@ -14,20 +14,22 @@ Constructs that hit known engine bugs are generated only when their flag is enab
 
 from __future__ import annotations
 
-# Each flag: what it lets the generator produce, and the bug (or semantic gap) that gates it.
+# Each flag: what it lets the generator produce, and the bug (or semantic gap) it was gated
+# behind. The suite's test (tests/test_difftest.py) switches on those whose bug is fixed.
 FLAGS: dict[str, str] = {
-    "sum_overflow": "sum() over BIGINT values whose sum overflows (issue 12: mpp wraps around "
-                    "instead of failing)",
-    "negative_zero": "a double column holding -0.0 and 0.0 (issue 12: they group, join and "
-                     "distinct as different values)",
-    "sqlite_boolean": "a SQLite table with a BOOLEAN column (issue 12: its scan crashes)",
+    "sum_overflow": "sum() over BIGINT values whose sum overflows (issue 12, fixed: mpp wrapped "
+                    "around instead of failing)",
+    "negative_zero": "a double column holding -0.0 and 0.0 (issue 12, fixed: they grouped, "
+                     "joined and were distinct as different values)",
+    "sqlite_boolean": "a SQLite table with a BOOLEAN column (issue 12, fixed: its scan crashed)",
     "dup_key_column": "one column in two equality keys of a join, ON a.k = b.k AND a.k = b.j "
-                      "(issue 12: crashes)",
-    "long_or": "OR chains of more than 245 terms (issue 12: RecursionError)",
-    "branch_errors": "an error (an integer CAST out of range) in a CASE/IF branch that is not "
-                     "taken for every row (found by difftest: mpp evaluates every branch for "
-                     "every row, so the query fails where Trino's does not)",
+                      "(issue 12, fixed: it crashed)",
+    "long_or": "OR chains of more than 245 terms (issue 12, fixed: RecursionError)",
+    "branch_errors": "an error (an integer CAST out of range) where Trino never evaluates it: "
+                     "in a CASE/IF branch not taken, or over rows a filter removed (found by "
+                     "difftest, open: mpp evaluates every branch for every row, and constant "
+                     "expressions even over no rows)",
     "nan": "NaN and Infinity in doubles (Trino and DuckDB compare, group and order NaN "
            "differently; the oracle does not translate that yet)",
 }
-"""The generator's flags, each off by default."""
+"""The generator's flags, each off unless enabled (``mpp difftest --enable``)."""

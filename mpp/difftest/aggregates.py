@@ -41,9 +41,9 @@ def _sum(gen: Generator, env: Env, kind: str) -> Typed:
 
 @GRAMMAR.production("expr", 8, kinds=("int",), leaf=True, aggregate=True, flag="sum_overflow")
 def sum_big(gen: Generator, env: Env, kind: str) -> Typed | None:
-    """sum() over BIGINT values near 2^62: the sum overflows (issue 12: mpp wraps around)."""
+    """sum() over BIGINT values near 2^62: the sum overflows, which must fail (issue 12)."""
     assert env.agg_input is not None
-    found = [t for t in env.agg_input if t.node.name == "big"]
+    found = [t for t in env.agg_input if t.sum_only]
     return Typed(sql("sum(:a)", a=gen.pick(found).node.copy()), "bigint") if found else None
 
 

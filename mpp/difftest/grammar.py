@@ -60,6 +60,7 @@ class Typed:
 
     node: exp.Expr
     type: str
+    sum_only: bool = False  # a column only ever summed (see mpp.difftest.data.SUM_ONLY)
 
     @property
     def kind(self) -> str:
@@ -85,7 +86,7 @@ class Env:
     def of(cls, scope: Sequence[Typed], depth: int,
            keys: Sequence[Typed] | None = None) -> Env:
         """The environment over the columns ``scope``; with ``keys``, the one above an
-        aggregate of ``scope`` grouped by ``keys``."""
+        aggregate of ``scope`` grouped by ``keys``. Sum-only columns are no leaves."""
         names = Counter(t.node.name for t in scope if isinstance(t.node, exp.Column))
         # Outputs of nested blocks (c0, c1, ...) stay qualified: a bare c0 in GROUP BY or
         # ORDER BY could also name the block's own output c0, which engines resolve differently.
@@ -93,7 +94,7 @@ class Env:
                          if isinstance(t.node, exp.Column) and names[t.node.name] == 1
                          and not OUTPUT_NAME.fullmatch(t.node.name))
         if keys is None:
-            return cls(tuple(scope), None, depth, bare)
+            return cls(tuple(t for t in scope if not t.sum_only), None, depth, bare)
         return cls(tuple(keys), tuple(scope), depth, bare)
 
     def deeper(self) -> Env:
@@ -107,7 +108,7 @@ class Env:
     def inputs(self) -> Env:
         """The environment of an aggregate's argument: the aggregate's input columns."""
         assert self.agg_input is not None
-        return Env(self.agg_input, None, 1, self.bare)
+        return Env(tuple(t for t in self.agg_input if not t.sum_only), None, 1, self.bare)
 
 
 @dataclass(frozen=True, slots=True)

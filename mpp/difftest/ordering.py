@@ -25,13 +25,14 @@ GRAMMAR.option("order_key_hidden", 0.2)
 
 
 def order_and_limit(gen: Generator, top: bool, select: exp.Select, outputs: Sequence[Typed],
-                    env: Env) -> None:
-    """ORDER BY (at the top) and LIMIT/OFFSET, which needs an ORDER BY of every output."""
+                    env: Env, *, limit_ok: bool = True) -> None:
+    """ORDER BY (at the top) and LIMIT/OFFSET (if ``limit_ok``), which needs an ORDER BY of
+    every output."""
     if top:
         if not gen.chance("order_by"):
             return
-        limit = gen.chance("limit")
-    elif gen.chance("subquery_limit"):
+        limit = limit_ok and gen.chance("limit")
+    elif limit_ok and gen.chance("subquery_limit"):
         limit = True
     else:
         return

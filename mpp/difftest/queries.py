@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from sqlglot import exp
 
 from mpp.difftest import aggregates, predicates  # noqa: F401 (they register productions)
+from mpp.difftest.data import SUM_ONLY
 from mpp.difftest.expressions import aggregate, expr, predicate, some_kind
 from mpp.difftest.grammar import GRAMMAR, Env, Generator, Typed
 from mpp.difftest.joins import on_condition
@@ -38,7 +39,8 @@ class Relation:
 
     def typed(self) -> list[Typed]:
         """The columns as qualified column expressions."""
-        return [Typed(exp.column(c, table=self.alias), t) for c, t in self.columns]
+        return [Typed(exp.column(c, table=self.alias), t, c in SUM_ONLY)
+                for c, t in self.columns]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ def query(gen: Generator, depth: int, ctes: Mapping[str, tuple[tuple[str, str], 
     """A query block (nesting ``depth`` more levels of subqueries and CTEs at most)."""
     state = BlockState(depth, top, dict(ctes))
     select = exp.Select()
+    sums = gen.used["sum_big"]
     if depth > 0 and gen.chance("cte"):
         _with(gen, state, select)
     source = gen.run("from", state)
@@ -87,7 +90,9 @@ def query(gen: Generator, depth: int, ctes: Mapping[str, tuple[tuple[str, str], 
         select.where(predicate(gen, env), copy=False)
     outputs = gen.run("shape", state, select,
                       accept=lambda p: top or p.name != "shape_star")
-    order_and_limit(gen, state.top, select, outputs, Env.of(state.columns(), 1))
+    # No LIMIT over an overflowing sum (see _aggregates).
+    order_and_limit(gen, state.top, select, outputs, Env.of(state.columns(), 1),
+                    limit_ok=gen.used["sum_big"] == sums)
     return Block(select, tuple((f"c{i}", t.type) for i, t in enumerate(outputs)))
 
 
@@ -160,9 +165,10 @@ GRAMMAR.option("where", 0.55)
 # --- joins ----------------------------------------------------------------------------------
 
 def _join(gen: Generator, state: BlockState, side: str | None) -> exp.Expr | None:
-    left, large_used = state.columns(), state.large_used
+    left = [t for t in state.columns() if not t.sum_only]
+    large_used = state.large_used
     source = gen.run("from", state)
-    right = tuple(state.relations[-1].typed())
+    right = [t for t in state.relations[-1].typed() if not t.sum_only]
     try:
         on = on_condition(gen, left, right)
     except LookupError:  # nothing on the right to join on: forget the item
@@ -237,10 +243,17 @@ def shape_distinct(gen: Generator, state: BlockState, select: exp.Select) -> lis
 
 def _aggregates(gen: Generator, state: BlockState, select: exp.Select,
                 keys: list[Typed]) -> tuple[Env, list[Typed]]:
-    env = Env.of(state.columns(), gen.pick((0, 1, 1, 2)), keys)
-    first = aggregate(gen, env, some_kind(gen, Env.of(state.columns(), 0)))
+    having = gen.chance("having")
+    scope = state.columns()
+    if having or not state.top:
+        # An overflowing sum is only summed in the top block's select list: under HAVING, or
+        # in a block whose rows a LIMIT or an outer query may drop, it overflows in Trino and
+        # mpp whatever is output, and in the oracle (DuckDB) only where it is output.
+        scope = tuple(t for t in scope if not t.sum_only)
+    env = Env.of(scope, gen.pick((0, 1, 1, 2)), keys)
+    first = aggregate(gen, env, some_kind(gen, Env.of(scope, 0)))
     rest = [expr(gen, env, some_kind(gen, env)) for _ in range(gen.pick((0, 1, 2)))]
-    if gen.chance("having"):
+    if having:
         select.having(predicate(gen, env), copy=False)
     return env, [first] + rest
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import mpp.optimizer  # noqa: F401 (each rule registers its optimizer.<rule> switch)
 from mpp.config import SETTINGS
 
 CANDIDATES: dict[str, tuple[Any, ...]] = {
