@@ -198,3 +198,14 @@ def test_integer_division_by_zero_fails_as_in_trino() -> None:
             con.sql(duckdb_sql(sql, schema)).fetchall()
     lazy = "SELECT CASE WHEN x <> 0 THEN 10 % x ELSE -1 END, d % 2 FROM t ORDER BY x"
     assert con.sql(duckdb_sql(lazy, schema)).fetchall() == [(-1, 0.0), (1, 1.5)]
+
+
+def test_a_failed_qualification_leaves_the_query_as_written() -> None:
+    """sqlglot's qualify renames a derived table's columns to its column aliases and then
+    fails on an ORDER BY naming an output inside it; the oracle then translates the query as
+    written, not the half-rewritten tree (DuckDB: 'Referenced column "c1" not found')."""
+    schema = {"t": {"k": "BIGINT", "name": "VARCHAR"}}
+    sql = "SELECT s.a1 FROM (SELECT k AS c0, name AS c1 FROM t ORDER BY c1 LIMIT 2) AS s (a0, a1)"
+    con = duckdb.connect()
+    con.register("t", pa.table({"k": [1, 2, 3], "name": ["b", "a", "c"]}))
+    assert sorted(con.sql(duckdb_sql(sql, schema)).fetchall()) == [("a",), ("b",)]
