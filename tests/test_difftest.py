@@ -44,6 +44,8 @@ ENABLED: frozenset[str] = frozenset({
     "long_or",           # issue 12: OR chains of more than 245 terms hit RecursionError
     # "branch_errors",   # open: an error where Trino never evaluates it (a CASE branch not
     #                    # taken, a constant over no rows) fails the query in mpp
+    # "outer_theta_join",  # open: RIGHT/FULL JOIN ON a.x < b.y of two single-fragment
+    #                      # tables crashes the planner (two scans in one task)
     # "nan",             # not a bug: Trino's NaN semantics, which the oracle does not translate
 })
 
@@ -206,13 +208,13 @@ def test_command_writes_minimal_failing_queries(session: Session, tmp_path: Path
 
     monkeypatch.setattr(runner, "run_duckdb", wrong_about_left_joins)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["difftest", "-n", "10", "--seed", "1", "--out", str(out),
-                                       "--shrink-budget", "60", "--scheduler",
+    result = CliRunner().invoke(main, ["difftest", "-n", "4", "--seed", "1", "--out", str(out),
+                                       "--shrink-budget", "40", "--scheduler",
                                        session.cluster.client.scheduler.address])
     assert result.exit_code == 1, result.output
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(p.read_text()) for p in sorted(out.glob("failure-*.json"))]
-    assert summary["queries"] == 10 and summary["failures"] == len(records) >= 1
+    assert summary["queries"] == 4 and summary["failures"] == len(records) >= 1
     for record in records:
         assert record["verdict"] == "wrong_result" and " LEFT JOIN " in record["minimal_sql"]
         assert len(record["minimal_sql"]) < len(record["sql"])
