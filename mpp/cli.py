@@ -73,6 +73,10 @@ from mpp.run_cli import list_, run  # noqa: E402
 main.add_command(run)
 main.add_command(list_)
 
+from mpp.difftest.cli import difftest  # noqa: E402
+
+main.add_command(difftest)
+
 
 def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""

@@ -91,7 +91,9 @@ def _typed(tree: exp.Expr, schema: dict[str, object] | None) -> exp.Expr:
     """``tree`` qualified and type-annotated (best effort: untyped if sqlglot cannot)."""
     try:
         if schema:
-            tree = qualify(tree, schema=schema, dialect=DIALECT, quote_identifiers=False,
+            # A copy: qualify changes the tree before it may fail (it renames a derived table's
+            # columns to its column aliases, then cannot resolve ORDER BY c1 inside it).
+            tree = qualify(tree.copy(), schema=schema, dialect=DIALECT, quote_identifiers=False,
                            identify=False)
         return annotate_types(tree, schema=schema, dialect=DIALECT)
     except SqlglotError:

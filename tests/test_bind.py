@@ -120,6 +120,17 @@ def test_order_by_alias_ordinal_expression_and_hidden_column() -> None:
     assert [str(k) for k in sort.keys] == ["c DESC", "d ASC", "_o0 ASC"]
 
 
+def test_a_non_integer_number_is_a_constant_not_a_position() -> None:
+    """ORDER BY 0E0 and GROUP BY 1.5 name no select item: they are constant expressions
+    (binding them used to fail with a ValueError from int('0E0'))."""
+    plan = bind("SELECT user_id FROM access_log ORDER BY 0E0, 1", CATALOG)
+    (sort,) = nodes(plan.root, Sort)
+    assert [str(k) for k in sort.keys] == ["_o0 ASC", "user_id ASC"]
+    plan = bind("SELECT 1.5 x, count(*) FROM access_log GROUP BY 1.5", CATALOG)
+    (agg,) = nodes(plan.root, Aggregate)
+    assert len(agg.group_by) == 1 and plan.output_names == ("x", "_col1")
+
+
 def test_fetch_first_is_a_limit() -> None:
     plan = bind("SELECT date FROM access_log ORDER BY date OFFSET 2 ROWS FETCH NEXT 3 ROWS ONLY",
                 CATALOG)

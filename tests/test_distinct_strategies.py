@@ -43,6 +43,9 @@ QUERIES = [
     "FROM access_log",
     "SELECT count(DISTINCT user_id) u, count(DISTINCT url_id) v, count(*) c, max(bytes) m "
     "FROM access_log WHERE bytes < 0",
+    # A NULL of unknown type is no value: 0 per group (not 1), and no missing Arrow kernel.
+    "SELECT date, count(DISTINCT NULL) n, count(NULL) m FROM access_log GROUP BY date",
+    "SELECT count(DISTINCT NULL) n, count(DISTINCT user_id) u FROM access_log",
 ]
 
 

@@ -74,6 +74,9 @@ EXPRESSIONS = [
     "CASE WHEN i > 0 THEN 'pos' WHEN i < 0 THEN 'neg' END",
     "CASE i WHEN 7 THEN x WHEN -7 THEN j ELSE 0 END", "CASE WHEN b THEN d ELSE ts END",
     "coalesce(i, j, 0)", "coalesce(s, 'none')", "if(b, i, -i)", "CASE WHEN i IS NULL THEN 1 END",
+    # NULL of unknown type on both sides is unknown, not a missing kernel (null, null).
+    "NULL = NULL", "NULL <> NULL", "NULL < NULL", "NULL BETWEEN NULL AND NULL",
+    "NULL LIKE 'a%'", "NULL NOT LIKE 'a%'", "CASE NULL WHEN NULL THEN 1 ELSE 2 END",
 ]
 
 

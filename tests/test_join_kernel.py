@@ -139,3 +139,20 @@ def test_null_aware_anti_join_is_not_in(sizes: tuple[int, int], right_rows: str)
     assert_same_rows(out, expected)
     if right_rows != "without NULL":  # no row at all; every row, NULL keys too
         assert out.num_rows == (0 if right_rows == "with NULL" else left.num_rows)
+@pytest.mark.parametrize("kind", [JoinKind.INNER, JoinKind.LEFT, JoinKind.RIGHT, JoinKind.FULL])
+@pytest.mark.parametrize("sizes", [(40, 400), (400, 40)])
+def test_join_carries_null_typed_columns(kind: JoinKind, sizes: tuple[int, int]) -> None:
+    """A column of type null (SELECT NULL AS c in a subquery) on either side comes through the
+    join as NULLs (Acero refuses it: 'Data type null is not supported in join non-key
+    field')."""
+    left, right = _tables(*sizes)
+    left = left.append_column("a.n", pa.nulls(left.num_rows))
+    right = right.append_column("b.n", pa.nulls(right.num_rows))
+    plain = HashJoinExec(_Rows(left.drop_columns(["a.n"])), _Rows(right.drop_columns(["b.n"])),
+                         kind, ("a.k",), ("b.k",), JoinStrategy.PARTITIONED)
+    op = HashJoinExec(_Rows(left), _Rows(right), kind, ("a.k",), ("b.k",),
+                      JoinStrategy.PARTITIONED)
+    out = op.execute(TaskContext(partition=0))
+    assert out.column_names == ["a.k", "a.v", "a.n", "b.k", "b.w", "b.n"]
+    assert out.column("a.n").null_count == out.column("b.n").null_count == out.num_rows
+    assert_same_rows(out.drop_columns(["a.n", "b.n"]), plain.execute(TaskContext(partition=0)))

@@ -117,7 +117,7 @@ def _output_name(item: exp.Expr) -> str:
 
 def _output_position(key: exp.Expr, items: list[exp.Expr], names: Sequence[str]) -> int | None:
     """The output column an ORDER BY key sorts by, or None if it is not one (or not only one)."""
-    if isinstance(key, exp.Literal) and not key.is_string:
+    if isinstance(key, exp.Literal) and key.is_int:
         return int(key.this) - 1  # ORDER BY 2
     if any(isinstance(item, exp.Star) for item in items):
         # SELECT *: the result's own column names are the outputs.

@@ -123,6 +123,10 @@ class PostAggregateBinder(ExprBinder):
         if inner is None:
             raise self.error(node, f"{name}() needs an argument")
         arg = ExprBinder(self.scope, self.sql, "an aggregate function's argument").bind(inner)
+        if distinct and pa.types.is_null(arg.dtype):
+            # count(DISTINCT NULL): Arrow's distinct count has no kernel for the null type
+            # ungrouped and counts the NULL as a value grouped; as a boolean it is just NULL.
+            arg = T.coerce(arg, pa.bool_())
         dtype = result_type(func, arg.dtype)
         if dtype is None:
             raise self.error(node, f"{name}() cannot be applied to {arg.dtype}")

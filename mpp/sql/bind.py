@@ -264,7 +264,7 @@ class QueryBinder:
         out: list[tuple[Expr, exp.Ordered]] = []
         for ordered in order.expressions if order is not None else []:
             e = ordered.this
-            if isinstance(e, exp.Literal) and not e.is_string:
+            if isinstance(e, exp.Literal) and e.is_int:  # ORDER BY 0E0 is a constant
                 pos = int(e.this)
                 if not 1 <= pos <= len(items):
                     raise SqlError(f"ORDER BY position {pos} is not in the select list "

@@ -248,6 +248,8 @@ class ExprBinder:
         if common is None:
             raise self.error(node, f"cannot compare {left.dtype} with {right.dtype} "
                                    f"(operator {op})")
+        if pa.types.is_null(common):  # NULL = NULL: unknown (Arrow has no kernel for it)
+            return Literal(None, pa.bool_())
         try:
             return Call(op, (T.coerce(left, common), T.coerce(right, common)), pa.bool_())
         except ValueError as err:
@@ -322,6 +324,8 @@ class ExprBinder:
             raise self.error(node.expression, "LIKE needs a constant string pattern")
         if not (T.is_string(value.dtype) or pa.types.is_null(value.dtype)):
             raise self.error(node, f"LIKE cannot be applied to {value.dtype}")
+        if pa.types.is_null(value.dtype):  # NULL LIKE 'a' is unknown
+            return Literal(None, pa.bool_())
         return Call("like", (value, pattern), pa.bool_())
 
     # --- functions ----------------------------------------------------------------------------

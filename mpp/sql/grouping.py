@@ -63,7 +63,7 @@ def _group_by_keyword(select: exp.Select, sql: str) -> tuple[int, int]:
 def _group_target(qb: QueryBinder, g: exp.Expr, scope: Scope,
                   items: list[tuple[exp.Expr, str]]) -> exp.Expr:
     """The expression a GROUP BY item stands for (resolving positions and aliases)."""
-    if isinstance(g, exp.Literal) and not g.is_string:
+    if isinstance(g, exp.Literal) and g.is_int:  # GROUP BY 1.5 is a constant
         pos = int(g.this)
         if not 1 <= pos <= len(items):
             raise SqlError(f"GROUP BY position {pos} is not in the select list "

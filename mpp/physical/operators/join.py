@@ -149,8 +149,19 @@ class HashJoinExec(JoinOp):
         right side is the whole dimension, the same in every task, while each task's left side
         is one fragment; building on the fragment instead costs 8x less at 1M dimension rows.
         Output column names are unique across sides, so callers select by name. The inputs
-        carry the hidden key columns of :meth:`_with_join_keys`.
+        carry the hidden key columns of :meth:`_with_join_keys`. Acero cannot carry a column
+        of type null (a bare NULL selected in a subquery) through a join: such columns are
+        left out of it and added back, all NULL.
         """
+        nulls = [f.name for f in (*left.schema, *right.schema) if pa.types.is_null(f.type)
+                 and not f.name.startswith((_LEFT_KEY, _RIGHT_KEY))]
+        if nulls:
+            out = self._hash_join(left.drop_columns([n for n in nulls if n in left.column_names]),
+                                  right.drop_columns([n for n in nulls
+                                                      if n in right.column_names]), how)
+            for name in nulls:
+                out = out.append_column(name, pa.nulls(out.num_rows))
+            return out
         n = len(self.left_keys)
         lkeys = [_key(_LEFT_KEY, i) for i in range(n)]
         rkeys = [_key(_RIGHT_KEY, i) for i in range(n)]

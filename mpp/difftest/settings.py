@@ -1,0 +1,61 @@
+"""Random planner settings: every query of the differential test runs under its own draw.
+
+Each setting that changes how a query is planned or executed has its candidate values here;
+every other setting is listed in :data:`NOT_VARIED` with the reason. A setting in neither is a
+new one, and the test suite fails until it is placed in one of them (so new planner choices are
+tested differentially from the day they are added). An optimizer rule's on/off switch
+(``optimizer.<rule>``) needs no entry: every boolean ``optimizer.*`` setting is varied.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import mpp.optimizer  # noqa: F401 (each rule registers its optimizer.<rule> switch)
+from mpp.config import SETTINGS
+
+CANDIDATES: dict[str, tuple[Any, ...]] = {
+    "join.strategy": ("auto", "broadcast", "partitioned"),
+    "aggregate.distinct_strategy": ("automatic", "single_step", "pre_aggregate", "rewrite"),
+    # 0 broadcasts nothing, 2 KB some dimensions, the default every small table.
+    "optimizer.broadcast_threshold_bytes": (0, 2048, 32 * 1024 * 1024),
+    # 0 = 2 x threads; 1 puts every key in one bucket; odd counts split keys unevenly.
+    "execution.hash_buckets": (0, 1, 3, 7),
+    # 2 builds the deepest combine trees the exchange can make.
+    "execution.exchange_fan_in": (2, 3, 64),
+}
+
+NOT_VARIED: dict[str, str] = {
+    "write.target_file_bytes": "CREATE TABLE AS only; queries write nothing",
+    "write.fail_task": "CREATE TABLE AS fault injection",
+    "metrics.spark_skew_threshold_bytes": "changes a report's verdict, not the plan",
+}
+
+SWITCH_OFF = 0.25  # chance that each optimizer rule is switched off in a draw
+
+
+def varied() -> list[str]:
+    """The names of the settings a draw may change."""
+    return sorted(set(CANDIDATES) | {
+        name for name, s in SETTINGS.items()
+        if name.startswith("optimizer.") and isinstance(s.default, bool)})
+
+
+def unplaced() -> list[str]:
+    """Settings that are neither varied nor listed as not varied (should be none)."""
+    return sorted(set(SETTINGS) - set(varied()) - set(NOT_VARIED))
+
+
+def draw(rng: random.Random) -> dict[str, Any]:
+    """A random set of planner settings (only those that differ from the defaults)."""
+    out: dict[str, Any] = {}
+    for name in varied():
+        default = SETTINGS[name].default
+        if name in CANDIDATES:
+            value = rng.choice(CANDIDATES[name])
+        else:
+            value = not default if rng.random() < SWITCH_OFF else default
+        if value != default:
+            out[name] = value
+    return out
