@@ -9,6 +9,7 @@ exit code 3. Ctrl-C prints ``mpp: interrupted`` and exits 130.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,10 @@ class _Group(click.Group):
                 click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
+            # An interrupt inside distributed's sync() can land before its future exists; its
+            # cancel callback then fails on the event loop thread and tornado logs that
+            # traceback (a distributed race). The user asked to stop: nothing more to say.
+            logging.getLogger("tornado.application").disabled = True
             click.echo("mpp: interrupted", err=True)
             sys.exit(crash.EXIT_INTERRUPTED)
         except BrokenPipeError:  # the reader left (`mpp sql --output csv ... | head`): no bug
