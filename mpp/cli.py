@@ -94,7 +94,7 @@ def _datagen_options(fn):  # type: ignore[no-untyped-def]
         click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
                      show_default=True, help="access_log fragments (files), each within one day."),
         click.option("--seed", type=limits.SEED.click_type(), default=0, show_default=True),
-        click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat]),
+        click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat if f.writable]),
                      default="parquet", show_default=True, help="Format of every table."),
         click.option("--table-format", multiple=True, metavar="TABLE=FORMAT",
                      help="Format of one table, e.g. users=sqlite (repeatable)."),
@@ -203,19 +203,22 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 
 @catalog_cmd.command("register")
 @click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite"]),
-              required=True, help="Format of the files (sqlite: a table of a database).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite", "mysql"]),
+              required=True, help="Format of the files (sqlite, mysql: a table of a database).")
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
 @click.option("--path", required=True,
               help="A file, a folder (Hive key=value/ folders become partition columns) or a "
-                   "glob; for sqlite the database file.")
+                   "glob; for sqlite the database file; for mysql the address "
+                   "mysql://user[:password]@host[:port]/database (or the password in "
+                   "MPP_MYSQL_PASSWORD).")
 @click.option("--source-table", default=None,
-              help="sqlite: table in the database (default: --table).")
+              help="sqlite, mysql: table in the database (default: --table).")
 @click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
-              help="sqlite: rowid ranges (parallel scan tasks). Files: one fragment each.")
+              help="sqlite: rowid ranges, mysql: primary-key ranges (parallel scan tasks). "
+                   "Files: one fragment each.")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
-    """Register existing files (or a SQLite table) as a table, read in place.
+    """Register existing files (or a SQLite or MySQL table) as a table, read in place.
 
     Schema and statistics come from the files; DROP TABLE only forgets the table and never
     touches the files.
@@ -228,11 +231,16 @@ def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
 
         info = register_sqlite(catalog, name, path, source_table=source_table,
                                fragments=fragments)
+    elif fmt == "mysql":
+        from mpp.catalog.mysql_source import register_mysql
+
+        info = register_mysql(catalog, name, path, source_table=source_table,
+                              fragments=fragments)
     else:
         from mpp.catalog.files_source import register_files
 
         if source_table is not None:
-            raise click.UsageError("--source-table applies to --format sqlite only")
+            raise click.UsageError("--source-table applies to --format sqlite or mysql only")
         info = register_files(catalog, name, path, fmt)
     parts = (f", partitioned by {', '.join(info.partition_columns)}"
              if info.partition_columns else "")

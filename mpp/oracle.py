@@ -314,6 +314,28 @@ def _sqlite_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
     return pa.concat_tables(parts) if parts else info.schema.empty_table()
 
 
+def _mysql_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
+    """All rows of a MySQL table, read with one plain SELECT (no key ranges, no filters)."""
+    from mpp.storage import mysql
+
+    uri, name = fragments[0].uri, fragments[0].option("table", info.name)
+    with mysql.connect(uri) as con, con.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(mysql.quote(c) for c in info.schema.names)} "
+                    f"FROM {mysql.quote(name)}")
+        rows = cur.fetchall()
+    def value(v: Any, t: pa.DataType) -> Any:
+        if isinstance(v, bytes):  # BIT(1)
+            v = int.from_bytes(v, "big")
+        if v is None or not (pa.types.is_floating(t) or pa.types.is_boolean(t)):
+            return v
+        return float(v) if pa.types.is_floating(t) else bool(v)
+
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in info.schema]
+    return pa.Table.from_arrays(
+        [pa.array([value(v, f.type) for v in col], f.type)
+         for col, f in zip(columns, info.schema, strict=True)], schema=info.schema)
+
+
 def _hive(fragments: list[Fragment]) -> str:
     """DuckDB's hive_partitioning flag: true only for registered files in Hive folders."""
     return "true" if fragments[0].option(PATH_PARTITION) else "false"
@@ -374,6 +396,8 @@ def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
     else:
         if info.format is StorageFormat.ORC:
             table = pa.concat_tables(_orc_file(info, f) for f in fragments)
+        elif info.format is StorageFormat.MYSQL:
+            table = _mysql_table(info, fragments)
         else:
             table = _sqlite_table(info, fragments)
         con.register(f"_arrow_{info.name}", table)

@@ -195,9 +195,9 @@ def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:
     """The first fragments that hold ``node.fetch`` rows, when that is known: no pushed
     predicate may drop rows, and every fragment's row count is in the metadata. Not for a
-    SQLite table: a live database another program writes, whose counts date from registration
-    (its fragments carry no bounds either, for the same reason)."""
-    if (node.fetch is None or node.predicates or node.table.format is StorageFormat.SQLITE
+    database's table (SQLite, MySQL): a live database another program writes, whose counts date
+    from registration (its fragments carry no bounds either, for the same reason)."""
+    if (node.fetch is None or node.predicates or node.table.format.relational
             or any(f.row_count < 0 for f in frags)):
         return frags
     rows = 0
@@ -209,7 +209,9 @@ def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragm
 
 
 def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
-    """The SQL a SQLite scan sends (with its parameters), for EXPLAIN; '' for files."""
+    """The SQL a database scan sends (with its parameters), for EXPLAIN; '' for files."""
+    if node.table.format is StorageFormat.MYSQL:
+        return _mysql_query(node, frags)
     if node.table.format is not StorageFormat.SQLITE:
         return ""
     from mpp.storage import sqlite
@@ -218,6 +220,20 @@ def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
     source = frags[0].option("table", node.table.name) if frags else node.table.name
     sql, params, rest = sqlite.select_sql(source, node.columns, node.predicates, declared)
     text = sql + " -- params: rowid range" + "".join(f", {sql_value(v)}" for v in params)
+    return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
+
+
+def _mysql_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
+    """The SQL a MySQL scan sends, as :func:`_source_query` shows it."""
+    from mpp.storage import mysql
+
+    types = {f.name: f.type for f in node.table.schema}
+    first = frags[0] if frags else None
+    source = first.option("table", node.table.name) if first else node.table.name
+    key = first.option("key") if first else None
+    sql, params, rest, _ = mysql.scan_sql(source, key, node.columns, node.predicates, types)
+    parts = (["key range"] if key else []) + [sql_value(v) for v in params]
+    text = sql + (" -- params: " + ", ".join(parts) if parts else "")
     return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
 
 
