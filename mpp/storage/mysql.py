@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult
+from mpp.storage.files import redact_uri
 from mpp.storage.predicates import filter_table
 
 SCHEME = "mysql"
@@ -93,11 +94,7 @@ def is_mysql(uri: str) -> bool:
 
 def redact(uri: str) -> str:
     """``uri`` without its password, for messages, EXPLAIN and the catalog listing."""
-    parsed = urlparse(uri)
-    if parsed.password is None:
-        return uri
-    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
-    return parsed._replace(netloc=netloc).geturl()
+    return redact_uri(uri)
 
 
 @contextlib.contextmanager
