@@ -18,7 +18,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dask
 import distributed
@@ -35,6 +35,10 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
+from mpp.sql.statements import CreateTableAs, DropTable, Query, Statement, parse_statement
+
+if TYPE_CHECKING:
+    from mpp.write.stage import WriteOutcome
 
 Stage = Literal["logical", "optimized", "physical", "analyze"]
 STAGES: tuple[str, ...] = ("logical", "optimized", "physical", "analyze")
@@ -50,10 +54,15 @@ def new_query_id() -> str:
 class Result:
     """The rows of one query and what running it measured."""
 
-    def __init__(self, table: pa.Table, stats: QueryStats, ctas: Any = None):
+    def __init__(self, table: pa.Table, stats: QueryStats, write: WriteOutcome | None = None):
         self._table = table
         self.stats = stats
-        self.ctas = ctas  # CREATE TABLE AS: its CtasOutcome (files, write stage tasks)
+        self.write = write  # a write (CREATE TABLE AS ...): files and write stage tasks
+
+    @property
+    def ctas(self) -> WriteOutcome | None:
+        """The write's outcome (the name CREATE TABLE AS results had first)."""
+        return self.write
 
     def to_arrow(self) -> pa.Table:
         """The result as an Arrow table (column names as the query's SELECT list)."""
@@ -160,22 +169,25 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one SELECT, CREATE TABLE AS or DROP TABLE; ``settings`` override the
+        """Run one statement (SELECT, CREATE TABLE AS, DROP TABLE); ``settings`` override the
         session's for this statement only."""
-        from mpp.ctas.statement import CreateTableAs, parse_statement
+        return self.execute(parse_statement(text), settings=settings)
 
-        stmt = parse_statement(text)
-        if stmt is None:
+    def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
+        """Run one parsed statement (:func:`mpp.sql.statements.parse_statement`)."""
+        if isinstance(stmt, Query):
             query_id = new_query_id()
             with crash.context(query_id=query_id):  # a bug in binding is in this query too
-                plan = self.bind(text)
+                plan = self.bind(stmt.text)
             return self.run_plan(plan, settings=settings, query_id=query_id)
         if isinstance(stmt, CreateTableAs):
             return self._create(stmt, settings)
-        start = time.perf_counter()
-        dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
-        return Result(pa.table({"dropped": [dropped]}),
-                      ddl_stats(f"drop-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        if isinstance(stmt, DropTable):
+            start = time.perf_counter()
+            dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
+            return Result(pa.table({"dropped": [dropped]}),
+                          ddl_stats(f"drop-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        raise MppError(f"no way to run {type(stmt).__name__}")  # a new kind, not wired up here
 
     def create_table_as(self, name: str, select_sql: str, *, format: str = "parquet",
                         partitioned_by: Sequence[str] = (), target_file_bytes: int | None = None,
@@ -187,7 +199,6 @@ class Session:
         one atomic commit; a failure leaves no table and no files. The result has one row,
         ``rows`` written (0 rows and no work if IF NOT EXISTS found the table).
         """
-        from mpp.ctas.statement import CreateTableAs
         from mpp.storage.base import StorageFormat
 
         try:
@@ -197,8 +208,8 @@ class Session:
         return self._create(CreateTableAs(name, select_sql, fmt, tuple(partitioned_by),
                                           target_file_bytes, if_not_exists), settings)
 
-    def _create(self, stmt: Any, settings: Mapping[str, Any] | None) -> Result:
-        from mpp.ctas.run import create_table_as
+    def _create(self, stmt: CreateTableAs, settings: Mapping[str, Any] | None) -> Result:
+        from mpp.write.ctas import create_table_as
 
         merged = dict(settings or {})
         if stmt.target_file_bytes is not None:
@@ -224,7 +235,6 @@ class Session:
             raise MppError(f"unknown explain stage {stage!r}; choose one of {', '.join(STAGES)}")
         if stage == "analyze":
             return self.sql(text, settings=settings).explain_analyze
-        from mpp.ctas.statement import CreateTableAs, parse_statement
         from mpp.logical.explain import explain_logical
 
         stmt = parse_statement(text)
@@ -235,7 +245,7 @@ class Session:
                        if stmt.partitioned_by else "")
                     + "): write stage after the SELECT, files near write.target_file_bytes\n")
             text = stmt.select_sql
-        elif stmt is not None:
+        elif isinstance(stmt, DropTable):
             raise MppError("DROP TABLE has no plan to explain")
         ctx = self.context(settings)
         plan = self.bind(text)

@@ -1,4 +1,11 @@
-"""Parsing the DDL mpp runs: ``CREATE TABLE ... AS SELECT`` (Trino style) and ``DROP TABLE``.
+"""Statements: SQL text -> one typed statement object, the only place that tells them apart.
+
+:func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
+:func:`mpp.sql.bind`), a :class:`CreateTableAs` or a :class:`DropTable`; the session runs it
+(``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
+(UPDATE, MERGE, ALTER ...) is refused here, with its kind, line and column.
+
+CREATE TABLE AS takes Trino's Iceberg form:
 
     CREATE TABLE [IF NOT EXISTS] name
     WITH (format = 'PARQUET' | 'ORC', partitioned_by = ARRAY['date'], target_file_size = '128MB')
@@ -19,12 +26,19 @@ from sqlglot.tokenizer_core import TokenType
 
 from mpp.catalog.place import check_table_name
 from mpp.errors import CatalogError, SqlError
-from mpp.sql.parse import _tokens, locate, parse
+from mpp.sql.parse import _tokens, locate, parse, statement_start
 from mpp.storage.base import StorageFormat
 
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
 CTAS_FORMATS = (StorageFormat.PARQUET, StorageFormat.ORC)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query (SELECT, WITH ..., VALUES): its text, bound and planned by the caller."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +61,12 @@ class DropTable:
     if_exists: bool = False
 
 
-Statement = CreateTableAs | DropTable
+Statement = Query | CreateTableAs | DropTable
+WRITE_STATEMENTS = "SELECT, CREATE TABLE AS and DROP TABLE"
+
+# First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
+_QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
+                          TokenType.L_PAREN, TokenType.FROM})
 
 
 def parse_size(text: str | int, what: str = "target_file_size") -> int:
@@ -66,19 +85,27 @@ def parse_size(text: str | int, what: str = "target_file_size") -> int:
     return value
 
 
-def parse_statement(sql: str) -> Statement | None:
-    """The DDL statement in ``sql``, or None when it is a query (SELECT/WITH)."""
-    head = [t for t in _tokens(sql)[:1]]
-    if not head or head[0].token_type not in (TokenType.CREATE, TokenType.DROP):
-        return None
+def parse_statement(sql: str) -> Statement:
+    """The statement in ``sql`` as a typed object; SqlError (with line and column) for bad
+    syntax or a statement kind mpp does not run."""
+    head = _tokens(sql)[:1]
+    if not head or head[0].token_type in _QUERY_START:
+        return Query(sql)  # an empty text fails in the binder, with its usual message
     tree = parse(sql)
+    if isinstance(tree, exp.Query):
+        return Query(sql)
     if isinstance(tree, exp.Drop):
         return _drop(tree, sql)
     if isinstance(tree, exp.Create):
         return _create(tree, sql)
-    line, col = locate(tree, sql)
-    raise SqlError("unsupported statement: mpp runs SELECT, CREATE TABLE AS and DROP TABLE",
-                   line, col)
+    raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
+                   *statement_start(sql))
+
+
+def _kind(sql: str) -> str:
+    """The statement's kind as its first keywords read (``UPDATE``, ``ALTER TABLE``, ...)."""
+    words = [t.text.upper() for t in _tokens(sql)[:2]]
+    return " ".join(words if words[1:] == ["TABLE"] else words[:1])
 
 
 def _table_name(table: exp.Expr, sql: str) -> str:

@@ -1,4 +1,4 @@
-"""The functions CREATE TABLE AS runs on workers: prepare, measure and write.
+"""The functions a write stage runs on workers: prepare, measure and write.
 
 ``prepare`` renames one result partition of the SELECT to the table's columns and sorts it by
 the partition columns (so each partition value is one contiguous row range); ``measure``
@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.catalog.write import WriteTarget, WrittenFragment, write_fragment
-from mpp.ctas.sizing import Piece
 from mpp.errors import MppError, StorageError
 from mpp.metrics.collector import record, worker_address
 from mpp.metrics.records import TaskRecord
 from mpp.storage.base import StorageFormat
+from mpp.write.sizing import Piece
 
 SAMPLE_ROWS = 65_536  # rows encoded to estimate a partition's bytes per row
 

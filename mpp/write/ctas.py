@@ -1,0 +1,106 @@
+"""Running CREATE TABLE AS on the cluster: the SELECT's stages, then a write stage, one commit.
+
+1. The SELECT is bound, optimized and planned as usual, then runs with a write stage after it
+   (:func:`~mpp.write.stage.run_write_stage`): files of about the target size, written on the
+   workers.
+2. The catalog commits every written file in ONE Iceberg commit (Parquet) or one external-table
+   registration (ORC). Until then nothing is registered, so readers never see the files.
+
+Every file of an attempt carries the attempt's fresh write id. If anything fails (the SELECT,
+a write task, the commit, an interrupt), the attempt's files are deleted and the catalog and
+every earlier table are untouched. Files of an attempt killed before its clean-up are never
+read either: readers list fragments from the catalog only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from mpp import crash
+from mpp.catalog.place import check_table_name
+from mpp.errors import CatalogError, MppError, SqlError
+from mpp.metrics.collector import collect
+from mpp.metrics.summary import QueryStats, summarize
+from mpp.physical.planner import PhysicalPlan
+from mpp.sql.statements import CTAS_FORMATS, CreateTableAs
+from mpp.write.stage import WriteOutcome, run_write_stage
+
+if TYPE_CHECKING:
+    from mpp.session import Session
+
+PROP_SOURCE_SQL = "mpp.ctas-select"
+
+
+def top_value_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """Columns whose most frequent values are kept: keys that may be skewed (not floats or
+    timestamps, whose values rarely repeat)."""
+    def keyish(t: pa.DataType) -> bool:
+        return bool(pa.types.is_integer(t) or pa.types.is_string(t)
+                    or pa.types.is_large_string(t) or pa.types.is_date(t)
+                    or pa.types.is_boolean(t))
+
+    return tuple(f.name for f in schema if keyish(f.type))
+
+
+def output_schema(plan: PhysicalPlan, stmt: CreateTableAs) -> pa.Schema:
+    """The new table's Arrow schema from the SELECT's output (clear errors for bad names)."""
+    names = list(plan.output_names)
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise SqlError(f"CREATE TABLE {stmt.name}: column {dup!r} appears twice in the SELECT; "
+                       "give each column its own alias")
+    unnamed = next((n for n in names if n.startswith("_col")), None)
+    if unnamed is not None:
+        raise SqlError(f"CREATE TABLE {stmt.name}: column {unnamed!r} has no name; add an alias "
+                       "(AS name) to every computed column")
+    # Stored types: NULL literals as strings, dictionary-encoded columns as their values.
+    types = [pa.string() if pa.types.is_null(t) else
+             t.value_type if pa.types.is_dictionary(t) else t
+             for t in (f.dtype for f in plan.root.schema)]
+    schema = pa.schema(list(zip(names, types, strict=True)))
+    for col in stmt.partitioned_by:
+        if col not in names:
+            raise SqlError(f"CREATE TABLE {stmt.name}: partition column {col!r} is not a column "
+                           f"of the SELECT ({', '.join(names)})")
+    return schema
+
+
+def create_table_as(session: Session, stmt: CreateTableAs, *,
+                    settings: Mapping[str, Any] | None = None,
+                    top_columns: Sequence[str] | None = None) -> WriteOutcome | None:
+    """Run ``stmt`` on the session's cluster; None if IF NOT EXISTS found the table."""
+    catalog = session.catalog
+    check_table_name(stmt.name)  # before any planning: the name is the table's folder
+    if stmt.format not in CTAS_FORMATS:
+        raise MppError(f"CREATE TABLE AS writes PARQUET or ORC, not {stmt.format.value}")
+    if stmt.name in catalog.tables():
+        if stmt.if_not_exists:
+            return None
+        raise CatalogError(f"table {stmt.name!r} already exists; DROP TABLE {stmt.name} first, "
+                           "or use CREATE TABLE IF NOT EXISTS")
+    query_id = f"ctas-{stmt.name}-{uuid.uuid4().hex[:8]}"
+    ctx = session.context(settings)
+    with crash.context(query_id=query_id):  # an internal error names the statement's run
+        plan = session.physical(session.optimize(session.bind(stmt.select_sql), ctx), ctx)
+    schema = output_schema(plan, stmt)
+    target = catalog.begin_write(
+        stmt.name, schema, stmt.format, partition_by=stmt.partitioned_by,
+        top_columns=top_value_columns(schema) if top_columns is None else top_columns)
+    start = time.perf_counter()
+    try:
+        with crash.context(query_id=query_id):
+            written, tasks = run_write_stage(session, ctx, plan, target, query_id)
+            catalog.commit_write(target, written, {PROP_SOURCE_SQL: stmt.select_sql.strip()})
+    except BaseException:
+        catalog.abort_write(target)  # idempotent; commit_write already aborts on its failures
+        raise
+    wall = time.perf_counter() - start
+    records = collect(session.cluster.client, query_id)
+    stats = QueryStats(query_id, wall, plan, records, summarize(records))
+    writes = collect(session.cluster.client, f"{query_id}-write")
+    return WriteOutcome(sum(t.rows for t in tasks), tuple(tasks), stats, tuple(writes))
