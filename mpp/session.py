@@ -35,7 +35,14 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
-from mpp.sql.statements import CreateTableAs, DropTable, Query, Statement, parse_statement
+from mpp.sql.statements import (
+    CreateTableAs,
+    DropTable,
+    InsertInto,
+    Query,
+    Statement,
+    parse_statement,
+)
 
 if TYPE_CHECKING:
     from mpp.write.stage import WriteOutcome
@@ -74,8 +81,12 @@ class Result:
 
     @property
     def explain_analyze(self) -> str:
-        """EXPLAIN ANALYZE of the executed plan: per-stage rows, bytes, task times, wall time."""
-        return explain_physical(self.stats.plan, self.stats)
+        """EXPLAIN ANALYZE of the executed plan: per-stage rows, bytes, task times, wall time
+        (and a write's write stage and commit after the SELECT's stages)."""
+        text = explain_physical(self.stats.plan, self.stats)
+        if self.write is not None and self.write.table:
+            text = text.rstrip("\n") + "\n" + self.write.explain()
+        return text
 
     def __repr__(self) -> str:
         return (f"Result({self._table.num_rows} rows x {self._table.num_columns} columns, "
@@ -169,8 +180,8 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement (SELECT, CREATE TABLE AS, DROP TABLE); ``settings`` override the
-        session's for this statement only."""
+        """Run one statement (SELECT, CREATE TABLE AS, INSERT INTO, DROP TABLE); ``settings``
+        override the session's for this statement only."""
         return self.execute(parse_statement(text), settings=settings)
 
     def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
@@ -182,6 +193,12 @@ class Session:
             return self.run_plan(plan, settings=settings, query_id=query_id)
         if isinstance(stmt, CreateTableAs):
             return self._create(stmt, settings)
+        if isinstance(stmt, InsertInto):
+            from mpp.write.insert import insert_into
+
+            outcome = insert_into(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome)
         if isinstance(stmt, DropTable):
             start = time.perf_counter()
             dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
@@ -245,6 +262,11 @@ class Session:
                        if stmt.partitioned_by else "")
                     + "): write stage after the SELECT, files near write.target_file_bytes\n")
             text = stmt.select_sql
+        elif isinstance(stmt, InsertInto):
+            head = (f"InsertInto: {stmt.name}"
+                    + (f" ({', '.join(stmt.columns)})" if stmt.columns is not None else "")
+                    + ": write stage after the query, one Iceberg append snapshot\n")
+            text = stmt.query_sql
         elif isinstance(stmt, DropTable):
             raise MppError("DROP TABLE has no plan to explain")
         ctx = self.context(settings)

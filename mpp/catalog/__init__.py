@@ -59,6 +59,8 @@ class Catalog:
         self.moved_from = moved_from  # the warehouse this one was copied from (relocate only)
         self._info: dict[str, TableInfo] = {}
         self._fragments: dict[str, list[Fragment]] = {}
+        # Appends begun: the table as loaded at begin_append, by write id.
+        self._bases: dict[str, tuple[Table, TableInfo, list[Fragment]]] = {}
 
     @classmethod
     def open(cls, warehouse: str | os.PathLike[str], uri: str | None = None, *,
@@ -264,6 +266,52 @@ class Catalog:
         self._info.pop(target.table, None)
         return self.table(target.table)
 
+    def begin_append(self, name: str, *, top_columns: Sequence[str] = ()) -> WriteTarget:
+        """Start appending to Iceberg table ``name`` (INSERT): a target for the write tasks.
+
+        The table is loaded now: :meth:`commit_append` commits on top of this version, and
+        fails if anyone else committed since (so no commit is lost)."""
+        info = self.table(name)
+        if info.external:
+            raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
+                               "table; INSERT writes Iceberg (Parquet) tables only")
+        tbl = self._load_iceberg(name)
+        if tbl is None:
+            raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
+        transforms = [f for f in tbl.spec().fields if not isinstance(f.transform,
+                                                                     iceberg.IdentityTransform)]
+        if transforms:
+            raise CatalogError(f"table {name!r} is partitioned by {transforms[0].transform} "
+                               f"of a column; mpp writes identity-partitioned tables only")
+        self.clean([name])  # files an earlier, killed write left behind
+        write_id = WriteTarget.new_id()
+        cleanup.start_write(self.warehouse, name, write_id)  # before its first file
+        self._bases[write_id] = (tbl, info, list(self._fragments[name]))
+        return WriteTarget(
+            table=name, format=StorageFormat.PARQUET, location=info.location,
+            schema=info.schema, write_id=write_id, partition_by=info.partition_columns,
+            field_ids=tuple((f.name, f.field_id) for f in tbl.schema().fields),
+            top_columns=tuple(c for c in top_columns if c in info.schema.names),
+        )
+
+    def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment]) -> TableInfo:
+        """Append every written fragment in one snapshot; on failure remove the files."""
+        from mpp.catalog.commit import append
+
+        try:
+            base = self._bases.pop(target.write_id, None)
+            if base is None:
+                raise CatalogError(f"no append to {target.table!r} was begun with write id "
+                                   f"{target.write_id}")
+            append(*base, target, list(written))
+        except BaseException:
+            self.abort_write(target)
+            raise
+        cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
+        self._info.pop(target.table, None)
+        self._fragments.pop(target.table, None)
+        return self.table(target.table)
+
     def drop_table(self, name: str) -> None:
         """Unregister table ``name`` and delete the files it owns (see :mod:`.cleanup`):
         those its metadata lists, inside its own folder; registered files are only forgotten.
@@ -295,6 +343,7 @@ class Catalog:
     def abort_write(self, target: WriteTarget) -> None:
         """Remove every file a write produced (nothing is registered before the commit), and
         what a failed commit left (a lost race for the name: Iceberg metadata files)."""
+        self._bases.pop(target.write_id, None)
         remove_write(target)
         if target.format is StorageFormat.SQLITE:
             from mpp.catalog.commit import sqlite_path

@@ -100,6 +100,45 @@ def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schem
     return txn.commit_transaction()
 
 
+def without_retries(table: Table) -> Table:
+    """``table`` whose transactions fail on a concurrent commit instead of retrying.
+
+    pyiceberg (0.12) retries a snapshot commit that lost a race by re-basing it on the new
+    current snapshot, keeping the rest of the transaction. mpp's statistics and integrity
+    record in that transaction describe the snapshot it was computed on, so a re-based commit
+    would store figures that are wrong: the statement must fail (and may be run again). The
+    retry count is read from the table object the transaction starts from; only that copy
+    carries ``commit.retry.num-retries = 0``, the stored table's properties are unchanged.
+    """
+    metadata = table.metadata.model_copy(
+        update={"properties": {**table.metadata.properties, "commit.retry.num-retries": "0"}})
+    return Table(table.name(), metadata, table.metadata_location, table.io, table.catalog)
+
+
+def append_files(table: Table, written: Sequence[WrittenFragment], properties: dict[str, str],
+                 footers: Mapping[str, str | None]) -> Table:
+    """Append ``written`` to ``table`` (as loaded when the write began) in ONE snapshot.
+
+    One transaction: a fast append of the new data files, the new ``mpp.*`` properties, and
+    the integrity record over every file of the new snapshot. ``footers``: the footer digests
+    of the table's current files. A commit by anyone else since ``table`` was loaded fails it
+    (pyiceberg's CommitFailedException): nothing is half-applied.
+    """
+    schema, spec = table.schema(), table.spec()
+    current = [task.file for task in table.scan().plan_files()]
+    files = [_data_file(w, schema, spec, dict(table.properties))
+             for w in sorted(written, key=lambda w: w.fragment.index)]
+    digests = {**footers, **{w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}}
+    txn = without_retries(table).transaction()
+    with txn.update_snapshot().fast_append() as append:
+        for f in files:
+            append.append_data_file(f)
+    txn.set_properties(properties)  # before the record: it digests the mpp.* properties
+    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, current + files,
+                                                         digests)})
+    return txn.commit_transaction()
+
+
 def decode_bound(type_: Any, raw: bytes | None) -> Any:
     """A manifest bound as a Python value of the column's Arrow-side type."""
     if raw is None:

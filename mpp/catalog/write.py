@@ -150,6 +150,14 @@ def table_checksum(written: list[WrittenFragment]) -> str:
     return h.hexdigest()
 
 
+def appended_checksum(old: str, written: list[WrittenFragment]) -> str:
+    """The content digest after ``written`` is appended to a table whose digest was ``old``."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(old.encode())
+    h.update(table_checksum(written).encode())
+    return h.hexdigest()
+
+
 def remove_write(target: WriteTarget) -> None:
     """Delete every file of one write (a failed or aborted write leaves nothing behind)."""
     fs, root = resolve(target.location)

@@ -61,8 +61,18 @@ class DropTable:
     if_exists: bool = False
 
 
-Statement = Query | CreateTableAs | DropTable
-WRITE_STATEMENTS = "SELECT, CREATE TABLE AS and DROP TABLE"
+@dataclass(frozen=True, slots=True)
+class InsertInto:
+    """One ``INSERT INTO name [(columns)] query``: an append to an existing table."""
+
+    name: str
+    query_sql: str  # the SELECT or VALUES, at its original line/column (prefix blanked)
+    columns: tuple[str, ...] | None = None  # the listed target columns; None: all, in order
+    place: tuple[int, int] = (1, 1)  # line and column of the table name (for errors)
+
+
+Statement = Query | CreateTableAs | InsertInto | DropTable
+WRITE_STATEMENTS = "SELECT, CREATE TABLE AS, INSERT INTO and DROP TABLE"
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -98,6 +108,8 @@ def parse_statement(sql: str) -> Statement:
         return _drop(tree, sql)
     if isinstance(tree, exp.Create):
         return _create(tree, sql)
+    if isinstance(tree, exp.Insert):
+        return _insert(tree, sql)
     raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
                    *statement_start(sql))
 
@@ -146,6 +158,45 @@ def _create(tree: exp.Create, sql: str) -> CreateTableAs:
     return CreateTableAs(name=name, select_sql=_select_text(sql),
                          if_not_exists=bool(tree.args.get("exists")),
                          **props)  # type: ignore[arg-type]
+
+
+def _insert(tree: exp.Insert, sql: str) -> InsertInto:
+    target, query = tree.this, tree.args.get("expression")
+    if tree.args.get("overwrite") or not isinstance(query, exp.Query | exp.Values | exp.Subquery):
+        line, col = locate(tree, sql)
+        raise SqlError("only INSERT INTO name [(columns)] SELECT ... | VALUES ... is supported",
+                       line, col)
+    columns = None
+    if isinstance(target, exp.Schema):  # INSERT INTO t (a, b) ...
+        columns = tuple(c.name for c in target.expressions)
+        for i, c in enumerate(columns):
+            if c in columns[:i]:
+                line, col = locate(target.expressions[i], sql)
+                raise SqlError(f"Insert column name is specified more than once: {c}", line, col)
+        target = target.this
+    name = _table_name(target, sql)
+    return InsertInto(name, _insert_query_text(sql, columns is not None), columns,
+                      locate(target, sql))
+
+
+def _insert_query_text(sql: str, has_columns: bool) -> str:
+    """The query of an INSERT (after the table name and column list), prefix blanked."""
+    tokens = _tokens(sql)
+    j = next(i for i, t in enumerate(tokens) if t.token_type == TokenType.INTO) + 1
+    starts = (TokenType.L_PAREN, TokenType.SELECT, TokenType.WITH, TokenType.VALUES)
+    while j < len(tokens) and tokens[j].token_type not in starts:
+        j += 1  # the table name's parts
+    if has_columns:  # skip the column list
+        depth = 0
+        while j < len(tokens):
+            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(tokens[j].token_type, 0)
+            j += 1
+            if depth == 0:
+                break
+    if j >= len(tokens):
+        raise SqlError("INSERT INTO needs a SELECT or VALUES after the table", 1, 1)
+    start = tokens[j].start
+    return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
 
 
 def _literal(node: exp.Expr, sql: str, name: str) -> str:

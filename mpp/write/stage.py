@@ -16,6 +16,7 @@ The caller commits the returned files (or removes them: every file carries the w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dask._expr import LLGExpr
@@ -46,6 +47,8 @@ class WriteOutcome:
     files: tuple[WriteTask, ...]
     stats: QueryStats  # the SELECT's stages
     write_tasks: tuple[TaskRecord, ...]  # the write stage's tasks, one per file
+    table: str = ""  # the table written
+    commit: str = ""  # what the one commit did, e.g. "Iceberg append, snapshot 123"
 
     @property
     def write_seconds(self) -> float:
@@ -53,6 +56,15 @@ class WriteOutcome:
         if not self.write_tasks:
             return 0.0
         return max(r.stop for r in self.write_tasks) - min(r.start for r in self.write_tasks)
+
+    def explain(self) -> str:
+        """The write stage as EXPLAIN ANALYZE shows it, after the SELECT's stages."""
+        size = sum(r.bytes_sent for r in self.write_tasks)
+        stage = self.stats.plan.final_stage.id + 1
+        return (f"Stage {stage} [write into {self.table}]: {plural(len(self.write_tasks), 'task')}"
+                f" = {plural(len(self.files), 'file')}, {self.rows:,} rows, "
+                f"{size / 2**20:.1f} MiB, {self.write_seconds:.3f} s\n"
+                f"Commit: {self.commit or 'one catalog commit'}\n")
 
     def summary(self) -> str:
         """One line: rows, files, bytes written, time."""
@@ -62,9 +74,15 @@ class WriteOutcome:
 
 
 def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
-                    target: WriteTarget, query_id: str
+                    target: WriteTarget, query_id: str, *,
+                    names: Sequence[str] | None = None, empty_file: bool = True,
                     ) -> tuple[list[WrittenFragment], list[WriteTask]]:
-    """Steps 1 and 2 of the module docstring: the files written, and the plan they followed."""
+    """Steps 1 and 2 of the module docstring: the files written, and the plan they followed.
+
+    ``names``: the table column each SELECT column goes to (default: the SELECT's names);
+    ``empty_file``: an empty unpartitioned result still writes one (empty) file, which a new
+    table needs to have a file; an append of no rows writes none."""
+    names = tuple(plan.output_names if names is None else names)
     client = session.cluster.client
     token = query_token(explain_physical(plan), query_id)
     graph = build_graph(plan, query_id, token)
@@ -73,7 +91,7 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
     prep_keys = [(f"stage{write_stage}-prepare-{token}", i) for i in range(len(graph.result_keys))]
     meas_keys = [(f"stage{write_stage}-measure-{token}", i) for i in range(len(prep_keys))]
     for i, key in enumerate(graph.result_keys):
-        dsk[prep_keys[i]] = (prepare, key, plan.output_names, target.schema, target.partition_by)
+        dsk[prep_keys[i]] = (prepare, key, names, target.schema, target.partition_by)
         dsk[meas_keys[i]] = (measure, prep_keys[i], i, target.partition_by, target.format)
     futures = client.get(LLGExpr(dsk, _determ_token=f"{query_id}-{token}"),
                          [prep_keys, meas_keys], sync=False)
@@ -84,7 +102,7 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
         pieces: list[Piece] = [p for part in watch.gather(measured) for p in part]
         target_bytes = int(ctx.settings["write.target_file_bytes"])
         tasks = plan_writes(pieces, target_bytes)
-        if not tasks and not target.partition_by:  # an empty result is still one (empty) file
+        if not tasks and not target.partition_by and empty_file:  # one (empty) file
             tasks = [WriteTask(0, (), 0.0)]
         payload = WritePayload(f"{query_id}-write", write_stage, f"stage{write_stage}-write", target,
                                int(ctx.settings["write.fail_task"]))

@@ -40,8 +40,15 @@ class WritePayload:
 
 def prepare(table: pa.Table, names: Sequence[str], schema: pa.Schema,
             partition_by: Sequence[str]) -> pa.Table:
-    """One SELECT partition as the new table's columns, sorted by the partition columns."""
+    """One SELECT partition as the table's columns, sorted by the partition columns.
+
+    ``names`` names the SELECT's columns as table columns; table columns it leaves out (an
+    INSERT with a column list) are NULL."""
     table = pa.table(table.columns, names=list(names))
+    missing = [f for f in schema if f.name not in names]
+    if missing:
+        table = pa.table({f.name: table.column(f.name) if f.name in names
+                          else pa.nulls(table.num_rows, f.type) for f in schema})
     try:
         table = table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
