@@ -257,7 +257,8 @@ class Session:
         stmt = parse_statement(text)
         head = ""
         if isinstance(stmt, CreateTableAs):  # the SELECT's plan; a write stage follows it
-            head = (f"CreateTableAs: {stmt.name} ({stmt.format.value}"
+            head = (f"CreateTableAs{' (or replace)' if stmt.replace else ''}: {stmt.name} "
+                    f"({stmt.format.value}"
                     + (f", partitioned by {', '.join(stmt.partitioned_by)}"
                        if stmt.partitioned_by else "")
                     + "): write stage after the SELECT, files near write.target_file_bytes\n")

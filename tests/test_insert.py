@@ -185,7 +185,7 @@ def test_a_failure_before_the_commit_leaves_the_table_as_it_was(wh, cluster, mon
         return written, tasks
 
     monkeypatch.setattr(insert_module, "run_write_stage", counting)
-    monkeypatch.setattr(iceberg, "append_files", broken)
+    monkeypatch.setattr(iceberg, "commit_files", broken)
     with pytest.raises(CatalogError, match="Iceberg commit of 'ins5' failed: disk full"):
         s.sql(insert)
     assert seen and seen[0] > 0  # files were there before the commit

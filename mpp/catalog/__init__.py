@@ -266,15 +266,17 @@ class Catalog:
         self._info.pop(target.table, None)
         return self.table(target.table)
 
-    def begin_append(self, name: str, *, top_columns: Sequence[str] = ()) -> WriteTarget:
-        """Start appending to Iceberg table ``name`` (INSERT): a target for the write tasks.
+    def begin_append(self, name: str, *, top_columns: Sequence[str] = (),
+                     statement: str = "INSERT") -> WriteTarget:
+        """Start writing into existing Iceberg table ``name`` (INSERT, CREATE OR REPLACE): a
+        target for the write tasks.
 
         The table is loaded now: :meth:`commit_append` commits on top of this version, and
         fails if anyone else committed since (so no commit is lost)."""
         info = self.table(name)
         if info.external:
             raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
-                               "table; INSERT writes Iceberg (Parquet) tables only")
+                               f"table; {statement} writes Iceberg (Parquet) tables only")
         tbl = self._load_iceberg(name)
         if tbl is None:
             raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
@@ -294,16 +296,19 @@ class Catalog:
             top_columns=tuple(c for c in top_columns if c in info.schema.names),
         )
 
-    def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment]) -> TableInfo:
-        """Append every written fragment in one snapshot; on failure remove the files."""
-        from mpp.catalog.commit import append
+    def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
+                      replace: bool = False,
+                      properties: dict[str, str] | None = None) -> TableInfo:
+        """Append every written fragment in one snapshot (``replace``: they replace every
+        current file, which older snapshots keep listing); on failure remove the files."""
+        from mpp.catalog.commit import snapshot
 
         try:
             base = self._bases.pop(target.write_id, None)
             if base is None:
                 raise CatalogError(f"no append to {target.table!r} was begun with write id "
                                    f"{target.write_id}")
-            append(*base, target, list(written))
+            snapshot(*base, target, list(written), replace=replace, properties=properties)
         except BaseException:
             self.abort_write(target)
             raise

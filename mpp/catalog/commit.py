@@ -85,10 +85,12 @@ def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment]
         remove_write(target)  # the staged Arrow files; the database file stays
 
 
-def append(base: Table, info: TableInfo, current: list[Fragment], target: WriteTarget,
-           written: list[WrittenFragment]) -> None:
-    """Append ``written`` to Iceberg table ``target.table`` in one snapshot, with its
-    statistics and content checksum updated in the same commit.
+def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: WriteTarget,
+             written: list[WrittenFragment], *, replace: bool = False,
+             properties: dict[str, str] | None = None) -> None:
+    """Commit ``written`` to Iceberg table ``target.table`` as ONE snapshot: appended to its
+    files, or (``replace``) instead of all of them; statistics and content checksum are updated
+    in the same commit.
 
     ``base``, ``info`` and ``current`` are the table as loaded when the write began: a commit
     by anyone else since then fails this one (CatalogError), and nothing is applied."""
@@ -101,11 +103,16 @@ def append(base: Table, info: TableInfo, current: list[Fragment], target: WriteT
         raise CatalogError(f"write into {target.table!r} is missing fragments")
     new = merge_partials((w.partials for w in written),
                          sum(w.fragment.size_bytes for w in written))
-    props = {PROP_STATS: stats_to_text(append_stats(info.stats, new)),
-             PROP_CHECKSUM: appended_checksum(base.properties.get(PROP_CHECKSUM, ""), written)}
+    if replace:
+        stats, checksum = new, table_checksum(written)
+    else:
+        stats = append_stats(info.stats, new)
+        checksum = appended_checksum(base.properties.get(PROP_CHECKSUM, ""), written)
+    props = {**(properties or {}), PROP_STATS: stats_to_text(stats), PROP_CHECKSUM: checksum}
     footers = {f.uri: f.option(FOOTER_DIGEST) for f in current}
+    deleted = frozenset(f.uri for f in current) if replace else frozenset()
     try:
-        iceberg.append_files(base, written, props, footers)
+        iceberg.commit_files(base, written, props, footers, deleted)
     except CommitFailedException as exc:
         raise CatalogError(f"table {target.table!r} changed while this write ran (another "
                            f"commit came first: {exc}); nothing was written, run it again") from None

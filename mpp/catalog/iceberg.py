@@ -10,7 +10,7 @@ the manifest, so the planner never opens a data file to plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import pyarrow as pa
@@ -115,26 +115,38 @@ def without_retries(table: Table) -> Table:
     return Table(table.name(), metadata, table.metadata_location, table.io, table.catalog)
 
 
-def append_files(table: Table, written: Sequence[WrittenFragment], properties: dict[str, str],
-                 footers: Mapping[str, str | None]) -> Table:
-    """Append ``written`` to ``table`` (as loaded when the write began) in ONE snapshot.
+def commit_files(table: Table, written: Sequence[WrittenFragment], properties: dict[str, str],
+                 footers: Mapping[str, str | None], deleted: Set[str] = frozenset()) -> Table:
+    """Add ``written`` to ``table`` (as loaded when the write began) and remove the data files
+    whose paths are in ``deleted``, in ONE snapshot.
 
-    One transaction: a fast append of the new data files, the new ``mpp.*`` properties, and
+    One transaction: a fast append (nothing deleted) or an overwrite (``update_snapshot().
+    overwrite()`` with the deleted and added data files), the new ``mpp.*`` properties, and
     the integrity record over every file of the new snapshot. ``footers``: the footer digests
     of the table's current files. A commit by anyone else since ``table`` was loaded fails it
-    (pyiceberg's CommitFailedException): nothing is half-applied.
+    (pyiceberg's CommitFailedException): nothing is half-applied. Removed files stay on disk:
+    older snapshots still list them.
     """
     schema, spec = table.schema(), table.spec()
     current = [task.file for task in table.scan().plan_files()]
     files = [_data_file(w, schema, spec, dict(table.properties))
              for w in sorted(written, key=lambda w: w.fragment.index)]
+    removed = [f for f in current if f.file_path in deleted]
     digests = {**footers, **{w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}}
     txn = without_retries(table).transaction()
-    with txn.update_snapshot().fast_append() as append:
-        for f in files:
-            append.append_data_file(f)
+    if removed:
+        with txn.update_snapshot().overwrite() as overwrite:
+            for f in removed:
+                overwrite.delete_data_file(f)
+            for f in files:
+                overwrite.append_data_file(f)
+    else:
+        with txn.update_snapshot().fast_append() as append:
+            for f in files:
+                append.append_data_file(f)
     txn.set_properties(properties)  # before the record: it digests the mpp.* properties
-    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, current + files,
+    kept = [f for f in current if f.file_path not in deleted]
+    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, kept + files,
                                                          digests)})
     return txn.commit_transaction()
 

@@ -51,6 +51,7 @@ class CreateTableAs:
     partitioned_by: tuple[str, ...] = ()
     target_file_bytes: int | None = None  # None: the ``write.target_file_bytes`` setting
     if_not_exists: bool = False
+    replace: bool = False  # CREATE OR REPLACE: one snapshot replacing an existing table's rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +140,14 @@ def _drop(tree: exp.Drop, sql: str) -> DropTable:
 def _create(tree: exp.Create, sql: str) -> CreateTableAs:
     kind = str(tree.args.get("kind") or "").upper()
     query = tree.args.get("expression")
-    if kind != "TABLE" or not isinstance(query, exp.Query) or tree.args.get("replace"):
+    if kind != "TABLE" or not isinstance(query, exp.Query):
         line, col = locate(tree, sql)
-        raise SqlError("only CREATE TABLE name [WITH (...)] AS SELECT ... is supported "
-                       "(no column list, no OR REPLACE)", line, col)
+        raise SqlError("only CREATE [OR REPLACE] TABLE name [WITH (...)] AS SELECT ... is "
+                       "supported", line, col)
+    if tree.args.get("replace") and tree.args.get("exists"):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE OR REPLACE TABLE and IF NOT EXISTS cannot be used together",
+                       line, col)
     target = tree.this
     if isinstance(target, exp.Schema):  # CREATE TABLE t (a int, ...) AS ...
         line, col = locate(target, sql)
@@ -157,7 +162,7 @@ def _create(tree: exp.Create, sql: str) -> CreateTableAs:
         raise SqlError(str(exc), line, col) from None
     return CreateTableAs(name=name, select_sql=_select_text(sql),
                          if_not_exists=bool(tree.args.get("exists")),
-                         **props)  # type: ignore[arg-type]
+                         replace=bool(tree.args.get("replace")), **props)  # type: ignore[arg-type]
 
 
 def _insert(tree: exp.Insert, sql: str) -> InsertInto:
