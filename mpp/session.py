@@ -36,6 +36,7 @@ from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
 from mpp.sql.statements import (
+    CreateTable,
     CreateTableAs,
     DropTable,
     InsertInto,
@@ -180,8 +181,8 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement (SELECT, CREATE TABLE AS, INSERT INTO, DROP TABLE); ``settings``
-        override the session's for this statement only."""
+        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DROP TABLE);
+        ``settings`` override the session's for this statement only."""
         return self.execute(parse_statement(text), settings=settings)
 
     def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
@@ -199,6 +200,13 @@ class Session:
             outcome = insert_into(self, stmt, settings=settings)
             return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
                           outcome.stats, outcome)
+        if isinstance(stmt, CreateTable):
+            from mpp.write.ctas import create_table
+
+            start = time.perf_counter()
+            created = create_table(self, stmt)
+            return Result(pa.table({"created": [created]}),
+                          ddl_stats(f"create-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
         if isinstance(stmt, DropTable):
             start = time.perf_counter()
             dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
@@ -268,8 +276,9 @@ class Session:
                     + (f" ({', '.join(stmt.columns)})" if stmt.columns is not None else "")
                     + ": write stage after the query, one Iceberg append snapshot\n")
             text = stmt.query_sql
-        elif isinstance(stmt, DropTable):
-            raise MppError("DROP TABLE has no plan to explain")
+        elif isinstance(stmt, DropTable | CreateTable):
+            raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
+                           "no plan to explain")
         ctx = self.context(settings)
         plan = self.bind(text)
         if stage == "logical":

@@ -34,7 +34,13 @@ from mpp.catalog import cleanup, iceberg, integrity
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
-from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_fragment
+from mpp.catalog.write import (
+    WriteTarget,
+    WrittenFragment,
+    partition_field,
+    remove_write,
+    write_fragment,
+)
 from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
@@ -228,16 +234,22 @@ class Catalog:
 
     def begin_write(self, name: str, schema: pa.Schema, format: StorageFormat, *,
                     partition_by: Sequence[str] = (), top_columns: Sequence[str] = (),
-                    dictionary_columns: Sequence[str] | None = None) -> WriteTarget:
+                    dictionary_columns: Sequence[str] | None = None,
+                    partitioning: Sequence[str] = ()) -> WriteTarget:
         """Start writing new table ``name``: a target to hand to every write task.
 
         ``top_columns`` get their most frequent values kept in the statistics (skewed keys);
-        ``dictionary_columns`` limits Parquet dictionary encoding (None: every column).
+        ``dictionary_columns`` limits Parquet dictionary encoding (None: every column);
+        ``partitioning``: Iceberg partition fields (``'date'``, ``'day(time)'``) instead of
+        the identity ``partition_by``.
         """
         check_table_name(name)
         if name in self.tables():
             raise CatalogError(f"table {name!r} already exists in {self.warehouse}")
-        for col in [*partition_by, *top_columns]:
+        fields = [partition_field(f) for f in partitioning]
+        if partitioning:
+            partition_by = [c for t, c in fields if t == "identity"]
+        for col in [*partition_by, *top_columns, *(c for _, c in fields)]:
             if schema.get_field_index(col) < 0:
                 raise CatalogError(f"no column {col!r} in the schema of {name!r}")
         location = table_location(self.warehouse, name)
@@ -250,6 +262,8 @@ class Catalog:
             field_ids=iceberg.field_ids(schema) if format is StorageFormat.PARQUET else (),
             top_columns=tuple(top_columns),
             dictionary_columns=None if dictionary_columns is None else tuple(dictionary_columns),
+            transforms=tuple((t, c) for t, c in fields if t != "identity"),
+            spec=tuple(partitioning),
         )
 
     def commit_write(self, target: WriteTarget, written: Sequence[WrittenFragment],
@@ -280,20 +294,23 @@ class Catalog:
         tbl = self._load_iceberg(name)
         if tbl is None:
             raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
-        transforms = [f for f in tbl.spec().fields if not isinstance(f.transform,
-                                                                     iceberg.IdentityTransform)]
-        if transforms:
-            raise CatalogError(f"table {name!r} is partitioned by {transforms[0].transform} "
-                               f"of a column; mpp writes identity-partitioned tables only")
+        try:
+            spec = iceberg.spec_fields(tbl)
+        except ValueError as exc:
+            raise CatalogError(f"table {name!r}: {exc} (mpp writes identity, year, month, "
+                               "day and hour partitions)") from None
+        fields = [partition_field(f) for f in spec]
         self.clean([name])  # files an earlier, killed write left behind
         write_id = WriteTarget.new_id()
         cleanup.start_write(self.warehouse, name, write_id)  # before its first file
         self._bases[write_id] = (tbl, info, list(self._fragments[name]))
         return WriteTarget(
             table=name, format=StorageFormat.PARQUET, location=info.location,
-            schema=info.schema, write_id=write_id, partition_by=info.partition_columns,
+            schema=info.schema, write_id=write_id,
+            partition_by=tuple(c for t, c in fields if t == "identity"),
             field_ids=tuple((f.name, f.field_id) for f in tbl.schema().fields),
             top_columns=tuple(c for c in top_columns if c in info.schema.names),
+            transforms=tuple((t, c) for t, c in fields if t != "identity"), spec=spec,
         )
 
     def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
@@ -393,8 +410,11 @@ def _iceberg_info(name: str, tbl: Table, checked: integrity.CheckedTable) -> Tab
     return TableInfo(
         name=name, format=StorageFormat.PARQUET, schema=schema, stats=stats,
         location=tbl.location(),
+        # Columns constant per data file: identity fields only (a day(time) file holds many
+        # times).
         partition_columns=tuple(tbl.schema().find_field(f.source_id).name
-                                for f in tbl.spec().fields),
+                                for f in tbl.spec().fields
+                                if isinstance(f.transform, iceberg.IdentityTransform)),
     )
 
 

@@ -67,7 +67,7 @@ def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment]
     if target.format is StorageFormat.PARQUET:
         try:
             iceberg.create_with_files(catalog.iceberg, target.table, target.schema,
-                                      target.location, target.partition_by, written, props)
+                                      target.location, target.partitioning, written, props)
         except Exception as exc:
             raise CatalogError(f"Iceberg commit of {target.table!r} failed: {exc}") from exc
         return

@@ -26,11 +26,17 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table
-from pyiceberg.transforms import IdentityTransform
+from pyiceberg.transforms import (
+    DayTransform,
+    HourTransform,
+    IdentityTransform,
+    MonthTransform,
+    YearTransform,
+)
 from pyiceberg.types import DateType, TimestampType, TimestamptzType
 
 from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
-from mpp.catalog.write import WrittenFragment
+from mpp.catalog.write import WrittenFragment, partition_field
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.parquet import FOOTER_DIGEST
 from mpp.storage.predicates import balanced
@@ -49,14 +55,35 @@ def field_ids(schema: pa.Schema) -> tuple[tuple[str, int], ...]:
     return tuple((f.name, f.field_id) for f in iceberg_schema(schema).fields)
 
 
+_TRANSFORMS = {"identity": IdentityTransform, "year": YearTransform, "month": MonthTransform,
+               "day": DayTransform, "hour": HourTransform}
+
+
 def partition_spec(schema: Schema, columns: Sequence[str]) -> PartitionSpec:
-    """Identity partitioning on ``columns``."""
-    fields = [
-        PartitionField(source_id=schema.find_field(c).field_id, field_id=1000 + i,
-                       transform=IdentityTransform(), name=c)
-        for i, c in enumerate(columns)
-    ]
+    """The partition spec of Trino-style fields: ``'date'`` (identity) or ``'day(time)'``
+    (also year, month, hour), named as Trino names them (``time_day``)."""
+    fields = []
+    for i, text in enumerate(columns):
+        transform, column = partition_field(text)
+        fields.append(PartitionField(
+            source_id=schema.find_field(column).field_id, field_id=1000 + i,
+            transform=_TRANSFORMS[transform](),
+            name=column if transform == "identity" else f"{column}_{transform}"))
     return PartitionSpec(*fields)
+
+
+def spec_fields(table: Table) -> tuple[str, ...]:
+    """The table's partition fields as :func:`partition_spec` takes them (``'day(time)'``);
+    ValueError naming a transform mpp does not write (bucket, truncate, ...)."""
+    names = {cls: name for name, cls in _TRANSFORMS.items()}
+    out = []
+    for f in table.spec().fields:
+        column = table.schema().find_field(f.source_id).name
+        name = names.get(type(f.transform))
+        if name is None:
+            raise ValueError(f"partition field {f.name} ({f.transform}) is not written by mpp")
+        out.append(column if name == "identity" else f"{name}({column})")
+    return tuple(out)
 
 
 def _data_file(w: WrittenFragment, schema: Schema, spec: PartitionSpec,
@@ -93,9 +120,10 @@ def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schem
     files = [_data_file(w, schema, spec, properties)
              for w in sorted(written, key=lambda w: w.fragment.index)]
     footers = {w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}
-    with txn.update_snapshot().fast_append() as append:
-        for f in files:
-            append.append_data_file(f)
+    if files:  # an empty table (CREATE TABLE with columns) has no snapshot, as in Trino
+        with txn.update_snapshot().fast_append() as append:
+            for f in files:
+                append.append_data_file(f)
     txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, files, footers)})
     return txn.commit_transaction()
 

@@ -1,7 +1,8 @@
 """Statements: SQL text -> one typed statement object, the only place that tells them apart.
 
 :func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
-:func:`mpp.sql.bind`), a :class:`CreateTableAs` or a :class:`DropTable`; the session runs it
+:func:`mpp.sql.bind`), a :class:`CreateTableAs` (``[OR REPLACE]``), a :class:`CreateTable`
+(columns, an empty table), an :class:`InsertInto` or a :class:`DropTable`; the session runs it
 (``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
 (UPDATE, MERGE, ALTER ...) is refused here, with its kind, line and column.
 
@@ -21,17 +22,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from mpp.catalog.place import check_table_name
+from mpp.catalog.write import TRANSFORMS, partition_field
 from mpp.errors import CatalogError, SqlError
 from mpp.sql.parse import _tokens, locate, parse, statement_start
+from mpp.sql.types import arrow_type, type_name
 from mpp.storage.base import StorageFormat
 
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
 CTAS_FORMATS = (StorageFormat.PARQUET, StorageFormat.ORC)
+_TYPES = "tinyint, smallint, integer, bigint, real, double, boolean, varchar, date, timestamp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,22 @@ class CreateTableAs:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateTable:
+    """One ``CREATE TABLE name (column type, ...) [WITH (partitioning = ARRAY[...])]``: a new,
+    empty Iceberg table."""
+
+    name: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    partitioning: tuple[str, ...] = ()  # Iceberg partition fields: 'date', 'day(time)'
+    if_not_exists: bool = False
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The new table's Arrow schema."""
+        return pa.schema(list(self.columns))
+
+
+@dataclass(frozen=True, slots=True)
 class DropTable:
     """One DROP TABLE."""
 
@@ -72,8 +93,8 @@ class InsertInto:
     place: tuple[int, int] = (1, 1)  # line and column of the table name (for errors)
 
 
-Statement = Query | CreateTableAs | InsertInto | DropTable
-WRITE_STATEMENTS = "SELECT, CREATE TABLE AS, INSERT INTO and DROP TABLE"
+Statement = Query | CreateTableAs | CreateTable | InsertInto | DropTable
+WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO and DROP TABLE"
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -137,9 +158,11 @@ def _drop(tree: exp.Drop, sql: str) -> DropTable:
     return DropTable(_table_name(tables[0], sql), bool(tree.args.get("exists")))
 
 
-def _create(tree: exp.Create, sql: str) -> CreateTableAs:
+def _create(tree: exp.Create, sql: str) -> CreateTableAs | CreateTable:
     kind = str(tree.args.get("kind") or "").upper()
     query = tree.args.get("expression")
+    if kind == "TABLE" and query is None and isinstance(tree.this, exp.Schema):
+        return _create_empty(tree, sql)
     if kind != "TABLE" or not isinstance(query, exp.Query):
         line, col = locate(tree, sql)
         raise SqlError("only CREATE [OR REPLACE] TABLE name [WITH (...)] AS SELECT ... is "
@@ -154,6 +177,15 @@ def _create(tree: exp.Create, sql: str) -> CreateTableAs:
         raise SqlError("CREATE TABLE AS takes its columns from the SELECT; remove the column "
                        "list", line, col)
     props = _properties(tree.args.get("properties"), sql)
+    partitioning = props.pop("partitioning", ())
+    fields = [partition_field(f) for f in partitioning]  # checked in _properties
+    if any(t != "identity" for t, _ in fields):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE TABLE AS partitions by columns; for a transform such as "
+                       "day(time), CREATE TABLE with columns and partitioning, then INSERT",
+                       line, col)
+    if fields:
+        props["partitioned_by"] = tuple(c for _, c in fields)
     name = _table_name(target, sql)
     try:
         check_table_name(name)
@@ -204,6 +236,54 @@ def _insert_query_text(sql: str, has_columns: bool) -> str:
     return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
 
 
+def _create_empty(tree: exp.Create, sql: str) -> CreateTable:
+    """``CREATE TABLE t (a bigint, ...) [WITH (...)]``: names, types, partitioning checked."""
+    if tree.args.get("replace"):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE OR REPLACE TABLE takes AS SELECT ...", line, col)
+    schema = tree.this
+    name = _table_name(schema.this, sql)
+    columns: list[tuple[str, pa.DataType]] = []
+    for c in schema.expressions:
+        if not isinstance(c, exp.ColumnDef) or c.args.get("kind") is None:
+            line, col = locate(c, sql)
+            raise SqlError("expected a column definition: name type", line, col)
+        kind = c.args["kind"]
+        t = arrow_type(kind)
+        if t is None:
+            line, col = locate(c, sql)
+            raise SqlError(f"unsupported column type {kind.sql(dialect='trino')} of column "
+                           f"{c.name}; mpp stores {_TYPES}", line, col)
+        if c.name in (n for n, _ in columns):
+            line, col = locate(c, sql)
+            raise SqlError(f"column {c.name} is defined twice", line, col)
+        columns.append((c.name, t))
+    props = _properties(tree.args.get("properties"), sql)
+    if props.get("format", StorageFormat.PARQUET) is not StorageFormat.PARQUET:
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE TABLE with columns makes Iceberg (PARQUET) tables", line, col)
+    if "target_file_bytes" in props:
+        line, col = locate(tree, sql)
+        raise SqlError("target_file_size applies to CREATE TABLE AS and INSERT settings "
+                       "(write.target_file_bytes), not to an empty table", line, col)
+    partitioning = tuple(props.get("partitioning", ())) + tuple(props.get("partitioned_by", ()))
+    types = dict(columns)
+    for text in partitioning:
+        transform, column = partition_field(text)
+        if column not in types:
+            line, col = locate(tree, sql)
+            raise SqlError(f"partition column {column!r} is not a column of {name} "
+                           f"({', '.join(types)})", line, col)
+        t = types[column]
+        if transform != "identity" and not (
+                pa.types.is_timestamp(t) or (pa.types.is_date(t) and transform != "hour")):
+            line, col = locate(tree, sql)
+            raise SqlError(f"partition transform {transform}({column}) needs a "
+                           f"{'timestamp' if transform == 'hour' else 'date or timestamp'} "
+                           f"column; {column} is {type_name(t)}", line, col)
+    return CreateTable(name, tuple(columns), partitioning, bool(tree.args.get("exists")))
+
+
 def _literal(node: exp.Expr, sql: str, name: str) -> str:
     if isinstance(node, exp.Literal | exp.Var | exp.Identifier):
         return str(node.this)
@@ -225,13 +305,29 @@ def _properties(props: exp.Expr | None, sql: str) -> dict[str, object]:
             items = p.this.expressions if isinstance(p.this, exp.Array | exp.Tuple | exp.Schema) \
                 else [p.this]
             out["partitioned_by"] = tuple(_literal(i, sql, "partitioned_by") for i in items)
+        elif isinstance(p, exp.Property) and p.name.lower() == "partitioning":
+            value = p.args["value"]
+            items = value.expressions if isinstance(value, exp.Array | exp.Tuple) else [value]
+            fields = []
+            for item in items:
+                text = _literal(item, sql, "partitioning")
+                try:
+                    transform = partition_field(text)[0]
+                except ValueError:
+                    transform = text
+                if transform not in ("identity", *TRANSFORMS):
+                    line, col = locate(item, sql)
+                    raise SqlError(f"partitioning {text!r}: mpp writes a column name or year, "
+                                   "month, day or hour of a column", line, col)
+                fields.append(text.strip())
+            out["partitioning"] = tuple(fields)
         elif isinstance(p, exp.Property) and p.name.lower() == "target_file_size":
             value = p.args["value"]
             out["target_file_bytes"] = parse_size(_literal(value, sql, "target_file_size"))
         else:
             line, col = locate(p, sql)
             raise SqlError(f"unknown WITH property {p.sql(dialect='trino')!r}; mpp knows format, "
-                           "partitioned_by and target_file_size", line, col)
+                           "partitioning, partitioned_by and target_file_size", line, col)
     return out
 
 

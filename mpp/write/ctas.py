@@ -28,7 +28,7 @@ from mpp.errors import CatalogError, MppError, SqlError
 from mpp.metrics.collector import collect
 from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.planner import PhysicalPlan
-from mpp.sql.statements import CTAS_FORMATS, CreateTableAs
+from mpp.sql.statements import CTAS_FORMATS, CreateTable, CreateTableAs
 from mpp.sql.types import type_name
 from mpp.storage.base import StorageFormat
 from mpp.write.stage import WriteOutcome, run_write_stage
@@ -146,3 +146,20 @@ def _check_replace(info: TableInfo, schema: pa.Schema, stmt: CreateTableAs) -> N
                        f"({', '.join(info.partition_columns)}), the statement by "
                        f"({', '.join(stmt.partitioned_by)}); give the same partitioned_by, "
                        f"or DROP TABLE {stmt.name} first")
+
+
+def create_table(session: Session, stmt: CreateTable) -> bool:
+    """Create the empty Iceberg table of ``stmt`` (its partition spec included) in one
+    commit; False if IF NOT EXISTS found the table."""
+    catalog = session.catalog
+    check_table_name(stmt.name)
+    if stmt.name in catalog.tables():
+        if stmt.if_not_exists:
+            return False
+        raise CatalogError(f"table {stmt.name!r} already exists; DROP TABLE {stmt.name} first, "
+                           "or use CREATE TABLE IF NOT EXISTS")
+    target = catalog.begin_write(stmt.name, stmt.schema, StorageFormat.PARQUET,
+                                 partitioning=stmt.partitioning,
+                                 top_columns=top_value_columns(stmt.schema))
+    catalog.commit_write(target, [])  # aborts (and removes what it wrote) on failure
+    return True

@@ -91,8 +91,9 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
     prep_keys = [(f"stage{write_stage}-prepare-{token}", i) for i in range(len(graph.result_keys))]
     meas_keys = [(f"stage{write_stage}-measure-{token}", i) for i in range(len(prep_keys))]
     for i, key in enumerate(graph.result_keys):
-        dsk[prep_keys[i]] = (prepare, key, names, target.schema, target.partition_by)
-        dsk[meas_keys[i]] = (measure, prep_keys[i], i, target.partition_by, target.format)
+        dsk[prep_keys[i]] = (prepare, key, names, target.schema, target.partition_by,
+                             target.transforms)
+        dsk[meas_keys[i]] = (measure, prep_keys[i], i, target.group_columns, target.format)
     futures = client.get(LLGExpr(dsk, _determ_token=f"{query_id}-{token}"),
                          [prep_keys, meas_keys], sync=False)
     prepared, measured = futures
@@ -102,7 +103,7 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
         pieces: list[Piece] = [p for part in watch.gather(measured) for p in part]
         target_bytes = int(ctx.settings["write.target_file_bytes"])
         tasks = plan_writes(pieces, target_bytes)
-        if not tasks and not target.partition_by and empty_file:  # one (empty) file
+        if not tasks and not target.group_columns and empty_file:  # one (empty) file
             tasks = [WriteTask(0, (), 0.0)]
         payload = WritePayload(f"{query_id}-write", write_stage, f"stage{write_stage}-write", target,
                                int(ctx.settings["write.fail_task"]))
