@@ -68,12 +68,35 @@ def decimal_type(node: exp.Expr) -> pa.DataType | None:
             return _declared(node)
         op = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}[type(node)]
         return T.decimal_result(op, a, b)
+    if isinstance(node, (exp.Case, exp.If, exp.Coalesce)):
+        return _common([decimal_type(v) for v in _values(node)]) or _declared(node)
     if isinstance(node, (exp.Sum, exp.Avg, exp.Min, exp.Max)):
         arg = decimal_type(node.this)
         if arg is None or not T.is_decimal(arg):
             return _declared(node)
         return pa.decimal128(38, arg.scale) if isinstance(node, exp.Sum) else arg
     return _declared(node)
+
+
+def _values(node: exp.Expr) -> list[exp.Expr]:
+    """The expressions whose value a CASE, IF or COALESCE can take."""
+    if isinstance(node, exp.Case):
+        out = [branch.args["true"] for branch in node.args.get("ifs") or []]
+        return out + ([node.args["default"]] if node.args.get("default") else [])
+    if isinstance(node, exp.If):
+        return [node.args["true"]] + ([node.args["false"]] if node.args.get("false") else [])
+    return [node.this, *node.expressions]
+
+
+def _common(types: list[pa.DataType | None]) -> pa.DataType | None:
+    """The decimal all of ``types`` (decimals and integers) meet as; None unless one is a
+    decimal and every one is a decimal or an integer."""
+    if not any(t is not None and T.is_decimal(t) for t in types) or None in types:
+        return None
+    out = types[0]
+    for t in types[1:]:
+        out = T.decimal_common(out, t)
+    return out
 
 
 def _unscaled(sql: str, t: pa.DataType) -> str:

@@ -64,13 +64,27 @@ def _round(value: Value, scale: int) -> Value:
     return pc.round(value, ndigits=scale, round_mode=_ROUND)
 
 
+def _tight(value: Value) -> Value:
+    """``value`` (a decimal) as decimal256 of the fewest digits its values need."""
+    scale = value.type.scale
+    if isinstance(value, pa.Scalar):
+        largest = abs(value.as_py()) if value.is_valid else None
+    else:
+        largest = pc.max(pc.abs(value)).as_py()  # None when empty or all NULL
+    digits = len(str(int(largest.scaleb(scale)))) if largest is not None else 1
+    return pc.cast(value, pa.decimal256(max(digits, scale, 1), scale))
+
+
 def divide(call: Call, a: Value, b: Value, scale: int) -> Value:
     """``a / b`` (decimals) rounded half up to ``scale`` digits, as decimal256.
 
     pyarrow's quotient has scale max(4, s1 + p2 - s2 + 1), truncated: the dividend is
-    widened until that is one digit more than ``scale``, whose rounding is then exact.
+    widened until that is one digit more than ``scale``, whose rounding is then exact. Its
+    precision, p1 - s1 + s2 + that scale, must stay within decimal256's 76 digits, so both
+    sides are first narrowed to the digits their values have (a sum's DECIMAL(38, s) holds
+    far fewer).
     """
-    a, b = _wide(a), _wide(b)
+    a, b = _tight(a), _tight(b)
     extra = max(0, scale + 1 - max(4, a.type.scale + b.type.precision - b.type.scale + 1))
     if extra:
         a = pc.cast(a, pa.decimal256(min(_WIDE, a.type.precision + extra), a.type.scale + extra))
@@ -107,26 +121,33 @@ def arithmetic(call: Call, args: list[Value], n: int) -> Value:
 
 
 def cast(call: Call, args: list[Value], n: int) -> Value:
-    """CAST from or to a decimal, rounding half up where digits are dropped."""
+    """CAST from or to a decimal, rounding half up where digits are dropped.
+
+    A double becomes a decimal through its shortest text (``2.675``, not the binary value
+    2.67499999...), as Trino's ``BigDecimal.valueOf(double)`` does; text is read with any
+    number of fractional digits, then rounded.
+    """
     value, source, target = args[0], call.args[0].dtype, call.dtype
-    if pa.types.is_decimal(source) and (pa.types.is_decimal(target)
-                                        or pa.types.is_integer(target)):
-        scale = target.scale if pa.types.is_decimal(target) else 0
-        return _fit(call, _round(_wide(value), scale), target)
-    if pa.types.is_decimal(target) and (pa.types.is_string(source)
-                                        or pa.types.is_large_string(source)):
-        try:
-            parsed = pc.cast(pc.utf8_trim_whitespace(value), pa.decimal256(_WIDE, _WIDE // 2))
-        except pa.ArrowInvalid as err:
-            raise SqlError(f"Cannot cast to {_name(target)} in {call.source or call}: {err}",
-                           call.line, call.column) from None
-        return _fit(call, _round(parsed, target.scale), target)
-    if pa.types.is_decimal(target) and pa.types.is_floating(source):
-        bad = pc.any(pc.invert(pc.is_finite(value))).as_py() if n else False
-        if bad:
+    if not pa.types.is_decimal(target):
+        if pa.types.is_integer(target):  # round half up first (pyarrow refuses to truncate)
+            return _fit(call, _round(_wide(value), 0), target)
+        return pc.cast(value, target)
+    if pa.types.is_integer(source):  # as the decimal of its digits, then to the target
+        value = pc.cast(value, pa.decimal128(19 if source.bit_width == 64 else 10, 0))
+    if pa.types.is_floating(source):
+        if n and pc.any(pc.invert(pc.is_finite(value))).as_py():
             raise SqlError(f"Cannot cast a NaN or infinite {source} to {_name(target)} in "
                            f"{call.source or call}", call.line, call.column)
-    return _fit(call, value, target) if pa.types.is_decimal(target) else pc.cast(value, target)
+        value = pc.cast(value, pa.string())
+    if not pa.types.is_decimal(value.type):  # text
+        try:
+            value = pc.cast(pc.utf8_trim_whitespace(value), pa.decimal256(_WIDE, _WIDE // 2))
+        except pa.ArrowInvalid as err:
+            if pa.types.is_floating(source):
+                raise _overflow(call) from None
+            raise SqlError(f"Cannot cast to {_name(target)} in {call.source or call}: {err}",
+                           call.line, call.column) from None
+    return _fit(call, _round(_wide(value), target.scale), target)
 
 
 def average(total: Value, count: Value) -> Value:

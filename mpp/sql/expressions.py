@@ -182,6 +182,12 @@ class ExprBinder:
         if node.to.this == exp.DataType.Type.CHAR:  # Trino's char is char(1), blank-padded
             raise unsupported(node, self.sql, f"CAST to {shown}", hint=" (write varchar)")
         inner = self.bind(node.this)
+        if (T.is_decimal(target) and not node.to.expressions and isinstance(inner, Literal)
+                and isinstance(inner.value, str) and self.typed_literal(node)):
+            try:  # DECIMAL '1.50' is DECIMAL(3, 2), as the literal 1.50 is
+                return Literal(*T.decimal_literal(inner.value))
+            except ValueError as err:
+                raise self.error(node, str(err)) from None
         if isinstance(inner, Literal) and isinstance(inner.value, str):
             try:  # DATE '...' / TIMESTAMP '...' literals arrive as casts of strings
                 return Literal(T.literal_value(inner.value, target), target)
@@ -190,6 +196,13 @@ class ExprBinder:
                 raise self.error(node, f"invalid {name} literal "
                                        f"{inner.value!r}") from None
         return inner if inner.dtype == target else Call("cast", (inner,), target)
+
+    def typed_literal(self, node: exp.Cast) -> bool:
+        """True if ``node`` was written as a typed literal (``DECIMAL '1.5'``), not a CAST:
+        sqlglot parses both into the same node; the word before the string tells them apart."""
+        line, column = self.where(node.this)
+        offset = sum(len(text) + 1 for text in self.sql.split("\n")[:line - 1]) + column - 1
+        return self.sql[:offset].rstrip().upper().endswith("DECIMAL")
 
     def arithmetic(self, node: exp.Binary) -> Expr:
         op = _ARITH[type(node)]

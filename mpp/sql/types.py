@@ -129,12 +129,14 @@ def decimal_literal(text: str) -> tuple[decimal.Decimal, pa.DataType]:
     >>> decimal_literal("0.05")
     (Decimal('0.05'), Decimal128Type(decimal128(2, 2)))
     """
-    whole, _, fraction = text.partition(".")
+    whole, _, fraction = text.strip().lstrip("+-").partition(".")
+    if not (whole + fraction).isdigit():
+        raise ValueError(f"invalid decimal literal {text!r}")
     precision = max(len(whole.lstrip("0")) + len(fraction), 1)
     if precision > MAX_PRECISION:
         raise ValueError(f"decimal literal {text} has {precision} digits, more than "
                          f"{MAX_PRECISION}")
-    return decimal.Decimal(text), pa.decimal128(precision, len(fraction))
+    return decimal.Decimal(text.strip()), pa.decimal128(precision, len(fraction))
 
 
 def is_temporal(t: pa.DataType) -> bool:
