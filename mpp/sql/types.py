@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from mpp.logical.expr import Call, Expr, Literal
+from mpp.logical.expr import Call, Expr, Literal, type_name
 
 TIMESTAMP = pa.timestamp("us")
 
@@ -170,27 +170,6 @@ def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     if is_string(a) and is_string(b):
         return pa.string()
     return None
-
-
-_TRINO_NAMES: tuple[tuple[pa.DataType, str], ...] = (
-    (pa.int8(), "tinyint"), (pa.int16(), "smallint"), (pa.int32(), "integer"),
-    (pa.int64(), "bigint"), (pa.float32(), "real"), (pa.float64(), "double"),
-    (pa.bool_(), "boolean"), (pa.date32(), "date"), (pa.null(), "unknown"),
-)
-
-
-def type_name(t: pa.DataType) -> str:
-    """Trino's name of an Arrow type, for error messages (``integer``, ``varchar``, ...)."""
-    for arrow, name in _TRINO_NAMES:
-        if t == arrow:
-            return name
-    if is_string(t):
-        return "varchar"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    return str(t)
 
 
 def literal_value(text: str, target: pa.DataType) -> Any:
