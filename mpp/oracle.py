@@ -16,6 +16,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   operand is wrapped in DuckDB's ``round`` (half away from zero).
 * a double divided by zero is +-Infinity/NaN in Trino and NULL in DuckDB unless
   ``ieee_floating_point_ops`` is set, which :func:`run_oracle` does.
+* decimal ``/`` and ``avg`` of decimals are DECIMALs rounded half up in Trino and DOUBLEs in
+  DuckDB: see :mod:`mpp.oracle_decimal`.
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
 * CAST(timestamp AS varchar) prints six fractional digits in Trino (timestamp(6), as mpp types
@@ -53,6 +55,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from mpp.catalog.model import TableInfo
+from mpp.oracle_decimal import decimal_type, repair_decimals
 from mpp.sql.parse import DIALECT, parse
 from mpp.storage import PATH_PARTITION
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
@@ -81,6 +84,8 @@ class OracleCatalog(Protocol):
 
 def sql_type(t: pa.DataType) -> str:
     """The SQL type name (valid in Trino and DuckDB) of an Arrow type."""
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
     for test, name in _SQL_TYPES:
         if test(t):
             return name
@@ -130,7 +135,7 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     >>> duckdb_sql("SELECT date_diff('day', a, b) FROM t")
     "SELECT DATE_SUB('day', a, b) FROM t"
     """
-    tree = _typed(_balance_chains(parse(trino_sql)), schema)
+    tree = repair_decimals(_typed(_balance_chains(parse(trino_sql)), schema))
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         name = unit.name.lower() if unit is not None else "day"
@@ -251,13 +256,13 @@ def _trino_text(operand: exp.Expr) -> exp.Expr | None:
     """DuckDB's expression for Trino's CAST(operand AS varchar), where the two print it
     differently (timestamps, doubles, reals); None where DuckDB's own cast agrees or the
     operand's type is unknown."""
-    if operand.type is None:
-        return None
+    if operand.type is None or decimal_type(operand) is not None:
+        return None  # DuckDB prints a decimal (1.50) and an integer as Trino does
     if operand.is_type(exp.DType.TIMESTAMP):
         template = _TIMESTAMP_TEXT
     elif operand.is_type(exp.DType.FLOAT):
         template = _REAL_TEXT
-    elif operand.is_type(exp.DType.DOUBLE, exp.DType.DECIMAL):  # mpp's 2.5 is a DOUBLE
+    elif operand.is_type(exp.DType.DOUBLE):
         template = _DOUBLE_TEXT
     else:
         return None

@@ -1,7 +1,7 @@
 """TPC-H: the eight tables made by ``mpp datagen --dataset tpch`` and the 22 queries as written.
 
 The tables come from tpchgen-cli through mpp's write path (Iceberg, statistics, fragments of
-the configured size, DECIMAL stored as DOUBLE and said so). The 22 queries are fixtures in
+the configured size, DECIMAL(15, 2) columns kept as DECIMAL). The 22 queries are fixtures in
 tests/fixtures/tpch, in the Trino dialect with the specification's validation parameters.
 Every query mpp runs today (``RUNS_TODAY``) must equal DuckDB over the same files; every other
 one must fail with a clear SqlError naming what is not supported, with its line and column.
@@ -16,6 +16,7 @@ turn, equal to DuckDB every time (the oracle runs once per query). The scale fac
 
 from __future__ import annotations
 
+import decimal
 import functools
 import os
 import re
@@ -78,17 +79,16 @@ def test_tables_fragments_and_statistics(tpch: Path) -> None:
     assert 4 * rows["orders"] <= rows["lineitem"] <= 7 * rows["orders"]
     assert [len(catalog.fragments(t)) for t in ("lineitem", "orders", "nation")] == [3, 1, 1]
     line = catalog.table("lineitem")
-    assert not line.external and str(line.schema.field("l_quantity").type) == "double"
+    assert not line.external and str(line.schema.field("l_quantity").type) == "decimal128(15, 2)"
     assert line.stats.column("l_returnflag").distinct_count == 3
-    assert line.stats.column("l_discount").max == 0.1  # exact doubles, not 0.1000000000001
+    assert line.stats.column("l_discount").max == decimal.Decimal("0.10")  # exact
 
 
-def test_catalog_listing_says_decimal_is_stored_as_double(tpch: Path) -> None:
+def test_catalog_listing_shows_decimal_columns(tpch: Path) -> None:
     out = CliRunner().invoke(main, ["catalog", "-w", str(tpch)])
     assert out.exit_code == 0, out.output
-    assert ("* decimal128(15, 2) stored as double (mpp has no DECIMAL yet): l_quantity, "
-            "l_extendedprice, l_discount, l_tax") in out.output
-    assert re.search(r"o_totalprice\s+double\*", out.output)
+    assert "stored as" not in out.output
+    assert re.search(r"o_totalprice\s+decimal\(15,2\)\s", out.output)
 
 
 # TPC-H-shaped queries within today's SQL: they check the generated tables end to end.

@@ -15,6 +15,8 @@ difference is handled here and named in a comment:
   double or real to varchar prints Trino's scientific notation (``1.0E1``, Arrow: ``10``; see
   :func:`trino_float_text`); CAST of a timestamp to varchar prints six fractional digits
   (Trino's timestamp(6) text, which is Arrow's too);
+* DECIMAL arithmetic and CASTs from or to DECIMAL have Trino's result types and round half
+  up (see :mod:`mpp.logical.decimals`);
 * ``date_diff(unit, a, b)`` counts whole units elapsed from a to b (see :func:`_date_diff`);
 * ``EXTRACT``'s WEEK is the ISO week and DAY_OF_WEEK counts Monday as 1 (Arrow's default is
   Monday as 0); ``substring`` is 1-based, a start of 0 or a length below 1 gives '', and a
@@ -35,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.errors import SqlError
+from mpp.logical import decimals
 from mpp.logical.expr import Call, Column, Expr, Literal
 
 # pa.Array | pa.ChunkedArray | pa.Scalar; pyarrow ships no type information, so: Any.
@@ -75,7 +78,7 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     assert isinstance(expr, Call), expr
     args = [_eval(a, table) for a in expr.args]
     try:
-        kernel = _OPS[expr.op]
+        kernel = _DECIMAL_OPS[expr.op] if decimals.involved(expr) else _OPS[expr.op]
     except KeyError:
         raise NotImplementedError(f"evaluate: unknown operator {expr.op!r}") from None
     try:
@@ -356,6 +359,10 @@ def _single_row_value(call: Call, args: list[Value], n: int) -> Value:
         raise SqlError("Scalar sub-query has returned multiple rows", call.line, call.column)
     return args[1]
 
+
+# Arithmetic producing a DECIMAL and CASTs from or to one: Trino's types and rounding.
+_DECIMAL_OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
+    **{op: decimals.arithmetic for op in "+-*/%"}, "cast": decimals.cast}
 
 _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpp.logical import decimals
 from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
 from mpp.physical.keys import canonical_key, canonical_keys
@@ -47,6 +48,8 @@ def _count(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
 
 def _mean(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
     total, count = cols
+    if pa.types.is_decimal(total.type):  # Trino: the sum / count rounded half up
+        return decimals.average(total, count)
     # NULL when a group had no non-null values (count 0), as SQL's avg.
     return pc.if_else(pc.equal(count, 0), None,
                       pc.divide(pc.cast(total, pa.float64()), pc.cast(count, pa.float64())))
@@ -99,6 +102,8 @@ def _partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
         return pa.uint64()
     if fn == "sum" and pa.types.is_integer(arg):
         return pa.int64()
+    if fn == "sum" and pa.types.is_decimal(arg):
+        return pa.decimal128(38, arg.scale)  # pyarrow's decimal sum, as Trino's
     return arg
 
 

@@ -56,11 +56,20 @@ class AggregateRegistry:
         return Column(slot.name, dtype)
 
 
+def decimal_result_type(func: AggFunc, arg: pa.DataType) -> pa.DataType:
+    """Trino's type of ``func`` over DECIMAL(p, s): sum is DECIMAL(38, s); avg (rounded half
+    up) and min/max are DECIMAL(p, s), as Trino's DecimalSumAggregation and
+    DecimalAverageAggregation declare."""
+    return pa.decimal128(38, arg.scale) if func is AggFunc.SUM else arg
+
+
 def result_type(func: AggFunc, arg: pa.DataType | None) -> pa.DataType | None:
     """Trino's result type of ``func`` over ``arg`` (None if the type is not accepted)."""
     if func in (AggFunc.COUNT, AggFunc.COUNT_STAR):
         return pa.int64()
     assert arg is not None
+    if T.is_decimal(arg):
+        return decimal_result_type(func, arg)
     if func is AggFunc.SUM:
         if pa.types.is_integer(arg):
             return pa.int64()
