@@ -70,12 +70,22 @@ def parse(sql: str) -> exp.Expr:
         raise _token_error(sql) from None
     for statement in statements:
         _check_depth(statement, sql)
+        _every_is_bool_and(statement)
     if not statements:
         raise SqlError("empty query: expected a SELECT statement", 1, 1)
     if len(statements) > 1:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+def _every_is_bool_and(tree: exp.Expr) -> None:
+    """Trino's ``every(x)`` is ``bool_and(x)``; sqlglot parses it as an unknown function."""
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "every" and len(node.expressions) == 1:
+            replacement = exp.LogicalAnd(this=node.expressions[0].copy())
+            replacement.meta.update(node.meta)
+            node.replace(replacement)
 
 
 def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
@@ -134,6 +144,8 @@ ARITIES: dict[str, str] = {
     "min": "1 argument",
     "max": "1 argument",
     "avg": "1 argument",
+    "min_by": "2 arguments (value, ordering value)",
+    "max_by": "2 arguments (value, ordering value)",
 }
 """How many arguments the functions of mpp's subset take, as error messages say it."""
 
