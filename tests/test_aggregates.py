@@ -227,8 +227,13 @@ def test_every_aggregate_has_one_spec() -> None:
     ("SELECT count_if(bytes) FROM access_log", "count_if() cannot be applied to int32", 1, 8),
     ("SELECT stddev(date) FROM access_log", "stddev() cannot be applied to date32", 1, 8),
     ("SELECT bool_or(status) FROM access_log", "bool_or() cannot be applied to int16", 1, 8),
+    ("SELECT min_by(DISTINCT user_id, time) FROM access_log",
+     "min_by(DISTINCT ...) of several arguments", 1, 8),
+    ("SELECT max_by(user_id) FROM access_log", "max_by takes 2 arguments", 1, 8),
     ("SELECT sum(bytes) FILTER (WHERE count(*) > 1) FROM access_log",
      "FILTER (WHERE ...) cannot contain an aggregate", 1, 33),
+    ("SELECT date FROM access_log WHERE min_by(bytes, time) FILTER (WHERE status = 1) > 1",
+     "aggregate function min_by() is not allowed in WHERE", 1, 35),
 ])
 def test_aggregate_errors_name_the_call_with_its_position(session, sql, message, line,
                                                           column) -> None:
