@@ -53,6 +53,10 @@ PLAIN = [
     "SELECT min_by(country, user_id) a, max_by(plan, user_id) b FROM users",
     "SELECT date, max_by(user_id, url_id * 100000 + bytes) a, "
     "min_by(url_id, time) FILTER (WHERE status = 404) b FROM access_log GROUP BY date",
+    # In HAVING and ORDER BY too.
+    "SELECT date, count_if(status = 404) c FROM access_log GROUP BY date "
+    "HAVING count(*) FILTER (WHERE status = 404) > 0 AND stddev(bytes) > 0 "
+    "ORDER BY var_pop(bytes) DESC",
     # Functionally dependent on the group: any value is the value.
     "SELECT user_id, arbitrary(user_id * 2) a, any_value(date) FILTER (WHERE false) b "
     "FROM access_log GROUP BY user_id",
@@ -107,6 +111,26 @@ def test_plain_aggregates_match_duckdb(session) -> None:
 
 def test_distinct_aggregates_match_duckdb_under_every_strategy(session) -> None:
     _check_all(session, DISTINCT, STRATEGIES)
+
+
+def test_states_merged_from_many_fragments_match_duckdb(cluster) -> None:
+    """24 fragments, exchange fan-in 2: each group's states are merged in several rounds of
+    combine tasks before the final one."""
+    queries = [PLAIN[0], PLAIN[2], PLAIN[3], PLAIN[9], DISTINCT[1], DISTINCT[6],
+               "SELECT date, approx_distinct(user_id) a FROM access_log GROUP BY date"]
+    with mpp.connect(warehouse(cluster.client, "parquet", 24), cluster=cluster) as s:
+        failures = []
+        for sql in queries:
+            expected = run_oracle(sql.replace("approx_distinct(", "count(DISTINCT "), s.catalog)
+            for strategy in ("pre_aggregate", "rewrite"):
+                result = s.sql(sql, settings={"aggregate.distinct_strategy": strategy,
+                                              "execution.exchange_fan_in": 2})
+                assert len(result.stats.plan.stages) >= 2
+                try:
+                    assert_same_rows(result.to_arrow(), expected)
+                except AssertionError as exc:
+                    failures.append(f"{strategy}: {sql}\n{exc}")
+        assert not failures, "\n".join(failures)
 
 
 def test_min_by_ordering_values_have_no_ties_in_the_compared_queries(session) -> None:
