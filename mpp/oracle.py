@@ -156,7 +156,19 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
-            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
+            # sum(x) FILTER (WHERE c): the cast goes around the whole call.
+            call = total.parent if isinstance(total.parent, exp.Filter) else total
+            call.replace(exp.cast(call.copy(), exp.DType.BIGINT))
+    for pick in list(tree.find_all(exp.ArgMin, exp.ArgMax)):
+        # Trino's min_by/max_by skip rows whose ordering value is NULL but keep a NULL value;
+        # DuckDB's arg_min/arg_max skip a NULL value too; its arg_min_null does not.
+        name = "ARG_MIN_NULL" if isinstance(pick, exp.ArgMin) else "ARG_MAX_NULL"
+        pick.replace(exp.Anonymous(this=name, expressions=[pick.this.copy(),
+                                                           pick.expression.copy()]))
+    for count_if in list(tree.find_all(exp.CountIf)):
+        # Trino's count_if is 0 over no rows; DuckDB's is NULL there. A count is 0.
+        count_if.replace(exp.Count(this=exp.Case(ifs=[exp.If(this=count_if.this.copy(),
+                                                             true=exp.Literal.number(1))])))
     for extract in tree.find_all(exp.Extract):
         field = _EXTRACT_FIELDS.get(extract.this.name.lower())
         if field is not None:

@@ -33,7 +33,6 @@ _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
     exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
                  TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
-    exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
     exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
     exp.NullSafeEQ: ("IS NOT DISTINCT FROM", TokenType.IS),
     exp.DPipe: ("operator || (string concatenation)", TokenType.DPIPE),
@@ -490,8 +489,14 @@ class ExprBinder:
             raise self.error(node, f"values of types {types} cannot be combined")
         return common
 
-    def aggregate(self, node: exp.Func) -> Expr:
-        raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
+    def aggregate(self, node: exp.Expr) -> Expr:
+        if isinstance(node, exp.Filter):  # f(x) FILTER (WHERE c)
+            if not isinstance(node.this, exp.AggFunc):
+                raise unsupported(node, self.sql, "FILTER (WHERE ...) on a non-aggregate",
+                                  TokenType.FILTER)
+            node = node.this
+        name = written_name(node, self.sql) or node.sql_name()
+        raise self.error(node, f"aggregate function {name.lower()}() is not allowed "
                                f"in {self.clause}")
 
 
@@ -517,6 +522,7 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Extract: ExprBinder.extract,
     exp.Substring: ExprBinder.substring,
     exp.AggFunc: ExprBinder.aggregate,
+    exp.Filter: ExprBinder.aggregate,
     exp.Case: ExprBinder.case,
     exp.If: ExprBinder.if_,
     exp.Coalesce: ExprBinder.coalesce,
