@@ -6,6 +6,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
 * ``date_diff(unit, a, b)``: Trino counts whole units elapsed; DuckDB's ``date_diff`` counts
   unit boundaries crossed (``date_diff('day', '01-01 23:00', '01-02 01:00')`` is 0 in Trino,
   1 in DuckDB). DuckDB's ``date_sub`` counts whole units, so date_diff becomes date_sub.
+* scalar functions whose results differ (split_part and regexp_extract out of range,
+  date_format's tokens, from_unixtime, date + INTERVAL): see :mod:`mpp.oracle_functions`.
 * ``date_trunc`` of a DATE is a DATE in Trino and a TIMESTAMP in DuckDB: cast back.
 * ``EXTRACT(DOW ...)`` counts Monday as 1, Sunday as 7 in Trino; DuckDB's DAYOFWEEK counts
   Sunday as 0: it becomes ISODOW (and YEAR_OF_WEEK becomes ISOYEAR).
@@ -56,6 +58,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from mpp.catalog.model import TableInfo
 from mpp.oracle_decimal import decimal_type, repair_decimals
+from mpp.oracle_functions import translate_functions, written_formats
 from mpp.sql.parse import DIALECT, parse
 from mpp.storage import PATH_PARTITION
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
@@ -135,7 +138,10 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     >>> duckdb_sql("SELECT date_diff('day', a, b) FROM t")
     "SELECT DATE_SUB('day', a, b) FROM t"
     """
-    tree = repair_decimals(_typed(_balance_chains(parse(trino_sql)), schema))
+    tree = repair_decimals(_typed(written_formats(_balance_chains(parse(trino_sql)),
+                                          trino_sql), schema))
+    # (before the casts below add DuckDB STRFTIME calls of their own)
+    tree = translate_functions(tree)
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         name = unit.name.lower() if unit is not None else "day"

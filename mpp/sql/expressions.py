@@ -18,7 +18,7 @@ from sqlglot.tokenizer_core import TokenType
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.evaluate import integer_name
 from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin, factor_disjunction
-from mpp.sql import folding
+from mpp.sql import calls, folding
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
@@ -33,10 +33,6 @@ _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
     exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
                  TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
-    exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
-    exp.NullSafeEQ: ("IS NOT DISTINCT FROM", TokenType.IS),
-    exp.DPipe: ("operator || (string concatenation)", TokenType.DPIPE),
-    exp.Escape: ("LIKE ... ESCAPE", TokenType.ESCAPE),
     exp.Rollup: ("GROUP BY ROLLUP", TokenType.ROLLUP),
     exp.Cube: ("GROUP BY CUBE", TokenType.CUBE),
     exp.GroupingSets: ("GROUP BY GROUPING SETS", TokenType.GROUPING_SETS),
@@ -112,10 +108,8 @@ class ExprBinder:
         if isinstance(node, (exp.Subquery, exp.Select)):
             return unsupported(node, self.sql, f"scalar subquery in {self.clause}",
                                TokenType.SELECT, " (only in WHERE, HAVING and the select list)")
-        if isinstance(node, exp.Func):
-            name = node.name if isinstance(node, exp.Anonymous) else (
-                written_name(node, self.sql) or node.sql_name())  # now(), not current_timestamp()
-            return unsupported(node, self.sql, f"function {name.lower()}()")
+        if isinstance(node, exp.Func):  # now(), not current_timestamp(); and close names
+            return calls.unknown_function(self, node, calls.call_name(node, self.sql))
         return unsupported(node, self.sql, f"expression {node.sql(dialect='trino')!r}")
 
     # --- leaves -----------------------------------------------------------------------------
@@ -237,11 +231,17 @@ class ExprBinder:
                 other, exp.Interval):
             raise SqlError(f"operator {op} cannot be applied to an INTERVAL here", *at)
         base = self.bind(other)
-        if not (isinstance(base, Literal) and T.is_temporal(base.dtype)):
-            raise unsupported(node, self.sql, "INTERVAL added to a column or expression",
-                              TokenType.INTERVAL, " (only DATE or TIMESTAMP literals +/- "
-                              "INTERVAL are supported)")
         unit = folding.unit_name(interval.unit.name if interval.unit is not None else "")
+        if not isinstance(base, Literal):  # a column or expression: date_add at run time
+            try:
+                amount = int(interval.this.name)
+            except ValueError:
+                raise SqlError(f"INTERVAL needs a whole number, got {interval.this.name!r}",
+                               *at) from None
+            return calls.date_add(self, node, unit, Literal(-amount if op == "-" else amount,
+                                                            pa.int64()), base, at)
+        if not T.is_temporal(base.dtype):
+            raise SqlError(f"INTERVAL cannot be added to {T.type_name(base.dtype)}", *at)
         allowed = (folding.DATE_UNITS if pa.types.is_date(base.dtype)
                    else folding.TIMESTAMP_UNITS)
         if unit not in allowed:
@@ -526,6 +526,13 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Case: ExprBinder.case,
     exp.If: ExprBinder.if_,
     exp.Coalesce: ExprBinder.coalesce,
+    exp.Func: calls.bind_function,  # any other function: through the registry (mpp.functions)
+    exp.DPipe: calls.bind_concat_operator,
+    exp.NullSafeEQ: calls.bind_distinct_from,
+    exp.NullSafeNEQ: calls.bind_distinct_from,
+    exp.Escape: calls.bind_like_escape,
+    exp.CurrentDate: calls.bind_current_date,
+    exp.DateAdd: calls.bind_date_add,
     **{kind: ExprBinder.arithmetic for kind in _ARITH},
     **{kind: ExprBinder.compare for kind in _COMPARE},
 }
