@@ -151,7 +151,10 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
-            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
+            # Over a window the cast wraps the whole call (CAST(sum(x)) OVER is no SQL).
+            window = total.parent
+            target = window if isinstance(window, exp.Window) and window.this is total else total
+            target.replace(exp.cast(target.copy(), exp.DType.BIGINT))
     for extract in tree.find_all(exp.Extract):
         field = _EXTRACT_FIELDS.get(extract.this.name.lower())
         if field is not None:

@@ -53,6 +53,7 @@ from mpp.logical.nodes import (
     Union,
     Values,
 )
+from mpp.logical.window import Window
 from mpp.optimizer.rule import with_inputs
 
 
@@ -175,3 +176,17 @@ def _join(node: Join, required: set[str]) -> LogicalNode:
 def _sort(node: Sort, required: set[str]) -> LogicalNode:
     needed = required | {k.column.name for k in node.keys}
     return dataclasses.replace(node, input=_prune(node.input, needed))
+
+
+@_prune.register
+def _window(node: Window, required: set[str]) -> LogicalNode:
+    # Calls nobody reads go; a Window left without calls goes too (it adds nothing else).
+    pairs = [(c, n) for c, n in zip(node.calls, node.names, strict=True) if n in required]
+    inputs = set(node.input.field_names())
+    if not pairs:
+        return _prune(node.input, required & inputs)
+    needed = (required & inputs) | node.key_columns() | set().union(
+        *(c.columns() for c, _ in pairs))
+    return dataclasses.replace(node, input=_prune(node.input, needed),
+                               calls=tuple(c for c, _ in pairs),
+                               names=tuple(n for _, n in pairs))

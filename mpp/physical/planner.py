@@ -34,6 +34,7 @@ from typing import Any
 
 from mpp.config import PlannerContext
 from mpp.logical import nodes as ln
+from mpp.logical.window import Window
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.distribution import (
     BroadcastDistribution,
@@ -52,6 +53,7 @@ from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
+from mpp.physical.operators.window import WindowExec
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -302,6 +304,8 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
     ln.Replicate: lambda n, k, c, f: ReplicateExec(k[0], n.count.name),
     ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
+    Window: lambda n, k, c, f: WindowExec(k[0], tuple(p.name for p in n.partition_by),
+                                          n.order_by, n.calls, n.names),
 }
 
 
