@@ -16,6 +16,7 @@ import pytest
 import mpp
 from mpp.errors import SqlError
 from mpp.oracle import run_oracle
+from mpp.session import Result, Session
 from mpp.sql import bind
 from tests.compare import assert_same_result
 from tests.fake_catalog import FakeCatalog
@@ -131,7 +132,7 @@ def test_ntile_puts_the_larger_buckets_first(cluster) -> None:
     assert actual.sort_by("x")["b"].to_pylist() == [1, 1, 1, 2, 2, 2, 3, 3, 4, 4]
 
 
-def _plan(sql: str, session: mpp.Session) -> str:
+def _plan(sql: str, session: Session) -> str:
     return session.explain(sql)
 
 
@@ -205,3 +206,31 @@ def test_window_types_follow_trino() -> None:
                 FakeCatalog())
     types = [f.dtype for f in plan.root.schema]
     assert types[:4] == [pa.int64(), pa.int64(), pa.float64(), pa.date32()]
+
+
+TOP_N = [
+    f"SELECT user_id, time FROM (SELECT user_id, time, row_number() OVER (PARTITION BY user_id "
+    f"ORDER BY {TOTAL}) rn FROM access_log) t WHERE rn = 1",
+    "SELECT * FROM (SELECT date, status, rank() OVER (PARTITION BY date ORDER BY status DESC) r, "
+    "dense_rank() OVER (PARTITION BY date ORDER BY status DESC) d FROM access_log) t "
+    "WHERE 2 >= d",
+    "SELECT * FROM (SELECT user_id, bytes, rank() OVER (ORDER BY bytes DESC) r FROM access_log) "
+    "t WHERE r < 6",
+]
+
+
+@pytest.mark.parametrize("sql", TOP_N)
+def test_top_n_per_group_cuts_rows_before_the_exchange(sql: str, cluster) -> None:
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        expected = run_oracle(sql, session.catalog)
+        on = session.sql(sql)
+        off = session.sql(sql, settings={"optimizer.push_down_topn_per_group": False})
+        assert_same_result(on.to_arrow(), expected, sql)
+        assert_same_result(off.to_arrow(), expected, sql)
+        assert "WindowTopNExec(partial)" in session.explain(sql)
+
+    def sent(result: Result) -> int:  # rows the scan tasks handed to the exchange
+        stage = result.stats.plan.stage(1)
+        return sum(g.rows_out for g in result.stats.stages[1] if g.name.endswith(stage.name))
+
+    assert sent(on) < sent(off) == 4_000

@@ -130,10 +130,21 @@ class WindowCall:
 
 
 @dataclass(frozen=True, slots=True)
+class TopN:
+    """Only rows whose ranking call ``calls[call]`` is at most ``n`` are needed above the
+    Window (set by push_down_topn_per_group from ``WHERE rn <= n``)."""
+
+    call: int
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
 class Window(LogicalNode):
     """Computes ``calls`` over partitions of ``partition_by`` ordered by ``order_by``.
 
-    Output: every input field, then one field per call, named ``names``.
+    Output: every input field, then one field per call, named ``names``. With ``topn``, the
+    rows ranked beyond it may be dropped early (each task keeps its own best ``n`` rows per
+    partition before the exchange); the Filter above still decides which rows are output.
     """
 
     input: LogicalNode
@@ -141,6 +152,7 @@ class Window(LogicalNode):
     order_by: tuple[SortKey, ...]
     calls: tuple[WindowCall, ...]
     names: tuple[str, ...]
+    topn: TopN | None = None
 
     @property
     def inputs(self) -> tuple[LogicalNode, ...]:
@@ -164,4 +176,7 @@ class Window(LogicalNode):
         if self.order_by:
             parts.append("order by " + ", ".join(str(k) for k in self.order_by))
         calls = ", ".join(f"{c} AS {n}" for c, n in zip(self.calls, self.names, strict=True))
-        return "; ".join([*parts, calls])
+        text = "; ".join([*parts, calls])
+        if self.topn is not None:
+            text += f"; top-N: {self.names[self.topn.call]} <= {self.topn.n} per partition"
+        return text

@@ -53,7 +53,7 @@ from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
-from mpp.physical.operators.window import WindowExec
+from mpp.physical.operators.window import WindowExec, WindowTopNExec
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -293,6 +293,21 @@ def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
     return LimitExec(child, node.count, node.offset)
 
 
+def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
+                  fragments: FragmentLister) -> PhysicalOp:
+    keys = tuple(p.name for p in node.partition_by)
+    window = WindowExec(kids[0], keys, node.order_by, node.calls, node.names)
+    required = window.required_input_distribution()[0]
+    child = kids[0]
+    if (node.topn is not None and producer_partitions(child) > 1
+            and not child.output_partitioning().satisfies(required)):
+        # The optimizer's top-N per group: each task keeps its best N rows per partition key
+        # before the exchange.
+        child = WindowTopNExec(child, keys, node.order_by, node.calls[node.topn.call],
+                               node.topn.n)
+    return window.with_children((child,))
+
+
 _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Scan: _lower_scan,
     ln.Filter: lambda n, k, c, f: FilterExec(k[0], n.predicate),
@@ -304,8 +319,7 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
     ln.Replicate: lambda n, k, c, f: ReplicateExec(k[0], n.count.name),
     ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
-    Window: lambda n, k, c, f: WindowExec(k[0], tuple(p.name for p in n.partition_by),
-                                          n.order_by, n.calls, n.names),
+    Window: _lower_window,
 }
 
 

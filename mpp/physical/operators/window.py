@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mpp.logical.expr import SortKey
 from mpp.logical.nodes import Field
@@ -25,8 +26,15 @@ from mpp.physical.distribution import (
     Partitioning,
     Single,
     SinglePartition,
+    UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp, empty_table
+from mpp.physical.operators.base import (
+    PassThroughOp,
+    PhysicalOp,
+    TaskContext,
+    UnaryOp,
+    empty_table,
+)
 from mpp.physical.window import evaluate_windows
 
 GATHER_REASON = "no PARTITION BY: the whole input is one partition, gathered into one task"
@@ -74,3 +82,45 @@ class WindowExec(UnaryOp):
                                                              strict=True)))
         line = "WindowExec: " + "; ".join(parts)
         return line if self.partition_by else f"{line} [{GATHER_REASON}]"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTopNExec(PassThroughOp):
+    """A partial top-N per partition key, before a window's exchange: keeps the rows whose
+    ``call`` (row_number, rank or dense_rank over this task's rows) is at most ``n``.
+
+    A row ranked beyond ``n`` among its task's rows of a partition ranks beyond ``n`` in the
+    whole partition too, so the window after the exchange computes the same ranks for the rows
+    the query keeps. Exchange combiners apply it again to the outputs they merge.
+    """
+
+    word: ClassVar[str] = "partial-topn"
+    input: PhysicalOp
+    partition_by: tuple[str, ...]
+    order_by: tuple[SortKey, ...]
+    call: WindowCall
+    n: int
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        return (UnspecifiedDistribution(),)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        return self.merge(self.input.execute(tctx))
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        if table.num_rows <= self.n:
+            return table
+        ranked = evaluate_windows(table, self.partition_by, self.order_by, (self.call,),
+                                  ("__rank",))
+        keep = pc.less_equal(ranked["__rank"], self.n)
+        return ranked.filter(keep).drop_columns(["__rank"])
+
+    @property
+    def merges(self) -> bool:
+        return True
+
+    def explain_line(self) -> str:
+        keys = ", ".join(self.partition_by) or "()"
+        order = ", ".join(str(k) for k in self.order_by)
+        return (f"WindowTopNExec(partial): keep {self.call.func.value}() <= {self.n} per "
+                f"partition by {keys} order by {order} (before the exchange)")
