@@ -166,9 +166,9 @@ def _range_bound(lay: _Layout, delta: float, *, end: bool) -> np.ndarray:
     """RANGE ``n PRECEDING/FOLLOWING``: the first row of the partition whose key is at least
     (start) or beyond (end) the current key + ``delta``, in the ORDER BY direction.
 
-    All rows at once: the rows are sorted by (partition, key), so merging the targets
-    (partition, key + delta) into them with one lexsort counts, for each target, the rows
-    before it. A row whose key is NULL has its NULL peers as the frame.
+    All rows at once: the rows are sorted by (partition, key). Ranking the keys and targets
+    together turns each (partition, value) into one integer that grows in that order, so one
+    ``searchsorted`` finds every bound. A row whose key is NULL has its NULL peers as frame.
     """
     key = lay.order[0]
     col = lay.table[key.column.name]
@@ -177,19 +177,13 @@ def _range_bound(lay: _Layout, delta: float, *, end: bool) -> np.ndarray:
     if not key.ascending:
         v = -v
     v = np.where(nulls, -np.inf if key.nulls_first else np.inf, v)
-    target = v + delta
     n = lay.n
-    pid = np.concatenate([lay.pid, lay.pid])
-    values = np.concatenate([v, target])
-    is_row = np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
-    # Ties: a start counts rows strictly below the target (targets sort before equal rows),
-    # an end counts rows up to it (targets sort after).
-    tie = is_row if not end else ~is_row
-    order = np.lexsort((tie, values, pid))
-    sorted_rows = is_row[order]
-    before = np.cumsum(sorted_rows) - sorted_rows
-    out = np.empty(n, dtype=np.int64)
-    out[order[~sorted_rows] - n] = before[~sorted_rows]
+    _, ranks = np.unique(np.concatenate([v, v + delta]), return_inverse=True)
+    span = np.int64(ranks.max() + 1 if n else 1)
+    rows = lay.pid * span + ranks[:n]
+    targets = lay.pid * span + ranks[n:]
+    # A start counts the rows below the target, an end the rows up to it.
+    out = np.searchsorted(rows, targets, side="right" if end else "left")
     return np.where(nulls, lay.ge if end else lay.gs, out)
 
 
@@ -233,7 +227,8 @@ def _extreme(arg: pa.Array, lay: _Layout, fs: np.ndarray, fe: np.ndarray,
         rev = _running(codes[::-1], lay.pid[::-1].max() - lay.pid[::-1], top, smallest)[::-1]
         best = rev[np.minimum(fs, n - 1)]
     else:
-        best = _range_extreme(codes, fs, last + 1, smallest)
+        small = codes.astype(np.int32) if top < np.iinfo(np.int32).max else codes
+        best = _range_extreme(small, fs, last + 1, smallest).astype(np.int64)  # half the memory
     holder = np.zeros(top + 1, dtype=np.int64)
     holder[codes] = np.arange(n)
     return _take(arg, holder[best], ~empty & (best != sentinel))
