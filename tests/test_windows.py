@@ -132,6 +132,19 @@ def test_ntile_puts_the_larger_buckets_first(cluster) -> None:
     assert actual.sort_by("x")["b"].to_pylist() == [1, 1, 1, 2, 2, 2, 3, 3, 4, 4]
 
 
+def test_nulls_sort_last_in_either_direction_as_in_trino(cluster) -> None:
+    # Trino: "the default null ordering is NULLS LAST, regardless of the ordering direction".
+    # The oracle gets the ordering written out, so the check does not rest on DuckDB's default.
+    sql = ("SELECT x, rank() OVER (ORDER BY x DESC) a, rank() OVER (ORDER BY x) b, "
+           "sum(x) OVER (ORDER BY x DESC) s FROM (VALUES 1, NULL, 3, 3, NULL) AS t (x)")
+    oracle = sql.replace("x DESC)", "x DESC NULLS LAST)").replace("BY x)", "BY x NULLS LAST)")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        actual = session.sql(sql).to_arrow()
+        assert_same_result(actual, run_oracle(oracle, session.catalog), sql)
+    nulls = [r for r in actual.to_pylist() if r["x"] is None]
+    assert {(r["a"], r["b"]) for r in nulls} == {(4, 4)}
+
+
 def _plan(sql: str, session: Session) -> str:
     return session.explain(sql)
 
