@@ -88,6 +88,20 @@ QUERIES = [
     f"{TOTAL}) rn FROM access_log) t WHERE rn <= 3",
     "SELECT DISTINCT status, count(*) OVER (PARTITION BY status) n FROM access_log "
     "ORDER BY n DESC",
+    # strings and dates through min/max/first_value frames; a window over a join
+    "SELECT u.user_id, u.country, u.plan, min(u.country) OVER (PARTITION BY u.plan ORDER BY "
+    "u.user_id ROWS 2 PRECEDING) m, max(u.created_at) OVER (PARTITION BY u.plan ORDER BY "
+    "u.user_id ROWS BETWEEN 3 PRECEDING AND 1 FOLLOWING) d, first_value(u.country) OVER "
+    "(PARTITION BY u.country ORDER BY u.user_id) f FROM users u",
+    "SELECT a.user_id, u.country, a.bytes, rank() OVER (PARTITION BY u.country ORDER BY "
+    "a.bytes DESC) r, lag(a.status, 2, 0) OVER (PARTITION BY u.country ORDER BY a.time, "
+    "a.user_id, a.session_id, a.url_id, a.bytes, a.status) l FROM access_log a "
+    "JOIN users u ON u.user_id = a.user_id",
+    # a window only in ORDER BY (hidden), and one over aggregates in ORDER BY
+    f"SELECT user_id, time FROM access_log ORDER BY row_number() OVER (ORDER BY {TOTAL}) "
+    "LIMIT 5",
+    "SELECT date, count(*) c FROM access_log GROUP BY date "
+    "ORDER BY rank() OVER (ORDER BY count(*) DESC), date",
     # empty input
     "SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY time) rn, "
     "sum(bytes) OVER () s FROM access_log WHERE status = 999",
