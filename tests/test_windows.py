@@ -65,6 +65,11 @@ QUERIES = [
     "(PARTITION BY user_id ORDER BY bytes RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) "
     "a, max(bytes) OVER (PARTITION BY user_id ORDER BY bytes RANGE BETWEEN 2000 FOLLOWING "
     "AND 3000 FOLLOWING) mx FROM access_log",
+    # doubles: frame sums and a fractional RANGE offset (the leading columns identify rows, so
+    # the comparison never orders rows by a float)
+    f"SELECT {TOTAL}, sum(CAST(bytes AS DOUBLE) / 3) OVER (PARTITION BY date ORDER BY {TOTAL} "
+    "ROWS BETWEEN 5 PRECEDING AND 5 FOLLOWING) s, avg(CAST(bytes AS DOUBLE)) OVER (ORDER BY "
+    "bytes RANGE BETWEEN 10.5 PRECEDING AND 10.5 FOLLOWING) a FROM access_log",
     # no PARTITION BY: one partition (gathered), a running total
     "SELECT date, status, sum(bytes) OVER (ORDER BY date) s, count(*) OVER () n FROM access_log",
     # NULLs in partition and order keys (NULLs last, and NULLS FIRST / DESC)

@@ -195,10 +195,13 @@ def _sums(arg: pa.Array, fs: np.ndarray, fe: np.ndarray, call: WindowCall) -> pa
     if call.func is WindowFunc.COUNT:
         return pa.array(count, pa.int64())
     floating = pa.types.is_floating(arg.type) or call.func is WindowFunc.AVG
-    dtype = np.float64 if floating else np.int64
+    # Floats sum in extended precision: a frame's sum is a difference of two prefix sums,
+    # which loses the digits the prefix's magnitude pushes out.
+    dtype = np.longdouble if floating else np.int64
     values = pc.fill_null(arg, 0).to_numpy(zero_copy_only=False).astype(dtype)
     prefix = np.concatenate([np.zeros(1, dtype), np.cumsum(values)])
     total = prefix[fe] - prefix[fs]
+    total = total.astype(np.float64) if floating else total
     empty = count == 0
     if call.func is WindowFunc.AVG:
         out = total / np.maximum(count, 1)
