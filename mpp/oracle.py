@@ -162,9 +162,12 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
-            # sum(x) FILTER (WHERE c): the cast goes around the whole call.
+            # sum(x) FILTER (WHERE c), and over a window: the cast goes around the whole call
+            # (CAST(sum(x)) OVER is no SQL).
             call = total.parent if isinstance(total.parent, exp.Filter) else total
-            call.replace(exp.cast(call.copy(), exp.DType.BIGINT))
+            window = call.parent
+            target = window if isinstance(window, exp.Window) and window.this is call else call
+            target.replace(exp.cast(target.copy(), exp.DType.BIGINT))
     for pick in list(tree.find_all(exp.ArgMin, exp.ArgMax)):
         # Trino's min_by/max_by skip rows whose ordering value is NULL but keep a NULL value;
         # DuckDB's arg_min/arg_max skip a NULL value too; its arg_min_null does not.

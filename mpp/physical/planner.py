@@ -34,6 +34,7 @@ from typing import Any
 
 from mpp.config import PlannerContext
 from mpp.logical import nodes as ln
+from mpp.logical.window import Window
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.distribution import (
     BroadcastDistribution,
@@ -52,6 +53,7 @@ from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
+from mpp.physical.operators.window import WindowExec, WindowTopNExec
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -307,6 +309,21 @@ def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
     return LimitExec(child, node.count, node.offset)
 
 
+def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
+                  fragments: FragmentLister) -> PhysicalOp:
+    keys = tuple(p.name for p in node.partition_by)
+    window = WindowExec(kids[0], keys, node.order_by, node.calls, node.names)
+    required = window.required_input_distribution()[0]
+    child = kids[0]
+    if (node.topn is not None and producer_partitions(child) > 1
+            and not child.output_partitioning().satisfies(required)):
+        # The optimizer's top-N per group: each task keeps its best N rows per partition key
+        # before the exchange.
+        child = WindowTopNExec(child, keys, node.order_by, node.calls[node.topn.call],
+                               node.topn.n)
+    return window.with_children((child,))
+
+
 _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Scan: _lower_scan,
     ln.Filter: lambda n, k, c, f: FilterExec(k[0], n.predicate),
@@ -318,6 +335,7 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
     ln.Replicate: lambda n, k, c, f: ReplicateExec(k[0], n.count.name),
     ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
+    Window: _lower_window,
 }
 
 

@@ -29,7 +29,6 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 # Constructs outside the subset that sqlglot parses into nodes of their own: the name errors
 # give them, and the keyword they point at.
 _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
-    exp.Window: ("window function (OVER)", TokenType.OVER),
     exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
                  TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
@@ -102,6 +101,9 @@ class ExprBinder:
         raise self._unsupported(node)
 
     def _unsupported(self, node: exp.Expr) -> SqlError:
+        if isinstance(node, exp.Window):  # bound only where a query's windows are computed
+            line, column = locate(node, self.sql, TokenType.OVER)
+            return SqlError(f"window functions are not allowed in {self.clause}", line, column)
         for kind, (construct, keyword) in _CONSTRUCTS.items():
             if isinstance(node, kind):
                 return unsupported(node, self.sql, construct, keyword)
