@@ -5,6 +5,7 @@ EXPLAIN names each form and its distribution."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -167,6 +168,38 @@ def test_comma_join_order_comes_from_statistics(forms_wh: Path, cluster) -> None
                  if ln.strip("│├└─ ").startswith("Scan:")]
         assert scans == ["st", "rt", "lt"]  # FROM order, still with keys from WHERE
         assert "Join: cross" not in off and "Join: inner on st.g = rt.g" in off
+
+
+BOTH_OFF = {"optimizer.pushdown_predicates": False, "optimizer.reorder_joins": False}
+
+
+@pytest.mark.parametrize("sql", [
+    # FROM order st, lt, rt: lt is not connected to st, so it waits for rt (no cross join)
+    "SELECT lt.x, rt.y, st.z FROM st, lt, rt WHERE lt.k = rt.k AND rt.g = st.g AND lt.x > 1",
+    # the plain WHERE conjuncts sit below the IN and EXISTS semi joins, directly above the
+    # comma join, so its equality is still a join key
+    "SELECT lt.x, rt.y FROM lt, rt WHERE lt.k = rt.k AND lt.g IN (SELECT g FROM st) "
+    "AND EXISTS (SELECT 1 FROM st WHERE st.g = rt.g) AND rt.y > 3",
+])
+def test_comma_join_is_an_equi_join_with_pushdown_and_reorder_off(forms_wh: Path, cluster,
+                                                                  sql: str) -> None:
+    """With ``pushdown_predicates`` and ``reorder_joins`` both off, a comma join is still
+    a hash join on the WHERE equalities, in FROM order (Trino's ELIMINATE_CROSS_JOINS): the
+    binder puts the WHERE conjuncts without subqueries directly above the FROM relation."""
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        optimized = session.explain(sql, "optimized", settings=BOTH_OFF)
+        assert "Join: cross" not in optimized, optimized
+        # the key lt.k = rt.k (rt.k, an INTEGER, is widened to BIGINT by a Project below)
+        assert re.search(r"Join: inner on (_jk\d+|rt\.k) = lt\.k|Join: inner on lt\.k = ",
+                         optimized), optimized
+        scans = [ln.strip("│├└─ ").split()[1] for ln in optimized.splitlines()
+                 if ln.strip("│├└─ ").startswith("Scan:")]
+        assert scans[:3] == (["st", "rt", "lt"] if sql.startswith("SELECT lt.x, rt.y, st.z")
+                             else ["lt", "rt", "st"]), optimized
+        physical = session.explain(sql, "physical", settings=BOTH_OFF)
+        assert "HashJoinExec" in physical and "NestedLoop" not in physical, physical
+        assert_same_rows(session.sql(sql, settings=BOTH_OFF).to_arrow(),
+                         run_oracle(sql, session.catalog))
 
 
 def test_using_star_lists_the_using_column_once_and_first(forms_wh: Path, cluster) -> None:

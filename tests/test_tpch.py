@@ -134,13 +134,7 @@ def test_query_runs_like_duckdb(session, expected, name: str) -> None:
     assert_same_result(session.sql(sql).to_arrow(), expected(name), sql)
 
 
-# With pushdown_predicates off, the subquery queries' comma joins stay nested-loop cross
-# products of large tables (their WHERE equalities become keys only where the rule puts them):
-# q02, q18 and q21 ran out of worker memory at SF 0.01. Until reorder_joins finds keys without
-# it, the subquery queries run under the join strategies only (open work, see the notes).
-SUBQUERY_QUERIES = {"q02", "q04", "q11", "q15", "q16", "q17", "q18", "q20", "q21", "q22"}
-MATRIX = [(name, variant) for name in RUNS_TODAY for variant in VARIANTS
-          if name not in SUBQUERY_QUERIES or not variant.endswith("-off")]
+MATRIX = [(name, variant) for name in RUNS_TODAY for variant in VARIANTS]
 
 
 @pytest.mark.parametrize(("name", "variant"), MATRIX)
