@@ -31,7 +31,8 @@ def _write(cat: Catalog, name: str, parts: list[pa.Table]) -> None:
 @pytest.fixture(scope="module")
 def forms_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """lt (3 fragments, BIGINT k) and rt (2 fragments, INTEGER k): NULL and duplicate keys,
-    keys on one side only; st a small third table; et an empty table."""
+    keys on one side only; st a small third table; ut another single-fragment table (NULL and
+    duplicate values); et an empty table."""
     root = tmp_path_factory.mktemp("join_forms") / "w"
     cat = Catalog.open(root, create=True)
     lt = pa.table({"k": pa.array([1, 1, 2, 3, None, 5, 7, 7, 2, None, 9, 4], pa.int64()),
@@ -46,6 +47,8 @@ def forms_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(cat, "rt", [rt.slice(0, 5), rt.slice(5)])
     _write(cat, "st", [st])
     _write(cat, "et", [rt.slice(0, 0)])
+    _write(cat, "ut", [pa.table({"w": pa.array([1, 6, None, 6, 12], pa.int64()),
+                                 "g": pa.array([1, 2, 2, None, 3], pa.int64())})])
     return root
 
 
@@ -200,6 +203,39 @@ def test_comma_join_is_an_equi_join_with_pushdown_and_reorder_off(forms_wh: Path
         assert "HashJoinExec" in physical and "NestedLoop" not in physical, physical
         assert_same_rows(session.sql(sql, settings=BOTH_OFF).to_arrow(),
                          run_oracle(sql, session.catalog))
+
+
+# RIGHT and FULL joins on an inequality only, between single-fragment tables (st, ut, et):
+# both sides (each one partition already) are read by the one task of the join's stage.
+SINGLE_FRAGMENT_THETA = [
+    "SELECT st.z, ut.w FROM st RIGHT JOIN ut ON st.z < ut.w",
+    "SELECT st.z, ut.w FROM st FULL JOIN ut ON st.z < ut.w",
+    "SELECT st.z, ut.w FROM st FULL JOIN ut ON st.z < ut.w AND ut.g <> st.g",
+    "SELECT st.g, ut.g FROM st FULL JOIN ut ON st.g <= ut.g",
+    "SELECT st.z, et.y FROM st FULL JOIN et ON st.z < et.y",
+    "SELECT st.z, et.y FROM et FULL JOIN st ON st.z < et.y",
+    "SELECT st.z, et.y FROM et RIGHT JOIN st ON st.z > et.y",
+    "SELECT st.z, et.y FROM st RIGHT JOIN et ON st.z > et.y",
+    "SELECT st.z, ut.w, et.y FROM st FULL JOIN ut ON st.z < ut.w FULL JOIN et ON ut.w > et.y",
+    "SELECT ut.g, count(*) c, count(st.z) n FROM st RIGHT JOIN ut ON st.z <> ut.w GROUP BY ut.g",
+]
+
+
+@pytest.mark.parametrize("sql", SINGLE_FRAGMENT_THETA)
+def test_outer_theta_join_of_single_fragment_tables(forms_wh: Path, cluster, sql: str) -> None:
+    """Both scans run in the join's one task, each reading its own fragment (the planner
+    once asserted 'two scans feed the same task of a stage'): equal to DuckDB under every
+    strategy, with NULLs, duplicates and an empty side."""
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        expected = run_oracle(sql, session.catalog)
+        for strategy in ("auto", "broadcast", "partitioned"):
+            result = session.sql(sql, settings={"join.strategy": strategy})
+            assert_same_rows(result.to_arrow(), expected)
+        ctx = session.context()
+        plan = session.physical(session.optimize(session.bind(sql), ctx), ctx)
+        (stage,) = [s for s in plan.stages if len(s.scans) >= 2]
+        assert stage.tasks == 1 and not stage.exchanges
+        assert sorted(s.slot for s in stage.scans) == list(range(len(stage.scans)))
 
 
 def test_using_star_lists_the_using_column_once_and_first(forms_wh: Path, cluster) -> None:
