@@ -27,6 +27,7 @@ count every task the graph will have) and ``join.strategy`` (for joins the optim
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -383,18 +384,33 @@ def cut_stages(root: PhysicalOp) -> tuple[PhysicalOp, tuple[Stage, ...]]:
         op = op.with_children(kids) if changed else op
         if isinstance(op, ExchangeExec):
             stage = _stage(len(stages) + 1, op.input, None)
-            op = dataclasses.replace(op, id=stage.id)
+            op = dataclasses.replace(op, id=stage.id, input=stage.root)
             stages.append(dataclasses.replace(stage, sink=op))
         return op
 
     root = visit(root)
     stages.append(_stage(len(stages) + 1, root, None))
-    return root, tuple(stages)
+    return stages[-1].root, tuple(stages)
 
 
 def _stage(stage_id: int, top: PhysicalOp, sink: ExchangeExec | None) -> Stage:
+    top = _number_scans(top, itertools.count(), is_top=True)
     tasks = producer_partitions(top)
     return Stage(stage_id, top, sink, tasks, tuple(_sources(top, 0, tasks, is_top=True)))
+
+
+def _number_scans(op: PhysicalOp, slots: itertools.count[int], *,
+                  is_top: bool = False) -> PhysicalOp:
+    """``op`` with each scan of its stage (exchanges below end the stage) given its own slot,
+    in pipeline order: a task receives one fragment per slot."""
+    if isinstance(op, ExchangeExec) and not is_top:
+        return op
+    if isinstance(op, ScanExec):
+        slot = next(slots)
+        return op if op.slot == slot else dataclasses.replace(op, slot=slot)
+    kids = tuple(_number_scans(c, slots) for c in op.children)
+    changed = any(a is not b for a, b in zip(kids, op.children, strict=True))
+    return op.with_children(kids) if changed else op
 
 
 def _sources(op: PhysicalOp, first: int, tasks: int, *, is_top: bool = False) -> list[StageInput]:
@@ -406,10 +422,6 @@ def _sources(op: PhysicalOp, first: int, tasks: int, *, is_top: bool = False) ->
     out: list[StageInput] = []
     for child, (start, n) in zip(op.children, op.child_task_ranges(first, tasks), strict=True):
         out += _sources(child, start, n)
-    scans = [i for i in out if isinstance(i.source, ScanExec)]
-    for a, b in zip(scans, scans[1:], strict=False):
-        # A task carries one fragment: scans inside one stage must read disjoint task ranges.
-        assert a.first + a.tasks <= b.first, "two scans feed the same task of a stage"
     return out
 
 
