@@ -268,3 +268,48 @@ def test_a_sum_beyond_38_digits_is_decimal_overflow(wh: Path, cluster) -> None:
         with pytest.raises(SqlError) as info:
             session.sql(f"SELECT sum(CAST({big} AS decimal(38, 2))) FROM items").to_arrow()
     assert "Decimal overflow in sum(" in str(info.value) and info.value.line == 1
+
+
+def test_the_64_bit_fast_path_equals_the_wide_path() -> None:
+    """``+ - *`` of decimals whose unscaled values fit in 64 bits run on numpy int64; over
+    random types, values, NULLs, sliced arrays and a scalar operand, the result is exactly the
+    decimal256 path's (which the query tests compare with DuckDB), and values past 64 bits fall
+    back to it."""
+    import decimal
+    import random
+
+    import pyarrow.compute as pc
+
+    from mpp.logical import decimals
+    from mpp.logical.expr import Call, Column
+    from mpp.sql.types import decimal_result
+
+    rng = random.Random(7)
+
+    def values(p: int, s: int, n: int) -> pa.Array:
+        return pa.array([None if rng.random() < 0.1 else
+                         decimal.Decimal(rng.randint(-10 ** p + 1, 10 ** p - 1)).scaleb(-s)
+                         for _ in range(n)], pa.decimal128(p, s))
+
+    used = 0
+    for _ in range(200):
+        p1, p2 = rng.randint(1, 20), rng.randint(1, 20)
+        a, b = values(p1, rng.randint(0, p1), 40), values(p2, rng.randint(0, p2), 40)
+        if rng.random() < 0.3:
+            a, b = a.slice(5, 30), b.slice(2, 30)
+        if rng.random() < 0.2:
+            b = b[3] if b[3].is_valid else b
+        for op in "+-*":
+            target = decimal_result(op, a.type, b.type)
+            call = Call(op, (Column("a", a.type), Column("b", b.type)), target)
+            fast = decimals._fast(call, a, b, target)  # noqa: SLF001
+            if fast is None:
+                continue
+            used += 1
+            kernel = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[op]
+            wide = decimals._fit(call, kernel(decimals._wide(a), decimals._wide(b)), target)  # noqa: SLF001
+            assert fast.equals(wide), (op, a.type, b.type)
+    assert used > 200
+    big = pa.array([decimal.Decimal(10) ** 20], pa.decimal128(25, 0))
+    call = Call("+", (Column("a", big.type), Column("b", big.type)), pa.decimal128(26, 0))
+    assert decimals._fast(call, big, big, pa.decimal128(26, 0)) is None  # noqa: SLF001

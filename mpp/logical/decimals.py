@@ -12,12 +12,19 @@ truncates quotients. Here every operation runs in decimal256 (so no intermediate
 * CAST rounds half up when it drops digits (to a smaller scale, to an integer), and reads text
   with any number of fractional digits;
 * a division by zero is Trino's "Division by zero".
+
+Fast path: ``+ - *`` of decimals whose unscaled values fit in 64 bits, and whose result provably
+does too (checked from the operands' largest magnitudes), run in numpy int64 on the unscaled
+integers, exactly, and are written straight into a decimal128 buffer: TPC-H's money columns
+(DECIMAL(15, 2)) then cost about what doubles cost instead of ~20x more through decimal256.
+The result is the same value either way; the wide path remains for everything else.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -98,12 +105,78 @@ def divide(call: Call, a: Value, b: Value, scale: int) -> Value:
     return _round(quotient, scale)
 
 
+_SAFE = 2**62  # magnitudes below this add, and products below it multiply, within int64
+
+
+def _unscaled(value: Value) -> tuple[np.ndarray | int, np.ndarray | None] | None:
+    """The unscaled integers of a decimal array or scalar as int64 (0 under NULLs), and its
+    validity (None: no NULLs; a scalar NULL gives None); None if a value needs more bits."""
+    if isinstance(value, pa.Scalar):
+        if not value.is_valid:
+            return None
+        unscaled = int(value.as_py().scaleb(value.type.scale))
+        return (unscaled, None) if abs(unscaled) < _SAFE else None
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if not pa.types.is_decimal128(value.type):
+        return None
+    words = np.frombuffer(value.buffers()[1], dtype=np.int64,
+                          count=2 * (value.offset + len(value)))[2 * value.offset:]
+    low, high = words[0::2], words[1::2]
+    valid = None
+    if value.null_count:
+        valid = value.is_valid().to_numpy(zero_copy_only=False)
+        low, high = np.where(valid, low, 0), np.where(valid, high, 0)
+    if not np.array_equal(high, low >> 63):  # some value does not fit in 64 bits
+        return None
+    return low, valid
+
+
+def _magnitude(x: np.ndarray | int) -> int:
+    return abs(x) if isinstance(x, int) else (int(np.abs(x).max()) if len(x) else 0)
+
+
+def _fast(call: Call, a: Value, b: Value, target: pa.DataType) -> Value | None:
+    """``a op b`` (``+ - *``) computed on 64-bit unscaled integers, or None when any operand
+    or the result could need more bits (the wide path then computes it)."""
+    ua, ub = _unscaled(a), _unscaled(b)
+    if ua is None or ub is None or isinstance(ua[0], int) and isinstance(ub[0], int):
+        return None
+    (x, valid_a), (y, valid_b) = ua, ub
+    sa, sb = a.type.scale, b.type.scale
+    if call.op == "*":
+        if target.scale != sa + sb or _magnitude(x) * _magnitude(y) >= _SAFE:
+            return None
+        out = np.multiply(x, y)
+    else:
+        if target.scale != max(sa, sb):
+            return None
+        fx, fy = 10 ** (target.scale - sa), 10 ** (target.scale - sb)
+        if _magnitude(x) * fx >= _SAFE // 2 or _magnitude(y) * fy >= _SAFE // 2:
+            return None  # checked in Python integers, before numpy could wrap around
+        x, y = (x * fx if fx > 1 else x), (y * fy if fy > 1 else y)
+        out = np.add(x, y) if call.op == "+" else np.subtract(x, y)
+    out = np.asarray(out, dtype=np.int64)
+    if _magnitude(out) >= 10 ** target.precision:
+        return None  # the wide path raises the overflow, naming the call
+    words = np.empty(2 * len(out), dtype=np.int64)
+    words[0::2], words[1::2] = out, out >> 63
+    valid = (valid_a if valid_b is None else valid_b if valid_a is None
+             else valid_a & valid_b)
+    bitmap = None if valid is None else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(target, len(out), [bitmap, pa.py_buffer(words)])
+
+
 def arithmetic(call: Call, args: list[Value], n: int) -> Value:
     """``+ - * / %`` of two decimals, typed ``call.dtype`` (Trino's result type)."""
     a, b = args
     target = call.dtype
     if call.op == "/":
         return _fit(call, divide(call, a, b, target.scale), target)
+    if call.op in "+-*" and pa.types.is_decimal(a.type) and pa.types.is_decimal(b.type):
+        fast = _fast(call, a, b, target)
+        if fast is not None:
+            return fast
     wa, wb = _wide(a), _wide(b)
     try:
         if call.op == "%":
