@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -314,10 +314,11 @@ class Catalog:
         )
 
     def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
-                      replace: bool = False,
+                      replace: bool = False, deleted: Set[str] = frozenset(),
                       properties: dict[str, str] | None = None) -> TableInfo:
         """Append every written fragment in one snapshot (``replace``: they replace every
-        current file, which older snapshots keep listing); on failure remove the files."""
+        current file; ``deleted``: they replace the files of those paths; older snapshots keep
+        listing the files removed); on failure remove the written files."""
         from mpp.catalog.commit import snapshot
 
         try:
@@ -325,7 +326,8 @@ class Catalog:
             if base is None:
                 raise CatalogError(f"no append to {target.table!r} was begun with write id "
                                    f"{target.write_id}")
-            snapshot(*base, target, list(written), replace=replace, properties=properties)
+            snapshot(*base, target, list(written), replace=replace, deleted=deleted,
+                     properties=properties)
         except BaseException:
             self.abort_write(target)
             raise
