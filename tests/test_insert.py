@@ -290,3 +290,17 @@ def test_a_killed_insert_leaves_the_table_and_the_next_write_removes_its_files(w
         == listed
     _same_as_duckdb(after, cluster, "ins_killed",
                     "SELECT * FROM access_log WHERE status IN (200, 404)")
+
+
+def test_a_session_writes_on_top_of_what_another_committed_since_it_last_read(wh, cluster):
+    a = _session(_fresh(wh), cluster)
+    a.sql("CREATE TABLE ins8 AS SELECT date, status FROM access_log WHERE status = 200")
+    a.sql("SELECT count(*) FROM ins8")  # a's catalog has loaded ins8
+    _session(_fresh(wh), cluster).sql("INSERT INTO ins8 SELECT date, status FROM access_log "
+                                      "WHERE status = 404")  # another writer commits
+    a.sql("INSERT INTO ins8 SELECT date, status FROM access_log WHERE status = 500")
+    a.sql("DELETE FROM ins8 WHERE status = 200 AND date = DATE '2017-01-01'")
+    fresh = _fresh(wh)  # statistics and integrity record checked: they count every commit
+    assert len(fresh.snapshots("ins8")) == 4
+    _same_as_duckdb(fresh, cluster, "ins8", "SELECT date, status FROM access_log WHERE "
+                    "status IN (404, 500) OR (status = 200 AND date <> DATE '2017-01-01')")

@@ -87,6 +87,7 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
                 settings: Mapping[str, Any] | None = None) -> WriteOutcome:
     """Run ``stmt``; the outcome counts the rows deleted."""
     catalog = session.catalog
+    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
     try:
         info = catalog.table(stmt.name)
     except UnknownTableError as exc:
