@@ -304,3 +304,25 @@ def test_a_session_writes_on_top_of_what_another_committed_since_it_last_read(wh
     assert len(fresh.snapshots("ins8")) == 4
     _same_as_duckdb(fresh, cluster, "ins8", "SELECT date, status FROM access_log WHERE "
                     "status IN (404, 500) OR (status = 200 AND date <> DATE '2017-01-01')")
+
+
+def test_mpp_sql_runs_insert_and_delete(wh, cluster) -> None:
+    from click.testing import CliRunner
+
+    from mpp.cli import main
+
+    args = ["sql", "-w", str(wh), "--scheduler", cluster.client.scheduler.address]
+    _session(_fresh(wh), cluster).sql("CREATE TABLE ins9 AS SELECT date, status FROM "
+                                      "access_log WHERE status = 200")
+    result = CliRunner().invoke(main, [*args, "INSERT INTO ins9 SELECT date, status FROM "
+                                              "access_log WHERE status = 404"])
+    assert result.exit_code == 0, result.output
+    n = run_oracle("SELECT count(*) FROM access_log WHERE status = 404", _fresh(wh))[0][0]
+    assert str(n.as_py()) in result.stdout and "Iceberg append, snapshot" in result.stderr
+    bad = CliRunner().invoke(main, [*args, "INSERT INTO ins9 (nosuch) VALUES (1)"])
+    assert bad.exit_code == 2 and "Insert column name does not exist" in bad.output
+    assert "Traceback" not in bad.output
+    result = CliRunner().invoke(main, [*args, "DELETE FROM ins9 WHERE status = 404"])
+    assert result.exit_code == 0, result.output
+    _same_as_duckdb(_fresh(wh), cluster, "ins9",
+                    "SELECT date, status FROM access_log WHERE status = 200")

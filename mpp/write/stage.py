@@ -70,8 +70,10 @@ class WriteOutcome:
     def summary(self) -> str:
         """One line: rows, files, bytes written, time."""
         size = sum(r.bytes_sent for r in self.write_tasks)
-        return (f"wrote {self.rows:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
-                f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)")
+        written = sum(t.rows for t in self.files)
+        return (f"wrote {written:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
+                f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)"
+                + (f"; {self.commit}" if self.commit else ""))
 
 
 def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
