@@ -64,7 +64,10 @@ def test_a_partition_condition_drops_whole_files_without_reading(wh, cluster) ->
     s = _table(wh, cluster, "del1")
     before = Catalog.open(wh)
     day2 = {f.uri for f in before.fragments("del1") if dict(f.partition)["date"].day == 2}
-    r = s.sql(f"DELETE FROM del1 WHERE date = {DAY2}")
+    plan = s.explain(f"DELETE FROM del1 WHERE DATE = {DAY2}")
+    total = len(before.fragments("del1"))
+    assert plan.startswith("DeleteFrom: del1:") and f"fragments={len(day2)} of {total}" in plan
+    r = s.sql(f"DELETE FROM del1 WHERE DATE = {DAY2}")  # names are case-insensitive
     assert r.to_arrow().column("rows").to_pylist() == run_oracle(
         f"SELECT count(*) FROM access_log WHERE date = {DAY2}", before).column(0).to_pylist()
     assert r.write is not None and "(metadata only)" in r.write.commit

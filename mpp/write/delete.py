@@ -109,7 +109,8 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
         scans = _scans(filtered, stmt.name)
         candidates = list(scans[0].fragments) if len(scans) == 1 else files
         found = _filter_on_scan(bound.root)
-        if found is not None and stmt.columns <= set(info.partition_columns):
+        named = {c.lower() for c in stmt.columns}  # names are case-insensitive
+        if found is not None and named <= {c.lower() for c in info.partition_columns}:
             doomed, how = _by_partition_values(*found, candidates), "metadata only"
         else:
             doomed, how = [], "rewrite"
