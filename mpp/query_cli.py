@@ -88,6 +88,16 @@ def _check_cluster_options(scheduler: str | None) -> None:
                                "its LocalCluster itself).")
 
 
+def _background_scheduler() -> str | None:
+    """The scheduler of the running ``mpp cluster``, if any (a stale record is reported)."""
+    from mpp.execution import background
+
+    record, stale = background.running()
+    if stale:
+        click.echo(f"mpp: warning: {stale}", err=True)
+    return record.scheduler if record else None
+
+
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
              stall_timeout: float, catalog_uri: str | None, query: str) -> Any:
@@ -110,6 +120,8 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
         bind(stmt.query_sql, catalog)
     elif isinstance(stmt, DeleteFrom) and stmt.filter_sql is not None:
         bind(stmt.filter_sql, catalog)
+    if scheduler is None and not _given("workers", "threads", "dashboard_address"):
+        scheduler = _background_scheduler()
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
                        connect_timeout=connect_timeout, stall_timeout=stall_timeout,
                        **({"dashboard_address": dashboard_address} if dashboard_address else {}))

@@ -17,6 +17,7 @@ import itertools
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -111,6 +112,14 @@ def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -
         return Cluster(client=cluster), True  # closes nothing of the caller's client
     if isinstance(cluster, str):
         return Cluster(ClusterSpec(scheduler=cluster)), True
+    if cluster is None:  # a running `mpp cluster` serves every session that names none
+        from mpp.execution import background
+
+        record, stale = background.running()
+        if stale:
+            warnings.warn(stale, stacklevel=3)
+        if record is not None:
+            return Cluster(ClusterSpec(scheduler=record.scheduler)), True
     with dask.config.set(LOCAL_SCHEDULER_CONFIG):
         return Cluster(cluster or ClusterSpec()), True
 
@@ -322,7 +331,8 @@ def connect(warehouse: str | os.PathLike[str], *,
 
     Args:
         warehouse: the warehouse directory (or URL) holding the catalog and tables.
-        cluster: None starts a LocalCluster (``ClusterSpec`` defaults); a ClusterSpec starts
+        cluster: None uses the running ``mpp cluster`` if there is one, else starts a
+            LocalCluster (``ClusterSpec`` defaults); a ClusterSpec starts
             one of that shape; a scheduler address (``"tcp://host:8786"``) or a
             ``distributed.Client`` uses an existing cluster; a Cluster is used as is.
         settings: setting values (dotted names, see ``mpp settings``) for every query.

@@ -77,8 +77,8 @@ def test_create_table_statement_parsing() -> None:
 
 
 @pytest.mark.parametrize(("sql", "message", "line", "column"), [
-    ("CREATE TABLE x (a decimal(10,2))", "unsupported column type DECIMAL(10, 2) of column a",
-     1, 17),
+    ("CREATE TABLE x (a decimal(50,2))", "column a: DECIMAL precision must be 1 to 38", 1, 17),
+    ("CREATE TABLE x (a varbinary)", "unsupported column type VARBINARY of column a", 1, 17),
     ("CREATE TABLE x (a bigint)\nWITH (partitioning = ARRAY['bucket(a, 4)'])",
      "partitioning 'bucket(a, 4)': mpp writes a column name or year, month, day or hour", 2, 28),
     ("CREATE TABLE x (a bigint) WITH (partitioning = ARRAY['day(a)'])",

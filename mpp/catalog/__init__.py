@@ -44,7 +44,7 @@ from mpp.catalog.write import (
 from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
-from mpp.storage.files import local_path, to_uri
+from mpp.storage.files import local_path, redact_uri, to_uri
 
 __all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
 
@@ -93,11 +93,15 @@ class Catalog:
                     raise CatalogError("a remote warehouse needs an Iceberg catalog URI (--catalog)")
                 ice: IcebergCatalog = SqlCatalog("mpp", uri=f"sqlite:///{db}", warehouse=root)
             else:
-                ice = load_catalog("mpp", uri=uri, warehouse=root)
+                ice = load_catalog("mpp", uri=sqlalchemy_uri(uri), warehouse=root)
         except CatalogError:
             raise
         except Exception as exc:  # pyiceberg raises many kinds; name the catalog, not a trace
-            raise CatalogError(f"cannot open the Iceberg catalog {uri or db}: {exc}") from None
+            shown = redact_uri(uri) if uri else db
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if uri and uri in reason:
+                reason = reason.replace(uri, shown or "")
+            raise CatalogError(f"cannot open the Iceberg catalog {shown}: {reason}") from None
         if isinstance(ice, SqlCatalog):  # external tables live in the same database
             engine = ice.engine
         elif db is not None:  # REST/Hive/Glue: external tables in the warehouse's catalog.db
@@ -423,6 +427,15 @@ def _iceberg_info(name: str, tbl: Table, checked: integrity.CheckedTable) -> Tab
                                 for f in tbl.spec().fields
                                 if isinstance(f.transform, iceberg.IdentityTransform)),
     )
+
+
+def sqlalchemy_uri(uri: str) -> str:
+    """``uri`` with the driver SQLAlchemy should use: ``postgresql://`` (and ``postgres://``)
+    go through psycopg 3, the driver mpp installs; other URIs pass through."""
+    for scheme in ("postgresql://", "postgres://"):
+        if uri.startswith(scheme):
+            return "postgresql+psycopg://" + uri[len(scheme):]
+    return uri
 
 
 def _external_info(ext: ExternalTable) -> TableInfo:

@@ -36,7 +36,8 @@ from mpp.storage.base import StorageFormat
 _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
 CTAS_FORMATS = (StorageFormat.PARQUET, StorageFormat.ORC)
-_TYPES = "tinyint, smallint, integer, bigint, real, double, boolean, varchar, date, timestamp"
+_TYPES = ("tinyint, smallint, integer, bigint, real, double, decimal(p, s), boolean, varchar, "
+          "date, timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +300,11 @@ def _create_empty(tree: exp.Create, sql: str) -> CreateTable:
             line, col = locate(c, sql)
             raise SqlError("expected a column definition: name type", line, col)
         kind = c.args["kind"]
-        t = arrow_type(kind)
+        try:
+            t = arrow_type(kind)
+        except ValueError as exc:  # DECIMAL(50, 2): the reason, at the column
+            line, col = locate(c, sql)
+            raise SqlError(f"column {c.name}: {exc}", line, col) from None
         if t is None:
             line, col = locate(c, sql)
             raise SqlError(f"unsupported column type {kind.sql(dialect='trino')} of column "
