@@ -104,7 +104,7 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
     from mpp.catalog import Catalog
     from mpp.session import connect
     from mpp.sql import bind
-    from mpp.sql.statements import CreateTableAs, InsertInto, Query, parse_statement
+    from mpp.sql.statements import CreateTableAs, DeleteFrom, InsertInto, Query, parse_statement
 
     # Bad options, bad settings, a missing warehouse or bad SQL fail here, before any
     # cluster starts.
@@ -118,6 +118,8 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
         bind(stmt.select_sql, catalog)
     elif isinstance(stmt, InsertInto):
         bind(stmt.query_sql, catalog)
+    elif isinstance(stmt, DeleteFrom) and stmt.filter_sql is not None:
+        bind(stmt.filter_sql, catalog)
     if scheduler is None and not _given("workers", "threads", "dashboard_address"):
         scheduler = _background_scheduler()
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
@@ -255,7 +257,7 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
         connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
         stall_timeout: float, catalog_uri: str | None, output: str, max_rows: int,
         query: str) -> None:
-    """Run one SELECT (or CREATE TABLE AS / INSERT INTO / DROP TABLE) on the cluster; print its
+    """Run one SELECT (or CREATE TABLE [AS] / INSERT INTO / DELETE / DROP TABLE) on the cluster; print its
     result."""
     if output != "table" and _given("max_rows"):
         raise click.UsageError(f"--max-rows applies to --output table; --output {output} "

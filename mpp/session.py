@@ -39,6 +39,7 @@ from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
 from mpp.sql.statements import (
     CreateTable,
     CreateTableAs,
+    DeleteFrom,
     DropTable,
     InsertInto,
     Query,
@@ -190,7 +191,7 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DROP TABLE);
+        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, DROP TABLE);
         ``settings`` override the session's for this statement only."""
         return self.execute(parse_statement(text), settings=settings)
 
@@ -207,6 +208,12 @@ class Session:
             from mpp.write.insert import insert_into
 
             outcome = insert_into(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome)
+        if isinstance(stmt, DeleteFrom):
+            from mpp.write.delete import delete_from
+
+            outcome = delete_from(self, stmt, settings=settings)
             return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
                           outcome.stats, outcome)
         if isinstance(stmt, CreateTable):
@@ -285,6 +292,13 @@ class Session:
                     + (f" ({', '.join(stmt.columns)})" if stmt.columns is not None else "")
                     + ": write stage after the query, one Iceberg append snapshot\n")
             text = stmt.query_sql
+        elif isinstance(stmt, DeleteFrom):
+            if stmt.filter_sql is None:
+                return f"DeleteFrom: {stmt.name}: every file removed (metadata only)\n"
+            head = (f"DeleteFrom: {stmt.name}: the files this scan reads may hold matching "
+                    "rows; a condition on identity partition columns drops them whole, any "
+                    "other rewrites the files it changes\n")
+            text = stmt.filter_sql
         elif isinstance(stmt, DropTable | CreateTable):
             raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
                            "no plan to explain")

@@ -104,3 +104,24 @@ def test_create_existing_table(wh, cluster) -> None:
         s.sql("CREATE TABLE access_log (a bigint)")
     r = s.sql("CREATE TABLE IF NOT EXISTS access_log (a bigint)")
     assert r.to_arrow().column("created").to_pylist() == [False]
+
+
+def test_month_and_hour_partitions_split_files_by_their_values(wh, cluster) -> None:
+    catalog = Catalog.open(wh)
+    s = _session(catalog, cluster)
+    s.sql("CREATE TABLE ev2 (time timestamp, date date, bytes integer)\n"
+          "WITH (partitioning = ARRAY['month(date)', 'hour(time)', 'year(time)'])")
+    source = "SELECT time, date, bytes FROM access_log WHERE status = 200"
+    s.sql(f"INSERT INTO ev2 {source}")
+    fresh = Catalog.open(wh)
+    frags = fresh.fragments("ev2")
+    hours = run_oracle("SELECT count(DISTINCT date_trunc('hour', time)) FROM access_log "
+                       "WHERE status = 200", fresh)[0][0].as_py()
+    assert len(frags) >= hours
+    for f in frags:
+        bounds = {name: (lo, hi) for name, lo, hi in f.bounds}
+        lo, hi = bounds["time"]
+        assert lo.replace(minute=0, second=0, microsecond=0) == \
+            hi.replace(minute=0, second=0, microsecond=0)
+    assert_same_rows(_session(fresh, cluster).sql("SELECT * FROM ev2").to_arrow(),
+                     run_oracle(source, fresh))

@@ -4,6 +4,9 @@ DuckDB over the same files; a failure before the commit leaves the table as it w
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +239,90 @@ def test_explain_and_explain_analyze_show_the_write(wh, cluster) -> None:
     assert r.write is not None and r.write.rows == r.to_arrow().column("rows")[0].as_py()
     assert r.write.table == "ins7"
 
+
+
+KILLED_INSERT = """
+import sys, time
+import distributed
+import mpp
+import mpp.write.stage as stage
+
+original = stage.write
+
+def slow_write(payload, index, ranges):  # every file takes a while: time to be killed
+    written = original(payload, index, ranges)
+    time.sleep(0.5)
+    return written
+
+stage.write = slow_write
+local = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                 dashboard_address=None)
+with mpp.connect(sys.argv[1], cluster=distributed.Client(local),
+                 settings={"write.target_file_bytes": 2048}) as s:
+    s.sql("INSERT INTO ins_killed SELECT * FROM access_log")
+"""
+
+
+def test_a_killed_insert_leaves_the_table_and_the_next_write_removes_its_files(wh, cluster):
+    s = _session(_fresh(wh), cluster)
+    s.sql("CREATE TABLE ins_killed AS SELECT * FROM access_log WHERE status = 200")
+    before = _state(wh, "ins_killed")
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_INSERT, str(wh)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    data = wh / "ins_killed" / "data"
+    deadline = time.monotonic() + 120
+    while len(list(data.glob("*.parquet"))) < len(before[2]) + 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the INSERT wrote no file in time"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    fresh = _fresh(wh)
+    assert fresh.snapshots("ins_killed") == before[0]  # not committed: nothing changed
+    assert len(_files(fresh.table("ins_killed").location)) > len(before[2])  # its files stay
+    _same_as_duckdb(fresh, cluster, "ins_killed", "SELECT * FROM access_log WHERE status = 200")
+    # The next write to the table removes the dead write's files.
+    _session(fresh, cluster).sql("INSERT INTO ins_killed SELECT * FROM access_log "
+                                 "WHERE status = 404")
+    after = _fresh(wh)
+    listed = {f.uri.removeprefix("file://") for f in after.fragments("ins_killed")}
+    assert {f for f in _files(after.table("ins_killed").location) if f.endswith(".parquet")} \
+        == listed
+    _same_as_duckdb(after, cluster, "ins_killed",
+                    "SELECT * FROM access_log WHERE status IN (200, 404)")
+
+
+def test_a_session_writes_on_top_of_what_another_committed_since_it_last_read(wh, cluster):
+    a = _session(_fresh(wh), cluster)
+    a.sql("CREATE TABLE ins8 AS SELECT date, status FROM access_log WHERE status = 200")
+    a.sql("SELECT count(*) FROM ins8")  # a's catalog has loaded ins8
+    _session(_fresh(wh), cluster).sql("INSERT INTO ins8 SELECT date, status FROM access_log "
+                                      "WHERE status = 404")  # another writer commits
+    a.sql("INSERT INTO ins8 SELECT date, status FROM access_log WHERE status = 500")
+    a.sql("DELETE FROM ins8 WHERE status = 200 AND date = DATE '2017-01-01'")
+    fresh = _fresh(wh)  # statistics and integrity record checked: they count every commit
+    assert len(fresh.snapshots("ins8")) == 4
+    _same_as_duckdb(fresh, cluster, "ins8", "SELECT date, status FROM access_log WHERE "
+                    "status IN (404, 500) OR (status = 200 AND date <> DATE '2017-01-01')")
+
+
+def test_mpp_sql_runs_insert_and_delete(wh, cluster) -> None:
+    from click.testing import CliRunner
+
+    from mpp.cli import main
+
+    args = ["sql", "-w", str(wh), "--scheduler", cluster.client.scheduler.address]
+    _session(_fresh(wh), cluster).sql("CREATE TABLE ins9 AS SELECT date, status FROM "
+                                      "access_log WHERE status = 200")
+    result = CliRunner().invoke(main, [*args, "INSERT INTO ins9 SELECT date, status FROM "
+                                              "access_log WHERE status = 404"])
+    assert result.exit_code == 0, result.output
+    n = run_oracle("SELECT count(*) FROM access_log WHERE status = 404", _fresh(wh))[0][0]
+    assert str(n.as_py()) in result.stdout and "Iceberg append, snapshot" in result.stderr
+    bad = CliRunner().invoke(main, [*args, "INSERT INTO ins9 (nosuch) VALUES (1)"])
+    assert bad.exit_code == 2 and "Insert column name does not exist" in bad.output
+    assert "Traceback" not in bad.output
+    result = CliRunner().invoke(main, [*args, "DELETE FROM ins9 WHERE status = 404"])
+    assert result.exit_code == 0, result.output
+    _same_as_duckdb(_fresh(wh), cluster, "ins9",
+                    "SELECT date, status FROM access_log WHERE status = 200")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class Catalog:
         self.registry = registry
         self.moved_from = moved_from  # the warehouse this one was copied from (relocate only)
         self._info: dict[str, TableInfo] = {}
+        self._loaded: dict[str, Table] = {}  # the Iceberg table version _info describes
         self._fragments: dict[str, list[Fragment]] = {}
         # Appends begun: the table as loaded at begin_append, by write id.
         self._bases: dict[str, tuple[Table, TableInfo, list[Fragment]]] = {}
@@ -158,9 +159,17 @@ class Catalog:
                 raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
             checked = integrity.check(name, tbl)  # once per load; DamagedMetadataError
             self._fragments[name] = checked.fragments
+            self._loaded[name] = tbl
             info = _iceberg_info(name, tbl, checked)
         self._info[name] = info
         return info
+
+    def refresh(self, name: str) -> None:
+        """Forget what this catalog loaded of table ``name``: the next use reads the current
+        version (a write starts so, and commits on top of exactly the version it read)."""
+        self._info.pop(name, None)
+        self._fragments.pop(name, None)
+        self._loaded.pop(name, None)
 
     def fragments(self, table: TableInfo | str,
                   predicates: Sequence[ColumnPredicate] = ()) -> list[Fragment]:
@@ -281,7 +290,7 @@ class Catalog:
             self.abort_write(target)
             raise
         cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
-        self._info.pop(target.table, None)
+        self.refresh(target.table)
         return self.table(target.table)
 
     def begin_append(self, name: str, *, top_columns: Sequence[str] = (),
@@ -289,15 +298,14 @@ class Catalog:
         """Start writing into existing Iceberg table ``name`` (INSERT, CREATE OR REPLACE): a
         target for the write tasks.
 
-        The table is loaded now: :meth:`commit_append` commits on top of this version, and
-        fails if anyone else committed since (so no commit is lost)."""
+        :meth:`commit_append` commits on top of the version this catalog loaded (the one a
+        statement planned with: :meth:`refresh` first), and fails if anyone else committed
+        since (so no commit is lost)."""
         info = self.table(name)
         if info.external:
             raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
                                f"table; {statement} writes Iceberg (Parquet) tables only")
-        tbl = self._load_iceberg(name)
-        if tbl is None:
-            raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
+        tbl = self._loaded[name]  # the version ``info`` (and any planning) read
         try:
             spec = iceberg.spec_fields(tbl)
         except ValueError as exc:
@@ -318,10 +326,11 @@ class Catalog:
         )
 
     def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
-                      replace: bool = False,
+                      replace: bool = False, deleted: Set[str] = frozenset(),
                       properties: dict[str, str] | None = None) -> TableInfo:
         """Append every written fragment in one snapshot (``replace``: they replace every
-        current file, which older snapshots keep listing); on failure remove the files."""
+        current file; ``deleted``: they replace the files of those paths; older snapshots keep
+        listing the files removed); on failure remove the written files."""
         from mpp.catalog.commit import snapshot
 
         try:
@@ -329,13 +338,13 @@ class Catalog:
             if base is None:
                 raise CatalogError(f"no append to {target.table!r} was begun with write id "
                                    f"{target.write_id}")
-            snapshot(*base, target, list(written), replace=replace, properties=properties)
+            snapshot(*base, target, list(written), replace=replace, deleted=deleted,
+                     properties=properties)
         except BaseException:
             self.abort_write(target)
             raise
         cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
-        self._info.pop(target.table, None)
-        self._fragments.pop(target.table, None)
+        self.refresh(target.table)
         return self.table(target.table)
 
     def drop_table(self, name: str) -> None:
@@ -351,8 +360,7 @@ class Catalog:
             if name not in self._iceberg_names():
                 raise
             self.iceberg.drop_table((iceberg.NAMESPACE, name))
-            self._info.pop(name, None)
-            self._fragments.pop(name, None)
+            self.refresh(name)
             return
         if info.external:
             ext = self.registry.get(name)
@@ -362,8 +370,7 @@ class Catalog:
             tbl = self._load_iceberg(name)
             files = cleanup.iceberg_files(tbl) if tbl is not None else set()
             self.iceberg.drop_table((iceberg.NAMESPACE, name))
-        self._info.pop(name, None)
-        self._fragments.pop(name, None)
+        self.refresh(name)
         cleanup.delete_owned(self.warehouse, info.location, files)
 
     def abort_write(self, target: WriteTarget) -> None:

@@ -8,8 +8,10 @@ database file first, and their fragments become rowid ranges.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+from collections.abc import Set
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -17,7 +19,7 @@ import pyarrow as pa
 from mpp.catalog import iceberg
 from mpp.catalog.codec import schema_to_text, stats_to_text
 from mpp.catalog.external import ExternalTable
-from mpp.catalog.model import TableInfo
+from mpp.catalog.model import TableInfo, TableStats
 from mpp.catalog.stats import append_stats, merge_partials
 from mpp.catalog.write import (
     WriteTarget,
@@ -85,12 +87,36 @@ def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment]
         remove_write(target)  # the staged Arrow files; the database file stays
 
 
+def _remaining_stats(old: TableStats, base: Table, kept: list[Fragment]) -> TableStats:
+    """Statistics of the files ``kept`` after a delete: counts exact (null counts from the
+    manifests), bounds kept (still bounds), distinct and top counts capped by the rows left."""
+    rows = sum(f.row_count for f in kept)
+    if rows == 0:
+        return TableStats(0, sum(f.size_bytes for f in kept), len(kept), {})
+    paths = {f.uri for f in kept}
+    files = [t.file for t in base.scan().plan_files() if t.file.file_path in paths]
+    ids = {f.name: f.field_id for f in base.schema().fields}
+
+    def nulls(name: str) -> int | None:
+        counts = [(f.null_value_counts or {}).get(ids.get(name, -1)) for f in files]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+
+    columns = {
+        n: dataclasses.replace(
+            c, null_count=nulls(n),
+            distinct_count=None if c.distinct_count is None else min(c.distinct_count, rows),
+            top_values=tuple((v, k) for v, k in c.top_values if k <= rows))
+        for n, c in old.columns.items()}
+    return TableStats(rows, sum(f.size_bytes for f in kept), len(kept), columns)
+
+
 def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: WriteTarget,
              written: list[WrittenFragment], *, replace: bool = False,
+             deleted: Set[str] = frozenset(),
              properties: dict[str, str] | None = None) -> None:
     """Commit ``written`` to Iceberg table ``target.table`` as ONE snapshot: appended to its
-    files, or (``replace``) instead of all of them; statistics and content checksum are updated
-    in the same commit.
+    files, or (``replace``) instead of all of them, or instead of the files in ``deleted``;
+    statistics and content checksum are updated in the same commit.
 
     ``base``, ``info`` and ``current`` are the table as loaded when the write began: a commit
     by anyone else since then fails this one (CatalogError), and nothing is applied."""
@@ -105,12 +131,16 @@ def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: Writ
                          sum(w.fragment.size_bytes for w in written))
     if replace:
         stats, checksum = new, table_checksum(written)
+        deleted = frozenset(f.uri for f in current)
     else:
-        stats = append_stats(info.stats, new)
-        checksum = appended_checksum(base.properties.get(PROP_CHECKSUM, ""), written)
+        old = info.stats
+        if deleted:  # the checksum chains the removed paths too: another content
+            old = _remaining_stats(old, base, [f for f in current if f.uri not in deleted])
+        stats = append_stats(old, new)
+        checksum = appended_checksum(base.properties.get(PROP_CHECKSUM, "")
+                                     + "".join(sorted(deleted)), written)
     props = {**(properties or {}), PROP_STATS: stats_to_text(stats), PROP_CHECKSUM: checksum}
     footers = {f.uri: f.option(FOOTER_DIGEST) for f in current}
-    deleted = frozenset(f.uri for f in current) if replace else frozenset()
     try:
         iceberg.commit_files(base, written, props, footers, deleted)
     except CommitFailedException as exc:

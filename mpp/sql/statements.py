@@ -77,6 +77,21 @@ class CreateTable:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteFrom:
+    """One ``DELETE FROM name [WHERE condition]``: rows for which the condition is TRUE go."""
+
+    name: str
+    # ``SELECT*FROM name WHERE condition`` at the statement's own lines and columns (errors in
+    # the condition point into the statement); None without WHERE (every row goes).
+    filter_sql: str | None = None
+    # The rows that stay: ``SELECT * FROM name WHERE NOT COALESCE((condition), FALSE)``.
+    keep_sql: str | None = None
+    columns: frozenset[str] = frozenset()  # columns the condition names
+    has_subquery: bool = False
+    place: tuple[int, int] = (1, 1)  # line and column of the table name
+
+
+@dataclass(frozen=True, slots=True)
 class DropTable:
     """One DROP TABLE."""
 
@@ -94,8 +109,8 @@ class InsertInto:
     place: tuple[int, int] = (1, 1)  # line and column of the table name (for errors)
 
 
-Statement = Query | CreateTableAs | CreateTable | InsertInto | DropTable
-WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO and DROP TABLE"
+Statement = Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | DropTable
+WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO, DELETE and DROP TABLE"
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -133,6 +148,8 @@ def parse_statement(sql: str) -> Statement:
         return _create(tree, sql)
     if isinstance(tree, exp.Insert):
         return _insert(tree, sql)
+    if isinstance(tree, exp.Delete):
+        return _delete(tree, sql)
     raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
                    *statement_start(sql))
 
@@ -215,6 +232,39 @@ def _insert(tree: exp.Insert, sql: str) -> InsertInto:
     name = _table_name(target, sql)
     return InsertInto(name, _insert_query_text(sql, columns is not None), columns,
                       locate(target, sql))
+
+
+def _delete(tree: exp.Delete, sql: str) -> DeleteFrom:
+    target = tree.this
+    if tree.args.get("using") or not isinstance(target, exp.Table):
+        line, col = locate(tree, sql)
+        raise SqlError("only DELETE FROM name [WHERE condition] is supported", line, col)
+    name = _table_name(target, sql)
+    where = tree.args.get("where")
+    if where is None:
+        return DeleteFrom(name, place=locate(target, sql))
+    cond = where.this
+    keep = (exp.select("*").from_(target.copy())
+            .where(exp.not_(exp.Coalesce(this=exp.Paren(this=cond.copy()),
+                                         expressions=[exp.false()]))))
+    return DeleteFrom(name, _filter_text(sql, keep.from_(target.copy()).where(cond.copy(),
+                                                                              append=False)),
+                      keep.sql(dialect="trino"),
+                      frozenset(c.name for c in cond.find_all(exp.Column)),
+                      cond.find(exp.Query) is not None, locate(target, sql))
+
+
+def _filter_text(sql: str, fallback: exp.Select) -> str:
+    """``DELETE FROM t WHERE c`` as ``SELECT*FROM t WHERE c``, every later character in place
+    (DELETE becomes SELECT and the first blank other than a line break after it ``*``)."""
+    tokens = _tokens(sql)
+    first, second = tokens[0], tokens[1] if len(tokens) > 1 else None
+    gap = sql[first.end + 1: second.start] if second is not None else ""
+    spot = next((i for i, ch in enumerate(gap) if ch in " \t"), None)
+    if first.text.upper() != "DELETE" or spot is None or gap.strip():
+        return fallback.sql(dialect="trino")  # a comment between DELETE and FROM, or no room
+    at = first.end + 1 + spot
+    return sql[:first.start] + "SELECT" + sql[first.end + 1:at] + "*" + sql[at + 1:]
 
 
 def _insert_query_text(sql: str, has_columns: bool) -> str:

@@ -81,6 +81,8 @@ def create_table_as(session: Session, stmt: CreateTableAs, *,
     check_table_name(stmt.name)  # before any planning: the name is the table's folder
     if stmt.format not in CTAS_FORMATS:
         raise MppError(f"CREATE TABLE AS writes PARQUET or ORC, not {stmt.format.value}")
+    if stmt.replace:
+        catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
     exists = stmt.name in catalog.tables()
     if exists and not stmt.replace:
         if stmt.if_not_exists:

@@ -83,6 +83,7 @@ def insert_into(session: Session, stmt: InsertInto, *,
                 settings: Mapping[str, Any] | None = None) -> WriteOutcome:
     """Run ``stmt`` on the session's cluster and append its rows in one snapshot."""
     catalog = session.catalog
+    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
     try:
         info = catalog.table(stmt.name)
     except UnknownTableError as exc:  # the same words, at the table's place

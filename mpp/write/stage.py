@@ -16,7 +16,7 @@ The caller commits the returned files (or removes them: every file carries the w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dask._expr import LLGExpr
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 class WriteOutcome:
     """A finished write: rows written, files, and the measurements of the run."""
 
-    rows: int
+    rows: int  # the statement's count: rows written (DELETE: rows deleted)
     files: tuple[WriteTask, ...]
     stats: QueryStats  # the SELECT's stages
     write_tasks: tuple[TaskRecord, ...]  # the write stage's tasks, one per file
@@ -61,27 +61,32 @@ class WriteOutcome:
         """The write stage as EXPLAIN ANALYZE shows it, after the SELECT's stages."""
         size = sum(r.bytes_sent for r in self.write_tasks)
         stage = self.stats.plan.final_stage.id + 1
+        written = sum(t.rows for t in self.files)
         return (f"Stage {stage} [write into {self.table}]: {plural(len(self.write_tasks), 'task')}"
-                f" = {plural(len(self.files), 'file')}, {self.rows:,} rows, "
+                f" = {plural(len(self.files), 'file')}, {written:,} rows written, "
                 f"{size / 2**20:.1f} MiB, {self.write_seconds:.3f} s\n"
                 f"Commit: {self.commit or 'one catalog commit'}\n")
 
     def summary(self) -> str:
         """One line: rows, files, bytes written, time."""
         size = sum(r.bytes_sent for r in self.write_tasks)
-        return (f"wrote {self.rows:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
-                f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)")
+        written = sum(t.rows for t in self.files)
+        return (f"wrote {written:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
+                f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)"
+                + (f"; {self.commit}" if self.commit else ""))
 
 
 def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
                     target: WriteTarget, query_id: str, *,
                     names: Sequence[str] | None = None, empty_file: bool = True,
+                    choose: Callable[[list[Piece]], list[Piece]] | None = None,
                     ) -> tuple[list[WrittenFragment], list[WriteTask]]:
     """Steps 1 and 2 of the module docstring: the files written, and the plan they followed.
 
     ``names``: the table column each SELECT column goes to (default: the SELECT's names);
     ``empty_file``: an empty unpartitioned result still writes one (empty) file, which a new
-    table needs to have a file; an append of no rows writes none."""
+    table needs to have a file; an append of no rows writes none. ``choose``: which measured
+    pieces to write (DELETE writes only the files it changes), all by default."""
     names = tuple(plan.output_names if names is None else names)
     client = session.cluster.client
     token = query_token(explain_physical(plan), query_id)
@@ -101,6 +106,8 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
     watch = Watch(client, query_id, dsk, session.cluster.spec.stall_timeout)
     try:
         pieces: list[Piece] = [p for part in watch.gather(measured) for p in part]
+        if choose is not None:
+            pieces = choose(pieces)
         target_bytes = int(ctx.settings["write.target_file_bytes"])
         tasks = plan_writes(pieces, target_bytes)
         if not tasks and not target.group_columns and empty_file:  # one (empty) file

@@ -1,0 +1,183 @@
+"""DELETE FROM: rows for which the condition is TRUE leave an Iceberg table, in ONE snapshot.
+
+    DELETE FROM access_log_pq WHERE date = DATE '2017-01-03'     -- whole files, metadata only
+    DELETE FROM access_log_pq WHERE status = 404                 -- affected files rewritten
+    DELETE FROM access_log_pq                                    -- every file
+
+1. The condition is bound against the table (errors point into the statement) and the files
+   that may hold matching rows are found the way a query finds them: Iceberg's partition and
+   min/max pruning (:meth:`~mpp.catalog.Catalog.fragments`). Other files are not touched.
+2. A condition on identity partition columns only is evaluated per file on the file's
+   partition values, from the manifests: matching files are dropped whole, nothing is read.
+3. Otherwise the rows that stay (``NOT COALESCE(condition, FALSE)``: a NULL condition keeps
+   the row, as in Trino) are computed by a query over the candidate files, one task per file,
+   with the write stage after it. A file none of whose rows match is left as it is; a file all
+   of whose rows match is dropped; only the others are rewritten (their kept rows, as files
+   near the target size).
+4. ONE Iceberg snapshot (``update_snapshot().overwrite()`` with the deleted and the added data
+   files) commits it, statistics updated in the same commit. A DELETE that matches no row
+   commits nothing. The removed files stay on disk for the older snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp import crash
+from mpp.errors import MppError, SqlError, UnknownTableError
+from mpp.logical.evaluate import evaluate
+from mpp.logical.nodes import Filter, LogicalNode, Scan
+from mpp.metrics.collector import collect
+from mpp.metrics.summary import QueryStats, summarize
+from mpp.physical.operators.scan import ScanExec
+from mpp.physical.planner import PhysicalPlan, plan_physical
+from mpp.sql.statements import DeleteFrom
+from mpp.storage.base import Fragment
+from mpp.write.ctas import top_value_columns
+from mpp.write.sizing import Piece
+from mpp.write.stage import WriteOutcome, run_write_stage
+
+if TYPE_CHECKING:
+    from mpp.session import Session
+
+
+def _scans(plan: PhysicalPlan, table: str) -> list[ScanExec]:
+    out, stack = [], [plan.root]
+    while stack:
+        op = stack.pop()
+        if isinstance(op, ScanExec) and _name(op.table) == table:
+            out.append(op)
+        stack.extend(op.children)
+    return out
+
+
+def _name(table: Any) -> str:
+    return table if isinstance(table, str) else table.name
+
+
+def _filter_on_scan(node: LogicalNode) -> tuple[Filter, Scan] | None:
+    """The Filter directly over the table's Scan in a bound ``SELECT * FROM t WHERE c``."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Filter) and isinstance(n.input, Scan):
+            return n, n.input
+        stack.extend(n.inputs)
+    return None
+
+
+def _by_partition_values(filt: Filter, scan: Scan, files: list[Fragment]) -> list[Fragment]:
+    """The files whose partition values make the condition TRUE (identity columns only)."""
+    columns = {}
+    for column, field in zip(scan.columns, scan.schema, strict=True):
+        values = [dict(f.partition).get(column) for f in files]
+        columns[field.name] = pa.array(values, field.dtype)
+    mask = evaluate(filt.predicate, pa.table(columns) if columns else pa.table({"_": [0] * len(files)}))
+    keep = pc.fill_null(mask, False).to_pylist()
+    return [f for f, hit in zip(files, keep, strict=True) if hit]
+
+
+def delete_from(session: Session, stmt: DeleteFrom, *,
+                settings: Mapping[str, Any] | None = None) -> WriteOutcome:
+    """Run ``stmt``; the outcome counts the rows deleted."""
+    catalog = session.catalog
+    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
+    try:
+        info = catalog.table(stmt.name)
+    except UnknownTableError as exc:
+        raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
+    query_id = f"delete-{stmt.name}-{uuid.uuid4().hex[:8]}"
+    ctx = session.context(settings)
+    start = time.perf_counter()
+    files = catalog.fragments(stmt.name)
+    plan: PhysicalPlan | None = None
+    if stmt.filter_sql is None:
+        doomed, how = files, "every file"
+    else:
+        with crash.context(query_id=query_id):
+            bound = session.bind(stmt.filter_sql)  # errors point into the statement
+        if stmt.has_subquery:
+            raise SqlError(f"DELETE FROM {stmt.name}: a subquery in WHERE is not supported yet; "
+                           "compute the values first", *stmt.place)
+        filtered = session.physical(session.optimize(bound, ctx), ctx)
+        scans = _scans(filtered, stmt.name)
+        candidates = list(scans[0].fragments) if len(scans) == 1 else files
+        found = _filter_on_scan(bound.root)
+        named = {c.lower() for c in stmt.columns}  # names are case-insensitive
+        if found is not None and named <= {c.lower() for c in info.partition_columns}:
+            doomed, how = _by_partition_values(*found, candidates), "metadata only"
+        else:
+            doomed, how = [], "rewrite"
+    target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema),
+                                  statement="DELETE")
+    written: list[Any] = []
+    rows_deleted = sum(f.row_count for f in doomed)
+    tasks: list[Any] = []
+    try:
+        if how == "rewrite" and candidates:
+            plan, written, tasks, doomed, rows_deleted = _rewrite(
+                session, ctx, stmt, candidates, target, query_id)
+        if doomed:
+            with crash.context(query_id=query_id):
+                catalog.commit_append(target, written, deleted={f.uri for f in doomed})
+        else:
+            catalog.abort_write(target)  # nothing matched: no snapshot
+    except BaseException:
+        catalog.abort_write(target)
+        raise
+    wall = time.perf_counter() - start
+    if plan is None:
+        from mpp.session import ddl_stats
+
+        stats = ddl_stats(query_id, wall)
+    else:
+        records = collect(session.cluster.client, query_id)
+        stats = QueryStats(query_id, wall, plan, records, summarize(records))
+    writes = collect(session.cluster.client, f"{query_id}-write") if plan is not None else []
+    commit = "nothing matched: no snapshot"
+    if doomed:
+        snap = catalog.snapshots(stmt.name)[-1]
+        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
+                  f"{len(doomed)} of {len(files)} files removed, {len(written)} written ({how})")
+    return WriteOutcome(rows_deleted, tuple(tasks), stats, tuple(writes), stmt.name, commit)
+
+
+def _rewrite(session: Session, ctx: Any, stmt: DeleteFrom, candidates: list[Fragment],
+             target: Any, query_id: str) -> tuple[PhysicalPlan, list[Any], list[Any],
+                                                  list[Fragment], int]:
+    """Step 3: the kept rows of the candidate files, one task per file; the files whose rows
+    partly match are rewritten. Returns the plan, files written, write tasks, files removed
+    and rows deleted."""
+    assert stmt.keep_sql is not None
+    with crash.context(query_id=query_id):
+        keep = session.optimize(session.bind(stmt.keep_sql), ctx)
+        plan = plan_physical(keep, ctx, lambda scan: (
+            list(candidates) if _name(scan.table) == stmt.name
+            else session.catalog.fragments(scan.table, scan.predicates)))
+    scans = _scans(plan, stmt.name)
+    if (len(plan.stages) != 1 or len(scans) != 1 or plan.final_stage.tasks != len(candidates)
+            or [f.uri for f in scans[0].fragments] != [f.uri for f in candidates]):
+        raise MppError(f"DELETE FROM {stmt.name}: the rows to keep are not planned as one task "
+                       "per file; this condition is not supported yet")
+    kept = [0] * len(candidates)
+    doomed: list[Fragment] = []
+
+    def choose(pieces: list[Piece]) -> list[Piece]:
+        for p in pieces:
+            kept[p.source] += p.rows
+        changed = {i for i, f in enumerate(candidates) if kept[i] < f.row_count}
+        doomed.extend(candidates[i] for i in sorted(changed))
+        return [p for p in pieces if p.source in changed]
+
+    with crash.context(query_id=query_id):
+        written, tasks = run_write_stage(session, ctx, plan, target, query_id,
+                                         names=tuple(target.schema.names), empty_file=False,
+                                         choose=choose)
+    deleted_rows = sum(f.row_count - kept[candidates.index(f)] for f in doomed)
+    return plan, written, tasks, doomed, deleted_rows
