@@ -186,7 +186,8 @@ def _part(i: int, n: int = 40) -> pa.Table:
 # Groups whose average lies exactly halfway between two cents: Trino rounds half up (away
 # from zero), DuckDB's avg is the DOUBLE 0.015. Rows of a group lie in different files.
 HALVES = [(1, "0.01"), (1, "0.02"), (2, "-0.01"), (2, "-0.02"), (3, "0.05"), (3, "0.10"),
-          (3, "0.10"), (3, "0.20"), (4, "1.00"), (4, "2.00"), (4, "2.00"), (4, "2.01")]
+          (3, "0.10"), (3, "0.20"), (4, "1.00"), (4, "2.00"), (4, "2.00"), (4, "2.01"),
+          (5, "0.02"), (5, "0.03")]  # 0.025: half up is 0.03, half to even would be 0.02
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +220,7 @@ def test_avg_rounds_half_up_unlike_duckdb(wh: Path, cluster) -> None:
     ).fetchall())
     assert by_group[1] == D("0.02") and raw[1] == pytest.approx(0.015)  # the edge itself
     assert by_group[2] == D("-0.02") and raw[2] == pytest.approx(-0.015)
+    assert by_group[5] == D("0.03")
 
 
 QUERIES = [
@@ -268,3 +270,15 @@ def test_a_sum_beyond_38_digits_is_decimal_overflow(wh: Path, cluster) -> None:
         with pytest.raises(SqlError) as info:
             session.sql(f"SELECT sum(CAST({big} AS decimal(38, 2))) FROM items").to_arrow()
     assert "Decimal overflow in sum(" in str(info.value) and info.value.line == 1
+
+
+def test_decimal_columns_written_by_ctas_keep_their_type_and_stats(wh: Path, cluster) -> None:
+    with mpp.connect(wh, cluster=cluster) as session:
+        session.sql("CREATE TABLE items_net AS SELECT id, price, price * (1 - disc) AS net "
+                    "FROM items")
+        info = session.catalog.table("items_net")
+        assert info.schema.field("net").type == pa.decimal128(31, 4)
+        stats = info.stats.column("price")
+        assert isinstance(stats.min, D) and isinstance(stats.max, D)
+        sql = "SELECT count(*) n, sum(net) s, avg(net) a FROM items_net WHERE price >= 500.00"
+        assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))
