@@ -139,6 +139,17 @@ class AggFunc(enum.Enum):
     MIN = "min"
     MAX = "max"
     AVG = "avg"
+    STDDEV_SAMP = "stddev_samp"  # stddev is stddev_samp
+    STDDEV_POP = "stddev_pop"
+    VAR_SAMP = "var_samp"  # variance is var_samp
+    VAR_POP = "var_pop"
+    COUNT_IF = "count_if"
+    BOOL_AND = "bool_and"  # every is bool_and
+    BOOL_OR = "bool_or"
+    ARBITRARY = "arbitrary"  # any_value is arbitrary
+    MIN_BY = "min_by"
+    MAX_BY = "max_by"
+    APPROX_DISTINCT = "approx_distinct"
     # A sum of counts: 0, not NULL, over no rows (Calcite's $SUM0). Not in the SQL subset; the
     # count(DISTINCT) rewrite makes it from count(*) and count(x), which are never NULL.
     SUM0 = "sum0"
@@ -146,7 +157,8 @@ class AggFunc(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AggregateCall:
-    """``func([DISTINCT] arg)`` in an Aggregate node. ``arg`` is a Column (None for count(*))."""
+    """``func([DISTINCT] arg[, by])`` in an Aggregate node. ``arg`` is a Column (None for
+    count(*)); ``by`` is the second argument of min_by/max_by (the value ordered by)."""
 
     func: AggFunc
     arg: Column | None
@@ -156,11 +168,17 @@ class AggregateCall:
     source: str = field(default="", compare=False, repr=False)
     line: int | None = field(default=None, compare=False, repr=False)
     column: int | None = field(default=None, compare=False, repr=False)
+    by: Column | None = None
+
+    def inputs(self) -> tuple[Column, ...]:
+        """The input columns the call reads (its argument and ``by``)."""
+        return tuple(c for c in (self.arg, self.by) if c is not None)
 
     def __str__(self) -> str:
         if self.func is AggFunc.COUNT_STAR:
             return "count(*)"
-        return f"{self.func.value}({'DISTINCT ' if self.distinct else ''}{self.arg})"
+        by = f", {self.by}" if self.by is not None else ""
+        return f"{self.func.value}({'DISTINCT ' if self.distinct else ''}{self.arg}{by})"
 
 
 @dataclass(frozen=True, slots=True)

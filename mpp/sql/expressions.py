@@ -18,7 +18,7 @@ from sqlglot.tokenizer_core import TokenType
 from mpp.errors import SqlError, UnknownColumnError
 from mpp.logical.evaluate import integer_name
 from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin, factor_disjunction
-from mpp.sql import folding
+from mpp.sql import calls, folding
 from mpp.sql import types as T
 from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
@@ -29,15 +29,9 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 # Constructs outside the subset that sqlglot parses into nodes of their own: the name errors
 # give them, and the keyword they point at.
 _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
-    exp.Window: ("window function (OVER)", TokenType.OVER),
     exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
                  TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
-    exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
-    exp.NullSafeNEQ: ("IS DISTINCT FROM", TokenType.IS),
-    exp.NullSafeEQ: ("IS NOT DISTINCT FROM", TokenType.IS),
-    exp.DPipe: ("operator || (string concatenation)", TokenType.DPIPE),
-    exp.Escape: ("LIKE ... ESCAPE", TokenType.ESCAPE),
     exp.Rollup: ("GROUP BY ROLLUP", TokenType.ROLLUP),
     exp.Cube: ("GROUP BY CUBE", TokenType.CUBE),
     exp.GroupingSets: ("GROUP BY GROUPING SETS", TokenType.GROUPING_SETS),
@@ -107,16 +101,17 @@ class ExprBinder:
         raise self._unsupported(node)
 
     def _unsupported(self, node: exp.Expr) -> SqlError:
+        if isinstance(node, exp.Window):  # bound only where a query's windows are computed
+            line, column = locate(node, self.sql, TokenType.OVER)
+            return SqlError(f"window functions are not allowed in {self.clause}", line, column)
         for kind, (construct, keyword) in _CONSTRUCTS.items():
             if isinstance(node, kind):
                 return unsupported(node, self.sql, construct, keyword)
         if isinstance(node, (exp.Subquery, exp.Select)):
             return unsupported(node, self.sql, f"scalar subquery in {self.clause}",
                                TokenType.SELECT, " (only in WHERE, HAVING and the select list)")
-        if isinstance(node, exp.Func):
-            name = node.name if isinstance(node, exp.Anonymous) else (
-                written_name(node, self.sql) or node.sql_name())  # now(), not current_timestamp()
-            return unsupported(node, self.sql, f"function {name.lower()}()")
+        if isinstance(node, exp.Func):  # now(), not current_timestamp(); and close names
+            return calls.unknown_function(self, node, calls.call_name(node, self.sql))
         return unsupported(node, self.sql, f"expression {node.sql(dialect='trino')!r}")
 
     # --- leaves -----------------------------------------------------------------------------
@@ -238,11 +233,17 @@ class ExprBinder:
                 other, exp.Interval):
             raise SqlError(f"operator {op} cannot be applied to an INTERVAL here", *at)
         base = self.bind(other)
-        if not (isinstance(base, Literal) and T.is_temporal(base.dtype)):
-            raise unsupported(node, self.sql, "INTERVAL added to a column or expression",
-                              TokenType.INTERVAL, " (only DATE or TIMESTAMP literals +/- "
-                              "INTERVAL are supported)")
         unit = folding.unit_name(interval.unit.name if interval.unit is not None else "")
+        if not isinstance(base, Literal):  # a column or expression: date_add at run time
+            try:
+                amount = int(interval.this.name)
+            except ValueError:
+                raise SqlError(f"INTERVAL needs a whole number, got {interval.this.name!r}",
+                               *at) from None
+            return calls.date_add(self, node, unit, Literal(-amount if op == "-" else amount,
+                                                            pa.int64()), base, at)
+        if not T.is_temporal(base.dtype):
+            raise SqlError(f"INTERVAL cannot be added to {T.type_name(base.dtype)}", *at)
         allowed = (folding.DATE_UNITS if pa.types.is_date(base.dtype)
                    else folding.TIMESTAMP_UNITS)
         if unit not in allowed:
@@ -490,8 +491,14 @@ class ExprBinder:
             raise self.error(node, f"values of types {types} cannot be combined")
         return common
 
-    def aggregate(self, node: exp.Func) -> Expr:
-        raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
+    def aggregate(self, node: exp.Expr) -> Expr:
+        if isinstance(node, exp.Filter):  # f(x) FILTER (WHERE c)
+            if not isinstance(node.this, exp.AggFunc):
+                raise unsupported(node, self.sql, "FILTER (WHERE ...) on a non-aggregate",
+                                  TokenType.FILTER)
+            node = node.this
+        name = written_name(node, self.sql) or node.sql_name()
+        raise self.error(node, f"aggregate function {name.lower()}() is not allowed "
                                f"in {self.clause}")
 
 
@@ -517,9 +524,17 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Extract: ExprBinder.extract,
     exp.Substring: ExprBinder.substring,
     exp.AggFunc: ExprBinder.aggregate,
+    exp.Filter: ExprBinder.aggregate,
     exp.Case: ExprBinder.case,
     exp.If: ExprBinder.if_,
     exp.Coalesce: ExprBinder.coalesce,
+    exp.Func: calls.bind_function,  # any other function: through the registry (mpp.functions)
+    exp.DPipe: calls.bind_concat_operator,
+    exp.NullSafeEQ: calls.bind_distinct_from,
+    exp.NullSafeNEQ: calls.bind_distinct_from,
+    exp.Escape: calls.bind_like_escape,
+    exp.CurrentDate: calls.bind_current_date,
+    exp.DateAdd: calls.bind_date_add,
     **{kind: ExprBinder.arithmetic for kind in _ARITH},
     **{kind: ExprBinder.compare for kind in _COMPARE},
 }
