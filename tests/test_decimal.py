@@ -164,9 +164,10 @@ def test_overflow_at_run_time_names_the_expression() -> None:
     assert info.value.line == 1 and info.value.column is not None
 
 
-def test_division_by_zero_is_an_error() -> None:
-    with pytest.raises(SqlError, match="Division by zero in p / "):
-        mpp_column("p / CAST(i - i AS decimal(3, 0))")
+@pytest.mark.parametrize("op", ["/", "%"])
+def test_division_by_zero_is_an_error(op: str) -> None:
+    with pytest.raises(SqlError, match=f"Division by zero in p {op} "):
+        mpp_column(f"p {op} CAST(i - i AS decimal(3, 0))")
 
 
 # --- queries over Parquet files with DECIMAL columns ------------------------------------------
