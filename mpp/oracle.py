@@ -64,6 +64,7 @@ from mpp.storage import PATH_PARTITION
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.files import local_path
 from mpp.storage.predicates import balanced
+from mpp.storage.sqlite import rows_to_arrow
 
 _SQL_TYPES = [
     (pa.types.is_int8, "TINYINT"), (pa.types.is_int16, "SMALLINT"),
@@ -334,6 +335,9 @@ def _sqlite_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
             values = [r[j] for r in rows]
             if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
                 arrays.append(pa.array(values, pa.string()).cast(field.type))
+            elif pa.types.is_boolean(field.type):  # 1/0 or 'true'/'false' (SQLite has no bool)
+                arrays.append(rows_to_arrow([(v,) for v in values], [field.name],
+                                            {field.name: "BOOLEAN"})[field.name])
             else:
                 arrays.append(pa.array(values).cast(field.type))
         parts.append(pa.Table.from_arrays(arrays, schema=info.schema))

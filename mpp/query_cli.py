@@ -136,7 +136,8 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
 
 def _json_safe(value: Any) -> Any:
     """``value`` with non-finite floats (NaN, +-Infinity) as None: strict JSON has no such
-    numbers, and its parsers reject Python's ``NaN``/``Infinity`` tokens."""
+    numbers, and its parsers reject Python's ``NaN``/``Infinity`` tokens. (Decimals become
+    strings of their exact digits through ``json.dumps(default=str)``.)"""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

@@ -164,9 +164,10 @@ def test_overflow_at_run_time_names_the_expression() -> None:
     assert info.value.line == 1 and info.value.column is not None
 
 
-def test_division_by_zero_is_an_error() -> None:
-    with pytest.raises(SqlError, match="Division by zero in p / "):
-        mpp_column("p / CAST(i - i AS decimal(3, 0))")
+@pytest.mark.parametrize("op", ["/", "%"])
+def test_division_by_zero_is_an_error(op: str) -> None:
+    with pytest.raises(SqlError, match=f"Division by zero in p {op} "):
+        mpp_column(f"p {op} CAST(i - i AS decimal(3, 0))")
 
 
 # --- queries over Parquet files with DECIMAL columns ------------------------------------------
@@ -186,7 +187,8 @@ def _part(i: int, n: int = 40) -> pa.Table:
 # Groups whose average lies exactly halfway between two cents: Trino rounds half up (away
 # from zero), DuckDB's avg is the DOUBLE 0.015. Rows of a group lie in different files.
 HALVES = [(1, "0.01"), (1, "0.02"), (2, "-0.01"), (2, "-0.02"), (3, "0.05"), (3, "0.10"),
-          (3, "0.10"), (3, "0.20"), (4, "1.00"), (4, "2.00"), (4, "2.00"), (4, "2.01")]
+          (3, "0.10"), (3, "0.20"), (4, "1.00"), (4, "2.00"), (4, "2.00"), (4, "2.01"),
+          (5, "0.02"), (5, "0.03")]  # 0.025: half up is 0.03, half to even would be 0.02
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +221,7 @@ def test_avg_rounds_half_up_unlike_duckdb(wh: Path, cluster) -> None:
     ).fetchall())
     assert by_group[1] == D("0.02") and raw[1] == pytest.approx(0.015)  # the edge itself
     assert by_group[2] == D("-0.02") and raw[2] == pytest.approx(-0.015)
+    assert by_group[5] == D("0.03")
 
 
 QUERIES = [
@@ -313,3 +316,15 @@ def test_the_64_bit_fast_path_equals_the_wide_path() -> None:
     big = pa.array([decimal.Decimal(10) ** 20], pa.decimal128(25, 0))
     call = Call("+", (Column("a", big.type), Column("b", big.type)), pa.decimal128(26, 0))
     assert decimals._fast(call, big, big, pa.decimal128(26, 0)) is None  # noqa: SLF001
+
+
+def test_decimal_columns_written_by_ctas_keep_their_type_and_stats(wh: Path, cluster) -> None:
+    with mpp.connect(wh, cluster=cluster) as session:
+        session.sql("CREATE TABLE items_net AS SELECT id, price, price * (1 - disc) AS net "
+                    "FROM items")
+        info = session.catalog.table("items_net")
+        assert info.schema.field("net").type == pa.decimal128(31, 4)
+        stats = info.stats.column("price")
+        assert isinstance(stats.min, D) and isinstance(stats.max, D)
+        sql = "SELECT count(*) n, sum(net) s, avg(net) a FROM items_net WHERE price >= 500.00"
+        assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))

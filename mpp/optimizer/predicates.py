@@ -4,10 +4,13 @@ A conjunct can be pushed into a Scan when storage can apply it exactly: ``column
 (either order), ``column IN (literals)``, ``column IS [NOT] NULL``, and an OR of equalities
 and IN lists on one column (``x = 1 OR x = 2 OR x IN (3, 4)``: generated SQL writes IN lists
 that way, thousands of terms long), which is an IN list. BETWEEN is already two comparisons
-(the binder desugars it).
+(the binder desugars it). A bare boolean column (``WHERE flag``) is ``flag = TRUE`` and
+``NOT flag`` is ``flag = FALSE`` (both drop a NULL flag, as the filter does).
 """
 
 from __future__ import annotations
+
+import pyarrow as pa
 
 from mpp.logical.expr import Call, Column, Expr, Literal, disjuncts
 from mpp.storage.base import ColumnPredicate
@@ -21,9 +24,14 @@ def to_column_predicate(expr: Expr, columns: dict[str, str]) -> ColumnPredicate 
 
     ``columns`` maps field names (``a.time``) to storage column names (``time``).
     """
+    if isinstance(expr, Column) and pa.types.is_boolean(expr.dtype) and expr.name in columns:
+        return ColumnPredicate(columns[expr.name], "=", True)
     if not isinstance(expr, Call):
         return None
     args = expr.args
+    if expr.op == "not" and isinstance(args[0], Column) and pa.types.is_boolean(args[0].dtype):
+        inner = to_column_predicate(args[0], columns)
+        return ColumnPredicate(inner.column, "=", False) if inner is not None else None
     if expr.op in ("is_null", "is_not_null"):
         col = args[0]
         if isinstance(col, Column) and col.name in columns:

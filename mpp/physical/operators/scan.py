@@ -25,6 +25,8 @@ def sql_value(value: Any) -> str:
         return f"DATE '{value}'"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     return str(value)
 
 
