@@ -104,8 +104,7 @@ class PostAggregateBinder(ExprBinder):
         NULL arguments (count(*) becomes count(CASE WHEN c THEN 1 END); min_by/max_by mask
         their second argument, as rows with a NULL ``by`` are skipped).
         """
-        name = written_name(node, self.sql) or node.sql_name().lower()
-        name = name.lower()
+        name = (written_name(node, self.sql) or node.sql_name()).lower()
         if type(node) not in _FUNCS:
             raise unsupported(node, self.sql, f"aggregate function {name}()")
         func = _FUNCS[type(node)]
