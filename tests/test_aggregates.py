@@ -254,6 +254,9 @@ def test_every_aggregate_has_one_spec() -> None:
 @pytest.mark.parametrize(("sql", "message", "line", "column"), [
     ("SELECT date,\n  foo_agg(bytes) FROM access_log GROUP BY date", "function foo_agg()", 2, 3),
     ("SELECT array_agg(bytes) FROM access_log", "aggregate function array_agg()", 1, 8),
+    ("SELECT covar_pop(bytes, status) FROM access_log",
+     "aggregate function covar_pop() is not in mpp's SQL subset (closest aggregate functions: "
+     "var_pop)", 1, 8),
     ("SELECT count_if(bytes) FROM access_log", "count_if() cannot be applied to int32", 1, 8),
     ("SELECT stddev(date) FROM access_log", "stddev() cannot be applied to date32", 1, 8),
     ("SELECT bool_or(status) FROM access_log", "bool_or() cannot be applied to int16", 1, 8),
