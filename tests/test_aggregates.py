@@ -77,8 +77,11 @@ DISTINCT = [
     "SELECT date, sum(DISTINCT status) s, count_if(bytes > 5000) c, bool_or(status = 404) o "
     "FROM access_log GROUP BY date",
     "SELECT date, avg(DISTINCT user_id) a, stddev(bytes) d FROM access_log GROUP BY date",
-    "SELECT date, sum(DISTINCT status) s, avg(DISTINCT user_id) a, var_samp(bytes) v "
-    "FROM access_log GROUP BY date",
+    "SELECT date, sum(DISTINCT status) s, avg(DISTINCT user_id) a, var_samp(bytes) v, "
+    "min_by(url_id, time) m, approx_distinct(session_id) ad, bool_and(bytes > 100) b, "
+    "arbitrary(date) d, count_if(status = 404) c FROM access_log GROUP BY date",
+    "SELECT sum(DISTINCT status) s, count(DISTINCT user_id) u, max_by(url_id, time) m, "
+    "approx_distinct(session_id) ad, stddev(bytes) sd FROM access_log",
     # Every other one-argument aggregate over DISTINCT values (approx_distinct is exact below
     # HLL_SPARSE_MAX values a group, and the oracle query counts exactly).
     "SELECT date, count_if(DISTINCT status = 200) ci, bool_or(DISTINCT bytes > 60000) o, "
