@@ -56,6 +56,8 @@ class Literal(Expr):
     def __str__(self) -> str:
         if self.value is None:
             return "NULL"
+        if isinstance(self.value, bool):
+            return "TRUE" if self.value else "FALSE"
         if pa.types.is_date(self.dtype):
             return f"DATE '{self.value}'"
         if pa.types.is_timestamp(self.dtype):
@@ -98,8 +100,34 @@ class Call(Expr):
             return "(" + f" {self.op.upper()} ".join(str(a) for a in self.args) + ")"
         if self.op in infix and len(self.args) == 2:
             return f"({self.args[0]} {self.op.upper() if self.op.isalpha() else self.op} {self.args[1]})"
+        if self.op == "cast":
+            return f"CAST({self.args[0]} AS {type_name(self.dtype)})"
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
         return f"{self.op}({', '.join(str(a) for a in self.args)}{opts})"
+
+
+_TRINO_NAMES: tuple[tuple[pa.DataType, str], ...] = (
+    (pa.int8(), "tinyint"), (pa.int16(), "smallint"), (pa.int32(), "integer"),
+    (pa.int64(), "bigint"), (pa.float32(), "real"), (pa.float64(), "double"),
+    (pa.bool_(), "boolean"), (pa.date32(), "date"), (pa.null(), "unknown"),
+)
+
+
+def type_name(t: pa.DataType) -> str:
+    """Trino's name of an Arrow type, for EXPLAIN and error messages (``integer``,
+    ``varchar``, ``decimal(15,2)``, ...)."""
+    for arrow, name in _TRINO_NAMES:
+        if t == arrow:
+            return name
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "varchar"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    return str(t)
 
 
 class AggFunc(enum.Enum):

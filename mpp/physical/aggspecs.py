@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpp.logical import decimals
 from mpp.logical.expr import AggFunc
 from mpp.physical.keys import canonical_key
 
@@ -107,6 +108,8 @@ def partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
         return pa.uint64()
     if fn == "sum" and pa.types.is_integer(arg):
         return pa.int64()
+    if fn == "sum" and pa.types.is_decimal(arg):
+        return pa.decimal128(38, arg.scale)  # pyarrow's decimal sum, as Trino's
     return arg
 
 
@@ -115,7 +118,11 @@ def partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
 
 def sum_avg_result_type(func: AggFunc, arg: pa.DataType) -> pa.DataType | None:
     """Trino's result type of sum/avg over ``arg`` (None if not accepted): sum of integers is
-    BIGINT, of floats DOUBLE; avg is DOUBLE. The one place their typing lives."""
+    BIGINT, of floats DOUBLE; avg is DOUBLE. Over DECIMAL(p, s): sum is DECIMAL(38, s), avg
+    (rounded half up) DECIMAL(p, s), as Trino's DecimalSumAggregation and
+    DecimalAverageAggregation declare. The one place their typing lives."""
+    if pa.types.is_decimal(arg):
+        return pa.decimal128(38, arg.scale) if func is AggFunc.SUM else arg
     if func is AggFunc.AVG:
         return pa.float64() if pa.types.is_integer(arg) or pa.types.is_floating(arg) else None
     if pa.types.is_integer(arg):
@@ -159,6 +166,8 @@ def _count(cols: Columns) -> pa.ChunkedArray:
 
 def _mean(cols: Columns) -> pa.ChunkedArray:
     total, count = cols
+    if pa.types.is_decimal(total.type):  # Trino: the sum / count rounded half up
+        return decimals.average(total, count)
     # NULL when a group had no non-null values (count 0), as SQL's avg.
     return pc.if_else(pc.equal(count, 0), None,
                       pc.divide(pc.cast(total, pa.float64()), pc.cast(count, pa.float64())))

@@ -19,6 +19,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from mpp.errors import SqlError
+from mpp.functions import lookup
 from mpp.sql.lexing import DIALECT, offset_to_line_col
 from mpp.sql.lexing import token_error as _token_error
 from mpp.sql.lexing import token_starts as _token_starts
@@ -212,6 +213,9 @@ def _plain_message(desc: str, tokens: Sequence[Token], index: int) -> tuple[str,
         name = tokens[call].text.lower()
         if name in ARITIES:
             return f"{name} takes {ARITIES[name]}", tokens[call].start
+        function = lookup(name)
+        if function is not None:
+            return f"{name} takes {function.arity_text()}", tokens[call].start
         if too_many is not None:
             return f"{name}() has too many arguments ({too_many.group(1)})", tokens[call].start
         return f"{name}() is missing arguments", tokens[call].start
@@ -289,6 +293,33 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
         elif t.token_type == TokenType.COMMA and depth == 0:
             args += 1
         empty = False
+    return None
+
+
+def written_string_argument(node: exp.Expr, sql: str, position: int) -> str | None:
+    """The string literal that is argument ``position`` (0-based) of call ``node`` as the
+    user wrote it, or None if that argument is not one string literal. (sqlglot rewrites
+    some, such as date_format's pattern, into its own notation while parsing.)"""
+    start = node.meta.get("start") if node.meta else None
+    tokens = _tokens(sql)
+    index = _token_starts(sql).get(start) if start is not None else None
+    if index is None or index + 1 >= len(tokens):
+        return None
+    depth, current, found = 0, 0, []
+    for t in tokens[index + 2:]:
+        if t.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif t.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            if depth == 0:
+                break
+            depth -= 1
+        elif t.token_type == TokenType.COMMA and depth == 0:
+            current += 1
+            continue
+        if current == position:
+            found.append(t)
+    if len(found) == 1 and found[0].token_type == TokenType.STRING:
+        return str(found[0].text)
     return None
 
 
