@@ -36,6 +36,10 @@ PLAIN = [
     " d, count_if(bytes > 1000) FILTER (WHERE status = 999) ci, min(user_id) FILTER "
     "(WHERE bytes > 20000) lo, max(time) FILTER (WHERE status <> 200) hi, "
     "bool_or(status = 500) FILTER (WHERE url_id > 10) b FROM access_log GROUP BY date",
+    # DECIMAL arguments: the variances are doubles (Trino casts), min/max/min_by keep DECIMAL.
+    "SELECT date, stddev(CAST(bytes AS DECIMAL(12, 2)) / 7) s, "
+    "var_pop(DISTINCT CAST(status AS DECIMAL(5, 1))) v, max(CAST(bytes AS DECIMAL(12, 2))) m, "
+    "min_by(CAST(bytes AS DECIMAL(12, 2)), time) b FROM access_log GROUP BY date",
     # A group with a single row: the sample variance is NULL (Trino), the population one 0.
     "SELECT user_id, stddev(bytes) s, var_pop(bytes) v, count(*) c FROM access_log "
     "WHERE user_id < 40 GROUP BY user_id",
