@@ -175,10 +175,19 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         name = "ARG_MIN_NULL" if isinstance(pick, exp.ArgMin) else "ARG_MAX_NULL"
         pick.replace(exp.Anonymous(this=name, expressions=[pick.this.copy(),
                                                            pick.expression.copy()]))
+    for approx in list(tree.find_all(exp.ApproxDistinct)):
+        # DuckDB's estimate is its own sketch's; the exact count is what mpp's approx_distinct
+        # returns while a group has at most HLL_SPARSE_MAX values (and estimates past that).
+        arg = approx.this
+        approx.replace(exp.Count(this=arg.copy() if isinstance(arg, exp.Distinct)
+                                 else exp.Distinct(expressions=[arg.copy()])))
     for count_if in list(tree.find_all(exp.CountIf)):
         # Trino's count_if is 0 over no rows; DuckDB's is NULL there. A count is 0.
-        count_if.replace(exp.Count(this=exp.Case(ifs=[exp.If(this=count_if.this.copy(),
-                                                             true=exp.Literal.number(1))])))
+        arg = count_if.this
+        distinct = isinstance(arg, exp.Distinct)
+        case = exp.Case(ifs=[exp.If(this=(arg.expressions[0] if distinct else arg).copy(),
+                                    true=exp.Literal.number(1))])
+        count_if.replace(exp.Count(this=exp.Distinct(expressions=[case]) if distinct else case))
     for extract in tree.find_all(exp.Extract):
         field = _EXTRACT_FIELDS.get(extract.this.name.lower())
         if field is not None:

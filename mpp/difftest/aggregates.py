@@ -59,3 +59,54 @@ def min_max(gen: Generator, env: Env, kind: str) -> Typed:
     """min(x), max(x): of the argument's type."""
     arg = expr(gen, env.inputs(), kind)
     return Typed(sql(gen.pick(("min(:a)", "max(:a)")), a=arg.node), arg.type)
+
+
+# --- the aggregates of issue 14 (docs/aggregates.md) ----------------------------------------
+# Not generated: arbitrary and min_by/max_by (any tied row's value is right, so a result cannot
+# be compared with DuckDB's), approx_distinct (an estimate).
+
+
+@GRAMMAR.production("expr", 0.6, kinds=("double",), leaf=True, aggregate=True)
+def variance(gen: Generator, env: Env, kind: str) -> Typed:
+    """stddev, stddev_samp/_pop, variance, var_samp/_pop: DOUBLE; the sample ones NULL below
+    two values."""
+    arg = expr(gen, env.inputs(), "int")
+    name = gen.pick(("stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop"))
+    return Typed(sql(f"{name}(:a)", a=arg.node), "double")
+
+
+@GRAMMAR.production("expr", 0.6, kinds=("int",), leaf=True, aggregate=True)
+def count_if(gen: Generator, env: Env, kind: str) -> Typed:
+    """count_if(b): 0 over no rows (DuckDB's NULL is translated by the oracle)."""
+    arg = expr(gen, env.inputs(), "bool")
+    return Typed(sql("count_if(:a)", a=arg.node), "bigint")
+
+
+@GRAMMAR.production("expr", 0.6, kinds=("bool",), leaf=True, aggregate=True)
+def bool_and_or(gen: Generator, env: Env, kind: str) -> Typed:
+    """bool_and / every / bool_or over a boolean."""
+    arg = expr(gen, env.inputs(), "bool")
+    return Typed(sql(gen.pick(("bool_and(:a)", "every(:a)", "bool_or(:a)")), a=arg.node),
+                 "boolean")
+
+
+@GRAMMAR.production("expr", 0.6, kinds=("int", "double"), leaf=True, aggregate=True)
+def sum_avg_distinct(gen: Generator, env: Env, kind: str) -> Typed:
+    """sum(DISTINCT x) (integers) and avg(DISTINCT x)."""
+    arg = expr(gen, env.inputs(), "int")
+    if kind == "int":
+        return Typed(exp.Sum(this=exp.Distinct(expressions=[arg.node])), "bigint")
+    return Typed(exp.Avg(this=exp.Distinct(expressions=[arg.node])), "double")
+
+
+@GRAMMAR.production("expr", 0.6, kinds=("int",), leaf=True, aggregate=True)
+def filtered(gen: Generator, env: Env, kind: str) -> Typed:
+    """count(*) or sum(x) FILTER (WHERE c)."""
+    cond = expr(gen, env.inputs(), "bool")
+    if gen.pick((True, False)):
+        call: exp.Expr = sql("count(*)")
+        dtype = "bigint"
+    else:
+        call = sql("sum(:a)", a=expr(gen, env.inputs(), "int").node)
+        dtype = "bigint"
+    return Typed(exp.Filter(this=call, expression=exp.Where(this=cond.node)), dtype)

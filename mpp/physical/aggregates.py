@@ -307,7 +307,7 @@ class AggregateKernel:
         for i, c in calls:
             spec = AGGREGATES[c.func]
             inputs = [a.name for a in c.inputs()]
-            if inputs and spec.as_double and pa.types.is_integer(table[inputs[0]].type):
+            if inputs and spec.casts_to_double(table[inputs[0]].type):
                 doubles = pc.cast(table[inputs[0]], pa.float64(), safe=False)
                 inputs[0] = f"__mpp_double{i}"
                 table = table.append_column(inputs[0], doubles)

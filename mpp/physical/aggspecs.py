@@ -65,8 +65,9 @@ class AggSpec:
             differs from ``chunk`` (count's roll-up counts distinct values).
         idempotent: the DISTINCT roll-up gives the same result on duplicated values, so the
             final phase may skip merging the (group, x) pairs of different tasks first.
-        as_double: an integer argument is cast to double before ``chunk``: Trino's
-            avg(bigint) adds its values as doubles, so it cannot overflow as a sum can.
+        as_double: an integer argument (and a decimal one where the result is a double: the
+            variances) is cast to double before ``chunk``: Trino's avg(bigint) adds its values
+            as doubles, so it cannot overflow as a sum can.
         two_args: the function takes (x, by): min_by, max_by.
     """
 
@@ -81,9 +82,14 @@ class AggSpec:
 
     def state_types(self, inputs: Sequence[pa.DataType]) -> tuple[pa.DataType, ...]:
         """The state columns' types for the chunk's input types."""
-        if self.as_double and inputs and pa.types.is_integer(inputs[0]):
+        if inputs and self.casts_to_double(inputs[0]):
             inputs = [pa.float64(), *inputs[1:]]
         return step_types(self.chunk, inputs)
+
+    def casts_to_double(self, arg: pa.DataType) -> bool:
+        """Whether an argument of type ``arg`` is cast to double before ``chunk``."""
+        return self.as_double and (pa.types.is_integer(arg) or (
+            pa.types.is_decimal(arg) and self.result([arg]) == pa.float64()))
 
 
 def step_types(step: Step, inputs: Sequence[pa.DataType]) -> tuple[pa.DataType, ...]:
@@ -140,7 +146,8 @@ def _same(args: Sequence[pa.DataType]) -> pa.DataType:
 
 def _double_of_number(args: Sequence[pa.DataType]) -> pa.DataType | None:
     t = args[0]
-    return pa.float64() if pa.types.is_integer(t) or pa.types.is_floating(t) else None
+    return pa.float64() if (pa.types.is_integer(t) or pa.types.is_floating(t)
+                            or pa.types.is_decimal(t)) else None
 
 
 def _boolean_of_boolean(args: Sequence[pa.DataType]) -> pa.DataType | None:
@@ -452,7 +459,7 @@ _ALL = pc.ScalarAggregateOptions(skip_nulls=True, min_count=1)
 
 
 def _variance(finalize: Callable[[Columns], pa.ChunkedArray]) -> AggSpec:
-    return AggSpec(_VARIANCE_CHUNK, _CHAN, finalize, _double_of_number)
+    return AggSpec(_VARIANCE_CHUNK, _CHAN, finalize, _double_of_number, as_double=True)
 
 
 AGGREGATES: dict[AggFunc, AggSpec] = {

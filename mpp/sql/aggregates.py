@@ -11,6 +11,7 @@ Above an Aggregate, an expression may only use group keys and aggregate results.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -33,6 +34,17 @@ _FUNCS = {exp.Count: AggFunc.COUNT, exp.Sum: AggFunc.SUM, exp.Min: AggFunc.MIN,
           exp.LogicalAnd: AggFunc.BOOL_AND, exp.LogicalOr: AggFunc.BOOL_OR,
           exp.AnyValue: AggFunc.ARBITRARY, exp.ArgMin: AggFunc.MIN_BY,
           exp.ArgMax: AggFunc.MAX_BY, exp.ApproxDistinct: AggFunc.APPROX_DISTINCT}
+
+AGGREGATE_NAMES = ("approx_distinct", "arbitrary", "any_value", "avg", "bool_and", "bool_or",
+                   "count", "count_if", "every", "max", "max_by", "min", "min_by", "stddev",
+                   "stddev_pop", "stddev_samp", "sum", "var_pop", "var_samp", "variance")
+"""The aggregate functions' SQL names (for "did you mean" hints)."""
+
+
+def closest_aggregates(name: str) -> str:
+    """A hint naming the aggregate functions spelled closest to ``name`` ("" if none is)."""
+    close = difflib.get_close_matches(name.lower(), AGGREGATE_NAMES, n=3, cutoff=0.6)
+    return f" (closest aggregate functions: {', '.join(close)})" if close else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +116,10 @@ class PostAggregateBinder(ExprBinder):
         NULL arguments (count(*) becomes count(CASE WHEN c THEN 1 END); min_by/max_by mask
         their second argument, as rows with a NULL ``by`` are skipped).
         """
-        name = written_name(node, self.sql) or node.sql_name().lower()
-        name = name.lower()
+        name = (written_name(node, self.sql) or node.sql_name()).lower()
         if type(node) not in _FUNCS:
-            raise unsupported(node, self.sql, f"aggregate function {name}()")
+            raise unsupported(node, self.sql, f"aggregate function {name}()",
+                              hint=closest_aggregates(name))
         func = _FUNCS[type(node)]
         two = AGGREGATES[func].two_args
         inner = node.this
