@@ -167,3 +167,29 @@ def test_function_errors_at_run_time_are_trinos(session, sql: str, message: str)
     with pytest.raises(SqlError) as info:
         session.sql(sql)
     assert message in str(info.value), str(info.value)
+
+
+LAZY = ["CASE WHEN k <> 0 THEN 10 / k ELSE 0 END",
+        "CASE WHEN k IS NULL THEN -1 WHEN k = 0 THEN 0 WHEN 100 / k > 10 THEN 100 / k END",
+        "if(i > 0, CAST(3000000000 AS integer), i)", "if(k = 0, 0, 7 % k)",
+        "coalesce(k, CAST(3000000000 AS integer))", "coalesce(CASE WHEN k = 0 THEN 1 END, 5 / k)",
+        "CASE k WHEN 0 THEN 'zero' ELSE CAST(10 / k AS varchar) END"]
+
+
+@pytest.mark.parametrize("call", LAZY)
+def test_branches_are_evaluated_only_where_taken(session, call: str) -> None:
+    # Trino evaluates a branch only for the rows that take it: no division by zero here.
+    where = " WHERE i <= 0" if "3000000000" in call and "coalesce" not in call else ""
+    if "coalesce(k," in call:
+        where = " WHERE k IS NOT NULL"
+    check(session, call, where)
+
+
+def test_nothing_is_evaluated_over_no_rows(session) -> None:
+    sql = "SELECT CAST(3000000000 AS integer) AS v, 1 / 0 AS w FROM f WHERE id < 0"
+    assert session.sql(sql).to_arrow().num_rows == 0
+
+
+def test_a_branch_taken_still_fails(session) -> None:
+    with pytest.raises(SqlError, match="Division by zero|divide by zero"):
+        session.sql("SELECT CASE WHEN k = 0 THEN 10 / k END AS v FROM f").to_arrow()
