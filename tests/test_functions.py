@@ -20,6 +20,7 @@ from mpp.catalog.files_source import register_files
 from mpp.errors import SqlError
 from mpp.oracle import run_oracle
 from tests.compare import assert_same_result
+from tests.query_warehouses import warehouse
 
 S = ["hello", "", None, "  pad me  ", "a,b,,c", "Héllo Wörld", "x%y_z", "abcabc", "13-555"]
 T = ["l", "", "b", None, ",", "ö", "%", "bc", "-"]
@@ -193,3 +194,30 @@ def test_nothing_is_evaluated_over_no_rows(session) -> None:
 def test_a_branch_taken_still_fails(session) -> None:
     with pytest.raises(SqlError, match="Division by zero|divide by zero"):
         session.sql("SELECT CASE WHEN k = 0 THEN 10 / k END AS v FROM f").to_arrow()
+
+
+# Over a generated warehouse: access_log spread over 8 fragments (and as CSV), joined to its
+# dimension tables, functions in the select list, WHERE, GROUP BY and inside aggregates.
+WAREHOUSE_QUERIES = [
+    "SELECT date_format(time, '%Y-%m-%d %H:00') AS hour, count(*) AS n, "
+    "sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors FROM access_log "
+    "GROUP BY date_format(time, '%Y-%m-%d %H:00')",
+    "SELECT day_of_week(date) AS dow, greatest(max(bytes), 0) AS m, round(avg(bytes) / 1000, 2) "
+    "AS kb FROM access_log WHERE date + INTERVAL '1' DAY > DATE '2017-01-02' "
+    "GROUP BY day_of_week(date)",
+    "SELECT upper(split_part(u.path, '/', 2)) AS top, count(DISTINCT a.user_id) AS users "
+    "FROM access_log a JOIN urls u ON a.url_id = u.url_id "
+    "WHERE regexp_like(u.path, '^/[a-z]') GROUP BY upper(split_part(u.path, '/', 2))",
+    "SELECT concat(country, '-', plan) AS cp, count(*) AS n, min(date_add('month', 1, "
+    "created_at)) AS first_renewal FROM users WHERE nullif(country, 'US') IS NOT NULL "
+    "GROUP BY concat(country, '-', plan)",
+    "SELECT hour(time) AS h, sum(if(bytes > 0, 1000 / bytes, 0)) AS inverse FROM access_log "
+    "WHERE status IS DISTINCT FROM 200 GROUP BY hour(time)",
+]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("sql", WAREHOUSE_QUERIES)
+def test_functions_over_many_fragments_like_duckdb(cluster, fmt: str, sql: str) -> None:
+    with mpp.connect(warehouse(cluster.client, fmt, 8), cluster=cluster) as s:
+        assert_same_result(s.sql(sql).to_arrow(), run_oracle(sql, s.catalog), sql)
