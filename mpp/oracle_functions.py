@@ -94,16 +94,16 @@ def _is_date(node: exp.Expr | None) -> bool:
 def translate_functions(tree: exp.Expr) -> exp.Expr:
     """``tree`` (typed; its date_format patterns restored by :func:`written_formats`) with
     Trino's function semantics spelled for DuckDB; see the module docstring."""
-    for node in reversed(list(tree.find_all(exp.SplitPart, exp.RegexpExtract, exp.TimeToStr,
+    for call in reversed(list(tree.find_all(exp.SplitPart, exp.RegexpExtract, exp.TimeToStr,
                                             exp.UnixToTime))):  # inner ones first
-        if isinstance(node, exp.SplitPart):
-            node.replace(_split_part(node))
-        elif isinstance(node, exp.RegexpExtract):
-            node.replace(_regexp_extract(node))
-        elif isinstance(node, exp.TimeToStr):
-            node.replace(_date_format(node))
-        else:
-            node.replace(_from_unixtime(node))
+        if isinstance(call, exp.SplitPart):
+            call.replace(_split_part(call))
+        elif isinstance(call, exp.RegexpExtract):
+            call.replace(_regexp_extract(call))
+        elif isinstance(call, exp.TimeToStr):
+            call.replace(_date_format(call))
+        elif isinstance(call, exp.UnixToTime):
+            call.replace(_from_unixtime(call))
     for node in list(tree.find_all(exp.DateAdd, exp.Add, exp.Sub)):
         if isinstance(node, exp.DateAdd):
             date = _is_date(node.this)

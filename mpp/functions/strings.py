@@ -15,12 +15,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.errors import SqlError
-from mpp.functions import Function, Value, as_array, constant, flat, register, register_kernel
+from mpp.functions import (
+    Function,
+    Kernel,
+    Value,
+    as_array,
+    constant,
+    flat,
+    register,
+    register_kernel,
+)
 from mpp.functions.signatures import BIGINT, BOOLEAN, STRING, fixed
 from mpp.logical.expr import Call
 
@@ -31,15 +41,15 @@ def _error(call: Call, message: str) -> SqlError:
     return SqlError(message, call.line, call.column)
 
 
-def _unary(kernel: object) -> object:
-    return lambda call, args, n: kernel(args[0])  # type: ignore[operator]
+def _unary(kernel: Callable[[Value], Value]) -> Kernel:
+    return lambda call, args, n: kernel(args[0])
 
 
 def _length(call: Call, args: list[Value], n: int) -> Value:
     return pc.cast(pc.utf8_length(args[0]), pa.int64())
 
 
-def _trim(side: str) -> object:
+def _trim(side: str) -> Kernel:
     kernels = {"both": (pc.utf8_trim_whitespace, pc.utf8_trim),
                "left": (pc.utf8_ltrim_whitespace, pc.utf8_ltrim),
                "right": (pc.utf8_rtrim_whitespace, pc.utf8_rtrim)}[side]
