@@ -147,6 +147,7 @@ def test_functions_in_filters_and_groups(session, call: str) -> None:
     ("SELECT s || i FROM f", "function concat() cannot be applied to (varchar, integer)", 1, 8),
     ("SELECT split_part(s, t, 1) FROM f", "split_part() with argument 2 not a constant", 1, 8),
     ("SELECT round(x, 1, 2) FROM f", "round takes 1 or 2 arguments", 1, 8),
+    ("SELECT concat(s) FROM f", "concat takes at least 2 arguments, not 1", 1, 8),
     ("SELECT hour(d) FROM f", "expected hour(timestamp)", 1, 8),
     ("SELECT s LIKE 'a!b' ESCAPE '!' FROM f", "Escape character must be followed by", 1, 28),
     ("SELECT date_add('hour', 1, d) FROM f", "unsupported unit 'hour' for date", 1, 8),
@@ -221,3 +222,11 @@ WAREHOUSE_QUERIES = [
 def test_functions_over_many_fragments_like_duckdb(cluster, fmt: str, sql: str) -> None:
     with mpp.connect(warehouse(cluster.client, fmt, 8), cluster=cluster) as s:
         assert_same_result(s.sql(sql).to_arrow(), run_oracle(sql, s.catalog), sql)
+
+
+def test_date_add_of_constants_folds_so_the_filter_prunes(session) -> None:
+    sql = ("SELECT count(*) AS n FROM f WHERE d >= date_add('quarter', -1, DATE '2000-05-31') "
+           "AND ts < date_add('hour', 36, TIMESTAMP '2024-01-30 12:00:00')")
+    assert "DATE '2000-02-29'" in session.explain(sql) and "2024-02-01 00:00:00" in \
+        session.explain(sql)
+    assert_same_result(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog), sql)

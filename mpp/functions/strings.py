@@ -240,7 +240,7 @@ register(Function("length", (1, 1), fixed(STRING, result=BIGINT), _length, "leng
 for _side, _name in (("both", "trim"), ("left", "ltrim"), ("right", "rtrim")):
     register(Function(_name, (1, 2), fixed(STRING, result=STRING), _trim(_side),
                       f"{_name}(varchar[, varchar characters])", constants=(1,)))
-register(Function("concat", (1, None), fixed(STRING, result=STRING), _concat,
+register(Function("concat", (2, None), fixed(STRING, result=STRING), _concat,
                   "concat(varchar, ...)"))
 register(Function("replace", (2, 3), fixed(STRING, result=STRING), _replace,
                   "replace(varchar, varchar search[, varchar replacement])",
