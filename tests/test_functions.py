@@ -230,3 +230,11 @@ def test_date_add_of_constants_folds_so_the_filter_prunes(session) -> None:
     assert "DATE '2000-02-29'" in session.explain(sql) and "2024-02-01 00:00:00" in \
         session.explain(sql)
     assert_same_result(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog), sql)
+
+
+@pytest.mark.parametrize("unit", ["millisecond", "second", "minute", "hour", "day", "week",
+                                  "month", "quarter", "year"])
+def test_date_diff_every_unit_like_trino(session, unit: str) -> None:
+    # Trino counts whole units elapsed (DuckDB's date_diff counts boundaries: translated).
+    check(session, f"date_diff('{unit}', ts, TIMESTAMP '2020-02-29 12:00:00')")
+    check(session, f"date_diff('{unit}', TIMESTAMP '2000-01-31 23:59:59.999', ts)")
