@@ -10,6 +10,8 @@ computes Trino's answer; :func:`mpp.oracle.duckdb_sql` calls it. Each difference
   (sqlglot's own translation of them is not Trino's);
 * ``from_unixtime(x)`` is a timestamp(3) (the seconds rounded to milliseconds) in Trino and a
   TIMESTAMP WITH TIME ZONE in DuckDB;
+* ``trim(s)`` (and ``ltrim``, ``rtrim``) removes Java's whitespace in Trino (tabs, line
+  breaks, ...), only spaces in DuckDB: the characters are named;
 * ``date_add(unit, n, d)`` and ``d +/- INTERVAL`` of a DATE is a DATE in Trino, a TIMESTAMP
   in DuckDB: cast back.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+from mpp.functions.strings import WHITESPACE
 from mpp.sql.parse import written_string_argument
 
 # MySQL's date_format tokens (Trino) -> DuckDB's strftime; others are the same letter.
@@ -104,6 +107,9 @@ def translate_functions(tree: exp.Expr) -> exp.Expr:
             call.replace(_date_format(call))
         elif isinstance(call, exp.UnixToTime):
             call.replace(_from_unixtime(call))
+    for trim in tree.find_all(exp.Trim):
+        if trim.args.get("expression") is None:  # Trino's whitespace, not only ' '
+            trim.set("expression", exp.Literal.string(WHITESPACE))
     for node in list(tree.find_all(exp.DateAdd, exp.Add, exp.Sub)):
         if isinstance(node, exp.DateAdd):
             date = _is_date(node.this)

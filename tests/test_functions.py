@@ -22,7 +22,7 @@ from mpp.oracle import run_oracle
 from tests.compare import assert_same_result
 from tests.query_warehouses import warehouse
 
-S = ["hello", "", None, "  pad me  ", "a,b,,c", "Héllo Wörld", "x%y_z", "abcabc", "13-555"]
+S = ["hello", "", None, " \t pad me\n\u00a0 ", "a,b,,c", "Héllo Wörld", "x%y_z", "abcabc", "13-555"]
 T = ["l", "", "b", None, ",", "ö", "%", "bc", "-"]
 N = [3, -7, None, 0, 2, -2, 10, 1, 5]
 K = [0, 2, 3, None, -3, 4, 1, 7, -1]

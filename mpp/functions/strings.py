@@ -7,7 +7,8 @@
   characters; ``strpos`` is 0 when not found, 1 for an empty needle;
 * ``regexp_extract`` is NULL when the pattern does not match (DuckDB: ''); patterns are
   RE2 (Trino's default is joni, Java's syntax: the common subset agrees);
-* ``trim``/``ltrim``/``rtrim`` remove Unicode whitespace (DuckDB's remove only spaces);
+* ``trim``/``ltrim``/``rtrim`` remove Java's whitespace (:data:`WHITESPACE`; DuckDB's remove
+  only spaces: the oracle names the characters);
 * LIKE has no escape character unless ``ESCAPE`` names one (Arrow's ``match_like`` treats
   ``\\`` as one, so the pattern is rewritten for it: :func:`like_pattern`).
 """
@@ -49,18 +50,22 @@ def _length(call: Call, args: list[Value], n: int) -> Value:
     return pc.cast(pc.utf8_length(args[0]), pa.int64())
 
 
+# Trino's whitespace (airlift's SliceUtf8.trim: Java's Character.isWhitespace): the Unicode
+# space, line and paragraph separators except the non-breaking ones (U+00A0, U+2007,
+# U+202F), and the ASCII controls \t \n \v \f \r and U+001C..U+001F. (Arrow's
+# utf8_trim_whitespace also trims the non-breaking spaces; DuckDB's trim only ' '.)
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+              "\u2006\u2008\u2009\u200a\u2028\u2029\u205f\u3000")
+
+
 def _trim(side: str) -> Kernel:
-    kernels = {"both": (pc.utf8_trim_whitespace, pc.utf8_trim),
-               "left": (pc.utf8_ltrim_whitespace, pc.utf8_ltrim),
-               "right": (pc.utf8_rtrim_whitespace, pc.utf8_rtrim)}[side]
+    kernel_of_side = {"both": pc.utf8_trim, "left": pc.utf8_ltrim, "right": pc.utf8_rtrim}[side]
 
     def kernel(call: Call, args: list[Value], n: int) -> Value:
-        if len(args) == 1:
-            return kernels[0](args[0])
-        chars = constant(args[1])
+        chars = constant(args[1]) if len(args) > 1 else WHITESPACE
         if chars is None:
             return _NULL_STRING
-        return kernels[1](args[0], characters=chars) if chars else args[0]
+        return kernel_of_side(args[0], characters=chars) if chars else args[0]
 
     return kernel
 
