@@ -5,7 +5,8 @@
   a start of 0, a length below 1 or a start before the beginning (see :func:`substring`);
 * ``split_part`` is NULL past the last field (DuckDB: ''), an empty delimiter splits into
   characters; ``strpos`` is 0 when not found, 1 for an empty needle;
-* ``regexp_extract`` is NULL when the pattern does not match (DuckDB: ''); patterns are
+* ``regexp_extract`` is NULL when the pattern does not match, or the group took no part in
+  the match (DuckDB: ''); patterns are
   RE2 (Trino's default is joni, Java's syntax: the common subset agrees);
 * ``trim``/``ltrim``/``rtrim`` remove Java's whitespace (:data:`WHITESPACE`; DuckDB's remove
   only spaces: the oracle names the characters);
@@ -183,8 +184,13 @@ def _regexp_extract(call: Call, args: list[Value], n: int) -> Value:
     count = group_count(pattern)
     if group < 0 or group > count:
         raise _error(call, f"Pattern has {count} groups. Cannot access group {group}")
-    extracted = pc.extract_regex(args[0], pattern=_named_groups(pattern))
-    return pc.struct_field(extracted, [group])
+    named = _named_groups(pattern)
+    value = pc.struct_field(pc.extract_regex(args[0], pattern=named), [group])
+    # A group that took no part in the match is NULL in Trino; extract_regex gives '', its
+    # span is NULL.
+    took_part = pc.is_valid(pc.struct_field(pc.extract_regex_span(args[0], pattern=named),
+                                            [group]))
+    return pc.if_else(took_part, value, _NULL_STRING)
 
 
 def substring(call: Call, args: list[Value], n: int) -> Value:
