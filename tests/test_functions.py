@@ -62,7 +62,8 @@ STRINGS = ["lower(s)", "upper(s)", "length(s)", "trim(s)", "ltrim(s)", "rtrim(s)
            "replace(s, 'l')", "replace(s, 'l', 'LL')", "replace(s, ',', '')",
            "split_part(s, ',', 1)", "split_part(s, ',', 3)", "split_part(s, ',', 4)",
            "split_part(s, ',', 9)", "split_part(s, '-', k + 4)",
-           "strpos(s, 'l')", "strpos(s, 'bc')", "strpos(s, 'ö')", "strpos(s, 'zz')",
+           "strpos(s, 'l')", "strpos(s, 'bc')", "position('l' IN s)", "trim(s, ' h')",
+           "trim(BOTH 'a' FROM s)", "trim(LEADING ' ' FROM s)", "rtrim(s, 'c')", "strpos(s, 'ö')", "strpos(s, 'zz')",
            "starts_with(s, 'he')", "starts_with(s, '')",
            "substr(s, 2, 3)", "substring(s, -3)",
            "regexp_like(s, 'l+o')", "regexp_like(s, '^[a-z]+$')",
@@ -248,3 +249,17 @@ def test_regexp_extract_of_a_group_not_in_the_match_is_null(session) -> None:
     expected = run_oracle("SELECT id FROM f WHERE regexp_like(s, 'l')", session.catalog)
     assert expected.num_rows > 0
     assert_same_result(session.sql(sql).to_arrow(), expected, sql)
+
+
+def test_explain_shows_the_calls_as_written() -> None:
+    from mpp.logical.explain import explain_logical
+    from mpp.sql import bind
+    from tests.fake_catalog import FakeCatalog
+
+    text = explain_logical(bind(
+        "SELECT date_add('month', 1, date), date + INTERVAL '1' DAY, lower(path) FROM "
+        "access_log a JOIN urls u ON a.url_id = u.url_id WHERE path LIKE 'a!%' ESCAPE '!' "
+        "AND status IS NOT DISTINCT FROM 3", FakeCatalog()))
+    assert "date_add('month', 1, a.date)" in text and "date_add('day', 1, a.date)" in text
+    assert "lower(u.path)" in text and "u.path LIKE 'a!%' ESCAPE '!'" in text
+    assert "a.status IS NOT DISTINCT FROM 3" in text
