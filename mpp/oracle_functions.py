@@ -10,6 +10,8 @@ computes Trino's answer; :func:`mpp.oracle.duckdb_sql` calls it. Each difference
   (sqlglot's own translation of them is not Trino's);
 * ``from_unixtime(x)`` is a timestamp(3) (the seconds rounded to milliseconds) in Trino and a
   TIMESTAMP WITH TIME ZONE in DuckDB;
+* ``trim(s)`` (and ``ltrim``, ``rtrim``) removes Java's whitespace in Trino (tabs, line
+  breaks, ...), only spaces in DuckDB: the characters are named;
 * ``date_add(unit, n, d)`` and ``d +/- INTERVAL`` of a DATE is a DATE in Trino, a TIMESTAMP
   in DuckDB: cast back.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+from mpp.functions.strings import WHITESPACE
 from mpp.sql.parse import written_string_argument
 
 # MySQL's date_format tokens (Trino) -> DuckDB's strftime; others are the same letter.
@@ -94,16 +97,19 @@ def _is_date(node: exp.Expr | None) -> bool:
 def translate_functions(tree: exp.Expr) -> exp.Expr:
     """``tree`` (typed; its date_format patterns restored by :func:`written_formats`) with
     Trino's function semantics spelled for DuckDB; see the module docstring."""
-    for node in reversed(list(tree.find_all(exp.SplitPart, exp.RegexpExtract, exp.TimeToStr,
+    for call in reversed(list(tree.find_all(exp.SplitPart, exp.RegexpExtract, exp.TimeToStr,
                                             exp.UnixToTime))):  # inner ones first
-        if isinstance(node, exp.SplitPart):
-            node.replace(_split_part(node))
-        elif isinstance(node, exp.RegexpExtract):
-            node.replace(_regexp_extract(node))
-        elif isinstance(node, exp.TimeToStr):
-            node.replace(_date_format(node))
-        else:
-            node.replace(_from_unixtime(node))
+        if isinstance(call, exp.SplitPart):
+            call.replace(_split_part(call))
+        elif isinstance(call, exp.RegexpExtract):
+            call.replace(_regexp_extract(call))
+        elif isinstance(call, exp.TimeToStr):
+            call.replace(_date_format(call))
+        elif isinstance(call, exp.UnixToTime):
+            call.replace(_from_unixtime(call))
+    for trim in tree.find_all(exp.Trim):
+        if trim.args.get("expression") is None:  # Trino's whitespace, not only ' '
+            trim.set("expression", exp.Literal.string(WHITESPACE))
     for node in list(tree.find_all(exp.DateAdd, exp.Add, exp.Sub)):
         if isinstance(node, exp.DateAdd):
             date = _is_date(node.this)

@@ -44,8 +44,8 @@ ENABLED: frozenset[str] = frozenset({
     "long_or",           # issue 12: OR chains of more than 245 terms hit RecursionError
     "outer_theta_join",  # issue 13: RIGHT/FULL JOIN ON a.x < b.y of two single-fragment
     #                    # tables crashed the planner (two scans in one task)
-    # "branch_errors",   # open: an error where Trino never evaluates it (a CASE branch not
-    #                    # taken, a constant over no rows) fails the query in mpp
+    "branch_errors",     # an error where Trino never evaluates it (a CASE branch not taken,
+                         # a constant over no rows) failed the query in mpp
     # "nan",             # not a bug: Trino's NaN semantics, which the oracle does not translate
 })
 

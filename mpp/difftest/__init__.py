@@ -27,7 +27,7 @@ FLAGS: dict[str, str] = {
     "long_or": "OR chains of more than 245 terms (issue 12, fixed: RecursionError)",
     "branch_errors": "an error (an integer CAST out of range) where Trino never evaluates it: "
                      "in a CASE/IF branch not taken, or over rows a filter removed (found by "
-                     "difftest, open: mpp evaluates every branch for every row, and constant "
+                     "difftest, fixed: mpp evaluated every branch for every row, and constant "
                      "expressions even over no rows)",
     "outer_theta_join": "RIGHT and FULL joins on an inequality only (found by difftest, fixed: "
                         "between two single-fragment tables the planner put both scans in "

@@ -246,8 +246,8 @@ def cast_number(gen: Generator, env: Env, kind: str) -> Typed:
     source = expr(gen, env.deeper(), gen.pick(("int", "double")))
     target = gen.pick(("bigint", "integer"))
     if target == "integer" and "branch_errors" not in gen.flags and _has_bigint_literal(source):
-        # CAST(3000000000 AS integer) fails; in a CASE branch not taken, mpp still evaluates
-        # it (found by difftest, not fixed yet): only with the flag.
+        # CAST(3000000000 AS integer) fails; in a CASE branch not taken, mpp evaluated it
+        # (found by difftest, fixed: branches are evaluated lazily): only with the flag.
         target = "bigint"
     return Typed(exp.cast(source.node, target), target)
 
@@ -257,7 +257,7 @@ def _has_bigint_literal(typed: Typed) -> bool:
                for lit in typed.node.find_all(exp.Literal))
 
 
-@GRAMMAR.production("expr", 0.2, kinds=("int",), flag="branch_errors")
+@GRAMMAR.production("expr", 0.8, kinds=("int",), flag="branch_errors")
 def failing_branch(gen: Generator, env: Env, kind: str) -> Typed:
     """IF(p, CAST(3000000000 AS integer), x): fails only for the rows where p holds."""
     overflow = sql("CAST(3000000000 AS integer)")

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.functions import (
     Function,
+    Kernel,
     Signature,
     Value,
     as_array,
@@ -46,9 +47,9 @@ def coalesce(call: Call, args: list[Value], n: int) -> Value:
     return pc.coalesce(*(flat(a, n) for a in args))
 
 
-def _extreme(kernel: object) -> object:
+def _extreme(kernel: Callable[..., Value]) -> Kernel:
     def run(call: Call, args: list[Value], n: int) -> Value:
-        return kernel(*args, skip_nulls=False)  # type: ignore[operator]
+        return kernel(*args, skip_nulls=False)
 
     return run
 

@@ -5,9 +5,11 @@
   a start of 0, a length below 1 or a start before the beginning (see :func:`substring`);
 * ``split_part`` is NULL past the last field (DuckDB: ''), an empty delimiter splits into
   characters; ``strpos`` is 0 when not found, 1 for an empty needle;
-* ``regexp_extract`` is NULL when the pattern does not match (DuckDB: ''); patterns are
+* ``regexp_extract`` is NULL when the pattern does not match, or the group took no part in
+  the match (DuckDB: ''); patterns are
   RE2 (Trino's default is joni, Java's syntax: the common subset agrees);
-* ``trim``/``ltrim``/``rtrim`` remove Unicode whitespace (DuckDB's remove only spaces);
+* ``trim``/``ltrim``/``rtrim`` remove Java's whitespace (:data:`WHITESPACE`; DuckDB's remove
+  only spaces: the oracle names the characters);
 * LIKE has no escape character unless ``ESCAPE`` names one (Arrow's ``match_like`` treats
   ``\\`` as one, so the pattern is rewritten for it: :func:`like_pattern`).
 """
@@ -15,12 +17,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.errors import SqlError
-from mpp.functions import Function, Value, as_array, constant, flat, register, register_kernel
+from mpp.functions import (
+    Function,
+    Kernel,
+    Value,
+    as_array,
+    constant,
+    flat,
+    register,
+    register_kernel,
+)
 from mpp.functions.signatures import BIGINT, BOOLEAN, STRING, fixed
 from mpp.logical.expr import Call
 
@@ -31,26 +43,30 @@ def _error(call: Call, message: str) -> SqlError:
     return SqlError(message, call.line, call.column)
 
 
-def _unary(kernel: object) -> object:
-    return lambda call, args, n: kernel(args[0])  # type: ignore[operator]
+def _unary(kernel: Callable[[Value], Value]) -> Kernel:
+    return lambda call, args, n: kernel(args[0])
 
 
 def _length(call: Call, args: list[Value], n: int) -> Value:
     return pc.cast(pc.utf8_length(args[0]), pa.int64())
 
 
-def _trim(side: str) -> object:
-    kernels = {"both": (pc.utf8_trim_whitespace, pc.utf8_trim),
-               "left": (pc.utf8_ltrim_whitespace, pc.utf8_ltrim),
-               "right": (pc.utf8_rtrim_whitespace, pc.utf8_rtrim)}[side]
+# Trino's whitespace (airlift's SliceUtf8.trim: Java's Character.isWhitespace): the Unicode
+# space, line and paragraph separators except the non-breaking ones (U+00A0, U+2007,
+# U+202F), and the ASCII controls \t \n \v \f \r and U+001C..U+001F. (Arrow's
+# utf8_trim_whitespace also trims the non-breaking spaces; DuckDB's trim only ' '.)
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+              "\u2006\u2008\u2009\u200a\u2028\u2029\u205f\u3000")
+
+
+def _trim(side: str) -> Kernel:
+    kernel_of_side = {"both": pc.utf8_trim, "left": pc.utf8_ltrim, "right": pc.utf8_rtrim}[side]
 
     def kernel(call: Call, args: list[Value], n: int) -> Value:
-        if len(args) == 1:
-            return kernels[0](args[0])
-        chars = constant(args[1])
+        chars = constant(args[1]) if len(args) > 1 else WHITESPACE
         if chars is None:
             return _NULL_STRING
-        return kernels[1](args[0], characters=chars) if chars else args[0]
+        return kernel_of_side(args[0], characters=chars) if chars else args[0]
 
     return kernel
 
@@ -168,8 +184,13 @@ def _regexp_extract(call: Call, args: list[Value], n: int) -> Value:
     count = group_count(pattern)
     if group < 0 or group > count:
         raise _error(call, f"Pattern has {count} groups. Cannot access group {group}")
-    extracted = pc.extract_regex(args[0], pattern=_named_groups(pattern))
-    return pc.struct_field(extracted, [group])
+    named = _named_groups(pattern)
+    value = pc.struct_field(pc.extract_regex(args[0], pattern=named), [group])
+    # A group that took no part in the match is NULL in Trino; extract_regex gives '', its
+    # span is NULL.
+    took_part = pc.is_valid(pc.struct_field(pc.extract_regex_span(args[0], pattern=named),
+                                            [group]))
+    return pc.if_else(took_part, value, _NULL_STRING)
 
 
 def substring(call: Call, args: list[Value], n: int) -> Value:
@@ -230,7 +251,7 @@ register(Function("length", (1, 1), fixed(STRING, result=BIGINT), _length, "leng
 for _side, _name in (("both", "trim"), ("left", "ltrim"), ("right", "rtrim")):
     register(Function(_name, (1, 2), fixed(STRING, result=STRING), _trim(_side),
                       f"{_name}(varchar[, varchar characters])", constants=(1,)))
-register(Function("concat", (1, None), fixed(STRING, result=STRING), _concat,
+register(Function("concat", (2, None), fixed(STRING, result=STRING), _concat,
                   "concat(varchar, ...)"))
 register(Function("replace", (2, 3), fixed(STRING, result=STRING), _replace,
                   "replace(varchar, varchar search[, varchar replacement])",

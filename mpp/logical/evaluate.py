@@ -18,7 +18,7 @@ difference is handled here and named in a comment:
   up (see :mod:`mpp.logical.decimals`);
 * functions (LIKE, substring, date_diff, ...) are kernels of the function library,
   :mod:`mpp.functions`, each with its Trino semantics; CASE and coalesce evaluate each
-  branch only over the rows it decides (see :func:`_lazy_case`).
+  branch only over the rows it decides (see :mod:`mpp.logical.lazy`).
 """
 
 from __future__ import annotations
@@ -38,12 +38,19 @@ from mpp.functions import KERNELS, Value
 from mpp.functions import as_array as _as_array
 from mpp.logical import decimals
 from mpp.logical.expr import Call, Column, Expr, Literal
+from mpp.logical.lazy import LAZY, needs_laziness
 
 _NULL_BOOL = pa.scalar(None, pa.bool_())
 
 
 def evaluate(expr: Expr, table: pa.Table) -> pa.ChunkedArray | pa.Array:
-    """Evaluate ``expr`` for every row of ``table`` (columns named by unique field names)."""
+    """Evaluate ``expr`` for every row of ``table`` (columns named by unique field names).
+
+    Over no rows nothing is evaluated (Trino never evaluates an expression without a row, so
+    ``CAST(3000000000 AS integer)`` over rows a filter removed does not fail)."""
+    if table.num_rows == 0 and isinstance(expr, Call):
+        dtype = expr.dtype.value_type if pa.types.is_dictionary(expr.dtype) else expr.dtype
+        return pa.array([], dtype)
     try:
         out = _eval(expr, table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # no call the user wrote
@@ -62,6 +69,8 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     if isinstance(expr, Literal):
         return pa.scalar(expr.value, type=expr.dtype)
     assert isinstance(expr, Call), expr
+    if expr.op in LAZY and table.num_rows and needs_laziness(expr):
+        return LAZY[expr.op](expr, table, _eval)  # each branch over the rows it decides
     args = [_eval(a, table) for a in expr.args]
     kernel = ((_DECIMAL_OPS.get(expr.op) if decimals.involved(expr) else None)
               or _OPS.get(expr.op) or KERNELS.get(expr.op))

@@ -64,7 +64,11 @@ def format_expr(expr: Expr, top: bool = True) -> str:
     elif op == "neg":
         return f"-{args[0]}"
     elif op == "like":
-        text = f"{args[0]} LIKE {args[1]}"
+        escape = expr.option("escape")
+        text = f"{args[0]} LIKE {args[1]}" + (f" ESCAPE {Literal(escape, expr.dtype)}"
+                                              if escape is not None else "")
+    elif op in ("is_distinct_from", "is_not_distinct_from"):
+        text = f"{args[0]} IS {'NOT ' if op == 'is_not_distinct_from' else ''}DISTINCT FROM {args[1]}"
     elif op == "in":
         text = f"{args[0]} IN ({', '.join(args[1:])})"
     elif op == "cast":
@@ -80,7 +84,7 @@ def format_expr(expr: Expr, top: bool = True) -> str:
     elif op == "substring":
         bounds = "".join(f", {v}" for _, v in expr.options)
         return f"substring({args[0]}{bounds})"
-    elif op in ("date_trunc", "date_diff"):
+    elif op in ("date_trunc", "date_diff", "date_add"):
         return f"{op}('{expr.option('unit')}', {', '.join(args)})"
     else:
         return f"{op}({', '.join(args)})"

@@ -98,7 +98,7 @@ class Call(Expr):
         infix = {"+", "-", "*", "/", "%", "=", "!=", "<", "<=", ">", ">=", "and", "or", "like"}
         if self.op in ("and", "or") and len(self.args) > 2:  # n-ary (see conjoin/disjoin)
             return "(" + f" {self.op.upper()} ".join(str(a) for a in self.args) + ")"
-        if self.op in infix and len(self.args) == 2:
+        if self.op in infix and len(self.args) == 2 and not self.options:  # (LIKE ... ESCAPE)
             return f"({self.args[0]} {self.op.upper() if self.op.isalpha() else self.op} {self.args[1]})"
         if self.op == "cast":
             return f"CAST({self.args[0]} AS {type_name(self.dtype)})"

@@ -190,5 +190,12 @@ def date_add(binder: ExprBinder, node: exp.Expr, unit_text: str, amount: Expr,
                        f"(expected one of {', '.join(allowed)})", *where)
     if not (pa.types.is_integer(amount.dtype) or pa.types.is_null(amount.dtype)):
         raise SqlError(f"date_add needs an integer amount, got {amount.dtype}", *where)
+    if (isinstance(value, Literal) and isinstance(amount, Literal) and value.value is not None
+            and amount.value is not None and unit != "millisecond"):
+        # Folded now (as DATE '...' + INTERVAL is), so a filter on it still prunes.
+        months = 3 if unit == "quarter" else 1
+        shifted = folding.shift(value.value, amount.value * months,
+                                "month" if unit == "quarter" else unit)
+        return Literal(shifted, value.dtype)
     return Call("date_add", (T.coerce(amount, pa.int64()), value), value.dtype,
                 (("unit", unit),))
