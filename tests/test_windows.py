@@ -223,6 +223,10 @@ def test_only_partition_key_filters_go_below_a_window(cluster) -> None:
      "FROM access_log", "starting from FOLLOWING cannot end with CURRENT ROW", 1, 52),
     ("SELECT lag(bytes, -1) OVER (ORDER BY time) FROM access_log",
      "lag's offset must be an integer constant", 1, 20),
+    ("SELECT sum(rank() OVER (ORDER BY date)) FROM access_log",
+     "window functions are not allowed in an aggregate function's argument", 1, 19),
+    ("SELECT user_id FROM users u WHERE 1 IN (SELECT rank() OVER (ORDER BY a.time) "
+     "FROM access_log a WHERE a.user_id = u.user_id)", "window functions", 1, 41),
 ])
 def test_refused_window_forms_name_line_and_column(sql: str, message: str, line: int,
                                                    column: int) -> None:

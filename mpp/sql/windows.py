@@ -58,10 +58,13 @@ _BOUND_ORDER = list(BoundKind)
 
 
 def collect_windows(nodes: list[exp.Expr]) -> list[exp.Window]:
-    """The window calls in ``nodes`` (not those of subqueries), each distinct one once."""
+    """The window calls in ``nodes``, each distinct one once. Not those of subqueries, and not
+    those inside an aggregate's argument (an error there: a window is computed after
+    aggregation)."""
     found: dict[exp.Expr, exp.Window] = {}
+    stop = (exp.Subquery, exp.Exists, exp.Window, exp.AggFunc)
     for node in nodes:
-        for n in node.walk(prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists, exp.Window))):
+        for n in node.walk(prune=lambda n: isinstance(n, stop)):
             if isinstance(n, exp.Window):
                 found.setdefault(n, n)
     return list(found.values())
@@ -153,7 +156,7 @@ class WindowRefs:
             return self.windows[node]
         if not isinstance(node, exp.Window) and any(
                 isinstance(n, exp.Window) for n in node.walk(
-                    prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists)))):
+                    prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists, exp.AggFunc)))):
             # An expression around a window: dispatch by node type here, so that the window
             # inside reaches this method (a PostAggregateBinder would bind it whole first).
             return ExprBinder.bind(self, node)  # type: ignore[arg-type]
