@@ -139,8 +139,16 @@ class WindowSet:
             node = Project(source, passthrough + tuple(computed),
                            tuple(c.name for c in passthrough) + tuple(
                                c.name for c in computed.values()))
-        # Same PARTITION BY next to each other: the second needs no exchange of its own.
-        keys = sorted(groups, key=lambda k: [g[0] for g in groups].index(k[0]))
+        # Same PARTITION BY next to each other, and fewer keys first: rows hashed by (a) are
+        # already distributed as PARTITION BY a, b needs, so that one needs no exchange of its
+        # own. Windows without PARTITION BY last (gathered, they would run every later one in
+        # one task).
+        first = [g[0] for g in groups]
+
+        def rank(k: tuple[tuple[Column, ...], tuple[SortKey, ...]]) -> tuple[float, int]:
+            return (len(set(k[0])) or float("inf"), first.index(k[0]))
+
+        keys = sorted(groups, key=rank)
         for key in keys:
             node = Window(node, key[0], key[1], tuple(groups[key]), tuple(names[key]))
         return node
