@@ -40,13 +40,15 @@ def test_every_scenario_file_is_shipped() -> None:
 
 
 def test_tpch_scenario_runs_the_queries_mpp_supports() -> None:
-    """Every query of RUNS_TODAY, from the fixtures."""
-    from tests.test_tpch import FIXTURES, RUNS_TODAY
+    """Every query of RUNS_TODAY, read from the package's TPC-H queries (``tpch = "qNN"``)."""
+    from mpp.datagen.tpch_queries import load_queries
+    from tests.test_tpch import RUNS_TODAY
 
+    texts = load_queries()
     sc = load_scenario(SCENARIOS / "tpch.toml")
     assert sc.data.tpch and sc.data.scale_factor == 0.1
     assert [q.name for q in sc.queries] == RUNS_TODAY
-    assert all(q.sql == (FIXTURES / f"{q.name}.sql").read_text().strip() for q in sc.queries)
+    assert all(q.tpch == q.name and q.sql == texts[q.name].strip() for q in sc.queries)
     assert sc.whatif.workers[0] == 2 and sc.whatif.workers[-1] == 128
 
 

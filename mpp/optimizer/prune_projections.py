@@ -152,7 +152,7 @@ def _aggregate(node: Aggregate, required: set[str]) -> LogicalNode:
              if n in required]
     if not pairs and not node.group_by and node.aggregates:
         pairs = [(node.aggregates[0], node.agg_names[0])]  # a global aggregate keeps one
-    needed = {c.name for c in node.group_by} | {a.arg.name for a, _ in pairs if a.arg is not None}
+    needed = {c.name for c in node.group_by} | {c.name for a, _ in pairs for c in a.inputs()}
     return dataclasses.replace(node, input=_prune(node.input, needed),
                                aggregates=tuple(a for a, _ in pairs),
                                agg_names=tuple(n for _, n in pairs))

@@ -243,7 +243,7 @@ def _function(qb: QueryBinder, node: exp.Expr, binder: ExprBinder
         if inner is None or node.expressions:
             raise SqlError(f"{name} takes exactly one argument", *locate(node, sql))
         arg = binder.bind(inner)
-        dtype = result_type(agg, arg.dtype)
+        dtype = result_type(agg, [arg.dtype])
         if dtype is None:
             raise SqlError(f"{name}() cannot be applied to {arg.dtype}", *locate(node, sql))
         return func, arg, dtype, 1, None
