@@ -220,6 +220,11 @@ def test_only_partition_key_filters_go_below_a_window(cluster) -> None:
     ("SELECT sum(bytes) OVER w FROM access_log", "named window", 1, 8),
     ("SELECT percent_rank() OVER (ORDER BY time) FROM access_log",
      "window function percent_rank()", 1, 8),
+    ("SELECT foo(bytes) OVER () FROM access_log",
+     "window function foo() is not in mpp's SQL subset (the window functions are row_number", 1,
+     8),
+    ("SELECT count(*) FILTER (WHERE status = 200) OVER () FROM access_log",
+     "FILTER (WHERE ...) on a window function", 1, 8),
     ("SELECT sum(bytes) OVER (ORDER BY date RANGE 1 PRECEDING) FROM access_log",
      "needs exactly one numeric ORDER BY key", 1, 45),
     ("SELECT sum(bytes) OVER (ORDER BY time ROWS BETWEEN 1 FOLLOWING AND CURRENT ROW) "

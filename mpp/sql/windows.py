@@ -55,6 +55,8 @@ _AGGREGATE: dict[type, tuple[WindowFunc, AggFunc]] = {
     exp.Avg: (WindowFunc.AVG, AggFunc.AVG), exp.Min: (WindowFunc.MIN, AggFunc.MIN),
     exp.Max: (WindowFunc.MAX, AggFunc.MAX)}
 _BOUND_ORDER = list(BoundKind)
+WINDOW_FUNCTIONS = ("row_number", "rank", "dense_rank", "ntile", "lag", "lead", "first_value",
+                    "last_value", "count", "sum", "avg", "min", "max")
 
 
 def collect_windows(nodes: list[exp.Expr]) -> list[exp.Window]:
@@ -212,7 +214,10 @@ def _function(qb: QueryBinder, node: exp.Expr, binder: ExprBinder
               ) -> tuple[WindowFunc, Expr | None, pa.DataType, int, Expr | None]:
     """(function, argument, result type, offset, default) of a window call's function."""
     sql = qb.sql
-    name = node.sql_name().lower() if isinstance(node, exp.Func) else node.key
+    if isinstance(node, exp.Filter):
+        raise unsupported(node, sql, "FILTER (WHERE ...) on a window function")
+    name = (node.name.lower() if isinstance(node, exp.Anonymous)
+            else node.sql_name().lower() if isinstance(node, exp.Func) else node.key)
     if type(node) in _SIMPLE:
         return _SIMPLE[type(node)], None, pa.int64(), 1, None
     if isinstance(node, exp.Ntile):
@@ -247,7 +252,8 @@ def _function(qb: QueryBinder, node: exp.Expr, binder: ExprBinder
         if dtype is None:
             raise SqlError(f"{name}() cannot be applied to {arg.dtype}", *locate(node, sql))
         return func, arg, dtype, 1, None
-    raise unsupported(node, sql, f"window function {name}()")
+    raise unsupported(node, sql, f"window function {name}()", hint=f" (the window functions "
+                      f"are {', '.join(WINDOW_FUNCTIONS)})")
 
 
 def _constant(node: exp.Expr | None, sql: str, what: str, minimum: int) -> int:
