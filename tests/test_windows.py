@@ -68,6 +68,12 @@ QUERIES = [
     "(PARTITION BY user_id ORDER BY bytes RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) "
     "a, max(bytes) OVER (PARTITION BY user_id ORDER BY bytes RANGE BETWEEN 2000 FOLLOWING "
     "AND 3000 FOLLOWING) mx FROM access_log",
+    # ORDER BY prefixes share one sort: the shorter ones keep their own peers and RANGE frames
+    f"SELECT user_id, date, time, sum(bytes) OVER (PARTITION BY user_id ORDER BY date) s, "
+    f"rank() OVER (PARTITION BY user_id ORDER BY date) r, count(*) OVER (PARTITION BY user_id "
+    f"ORDER BY bytes RANGE BETWEEN 100 PRECEDING AND CURRENT ROW) c, lag(bytes) OVER "
+    f"(PARTITION BY user_id ORDER BY {TOTAL}) l, max(status) OVER (PARTITION BY user_id ORDER "
+    f"BY bytes, {TOTAL} ROWS 2 PRECEDING) m FROM access_log",
     # doubles: frame sums and a fractional RANGE offset (the leading columns identify rows, so
     # the comparison never orders rows by a float)
     f"SELECT {TOTAL}, sum(CAST(bytes AS DOUBLE) / 3) OVER (PARTITION BY date ORDER BY {TOTAL} "

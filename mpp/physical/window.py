@@ -18,6 +18,7 @@ No Python loop runs per row or per partition. End indices are exclusive througho
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 import numpy as np
@@ -54,6 +55,22 @@ class _Layout:
         self.peer_starts = peer
         self.order = order
         self.table = table
+        self.part_starts = part
+        self._views: dict[int, _Layout] = {}
+
+    def with_peers(self, keys: int | None) -> _Layout:
+        """This layout with peers (and RANGE frames) defined by the first ``keys`` ORDER BY
+        keys only: a call whose own ORDER BY is a prefix of the sort's."""
+        if keys is None or keys == len(self.order):
+            return self
+        if keys not in self._views:
+            view = copy.copy(self)
+            view.order = self.order[:keys]
+            view.peer_starts = self.part_starts | _changes(
+                self.table, tuple(k.column.name for k in view.order))
+            _, view.gs, view.ge = _segments(view.peer_starts)
+            self._views[keys] = view
+        return self._views[keys]
 
 
 def _changes(table: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
@@ -80,6 +97,7 @@ def _segments(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _call(table: pa.Table, lay: _Layout, call: WindowCall) -> pa.Array:
+    lay = lay.with_peers(call.peers)
     f = call.func
     if f is WindowFunc.ROW_NUMBER:
         return pa.array(lay.idx - lay.ps + 1, pa.int64())

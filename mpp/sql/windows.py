@@ -19,6 +19,7 @@ WINDOW clause), window functions mpp does not have, DISTINCT in a window aggrega
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from mpp.logical.expr import AggFunc, Column, Expr, Literal, SortKey
 from mpp.logical.nodes import LogicalNode, Project
 from mpp.logical.window import (
     DEFAULT_FRAME,
+    RANKING,
     BoundKind,
     Frame,
     FrameBound,
@@ -141,6 +143,7 @@ class WindowSet:
             node = Project(source, passthrough + tuple(computed),
                            tuple(c.name for c in passthrough) + tuple(
                                c.name for c in computed.values()))
+        _share_sorts(groups, names)
         # Same PARTITION BY next to each other, and fewer keys first: rows hashed by (a) are
         # already distributed as PARTITION BY a, b needs, so that one needs no exchange of its
         # own. Windows without PARTITION BY last (gathered, they would run every later one in
@@ -154,6 +157,30 @@ class WindowSet:
         for key in keys:
             node = Window(node, key[0], key[1], tuple(groups[key]), tuple(names[key]))
         return node
+
+
+_Key = tuple[tuple[Column, ...], tuple[SortKey, ...]]
+
+
+def _share_sorts(groups: dict[_Key, list[WindowCall]], names: dict[_Key, list[str]]) -> None:
+    """Move the calls of a window whose ORDER BY is a proper prefix of another's with the same
+    PARTITION BY into that one (one sort serves both; the calls keep their own peers).
+
+    Only between windows that are both all ranking calls or both not, so a top-N per group
+    (push_down_topn_per_group) stays possible wherever it was.
+    """
+    def ranking(key: _Key) -> bool:
+        return all(c.func in RANKING for c in groups[key])
+
+    for key in list(groups):
+        partition, order = key
+        longer = [k for k in groups if k[0] == partition and len(k[1]) > len(order)
+                  and k[1][:len(order)] == order and ranking(k) == ranking(key)]
+        if not order or not longer:
+            continue
+        target = max(longer, key=lambda k: len(k[1]))
+        groups[target] += [dataclasses.replace(c, peers=len(order)) for c in groups.pop(key)]
+        names[target] += names.pop(key)
 
 
 class WindowRefs:
