@@ -123,9 +123,28 @@ def _division(node: exp.Div, result: pa.DataType, a: pa.DataType, b: pa.DataType
 
 def _average(node: exp.Avg, arg: pa.DataType) -> str:
     value = node.this.sql(dialect="duckdb")
-    total = _unscaled(f"SUM({value})", pa.decimal128(38, arg.scale))
-    return (f"CAST({_quotient(total, f'NULLIF(COUNT({value}), 0)', arg.scale)} AS "
+    total_sql, count_sql = f"SUM({value})", f"COUNT({value})"
+    if _window_of(node) is not None:  # avg(x) OVER (...): the sum and count over that window
+        total_sql, count_sql = (_over(node, kind(this=node.this.copy()))
+                                for kind in (exp.Sum, exp.Count))
+    total = _unscaled(total_sql, pa.decimal128(38, arg.scale))
+    return (f"CAST({_quotient(total, f'NULLIF({count_sql}, 0)', arg.scale)} AS "
             f"{_sql(arg)})")
+
+
+def _window_of(node: exp.Expr) -> exp.Window | None:
+    """The window ``node`` is the function of (``avg(x) OVER (...)``), if any."""
+    parent = node.parent
+    return parent if isinstance(parent, exp.Window) and parent.this is node else None
+
+
+def _over(node: exp.Expr, call: exp.Expr) -> str:
+    """DuckDB SQL for ``call`` over the window ``node`` is the function of."""
+    window = _window_of(node)
+    assert window is not None
+    copy = window.copy()
+    copy.set("this", call)
+    return copy.sql(dialect="duckdb")
 
 
 def _sql(t: pa.DataType) -> str:
@@ -150,6 +169,7 @@ def repair_decimals(tree: exp.Expr) -> exp.Expr:
         else:
             text = _average(node, *types)  # type: ignore[arg-type]
         replacement = sqlglot.parse_one(text, read="duckdb")
+        node = _window_of(node) or node  # a window's avg replaces the whole window call
         if node is tree:
             tree = replacement
         else:

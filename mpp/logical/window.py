@@ -101,6 +101,8 @@ class WindowCall:
     ``arg`` is a Column of the Window's input (None for row_number, rank, dense_rank, ntile and
     count(*)); ``offset`` is lag/lead's row offset or ntile's bucket count; ``default`` is
     lag/lead's value outside the partition (a Column of the input, or None for NULL).
+    ``peers``: the call's own ORDER BY is the first ``peers`` keys of the Window's (sharing
+    its sort); those keys alone define its peers and RANGE frame. None: all of them.
     """
 
     func: WindowFunc
@@ -109,6 +111,7 @@ class WindowCall:
     frame: Frame = DEFAULT_FRAME
     offset: int = 1
     default: Column | Literal | None = None
+    peers: int | None = None
 
     def columns(self) -> frozenset[str]:
         """Input columns the call reads."""
@@ -125,6 +128,8 @@ class WindowCall:
         if self.default is not None:
             args.append(str(self.default))
         text = f"{name}({', '.join(args)})"
+        if self.peers is not None:
+            text += f" [order by the first {self.peers} key{'s' if self.peers > 1 else ''}]"
         return text + (f" {self.frame}" if self.func.uses_frame and self.frame != DEFAULT_FRAME
                        else "")
 

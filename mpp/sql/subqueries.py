@@ -42,6 +42,7 @@ from mpp.sql.expressions import ExprBinder, contains_aggregate
 from mpp.sql.parse import locate, unsupported
 from mpp.sql.relations import bind_from
 from mpp.sql.scope import Relation, Scope, ScopeColumn
+from mpp.sql.windows import collect_windows
 
 if TYPE_CHECKING:
     from mpp.sql.bind import QueryBinder
@@ -314,9 +315,11 @@ def _semi_or_anti(qb: QueryBinder, source: LogicalNode, scope: Scope, negated: b
         raise unsupported(node, qb.sql, "NOT IN with a correlated subquery",
                           hint=" (write NOT EXISTS)")
     if any(select.args.get(k) for k in ("group", "having", "limit", "offset", "distinct")) \
-            or any(contains_aggregate(e) for e in select.expressions):
+            or any(contains_aggregate(e) for e in select.expressions) \
+            or (value_node is not None and collect_windows(list(select.expressions))):
         raise unsupported(sub, qb.sql, f"correlated {what} with GROUP BY, HAVING, LIMIT, "
-                                       "DISTINCT or aggregates", TokenType.SELECT)
+                                       "DISTINCT, aggregates or window functions",
+                          TokenType.SELECT)
     inner = plan_conditions(corr.binder, corr.local, corr.source, corr.scope)
     inner, inner_scope = _disjoint(qb, inner, corr.scope, set(source.field_names()))
     outer_binder = ExprBinder(scope, qb.sql, "WHERE")

@@ -19,6 +19,7 @@ WINDOW clause), window functions mpp does not have, DISTINCT in a window aggrega
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from mpp.logical.expr import AggFunc, Column, Expr, Literal, SortKey
 from mpp.logical.nodes import LogicalNode, Project
 from mpp.logical.window import (
     DEFAULT_FRAME,
+    RANKING,
     BoundKind,
     Frame,
     FrameBound,
@@ -55,13 +57,18 @@ _AGGREGATE: dict[type, tuple[WindowFunc, AggFunc]] = {
     exp.Avg: (WindowFunc.AVG, AggFunc.AVG), exp.Min: (WindowFunc.MIN, AggFunc.MIN),
     exp.Max: (WindowFunc.MAX, AggFunc.MAX)}
 _BOUND_ORDER = list(BoundKind)
+WINDOW_FUNCTIONS = ("row_number", "rank", "dense_rank", "ntile", "lag", "lead", "first_value",
+                    "last_value", "count", "sum", "avg", "min", "max")
 
 
 def collect_windows(nodes: list[exp.Expr]) -> list[exp.Window]:
-    """The window calls in ``nodes`` (not those of subqueries), each distinct one once."""
+    """The window calls in ``nodes``, each distinct one once. Not those of subqueries, and not
+    those inside an aggregate's argument (an error there: a window is computed after
+    aggregation)."""
     found: dict[exp.Expr, exp.Window] = {}
+    stop = (exp.Subquery, exp.Exists, exp.Window, exp.AggFunc)
     for node in nodes:
-        for n in node.walk(prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists, exp.Window))):
+        for n in node.walk(prune=lambda n: isinstance(n, stop)):
             if isinstance(n, exp.Window):
                 found.setdefault(n, n)
     return list(found.values())
@@ -136,11 +143,44 @@ class WindowSet:
             node = Project(source, passthrough + tuple(computed),
                            tuple(c.name for c in passthrough) + tuple(
                                c.name for c in computed.values()))
-        # Same PARTITION BY next to each other: the second needs no exchange of its own.
-        keys = sorted(groups, key=lambda k: [g[0] for g in groups].index(k[0]))
+        _share_sorts(groups, names)
+        # Same PARTITION BY next to each other, and fewer keys first: rows hashed by (a) are
+        # already distributed as PARTITION BY a, b needs, so that one needs no exchange of its
+        # own. Windows without PARTITION BY last (gathered, they would run every later one in
+        # one task).
+        first = [g[0] for g in groups]
+
+        def rank(k: tuple[tuple[Column, ...], tuple[SortKey, ...]]) -> tuple[float, int]:
+            return (len(set(k[0])) or float("inf"), first.index(k[0]))
+
+        keys = sorted(groups, key=rank)
         for key in keys:
             node = Window(node, key[0], key[1], tuple(groups[key]), tuple(names[key]))
         return node
+
+
+_Key = tuple[tuple[Column, ...], tuple[SortKey, ...]]
+
+
+def _share_sorts(groups: dict[_Key, list[WindowCall]], names: dict[_Key, list[str]]) -> None:
+    """Move the calls of a window whose ORDER BY is a proper prefix of another's with the same
+    PARTITION BY into that one (one sort serves both; the calls keep their own peers).
+
+    Only between windows that are both all ranking calls or both not, so a top-N per group
+    (push_down_topn_per_group) stays possible wherever it was.
+    """
+    def ranking(key: _Key) -> bool:
+        return all(c.func in RANKING for c in groups[key])
+
+    for key in list(groups):
+        partition, order = key
+        longer = [k for k in groups if k[0] == partition and len(k[1]) > len(order)
+                  and k[1][:len(order)] == order and ranking(k) == ranking(key)]
+        if not order or not longer:
+            continue
+        target = max(longer, key=lambda k: len(k[1]))
+        groups[target] += [dataclasses.replace(c, peers=len(order)) for c in groups.pop(key)]
+        names[target] += names.pop(key)
 
 
 class WindowRefs:
@@ -153,7 +193,7 @@ class WindowRefs:
             return self.windows[node]
         if not isinstance(node, exp.Window) and any(
                 isinstance(n, exp.Window) for n in node.walk(
-                    prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists)))):
+                    prune=lambda n: isinstance(n, (exp.Subquery, exp.Exists, exp.AggFunc)))):
             # An expression around a window: dispatch by node type here, so that the window
             # inside reaches this method (a PostAggregateBinder would bind it whole first).
             return ExprBinder.bind(self, node)  # type: ignore[arg-type]
@@ -201,7 +241,10 @@ def _function(qb: QueryBinder, node: exp.Expr, binder: ExprBinder
               ) -> tuple[WindowFunc, Expr | None, pa.DataType, int, Expr | None]:
     """(function, argument, result type, offset, default) of a window call's function."""
     sql = qb.sql
-    name = node.sql_name().lower() if isinstance(node, exp.Func) else node.key
+    if isinstance(node, exp.Filter):
+        raise unsupported(node, sql, "FILTER (WHERE ...) on a window function")
+    name = (node.name.lower() if isinstance(node, exp.Anonymous)
+            else node.sql_name().lower() if isinstance(node, exp.Func) else node.key)
     if type(node) in _SIMPLE:
         return _SIMPLE[type(node)], None, pa.int64(), 1, None
     if isinstance(node, exp.Ntile):
@@ -236,7 +279,8 @@ def _function(qb: QueryBinder, node: exp.Expr, binder: ExprBinder
         if dtype is None:
             raise SqlError(f"{name}() cannot be applied to {arg.dtype}", *locate(node, sql))
         return func, arg, dtype, 1, None
-    raise unsupported(node, sql, f"window function {name}()")
+    raise unsupported(node, sql, f"window function {name}()", hint=f" (the window functions "
+                      f"are {', '.join(WINDOW_FUNCTIONS)})")
 
 
 def _constant(node: exp.Expr | None, sql: str, what: str, minimum: int) -> int:
