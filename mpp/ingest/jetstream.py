@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import nats
 from nats.errors import NoServersError
@@ -33,6 +34,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from mpp.ingest.broker import Record
+from mpp.ingest.services import reachable
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -47,6 +49,10 @@ class JetStreamBroker:
         self.timeout = timeout
         self.duplicates = 0
         self._loop = asyncio.new_event_loop()
+        parsed = urlsplit(url)
+        if not reachable((parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout):
+            # nats-py retries a refused first connection without end: ask the socket first
+            raise ConnectionError(f"no NATS server at {url} (connection refused)")
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="mpp-jetstream")
         self._thread.start()
@@ -61,7 +67,12 @@ class JetStreamBroker:
         self._js = self._nc.jetstream(timeout=timeout)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout * 4)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(self.timeout * 4)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
