@@ -83,6 +83,64 @@ from mpp.difftest.cli import difftest  # noqa: E402
 main.add_command(difftest)
 
 
+@main.group("cluster")
+def cluster_cmd() -> None:
+    """A LocalCluster that stays up between commands (its dashboard too).
+
+    While one runs, `mpp sql`, `mpp explain`, `mpp catalog` and mpp.connect() use it unless
+    told otherwise (--scheduler, or an explicit --workers/--threads shape).
+    """
+
+
+@cluster_cmd.command("start")
+@click.option("--workers", type=limits.WORKERS.click_type(), default=2, show_default=True,
+              help="Worker processes (the warehouse's nodes).")
+@click.option("--threads", type=limits.THREADS.click_type(), default=1, show_default=True,
+              help="Threads per worker (the slices).")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Memory limit per worker, e.g. 4GiB (default: Dask shares the machine's).")
+@click.option("--dashboard-address", default="127.0.0.1:8787", show_default=True,
+              metavar="HOST:PORT", help="Where the dashboard listens (port 0: any free one).")
+def cluster_start_cmd(workers: int, threads: int, memory_limit: str | None,
+                      dashboard_address: str) -> None:
+    """Start the background cluster and record where it is."""
+    from mpp.execution import background
+
+    record = background.start(workers, threads, memory_limit, dashboard_address)
+    click.echo(record.describe())
+    click.echo(f"record: {background.record_path()}; stop it with `mpp cluster stop`")
+
+
+@cluster_cmd.command("status")
+def cluster_status_cmd() -> None:
+    """Say whether the background cluster runs, where, and its workers' state."""
+    from mpp.execution import background
+    from mpp.execution.cluster import Cluster, ClusterSpec
+
+    record, stale = background.running()
+    if record is None:
+        raise MppError(stale or f"no mpp cluster is running (no record at "
+                       f"{background.record_path()}); start one with `mpp cluster start`")
+    click.echo(record.describe())
+    with Cluster(ClusterSpec(scheduler=record.scheduler)) as c:
+        info = c.client.scheduler_info(n_workers=-1)
+        for address, w in sorted(info.get("workers", {}).items()):
+            used = w.get("metrics", {}).get("memory", 0)
+            click.echo(f"  worker {address}: {w.get('nthreads')} threads, "
+                       f"{used / 2**30:.2f} GiB used of {w.get('memory_limit', 0) / 2**30:.2f}")
+
+
+@cluster_cmd.command("stop")
+def cluster_stop_cmd() -> None:
+    """Stop the background cluster and remove its record."""
+    from mpp.execution import background
+
+    record, why = background.stop()
+    if record is None:
+        raise MppError(why or "no mpp cluster is running")
+    click.echo(f"stopped the mpp cluster at {record.scheduler} (pid {record.pid})")
+
+
 def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""
     from mpp.storage.base import StorageFormat

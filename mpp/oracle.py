@@ -6,6 +6,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
 * ``date_diff(unit, a, b)``: Trino counts whole units elapsed; DuckDB's ``date_diff`` counts
   unit boundaries crossed (``date_diff('day', '01-01 23:00', '01-02 01:00')`` is 0 in Trino,
   1 in DuckDB). DuckDB's ``date_sub`` counts whole units, so date_diff becomes date_sub.
+* scalar functions whose results differ (split_part and regexp_extract out of range,
+  date_format's tokens, from_unixtime, date + INTERVAL): see :mod:`mpp.oracle_functions`.
 * ``date_trunc`` of a DATE is a DATE in Trino and a TIMESTAMP in DuckDB: cast back.
 * ``EXTRACT(DOW ...)`` counts Monday as 1, Sunday as 7 in Trino; DuckDB's DAYOFWEEK counts
   Sunday as 0: it becomes ISODOW (and YEAR_OF_WEEK becomes ISOYEAR).
@@ -16,6 +18,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   operand is wrapped in DuckDB's ``round`` (half away from zero).
 * a double divided by zero is +-Infinity/NaN in Trino and NULL in DuckDB unless
   ``ieee_floating_point_ops`` is set, which :func:`run_oracle` does.
+* decimal ``/`` and ``avg`` of decimals are DECIMALs rounded half up in Trino and DOUBLEs in
+  DuckDB: see :mod:`mpp.oracle_decimal`.
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
 * CAST(timestamp AS varchar) prints six fractional digits in Trino (timestamp(6), as mpp types
@@ -53,6 +57,8 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from mpp.catalog.model import TableInfo
+from mpp.oracle_decimal import decimal_type, repair_decimals
+from mpp.oracle_functions import translate_functions, written_formats
 from mpp.sql.parse import DIALECT, parse
 from mpp.storage import PATH_PARTITION
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
@@ -81,6 +87,8 @@ class OracleCatalog(Protocol):
 
 def sql_type(t: pa.DataType) -> str:
     """The SQL type name (valid in Trino and DuckDB) of an Arrow type."""
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
     for test, name in _SQL_TYPES:
         if test(t):
             return name
@@ -130,7 +138,10 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     >>> duckdb_sql("SELECT date_diff('day', a, b) FROM t")
     "SELECT DATE_SUB('day', a, b) FROM t"
     """
-    tree = _typed(_balance_chains(parse(trino_sql)), schema)
+    tree = repair_decimals(_typed(written_formats(_balance_chains(parse(trino_sql)),
+                                          trino_sql), schema))
+    # (before the casts below add DuckDB STRFTIME calls of their own)
+    tree = translate_functions(tree)
     for node in list(tree.find_all(exp.DateDiff)):
         unit = node.args.get("unit")
         name = unit.name.lower() if unit is not None else "day"
@@ -151,7 +162,22 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
-            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
+            # sum(x) FILTER (WHERE c), and over a window: the cast goes around the whole call
+            # (CAST(sum(x)) OVER is no SQL).
+            call = total.parent if isinstance(total.parent, exp.Filter) else total
+            window = call.parent
+            target = window if isinstance(window, exp.Window) and window.this is call else call
+            target.replace(exp.cast(target.copy(), exp.DType.BIGINT))
+    for pick in list(tree.find_all(exp.ArgMin, exp.ArgMax)):
+        # Trino's min_by/max_by skip rows whose ordering value is NULL but keep a NULL value;
+        # DuckDB's arg_min/arg_max skip a NULL value too; its arg_min_null does not.
+        name = "ARG_MIN_NULL" if isinstance(pick, exp.ArgMin) else "ARG_MAX_NULL"
+        pick.replace(exp.Anonymous(this=name, expressions=[pick.this.copy(),
+                                                           pick.expression.copy()]))
+    for count_if in list(tree.find_all(exp.CountIf)):
+        # Trino's count_if is 0 over no rows; DuckDB's is NULL there. A count is 0.
+        count_if.replace(exp.Count(this=exp.Case(ifs=[exp.If(this=count_if.this.copy(),
+                                                             true=exp.Literal.number(1))])))
     for extract in tree.find_all(exp.Extract):
         field = _EXTRACT_FIELDS.get(extract.this.name.lower())
         if field is not None:
@@ -251,13 +277,13 @@ def _trino_text(operand: exp.Expr) -> exp.Expr | None:
     """DuckDB's expression for Trino's CAST(operand AS varchar), where the two print it
     differently (timestamps, doubles, reals); None where DuckDB's own cast agrees or the
     operand's type is unknown."""
-    if operand.type is None:
-        return None
+    if operand.type is None or decimal_type(operand) is not None:
+        return None  # DuckDB prints a decimal (1.50) and an integer as Trino does
     if operand.is_type(exp.DType.TIMESTAMP):
         template = _TIMESTAMP_TEXT
     elif operand.is_type(exp.DType.FLOAT):
         template = _REAL_TEXT
-    elif operand.is_type(exp.DType.DOUBLE, exp.DType.DECIMAL):  # mpp's 2.5 is a DOUBLE
+    elif operand.is_type(exp.DType.DOUBLE):
         template = _DOUBLE_TEXT
     else:
         return None

@@ -94,7 +94,8 @@ def test_substring_in_a_filter_and_group(session) -> None:  # TPC-H Q22's shape
     ("SELECT substr(s, id) FROM t", "substring start that is not an integer constant", 18),
     ("SELECT substr(d, 1) FROM t", "substring needs a varchar", 8),
     ("SELECT substr(s, 1, 2, 3) FROM t", "substring takes 2 or 3 arguments", 8),
-    ("SELECT\n  strpos(s, 'a') FROM t", "function strpos() is not in mpp's SQL subset", 3),
+    ("SELECT\n  strpo(s, 'a') FROM t", "function strpo() is not in mpp's SQL subset (did "
+                                        "you mean strpos", 3),
 ])
 def test_errors_name_the_construct_and_position(session, sql: str, message: str,
                                                column: int) -> None:

@@ -111,7 +111,7 @@ def test_registration_reads_schema_statistics_and_key_ranges(wh: Path) -> None:
     assert info.format is StorageFormat.MYSQL and info.external
     assert info.schema == pa.schema([("user_id", pa.int64()), ("created_at", pa.timestamp("us")),
                                      ("country", pa.string()), ("plan", pa.string()),
-                                     ("score", pa.float64()), ("active", pa.bool_())])
+                                     ("score", pa.decimal128(10, 2)), ("active", pa.bool_())])
     assert info.stats.row_count == 300 and info.stats.fragment_count == 3
     frags = Catalog.open(wh).fragments("users_my")
     assert [f.option("key") for f in frags] == ["user_id"] * 3

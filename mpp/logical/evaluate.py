@@ -10,16 +10,15 @@ difference is handled here and named in a comment:
   double divided by zero is +-Infinity or NaN, as in Trino (DuckDB gives NULL);
 * AND/OR/NOT use three-valued (Kleene) logic; ``x IN (...)`` is NULL when x is NULL, or when
   x is not found and the list holds a NULL;
-* LIKE has no escape character (Arrow's ``match_like`` treats ``\\`` as one, so it is escaped);
 * CAST of a double to an integer rounds half away from zero (Arrow truncates); CAST of a
   double or real to varchar prints Trino's scientific notation (``1.0E1``, Arrow: ``10``; see
   :func:`trino_float_text`); CAST of a timestamp to varchar prints six fractional digits
   (Trino's timestamp(6) text, which is Arrow's too);
-* ``date_diff(unit, a, b)`` counts whole units elapsed from a to b (see :func:`_date_diff`);
-* ``EXTRACT``'s WEEK is the ISO week and DAY_OF_WEEK counts Monday as 1 (Arrow's default is
-  Monday as 0); ``substring`` is 1-based, a start of 0 or a length below 1 gives '', and a
-  negative start counts from the end, '' when it lies before the beginning (Python's slice
-  would clamp it; see :func:`_substring`).
+* DECIMAL arithmetic and CASTs from or to DECIMAL have Trino's result types and round half
+  up (see :mod:`mpp.logical.decimals`);
+* functions (LIKE, substring, date_diff, ...) are kernels of the function library,
+  :mod:`mpp.functions`, each with its Trino semantics; CASE and coalesce evaluate each
+  branch only over the rows it decides (see :func:`_lazy_case`).
 """
 
 from __future__ import annotations
@@ -28,22 +27,18 @@ import functools
 import math
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.errors import SqlError
+from mpp.functions import KERNELS, Value
+from mpp.functions import as_array as _as_array
+from mpp.logical import decimals
 from mpp.logical.expr import Call, Column, Expr, Literal
 
-# pa.Array | pa.ChunkedArray | pa.Scalar; pyarrow ships no type information, so: Any.
-Value: TypeAlias = Any
-
-_FIXED_US = {"millisecond": 1_000, "second": 1_000_000, "minute": 60_000_000,
-             "hour": 3_600_000_000, "day": 86_400_000_000, "week": 7 * 86_400_000_000}
-_DAY_US = 86_400_000_000
-_DAYS_IN_MONTH = pa.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa.int64())
 _NULL_BOOL = pa.scalar(None, pa.bool_())
 
 
@@ -54,12 +49,6 @@ def evaluate(expr: Expr, table: pa.Table) -> pa.ChunkedArray | pa.Array:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # no call the user wrote
         raise SqlError(f"cannot evaluate {expr}: {err}") from None
     return _as_array(out, table.num_rows)
-
-
-def _as_array(value: Value, n: int) -> pa.Array | pa.ChunkedArray:
-    if isinstance(value, pa.Scalar):
-        return pa.repeat(value, n)
-    return value
 
 
 def _eval(expr: Expr, table: pa.Table) -> Value:
@@ -74,10 +63,10 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
         return pa.scalar(expr.value, type=expr.dtype)
     assert isinstance(expr, Call), expr
     args = [_eval(a, table) for a in expr.args]
-    try:
-        kernel = _OPS[expr.op]
-    except KeyError:
-        raise NotImplementedError(f"evaluate: unknown operator {expr.op!r}") from None
+    kernel = ((_DECIMAL_OPS.get(expr.op) if decimals.involved(expr) else None)
+              or _OPS.get(expr.op) or KERNELS.get(expr.op))
+    if kernel is None:
+        raise NotImplementedError(f"evaluate: unknown operator {expr.op!r}")
     try:
         return kernel(expr, args, table.num_rows)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
@@ -141,14 +130,6 @@ def _in(call: Call, args: list[Value], n: int) -> Value:
     if any(v is None for v in items):
         found = pc.or_kleene(found, _NULL_BOOL)  # not found in a list with NULL -> NULL
     return pc.if_else(pc.is_valid(value), found, _NULL_BOOL)
-
-
-def _like(call: Call, args: list[Value], n: int) -> Value:
-    pattern = args[1].as_py()
-    if pattern is None:
-        return pa.scalar(None, pa.bool_())
-    # Trino's LIKE has no escape character unless ESCAPE is given; Arrow's treats "\" as one.
-    return pc.match_like(_as_array(args[0], n), pattern=pattern.replace("\\", "\\\\"))
 
 
 # The magnitudes whose CAST to varchar is known to match Trino's text digit for digit (checked
@@ -236,81 +217,6 @@ def _cast(call: Call, args: list[Value], n: int) -> Value:
     return pc.cast(value, target)
 
 
-def _date_trunc(call: Call, args: list[Value], n: int) -> Value:
-    return pc.floor_temporal(args[0], unit=call.option("unit"), week_starts_monday=True)
-
-
-def _micros(value: Value) -> Value:
-    """Microseconds since the epoch of a date or timestamp[us]."""
-    if pa.types.is_date(value.type):
-        days = pc.cast(pc.cast(value, pa.date32()), pa.int32())
-        return pc.multiply(pc.cast(days, pa.int64()), _DAY_US)
-    return pc.cast(value, pa.int64())
-
-
-def _days_in_month(value: Value, n: int) -> Value:
-    month = pc.cast(pc.month(value), pa.int64())
-    days = pc.take(_DAYS_IN_MONTH, _as_array(pc.subtract(month, 1), n))
-    leap_feb = pc.and_(pc.equal(month, 2), pc.is_leap_year(value))
-    return pc.add(days, pc.cast(leap_feb, pa.int64()))
-
-
-def _date_diff(call: Call, args: list[Value], n: int) -> Value:
-    """Whole ``unit`` s elapsed from start to end, truncated toward zero (Trino/Joda).
-
-    Fixed-length units divide the elapsed microseconds. Months (and quarters, years) count
-    calendar months, minus one when the start's day and time, moved into the end's month
-    (clamped to its length, as Joda's plusMonths does), has not been reached yet.
-    """
-    unit = call.option("unit")
-    start, end = (_as_array(a, n) for a in args)
-    if unit in _FIXED_US:
-        return pc.divide(pc.subtract(_micros(end), _micros(start)), _FIXED_US[unit])
-
-    def months(v: Value) -> Value:
-        return pc.add(pc.multiply(pc.cast(pc.year(v), pa.int64()), 12),
-                      pc.cast(pc.month(v), pa.int64()))
-
-    def time_of_day(v: Value) -> Value:
-        return pc.subtract(_micros(v), _micros(pc.floor_temporal(v, unit="day")))
-
-    diff = pc.subtract(months(end), months(start))
-    start_day = pc.min_element_wise(pc.cast(pc.day(start), pa.int64()), _days_in_month(end, n))
-    start_key = pc.add(pc.multiply(start_day, _DAY_US), time_of_day(start))
-    end_key = pc.add(pc.multiply(pc.cast(pc.day(end), pa.int64()), _DAY_US), time_of_day(end))
-    back = pc.and_(pc.greater(diff, 0), pc.greater(start_key, end_key))
-    forward = pc.and_(pc.less(diff, 0), pc.less(start_key, end_key))
-    diff = pc.add(pc.subtract(diff, pc.cast(back, pa.int64())), pc.cast(forward, pa.int64()))
-    return pc.divide(diff, {"month": 1, "quarter": 3, "year": 12}[unit])
-
-
-_EXTRACT: dict[str, Callable[[Value], Value]] = {
-    "year": pc.year, "quarter": pc.quarter, "month": pc.month, "week": pc.iso_week,
-    "day": pc.day, "day_of_year": pc.day_of_year, "year_of_week": pc.iso_year,
-    "day_of_week": lambda v: pc.day_of_week(v, count_from_zero=False, week_start=1),
-    "hour": pc.hour, "minute": pc.minute, "second": pc.second,
-}
-
-
-def _extract(call: Call, args: list[Value], n: int) -> Value:
-    return pc.cast(_EXTRACT[call.option("field")](args[0]), pa.int64())
-
-
-def _substring(call: Call, args: list[Value], n: int) -> Value:
-    """Trino's ``substr(s, start[, length])`` (StringFunctions.substr) in code points."""
-    value, start, length = args[0], call.option("start"), call.option("length")
-    if start == 0 or (length is not None and length <= 0):
-        return pc.utf8_slice_codeunits(value, 0, 0)  # '' (NULL stays NULL)
-    if start > 0:
-        stop = None if length is None else start - 1 + length
-        return pc.utf8_slice_codeunits(value, start - 1, stop)
-    stop = None if length is None or start + length >= 0 else start + length
-    sliced = pc.utf8_slice_codeunits(value, start, stop)
-    # A start before the beginning gives '' in Trino; Python's slice would clamp it to 0.
-    before = pc.less(pc.utf8_length(value), -start)
-    return pc.if_else(before, pa.scalar("", sliced.type), sliced)
-
-
 def _binary(kernel: Callable[..., Any]) -> Callable[[Call, list[Value], int], Value]:
     return lambda call, args, n: kernel(args[0], args[1])
 
@@ -328,26 +234,6 @@ def _between(call: Call, args: list[Value], n: int) -> Value:
     return pc.and_kleene(pc.greater_equal(args[0], args[1]), pc.less_equal(args[0], args[2]))
 
 
-def _flat(value: Value, n: int) -> pa.Array:
-    value = _as_array(value, n)
-    return value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
-
-
-def _case(call: Call, args: list[Value], n: int) -> Value:
-    pairs = args[:-1] if call.option("else") else args
-    conds = [_flat(c, n) for c in pairs[0::2]]
-    values = [_flat(v, n) for v in pairs[1::2]]
-    if call.option("else"):
-        values.append(_flat(args[-1], n))
-    # case_when treats a NULL condition as false, as SQL's CASE does.
-    cond = pc.make_struct(*conds, field_names=[f"c{i}" for i in range(len(conds))])
-    return pc.case_when(cond, *values)
-
-
-def _coalesce(call: Call, args: list[Value], n: int) -> Value:
-    return pc.coalesce(*(_flat(a, n) for a in args))
-
-
 def _single_row_value(call: Call, args: list[Value], n: int) -> Value:
     """``single_row_value(count, value)``: a scalar subquery's value, from the global
     aggregate over its rows (count, min); more than one row is Trino's error."""
@@ -356,6 +242,10 @@ def _single_row_value(call: Call, args: list[Value], n: int) -> Value:
         raise SqlError("Scalar sub-query has returned multiple rows", call.line, call.column)
     return args[1]
 
+
+# Arithmetic producing a DECIMAL and CASTs from or to one: Trino's types and rounding.
+_DECIMAL_OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
+    **{op: decimals.arithmetic for op in "+-*/%"}, "cast": decimals.cast}
 
 _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),
@@ -377,13 +267,6 @@ _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "is_not_null": _unary(pc.is_valid),
     "between": _between,
     "in": _in,
-    "like": _like,
     "cast": _cast,
-    "date_trunc": _date_trunc,
-    "date_diff": _date_diff,
-    "extract": _extract,
-    "substring": _substring,
-    "case": _case,
-    "coalesce": _coalesce,
     "single_row_value": _single_row_value,
 }

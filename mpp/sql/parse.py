@@ -19,6 +19,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from mpp.errors import SqlError
+from mpp.functions import lookup
 from mpp.sql.lexing import DIALECT, offset_to_line_col
 from mpp.sql.lexing import token_error as _token_error
 from mpp.sql.lexing import token_starts as _token_starts
@@ -70,12 +71,30 @@ def parse(sql: str) -> exp.Expr:
         raise _token_error(sql) from None
     for statement in statements:
         _check_depth(statement, sql)
+        _normalise_aggregates(statement, sql, tokens)
     if not statements:
         raise SqlError("empty query: expected a SELECT statement", 1, 1)
     if len(statements) > 1:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+def _normalise_aggregates(tree: exp.Expr, sql: str, tokens: Sequence[Token]) -> None:
+    """Trino's ``every(x)`` is ``bool_and(x)`` (sqlglot parses it as an unknown function), and
+    min_by/max_by get the position of their name (sqlglot's nodes for them have none)."""
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "every" and len(node.expressions) == 1:
+            replacement = exp.LogicalAnd(this=node.expressions[0].copy())
+            replacement.meta.update(node.meta)
+            node.replace(replacement)
+    for node in tree.find_all(exp.ArgMin, exp.ArgMax):
+        start = _start(node)
+        index = _token_starts(sql).get(start) if start is not None and not node.meta else None
+        call = _enclosing_call(tokens, index) if index is not None else None
+        if call is not None:
+            name = tokens[call]
+            node.meta.update(line=name.line, col=name.col, start=name.start, end=name.end)
 
 
 def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
@@ -134,6 +153,8 @@ ARITIES: dict[str, str] = {
     "min": "1 argument",
     "max": "1 argument",
     "avg": "1 argument",
+    "min_by": "2 arguments (value, ordering value)",
+    "max_by": "2 arguments (value, ordering value)",
 }
 """How many arguments the functions of mpp's subset take, as error messages say it."""
 
@@ -192,6 +213,9 @@ def _plain_message(desc: str, tokens: Sequence[Token], index: int) -> tuple[str,
         name = tokens[call].text.lower()
         if name in ARITIES:
             return f"{name} takes {ARITIES[name]}", tokens[call].start
+        function = lookup(name)
+        if function is not None:
+            return f"{name} takes {function.arity_text()}", tokens[call].start
         if too_many is not None:
             return f"{name}() has too many arguments ({too_many.group(1)})", tokens[call].start
         return f"{name}() is missing arguments", tokens[call].start
@@ -269,6 +293,33 @@ def call_arguments(node: exp.Expr, sql: str) -> int | None:
         elif t.token_type == TokenType.COMMA and depth == 0:
             args += 1
         empty = False
+    return None
+
+
+def written_string_argument(node: exp.Expr, sql: str, position: int) -> str | None:
+    """The string literal that is argument ``position`` (0-based) of call ``node`` as the
+    user wrote it, or None if that argument is not one string literal. (sqlglot rewrites
+    some, such as date_format's pattern, into its own notation while parsing.)"""
+    start = node.meta.get("start") if node.meta else None
+    tokens = _tokens(sql)
+    index = _token_starts(sql).get(start) if start is not None else None
+    if index is None or index + 1 >= len(tokens):
+        return None
+    depth, current, found = 0, 0, []
+    for t in tokens[index + 2:]:
+        if t.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif t.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            if depth == 0:
+                break
+            depth -= 1
+        elif t.token_type == TokenType.COMMA and depth == 0:
+            current += 1
+            continue
+        if current == position:
+            found.append(t)
+    if len(found) == 1 and found[0].token_type == TokenType.STRING:
+        return str(found[0].text)
     return None
 
 

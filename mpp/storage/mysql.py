@@ -29,6 +29,7 @@ import contextlib
 import datetime as dt
 import decimal
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,7 @@ _TYPES: dict[str, pa.DataType] = {
     "tinyint": pa.int8(), "smallint": pa.int16(), "mediumint": pa.int32(), "int": pa.int32(),
     "integer": pa.int32(), "bigint": pa.int64(), "year": pa.int16(),
     "float": pa.float32(), "double": pa.float64(), "real": pa.float64(),
-    # DECIMAL is read as DOUBLE until mpp has its own DECIMAL type (stated in the listing).
+    # DECIMAL(p, s) stays DECIMAL up to 38 digits (see column_type); wider ones are DOUBLE.
     "decimal": pa.float64(), "numeric": pa.float64(),
     "char": pa.string(), "varchar": pa.string(), "tinytext": pa.string(), "text": pa.string(),
     "mediumtext": pa.string(), "longtext": pa.string(), "enum": pa.string(), "set": pa.string(),
@@ -135,6 +136,7 @@ def quote(name: str) -> str:
 def column_type(data_type: str, column_type_text: str) -> pa.DataType | None:
     """The Arrow type of a column from ``information_schema.COLUMNS`` (None: not readable).
 
+    ``DECIMAL(p, s)`` is DECIMAL(p, s) up to 38 digits (Trino's limit), DOUBLE beyond.
     ``TINYINT(1)`` and ``BIT(1)`` are BOOLEAN (MySQL's BOOLEAN is ``TINYINT(1)``); unsigned
     integers widen so every value fits (BIGINT UNSIGNED stays BIGINT: values past 2^63 fail
     the scan, naming the column).
@@ -145,6 +147,11 @@ def column_type(data_type: str, column_type_text: str) -> pa.DataType | None:
         return pa.bool_()
     if "unsigned" in text and data_type in _WIDER_UNSIGNED:
         return _WIDER_UNSIGNED[data_type]
+    if data_type in ("decimal", "numeric"):
+        digits = re.search(r"\((\d+)(?:,\s*(\d+))?\)", text)
+        precision, scale = (int(digits.group(1)), int(digits.group(2) or 0)) if digits else (10, 0)
+        if precision <= 38:
+            return pa.decimal128(precision, scale)
     return _TYPES.get(data_type)
 
 
