@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from mpp.ingest.checker import check
-from mpp.ingest.consumer import Collector
+from mpp.ingest.consumer import Collector, drain
 from mpp.ingest.producers import Ledger, Producer, send
 from mpp.ingest.services import mqtt_missing, nats_missing
 
@@ -35,18 +35,6 @@ def js():
         b.close()
 
 
-def _drain(b, group, topic, member, end, want, timeout=5.0, commit=True):
-    deadline = time.monotonic() + timeout
-    got = 0
-    while got < want and time.monotonic() < deadline:
-        records = b.poll(group, topic, member, 50, timeout=0.2)
-        end(records)
-        if commit:
-            b.commit(group, topic, member, records)
-        got += len(records)
-    return got
-
-
 def test_stream_sequences_are_offsets_and_acks_are_commits(js):
     b, stream = js()
     ledger = Ledger()
@@ -54,7 +42,7 @@ def test_stream_sequences_are_offsets_and_acks_are_commits(js):
     assert b.end_offset(stream) == 40
     b.subscribe("g", stream, "c0")
     end = Collector()
-    assert _drain(b, "g", stream, "c0", end, 40) == 40
+    assert drain(b, "g", stream, "c0", end, 40) == 40
     assert [r.offset for r in end.records] == list(range(1, 41))
     assert b.committed("g", stream) == 40
     c = check(ledger.table(), end.delivered())
@@ -62,7 +50,7 @@ def test_stream_sequences_are_offsets_and_acks_are_commits(js):
     # a second group reads the same stream on its own (routing to several consumers)
     b.subscribe("h", stream, "x")
     other = Collector()
-    assert _drain(b, "h", stream, "x", other, 40) == 40
+    assert drain(b, "h", stream, "x", other, 40) == 40
 
 
 def test_duplicate_window_remembers_only_recent_ids(js):
@@ -77,7 +65,7 @@ def test_duplicate_window_remembers_only_recent_ids(js):
     assert b.duplicates == 20 and b.end_offset(stream) == 25
     b.subscribe("g", stream, "c0")
     end = Collector()
-    _drain(b, "g", stream, "c0", end, 25)
+    drain(b, "g", stream, "c0", end, 25)
     c = check(ledger.table(), end.delivered())
     assert (c.lost, c.duplicated, c.duplicate_copies) == (0, 5, 5)
 
@@ -88,11 +76,11 @@ def test_unacknowledged_messages_are_redelivered_after_a_crash(js):
     send(Producer("mobile", 0, seed=3).plan(30), b, stream, ledger)
     b.subscribe("g", stream, "c0")
     end = Collector()
-    assert _drain(b, "g", stream, "c0", end, 30, commit=False) == 30  # processed, not acked
+    assert drain(b, "g", stream, "c0", end, 30, commit=False) == 30  # processed, not acked
     b.leave("g", stream, "c0")  # crash before committing
     assert b.committed("g", stream) == 0
     b.subscribe("g", stream, "c1")
-    _drain(b, "g", stream, "c1", end, 30, timeout=8.0)
+    drain(b, "g", stream, "c1", end, 30, timeout=8.0)
     c = check(ledger.table(), end.delivered())
     assert c.lost == 0 and c.duplicated == 30  # at-least-once: each one again
     assert b.committed("g", stream) == 30
@@ -119,7 +107,7 @@ def test_bridge_from_mqtt_deduplicates_its_own_resends(js):
         assert b.end_offset(stream) == 15
         b.subscribe("sink", stream, "c0")
         end = Collector()
-        _drain(b, "sink", stream, "c0", end, 15)
+        drain(b, "sink", stream, "c0", end, 15)
         c = check(ledger.table(), end.delivered())
         assert (c.delivered, c.lost, c.duplicated) == (15, 0, 0)
     finally:
@@ -216,7 +204,7 @@ def test_a_restarted_nats_server_keeps_the_stream_and_the_acks(tmp_path):
         assert b.end_offset("restart_test") == 20
         assert b.committed("g", "restart_test") == 10
         b.subscribe("g", "restart_test", "c0")
-        _drain(b, "g", "restart_test", "c0", end, 10)
+        drain(b, "g", "restart_test", "c0", end, 10)
         c = check(ledger.table(), end.delivered())
         assert (c.delivered, c.lost, c.duplicated) == (20, 0, 0)
         b.close()

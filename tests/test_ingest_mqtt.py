@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from mpp.ingest.checker import check
-from mpp.ingest.consumer import Collector
+from mpp.ingest.consumer import Collector, drain
 from mpp.ingest.producers import Ledger, Producer, send
 from mpp.ingest.services import mqtt_missing
 
@@ -19,18 +19,6 @@ pytestmark = pytest.mark.skipif(bool(mqtt_missing()), reason=mqtt_missing() or "
 
 def _topic():
     return f"mpp-test/{uuid.uuid4().hex[:10]}/events"
-
-
-def _drain(broker, group, topic, member, end, want, timeout=5.0, commit=True):
-    deadline = time.monotonic() + timeout
-    got = 0
-    while got < want and time.monotonic() < deadline:
-        records = broker.poll(group, topic, member, 100, timeout=0.2)
-        end(records)
-        if commit:
-            broker.commit(group, topic, member, records)
-        got += len(records)
-    return got
 
 
 @pytest.fixture
@@ -56,7 +44,7 @@ def test_each_qos_delivers_everything_to_a_connected_subscriber(brokers, qos):
     ledger = Ledger()
     assert send(planned, b, topic, ledger) == 50
     end = Collector()
-    _drain(b, group, topic, "c0", end, 50)
+    drain(b, group, topic, "c0", end, 50)
     c = check(ledger.table(), end.delivered())
     assert (c.delivered, c.lost, c.duplicated, c.unexpected) == (50, 0, 0, 0)
 
@@ -71,7 +59,7 @@ def test_persistent_session_keeps_qos1_and_qos2_across_a_disconnect(brokers, qos
     send(Producer("device", 1, seed=qos).plan(40), b, topic, ledger)
     b.subscribe(group, topic, "c0")  # clean_start=False: the session resumes
     end = Collector()
-    _drain(b, group, topic, "c0", end, 40, timeout=2.0 if qos == 0 else 5.0)
+    drain(b, group, topic, "c0", end, 40, timeout=2.0 if qos == 0 else 5.0)
     c = check(ledger.table(), end.delivered())
     assert c.duplicated == 0 and c.unexpected == 0
     if qos:
@@ -88,10 +76,10 @@ def test_unacknowledged_qos1_messages_come_back_after_a_crash(brokers):
     ledger = Ledger()
     send(Producer("web", 0, seed=4).plan(15), b, topic, ledger)
     end = Collector()
-    assert _drain(b, group, topic, "c0", end, 15, commit=False) == 15  # processed, not acked
+    assert drain(b, group, topic, "c0", end, 15, commit=False) == 15  # processed, not acked
     b.leave(group, topic, "c0")  # crash before committing
     b.subscribe(group, topic, "c0")
-    _drain(b, group, topic, "c0", end, 15)
+    drain(b, group, topic, "c0", end, 15)
     c = check(ledger.table(), end.delivered())
     assert c.lost == 0 and c.duplicated == 15  # at-least-once: every one twice
 
