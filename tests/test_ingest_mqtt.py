@@ -112,3 +112,60 @@ def test_unreachable_broker_is_a_clear_error():
         MqttBroker(port=1)
     with pytest.raises(ValueError, match="QoS must be 0, 1 or 2"):
         MqttBroker(qos=3)
+
+
+def test_a_restarted_mosquitto_keeps_queued_qos1_messages(tmp_path):
+    """A private mosquitto on a free port with persistence (the shared one is not ours to
+    restart): QoS 1 messages queued for an offline persistent session survive a restart."""
+    import shutil
+    import socket
+    import subprocess
+
+    from mpp.ingest.mqtt import MqttBroker
+    from mpp.ingest.services import reachable
+
+    exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    if exe is None:
+        pytest.skip("mosquitto is not installed (Debian package mosquitto)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "mosquitto.conf"
+    # user root: as root mosquitto would drop to its own user, which cannot write tmp_path;
+    # its state is saved at exit (SIGTERM), which is the restart this test makes
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                    f"persistence_location {tmp_path}/\nuser root\n")
+
+    def start():
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not reachable(("127.0.0.1", port), 0.2):
+            assert time.monotonic() < deadline and proc.poll() is None, "mosquitto did not start"
+            time.sleep(0.05)
+        return proc
+
+    def stop(proc):
+        proc.terminate()
+        proc.wait(10)
+
+    topic, group = _topic(), "grestart"
+    proc = start()
+    try:
+        b = MqttBroker(port=port, qos=1)
+        b.subscribe(group, topic, "c0")
+        b.leave(group, topic, "c0")  # offline, session kept
+        ledger = Ledger()
+        assert send(Producer("device", 2, seed=9).plan(12), b, topic, ledger) == 12
+        b.close()
+        stop(proc)
+        proc = start()
+        b = MqttBroker(port=port, qos=1)
+        b.subscribe(group, topic, "c0")
+        end = Collector()
+        drain(b, group, topic, "c0", end, 12)
+        b.close()
+        c = check(ledger.table(), end.delivered())
+        assert (c.delivered, c.lost, c.duplicated) == (12, 0, 0)
+    finally:
+        stop(proc)
