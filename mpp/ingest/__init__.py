@@ -13,5 +13,10 @@ de-duplication), built to be measured:
   de-duplication strategies (recent IDs, (file, offset)).
 * :mod:`mpp.ingest.checker`: lost / duplicated / unexpected counts against the ledger, as
   Jepsen's queue checkers count them, plus throughput and latency percentiles.
-* :mod:`mpp.ingest.sink`: the narrow ``Sink.commit(batch, batch_id, offsets)`` interface.
+* :mod:`mpp.ingest.bridge`: MQTT -> JetStream, at-least-once on both sides.
+* :mod:`mpp.ingest.sink`: the narrow ``Sink.commit(batch, batch_id, offsets)`` interface and
+  :class:`~mpp.ingest.sink.IcebergSink`, which commits through INSERT's write path.
+* :mod:`mpp.ingest.services`: where the real brokers are, and why one cannot be used.
+
+See docs/ingestion.md.
 """

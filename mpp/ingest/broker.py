@@ -144,11 +144,9 @@ class EmbeddedBroker:
     def delete_topic(self, topic: str) -> None:
         """Delete ``topic``, its messages and its groups' offsets."""
         self._topics.pop(topic, None)
-        for d in (self._committed, self._positions):
-            for k in [k for k in d if k[1] == topic]:
-                del d[k]
-        for k in [k for k in self._members if k[1] == topic]:
-            del self._members[k]
+        self._committed = {k: v for k, v in self._committed.items() if k[1] != topic}
+        self._positions = {k: v for k, v in self._positions.items() if k[1] != topic}
+        self._members = {k: v for k, v in self._members.items() if k[1] != topic}
 
     def publish(self, topic: str, key: str, value: bytes, message_id: str) -> bool:
         """Append to the key's partition; faults may drop the message or lose its ack."""
@@ -239,11 +237,12 @@ class EmbeddedBroker:
         self.injected.restarts += 1
         self._positions.clear()
         for parts in self._topics.values():
-            for p in parts:
-                self.injected.lost_on_restart += len(p.log) - p.durable
-                del p.log[p.durable:]
-        for (group, topic, p), off in list(self._committed.items()):
-            self._committed[(group, topic, p)] = min(off, len(self._topics[topic][p].log))
+            for part in parts:
+                self.injected.lost_on_restart += len(part.log) - part.durable
+                del part.log[part.durable:]
+        for (group, topic, index), off in list(self._committed.items()):
+            self._committed[(group, topic, index)] = min(
+                off, len(self._topics[topic][index].log))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -113,6 +113,25 @@ def window_tradeoff(ids: Sequence[str], capacities: Iterable[int]) -> list[dict]
     return out
 
 
+def drain(broker: Broker, group: str, topic: str, member: str,
+          end: Callable[[Sequence[Record]], None], want: int, *, timeout: float = 5.0,
+          commit: bool = True, max_records: int = 50) -> int:
+    """Poll into ``end`` (committing each batch unless ``commit`` is False) until ``want``
+    records arrived or ``timeout`` s passed; returns how many arrived.
+
+    For brokers that cannot tell a group's lag (MQTT): the caller knows how many to expect.
+    """
+    deadline = time.monotonic() + timeout
+    got = 0
+    while got < want and time.monotonic() < deadline:
+        records = broker.poll(group, topic, member, max_records, timeout=0.2)
+        end(records)
+        if commit:
+            broker.commit(group, topic, member, records)
+        got += len(records)
+    return got
+
+
 class Collector:
     """The end of the path in memory: every record that arrived, with its arrival time."""
 
