@@ -67,9 +67,9 @@ def call_arguments_of(node: exp.Func) -> list[exp.Expr]:
 
 def unknown_function(binder: ExprBinder, node: exp.Func, name: str) -> SqlError:
     """The error for a function mpp does not have: its name, where, and the closest names."""
-    from mpp.sql.expressions import AGGREGATES
+    from mpp.sql.aggregates import AGGREGATE_NAMES
 
-    close = functions.suggestions(name, [k.__name__.lower() for k in AGGREGATES])
+    close = functions.suggestions(name, AGGREGATE_NAMES)
     hint = (f" (did you mean {', '.join(close)}?)" if close
             else " (docs/functions.md lists the functions mpp has)")
     return unsupported(node, binder.sql, f"function {name}()", hint=hint)
