@@ -83,6 +83,64 @@ from mpp.difftest.cli import difftest  # noqa: E402
 main.add_command(difftest)
 
 
+@main.group("cluster")
+def cluster_cmd() -> None:
+    """A LocalCluster that stays up between commands (its dashboard too).
+
+    While one runs, `mpp sql`, `mpp explain`, `mpp catalog` and mpp.connect() use it unless
+    told otherwise (--scheduler, or an explicit --workers/--threads shape).
+    """
+
+
+@cluster_cmd.command("start")
+@click.option("--workers", type=limits.WORKERS.click_type(), default=2, show_default=True,
+              help="Worker processes (the warehouse's nodes).")
+@click.option("--threads", type=limits.THREADS.click_type(), default=1, show_default=True,
+              help="Threads per worker (the slices).")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Memory limit per worker, e.g. 4GiB (default: Dask shares the machine's).")
+@click.option("--dashboard-address", default="127.0.0.1:8787", show_default=True,
+              metavar="HOST:PORT", help="Where the dashboard listens (port 0: any free one).")
+def cluster_start_cmd(workers: int, threads: int, memory_limit: str | None,
+                      dashboard_address: str) -> None:
+    """Start the background cluster and record where it is."""
+    from mpp.execution import background
+
+    record = background.start(workers, threads, memory_limit, dashboard_address)
+    click.echo(record.describe())
+    click.echo(f"record: {background.record_path()}; stop it with `mpp cluster stop`")
+
+
+@cluster_cmd.command("status")
+def cluster_status_cmd() -> None:
+    """Say whether the background cluster runs, where, and its workers' state."""
+    from mpp.execution import background
+    from mpp.execution.cluster import Cluster, ClusterSpec
+
+    record, stale = background.running()
+    if record is None:
+        raise MppError(stale or f"no mpp cluster is running (no record at "
+                       f"{background.record_path()}); start one with `mpp cluster start`")
+    click.echo(record.describe())
+    with Cluster(ClusterSpec(scheduler=record.scheduler)) as c:
+        info = c.client.scheduler_info(n_workers=-1)
+        for address, w in sorted(info.get("workers", {}).items()):
+            used = w.get("metrics", {}).get("memory", 0)
+            click.echo(f"  worker {address}: {w.get('nthreads')} threads, "
+                       f"{used / 2**30:.2f} GiB used of {w.get('memory_limit', 0) / 2**30:.2f}")
+
+
+@cluster_cmd.command("stop")
+def cluster_stop_cmd() -> None:
+    """Stop the background cluster and remove its record."""
+    from mpp.execution import background
+
+    record, why = background.stop()
+    if record is None:
+        raise MppError(why or "no mpp cluster is running")
+    click.echo(f"stopped the mpp cluster at {record.scheduler} (pid {record.pid})")
+
+
 def _datagen_options(fn):  # type: ignore[no-untyped-def]
     """The knobs shared by ``mpp datagen`` and ``mpp bench datagen``."""
     from mpp.storage.base import StorageFormat
@@ -94,7 +152,7 @@ def _datagen_options(fn):  # type: ignore[no-untyped-def]
         click.option("--partitions", type=limits.PARTITIONS.click_type(), default=100,
                      show_default=True, help="access_log fragments (files), each within one day."),
         click.option("--seed", type=limits.SEED.click_type(), default=0, show_default=True),
-        click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat]),
+        click.option("--format", "fmt", type=click.Choice([f.value for f in StorageFormat if f.writable]),
                      default="parquet", show_default=True, help="Format of every table."),
         click.option("--table-format", multiple=True, metavar="TABLE=FORMAT",
                      help="Format of one table, e.g. users=sqlite (repeatable)."),
@@ -203,19 +261,22 @@ def catalog_cmd(ctx: click.Context, warehouse: str | None, uri: str | None) -> N
 
 @catalog_cmd.command("register")
 @click.option("--warehouse", "-w", required=True, help="Warehouse directory.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite"]),
-              required=True, help="Format of the files (sqlite: a table of a database).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "orc", "sqlite", "mysql"]),
+              required=True, help="Format of the files (sqlite, mysql: a table of a database).")
 @click.option("--table", "name", required=True, help="Name of the table in the catalog.")
 @click.option("--path", required=True,
               help="A file, a folder (Hive key=value/ folders become partition columns) or a "
-                   "glob; for sqlite the database file.")
+                   "glob; for sqlite the database file; for mysql the address "
+                   "mysql://user[:password]@host[:port]/database (or the password in "
+                   "MPP_MYSQL_PASSWORD).")
 @click.option("--source-table", default=None,
-              help="sqlite: table in the database (default: --table).")
+              help="sqlite, mysql: table in the database (default: --table).")
 @click.option("--fragments", type=limits.PARTITIONS.click_type(), default=4, show_default=True,
-              help="sqlite: rowid ranges (parallel scan tasks). Files: one fragment each.")
+              help="sqlite: rowid ranges, mysql: primary-key ranges (parallel scan tasks). "
+                   "Files: one fragment each.")
 def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
                          source_table: str | None, fragments: int) -> None:
-    """Register existing files (or a SQLite table) as a table, read in place.
+    """Register existing files (or a SQLite or MySQL table) as a table, read in place.
 
     Schema and statistics come from the files; DROP TABLE only forgets the table and never
     touches the files.
@@ -228,11 +289,16 @@ def catalog_register_cmd(warehouse: str, fmt: str, name: str, path: str,
 
         info = register_sqlite(catalog, name, path, source_table=source_table,
                                fragments=fragments)
+    elif fmt == "mysql":
+        from mpp.catalog.mysql_source import register_mysql
+
+        info = register_mysql(catalog, name, path, source_table=source_table,
+                              fragments=fragments)
     else:
         from mpp.catalog.files_source import register_files
 
         if source_table is not None:
-            raise click.UsageError("--source-table applies to --format sqlite only")
+            raise click.UsageError("--source-table applies to --format sqlite or mysql only")
         info = register_files(catalog, name, path, fmt)
     parts = (f", partitioned by {', '.join(info.partition_columns)}"
              if info.partition_columns else "")

@@ -18,6 +18,8 @@ the two engines give the same text different meanings, so DuckDB computes Trino'
   operand is wrapped in DuckDB's ``round`` (half away from zero).
 * a double divided by zero is +-Infinity/NaN in Trino and NULL in DuckDB unless
   ``ieee_floating_point_ops`` is set, which :func:`run_oracle` does.
+* decimal ``/`` and ``avg`` of decimals are DECIMALs rounded half up in Trino and DOUBLEs in
+  DuckDB: see :mod:`mpp.oracle_decimal`.
 * integer ``/`` truncates in Trino and is a double division in DuckDB: sqlglot rewrites typed
   divisions once the operand types are known, so the query is typed against the catalog schema.
 * CAST(timestamp AS varchar) prints six fractional digits in Trino (timestamp(6), as mpp types
@@ -55,6 +57,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from mpp.catalog.model import TableInfo
+from mpp.oracle_decimal import decimal_type, repair_decimals
 from mpp.oracle_functions import translate_functions, written_formats
 from mpp.sql.parse import DIALECT, parse
 from mpp.storage import PATH_PARTITION
@@ -84,6 +87,8 @@ class OracleCatalog(Protocol):
 
 def sql_type(t: pa.DataType) -> str:
     """The SQL type name (valid in Trino and DuckDB) of an Arrow type."""
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
     for test, name in _SQL_TYPES:
         if test(t):
             return name
@@ -133,7 +138,8 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
     >>> duckdb_sql("SELECT date_diff('day', a, b) FROM t")
     "SELECT DATE_SUB('day', a, b) FROM t"
     """
-    tree = _typed(written_formats(_balance_chains(parse(trino_sql)), trino_sql), schema)
+    tree = repair_decimals(_typed(written_formats(_balance_chains(parse(trino_sql)),
+                                          trino_sql), schema))
     # (before the casts below add DuckDB STRFTIME calls of their own)
     tree = translate_functions(tree)
     for node in list(tree.find_all(exp.DateDiff)):
@@ -156,7 +162,22 @@ def duckdb_sql(trino_sql: str, schema: dict[str, object] | None = None) -> str:
         # Trino's sum of integers is a BIGINT that fails on overflow ("bigint addition
         # overflow"); DuckDB's is a HUGEINT that does not. The cast fails where Trino does.
         if total.this.type is not None and total.this.is_type(*exp.DataType.INTEGER_TYPES):
-            total.replace(exp.cast(total.copy(), exp.DType.BIGINT))
+            # sum(x) FILTER (WHERE c), and over a window: the cast goes around the whole call
+            # (CAST(sum(x)) OVER is no SQL).
+            call = total.parent if isinstance(total.parent, exp.Filter) else total
+            window = call.parent
+            target = window if isinstance(window, exp.Window) and window.this is call else call
+            target.replace(exp.cast(target.copy(), exp.DType.BIGINT))
+    for pick in list(tree.find_all(exp.ArgMin, exp.ArgMax)):
+        # Trino's min_by/max_by skip rows whose ordering value is NULL but keep a NULL value;
+        # DuckDB's arg_min/arg_max skip a NULL value too; its arg_min_null does not.
+        name = "ARG_MIN_NULL" if isinstance(pick, exp.ArgMin) else "ARG_MAX_NULL"
+        pick.replace(exp.Anonymous(this=name, expressions=[pick.this.copy(),
+                                                           pick.expression.copy()]))
+    for count_if in list(tree.find_all(exp.CountIf)):
+        # Trino's count_if is 0 over no rows; DuckDB's is NULL there. A count is 0.
+        count_if.replace(exp.Count(this=exp.Case(ifs=[exp.If(this=count_if.this.copy(),
+                                                             true=exp.Literal.number(1))])))
     for extract in tree.find_all(exp.Extract):
         field = _EXTRACT_FIELDS.get(extract.this.name.lower())
         if field is not None:
@@ -256,13 +277,13 @@ def _trino_text(operand: exp.Expr) -> exp.Expr | None:
     """DuckDB's expression for Trino's CAST(operand AS varchar), where the two print it
     differently (timestamps, doubles, reals); None where DuckDB's own cast agrees or the
     operand's type is unknown."""
-    if operand.type is None:
-        return None
+    if operand.type is None or decimal_type(operand) is not None:
+        return None  # DuckDB prints a decimal (1.50) and an integer as Trino does
     if operand.is_type(exp.DType.TIMESTAMP):
         template = _TIMESTAMP_TEXT
     elif operand.is_type(exp.DType.FLOAT):
         template = _REAL_TEXT
-    elif operand.is_type(exp.DType.DOUBLE, exp.DType.DECIMAL):  # mpp's 2.5 is a DOUBLE
+    elif operand.is_type(exp.DType.DOUBLE):
         template = _DOUBLE_TEXT
     else:
         return None
@@ -317,6 +338,28 @@ def _sqlite_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
                 arrays.append(pa.array(values).cast(field.type))
         parts.append(pa.Table.from_arrays(arrays, schema=info.schema))
     return pa.concat_tables(parts) if parts else info.schema.empty_table()
+
+
+def _mysql_table(info: TableInfo, fragments: list[Fragment]) -> pa.Table:
+    """All rows of a MySQL table, read with one plain SELECT (no key ranges, no filters)."""
+    from mpp.storage import mysql
+
+    uri, name = fragments[0].uri, fragments[0].option("table", info.name)
+    with mysql.connect(uri) as con, con.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(mysql.quote(c) for c in info.schema.names)} "
+                    f"FROM {mysql.quote(name)}")
+        rows = cur.fetchall()
+    def value(v: Any, t: pa.DataType) -> Any:
+        if isinstance(v, bytes):  # BIT(1)
+            v = int.from_bytes(v, "big")
+        if v is None or not (pa.types.is_floating(t) or pa.types.is_boolean(t)):
+            return v
+        return float(v) if pa.types.is_floating(t) else bool(v)
+
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in info.schema]
+    return pa.Table.from_arrays(
+        [pa.array([value(v, f.type) for v in col], f.type)
+         for col, f in zip(columns, info.schema, strict=True)], schema=info.schema)
 
 
 def _hive(fragments: list[Fragment]) -> str:
@@ -379,6 +422,8 @@ def register_table(con: duckdb.DuckDBPyConnection, info: TableInfo,
     else:
         if info.format is StorageFormat.ORC:
             table = pa.concat_tables(_orc_file(info, f) for f in fragments)
+        elif info.format is StorageFormat.MYSQL:
+            table = _mysql_table(info, fragments)
         else:
             table = _sqlite_table(info, fragments)
         con.register(f"_arrow_{info.name}", table)

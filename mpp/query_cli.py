@@ -88,13 +88,23 @@ def _check_cluster_options(scheduler: str | None) -> None:
                                "its LocalCluster itself).")
 
 
+def _background_scheduler() -> str | None:
+    """The scheduler of the running ``mpp cluster``, if any (a stale record is reported)."""
+    from mpp.execution import background
+
+    record, stale = background.running()
+    if stale:
+        click.echo(f"mpp: warning: {stale}", err=True)
+    return record.scheduler if record else None
+
+
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
              stall_timeout: float, catalog_uri: str | None, query: str) -> Any:
     from mpp.catalog import Catalog
-    from mpp.ctas.statement import CreateTableAs, parse_statement
     from mpp.session import connect
     from mpp.sql import bind
+    from mpp.sql.statements import CreateTableAs, InsertInto, Query, parse_statement
 
     # Bad options, bad settings, a missing warehouse or bad SQL fail here, before any
     # cluster starts.
@@ -102,8 +112,14 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
     settings = parse_assignments(assignments)
     catalog = Catalog.open(warehouse, catalog_uri)
     stmt = parse_statement(query)
-    if stmt is None or isinstance(stmt, CreateTableAs):
-        bind(query if stmt is None else stmt.select_sql, catalog)
+    if isinstance(stmt, Query):
+        bind(stmt.text, catalog)
+    elif isinstance(stmt, CreateTableAs):
+        bind(stmt.select_sql, catalog)
+    elif isinstance(stmt, InsertInto):
+        bind(stmt.query_sql, catalog)
+    if scheduler is None and not _given("workers", "threads", "dashboard_address"):
+        scheduler = _background_scheduler()
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
                        connect_timeout=connect_timeout, stall_timeout=stall_timeout,
                        **({"dashboard_address": dashboard_address} if dashboard_address else {}))
@@ -239,7 +255,8 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
         connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
         stall_timeout: float, catalog_uri: str | None, output: str, max_rows: int,
         query: str) -> None:
-    """Run one SELECT (or CREATE TABLE AS / DROP TABLE) on the cluster; print its result."""
+    """Run one SELECT (or CREATE TABLE AS / INSERT INTO / DROP TABLE) on the cluster; print its
+    result."""
     if output != "table" and _given("max_rows"):
         raise click.UsageError(f"--max-rows applies to --output table; --output {output} "
                                "prints every row.")
@@ -250,8 +267,8 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
         sys.stdout.flush()  # the bytes go to the binary stream below the text one
         write_table(table, output, sys.stdout.buffer, max_rows)
         sys.stdout.buffer.flush()
-        if result.ctas is not None:  # CREATE TABLE AS: what the write stage produced
-            click.echo(result.ctas.summary(), err=True)
+        if result.write is not None:  # a write: what the write stage produced
+            click.echo(result.write.summary(), err=True)
         click.echo(f"{result.stats.query_id}: {plural(table.num_rows, 'row')} in "
                    f"{result.stats.wall_seconds:.3f} s", err=True)
 

@@ -17,8 +17,9 @@ import itertools
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dask
 import distributed
@@ -35,6 +36,18 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
+from mpp.sql.statements import (
+    CreateTable,
+    CreateTableAs,
+    DropTable,
+    InsertInto,
+    Query,
+    Statement,
+    parse_statement,
+)
+
+if TYPE_CHECKING:
+    from mpp.write.stage import WriteOutcome
 
 Stage = Literal["logical", "optimized", "physical", "analyze"]
 STAGES: tuple[str, ...] = ("logical", "optimized", "physical", "analyze")
@@ -50,10 +63,15 @@ def new_query_id() -> str:
 class Result:
     """The rows of one query and what running it measured."""
 
-    def __init__(self, table: pa.Table, stats: QueryStats, ctas: Any = None):
+    def __init__(self, table: pa.Table, stats: QueryStats, write: WriteOutcome | None = None):
         self._table = table
         self.stats = stats
-        self.ctas = ctas  # CREATE TABLE AS: its CtasOutcome (files, write stage tasks)
+        self.write = write  # a write (CREATE TABLE AS ...): files and write stage tasks
+
+    @property
+    def ctas(self) -> WriteOutcome | None:
+        """The write's outcome (the name CREATE TABLE AS results had first)."""
+        return self.write
 
     def to_arrow(self) -> pa.Table:
         """The result as an Arrow table (column names as the query's SELECT list)."""
@@ -65,8 +83,12 @@ class Result:
 
     @property
     def explain_analyze(self) -> str:
-        """EXPLAIN ANALYZE of the executed plan: per-stage rows, bytes, task times, wall time."""
-        return explain_physical(self.stats.plan, self.stats)
+        """EXPLAIN ANALYZE of the executed plan: per-stage rows, bytes, task times, wall time
+        (and a write's write stage and commit after the SELECT's stages)."""
+        text = explain_physical(self.stats.plan, self.stats)
+        if self.write is not None and self.write.table:
+            text = text.rstrip("\n") + "\n" + self.write.explain()
+        return text
 
     def __repr__(self) -> str:
         return (f"Result({self._table.num_rows} rows x {self._table.num_columns} columns, "
@@ -89,6 +111,14 @@ def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -
         return Cluster(client=cluster), True  # closes nothing of the caller's client
     if isinstance(cluster, str):
         return Cluster(ClusterSpec(scheduler=cluster)), True
+    if cluster is None:  # a running `mpp cluster` serves every session that names none
+        from mpp.execution import background
+
+        record, stale = background.running()
+        if stale:
+            warnings.warn(stale, stacklevel=3)
+        if record is not None:
+            return Cluster(ClusterSpec(scheduler=record.scheduler)), True
     with dask.config.set(LOCAL_SCHEDULER_CONFIG):
         return Cluster(cluster or ClusterSpec()), True
 
@@ -160,22 +190,38 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one SELECT, CREATE TABLE AS or DROP TABLE; ``settings`` override the
-        session's for this statement only."""
-        from mpp.ctas.statement import CreateTableAs, parse_statement
+        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DROP TABLE);
+        ``settings`` override the session's for this statement only."""
+        return self.execute(parse_statement(text), settings=settings)
 
-        stmt = parse_statement(text)
-        if stmt is None:
+    def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
+        """Run one parsed statement (:func:`mpp.sql.statements.parse_statement`)."""
+        if isinstance(stmt, Query):
             query_id = new_query_id()
             with crash.context(query_id=query_id):  # a bug in binding is in this query too
-                plan = self.bind(text)
+                plan = self.bind(stmt.text)
             return self.run_plan(plan, settings=settings, query_id=query_id)
         if isinstance(stmt, CreateTableAs):
             return self._create(stmt, settings)
-        start = time.perf_counter()
-        dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
-        return Result(pa.table({"dropped": [dropped]}),
-                      ddl_stats(f"drop-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        if isinstance(stmt, InsertInto):
+            from mpp.write.insert import insert_into
+
+            outcome = insert_into(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome)
+        if isinstance(stmt, CreateTable):
+            from mpp.write.ctas import create_table
+
+            start = time.perf_counter()
+            created = create_table(self, stmt)
+            return Result(pa.table({"created": [created]}),
+                          ddl_stats(f"create-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        if isinstance(stmt, DropTable):
+            start = time.perf_counter()
+            dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
+            return Result(pa.table({"dropped": [dropped]}),
+                          ddl_stats(f"drop-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        raise MppError(f"no way to run {type(stmt).__name__}")  # a new kind, not wired up here
 
     def create_table_as(self, name: str, select_sql: str, *, format: str = "parquet",
                         partitioned_by: Sequence[str] = (), target_file_bytes: int | None = None,
@@ -187,7 +233,6 @@ class Session:
         one atomic commit; a failure leaves no table and no files. The result has one row,
         ``rows`` written (0 rows and no work if IF NOT EXISTS found the table).
         """
-        from mpp.ctas.statement import CreateTableAs
         from mpp.storage.base import StorageFormat
 
         try:
@@ -197,8 +242,8 @@ class Session:
         return self._create(CreateTableAs(name, select_sql, fmt, tuple(partitioned_by),
                                           target_file_bytes, if_not_exists), settings)
 
-    def _create(self, stmt: Any, settings: Mapping[str, Any] | None) -> Result:
-        from mpp.ctas.run import create_table_as
+    def _create(self, stmt: CreateTableAs, settings: Mapping[str, Any] | None) -> Result:
+        from mpp.write.ctas import create_table_as
 
         merged = dict(settings or {})
         if stmt.target_file_bytes is not None:
@@ -224,19 +269,25 @@ class Session:
             raise MppError(f"unknown explain stage {stage!r}; choose one of {', '.join(STAGES)}")
         if stage == "analyze":
             return self.sql(text, settings=settings).explain_analyze
-        from mpp.ctas.statement import CreateTableAs, parse_statement
         from mpp.logical.explain import explain_logical
 
         stmt = parse_statement(text)
         head = ""
         if isinstance(stmt, CreateTableAs):  # the SELECT's plan; a write stage follows it
-            head = (f"CreateTableAs: {stmt.name} ({stmt.format.value}"
+            head = (f"CreateTableAs{' (or replace)' if stmt.replace else ''}: {stmt.name} "
+                    f"({stmt.format.value}"
                     + (f", partitioned by {', '.join(stmt.partitioned_by)}"
                        if stmt.partitioned_by else "")
                     + "): write stage after the SELECT, files near write.target_file_bytes\n")
             text = stmt.select_sql
-        elif stmt is not None:
-            raise MppError("DROP TABLE has no plan to explain")
+        elif isinstance(stmt, InsertInto):
+            head = (f"InsertInto: {stmt.name}"
+                    + (f" ({', '.join(stmt.columns)})" if stmt.columns is not None else "")
+                    + ": write stage after the query, one Iceberg append snapshot\n")
+            text = stmt.query_sql
+        elif isinstance(stmt, DropTable | CreateTable):
+            raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
+                           "no plan to explain")
         ctx = self.context(settings)
         plan = self.bind(text)
         if stage == "logical":
@@ -266,7 +317,8 @@ def connect(warehouse: str | os.PathLike[str], *,
 
     Args:
         warehouse: the warehouse directory (or URL) holding the catalog and tables.
-        cluster: None starts a LocalCluster (``ClusterSpec`` defaults); a ClusterSpec starts
+        cluster: None uses the running ``mpp cluster`` if there is one, else starts a
+            LocalCluster (``ClusterSpec`` defaults); a ClusterSpec starts
             one of that shape; a scheduler address (``"tcp://host:8786"``) or a
             ``distributed.Client`` uses an existing cluster; a Cluster is used as is.
         settings: setting values (dotted names, see ``mpp settings``) for every query.

@@ -2,8 +2,9 @@
 
 pandas 3 and dask disagree on string dtypes, so results are compared as Arrow. Both sides are
 cast to a canonical type per column (ints -> int64, floats -> float64, strings -> large_string,
-dates/timestamps kept, decimals -> float64), sorted by every column, and compared row by row,
-floats with a relative tolerance: :func:`assert_same_rows`, the same multiset of rows.
+dates/timestamps and decimals kept), sorted by every column, and compared row by row:
+decimals exactly (1.50 equals 1.5), floats with a relative tolerance (:func:`assert_same_rows`,
+the same multiset of rows).
 
 A query whose top level has ORDER BY also fixes an order: :func:`assert_same_result` checks
 that both tables list the same sequence of ORDER BY key values as well. Only the keys are

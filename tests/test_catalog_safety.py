@@ -224,7 +224,7 @@ KILLED_CTAS = """
 import sys, time
 import distributed
 import mpp
-import mpp.ctas.run as run
+import mpp.write.stage as run
 
 original = run.write
 

@@ -42,10 +42,10 @@ ENABLED: frozenset[str] = frozenset({
     "sqlite_boolean",    # issue 12: a SQLite BOOLEAN column crashed the scan
     "dup_key_column",    # issue 12: ON a.k = b.k AND a.k = b.j crashed
     "long_or",           # issue 12: OR chains of more than 245 terms hit RecursionError
+    "outer_theta_join",  # issue 13: RIGHT/FULL JOIN ON a.x < b.y of two single-fragment
+    #                    # tables crashed the planner (two scans in one task)
     "branch_errors",     # an error where Trino never evaluates it (a CASE branch not taken,
                          # a constant over no rows) failed the query in mpp
-    # "outer_theta_join",  # open: RIGHT/FULL JOIN ON a.x < b.y of two single-fragment
-    #                      # tables crashes the planner (two scans in one task)
     # "nan",             # not a bug: Trino's NaN semantics, which the oracle does not translate
 })
 

@@ -5,6 +5,7 @@ EXPLAIN names each form and its distribution."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,7 +31,8 @@ def _write(cat: Catalog, name: str, parts: list[pa.Table]) -> None:
 @pytest.fixture(scope="module")
 def forms_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """lt (3 fragments, BIGINT k) and rt (2 fragments, INTEGER k): NULL and duplicate keys,
-    keys on one side only; st a small third table; et an empty table."""
+    keys on one side only; st a small third table; ut another single-fragment table (NULL and
+    duplicate values); et an empty table."""
     root = tmp_path_factory.mktemp("join_forms") / "w"
     cat = Catalog.open(root, create=True)
     lt = pa.table({"k": pa.array([1, 1, 2, 3, None, 5, 7, 7, 2, None, 9, 4], pa.int64()),
@@ -45,6 +47,8 @@ def forms_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(cat, "rt", [rt.slice(0, 5), rt.slice(5)])
     _write(cat, "st", [st])
     _write(cat, "et", [rt.slice(0, 0)])
+    _write(cat, "ut", [pa.table({"w": pa.array([1, 6, None, 6, 12], pa.int64()),
+                                 "g": pa.array([1, 2, 2, None, 3], pa.int64())})])
     return root
 
 
@@ -167,6 +171,71 @@ def test_comma_join_order_comes_from_statistics(forms_wh: Path, cluster) -> None
                  if ln.strip("│├└─ ").startswith("Scan:")]
         assert scans == ["st", "rt", "lt"]  # FROM order, still with keys from WHERE
         assert "Join: cross" not in off and "Join: inner on st.g = rt.g" in off
+
+
+BOTH_OFF = {"optimizer.pushdown_predicates": False, "optimizer.reorder_joins": False}
+
+
+@pytest.mark.parametrize("sql", [
+    # FROM order st, lt, rt: lt is not connected to st, so it waits for rt (no cross join)
+    "SELECT lt.x, rt.y, st.z FROM st, lt, rt WHERE lt.k = rt.k AND rt.g = st.g AND lt.x > 1",
+    # the plain WHERE conjuncts sit below the IN and EXISTS semi joins, directly above the
+    # comma join, so its equality is still a join key
+    "SELECT lt.x, rt.y FROM lt, rt WHERE lt.k = rt.k AND lt.g IN (SELECT g FROM st) "
+    "AND EXISTS (SELECT 1 FROM st WHERE st.g = rt.g) AND rt.y > 3",
+])
+def test_comma_join_is_an_equi_join_with_pushdown_and_reorder_off(forms_wh: Path, cluster,
+                                                                  sql: str) -> None:
+    """With ``pushdown_predicates`` and ``reorder_joins`` both off, a comma join is still
+    a hash join on the WHERE equalities, in FROM order (Trino's ELIMINATE_CROSS_JOINS): the
+    binder puts the WHERE conjuncts without subqueries directly above the FROM relation."""
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        optimized = session.explain(sql, "optimized", settings=BOTH_OFF)
+        assert "Join: cross" not in optimized, optimized
+        # the key lt.k = rt.k (rt.k, an INTEGER, is widened to BIGINT by a Project below)
+        assert re.search(r"Join: inner on (_jk\d+|rt\.k) = lt\.k|Join: inner on lt\.k = ",
+                         optimized), optimized
+        scans = [ln.strip("│├└─ ").split()[1] for ln in optimized.splitlines()
+                 if ln.strip("│├└─ ").startswith("Scan:")]
+        assert scans[:3] == (["st", "rt", "lt"] if sql.startswith("SELECT lt.x, rt.y, st.z")
+                             else ["lt", "rt", "st"]), optimized
+        physical = session.explain(sql, "physical", settings=BOTH_OFF)
+        assert "HashJoinExec" in physical and "NestedLoop" not in physical, physical
+        assert_same_rows(session.sql(sql, settings=BOTH_OFF).to_arrow(),
+                         run_oracle(sql, session.catalog))
+
+
+# RIGHT and FULL joins on an inequality only, between single-fragment tables (st, ut, et):
+# both sides (each one partition already) are read by the one task of the join's stage.
+SINGLE_FRAGMENT_THETA = [
+    "SELECT st.z, ut.w FROM st RIGHT JOIN ut ON st.z < ut.w",
+    "SELECT st.z, ut.w FROM st FULL JOIN ut ON st.z < ut.w",
+    "SELECT st.z, ut.w FROM st FULL JOIN ut ON st.z < ut.w AND ut.g <> st.g",
+    "SELECT st.g, ut.g FROM st FULL JOIN ut ON st.g <= ut.g",
+    "SELECT st.z, et.y FROM st FULL JOIN et ON st.z < et.y",
+    "SELECT st.z, et.y FROM et FULL JOIN st ON st.z < et.y",
+    "SELECT st.z, et.y FROM et RIGHT JOIN st ON st.z > et.y",
+    "SELECT st.z, et.y FROM st RIGHT JOIN et ON st.z > et.y",
+    "SELECT st.z, ut.w, et.y FROM st FULL JOIN ut ON st.z < ut.w FULL JOIN et ON ut.w > et.y",
+    "SELECT ut.g, count(*) c, count(st.z) n FROM st RIGHT JOIN ut ON st.z <> ut.w GROUP BY ut.g",
+]
+
+
+@pytest.mark.parametrize("sql", SINGLE_FRAGMENT_THETA)
+def test_outer_theta_join_of_single_fragment_tables(forms_wh: Path, cluster, sql: str) -> None:
+    """Both scans run in the join's one task, each reading its own fragment (the planner
+    once asserted 'two scans feed the same task of a stage'): equal to DuckDB under every
+    strategy, with NULLs, duplicates and an empty side."""
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        expected = run_oracle(sql, session.catalog)
+        for strategy in ("auto", "broadcast", "partitioned"):
+            result = session.sql(sql, settings={"join.strategy": strategy})
+            assert_same_rows(result.to_arrow(), expected)
+        ctx = session.context()
+        plan = session.physical(session.optimize(session.bind(sql), ctx), ctx)
+        (stage,) = [s for s in plan.stages if len(s.scans) >= 2]
+        assert stage.tasks == 1 and not stage.exchanges
+        assert sorted(s.slot for s in stage.scans) == list(range(len(stage.scans)))
 
 
 def test_using_star_lists_the_using_column_once_and_first(forms_wh: Path, cluster) -> None:

@@ -56,7 +56,8 @@ def via_mpp_storage(sql: str, catalog: Catalog) -> pa.Table:
 
 def test_the_warehouse_mixes_every_format(catalog: Catalog) -> None:
     formats = {catalog.table(t).format for t in catalog.tables()}
-    assert formats == set(StorageFormat)
+    # every format mpp writes; MySQL tables (read in place from a server) are test_mysql's
+    assert formats == {f for f in StorageFormat if f.writable}
 
 
 @pytest.mark.parametrize("sql", [p.read_text() for p in QUERIES] + EXTRA,

@@ -1,7 +1,7 @@
 """Your own data: Parquet, CSV and ORC files registered as tables and read in place.
 
 One file, a folder, a glob; Hive-style ``key=value/`` folders as partition columns that prune
-files; statistics from the files; DECIMAL stored as DOUBLE and said so; DROP TABLE forgets the
+files; statistics from the files; DECIMAL kept as DECIMAL(p, s); DROP TABLE forgets the
 table and leaves the files; every bad input is a clear error naming the file, with nothing
 registered. Query results are compared with DuckDB reading the same files.
 """
@@ -85,13 +85,13 @@ def test_hive_folders_become_typed_partition_columns(wh: Path) -> None:
     assert info.external and info.partition_columns == ("year", "region")
     assert info.schema.names == ["id", "amount", "name", "ts", "year", "region"]
     assert [str(t) for t in info.schema.types] == [
-        "int64", "double", "string", "timestamp[us]", "int64", "string"]
+        "int64", "decimal128(10, 2)", "string", "timestamp[us]", "int64", "string"]
     s = info.stats
     assert (s.row_count, s.fragment_count) == (200, 4)  # _SUCCESS and .crc are not data
     assert (s.column("year").min, s.column("year").max, s.column("year").distinct_count) == (
         2020, 2021, 2)
     assert (s.column("id").min, s.column("id").max) == (2020000, 2021549)  # from the footers
-    assert s.column("amount").max == pytest.approx(49.49)
+    assert s.column("amount").max == decimal.Decimal("49.49")  # exact, from the footers
     events = catalog.table("events")
     assert events.schema.field("day").type == pa.date32()
     assert events.stats.column("user_id").distinct_count == 6  # CSV: read once, sketched
@@ -122,11 +122,11 @@ def test_partition_filter_prunes_files(wh: Path, cluster) -> None:
         assert "fragments=1 of 3" in text
 
 
-def test_catalog_listing_says_decimal_is_stored_as_double(wh: Path) -> None:
+def test_catalog_listing_shows_decimal_columns_as_decimal(wh: Path) -> None:
     out = CliRunner().invoke(main, ["catalog", "-w", str(wh)])
     assert out.exit_code == 0, out.output
-    assert re.search(r"amount\s+double\*", out.output)
-    assert "* decimal128(10, 2) stored as double (mpp has no DECIMAL yet): amount" in out.output
+    assert re.search(r"amount\s+decimal\(10,2\)\s+0\.00\s+49\.49", out.output)
+    assert "stored as" not in out.output
 
 
 def test_drop_forgets_the_table_and_keeps_the_files(tmp_path: Path, lake: Path,

@@ -27,13 +27,13 @@ import mpp
 from mpp.catalog import Catalog
 from mpp.catalog.sqlite_source import register_sqlite
 from mpp.catalog.write import write_fragment
-from mpp.ctas.statement import parse_statement
 from mpp.errors import SqlError, StorageError
 from mpp.logical.explain import explain_logical
 from mpp.oracle import run_oracle
 from mpp.sql import bind, parse
 from mpp.sql.bind import MAX_PLAN_DEPTH
 from mpp.sql.parse import MAX_NESTING
+from mpp.sql.statements import parse_statement
 from mpp.storage.base import StorageFormat
 from mpp.storage.sqlite import rows_to_arrow
 from tests.compare import assert_same_rows

@@ -15,12 +15,13 @@ from mpp.scenario.warehouse import datagen_spec
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = ("quickstart", "mpp_1000_tasks", "skew_distinct", "join_strategies", "row_vs_column",
-           "early_filter", "federation", "tpch")
+           "early_filter", "federation", "tpch", "skew_window")
 # Run end to end here, at these scales. quickstart runs in test_runner.py; row_vs_column,
 # join_strategies, federation and (with fewer fragments) skew_distinct run in the notebooks
 # (test_notebooks.py), which assert their checks pass; mpp_1000_tasks is validated only:
 # generating 1,000 files takes too long for a test.
-TINY = {"early_filter": 0.002, "tpch": 0.1}  # tpch: SF 0.1 x 0.1
+TINY = {"early_filter": 0.002, "tpch": 0.1,  # tpch: SF 0.1 x 0.1
+        "skew_window": 0.005}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -39,13 +40,15 @@ def test_every_scenario_file_is_shipped() -> None:
 
 
 def test_tpch_scenario_runs_the_queries_mpp_supports() -> None:
-    """Every query of RUNS_TODAY, from the fixtures."""
-    from tests.test_tpch import FIXTURES, RUNS_TODAY
+    """Every query of RUNS_TODAY, read from the package's TPC-H queries (``tpch = "qNN"``)."""
+    from mpp.datagen.tpch_queries import load_queries
+    from tests.test_tpch import RUNS_TODAY
 
+    texts = load_queries()
     sc = load_scenario(SCENARIOS / "tpch.toml")
     assert sc.data.tpch and sc.data.scale_factor == 0.1
     assert [q.name for q in sc.queries] == RUNS_TODAY
-    assert all(q.sql == (FIXTURES / f"{q.name}.sql").read_text().strip() for q in sc.queries)
+    assert all(q.tpch == q.name and q.sql == texts[q.name].strip() for q in sc.queries)
     assert sc.whatif.workers[0] == 2 and sc.whatif.workers[-1] == 128
 
 

@@ -237,11 +237,24 @@ def test_queries_sql_or_file_and_syntax(tmp_path: Path) -> None:
     err = problems(tmp_path, '[data]\nrows = 10\npartitions = 1\n'
                    '[[queries]]\nname = "a"\nsql = "SELECT FROM WHERE"\n'
                    '[[queries]]\nname = "b"\nfile = "nope.sql"\n'
-                   '[[queries]]\nname = "c"\nsql = "SELECT 1"\nfile = "q.sql"\n')
+                   '[[queries]]\nname = "c"\nsql = "SELECT 1"\nfile = "q.sql"\n'
+                   '[[queries]]\nname = "d"\ntpch = "q23"\n')
     text = str(err)
     assert "queries[0].sql: SQL does not parse (line 1, column 17)" in text
     assert "queries[1].file: cannot read" in text and "relative to the scenario file" in text
-    assert "queries[2]: needs exactly one of sql or file." in text
+    assert "queries[2]: needs exactly one of sql, file or tpch." in text
+    assert "queries[3].tpch: no TPC-H query 'q23'. Use one of q01, q02," in text
+
+
+def test_a_tpch_query_comes_from_the_package_and_round_trips(tmp_path: Path) -> None:
+    from mpp.datagen.tpch_queries import load_queries
+
+    sc = load_scenario(write(tmp_path, '[data]\nrows = 10\npartitions = 1\n'
+                                       '[[queries]]\nname = "six"\ntpch = "q06"\n'))
+    (query,) = sc.queries
+    assert (query.name, query.tpch, query.sql) == ("six", "q06", load_queries()["q06"].strip())
+    again = parse_scenario(sc.to_dict(), source=sc.source, base_dir=tmp_path)
+    assert again.queries == sc.queries
 
 
 def test_expectation_errors(tmp_path: Path) -> None:

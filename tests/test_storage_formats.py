@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from mpp.catalog import Catalog
 from mpp.cli import main
 from mpp.config import Settings
-from mpp.ctas.sizing import Piece, plan_writes
-from mpp.ctas.statement import CreateTableAs, DropTable, parse_size, parse_statement
 from mpp.datagen import DatagenSpec, generate
 from mpp.errors import CatalogError, SqlError, StorageError, UnknownTableError
 from mpp.oracle import run_oracle
 from mpp.session import Session
+from mpp.sql.statements import CreateTableAs, DropTable, Query, parse_size, parse_statement
 from mpp.storage.base import ColumnPredicate, StorageFormat
 from mpp.storage.files import local_path
+from mpp.write.sizing import Piece, plan_writes
 from tests.compare import assert_same_rows
 from tests.query_warehouses import warehouse
 
@@ -200,13 +200,26 @@ def test_ctas_statement_parsing_and_errors() -> None:
                                  int(1.5 * 2**20), True)
     assert stmt.select_sql.splitlines()[1] == "AS SELECT date FROM access_log".replace("AS", "  ")
     assert parse_statement("DROP TABLE IF EXISTS t") == DropTable("t", True)
-    assert parse_statement("SELECT 1") is None
+    assert parse_statement("SELECT 1") == Query("SELECT 1")
     assert parse_size("128MB") == 128 * 2**20 and parse_size("4096") == 4096
     for bad, text in [("CREATE TABLE t WITH (format = 'CSV') AS SELECT 1", "'PARQUET' or 'ORC', got 'CSV'"),
                       ("CREATE TABLE t WITH (colour = 1) AS SELECT 1", "unknown WITH property"),
                       ("CREATE TABLE t WITH (target_file_size = 'big') AS SELECT 1", "128MB")]:
         with pytest.raises(SqlError, match=text):
             parse_statement(bad)
+
+
+@pytest.mark.parametrize(("sql", "kind", "line", "column"), [
+    ("UPDATE t SET a = 1", "UPDATE;", 1, 1),
+    ("-- fix\n  ALTER TABLE t RENAME TO u", "ALTER TABLE", 2, 3),
+    ("TRUNCATE TABLE t", "TRUNCATE TABLE", 1, 1),
+])
+def test_statements_mpp_does_not_run_are_named(sql: str, kind: str, line: int,
+                                               column: int) -> None:
+    with pytest.raises(SqlError) as info:
+        parse_statement(sql)
+    assert f"unsupported statement: {kind}" in str(info.value)
+    assert (info.value.line, info.value.column) == (line, column)
 
 
 def test_sql_error_inside_ctas_select_names_its_line(csv_wh, cluster) -> None:

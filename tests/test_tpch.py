@@ -1,8 +1,9 @@
 """TPC-H: the eight tables made by ``mpp datagen --dataset tpch`` and the 22 queries as written.
 
 The tables come from tpchgen-cli through mpp's write path (Iceberg, statistics, fragments of
-the configured size, DECIMAL stored as DOUBLE and said so). The 22 queries are fixtures in
-tests/fixtures/tpch, in the Trino dialect with the specification's validation parameters.
+the configured size, DECIMAL(15, 2) columns kept as DECIMAL). The 22 queries ship with the
+package (mpp/datagen/tpch_queries, read by :func:`load_queries`), in the Trino dialect with the
+specification's validation parameters.
 Every query mpp runs today (``RUNS_TODAY``) must equal DuckDB over the same files; every other
 one must fail with a clear SqlError naming what is not supported, with its line and column.
 When mpp learns more SQL, a query moves from failing to running: add it to ``RUNS_TODAY``
@@ -16,6 +17,7 @@ turn, equal to DuckDB every time (the oracle runs once per query). The scale fac
 
 from __future__ import annotations
 
+import decimal
 import functools
 import os
 import re
@@ -28,13 +30,14 @@ import mpp
 from mpp.catalog import Catalog
 from mpp.cli import main
 from mpp.datagen.tpch import TABLES, TpchSpec, dask_runner, generate_tpch
+from mpp.datagen.tpch_queries import load_queries
 from mpp.errors import CatalogError, KnobError, SqlError
 from mpp.optimizer import RULES
 from mpp.oracle import run_oracle
 from tests.compare import assert_same_result
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tpch"
-QUERIES = sorted(p.stem for p in FIXTURES.glob("q*.sql"))
+TEXTS = load_queries()
+QUERIES = list(TEXTS)
 # The TPC-H queries mpp answers today (the others are refused with a clear SqlError):
 # q01, q06 since INTERVAL literal arithmetic and exact decimal literal folding; q03, q05, q10,
 # q12, q14, q19 since comma joins; q13 since column aliases on a FROM item; q07, q08, q09
@@ -64,6 +67,21 @@ def tpch(tmp_path_factory: pytest.TempPathFactory, cluster) -> Path:
 def test_there_are_22_queries() -> None:
     assert QUERIES == [f"q{i:02d}" for i in range(1, 23)]
     assert set(RUNS_TODAY) <= set(QUERIES)
+    assert all(text.lstrip().lower().startswith(("select", "with", "--")) for text in TEXTS.values())
+
+
+def test_the_queries_are_declared_package_data() -> None:
+    """A non-editable install carries the .sql files: pyproject.toml declares them as package
+    data of the package the loader reads, and they sit there (not in the test tree)."""
+    import tomllib
+
+    import mpp.datagen.tpch_queries as package
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = project["tool"]["setuptools"]["package-data"]
+    assert declared[package.__name__] == ["*.sql"]
+    folder = Path(package.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.sql")) == QUERIES
 
 
 @at_sf_001
@@ -78,17 +96,16 @@ def test_tables_fragments_and_statistics(tpch: Path) -> None:
     assert 4 * rows["orders"] <= rows["lineitem"] <= 7 * rows["orders"]
     assert [len(catalog.fragments(t)) for t in ("lineitem", "orders", "nation")] == [3, 1, 1]
     line = catalog.table("lineitem")
-    assert not line.external and str(line.schema.field("l_quantity").type) == "double"
+    assert not line.external and str(line.schema.field("l_quantity").type) == "decimal128(15, 2)"
     assert line.stats.column("l_returnflag").distinct_count == 3
-    assert line.stats.column("l_discount").max == 0.1  # exact doubles, not 0.1000000000001
+    assert line.stats.column("l_discount").max == decimal.Decimal("0.10")  # exact
 
 
-def test_catalog_listing_says_decimal_is_stored_as_double(tpch: Path) -> None:
+def test_catalog_listing_shows_decimal_columns(tpch: Path) -> None:
     out = CliRunner().invoke(main, ["catalog", "-w", str(tpch)])
     assert out.exit_code == 0, out.output
-    assert ("* decimal128(15, 2) stored as double (mpp has no DECIMAL yet): l_quantity, "
-            "l_extendedprice, l_discount, l_tax") in out.output
-    assert re.search(r"o_totalprice\s+double\*", out.output)
+    assert "stored as" not in out.output
+    assert re.search(r"o_totalprice\s+decimal\(15,2\)\s", out.output)
 
 
 # TPC-H-shaped queries within today's SQL: they check the generated tables end to end.
@@ -124,36 +141,30 @@ def expected(session):
     """DuckDB's answer to a query by name, computed once for all the variants."""
     @functools.cache
     def answer(name: str):
-        return run_oracle((FIXTURES / f"{name}.sql").read_text(), session.catalog)
+        return run_oracle(TEXTS[name], session.catalog)
     return answer
 
 
 @pytest.mark.parametrize("name", [q for q in QUERIES if q in RUNS_TODAY])
 def test_query_runs_like_duckdb(session, expected, name: str) -> None:
-    sql = (FIXTURES / f"{name}.sql").read_text()
+    sql = TEXTS[name]
     assert_same_result(session.sql(sql).to_arrow(), expected(name), sql)
 
 
-# With pushdown_predicates off, the subquery queries' comma joins stay nested-loop cross
-# products of large tables (their WHERE equalities become keys only where the rule puts them):
-# q02, q18 and q21 ran out of worker memory at SF 0.01. Until reorder_joins finds keys without
-# it, the subquery queries run under the join strategies only (open work, see the notes).
-SUBQUERY_QUERIES = {"q02", "q04", "q11", "q15", "q16", "q17", "q18", "q20", "q21", "q22"}
-MATRIX = [(name, variant) for name in RUNS_TODAY for variant in VARIANTS
-          if name not in SUBQUERY_QUERIES or not variant.endswith("-off")]
+MATRIX = [(name, variant) for name in RUNS_TODAY for variant in VARIANTS]
 
 
 @pytest.mark.parametrize(("name", "variant"), MATRIX)
 def test_query_equals_duckdb_under_every_strategy_and_rule_switch(
         session, expected, name: str, variant: str) -> None:
-    sql = (FIXTURES / f"{name}.sql").read_text()
+    sql = TEXTS[name]
     result = session.sql(sql, settings=VARIANTS[variant])
     assert_same_result(result.to_arrow(), expected(name), f"{sql}\n-- under {variant}")
 
 
 @pytest.mark.parametrize("name", [q for q in QUERIES if q not in RUNS_TODAY])
 def test_query_not_supported_yet_is_a_clear_sql_error(tpch: Path, cluster, name: str) -> None:
-    sql = (FIXTURES / f"{name}.sql").read_text()
+    sql = TEXTS[name]
     with mpp.connect(tpch, cluster=cluster) as session:
         with pytest.raises(SqlError) as info:
             session.sql(sql)
@@ -189,7 +200,7 @@ def test_a_failed_generation_leaves_no_table_and_no_file(tmp_path: Path) -> None
 def test_q19s_join_key_in_every_or_branch_is_a_hash_join(session) -> None:
     """The conjuncts every OR branch repeats are factored out while binding, so Q19's
     ``p_partkey = l_partkey`` is a join key, not a cross product filtered row by row."""
-    text = session.explain((FIXTURES / "q19.sql").read_text(), "physical")
+    text = session.explain(TEXTS["q19"], "physical")
     assert "HashJoin" in text and "NestedLoop" not in text and "CROSS" not in text.upper()
 
 

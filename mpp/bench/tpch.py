@@ -1,8 +1,8 @@
 """``mpp bench tpch``: the 22 TPC-H queries on mpp and DuckDB over the same files.
 
 The warehouse is one ``mpp datagen --dataset tpch`` made (or this command makes it, at
-``--scale-factor``). The queries are the fixtures in ``tests/fixtures/tpch`` (the
-specification's text in the Trino dialect). Every query mpp plans runs on one LocalCluster
+``--scale-factor``). The queries are the package's own
+(:func:`mpp.datagen.tpch_queries.load_queries`: the specification's text in the Trino dialect). Every query mpp plans runs on one LocalCluster
 (``workers`` x ``threads``), then on DuckDB in this process (:func:`mpp.oracle.run_oracle`);
 each engine runs it once untimed (imports, file cache), then ``repeat`` timed runs: the median
 wall time is reported, with the peak resident memory of every process (this one plus the
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from mpp.bench.memory import PeakMemory
+from mpp.datagen.tpch_queries import load_queries
 from mpp.errors import MppError, SqlError
 from mpp.text import plural
 
 GiB = 1024**3
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tpch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +46,6 @@ class TpchRun:
         if self.mpp_seconds is None or not self.duckdb_seconds:
             return None
         return self.mpp_seconds / self.duckdb_seconds
-
-
-def query_texts(folder: Path = FIXTURES) -> dict[str, str]:
-    """The 22 queries by name (``q01`` .. ``q22``) from ``folder``."""
-    texts = {p.stem: p.read_text() for p in sorted(Path(folder).glob("q*.sql"))}
-    if not texts:
-        raise MppError(f"no TPC-H queries (q01.sql ..) in {folder}")
-    return texts
 
 
 def _timed(run: Any, repeat: int) -> tuple[Any, list[PeakMemory]]:
@@ -84,7 +76,7 @@ def slowest_stage(stats: Any) -> str:
 
 def bench_tpch(warehouse: str | Path, *, queries: Sequence[str] = (), workers: int = 2,
                threads: int = 1, repeat: int = 1, settings: dict[str, Any] | None = None,
-               folder: Path = FIXTURES, cluster: Any = None) -> list[TpchRun]:
+               cluster: Any = None) -> list[TpchRun]:
     """Run the TPC-H ``queries`` (default: all 22) on mpp and DuckDB;
     on ``cluster`` if given (an :class:`mpp.execution.cluster.Cluster`), else a new one."""
     import mpp
@@ -94,7 +86,7 @@ def bench_tpch(warehouse: str | Path, *, queries: Sequence[str] = (), workers: i
 
     if repeat < 1:
         raise MppError(f"repeat must be at least 1, got {repeat}")
-    texts = query_texts(folder)
+    texts = load_queries()
     unknown = [q for q in queries if q not in texts]
     if unknown:
         raise MppError(f"unknown TPC-H query {unknown[0]!r}; choose from q01 .. q22")

@@ -34,11 +34,17 @@ from mpp.catalog import cleanup, iceberg, integrity
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
-from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, write_fragment
+from mpp.catalog.write import (
+    WriteTarget,
+    WrittenFragment,
+    partition_field,
+    remove_write,
+    write_fragment,
+)
 from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
-from mpp.storage.files import local_path, to_uri
+from mpp.storage.files import local_path, redact_uri, to_uri
 
 __all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
 
@@ -59,6 +65,8 @@ class Catalog:
         self.moved_from = moved_from  # the warehouse this one was copied from (relocate only)
         self._info: dict[str, TableInfo] = {}
         self._fragments: dict[str, list[Fragment]] = {}
+        # Appends begun: the table as loaded at begin_append, by write id.
+        self._bases: dict[str, tuple[Table, TableInfo, list[Fragment]]] = {}
 
     @classmethod
     def open(cls, warehouse: str | os.PathLike[str], uri: str | None = None, *,
@@ -84,11 +92,15 @@ class Catalog:
                     raise CatalogError("a remote warehouse needs an Iceberg catalog URI (--catalog)")
                 ice: IcebergCatalog = SqlCatalog("mpp", uri=f"sqlite:///{db}", warehouse=root)
             else:
-                ice = load_catalog("mpp", uri=uri, warehouse=root)
+                ice = load_catalog("mpp", uri=sqlalchemy_uri(uri), warehouse=root)
         except CatalogError:
             raise
         except Exception as exc:  # pyiceberg raises many kinds; name the catalog, not a trace
-            raise CatalogError(f"cannot open the Iceberg catalog {uri or db}: {exc}") from None
+            shown = redact_uri(uri) if uri else db
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if uri and uri in reason:
+                reason = reason.replace(uri, shown or "")
+            raise CatalogError(f"cannot open the Iceberg catalog {shown}: {reason}") from None
         if isinstance(ice, SqlCatalog):  # external tables live in the same database
             engine = ice.engine
         elif db is not None:  # REST/Hive/Glue: external tables in the warehouse's catalog.db
@@ -226,16 +238,22 @@ class Catalog:
 
     def begin_write(self, name: str, schema: pa.Schema, format: StorageFormat, *,
                     partition_by: Sequence[str] = (), top_columns: Sequence[str] = (),
-                    dictionary_columns: Sequence[str] | None = None) -> WriteTarget:
+                    dictionary_columns: Sequence[str] | None = None,
+                    partitioning: Sequence[str] = ()) -> WriteTarget:
         """Start writing new table ``name``: a target to hand to every write task.
 
         ``top_columns`` get their most frequent values kept in the statistics (skewed keys);
-        ``dictionary_columns`` limits Parquet dictionary encoding (None: every column).
+        ``dictionary_columns`` limits Parquet dictionary encoding (None: every column);
+        ``partitioning``: Iceberg partition fields (``'date'``, ``'day(time)'``) instead of
+        the identity ``partition_by``.
         """
         check_table_name(name)
         if name in self.tables():
             raise CatalogError(f"table {name!r} already exists in {self.warehouse}")
-        for col in [*partition_by, *top_columns]:
+        fields = [partition_field(f) for f in partitioning]
+        if partitioning:
+            partition_by = [c for t, c in fields if t == "identity"]
+        for col in [*partition_by, *top_columns, *(c for _, c in fields)]:
             if schema.get_field_index(col) < 0:
                 raise CatalogError(f"no column {col!r} in the schema of {name!r}")
         location = table_location(self.warehouse, name)
@@ -248,6 +266,8 @@ class Catalog:
             field_ids=iceberg.field_ids(schema) if format is StorageFormat.PARQUET else (),
             top_columns=tuple(top_columns),
             dictionary_columns=None if dictionary_columns is None else tuple(dictionary_columns),
+            transforms=tuple((t, c) for t, c in fields if t != "identity"),
+            spec=tuple(partitioning),
         )
 
     def commit_write(self, target: WriteTarget, written: Sequence[WrittenFragment],
@@ -262,6 +282,60 @@ class Catalog:
             raise
         cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
         self._info.pop(target.table, None)
+        return self.table(target.table)
+
+    def begin_append(self, name: str, *, top_columns: Sequence[str] = (),
+                     statement: str = "INSERT") -> WriteTarget:
+        """Start writing into existing Iceberg table ``name`` (INSERT, CREATE OR REPLACE): a
+        target for the write tasks.
+
+        The table is loaded now: :meth:`commit_append` commits on top of this version, and
+        fails if anyone else committed since (so no commit is lost)."""
+        info = self.table(name)
+        if info.external:
+            raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
+                               f"table; {statement} writes Iceberg (Parquet) tables only")
+        tbl = self._load_iceberg(name)
+        if tbl is None:
+            raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
+        try:
+            spec = iceberg.spec_fields(tbl)
+        except ValueError as exc:
+            raise CatalogError(f"table {name!r}: {exc} (mpp writes identity, year, month, "
+                               "day and hour partitions)") from None
+        fields = [partition_field(f) for f in spec]
+        self.clean([name])  # files an earlier, killed write left behind
+        write_id = WriteTarget.new_id()
+        cleanup.start_write(self.warehouse, name, write_id)  # before its first file
+        self._bases[write_id] = (tbl, info, list(self._fragments[name]))
+        return WriteTarget(
+            table=name, format=StorageFormat.PARQUET, location=info.location,
+            schema=info.schema, write_id=write_id,
+            partition_by=tuple(c for t, c in fields if t == "identity"),
+            field_ids=tuple((f.name, f.field_id) for f in tbl.schema().fields),
+            top_columns=tuple(c for c in top_columns if c in info.schema.names),
+            transforms=tuple((t, c) for t, c in fields if t != "identity"), spec=spec,
+        )
+
+    def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
+                      replace: bool = False,
+                      properties: dict[str, str] | None = None) -> TableInfo:
+        """Append every written fragment in one snapshot (``replace``: they replace every
+        current file, which older snapshots keep listing); on failure remove the files."""
+        from mpp.catalog.commit import snapshot
+
+        try:
+            base = self._bases.pop(target.write_id, None)
+            if base is None:
+                raise CatalogError(f"no append to {target.table!r} was begun with write id "
+                                   f"{target.write_id}")
+            snapshot(*base, target, list(written), replace=replace, properties=properties)
+        except BaseException:
+            self.abort_write(target)
+            raise
+        cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
+        self._info.pop(target.table, None)
+        self._fragments.pop(target.table, None)
         return self.table(target.table)
 
     def drop_table(self, name: str) -> None:
@@ -295,6 +369,7 @@ class Catalog:
     def abort_write(self, target: WriteTarget) -> None:
         """Remove every file a write produced (nothing is registered before the commit), and
         what a failed commit left (a lost race for the name: Iceberg metadata files)."""
+        self._bases.pop(target.write_id, None)
         remove_write(target)
         if target.format is StorageFormat.SQLITE:
             from mpp.catalog.commit import sqlite_path
@@ -339,9 +414,21 @@ def _iceberg_info(name: str, tbl: Table, checked: integrity.CheckedTable) -> Tab
     return TableInfo(
         name=name, format=StorageFormat.PARQUET, schema=schema, stats=stats,
         location=tbl.location(),
+        # Columns constant per data file: identity fields only (a day(time) file holds many
+        # times).
         partition_columns=tuple(tbl.schema().find_field(f.source_id).name
-                                for f in tbl.spec().fields),
+                                for f in tbl.spec().fields
+                                if isinstance(f.transform, iceberg.IdentityTransform)),
     )
+
+
+def sqlalchemy_uri(uri: str) -> str:
+    """``uri`` with the driver SQLAlchemy should use: ``postgresql://`` (and ``postgres://``)
+    go through psycopg 3, the driver mpp installs; other URIs pass through."""
+    for scheme in ("postgresql://", "postgres://"):
+        if uri.startswith(scheme):
+            return "postgresql+psycopg://" + uri[len(scheme):]
+    return uri
 
 
 def _external_info(ext: ExternalTable) -> TableInfo:

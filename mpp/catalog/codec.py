@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import decimal
 import json
 from typing import Any
 
@@ -27,6 +28,8 @@ def encode_value(value: Any) -> Any:
         return {"$date": value.isoformat()}
     if isinstance(value, bytes):
         return {"$b64": base64.b64encode(value).decode()}
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
     if isinstance(value, (tuple, list)):
         return [encode_value(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
@@ -43,6 +46,8 @@ def decode_value(value: Any) -> Any:
             return dt.date.fromisoformat(value["$date"])
         if "$b64" in value:
             return base64.b64decode(value["$b64"])
+        if "$dec" in value:
+            return decimal.Decimal(value["$dec"])
     if isinstance(value, list):
         return tuple(decode_value(v) for v in value)
     return value

@@ -17,13 +17,23 @@ import pyarrow as pa
 from mpp.catalog import iceberg
 from mpp.catalog.codec import schema_to_text, stats_to_text
 from mpp.catalog.external import ExternalTable
-from mpp.catalog.stats import merge_partials
-from mpp.catalog.write import WriteTarget, WrittenFragment, remove_write, table_checksum
+from mpp.catalog.model import TableInfo
+from mpp.catalog.stats import append_stats, merge_partials
+from mpp.catalog.write import (
+    WriteTarget,
+    WrittenFragment,
+    appended_checksum,
+    remove_write,
+    table_checksum,
+)
 from mpp.errors import CatalogError, StorageError
 from mpp.storage.base import Fragment, StorageFormat
 from mpp.storage.files import local_path, resolve, storage_errors, to_uri
+from mpp.storage.parquet import FOOTER_DIGEST
 
 if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
     from mpp.catalog import Catalog
 
 
@@ -57,7 +67,7 @@ def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment]
     if target.format is StorageFormat.PARQUET:
         try:
             iceberg.create_with_files(catalog.iceberg, target.table, target.schema,
-                                      target.location, target.partition_by, written, props)
+                                      target.location, target.partitioning, written, props)
         except Exception as exc:
             raise CatalogError(f"Iceberg commit of {target.table!r} failed: {exc}") from exc
         return
@@ -73,6 +83,41 @@ def commit(catalog: Catalog, target: WriteTarget, written: list[WrittenFragment]
     ))
     if target.format is StorageFormat.SQLITE:
         remove_write(target)  # the staged Arrow files; the database file stays
+
+
+def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: WriteTarget,
+             written: list[WrittenFragment], *, replace: bool = False,
+             properties: dict[str, str] | None = None) -> None:
+    """Commit ``written`` to Iceberg table ``target.table`` as ONE snapshot: appended to its
+    files, or (``replace``) instead of all of them; statistics and content checksum are updated
+    in the same commit.
+
+    ``base``, ``info`` and ``current`` are the table as loaded when the write began: a commit
+    by anyone else since then fails this one (CatalogError), and nothing is applied."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    from mpp.catalog import PROP_CHECKSUM, PROP_STATS
+
+    written.sort(key=lambda w: w.fragment.index)
+    if [w.fragment.index for w in written] != list(range(len(written))):
+        raise CatalogError(f"write into {target.table!r} is missing fragments")
+    new = merge_partials((w.partials for w in written),
+                         sum(w.fragment.size_bytes for w in written))
+    if replace:
+        stats, checksum = new, table_checksum(written)
+    else:
+        stats = append_stats(info.stats, new)
+        checksum = appended_checksum(base.properties.get(PROP_CHECKSUM, ""), written)
+    props = {**(properties or {}), PROP_STATS: stats_to_text(stats), PROP_CHECKSUM: checksum}
+    footers = {f.uri: f.option(FOOTER_DIGEST) for f in current}
+    deleted = frozenset(f.uri for f in current) if replace else frozenset()
+    try:
+        iceberg.commit_files(base, written, props, footers, deleted)
+    except CommitFailedException as exc:
+        raise CatalogError(f"table {target.table!r} changed while this write ran (another "
+                           f"commit came first: {exc}); nothing was written, run it again") from None
+    except Exception as exc:
+        raise CatalogError(f"Iceberg commit of {target.table!r} failed: {exc}") from exc
 
 
 def _with_options(f: Fragment, options: tuple[tuple[str, object], ...]) -> Fragment:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from mpp.catalog.external import PROP_DECLARED_TYPES
 from mpp.errors import DamagedMetadataError
 from mpp.text import human_bytes
@@ -57,7 +59,9 @@ def describe(catalog: Catalog) -> str:
             c = s.column(field.name)
             top = ", ".join(f"{_short(v)} ({n:,})" for v, n in c.top_values[:3])
             ndv = f"~{c.distinct_count:,}" if c.distinct_count is not None else "?"
-            type_ = str(field.type) + ("*" if field.name in declared else "")
+            shown = (f"decimal({field.type.precision},{field.type.scale})"  # fits the column
+                     if pa.types.is_decimal(field.type) else str(field.type))
+            type_ = shown + ("*" if field.name in declared else "")
             lines.append(f"  {field.name:<12} {type_:<14} {_short(c.min):<27} "
                          f"{_short(c.max):<27} {ndv:>10}  {top}")
         lines += _declared_notes(declared, info.schema)
@@ -65,15 +69,15 @@ def describe(catalog: Catalog) -> str:
 
 
 def _declared_notes(declared: dict[str, str], schema: Any) -> list[str]:
-    """One line per source type stored as another type: ``* decimal(15, 2) stored as double
-    (mpp has no DECIMAL yet): l_quantity, l_tax``."""
+    """One line per source type stored as another type: ``* decimal256(40, 2) stored as
+    double (more than 38 digits): amount``."""
     by_type: dict[tuple[str, str], list[str]] = {}
     for column, source in declared.items():
         if schema.get_field_index(column) >= 0:
             by_type.setdefault((source, str(schema.field(column).type)), []).append(column)
     out = []
     for (source, stored), columns in by_type.items():
-        why = " (mpp has no DECIMAL yet)" if source.startswith("decimal") else ""
+        why = " (more than 38 digits)" if source.startswith("decimal") else ""
         out.append(f"  * {source} stored as {stored}{why}: {', '.join(columns)}")
     return out
 

@@ -34,7 +34,7 @@ from mpp.storage.base import Fragment, StorageFormat
 PROP_REGISTERED = "mpp.registered"
 PROP_SOURCE_TABLE = "mpp.source-table"
 # ``{column: type}`` (JSON) of columns stored in another type than their source declares
-# (DECIMAL as DOUBLE until mpp has DECIMAL); ``mpp catalog`` shows both types.
+# (a decimal of more than 38 digits as DOUBLE); ``mpp catalog`` shows both types.
 PROP_DECLARED_TYPES = "mpp.declared-types"
 
 _DDL = """CREATE TABLE IF NOT EXISTS mpp_external_tables (

@@ -18,9 +18,10 @@ Hive-style ``key=value/`` folders become partition columns, typed as
 :func:`mpp.storage.listing.partition_types` says; their values are the fragments' partition
 values, so a filter on them prunes whole files before any task is made.
 
-Types mpp does not compute with are stored as the nearest type it does: DECIMAL as DOUBLE,
-``string_view``/``large_string`` as VARCHAR, timestamps of any unit as microseconds. The file's
-own type of each such column is kept in ``mpp.declared-types`` and shown by ``mpp catalog``.
+Types mpp does not compute with are stored as the nearest type it does: a decimal of more than
+38 digits as DOUBLE (DECIMAL(p, s) up to 38 digits is kept), ``string_view``/``large_string``
+as VARCHAR, timestamps of any unit as microseconds. The file's own type of a column stored as
+DOUBLE is kept in ``mpp.declared-types`` and shown by ``mpp catalog``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ _ALIAS = {pa.int64(): "int64", pa.date32(): "date32", pa.string(): "string"}
 def storable_type(type_: pa.DataType) -> pa.DataType:
     """The type mpp computes with for a file column of ``type_`` (see the module doc)."""
     if pa.types.is_decimal(type_):
-        return pa.float64()
+        return pa.decimal128(type_.precision, type_.scale) if type_.precision <= 38 else (
+            pa.float64())
     if pa.types.is_string_view(type_) or pa.types.is_large_string(type_):
         return pa.string()
     if pa.types.is_binary_view(type_) or pa.types.is_large_binary(type_):
@@ -72,11 +74,13 @@ def storable_type(type_: pa.DataType) -> pa.DataType:
 
 def storable_schema(schema: pa.Schema) -> tuple[pa.Schema, dict[str, str]]:
     """``schema`` in storable types (nullable, no field metadata), and ``{column: file type}``
-    of every column whose SQL type changed (DECIMAL stored as DOUBLE)."""
+    of every column whose SQL type changed (a decimal of more than 38 digits stored as
+    DOUBLE)."""
     fields, declared = [], {}
     for f in schema:
         t = storable_type(f.type)
-        if pa.types.is_decimal(f.type):  # the other changes keep the SQL type
+        if pa.types.is_decimal(f.type) and not pa.types.is_decimal(t):  # the other changes
+            # keep the SQL type
             declared[f.name] = str(f.type)
         fields.append(pa.field(f.name, t))
     return pa.schema(fields), declared
@@ -95,9 +99,12 @@ class _File:
     partials: FragmentPartials | None = None  # CSV/ORC: from one full read
 
 
-def _plain(value: Any) -> Any:
-    """A bound as the value of its storable type (DECIMAL bounds become floats)."""
-    return float(value) if isinstance(value, decimal.Decimal) else value
+def _plain(value: Any, type_: pa.DataType) -> Any:
+    """A bound as the value of its storable type (bounds of a decimal beyond 38 digits, stored
+    as DOUBLE, become floats)."""
+    if isinstance(value, decimal.Decimal) and pa.types.is_floating(storable_type(type_)):
+        return float(value)
+    return value
 
 
 def _parquet_file(uri: str) -> _File:
@@ -114,8 +121,8 @@ def _parquet_file(uri: str) -> _File:
             continue  # nested column: no column-level statistics
         stats = [md.row_group(i).column(j).statistics for i in range(md.num_row_groups)]
         if stats and all(s is not None and s.has_min_max for s in stats):
-            lo = min(_plain(s.min) for s in stats)
-            hi = max(_plain(s.max) for s in stats)
+            lo = min(_plain(s.min, schema.field(name).type) for s in stats)
+            hi = max(_plain(s.max, schema.field(name).type) for s in stats)
             out.bounds[name] = (lo, hi)
         if stats and all(s is not None and s.has_null_count for s in stats):
             out.nulls[name] = sum(s.null_count for s in stats)

@@ -10,7 +10,7 @@ the manifest, so the planner never opens a data file to plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import pyarrow as pa
@@ -26,11 +26,17 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table
-from pyiceberg.transforms import IdentityTransform
+from pyiceberg.transforms import (
+    DayTransform,
+    HourTransform,
+    IdentityTransform,
+    MonthTransform,
+    YearTransform,
+)
 from pyiceberg.types import DateType, TimestampType, TimestamptzType
 
 from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
-from mpp.catalog.write import WrittenFragment
+from mpp.catalog.write import WrittenFragment, partition_field
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.parquet import FOOTER_DIGEST
 from mpp.storage.predicates import balanced
@@ -49,14 +55,35 @@ def field_ids(schema: pa.Schema) -> tuple[tuple[str, int], ...]:
     return tuple((f.name, f.field_id) for f in iceberg_schema(schema).fields)
 
 
+_TRANSFORMS = {"identity": IdentityTransform, "year": YearTransform, "month": MonthTransform,
+               "day": DayTransform, "hour": HourTransform}
+
+
 def partition_spec(schema: Schema, columns: Sequence[str]) -> PartitionSpec:
-    """Identity partitioning on ``columns``."""
-    fields = [
-        PartitionField(source_id=schema.find_field(c).field_id, field_id=1000 + i,
-                       transform=IdentityTransform(), name=c)
-        for i, c in enumerate(columns)
-    ]
+    """The partition spec of Trino-style fields: ``'date'`` (identity) or ``'day(time)'``
+    (also year, month, hour), named as Trino names them (``time_day``)."""
+    fields = []
+    for i, text in enumerate(columns):
+        transform, column = partition_field(text)
+        fields.append(PartitionField(
+            source_id=schema.find_field(column).field_id, field_id=1000 + i,
+            transform=_TRANSFORMS[transform](),
+            name=column if transform == "identity" else f"{column}_{transform}"))
     return PartitionSpec(*fields)
+
+
+def spec_fields(table: Table) -> tuple[str, ...]:
+    """The table's partition fields as :func:`partition_spec` takes them (``'day(time)'``);
+    ValueError naming a transform mpp does not write (bucket, truncate, ...)."""
+    names = {cls: name for name, cls in _TRANSFORMS.items()}
+    out = []
+    for f in table.spec().fields:
+        column = table.schema().find_field(f.source_id).name
+        name = names.get(type(f.transform))
+        if name is None:
+            raise ValueError(f"partition field {f.name} ({f.transform}) is not written by mpp")
+        out.append(column if name == "identity" else f"{name}({column})")
+    return tuple(out)
 
 
 def _data_file(w: WrittenFragment, schema: Schema, spec: PartitionSpec,
@@ -93,10 +120,62 @@ def create_with_files(catalog: IcebergCatalog, name: str, arrow_schema: pa.Schem
     files = [_data_file(w, schema, spec, properties)
              for w in sorted(written, key=lambda w: w.fragment.index)]
     footers = {w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}
-    with txn.update_snapshot().fast_append() as append:
-        for f in files:
-            append.append_data_file(f)
+    if files:  # an empty table (CREATE TABLE with columns) has no snapshot, as in Trino
+        with txn.update_snapshot().fast_append() as append:
+            for f in files:
+                append.append_data_file(f)
     txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, files, footers)})
+    return txn.commit_transaction()
+
+
+def without_retries(table: Table) -> Table:
+    """``table`` whose transactions fail on a concurrent commit instead of retrying.
+
+    pyiceberg (0.12) retries a snapshot commit that lost a race by re-basing it on the new
+    current snapshot, keeping the rest of the transaction. mpp's statistics and integrity
+    record in that transaction describe the snapshot it was computed on, so a re-based commit
+    would store figures that are wrong: the statement must fail (and may be run again). The
+    retry count is read from the table object the transaction starts from; only that copy
+    carries ``commit.retry.num-retries = 0``, the stored table's properties are unchanged.
+    """
+    metadata = table.metadata.model_copy(
+        update={"properties": {**table.metadata.properties, "commit.retry.num-retries": "0"}})
+    return Table(table.name(), metadata, table.metadata_location, table.io, table.catalog)
+
+
+def commit_files(table: Table, written: Sequence[WrittenFragment], properties: dict[str, str],
+                 footers: Mapping[str, str | None], deleted: Set[str] = frozenset()) -> Table:
+    """Add ``written`` to ``table`` (as loaded when the write began) and remove the data files
+    whose paths are in ``deleted``, in ONE snapshot.
+
+    One transaction: a fast append (nothing deleted) or an overwrite (``update_snapshot().
+    overwrite()`` with the deleted and added data files), the new ``mpp.*`` properties, and
+    the integrity record over every file of the new snapshot. ``footers``: the footer digests
+    of the table's current files. A commit by anyone else since ``table`` was loaded fails it
+    (pyiceberg's CommitFailedException): nothing is half-applied. Removed files stay on disk:
+    older snapshots still list them.
+    """
+    schema, spec = table.schema(), table.spec()
+    current = [task.file for task in table.scan().plan_files()]
+    files = [_data_file(w, schema, spec, dict(table.properties))
+             for w in sorted(written, key=lambda w: w.fragment.index)]
+    removed = [f for f in current if f.file_path in deleted]
+    digests = {**footers, **{w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}}
+    txn = without_retries(table).transaction()
+    if removed:
+        with txn.update_snapshot().overwrite() as overwrite:
+            for f in removed:
+                overwrite.delete_data_file(f)
+            for f in files:
+                overwrite.append_data_file(f)
+    else:
+        with txn.update_snapshot().fast_append() as append:
+            for f in files:
+                append.append_data_file(f)
+    txn.set_properties(properties)  # before the record: it digests the mpp.* properties
+    kept = [f for f in current if f.file_path not in deleted]
+    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, kept + files,
+                                                         digests)})
     return txn.commit_transaction()
 
 

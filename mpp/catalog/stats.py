@@ -139,3 +139,56 @@ def merge_partials(partials: Iterable[FragmentPartials], total_bytes: int) -> Ta
         fragment_count=len(parts),
         columns={n: _merge_column([p.columns[n] for p in parts if n in p.columns]) for n in names},
     )
+
+
+def _disjoint(a: ColumnStats, b: ColumnStats) -> bool:
+    """True when the value ranges of ``a`` and ``b`` are known and do not overlap."""
+    try:
+        return bool(a.max < b.min or b.max < a.min)
+    except TypeError:  # a bound unknown (None) or of another type
+        return False
+
+
+def _append_column(a: ColumnStats, b: ColumnStats, fa: int, fb: int) -> ColumnStats:
+    """One column's statistics after rows summarised by ``b`` are appended to ``a``'s."""
+    def pick(f: Any, x: Any, y: Any) -> Any:
+        return x if y is None else y if x is None else f(x, y)
+
+    if a.distinct_count is None or b.distinct_count is None:
+        distinct = None
+    elif _disjoint(a, b):  # no value in common (a new day, new ids): the counts add up
+        distinct = a.distinct_count + b.distinct_count
+    else:  # overlapping ranges: assume the same domain (the larger count), the usual case
+        distinct = max(a.distinct_count, b.distinct_count)
+    top: Counter[Any] = Counter(dict(a.top_values))
+    top.update(dict(b.top_values))
+    frag = (None if a.fragment_distinct is None or b.fragment_distinct is None or fa + fb == 0
+            else (a.fragment_distinct * fa + b.fragment_distinct * fb) / (fa + fb))
+    return ColumnStats(
+        min=pick(min, a.min, b.min), max=pick(max, a.max, b.max),
+        null_count=None if a.null_count is None or b.null_count is None
+        else a.null_count + b.null_count,
+        distinct_count=distinct, top_values=tuple(top.most_common(TOP_KEPT)),
+        fragment_distinct=frag)
+
+
+def append_stats(old: TableStats, new: TableStats) -> TableStats:
+    """Statistics of a table after an append of files summarised by ``new``.
+
+    Counts and bounds are exact; top values add up. Distinct counts cannot be unioned without
+    the old sketches: disjoint value ranges add up, overlapping ones keep the larger count (an
+    estimate, as the KMV count already is)."""
+    if old.row_count == 0:  # nothing to combine (an empty table has no column figures)
+        return TableStats(new.row_count, old.total_bytes + new.total_bytes,
+                          old.fragment_count + new.fragment_count, dict(new.columns))
+    if new.row_count == 0:
+        return TableStats(old.row_count, old.total_bytes + new.total_bytes,
+                          old.fragment_count + new.fragment_count, dict(old.columns))
+    names = list(dict.fromkeys([*old.columns, *new.columns]))
+    return TableStats(
+        row_count=old.row_count + new.row_count,
+        total_bytes=old.total_bytes + new.total_bytes,
+        fragment_count=old.fragment_count + new.fragment_count,
+        columns={n: _append_column(old.column(n), new.column(n), old.fragment_count,
+                                   new.fragment_count) for n in names},
+    )

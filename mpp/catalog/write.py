@@ -15,6 +15,7 @@ Arrow IPC files and loaded into the one database file at commit time (SQLite has
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,36 @@ _SUFFIX = {StorageFormat.PARQUET: "parquet", StorageFormat.ORC: "orc", StorageFo
            StorageFormat.SQLITE: "arrow"}
 
 
+TRANSFORMS = ("year", "month", "day", "hour")  # Iceberg partition transforms mpp writes
+_FIELD = re.compile(r"^\s*(?:(\w+)\s*\(\s*(\w+)\s*\)|(\w+))\s*$")
+
+
+def partition_field(text: str) -> tuple[str, str]:
+    """``(transform, column)`` of one Iceberg partition field as Trino writes it:
+    ``'date'`` -> ``("identity", "date")``, ``'day(time)'`` -> ``("day", "time")``.
+    ValueError for text of another shape (``bucket(x, 8)``: two arguments)."""
+    m = _FIELD.match(text)
+    if m is None:
+        raise ValueError(f"partition field {text!r} is neither a column nor transform(column)")
+    if m.group(3):
+        return "identity", m.group(3)
+    return m.group(1).lower(), m.group(2)
+
+
+def transform_key(transform: str, values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A grouping key equal for two values iff the Iceberg ``transform`` of them is equal."""
+    if transform == "year":
+        return pc.year(values)
+    if transform == "month":
+        return pc.add(pc.multiply(pc.year(values), 12), pc.month(values))
+    if transform == "day":
+        return values.cast(pa.date32())
+    if transform == "hour":
+        return pc.floor_temporal(values, unit="hour")
+    raise ValueError(f"partition transform {transform} is not written by mpp "
+                     f"(it writes identity, {', '.join(TRANSFORMS)})")
+
+
 @dataclass(frozen=True, slots=True)
 class WriteTarget:
     """Where and how one write's fragments go; small and picklable, sent to every task."""
@@ -47,6 +78,21 @@ class WriteTarget:
     field_ids: tuple[tuple[str, int], ...] = ()  # Iceberg field ids (Parquet)
     top_columns: tuple[str, ...] = ()  # columns whose most frequent values are kept
     dictionary_columns: tuple[str, ...] | None = None  # Parquet dictionary encoding (None: all)
+    # Non-identity Iceberg partition fields, ``(transform, column)``: each file holds one
+    # value of each (e.g. one day of ``time``); files are grouped by their keys.
+    transforms: tuple[tuple[str, str], ...] = ()
+    spec: tuple[str, ...] = ()  # Iceberg partition fields in order ('date', 'day(time)')
+
+    @property
+    def partitioning(self) -> tuple[str, ...]:
+        """The Iceberg partition fields of the table (identity ``partition_by`` by default)."""
+        return self.spec or self.partition_by
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """The columns a file holds one value of: identity partition columns, then one key
+        column per transform (added by the write stage's ``prepare``, never written)."""
+        return self.partition_by + tuple(f"__{t}_{c}" for t, c in self.transforms)
 
     @staticmethod
     def new_id() -> str:
@@ -147,6 +193,14 @@ def table_checksum(written: list[WrittenFragment]) -> str:
     h = hashlib.blake2b(digest_size=16)
     for w in sorted(written, key=lambda w: w.fragment.index):
         h.update(w.checksum.encode())
+    return h.hexdigest()
+
+
+def appended_checksum(old: str, written: list[WrittenFragment]) -> str:
+    """The content digest after ``written`` is appended to a table whose digest was ``old``."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(old.encode())
+    h.update(table_checksum(written).encode())
     return h.hexdigest()
 
 

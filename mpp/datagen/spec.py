@@ -135,8 +135,12 @@ def parse_table_formats(items: tuple[str, ...] | list[str]) -> tuple[tuple[str, 
         if not sep:
             raise KnobError(f"knob 'table_format' takes TABLE=FORMAT, got {item!r}")
         try:
-            out.append((table.strip(), StorageFormat(fmt.strip().lower())))
+            parsed = StorageFormat(fmt.strip().lower())
+            if not parsed.writable:
+                raise ValueError(fmt)
+            out.append((table.strip(), parsed))
         except ValueError:
             raise KnobError(f"knob 'table_format': unknown format {fmt!r} for {table!r} "
-                            f"(one of {', '.join(f.value for f in StorageFormat)})") from None
+                            f"(one of {', '.join(f.value for f in StorageFormat if f.writable)})"
+                            ) from None
     return tuple(out)

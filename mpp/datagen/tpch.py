@@ -9,10 +9,9 @@ converts it and writes it through mpp's own write path (:func:`mpp.catalog.write
 so every table is an Iceberg table with full statistics (bounds, distinct estimates, top
 values) and one commit per table. ``nation`` and ``region`` are one fragment each.
 
-Conversion: DECIMAL columns (prices, quantities, discounts, taxes, balances) are stored as
-DOUBLE until mpp has DECIMAL; the table property ``mpp.declared-types`` records the
-specification's type and ``mpp catalog`` marks those columns. ``string_view`` becomes
-VARCHAR; the generator's NOT NULL flags are dropped (mpp's columns are nullable).
+Conversion: DECIMAL columns (prices, quantities, discounts, taxes, balances) keep the
+specification's DECIMAL(15, 2). ``string_view`` becomes VARCHAR; the generator's NOT NULL
+flags are dropped (mpp's columns are nullable).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpp.catalog import Catalog, WriteTarget, WrittenFragment, write_fragment
@@ -111,17 +109,9 @@ def _run_generator(spec: TpchSpec, tables: list[str], part: int, parts: int,
                            f"{parts} (exit {done.returncode}): {done.stderr.strip()[:300]}", out)
 
 
-def _exact_doubles(table: pa.Table) -> pa.Table:
-    """DECIMAL columns as the nearest DOUBLE (through text: Arrow's direct cast divides by a
-    power of ten in binary and lands one ulp off, e.g. -994.7900000000001)."""
-    cols = [pc.cast(pc.cast(c, pa.string()), pa.float64()) if pa.types.is_decimal(c.type)
-            else c for c in table.columns]
-    return pa.table(cols, names=table.column_names)
-
-
 def generate_parts(spec: TpchSpec, tables: Sequence[str], part: int) -> dict[str, pa.Table]:
     """Rows of fragment ``part`` (0-based) of each of ``tables`` (tables of as many parts),
-    from one run of tpchgen-cli, DECIMAL columns already as DOUBLE."""
+    from one run of tpchgen-cli."""
     parts = spec.parts(tables[0])
     out = {}
     with tempfile.TemporaryDirectory(prefix="mpp-tpch-") as tmp:
@@ -131,13 +121,13 @@ def generate_parts(spec: TpchSpec, tables: Sequence[str], part: int) -> dict[str
             if len(files) != 1:
                 raise StorageError(f"tpchgen-cli wrote {len(files)} files for {table} part "
                                    f"{part + 1} of {parts}, expected one", tmp)
-            out[table] = _exact_doubles(pq.read_table(files[0]))
+            out[table] = pq.read_table(files[0])
     return out
 
 
 @functools.lru_cache(maxsize=1)
 def _schemas() -> dict[str, tuple[pa.Schema, dict[str, str]]]:
-    """Every table's stored schema and the specification types of its DOUBLE columns, from
+    """Every table's stored schema and the file types of columns stored otherwise, from
     one tiny run of the generator (its start-up, ~1 s of CPU, dominates small runs)."""
     with tempfile.TemporaryDirectory(prefix="mpp-tpch-") as tmp:
         _run_generator(TpchSpec(scale_factor=0.0001), list(TABLES), 0, 1, tmp)
@@ -196,8 +186,9 @@ def generate_tpch(out: str | os.PathLike[str], spec: TpchSpec, *,
             for table, w in result:
                 written[table].append(w)
         for table in TABLES:
-            props = {PROP_TPCH: spec.to_json(),
-                     PROP_DECLARED_TYPES: json.dumps(schemas[table][1])}
+            props = {PROP_TPCH: spec.to_json()}
+            if schemas[table][1]:  # columns stored as another type (none: DECIMAL is kept)
+                props[PROP_DECLARED_TYPES] = json.dumps(schemas[table][1])
             catalog.commit_write(targets[table], written[table], props)
             committed.append(table)
     return catalog

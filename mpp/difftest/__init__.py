@@ -29,9 +29,9 @@ FLAGS: dict[str, str] = {
                      "in a CASE/IF branch not taken, or over rows a filter removed (found by "
                      "difftest, fixed: mpp evaluated every branch for every row, and constant "
                      "expressions even over no rows)",
-    "outer_theta_join": "RIGHT and FULL joins on an inequality only (found by difftest, open: "
-                        "between two single-fragment tables the planner puts both scans in "
-                        "one task: AssertionError 'two scans feed the same task of a stage')",
+    "outer_theta_join": "RIGHT and FULL joins on an inequality only (found by difftest, fixed: "
+                        "between two single-fragment tables the planner put both scans in "
+                        "one task and failed: 'two scans feed the same task of a stage')",
     "nan": "NaN and Infinity in doubles (Trino and DuckDB compare, group and order NaN "
            "differently; the oracle does not translate that yet)",
 }

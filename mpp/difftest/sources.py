@@ -163,7 +163,7 @@ def join_cross(gen: Generator, state: BlockState) -> exp.Expr | None:
 def join_theta(gen: Generator, state: BlockState) -> exp.Expr | None:
     """JOIN t ON a.x < t.y: no equality between the sides (a nested-loop join; the first
     join, onto a small table). RIGHT and FULL only with ``outer_theta_join``: between two
-    single-fragment tables they crash the planner (found by difftest, open)."""
+    single-fragment tables they crashed the planner (found by difftest, fixed)."""
     if len(state.relations) != 1:
         return None
     left = _usable(state.columns())

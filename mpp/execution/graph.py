@@ -23,10 +23,11 @@ any other task). A cap of M / N (7 combines) halved the splits but made each com
 maps, which became the critical path when the run is replayed on 128 workers. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
 a consumer task reading every producer task.
 
-A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets
-the fragment of the scan whose task range holds i and, for each exchange, its partition
-``i - first`` of it, or None when i is outside that exchange's range (the other inputs of a
-union).
+A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets,
+for each scan (by its slot), the fragment ``i - first`` when its task range holds i and, for
+each exchange, its partition ``i - first`` of it; None when i is outside that input's range
+(the other inputs of a union). Several scans may share a task (the single-fragment sides of a
+RIGHT or FULL nested-loop join): the task then reads one fragment of each.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
         name = f"{stage.name}-{token}"
         payload = StagePayload.of(stage, query_id)
         for i in range(stage.tasks):
-            dsk[(name, i)] = (run_stage_task, payload, i, _fragment(stage, i),
+            dsk[(name, i)] = (run_stage_task, payload, i, _fragments(stage, i),
                               *_exchange_inputs(stage, i, refs))
         if stage.sink is not None:
             refs[stage.id] = _EXCHANGES[stage.sink.kind](dsk, plan, stage, token, query_id)
@@ -86,14 +87,18 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
     return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
 
 
-def _fragment(stage: Stage, task: int) -> Fragment | None:
-    """The fragment task ``task`` scans (None: no scan in its range, or a pruned-away scan)."""
-    for scan_input in stage.inputs:
+def _fragments(stage: Stage, task: int) -> tuple[Fragment | None, ...]:
+    """The fragment task ``task`` reads of each of the stage's scans, by slot (None: the scan's
+    range does not hold the task, or its fragments were all pruned away)."""
+    scans = [i for i in stage.inputs if isinstance(i.source, ScanExec)]
+    out: list[Fragment | None] = [None] * len(scans)
+    for scan_input in scans:
+        scan = scan_input.source
+        assert isinstance(scan, ScanExec)
         part = scan_input.partition(task)
-        if part is not None and isinstance(scan_input.source, ScanExec):
-            fragments = scan_input.source.fragments
-            return fragments[part] if part < len(fragments) else None
-    return None
+        if part is not None and part < len(scan.fragments):
+            out[scan.slot] = scan.fragments[part]
+    return tuple(out)
 
 
 def _exchange_inputs(stage: Stage, task: int, refs: dict[int, InputRef]) -> list[Any]:

@@ -94,12 +94,14 @@ class CombinePayload:
                    _strip(stage.sink), split)  # type: ignore[arg-type]
 
 
-def run_stage_task(payload: StagePayload, partition: int, fragment: Fragment | None,
+def run_stage_task(payload: StagePayload, partition: int,
+                   fragments: tuple[Fragment | None, ...],
                    *inputs: pa.Table | list[pa.Table] | None) -> pa.Table | BucketedTable:
-    """Run one partition of a stage: the fused pipeline, then hand its output to the stage's
-    exchange (cut into buckets here, or by the combine after merging: ``buckets_at_map``)."""
+    """Run one partition of a stage: the fused pipeline (its scans read ``fragments``, one
+    per scan slot), then hand its output to the stage's exchange (cut into buckets here, or
+    by the combine after merging: ``buckets_at_map``)."""
     start = time.time()
-    tctx = TaskContext(partition, fragment)
+    tctx = TaskContext(partition, fragments)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
         if value is None:  # an exchange another input of a union reads, not this task
             continue

@@ -14,6 +14,8 @@ difference is handled here and named in a comment:
   double or real to varchar prints Trino's scientific notation (``1.0E1``, Arrow: ``10``; see
   :func:`trino_float_text`); CAST of a timestamp to varchar prints six fractional digits
   (Trino's timestamp(6) text, which is Arrow's too);
+* DECIMAL arithmetic and CASTs from or to DECIMAL have Trino's result types and round half
+  up (see :mod:`mpp.logical.decimals`);
 * functions (LIKE, substring, date_diff, ...) are kernels of the function library,
   :mod:`mpp.functions`, each with its Trino semantics; CASE and coalesce evaluate each
   branch only over the rows it decides (see :mod:`mpp.logical.lazy`).
@@ -34,6 +36,7 @@ import pyarrow.compute as pc
 from mpp.errors import SqlError
 from mpp.functions import KERNELS, Value
 from mpp.functions import as_array as _as_array
+from mpp.logical import decimals
 from mpp.logical.expr import Call, Column, Expr, Literal
 from mpp.logical.lazy import LAZY, needs_laziness
 
@@ -69,7 +72,8 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     if expr.op in LAZY and table.num_rows and needs_laziness(expr):
         return LAZY[expr.op](expr, table, _eval)  # each branch over the rows it decides
     args = [_eval(a, table) for a in expr.args]
-    kernel = _OPS.get(expr.op) or KERNELS.get(expr.op)
+    kernel = ((_DECIMAL_OPS.get(expr.op) if decimals.involved(expr) else None)
+              or _OPS.get(expr.op) or KERNELS.get(expr.op))
     if kernel is None:
         raise NotImplementedError(f"evaluate: unknown operator {expr.op!r}")
     try:
@@ -247,6 +251,10 @@ def _single_row_value(call: Call, args: list[Value], n: int) -> Value:
         raise SqlError("Scalar sub-query has returned multiple rows", call.line, call.column)
     return args[1]
 
+
+# Arithmetic producing a DECIMAL and CASTs from or to one: Trino's types and rounding.
+_DECIMAL_OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
+    **{op: decimals.arithmetic for op in "+-*/%"}, "cast": decimals.cast}
 
 _OPS: dict[str, Callable[[Call, list[Value], int], Value]] = {
     "+": _binary(pc.add_checked),

@@ -34,6 +34,7 @@ from mpp.logical.nodes import (
     Union,
     Values,
 )
+from mpp.logical.window import Window
 from mpp.storage.base import ColumnPredicate
 
 _INFIX = {"+", "-", "*", "/", "%", "=", "!=", "<", "<=", ">", ">=", "and", "or"}
@@ -193,6 +194,11 @@ def _values(node: Values) -> str:
         return f"Values: {len(node.rows)} row(s), no columns"
     rows = "; ".join("(" + ", ".join(format_expr(e) for e in row) + ")" for row in node.rows)
     return f"Values: [{', '.join(node.field_names())}] {rows}"
+
+
+@node_line.register
+def _window(node: Window) -> str:
+    return "Window: " + node.describe()
 
 
 def _tree(node: LogicalNode, lines: list[str], prefix: str, child_prefix: str) -> None:

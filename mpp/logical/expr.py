@@ -56,6 +56,8 @@ class Literal(Expr):
     def __str__(self) -> str:
         if self.value is None:
             return "NULL"
+        if isinstance(self.value, bool):
+            return "TRUE" if self.value else "FALSE"
         if pa.types.is_date(self.dtype):
             return f"DATE '{self.value}'"
         if pa.types.is_timestamp(self.dtype):
@@ -98,8 +100,34 @@ class Call(Expr):
             return "(" + f" {self.op.upper()} ".join(str(a) for a in self.args) + ")"
         if self.op in infix and len(self.args) == 2 and not self.options:  # (LIKE ... ESCAPE)
             return f"({self.args[0]} {self.op.upper() if self.op.isalpha() else self.op} {self.args[1]})"
+        if self.op == "cast":
+            return f"CAST({self.args[0]} AS {type_name(self.dtype)})"
         opts = "".join(f", {k}={v!r}" for k, v in self.options)
         return f"{self.op}({', '.join(str(a) for a in self.args)}{opts})"
+
+
+_TRINO_NAMES: tuple[tuple[pa.DataType, str], ...] = (
+    (pa.int8(), "tinyint"), (pa.int16(), "smallint"), (pa.int32(), "integer"),
+    (pa.int64(), "bigint"), (pa.float32(), "real"), (pa.float64(), "double"),
+    (pa.bool_(), "boolean"), (pa.date32(), "date"), (pa.null(), "unknown"),
+)
+
+
+def type_name(t: pa.DataType) -> str:
+    """Trino's name of an Arrow type, for EXPLAIN and error messages (``integer``,
+    ``varchar``, ``decimal(15,2)``, ...)."""
+    for arrow, name in _TRINO_NAMES:
+        if t == arrow:
+            return name
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "varchar"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    return str(t)
 
 
 class AggFunc(enum.Enum):
@@ -111,6 +139,17 @@ class AggFunc(enum.Enum):
     MIN = "min"
     MAX = "max"
     AVG = "avg"
+    STDDEV_SAMP = "stddev_samp"  # stddev is stddev_samp
+    STDDEV_POP = "stddev_pop"
+    VAR_SAMP = "var_samp"  # variance is var_samp
+    VAR_POP = "var_pop"
+    COUNT_IF = "count_if"
+    BOOL_AND = "bool_and"  # every is bool_and
+    BOOL_OR = "bool_or"
+    ARBITRARY = "arbitrary"  # any_value is arbitrary
+    MIN_BY = "min_by"
+    MAX_BY = "max_by"
+    APPROX_DISTINCT = "approx_distinct"
     # A sum of counts: 0, not NULL, over no rows (Calcite's $SUM0). Not in the SQL subset; the
     # count(DISTINCT) rewrite makes it from count(*) and count(x), which are never NULL.
     SUM0 = "sum0"
@@ -118,7 +157,8 @@ class AggFunc(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class AggregateCall:
-    """``func([DISTINCT] arg)`` in an Aggregate node. ``arg`` is a Column (None for count(*))."""
+    """``func([DISTINCT] arg[, by])`` in an Aggregate node. ``arg`` is a Column (None for
+    count(*)); ``by`` is the second argument of min_by/max_by (the value ordered by)."""
 
     func: AggFunc
     arg: Column | None
@@ -128,11 +168,17 @@ class AggregateCall:
     source: str = field(default="", compare=False, repr=False)
     line: int | None = field(default=None, compare=False, repr=False)
     column: int | None = field(default=None, compare=False, repr=False)
+    by: Column | None = None
+
+    def inputs(self) -> tuple[Column, ...]:
+        """The input columns the call reads (its argument and ``by``)."""
+        return tuple(c for c in (self.arg, self.by) if c is not None)
 
     def __str__(self) -> str:
         if self.func is AggFunc.COUNT_STAR:
             return "count(*)"
-        return f"{self.func.value}({'DISTINCT ' if self.distinct else ''}{self.arg})"
+        by = f", {self.by}" if self.by is not None else ""
+        return f"{self.func.value}({'DISTINCT ' if self.distinct else ''}{self.arg}{by})"
 
 
 @dataclass(frozen=True, slots=True)

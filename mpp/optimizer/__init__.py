@@ -15,6 +15,7 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
 from mpp.optimizer.push_down_limit import push_down_limit
+from mpp.optimizer.push_down_topn_per_group import push_down_topn_per_group
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
 from mpp.optimizer.reorder_joins import join_keys_in_from_order, reorder_joins
 from mpp.optimizer.rewrite_count_distinct import keep_count_distinct, rewrite_count_distinct
@@ -40,6 +41,11 @@ RULES: tuple[Rule, ...] = (
          help="Plan ORDER BY ... LIMIT as a top-N per task and push LIMIT through projections, "
               "into scans and into a LEFT join's left side; when off, LIMIT runs where the "
               "query wrote it (ORDER BY ... LIMIT sorts every row in one task)."),
+    # After pushdown_predicates: a filter on a window's ranking stops right above the Window.
+    # Before prune_projections, which then keeps the ranking call the top-N reads.
+    Rule("push_down_topn_per_group", push_down_topn_per_group,
+         help="Over WHERE rn <= N on row_number/rank/dense_rank, keep each task's best N rows "
+              "per partition before the window's exchange; when off, every row is exchanged."),
     # After pushdown, before join choice: the join's size estimate counts only the columns a
     # side really carries.
     Rule("prune_projections", prune_projections,

@@ -43,6 +43,7 @@ from mpp.logical.nodes import (
     Union,
     Values,
 )
+from mpp.logical.window import Window
 from mpp.optimizer.predicates import to_column_predicate
 from mpp.storage.base import ColumnPredicate
 
@@ -215,5 +216,7 @@ def column_origin(node: LogicalNode, name: str) -> tuple[Scan, str] | None:
             node = node.left if name in node.left.field_names() else node.right
         elif isinstance(node, Filter | Sort | Limit | Aggregate):
             node = node.inputs[0]
+        elif isinstance(node, Window) and name in node.input.field_names():
+            node = node.input  # a window passes its input's columns through
         else:
             return None

@@ -53,6 +53,7 @@ from mpp.logical.nodes import (
     Union,
     Values,
 )
+from mpp.logical.window import Window
 from mpp.optimizer.rule import with_inputs
 
 
@@ -151,7 +152,7 @@ def _aggregate(node: Aggregate, required: set[str]) -> LogicalNode:
              if n in required]
     if not pairs and not node.group_by and node.aggregates:
         pairs = [(node.aggregates[0], node.agg_names[0])]  # a global aggregate keeps one
-    needed = {c.name for c in node.group_by} | {a.arg.name for a, _ in pairs if a.arg is not None}
+    needed = {c.name for c in node.group_by} | {c.name for a, _ in pairs for c in a.inputs()}
     return dataclasses.replace(node, input=_prune(node.input, needed),
                                aggregates=tuple(a for a, _ in pairs),
                                agg_names=tuple(n for _, n in pairs))
@@ -175,3 +176,22 @@ def _join(node: Join, required: set[str]) -> LogicalNode:
 def _sort(node: Sort, required: set[str]) -> LogicalNode:
     needed = required | {k.column.name for k in node.keys}
     return dataclasses.replace(node, input=_prune(node.input, needed))
+
+
+@_prune.register
+def _window(node: Window, required: set[str]) -> LogicalNode:
+    # Calls nobody reads go; a Window left without calls goes too (it adds nothing else).
+    # (A top-N's ranking call stays: it says which rows may go early.)
+    ranked = node.names[node.topn.call] if node.topn is not None else None
+    pairs = [(c, n) for c, n in zip(node.calls, node.names, strict=True)
+             if n in required or n == ranked]
+    inputs = set(node.input.field_names())
+    if not pairs:
+        return _prune(node.input, required & inputs)
+    needed = (required & inputs) | node.key_columns() | set().union(
+        *(c.columns() for c, _ in pairs))
+    names = tuple(n for _, n in pairs)
+    topn = (dataclasses.replace(node.topn, call=names.index(ranked))
+            if node.topn is not None and ranked is not None else None)
+    return dataclasses.replace(node, input=_prune(node.input, needed),
+                               calls=tuple(c for c, _ in pairs), names=names, topn=topn)

@@ -8,6 +8,8 @@ conjuncts and each one travels down as far as it may:
   and into subqueries (they are Projects after binding);
 * into every input of a UNION ALL (with each input's own column names, matched by position);
 * below an Aggregate when it only reads group columns (a HAVING on a group key);
+* below a Window when it only reads PARTITION BY columns (it keeps or drops whole partitions,
+  so the other rows' window values do not change); any other stays above it;
 * into the inputs of an inner join when it reads one side only (a WHERE conjunct or a conjunct
   of the ON residual); for a LEFT join, WHERE conjuncts only into the left (preserved) side, and
   ON conjuncts on the right side only into the right input (they decide matches, not rows);
@@ -57,6 +59,7 @@ from mpp.logical.nodes import (
     Sort,
     Union,
 )
+from mpp.logical.window import Window
 from mpp.optimizer.predicates import to_column_predicate
 from mpp.optimizer.rule import with_inputs
 
@@ -115,6 +118,14 @@ def _aggregate(node: Aggregate, preds: list[Expr]) -> LogicalNode:
     groups = {c.name for c in node.group_by}
     # Only a conjunct on group keys selects whole groups; a global aggregate keeps its one row.
     down = [p for p in preds if groups and p.columns() and p.columns() <= groups]
+    stay = [p for p in preds if p not in down]
+    return _above(dataclasses.replace(node, input=_push(node.input, down)), stay)
+
+
+@_push.register
+def _window(node: Window, preds: list[Expr]) -> LogicalNode:
+    keys = {c.name for c in node.partition_by}
+    down = [p for p in preds if p.columns() and p.columns() <= keys]
     stay = [p for p in preds if p not in down]
     return _above(dataclasses.replace(node, input=_push(node.input, down)), stay)
 

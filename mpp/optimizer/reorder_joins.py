@@ -19,7 +19,10 @@ Estimates come from :mod:`mpp.optimizer.estimate` (catalog statistics and pushed
 so the rule runs after ``pushdown_predicates``. The order is deterministic. A group of one
 join that already has keys is left alone (``choose_join_strategy`` picks its build side). A
 Project restores the group's column order. Switched off, the keys are still taken from WHERE,
-but the relations keep their FROM order (Trino's ``join_reordering_strategy=NONE``).
+and the relations keep their FROM order except that a relation not connected by an equality
+to the ones before it waits for the first one that is (Trino's
+``join_reordering_strategy=ELIMINATE_CROSS_JOINS``): a comma join never becomes a cross
+product only because of how FROM lists its tables.
 
 Example (the Filter over a cross join becomes a keyed join, access_log first; the middle
 Project restores the FROM order of the columns and is pruned later)::
@@ -44,7 +47,8 @@ Project: u.country AS country
       └─ Scan: users AS u [user_id, created_at, country, plan]
 
 Used configurations:
-    optimizer.reorder_joins (bool): switch the rule off to join in FROM order.
+    optimizer.reorder_joins (bool): switch the rule off to join in FROM order (cross
+        joins eliminated).
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ def reorder_joins(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
 
 
 def join_keys_in_from_order(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
-    """The rule switched off: WHERE equalities still become join keys, in FROM order."""
+    """The rule switched off: WHERE equalities still become join keys, in FROM order with
+    cross joins eliminated."""
     return _rewrite(plan, itertools.count(), reorder=False)
 
 
@@ -150,14 +155,15 @@ def _join(left: LogicalNode, right: LogicalNode, preds: list[Expr],
 
 def _build(leaves: list[LogicalNode], preds: list[Expr], counter: itertools.count[int],
            reorder: bool) -> LogicalNode:
-    """A left-deep tree over ``leaves`` (greedy order, or FROM order when not ``reorder``)."""
+    """A left-deep tree over ``leaves`` (greedy order, or FROM order without needless cross
+    joins when not ``reorder``)."""
     rows = [estimate(leaf).rows for leaf in leaves]
     remaining = list(range(len(leaves)))
     first = max(remaining, key=lambda i: (rows[i], -i)) if reorder else 0
     remaining.remove(first)
     tree, preds = _filtered(leaves[first], preds)
     while remaining:
-        nxt = _next(tree, leaves, rows, remaining, preds) if reorder else remaining[0]
+        nxt = (_next if reorder else _next_connected)(tree, leaves, rows, remaining, preds)
         remaining.remove(nxt)
         right, preds = _filtered(leaves[nxt], preds)
         tree, preds = _join(tree, right, preds, counter)
@@ -172,14 +178,26 @@ def _filtered(leaf: LogicalNode, preds: list[Expr]) -> tuple[LogicalNode, list[E
     return (Filter(leaf, conjoin(own)) if own else leaf), rest  # type: ignore[arg-type]
 
 
+def _connected(tree: LogicalNode, leaf: LogicalNode, preds: list[Expr]) -> bool:
+    """Whether an equality of ``preds`` joins ``tree`` with ``leaf`` (a key for their join)."""
+    fields, leaf_fields = set(tree.field_names()), set(leaf.field_names())
+    return any(equality_sides(p, fields, leaf_fields) for p in preds)
+
+
+def _next_connected(tree: LogicalNode, leaves: list[LogicalNode], rows: list[float],
+                    remaining: list[int], preds: list[Expr]) -> int:
+    """The rule switched off: the first relation in FROM order connected by an equality to
+    the joined ones, else the first one left (a cross join), as Trino's
+    ``join_reordering_strategy=ELIMINATE_CROSS_JOINS`` orders them."""
+    return next((i for i in remaining if _connected(tree, leaves[i], preds)), remaining[0])
+
+
 def _next(tree: LogicalNode, leaves: list[LogicalNode], rows: list[float],
           remaining: list[int], preds: list[Expr]) -> int:
     """The relation to join next: connected by an equality, smallest estimated join first."""
-    fields = set(tree.field_names())
     scored = []
     for i in remaining:
-        leaf_fields = set(leaves[i].field_names())
-        if any(equality_sides(p, fields, leaf_fields) for p in preds):
+        if _connected(tree, leaves[i], preds):
             joined, _ = _join(tree, leaves[i], preds, itertools.count())
             scored.append((0, estimate(joined).rows, rows[i], i))
         else:

@@ -13,10 +13,12 @@ the setting ``aggregate.distinct_strategy`` picks one of:
   ``Aggregate[g; count(x)] <- Aggregate[g, x]``: the inner DISTINCT is exchanged by the hash of
   (g, x), so a hot g is spread over every task; the outer aggregation gets one row per
   (g, x) and pre-aggregates it per task before its own, tiny, exchange by g. ``count(x)`` and not
-  ``count(*)``: the inner groups include (g, NULL), which count(DISTINCT x) ignores. Other
-  aggregates in the same SELECT are split the same way (count/count(*) -> sum0 of counts,
-  sum -> sum of sums, min/max -> min/max); a plain ``avg`` is not (it would need a division
-  above the outer aggregate), so such a query is left unrewritten, with the reason.
+  ``count(*)``: the inner groups include (g, NULL), which count(DISTINCT x) ignores. Any
+  ``f(DISTINCT x)`` becomes ``f(x)`` the same way. Other aggregates in the same SELECT are split
+  (count/count(*)/count_if -> sum0 of counts, sum -> sum of sums, min/max, bool_and/bool_or,
+  arbitrary -> themselves); a plain ``avg`` is not (it would need a division above the outer
+  aggregate), nor are the variances, min_by/max_by or approx_distinct (their inner result is no
+  state the outer step could merge), so such a query is left unrewritten, with the reason.
 * ``automatic`` decides per Aggregate from catalog statistics (:func:`choose_strategy`).
 
 Example (``aggregate.distinct_strategy=rewrite``)::
@@ -51,7 +53,9 @@ USEFUL_REDUCTION = 0.8  # pre-aggregating pays when a fragment keeps <= 80% of i
 # input) the count is 0, where a sum is NULL.
 _SPLIT = {AggFunc.COUNT_STAR: AggFunc.SUM0, AggFunc.COUNT: AggFunc.SUM0,
           AggFunc.SUM: AggFunc.SUM, AggFunc.MIN: AggFunc.MIN, AggFunc.MAX: AggFunc.MAX,
-          AggFunc.SUM0: AggFunc.SUM0}
+          AggFunc.SUM0: AggFunc.SUM0, AggFunc.COUNT_IF: AggFunc.SUM0,
+          AggFunc.BOOL_AND: AggFunc.BOOL_AND, AggFunc.BOOL_OR: AggFunc.BOOL_OR,
+          AggFunc.ARBITRARY: AggFunc.ARBITRARY}
 
 
 def rewrite_count_distinct(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
@@ -100,8 +104,10 @@ def why_not_rewritable(node: Aggregate) -> str:
     if len(args) > 1:
         return f"DISTINCT over several arguments ({', '.join(sorted(args))})"
     plain = [c for c in node.aggregates if not c.distinct and c.func not in _SPLIT]
-    if plain:
+    if plain and plain[0].func is AggFunc.AVG:
         return f"{plain[0]} has no two-step form without a division above the aggregate"
+    if plain:
+        return f"{plain[0]} has no two-step form over the distinct (group, x) rows"
     return ""
 
 

@@ -1,14 +1,14 @@
-"""Aggregate functions as data, and the two-phase hash aggregation kernels built from them.
+"""The two-phase hash aggregation kernels built from the aggregate functions' specs.
 
-Each function of the SQL subset is an :class:`AggSpec`: the pyarrow hash-aggregate functions
-that make its partial columns from input rows (``chunk``), the functions that merge partial
-columns of the same group (``combine``), and how the final value is made from the merged
-partials (``finalize``). ``avg`` is a sum and a count; adding a function is one entry.
+Each function is an :class:`~mpp.physical.aggspecs.AggSpec` (:mod:`mpp.physical.aggspecs`):
+how its state columns are made from input rows (``chunk``), merged across tasks (``combine``)
+and turned into the result (``finalize``).
 
-``count(DISTINCT x)`` (and ``sum/min/max/avg(DISTINCT x)``) is planned as the seed's efficient
-query: the partial phase keeps the distinct ``(group, x)`` pairs (other aggregates are computed
-at that finer grain), the exchange hashes on the group keys only, and the final phase merges
-pairs and then rolls up to the group, applying the function to the now distinct ``x``.
+``count(DISTINCT x)`` (and ``f(DISTINCT x)`` for every one-argument ``f``) is planned as the
+seed's efficient query: the partial phase keeps the distinct ``(group, x)`` pairs (other
+aggregates are computed at that finer grain), the exchange hashes on the group keys only, and
+the final phase merges pairs and then rolls up to the group, applying ``f``'s chunk and
+finalize to the now distinct ``x``.
 
 Partial columns are named ``__p<i>_<j>`` (aggregate i, partial j).
 """
@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.logical.expr import AggFunc, AggregateCall
+from mpp.logical.expr import AggregateCall
 from mpp.logical.nodes import Field
+from mpp.physical.aggspecs import AGGREGATES, GroupFn, Step, group_ids, step_types
 from mpp.physical.keys import canonical_key, canonical_keys
 from mpp.physical.overflow import SumOverflow, overflow_checks, raise_on_overflow
 from mpp.storage.base import constant_column
@@ -35,71 +36,8 @@ from mpp.storage.base import constant_column
 os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "ignore")
 
 
-def _first(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
-    return cols[0]
-
-
-def _count(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
-    # Merged counts are NULL only where no partial row existed at all: a global aggregate whose
-    # partial rows are per (DISTINCT argument), over an empty input. A count there is 0.
-    return pc.fill_null(cols[0], 0)
-
-
-def _mean(cols: Sequence[pa.ChunkedArray]) -> pa.ChunkedArray:
-    total, count = cols
-    # NULL when a group had no non-null values (count 0), as SQL's avg.
-    return pc.if_else(pc.equal(count, 0), None,
-                      pc.divide(pc.cast(total, pa.float64()), pc.cast(count, pa.float64())))
-
-
-@dataclass(frozen=True, slots=True)
-class AggSpec:
-    """One aggregate function as data.
-
-    Attributes:
-        chunk: pyarrow hash-aggregate function per partial column, applied to the argument
-            (``count_all`` ignores it).
-        combine: pyarrow hash-aggregate function merging each partial column across groups.
-        finalize: merged partial columns -> the result column.
-        distinct: pyarrow function applied to the distinct argument values in the roll-up of a
-            ``DISTINCT`` call.
-        as_double: whether an integer argument is cast to double before ``chunk``: Trino's
-            avg(bigint) adds its values as doubles, so it cannot overflow as a sum can.
-    """
-
-    chunk: tuple[str, ...]
-    combine: tuple[str, ...]
-    finalize: Callable[[Sequence[pa.ChunkedArray]], pa.ChunkedArray]
-    distinct: str
-    as_double: bool = False
-
-
-AGGREGATES: dict[AggFunc, AggSpec] = {
-    AggFunc.COUNT_STAR: AggSpec(("count_all",), ("sum",), _count, "count_distinct"),
-    AggFunc.COUNT: AggSpec(("count",), ("sum",), _count, "count_distinct"),
-    AggFunc.SUM0: AggSpec(("sum",), ("sum",), _count, "sum"),
-    AggFunc.SUM: AggSpec(("sum",), ("sum",), _first, "sum"),
-    AggFunc.MIN: AggSpec(("min",), ("min",), _first, "min"),
-    AggFunc.MAX: AggSpec(("max",), ("max",), _first, "max"),
-    AggFunc.AVG: AggSpec(("sum", "count"), ("sum", "sum"), _mean, "mean", as_double=True),
-}
-
-
 # Roll-up functions that ignore duplicate values: with only these, the final phase need not
-# first merge the (group, x) pairs of different tasks.
-_DUPLICATE_INSENSITIVE = frozenset({"count_distinct", "min", "max"})
-
-
-def _partial_type(fn: str, arg: pa.DataType) -> pa.DataType:
-    if fn in ("count", "count_all"):
-        return pa.int64()
-    if fn == "sum" and pa.types.is_floating(arg):
-        return pa.float64()
-    if fn == "sum" and pa.types.is_unsigned_integer(arg):
-        return pa.uint64()
-    if fn == "sum" and pa.types.is_integer(arg):
-        return pa.int64()
-    return arg
+# first merge the (group, x) pairs of different tasks (AggSpec.idempotent).
 
 
 def _pname(i: int, j: int) -> str:
@@ -233,9 +171,15 @@ def distinct_rows(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     return table.group_by(keys, use_threads=False).aggregate([]).select(keys)
 
 
-def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
-               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
-    """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each.
+Grouped = tuple[list[str], GroupFn, list[str]]  # (input columns, step, output names)
+
+
+def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, Any, str]],
+               fixed: Mapping[str, pa.Scalar] | None = None,
+               grouped: Sequence[Grouped] = ()) -> pa.Table:
+    """Group ``table`` by ``keys`` computing ``(column, function, output name)`` each
+    (``function``: a pyarrow hash function's name, or (name, options)), and each ``grouped``
+    step (a :class:`GroupFn` over dense group ids).
 
     Keys constant over ``table`` are left out of the hash (see :func:`constant_keys`) and put
     back as constant columns; a DISTINCT (no aggregates) is :func:`distinct_rows`.
@@ -244,12 +188,17 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
         fixed = constant_keys(table, keys)
     varying = [k for k in keys if k not in fixed]
     table = canonical_keys(table, varying)  # -0.0 groups with 0.0, NaNs in one group
+    specs = list(specs)
+    gid_name = "__mpp_gid"
+    if grouped:
+        gid, groups = group_ids(table, varying)
+        table = table.append_column(gid_name, pa.array(gid))
+        specs.append((gid_name, "min", gid_name))
     if not specs and varying:
         out = distinct_rows(table, varying)
         checks: list[tuple[int, str]] = []
     else:
-        aggs = [(col, fn, pc.CountOptions("only_valid")) if fn == "count" else (col, fn)
-                for col, fn, _ in specs]
+        aggs = [(col, fn) if isinstance(fn, str) else (col, *fn) for col, fn, _ in specs]
         table, checks = overflow_checks(table, specs)
         aggs += [(shadow, "sum") for _, shadow in checks]
         out = table.group_by(varying, use_threads=False).aggregate(aggs)
@@ -264,7 +213,29 @@ def _aggregate(table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str,
         raise_on_overflow(agg_cols[i], shadow, specs[i][2])
     cols = [key_cols[key] if key in key_cols else constant_column(fixed[key], out.num_rows)
             for key in keys]
-    return pa.table(cols + agg_cols[:len(specs)], names=keys + [name for _, _, name in specs])
+    names = keys + [name for _, _, name in specs]
+    cols += agg_cols[:len(specs)]
+    if grouped:
+        # Each group's row of ``out`` carries its group id: the GroupFn results are taken by it.
+        at = cols.pop()
+        names.pop()
+        for inputs, step, outputs in grouped:
+            values = step.fn(gid, groups, [table[c] for c in inputs])
+            cols += [pc.take(v, at) for v in values]
+            names += outputs
+    return pa.table(cols, names=names)
+
+
+def _split(step: Step, inputs: Sequence[str], outputs: Sequence[str], *, per_column: bool
+           ) -> tuple[list[tuple[Any, Any, str]], list[Grouped]]:
+    """``step`` as :func:`_aggregate`'s specs and grouped steps. ``per_column``: a pyarrow
+    step applies function j to input j (combine), else each to the first input (chunk;
+    none for count(*))."""
+    if isinstance(step, GroupFn):
+        return [], [(list(inputs), step, list(outputs))]
+    specs = [((inputs[j] if per_column else inputs[0]) if inputs else [], fn, outputs[j])
+             for j, fn in enumerate(step)]
+    return specs, []
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,15 +265,21 @@ class AggregateKernel:
     def _plain(self) -> list[tuple[int, AggregateCall]]:
         return [(i, c) for i, c in enumerate(self.calls) if not c.distinct]
 
+    def _states(self, i: int) -> list[str]:
+        """The state column names of plain call ``i``."""
+        return [_pname(i, j) for j in range(self._state_count(i))]
+
+    def _state_count(self, i: int) -> int:
+        spec = AGGREGATES[self.calls[i].func]
+        return len(step_types(spec.chunk, [pa.int64()] * (2 if spec.two_args else 1)))
+
     def _partial_fields(self, types: Mapping[str, pa.DataType]) -> list[tuple[str, pa.DataType]]:
         """(name, type) of the partial columns, given the input's column types."""
         fields = [(k, types[k]) for k in self.grain]
         for i, c in self._plain():
-            arg = types[c.arg.name] if c.arg is not None else pa.int64()
-            if AGGREGATES[c.func].as_double and pa.types.is_integer(arg):
-                arg = pa.float64()
-            fields += [(_pname(i, j), _partial_type(fn, arg))
-                       for j, fn in enumerate(AGGREGATES[c.func].chunk)]
+            inputs = [types[a.name] for a in c.inputs()]
+            state = AGGREGATES[c.func].state_types(inputs)
+            fields += list(zip(self._states(i), state, strict=True))
         return fields
 
     def partial_schema(self, input_schema: tuple[Field, ...]) -> tuple[Field, ...]:
@@ -310,13 +287,48 @@ class AggregateKernel:
         types = {f.name: f.dtype for f in input_schema}
         return tuple(Field(n, t) for n, t in self._partial_fields(types))
 
-    def _agg(self, table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, str, str]],
-             fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
+    def _agg(self, table: pa.Table, keys: list[str], specs: Sequence[tuple[Any, Any, str]],
+             fixed: Mapping[str, pa.Scalar] | None = None,
+             grouped: Sequence[Grouped] = ()) -> pa.Table:
         """:func:`_aggregate`; a sum's overflow names the call the user wrote."""
         try:
-            return _aggregate(table, keys, specs, fixed)
+            return _aggregate(table, keys, specs, fixed, grouped)
         except SumOverflow as err:
             raise err.at(self.calls) from None
+
+    def _chunk_jobs(self, table: pa.Table, calls: Sequence[tuple[int, AggregateCall]],
+                    name: Callable[[int, int], str], *, rollup: bool = False
+                    ) -> tuple[pa.Table, list[tuple[Any, Any, str]], list[Grouped]]:
+        """The chunk steps of ``calls`` over ``table`` (their outputs named ``name(i, j)``),
+        and ``table`` with the double copies of integer arguments that ``as_double``
+        functions (avg) add up. ``rollup``: the DISTINCT roll-up's chunk where it differs."""
+        specs: list[tuple[Any, Any, str]] = []
+        grouped: list[Grouped] = []
+        for i, c in calls:
+            spec = AGGREGATES[c.func]
+            inputs = [a.name for a in c.inputs()]
+            if inputs and spec.as_double and pa.types.is_integer(table[inputs[0]].type):
+                doubles = pc.cast(table[inputs[0]], pa.float64(), safe=False)
+                inputs[0] = f"__mpp_double{i}"
+                table = table.append_column(inputs[0], doubles)
+            step = spec.rollup if rollup and spec.rollup is not None else spec.chunk
+            outputs = [name(i, j) for j in range(len(step_types(
+                step, [pa.int64()] * (2 if spec.two_args else 1))))]
+            s, g = _split(step, inputs, outputs, per_column=False)
+            specs += s
+            grouped += g
+        return table, specs, grouped
+
+    def _combine_jobs(self) -> tuple[list[tuple[Any, Any, str]], list[Grouped]]:
+        """The combine steps of the plain calls, each over its own state columns."""
+        specs: list[tuple[Any, Any, str]] = []
+        grouped: list[Grouped] = []
+        for i, c in self._plain():
+            states = self._states(i)
+            s, g = _split(AGGREGATES[c.func].combine, states, states, per_column=True)
+            specs += s
+            grouped += g
+        return specs, grouped
 
     def partial(self, table: pa.Table,
                 fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -329,32 +341,19 @@ class AggregateKernel:
 
         ``fixed``: the grain's columns already known constant over ``table``.
         """
-        table, args = self._chunk_inputs(table)
-        specs = [(args[i], fn, _pname(i, j))
-                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].chunk)]
+        fields = self._partial_fields({f.name: f.type for f in table.schema})
+        table, specs, grouped = self._chunk_jobs(table, self._plain(), _pname)
         expanded = self._expanded()
         if not expanded:
-            return self._agg(table, self.grain, specs, fixed)
+            return self._agg(table, self.grain, specs, fixed, grouped).select(
+                [n for n, _ in fields])
         keys = list(self.keys)
-        parts = [self._agg(table, keys, specs, fixed)] if specs else []
+        parts = [self._agg(table, keys, specs, fixed, grouped)] if specs or grouped else []
         parts += [self._agg(table, keys + [d], [], fixed) for d in expanded]
-        fields = self._partial_fields({f.name: f.type for f in table.schema})
         return pa.concat_tables(
             [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
                        for n, t in fields], names=[n for n, _ in fields]) for p in parts],
             promote_options="permissive")
-
-    def _chunk_inputs(self, table: pa.Table) -> tuple[pa.Table, dict[int, Any]]:
-        """``table`` with the double copies of integer arguments that ``as_double``
-        functions (avg) add up, and the input column (``[]`` for count(*)) of each plain
-        aggregate, by its index in ``calls``."""
-        args: dict[int, Any] = {i: [] if c.arg is None else c.arg.name for i, c in self._plain()}
-        for i, c in self._plain():
-            if c.arg and AGGREGATES[c.func].as_double and pa.types.is_integer(table[args[i]].type):
-                doubles = pc.cast(table[args[i]], pa.float64(), safe=False)
-                args[i] = f"__mpp_double{i}"
-                table = table.append_column(args[i], doubles)
-        return table, args
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -362,9 +361,9 @@ class AggregateKernel:
 
         ``fixed``: the grain's columns already known constant over ``partials``.
         """
-        specs = [(_pname(i, j), fn, _pname(i, j))
-                 for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-        return self._agg(partials, self.grain, specs, fixed)
+        specs, grouped = self._combine_jobs()
+        merged = self._agg(partials, self.grain, specs, fixed, grouped)
+        return merged.select(partials.column_names)
 
     def final(self, partials: pa.Table, *, merged: bool = False,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
@@ -374,25 +373,27 @@ class AggregateKernel:
         :meth:`partial` of all the group's rows, as in SINGLE mode), so no merge is needed.
         ``fixed``: the grain's columns already known constant over ``partials``.
         """
-        rollups = {AGGREGATES[c.func].distinct for c in self.calls if c.distinct}
+        idempotent = all(AGGREGATES[c.func].idempotent for c in self.calls if c.distinct)
         # Only with a DISTINCT argument: without one (SELECT DISTINCT, the inner aggregation of
         # the count(DISTINCT) rewrite) the merge is what removes duplicates across tasks.
-        skip_merge = merged or (bool(self.distinct_args) and not self._plain()
-                                and rollups <= _DUPLICATE_INSENSITIVE)
+        skip_merge = merged or (bool(self.distinct_args) and not self._plain() and idempotent)
         table = partials if skip_merge else self.merge(partials, fixed)
         if self.distinct_args:
-            specs: list[tuple[Any, str, str]] = [
-                (_pname(i, j), fn, _pname(i, j))
-                for i, c in self._plain() for j, fn in enumerate(AGGREGATES[c.func].combine)]
-            specs += [(c.arg.name, AGGREGATES[c.func].distinct, f"__d{i}")
-                      for i, c in enumerate(self.calls) if c.distinct and c.arg is not None]
-            table = self._agg(table, list(self.keys), specs)
+            specs, grouped = self._combine_jobs()
+            distinct = [(i, c) for i, c in enumerate(self.calls) if c.distinct]
+            table, dspecs, dgrouped = self._chunk_jobs(table, distinct, _dname, rollup=True)
+            table = self._agg(table, list(self.keys), specs + dspecs, None, grouped + dgrouped)
         cols = [table[k] for k in self.keys]
         for i, c in enumerate(self.calls):
             spec = AGGREGATES[c.func]
             if c.distinct:
-                value = table[f"__d{i}"]
+                step = spec.rollup if spec.rollup is not None else spec.chunk
+                states = [table[_dname(i, j)] for j in range(len(step_types(step, [pa.int64()])))]
             else:
-                value = spec.finalize([table[_pname(i, j)] for j in range(len(spec.chunk))])
-            cols.append(pc.cast(value, c.dtype))
+                states = [table[n] for n in self._states(i)]
+            cols.append(pc.cast(spec.finalize(states), c.dtype))
         return pa.table(cols, names=list(self.keys) + list(self.names))
+
+
+def _dname(i: int, j: int) -> str:
+    return f"__d{i}_{j}"

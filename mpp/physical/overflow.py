@@ -1,7 +1,8 @@
-"""Overflow-checked integer sums for the hash aggregation kernels.
+"""Overflow-checked integer and decimal sums for the hash aggregation kernels.
 
-Arrow's ``hash_sum`` of integers wraps around silently (there is no checked variant), where
-Trino's ``sum(bigint)`` fails. :func:`overflow_checks` picks the sums that could overflow
+Arrow's ``hash_sum`` of integers (and of decimals, beyond 38 digits) wraps around silently
+(there is no checked variant), where Trino's ``sum(bigint)`` fails ("bigint addition
+overflow", "Decimal overflow"). :func:`overflow_checks` picks the sums that could overflow
 (a min/max bound proves the rest safe for free) and gives each a float64 shadow column to sum
 beside it; :func:`raise_on_overflow` compares the two after the aggregation.
 """
@@ -34,7 +35,8 @@ def overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
     """
     checks: list[tuple[int, str]] = []
     for i, (col, fn, _) in enumerate(specs):
-        if fn != "sum" or not isinstance(col, str) or not pa.types.is_integer(table[col].type):
+        if fn != "sum" or not isinstance(col, str) or not (
+                pa.types.is_integer(table[col].type) or pa.types.is_decimal(table[col].type)):
             continue
         values = table[col]
         n = len(values) - values.null_count
@@ -42,7 +44,7 @@ def overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
             continue
         bounds = pc.min_max(values)
         largest = max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py()))
-        if largest * n < _INT64_LIMIT:
+        if largest * n < _limit(values.type):
             continue
         shadow = f"__mpp_sum_check{i}"
         table = table.append_column(shadow, pc.cast(values, pa.float64(), safe=False))
@@ -50,12 +52,21 @@ def overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
     return table, checks
 
 
-class SumOverflow(SqlError):
-    """An integer sum left the BIGINT range; ``output`` names the partial column it made."""
+def _limit(t: pa.DataType) -> float:
+    """The magnitude a sum of type ``t`` values must stay below (its result: BIGINT, or
+    DECIMAL(38, s))."""
+    return 10.0 ** (38 - t.scale) if pa.types.is_decimal(t) else _INT64_LIMIT
 
-    def __init__(self, output: str):
+
+class SumOverflow(SqlError):
+    """An integer sum left the BIGINT range (a decimal sum its 38 digits); ``output`` names
+    the partial column it made."""
+
+    def __init__(self, output: str, decimal: bool = False):
         self.output = output
-        super().__init__(f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range [-2^63, 2^63 - 1]")
+        self.decimal = decimal
+        super().__init__("Decimal overflow: a sum exceeds 38 digits" if decimal else
+                         f"{SUM_OVERFLOW}: a sum exceeds the BIGINT range [-2^63, 2^63 - 1]")
 
     def at(self, calls: Sequence[AggregateCall]) -> SqlError:
         """This error located at the call the user wrote (``sum(x)``, line, column): partial
@@ -64,6 +75,9 @@ class SumOverflow(SqlError):
         call = calls[int(found.group(1))] if found else None
         if call is None or not call.source:
             return self
+        if self.decimal:
+            return SqlError(f"Decimal overflow in {call.source}: the sum exceeds 38 digits",
+                            call.line, call.column)
         return SqlError(f"{SUM_OVERFLOW} in {call.source}: the sum exceeds the BIGINT range",
                         call.line, call.column)
 
@@ -74,7 +88,15 @@ def raise_on_overflow(exact: pa.ChunkedArray, approx: pa.ChunkedArray, output: s
 
     A wrapped sum is off by a multiple of 2^64; the float sum's rounding error is below 2^40
     for any realistic row count, so a gap above 2^62 means overflow, and nothing else does.
+    A decimal sum is off by a multiple of 2^128 units of its scale, or beyond 38 digits.
     """
+    if pa.types.is_decimal(exact.type):
+        scale = exact.type.scale
+        gap = pc.abs(pc.subtract(pc.cast(exact, pa.float64(), safe=False), approx))
+        if (pc.any(pc.greater(gap, 2.0 ** 126 / 10.0 ** scale)).as_py()
+                or pc.any(pc.greater_equal(pc.abs(approx), _limit(exact.type))).as_py()):
+            raise SumOverflow(output, decimal=True)
+        return
     gap = pc.abs(pc.subtract(pc.cast(exact, pa.float64(), safe=False), approx))
     if pc.any(pc.greater(gap, float(2 ** 62))).as_py():
         raise SumOverflow(output)

@@ -27,6 +27,7 @@ count every task the graph will have) and ``join.strategy`` (for joins the optim
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from typing import Any
 
 from mpp.config import PlannerContext
 from mpp.logical import nodes as ln
+from mpp.logical.window import Window
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.distribution import (
     BroadcastDistribution,
@@ -52,6 +54,7 @@ from mpp.physical.operators.scan import ScanExec, sql_value
 from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
+from mpp.physical.operators.window import WindowExec, WindowTopNExec
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -195,9 +198,9 @@ def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:
     """The first fragments that hold ``node.fetch`` rows, when that is known: no pushed
     predicate may drop rows, and every fragment's row count is in the metadata. Not for a
-    SQLite table: a live database another program writes, whose counts date from registration
-    (its fragments carry no bounds either, for the same reason)."""
-    if (node.fetch is None or node.predicates or node.table.format is StorageFormat.SQLITE
+    database's table (SQLite, MySQL): a live database another program writes, whose counts date
+    from registration (its fragments carry no bounds either, for the same reason)."""
+    if (node.fetch is None or node.predicates or node.table.format.relational
             or any(f.row_count < 0 for f in frags)):
         return frags
     rows = 0
@@ -209,7 +212,9 @@ def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragm
 
 
 def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
-    """The SQL a SQLite scan sends (with its parameters), for EXPLAIN; '' for files."""
+    """The SQL a database scan sends (with its parameters), for EXPLAIN; '' for files."""
+    if node.table.format is StorageFormat.MYSQL:
+        return _mysql_query(node, frags)
     if node.table.format is not StorageFormat.SQLITE:
         return ""
     from mpp.storage import sqlite
@@ -218,6 +223,20 @@ def _source_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
     source = frags[0].option("table", node.table.name) if frags else node.table.name
     sql, params, rest = sqlite.select_sql(source, node.columns, node.predicates, declared)
     text = sql + " -- params: rowid range" + "".join(f", {sql_value(v)}" for v in params)
+    return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
+
+
+def _mysql_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
+    """The SQL a MySQL scan sends, as :func:`_source_query` shows it."""
+    from mpp.storage import mysql
+
+    types = {f.name: f.type for f in node.table.schema}
+    first = frags[0] if frags else None
+    source = first.option("table", node.table.name) if first else node.table.name
+    key = first.option("key") if first else None
+    sql, params, rest, _ = mysql.scan_sql(source, key, node.columns, node.predicates, types)
+    parts = (["key range"] if key else []) + [sql_value(v) for v in params]
+    text = sql + (" -- params: " + ", ".join(parts) if parts else "")
     return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
 
 
@@ -291,6 +310,21 @@ def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
     return LimitExec(child, node.count, node.offset)
 
 
+def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
+                  fragments: FragmentLister) -> PhysicalOp:
+    keys = tuple(p.name for p in node.partition_by)
+    window = WindowExec(kids[0], keys, node.order_by, node.calls, node.names)
+    required = window.required_input_distribution()[0]
+    child = kids[0]
+    if (node.topn is not None and producer_partitions(child) > 1
+            and not child.output_partitioning().satisfies(required)):
+        # The optimizer's top-N per group: each task keeps its best N rows per partition key
+        # before the exchange.
+        child = WindowTopNExec(child, keys, node.order_by, node.calls[node.topn.call],
+                               node.topn.n)
+    return window.with_children((child,))
+
+
 _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Scan: _lower_scan,
     ln.Filter: lambda n, k, c, f: FilterExec(k[0], n.predicate),
@@ -302,6 +336,7 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Union: lambda n, k, c, f: UnionExec(tuple(k), n.schema, n.operation),
     ln.Replicate: lambda n, k, c, f: ReplicateExec(k[0], n.count.name),
     ln.Values: lambda n, k, c, f: ValuesExec(n.rows, n.schema),
+    Window: _lower_window,
 }
 
 
@@ -349,18 +384,33 @@ def cut_stages(root: PhysicalOp) -> tuple[PhysicalOp, tuple[Stage, ...]]:
         op = op.with_children(kids) if changed else op
         if isinstance(op, ExchangeExec):
             stage = _stage(len(stages) + 1, op.input, None)
-            op = dataclasses.replace(op, id=stage.id)
+            op = dataclasses.replace(op, id=stage.id, input=stage.root)
             stages.append(dataclasses.replace(stage, sink=op))
         return op
 
     root = visit(root)
     stages.append(_stage(len(stages) + 1, root, None))
-    return root, tuple(stages)
+    return stages[-1].root, tuple(stages)
 
 
 def _stage(stage_id: int, top: PhysicalOp, sink: ExchangeExec | None) -> Stage:
+    top = _number_scans(top, itertools.count(), is_top=True)
     tasks = producer_partitions(top)
     return Stage(stage_id, top, sink, tasks, tuple(_sources(top, 0, tasks, is_top=True)))
+
+
+def _number_scans(op: PhysicalOp, slots: itertools.count[int], *,
+                  is_top: bool = False) -> PhysicalOp:
+    """``op`` with each scan of its stage (exchanges below end the stage) given its own slot,
+    in pipeline order: a task receives one fragment per slot."""
+    if isinstance(op, ExchangeExec) and not is_top:
+        return op
+    if isinstance(op, ScanExec):
+        slot = next(slots)
+        return op if op.slot == slot else dataclasses.replace(op, slot=slot)
+    kids = tuple(_number_scans(c, slots) for c in op.children)
+    changed = any(a is not b for a, b in zip(kids, op.children, strict=True))
+    return op.with_children(kids) if changed else op
 
 
 def _sources(op: PhysicalOp, first: int, tasks: int, *, is_top: bool = False) -> list[StageInput]:
@@ -372,10 +422,6 @@ def _sources(op: PhysicalOp, first: int, tasks: int, *, is_top: bool = False) ->
     out: list[StageInput] = []
     for child, (start, n) in zip(op.children, op.child_task_ranges(first, tasks), strict=True):
         out += _sources(child, start, n)
-    scans = [i for i in out if isinstance(i.source, ScanExec)]
-    for a, b in zip(scans, scans[1:], strict=False):
-        # A task carries one fragment: scans inside one stage must read disjoint task ranges.
-        assert a.first + a.tasks <= b.first, "two scans feed the same task of a stage"
     return out
 
 

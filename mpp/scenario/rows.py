@@ -34,8 +34,10 @@ CHECKSUM_DECIMALS = 6
 def _canonical_type(t: pa.DataType) -> pa.DataType:
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return pa.int64()
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+    if pa.types.is_floating(t):
         return pa.float64()
+    if pa.types.is_decimal(t):  # compared as Python Decimals: exactly, whatever the scale
+        return t
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return pa.large_string()
     if pa.types.is_timestamp(t):
@@ -60,7 +62,14 @@ def normalise(table: pa.Table) -> pa.Table:
 
 
 def values_close(a: object, b: object, rel: float) -> bool:
-    """Equal, or for floats close within ``rel`` (NaN equals NaN)."""
+    """Equal, or for floats close within ``rel`` (NaN equals NaN).
+
+    Decimals are equal exactly (``1.50`` equals ``1.5``: the scale is the type's, not the
+    value's); a decimal met by a float (one engine typed the column DOUBLE) compares as floats.
+    """
+    if isinstance(a, Decimal) and isinstance(b, float) or isinstance(a, float) and isinstance(
+            b, Decimal):
+        a, b = float(a), float(b)  # type: ignore[arg-type]
     if isinstance(a, float) and isinstance(b, float):
         if math.isnan(a) and math.isnan(b):
             return True

@@ -46,11 +46,13 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A named SQL query; ``file`` is where its text came from, if from a file."""
+    """A named SQL query; ``file`` is where its text came from, if from a file, ``tpch``
+    which of the package's TPC-H queries it is (``q01`` .. ``q22``), if one."""
 
     name: str
     sql: str
     file: str | None = None
+    tpch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,27 +230,43 @@ def _parse_variants(p: Problems, raw: Mapping[str, Any]) -> tuple[Variant, ...]:
 
 
 def _parse_queries(p: Problems, raw: Mapping[str, Any], base_dir: Path) -> tuple[Query, ...]:
-    """``[[queries]]``: each a name and either ``sql`` or a ``file`` (relative to the spec)."""
+    """``[[queries]]``: each a name and one of ``sql``, a ``file`` (relative to the spec) or
+    ``tpch``, the name of one of the TPC-H queries shipped with mpp (``q01`` .. ``q22``)."""
     queries: list[Query] = []
     if "queries" not in raw:
         p.add("queries", "missing: a scenario needs at least one [[queries]] table.",
               'Add [[queries]] with name = "..." and sql = "SELECT ...".')
     for where, t in p.tables(raw, "queries", ""):
-        p.unknown_keys(t, ("name", "sql", "file"), where)
+        p.unknown_keys(t, ("name", "sql", "file", "tpch"), where)
         name = p.get(t, "name", str, where)
         sql = p.get(t, "sql", str, where, default=None)
         file = p.get(t, "file", str, where, default=None)
-        if (sql is None) == (file is None):
-            p.add(where, "needs exactly one of sql or file.")
+        tpch = p.get(t, "tpch", str, where, default=None)
+        given = [k for k, v in (("sql", sql), ("file", file), ("tpch", tpch)) if v is not None]
+        if len(given) != 1:
+            p.add(where, "needs exactly one of sql, file or tpch.")
             continue
         if file is not None:
             sql = _read_query_file(p, base_dir / file, join(where, "file"))
-        if sql is not None and _sql_ok(p, sql, join(where, "file" if file else "sql")):
+        if tpch is not None:
+            sql = _tpch_query(p, tpch, join(where, "tpch"))
+        if sql is not None and _sql_ok(p, sql, join(where, given[0])):
             if any(q.name == name for q in queries):
                 p.add(join(where, "name"), f"duplicate query name {name!r}.")
             if isinstance(name, str):
-                queries.append(Query(name, sql.strip(), file))
+                queries.append(Query(name, sql.strip(), file, tpch))
     return tuple(queries)
+
+
+def _tpch_query(p: Problems, name: str, where: str) -> str | None:
+    """The text of the TPC-H query ``name`` shipped with mpp, or None (a problem added)."""
+    from mpp.datagen.tpch_queries import load_queries
+
+    texts = load_queries()
+    if name not in texts:
+        p.add(where, f"no TPC-H query {name!r}.", f"Use one of {', '.join(texts)}.")
+        return None
+    return texts[name]
 
 
 def _read_query_file(p: Problems, path: Path, where: str) -> str | None:
@@ -319,7 +337,8 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
         "name": sc.name, "description": sc.description, "repeats": sc.repeats,
         "data": sc.data.to_dict(), "cluster": cluster,
         "variants": [{"name": v.name, "settings": v.settings_dict()} for v in sc.variants],
-        "queries": [{"name": q.name, **({"file": q.file} if q.file else {"sql": q.sql})}
+        "queries": [{"name": q.name, **({"file": q.file} if q.file else
+                                        {"tpch": q.tpch} if q.tpch else {"sql": q.sql})}
                     for q in sc.queries],
         "checks": {"oracle": sc.checks.oracle, "expect": expect},
         "whatif": {"workers": list(sc.whatif.workers),

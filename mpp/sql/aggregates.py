@@ -17,13 +17,22 @@ import pyarrow as pa
 from sqlglot import exp
 
 from mpp.logical.expr import AggFunc, Column, Expr
+from mpp.physical.aggspecs import AGGREGATES, result_type
 from mpp.sql import types as T
-from mpp.sql.expressions import AGGREGATES, ExprBinder, contains_aggregate
-from mpp.sql.parse import ARITIES, unsupported, written_call
+from mpp.sql.expressions import ExprBinder, contains_aggregate
+from mpp.sql.parse import ARITIES, unsupported, written_call, written_name
 from mpp.sql.scope import Scope
 
+# The SQL names of the aggregate functions (as sqlglot parses them in Trino's dialect);
+# what each computes is its AggSpec in mpp.physical.aggspecs.
 _FUNCS = {exp.Count: AggFunc.COUNT, exp.Sum: AggFunc.SUM, exp.Min: AggFunc.MIN,
-          exp.Max: AggFunc.MAX, exp.Avg: AggFunc.AVG}
+          exp.Max: AggFunc.MAX, exp.Avg: AggFunc.AVG,
+          exp.Stddev: AggFunc.STDDEV_SAMP, exp.StddevSamp: AggFunc.STDDEV_SAMP,
+          exp.StddevPop: AggFunc.STDDEV_POP, exp.Variance: AggFunc.VAR_SAMP,
+          exp.VariancePop: AggFunc.VAR_POP, exp.CountIf: AggFunc.COUNT_IF,
+          exp.LogicalAnd: AggFunc.BOOL_AND, exp.LogicalOr: AggFunc.BOOL_OR,
+          exp.AnyValue: AggFunc.ARBITRARY, exp.ArgMin: AggFunc.MIN_BY,
+          exp.ArgMax: AggFunc.MAX_BY, exp.ApproxDistinct: AggFunc.APPROX_DISTINCT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +45,7 @@ class AggregateSlot:
     dtype: pa.DataType
     name: str
     where: tuple[str, int | None, int | None] = ("", None, None)  # source text, line, column
+    by: Expr | None = None  # min_by/max_by's second argument
 
 
 @dataclass
@@ -45,29 +55,16 @@ class AggregateRegistry:
     slots: list[AggregateSlot] = field(default_factory=list)
 
     def add(self, func: AggFunc, arg: Expr | None, distinct: bool, dtype: pa.DataType,
-            where: tuple[str, int | None, int | None] = ("", None, None)) -> Column:
-        """Register ``func([DISTINCT] arg)``, written ``where`` (text, line, column); return
-        the column its result will be."""
+            where: tuple[str, int | None, int | None] = ("", None, None),
+            by: Expr | None = None) -> Column:
+        """Register ``func([DISTINCT] arg[, by])``, written ``where`` (text, line, column);
+        return the column its result will be."""
         for slot in self.slots:
-            if (slot.func, slot.arg, slot.distinct) == (func, arg, distinct):
+            if (slot.func, slot.arg, slot.distinct, slot.by) == (func, arg, distinct, by):
                 return Column(slot.name, slot.dtype)
-        slot = AggregateSlot(func, arg, distinct, dtype, f"_a{len(self.slots)}", where)
+        slot = AggregateSlot(func, arg, distinct, dtype, f"_a{len(self.slots)}", where, by)
         self.slots.append(slot)
         return Column(slot.name, dtype)
-
-
-def result_type(func: AggFunc, arg: pa.DataType | None) -> pa.DataType | None:
-    """Trino's result type of ``func`` over ``arg`` (None if the type is not accepted)."""
-    if func in (AggFunc.COUNT, AggFunc.COUNT_STAR):
-        return pa.int64()
-    assert arg is not None
-    if func is AggFunc.SUM:
-        if pa.types.is_integer(arg):
-            return pa.int64()
-        return pa.float64() if pa.types.is_floating(arg) else None
-    if func is AggFunc.AVG:
-        return pa.float64() if T.is_numeric(arg) else None
-    return arg  # min / max keep the argument's type
 
 
 class PostAggregateBinder(ExprBinder):
@@ -80,6 +77,8 @@ class PostAggregateBinder(ExprBinder):
         self.registry = registry
 
     def bind(self, node: exp.Expr) -> Expr:
+        if isinstance(node, exp.Filter) and isinstance(node.this, exp.AggFunc):
+            return self.aggregate_call(node.this, node.expression)
         if isinstance(node, exp.AggFunc):
             return self.aggregate_call(node)
         if not contains_aggregate(node):
@@ -97,38 +96,64 @@ class PostAggregateBinder(ExprBinder):
                                        "function")
         return super().bind(node)
 
-    def aggregate_call(self, node: exp.AggFunc) -> Column:
-        """Register the aggregate call ``node``; return its output column."""
-        name = node.sql_name().lower()
-        if type(node) not in AGGREGATES:
+    def aggregate_call(self, node: exp.AggFunc, where: exp.Expr | None = None) -> Column:
+        """Register the aggregate call ``node`` (with ``FILTER (WHERE ...)`` clause ``where``);
+        return its output column.
+
+        ``f(x) FILTER (WHERE c)`` is ``f(CASE WHEN c THEN x END)``: every aggregate ignores
+        NULL arguments (count(*) becomes count(CASE WHEN c THEN 1 END); min_by/max_by mask
+        their second argument, as rows with a NULL ``by`` are skipped).
+        """
+        name = written_name(node, self.sql) or node.sql_name().lower()
+        name = name.lower()
+        if type(node) not in _FUNCS:
             raise unsupported(node, self.sql, f"aggregate function {name}()")
+        func = _FUNCS[type(node)]
+        two = AGGREGATES[func].two_args
         inner = node.this
         distinct = isinstance(inner, exp.Distinct)
         if distinct:
             if not inner.expressions:
                 raise self.error(node, f"{name}(DISTINCT) needs an argument")
-            if len(inner.expressions) != 1:
+            if len(inner.expressions) != 1 or two:
                 raise unsupported(node, self.sql, f"{name}(DISTINCT ...) of several arguments")
             inner = inner.expressions[0]
-        if node.expressions:
-            raise self.error(node, f"{name} takes {ARITIES[name]}")
-        func = _FUNCS[type(node)]
+        second = node.args.get("expression") if two else None
+        if node.expressions or (two and second is None) or (
+                not two and node.args.get("expression") is not None):
+            raise self.error(node, f"{name} takes {ARITIES.get(name, '1 argument')}")
+        if isinstance(node, exp.ApproxDistinct) and node.args.get("accuracy") is not None:
+            raise unsupported(node, self.sql, "approx_distinct(x, e) with a maximum standard "
+                              "error", hint=" (approx_distinct(x) is: 2.3%)")
+        condition = None
+        if where is not None:
+            if contains_aggregate(where.this):
+                raise self.error(where.this, "FILTER (WHERE ...) cannot contain an aggregate")
+            condition = where.this
+        where_text = (written_call(node, self.sql), *self.where(node))
         if func is AggFunc.COUNT and (inner is None or isinstance(inner, exp.Star)):
             if distinct:
                 raise self.error(node, "count(DISTINCT *) is not valid")
-            return self.registry.add(AggFunc.COUNT_STAR, None, False, pa.int64())
-        if distinct and func is not AggFunc.COUNT:
-            raise unsupported(node, self.sql, f"{name}(DISTINCT ...)",
-                              hint=" (only count(DISTINCT x) is)")
+            if condition is None:
+                return self.registry.add(AggFunc.COUNT_STAR, None, False, pa.int64())
+            inner = exp.Literal.number(1)
         if inner is None:
             raise self.error(node, f"{name}() needs an argument")
-        arg = ExprBinder(self.scope, self.sql, "an aggregate function's argument").bind(inner)
+        if condition is not None and not two:
+            inner = exp.Case(ifs=[exp.If(this=condition.copy(), true=inner.copy())])
+        elif condition is not None and second is not None:
+            second = exp.Case(ifs=[exp.If(this=condition.copy(), true=second.copy())])
+        binder = ExprBinder(self.scope, self.sql, "an aggregate function's argument")
+        arg = binder.bind(inner)
+        by = binder.bind(second) if second is not None else None
         if distinct and pa.types.is_null(arg.dtype):
             # count(DISTINCT NULL): Arrow's distinct count has no kernel for the null type
             # ungrouped and counts the NULL as a value grouped; as a boolean it is just NULL.
             arg = T.coerce(arg, pa.bool_())
-        dtype = result_type(func, arg.dtype)
+        if func in (AggFunc.COUNT_IF, AggFunc.BOOL_AND, AggFunc.BOOL_OR) and pa.types.is_null(
+                arg.dtype):
+            arg = T.coerce(arg, pa.bool_())
+        dtype = result_type(func, [arg.dtype] + ([by.dtype] if by is not None else []))
         if dtype is None:
             raise self.error(node, f"{name}() cannot be applied to {arg.dtype}")
-        where = (written_call(node, self.sql), *self.where(node))
-        return self.registry.add(func, arg, distinct, dtype, where)
+        return self.registry.add(func, arg, distinct, dtype, where_text, by)

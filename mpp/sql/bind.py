@@ -6,6 +6,7 @@ The shape the binder builds, bottom-up (each step only when the query has the cl
     Filter                        WHERE
     Project -> Aggregate          GROUP BY / aggregates: the Project computes keys and arguments
     Filter                        HAVING
+    Project -> Window...          window functions (mpp.sql.windows)
     Project                       the select list (+ hidden ORDER BY expressions)
     Aggregate                     SELECT DISTINCT (group by every output, no aggregates)
     Sort                          ORDER BY
@@ -41,6 +42,13 @@ from mpp.sql.subqueries import (
     having_scalars,
     join_scalars,
     plan_where,
+)
+from mpp.sql.windows import (
+    WindowExprBinder,
+    WindowPostAggregateBinder,
+    bind_windows,
+    collect_windows,
+    uses_aggregate,
 )
 
 if TYPE_CHECKING:
@@ -141,13 +149,22 @@ class QueryBinder:
         distinct = select.args.get("distinct") is not None
         if self._is_aggregate(select, items):
             return self._aggregate_query(select, source, scope, items, distinct)
-        binder = ExprBinder(scope, self.sql, "the select list")
+        binder = WindowExprBinder(scope, self.sql, "the select list")
         for item in items:  # scalar subqueries: joined in as columns
             if has_subquery(item.node):
                 source = join_scalars(self, item.node, source, scope, binder)
+        windows = bind_windows(self, self._windows(select, items),
+                               ExprBinder(scope, self.sql, "a window function"))
+        source = windows.apply(source, lambda: self.fresh("_wk"))
+        order_binder = WindowExprBinder(scope, self.sql, "ORDER BY")
+        binder.windows = order_binder.windows = windows.refs
         exprs = [binder.bind(i.node) for i in items]
-        order_binder = ExprBinder(scope, self.sql, "ORDER BY")
         return self._finish(select, source, items, exprs, order_binder, distinct)
+
+    def _windows(self, select: exp.Select, items: list[SelectItem]) -> list[exp.Window]:
+        """The window calls of the select list and ORDER BY."""
+        order = select.args.get("order")
+        return collect_windows([i.node for i in items] + ([order] if order is not None else []))
 
     def _check_statement(self, node: exp.Expr) -> exp.Select:
         if not isinstance(node, exp.Select):
@@ -155,8 +172,10 @@ class QueryBinder:
                            "subset (only SELECT is)", *statement_start(self.sql))
         for key, construct in _UNSUPPORTED_CLAUSES.items():
             if node.args.get(key):
-                raise unsupported(node.args[key] if isinstance(node.args[key], exp.Expression)
-                                  else node, self.sql, construct)
+                value = node.args[key]
+                value = value[0] if isinstance(value, list) else value  # the first WINDOW w
+                raise unsupported(value if isinstance(value, exp.Expression) else node,
+                                  self.sql, construct)
         if not node.expressions:
             raise SqlError("syntax error: the select list is empty", *statement_start(self.sql))
         distinct = node.args.get("distinct")
@@ -225,7 +244,8 @@ class QueryBinder:
             return True
         order = select.args.get("order")
         nodes = [i.node for i in items] + ([order] if order is not None else [])
-        return any(contains_aggregate(n) for n in nodes)
+        return (any(contains_aggregate(n) for n in nodes)
+                or uses_aggregate(self._windows(select, items)))
 
     def _aggregate_query(self, select: exp.Select, source: LogicalNode, scope: Scope,
                          items: list[SelectItem], distinct: bool) -> LogicalPlan:
@@ -237,10 +257,18 @@ class QueryBinder:
         def binder(clause: str) -> PostAggregateBinder:
             return PostAggregateBinder(scope, self.sql, groups, registry, clause)
 
+        # Window calls bind first: their aggregates join the registry, their columns are known.
+        windows = bind_windows(self, self._windows(select, items), binder("a window function"))
+
+        def window_binder(clause: str) -> WindowPostAggregateBinder:
+            bound = WindowPostAggregateBinder(scope, self.sql, groups, registry, clause)
+            bound.windows = windows.refs
+            return bound
+
         # One-row plans of the select list's and HAVING's scalar subqueries, joined in after
         # the Aggregate.
         scalars: list[LogicalNode] = []
-        select_binder = binder("the select list")
+        select_binder = window_binder("the select list")
         for item in items:
             if has_subquery(item.node):
                 scalars += having_scalars(self, item.node, scope, select_binder)
@@ -250,11 +278,12 @@ class QueryBinder:
         if having is not None and has_subquery(having.this):
             scalars += having_scalars(self, having.this, scope, having_binder)
         having_expr = having_binder.predicate(having.this) if having is not None else None
-        order_binder = binder("ORDER BY")
+        order_binder = window_binder("ORDER BY")
         order = self._order_keys(select, items, exprs, order_binder)  # may add aggregates
         node = cross_join_all(self, build_aggregate(self, source, groups, registry), scalars)
         if having_expr is not None:
             node = Filter(node, having_expr)
+        node = windows.apply(node, lambda: self.fresh("_wk"))
         return self._finish(select, node, items, exprs, order_binder, distinct, order)
 
     def _order_keys(self, select: exp.Select, items: list[SelectItem], exprs: list[Expr],

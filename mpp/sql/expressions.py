@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 
 import pyarrow as pa
 from sqlglot import exp
@@ -19,7 +20,7 @@ from mpp.logical.evaluate import integer_name
 from mpp.logical.expr import Call, Expr, Literal, conjoin, disjoin, factor_disjunction
 from mpp.sql import calls, folding
 from mpp.sql import types as T
-from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported
+from mpp.sql.parse import ARITIES, call_arguments, locate, unsupported, written_name
 from mpp.sql.scope import Scope, check_qualifiers
 
 AGGREGATES = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg)
@@ -28,11 +29,9 @@ _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">",
 # Constructs outside the subset that sqlglot parses into nodes of their own: the name errors
 # give them, and the keyword they point at.
 _CONSTRUCTS: dict[type, tuple[str, TokenType | None]] = {
-    exp.Window: ("window function (OVER)", TokenType.OVER),
     exp.Exists: ("EXISTS (subquery) other than as a WHERE condition (a term joined by AND)",
                  TokenType.EXISTS),
     exp.Interval: ("INTERVAL outside date arithmetic", TokenType.INTERVAL),
-    exp.Filter: ("FILTER (WHERE ...) on an aggregate", TokenType.FILTER),
     exp.Rollup: ("GROUP BY ROLLUP", TokenType.ROLLUP),
     exp.Cube: ("GROUP BY CUBE", TokenType.CUBE),
     exp.GroupingSets: ("GROUP BY GROUPING SETS", TokenType.GROUPING_SETS),
@@ -102,6 +101,9 @@ class ExprBinder:
         raise self._unsupported(node)
 
     def _unsupported(self, node: exp.Expr) -> SqlError:
+        if isinstance(node, exp.Window):  # bound only where a query's windows are computed
+            line, column = locate(node, self.sql, TokenType.OVER)
+            return SqlError(f"window functions are not allowed in {self.clause}", line, column)
         for kind, (construct, keyword) in _CONSTRUCTS.items():
             if isinstance(node, kind):
                 return unsupported(node, self.sql, construct, keyword)
@@ -124,9 +126,13 @@ class ExprBinder:
         if node.is_string:
             return Literal(node.this, pa.string())
         text = node.this
-        if any(ch in text for ch in ".eE"):
-            # Trino types 1.5 as DECIMAL; mpp uses DOUBLE (documented in docs/architecture/sql.md).
+        if any(ch in text for ch in "eE"):  # 1e3 and 1.5E-2 are DOUBLE in Trino
             return Literal(float(text), pa.float64())
+        if "." in text:  # 1.5 is DECIMAL(2, 1) in Trino
+            try:
+                return Literal(*T.decimal_literal(text))
+            except ValueError as err:
+                raise self.error(node, str(err)) from None
         value = int(text)
         if not -(2**63) <= value < 2**63:
             raise self.error(node, f"integer literal {text} is out of the BIGINT range")
@@ -154,39 +160,67 @@ class ExprBinder:
         if isinstance(node, exp.TryCast):
             raise unsupported(node, self.sql, "TRY_CAST")
         shown = node.to.sql(dialect="trino")
-        target = T.arrow_type(node.to)
+        try:
+            target = T.arrow_type(node.to)
+        except ValueError as err:
+            raise self.error(node, f"invalid type in CAST: {err}") from None
         if target is None:
             raise self.error(node, f"unsupported type in CAST: {shown}")
         # Trino's varchar(3) truncates and timestamp(3) rounds; mpp does neither, so written
-        # parameters are rejected. (TIMESTAMP '...' literals get parameters of sqlglot's own,
-        # without source positions: those are fine.)
-        if any(p.meta for e in node.to.expressions for p in e.walk()):
+        # parameters are rejected (DECIMAL's precision and scale are its type). (TIMESTAMP
+        # '...' literals get parameters of sqlglot's own, without source positions: fine.)
+        if not T.is_decimal(target) and any(p.meta for e in node.to.expressions
+                                            for p in e.walk()):
             raise unsupported(node, self.sql, f"CAST to {shown}",
                               hint=" (mpp would ignore the length or precision; write "
                                    f"{node.to.this.name.lower()})")
         if node.to.this == exp.DataType.Type.CHAR:  # Trino's char is char(1), blank-padded
             raise unsupported(node, self.sql, f"CAST to {shown}", hint=" (write varchar)")
         inner = self.bind(node.this)
+        if (T.is_decimal(target) and not node.to.expressions and isinstance(inner, Literal)
+                and isinstance(inner.value, str) and self.typed_literal(node)):
+            try:  # DECIMAL '1.50' is DECIMAL(3, 2), as the literal 1.50 is
+                return Literal(*T.decimal_literal(inner.value))
+            except ValueError as err:
+                raise self.error(node, str(err)) from None
         if isinstance(inner, Literal) and isinstance(inner.value, str):
             try:  # DATE '...' / TIMESTAMP '...' literals arrive as casts of strings
                 return Literal(T.literal_value(inner.value, target), target)
-            except ValueError:
-                raise self.error(node, f"invalid {node.to.this.name} literal "
+            except (ValueError, ArithmeticError):
+                name = T.type_name(target) if T.is_decimal(target) else node.to.this.name
+                raise self.error(node, f"invalid {name} literal "
                                        f"{inner.value!r}") from None
         return inner if inner.dtype == target else Call("cast", (inner,), target)
+
+    def typed_literal(self, node: exp.Cast) -> bool:
+        """True if ``node`` was written as a typed literal (``DECIMAL '1.5'``), not a CAST:
+        sqlglot parses both into the same node; the word before the string tells them apart."""
+        line, column = self.where(node.this)
+        offset = sum(len(text) + 1 for text in self.sql.split("\n")[:line - 1]) + column - 1
+        return self.sql[:offset].rstrip().upper().endswith("DECIMAL")
 
     def arithmetic(self, node: exp.Binary) -> Expr:
         op = _ARITH[type(node)]
         if isinstance(node.left, exp.Interval) or isinstance(node.right, exp.Interval):
             return self.interval_arithmetic(node, op)
         left, right = self.bind(node.left), self.bind(node.right)
-        folded = folding.fold_decimal_literals(op, left, right)
+        try:
+            folded = folding.fold_decimal_literals(op, left, right)
+        except ValueError as err:  # Decimal overflow
+            raise self.error(node, f"{err} in {node.sql(dialect='trino')}") from None
         if folded is not None:
             return folded
         common = T.common_type(left.dtype, right.dtype)
         if common is None or not (T.is_numeric(common) or pa.types.is_null(common)):
             raise self.error(node, f"operator {op} cannot be applied to {left.dtype} and "
                                    f"{right.dtype}")
+        if T.is_decimal(common):  # each side as its own decimal; the result by Trino's rule
+            sides = tuple(T.coerce(e, T.as_decimal(e.dtype if T.is_numeric(e.dtype)
+                                                   else common)) for e in (left, right))
+            try:
+                return Call(op, sides, T.decimal_result(op, sides[0].dtype, sides[1].dtype))
+            except ValueError as err:
+                raise self.error(node, str(err)) from None
         return Call(op, (T.coerce(left, common), T.coerce(right, common)), common)
 
     def interval_arithmetic(self, node: exp.Binary, op: str) -> Expr:
@@ -229,7 +263,7 @@ class ExprBinder:
                 and inner.this == str(2**63)):  # -9223372036854775808: the smallest BIGINT
             return Literal(-(2**63), pa.int64())
         arg = self.bind(inner)
-        if isinstance(arg, Literal) and isinstance(arg.value, int | float):
+        if isinstance(arg, Literal) and isinstance(arg.value, int | float | Decimal):
             if pa.types.is_integer(arg.dtype) and -arg.value >= 2 ** (arg.dtype.bit_width - 1):
                 # -(-2147483648): folding must fail as evaluating would
                 raise self.error(node, f"{integer_name(arg.dtype)} negation overflow")
@@ -457,8 +491,14 @@ class ExprBinder:
             raise self.error(node, f"values of types {types} cannot be combined")
         return common
 
-    def aggregate(self, node: exp.Func) -> Expr:
-        raise self.error(node, f"aggregate function {node.sql_name().lower()}() is not allowed "
+    def aggregate(self, node: exp.Expr) -> Expr:
+        if isinstance(node, exp.Filter):  # f(x) FILTER (WHERE c)
+            if not isinstance(node.this, exp.AggFunc):
+                raise unsupported(node, self.sql, "FILTER (WHERE ...) on a non-aggregate",
+                                  TokenType.FILTER)
+            node = node.this
+        name = written_name(node, self.sql) or node.sql_name()
+        raise self.error(node, f"aggregate function {name.lower()}() is not allowed "
                                f"in {self.clause}")
 
 
@@ -484,6 +524,7 @@ _HANDLERS: dict[type, Callable[..., Expr]] = {
     exp.Extract: ExprBinder.extract,
     exp.Substring: ExprBinder.substring,
     exp.AggFunc: ExprBinder.aggregate,
+    exp.Filter: ExprBinder.aggregate,
     exp.Case: ExprBinder.case,
     exp.If: ExprBinder.if_,
     exp.Coalesce: ExprBinder.coalesce,

@@ -17,11 +17,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import decimal
-import math
 
 import pyarrow as pa
 
 from mpp.logical.expr import Expr, Literal
+from mpp.sql import types as T
 
 DATE_UNITS = ("year", "month", "week", "day")
 TIMESTAMP_UNITS = DATE_UNITS + ("hour", "minute", "second")
@@ -48,19 +48,24 @@ def shift(value: dt.date, amount: int, unit: str) -> dt.date:
 
 
 def fold_decimal_literals(op: str, left: Expr, right: Expr) -> Literal | None:
-    """``0.06 + 0.01`` computed as Trino does, in DECIMAL (0.07), then stored as DOUBLE; None
-    unless both sides are number literals and one is a decimal (mpp's DOUBLE) literal.
+    """``0.06 + 0.01`` computed now, exactly, as Trino computes it: DECIMAL(3, 2) 0.07. None
+    unless both sides are decimal or integer literals and at least one is a decimal (and, for
+    ``/`` and ``%``, the divisor is not zero: that fails where the row is evaluated).
 
-    Decimal literals are DOUBLE in mpp, and binary arithmetic on them drifts
-    (``0.06 + 0.01`` is 0.06999999999999999): TPC-H Q6's ``BETWEEN 0.06 - 0.01 AND 0.06 +
-    0.01`` would drop every row at 0.07. A double's shortest text is the literal written.
+    The result has Trino's type (:func:`mpp.sql.types.decimal_result`), a quotient rounded
+    half up to its scale; ValueError ("Decimal overflow") when it does not fit.
     """
-    values = [e.value for e in (left, right) if isinstance(e, Literal)]
-    if (op not in ("+", "-", "*") or len(values) != 2
-            or not all(type(v) in (int, float) for v in values)
-            or not any(isinstance(v, float) for v in values)
-            or not all(math.isfinite(v) for v in values)):
+    if not (isinstance(left, Literal) and isinstance(right, Literal)):
         return None
-    a, b = (decimal.Decimal(repr(v)) for v in values)
-    exact = a + b if op == "+" else a - b if op == "-" else a * b
-    return Literal(float(exact), pa.float64())
+    types = (left.dtype, right.dtype)
+    if (not any(pa.types.is_decimal(t) for t in types)
+            or not all(pa.types.is_decimal(t) or pa.types.is_integer(t) for t in types)
+            or left.value is None or right.value is None
+            or (op in "/%" and right.value == 0)):
+        return None
+    result = T.decimal_result(op, *types)
+    context = decimal.Context(prec=100)
+    a, b = decimal.Decimal(left.value), decimal.Decimal(right.value)
+    exact = {"+": context.add, "-": context.subtract, "*": context.multiply,
+             "/": context.divide, "%": context.remainder}[op](a, b)
+    return Literal(T.fit_decimal(exact, result), result)

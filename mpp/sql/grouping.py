@@ -87,20 +87,26 @@ def build_aggregate(qb: QueryBinder, source: LogicalNode, groups: dict[Expr, Col
     for key, col in groups.items():
         computed[col.name] = key
     calls = []
+
+    def input_column(arg: Expr | None) -> Column | None:
+        """The column of the Project below the Aggregate that holds ``arg``."""
+        if arg is None:
+            return None
+        if isinstance(arg, Column):
+            col = arg
+        else:
+            existing = [n for n, e in computed.items() if e == arg]
+            name = existing[0] if existing else qb.fresh("_arg")
+            computed[name] = arg
+            col = Column(name, arg.dtype)
+        computed.setdefault(col.name, col)
+        return col
+
     for slot in registry.slots:
-        arg_col = None
-        if slot.arg is not None:
-            if isinstance(slot.arg, Column):
-                arg_col = slot.arg
-            else:
-                existing = [n for n, e in computed.items() if e == slot.arg]
-                name = existing[0] if existing else qb.fresh("_arg")
-                computed[name] = slot.arg
-                arg_col = Column(name, slot.arg.dtype)
-            computed.setdefault(arg_col.name, arg_col)
+        arg_col = input_column(slot.arg)
         text, line, column = slot.where
         calls.append(AggregateCall(slot.func, arg_col, slot.distinct, slot.dtype, text, line,
-                                   column))
+                                   column, input_column(slot.by)))
     node = source
     if any(not (isinstance(e, Column) and e.name == n) for n, e in computed.items()):
         node = Project(source, tuple(computed.values()), tuple(computed))

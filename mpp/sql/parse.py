@@ -71,12 +71,30 @@ def parse(sql: str) -> exp.Expr:
         raise _token_error(sql) from None
     for statement in statements:
         _check_depth(statement, sql)
+        _normalise_aggregates(statement, sql, tokens)
     if not statements:
         raise SqlError("empty query: expected a SELECT statement", 1, 1)
     if len(statements) > 1:
         line, col = locate(statements[1], sql)
         raise SqlError("only one statement per query is supported", line, col)
     return statements[0]
+
+
+def _normalise_aggregates(tree: exp.Expr, sql: str, tokens: Sequence[Token]) -> None:
+    """Trino's ``every(x)`` is ``bool_and(x)`` (sqlglot parses it as an unknown function), and
+    min_by/max_by get the position of their name (sqlglot's nodes for them have none)."""
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "every" and len(node.expressions) == 1:
+            replacement = exp.LogicalAnd(this=node.expressions[0].copy())
+            replacement.meta.update(node.meta)
+            node.replace(replacement)
+    for node in tree.find_all(exp.ArgMin, exp.ArgMax):
+        start = _start(node)
+        index = _token_starts(sql).get(start) if start is not None and not node.meta else None
+        call = _enclosing_call(tokens, index) if index is not None else None
+        if call is not None:
+            name = tokens[call]
+            node.meta.update(line=name.line, col=name.col, start=name.start, end=name.end)
 
 
 def _check_parentheses(sql: str, tokens: Sequence[Token]) -> None:
@@ -135,6 +153,8 @@ ARITIES: dict[str, str] = {
     "min": "1 argument",
     "max": "1 argument",
     "avg": "1 argument",
+    "min_by": "2 arguments (value, ordering value)",
+    "max_by": "2 arguments (value, ordering value)",
 }
 """How many arguments the functions of mpp's subset take, as error messages say it."""
 

@@ -98,21 +98,39 @@ def plan_where(qb: QueryBinder, condition: exp.Expr, source: LogicalNode,
 
 def plan_conditions(qb: QueryBinder, conjuncts: list[exp.Expr], source: LogicalNode,
                     scope: Scope) -> LogicalNode:
-    """``source`` filtered by every one of ``conjuncts``: IN / EXISTS terms as semi and anti
-    joins, scalar subqueries joined in as columns, the rest as one Filter."""
+    """``source`` filtered by every one of ``conjuncts``, in three layers, bottom-up:
+
+    1. the conjuncts without a subquery, as one Filter directly above the FROM relation (so
+       that its comma joins and the WHERE equalities between them form one join group that
+       ``reorder_joins``, or its FROM-order fallback, turns into equi joins even when
+       ``pushdown_predicates`` is switched off: with the Filter above a semi join instead,
+       the comma joins would stay cross products);
+    2. IN / EXISTS terms, as semi and anti joins;
+    3. the conjuncts with scalar subqueries: the subqueries joined in as columns, then one
+       Filter.
+
+    Every layer only removes rows, so the order does not change the result.
+    """
     plain: list[exp.Expr] = []
+    tests: list[tuple[bool, exp.Expr | None, exp.Expr, exp.Expr]] = []
+    scalar: list[exp.Expr] = []
     for c in conjuncts:
         test = _subquery_test(c)
-        if test is None:
-            plain.append(c)
+        if test is not None:
+            tests.append(test)
         else:
-            source = _semi_or_anti(qb, source, scope, *test)
-    if not plain:
+            (scalar if has_subquery(c) else plain).append(c)
+    if plain:
+        binder = ExprBinder(scope, qb.sql, "WHERE")
+        source = Filter(source, conjoin([binder.predicate(c) for c in plain]))  # type: ignore[arg-type]
+    for test in tests:
+        source = _semi_or_anti(qb, source, scope, *test)
+    if not scalar:
         return source
     binder = ExprBinder(scope, qb.sql, "WHERE")
-    for c in plain:
+    for c in scalar:
         source = join_scalars(qb, c, source, scope, binder)
-    return Filter(source, conjoin([binder.predicate(c) for c in plain]))  # type: ignore[arg-type]
+    return Filter(source, conjoin([binder.predicate(c) for c in scalar]))  # type: ignore[arg-type]
 
 
 def join_scalars(qb: QueryBinder, node: exp.Expr, source: LogicalNode, scope: Scope,

@@ -23,11 +23,23 @@ class StorageFormat(enum.Enum):
     ORC = "orc"  # columnar
     CSV = "csv"  # row, text: the raw "data lake" form
     SQLITE = "sqlite"  # row store RDB: the "MySQL master table" of a federated join
+    MYSQL = "mysql"  # a live MySQL / MariaDB table, registered and read in place (never written)
 
     @property
     def columnar(self) -> bool:
         """True for formats that store each column contiguously."""
         return self in (StorageFormat.PARQUET, StorageFormat.ORC)
+
+    @property
+    def relational(self) -> bool:
+        """True for a table in a database: scans send SQL, and its row counts date from when
+        it was registered (another program may write it since)."""
+        return self in (StorageFormat.SQLITE, StorageFormat.MYSQL)
+
+    @property
+    def writable(self) -> bool:
+        """True for formats mpp writes tables in (a MySQL table is only ever read)."""
+        return self is not StorageFormat.MYSQL
 
 
 PredicateOp = Literal["=", "!=", "<", "<=", ">", ">=", "in", "is_null", "is_not_null"]

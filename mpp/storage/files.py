@@ -29,6 +29,15 @@ def to_uri(path: str | os.PathLike[str]) -> str:
     return Path(text).expanduser().resolve().as_uri()
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with its password, if any, shown as ``***`` (for messages and listings)."""
+    parsed = urlparse(uri)
+    if parsed.password is None:
+        return uri
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return parsed._replace(netloc=netloc).geturl()
+
+
 def local_path(uri: str) -> str | None:
     """The local filesystem path of a ``file://`` URL or plain path (None for remote URLs)."""
     if "://" not in uri:

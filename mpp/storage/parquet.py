@@ -160,7 +160,7 @@ def scan(fragment: Fragment, columns: Sequence[str],
     table = pa.table([cols[c] for c in needed],
                      schema=pa.schema([pa.field(c, schema.field(c).type) for c in needed]))
     declared = fragment.option("schema")
-    if declared:  # a registered file whose types mpp stores otherwise (DECIMAL as DOUBLE)
+    if declared:  # a registered file whose types mpp stores otherwise (a wide DECIMAL as DOUBLE)
         types = schema_from_text(declared)
         table = table.cast(pa.schema([pa.field(c, types.field(c).type) for c in needed]))
     return finish_scan(table, columns, predicates, bytes_read)

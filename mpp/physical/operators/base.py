@@ -33,7 +33,9 @@ class TaskContext:
 
     Attributes:
         partition: index of the task within its stage.
-        fragment: the fragment a stage's scan reads in this task (None when fed by exchanges).
+        fragments: the fragment each scan of the stage reads in this task, by the scan's
+            ``slot`` (None for a scan outside the task's range or with every fragment pruned;
+            empty when the stage is fed by exchanges only).
         inputs: rows this task received, by the id of the exchange they came through.
         rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
         hot_keys: the most frequent key values of the first keyed operator, with row counts.
@@ -41,7 +43,7 @@ class TaskContext:
     """
 
     partition: int
-    fragment: Fragment | None = None
+    fragments: tuple[Fragment | None, ...] = ()
     inputs: dict[int, pa.Table] = field(default_factory=dict)
     rows_in: int = 0
     bytes_read: int = 0

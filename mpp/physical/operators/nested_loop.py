@@ -4,7 +4,8 @@ With no key to hash on, every pair of rows is a candidate: the task forms the pa
 of at most :data:`PAIRS_PER_CHUNK`) and keeps those the residual accepts. BROADCAST (inner and
 left joins): the right side is copied to every task of the left side, as Trino replicates the
 build side of a cross join. SINGLE (right and full joins, which must emit the unmatched right
-rows exactly once): both sides are gathered into one task.
+rows exactly once): both sides in one task, gathered there (a side that is one partition
+already, such as a single-fragment scan, is read in that task directly).
 
 :func:`with_unmatched` is shared with ``HashJoinExec``: an outer join is its matched pairs plus
 the rows of the preserved side(s) that no pair uses, padded with NULLs. A pair failing the

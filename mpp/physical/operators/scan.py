@@ -44,6 +44,11 @@ class ScanExec(PhysicalOp):
 
     ``fetch`` (the optimizer's pushed LIMIT): each task passes on at most that many rows, and
     the planner listed only the fragments needed to hold them when their row counts allow.
+
+    ``slot``: the scan's position among its stage's scans (set when stages are cut). A stage
+    may read several scans, in one task (the two single-fragment sides of a RIGHT or FULL
+    nested-loop join) or in separate task ranges (a union); a task is handed one fragment per
+    slot, and this scan reads its own.
     """
 
     word: ClassVar[str] = "scan"
@@ -58,16 +63,18 @@ class ScanExec(PhysicalOp):
     # and columns), shown by EXPLAIN; empty for files.
     source_query: str = ""
     fetch: int | None = None
+    slot: int = 0
 
     def output_partitioning(self) -> Partitioning:
         return Arbitrary(max(1, len(self.fragments)))
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        if tctx.fragment is None:
+        fragment = tctx.fragments[self.slot] if self.slot < len(tctx.fragments) else None
+        if fragment is None:
             return empty_table(self.schema)
         from mpp.storage import scan_fragment  # imported on the worker, lazily
 
-        result = scan_fragment(tctx.fragment, self.columns, self.predicates)
+        result = scan_fragment(fragment, self.columns, self.predicates)
         tctx.rows_in += result.rows_scanned
         tctx.bytes_read += result.bytes_read
         table = result.table if self.fetch is None else result.table.slice(0, self.fetch)

@@ -26,10 +26,11 @@ def sort_table(table: pa.Table, keys: tuple[SortKey, ...]) -> pa.Table:
     work, order = table, []
     for i, key in enumerate(keys):
         name = key.column.name
-        # One null-flag column per key lets each key place its NULLs independently.
-        flag = f"__null{i}"
-        work = work.append_column(flag, pc.is_null(table[name]))
-        order.append((flag, "descending" if key.nulls_first else "ascending"))
+        if table[name].null_count:
+            # One null-flag column per key lets each key place its NULLs independently.
+            flag = f"__null{i}"
+            work = work.append_column(flag, pc.is_null(table[name]))
+            order.append((flag, "descending" if key.nulls_first else "ascending"))
         order.append((name, "ascending" if key.ascending else "descending"))
     return table.take(pc.sort_indices(work, sort_keys=order))
 

@@ -1,4 +1,4 @@
-"""The functions CREATE TABLE AS runs on workers: prepare, measure and write.
+"""The functions a write stage runs on workers: prepare, measure and write.
 
 ``prepare`` renames one result partition of the SELECT to the table's columns and sorts it by
 the partition columns (so each partition value is one contiguous row range); ``measure``
@@ -17,12 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.catalog.write import WriteTarget, WrittenFragment, write_fragment
-from mpp.ctas.sizing import Piece
+from mpp.catalog.write import WriteTarget, WrittenFragment, transform_key, write_fragment
 from mpp.errors import MppError, StorageError
 from mpp.metrics.collector import record, worker_address
 from mpp.metrics.records import TaskRecord
 from mpp.storage.base import StorageFormat
+from mpp.write.sizing import Piece
 
 SAMPLE_ROWS = 65_536  # rows encoded to estimate a partition's bytes per row
 
@@ -39,15 +39,28 @@ class WritePayload:
 
 
 def prepare(table: pa.Table, names: Sequence[str], schema: pa.Schema,
-            partition_by: Sequence[str]) -> pa.Table:
-    """One SELECT partition as the new table's columns, sorted by the partition columns."""
+            partition_by: Sequence[str],
+            transforms: Sequence[tuple[str, str]] = ()) -> pa.Table:
+    """One SELECT partition as the table's columns, sorted by the partition columns.
+
+    ``names`` names the SELECT's columns as table columns; table columns it leaves out (an
+    INSERT with a column list) are NULL. Partition ``transforms`` add their key columns
+    (sorted by too), which the file writer drops."""
     table = pa.table(table.columns, names=list(names))
+    missing = [f for f in schema if f.name not in names]
+    if missing:
+        table = pa.table({f.name: table.column(f.name) if f.name in names
+                          else pa.nulls(table.num_rows, f.type) for f in schema})
     try:
         table = table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise MppError(f"cannot store the SELECT's rows as {schema}: {exc}") from None
-    if partition_by and table.num_rows:
-        table = table.take(pc.sort_indices(table, [(c, "ascending") for c in partition_by]))
+    keys = list(partition_by)
+    for transform, column in transforms:  # one key column per partition transform
+        keys.append(f"__{transform}_{column}")
+        table = table.append_column(keys[-1], transform_key(transform, table.column(column)))
+    if keys and table.num_rows:
+        table = table.take(pc.sort_indices(table, [(c, "ascending") for c in keys]))
     return table
 
 

@@ -1,0 +1,126 @@
+"""WindowExec: window functions over whole partitions, one task per hash bucket.
+
+The operator only states its need (DataFusion's ``BoundedWindowAggExec`` does the same): its
+input hash-distributed by the PARTITION BY keys, so every partition lies in one task; without
+PARTITION BY the whole input is one partition and must be gathered into one task.
+``enforce_distribution`` then adds the exchange. Each task sorts its rows by (partition keys,
+order keys) and evaluates every call (:mod:`mpp.physical.window`). Several windows over the
+same PARTITION BY are stacked WindowExecs in one stage: the first one's exchange already
+satisfies the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.logical.expr import SortKey
+from mpp.logical.nodes import Field
+from mpp.logical.window import WindowCall
+from mpp.physical.distribution import (
+    Distribution,
+    HashDistribution,
+    Partitioning,
+    Single,
+    SinglePartition,
+    UnspecifiedDistribution,
+)
+from mpp.physical.operators.base import (
+    PassThroughOp,
+    PhysicalOp,
+    TaskContext,
+    UnaryOp,
+    empty_table,
+)
+from mpp.physical.window import evaluate_windows
+
+GATHER_REASON = "no PARTITION BY: the whole input is one partition, gathered into one task"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowExec(UnaryOp):
+    """Adds one column per window call to the rows of each partition of ``partition_by``."""
+
+    word: ClassVar[str] = "window"
+    input: PhysicalOp
+    partition_by: tuple[str, ...]
+    order_by: tuple[SortKey, ...]
+    calls: tuple[WindowCall, ...]
+    names: tuple[str, ...]
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        return self.input.schema + tuple(
+            Field(n, c.dtype) for n, c in zip(self.names, self.calls, strict=True))
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        if not self.partition_by:
+            return (SinglePartition(),)
+        return (HashDistribution(self.partition_by),)
+
+    def output_partitioning(self) -> Partitioning:
+        # Without PARTITION BY: one partition even before the gather is added below it.
+        return self.input.output_partitioning() if self.partition_by else Single()
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        table = self.input.execute(tctx)
+        tctx.note_keys(table, self.partition_by)
+        if table.num_rows == 0:
+            return empty_table(self.schema)
+        return evaluate_windows(table, self.partition_by, self.order_by, self.calls, self.names)
+
+    def explain_line(self) -> str:
+        parts = []
+        if self.partition_by:
+            parts.append("partition by " + ", ".join(self.partition_by))
+        if self.order_by:
+            parts.append("order by " + ", ".join(str(k) for k in self.order_by))
+        parts.append(", ".join(f"{c} AS {n}" for c, n in zip(self.calls, self.names,
+                                                             strict=True)))
+        line = "WindowExec: " + "; ".join(parts)
+        return line if self.partition_by else f"{line} [{GATHER_REASON}]"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowTopNExec(PassThroughOp):
+    """A partial top-N per partition key, before a window's exchange: keeps the rows whose
+    ``call`` (row_number, rank or dense_rank over this task's rows) is at most ``n``.
+
+    A row ranked beyond ``n`` among its task's rows of a partition ranks beyond ``n`` in the
+    whole partition too, so the window after the exchange computes the same ranks for the rows
+    the query keeps. Exchange combiners apply it again to the outputs they merge.
+    """
+
+    word: ClassVar[str] = "partial-topn"
+    input: PhysicalOp
+    partition_by: tuple[str, ...]
+    order_by: tuple[SortKey, ...]
+    call: WindowCall
+    n: int
+
+    def required_input_distribution(self) -> tuple[Distribution, ...]:
+        return (UnspecifiedDistribution(),)
+
+    def execute(self, tctx: TaskContext) -> pa.Table:
+        return self.merge(self.input.execute(tctx))
+
+    def merge(self, table: pa.Table) -> pa.Table:
+        if table.num_rows <= self.n:
+            return table
+        ranked = evaluate_windows(table, self.partition_by, self.order_by, (self.call,),
+                                  ("__rank",))
+        keep = pc.less_equal(ranked["__rank"], self.n)
+        return ranked.filter(keep).drop_columns(["__rank"])
+
+    @property
+    def merges(self) -> bool:
+        return True
+
+    def explain_line(self) -> str:
+        keys = ", ".join(self.partition_by) or "()"
+        order = ", ".join(str(k) for k in self.order_by)
+        return (f"WindowTopNExec(partial): keep {self.call.func.value}() <= {self.n} per "
+                f"partition by {keys} order by {order} (before the exchange)")

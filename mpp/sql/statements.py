@@ -1,0 +1,351 @@
+"""Statements: SQL text -> one typed statement object, the only place that tells them apart.
+
+:func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
+:func:`mpp.sql.bind`), a :class:`CreateTableAs` (``[OR REPLACE]``), a :class:`CreateTable`
+(columns, an empty table), an :class:`InsertInto` or a :class:`DropTable`; the session runs it
+(``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
+(UPDATE, MERGE, ALTER ...) is refused here, with its kind, line and column.
+
+CREATE TABLE AS takes Trino's Iceberg form:
+
+    CREATE TABLE [IF NOT EXISTS] name
+    WITH (format = 'PARQUET' | 'ORC', partitioned_by = ARRAY['date'], target_file_size = '128MB')
+    AS SELECT ...
+
+Every ``WITH`` property is optional (default: Parquet, unpartitioned, ``write.target_file_bytes``).
+The SELECT keeps its place in the original text (the DDL prefix is blanked, line breaks kept),
+so an error inside it names the same line and column the user sees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
+
+from mpp.catalog.place import check_table_name
+from mpp.catalog.write import TRANSFORMS, partition_field
+from mpp.errors import CatalogError, SqlError
+from mpp.sql.parse import _tokens, locate, parse, statement_start
+from mpp.sql.types import arrow_type, type_name
+from mpp.storage.base import StorageFormat
+
+_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
+CTAS_FORMATS = (StorageFormat.PARQUET, StorageFormat.ORC)
+_TYPES = ("tinyint, smallint, integer, bigint, real, double, decimal(p, s), boolean, varchar, "
+          "date, timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query (SELECT, WITH ..., VALUES): its text, bound and planned by the caller."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTableAs:
+    """One CREATE TABLE AS: the new table's name, layout and the SELECT that fills it."""
+
+    name: str
+    select_sql: str  # the SELECT, at its original line/column (prefix blanked)
+    format: StorageFormat = StorageFormat.PARQUET
+    partitioned_by: tuple[str, ...] = ()
+    target_file_bytes: int | None = None  # None: the ``write.target_file_bytes`` setting
+    if_not_exists: bool = False
+    replace: bool = False  # CREATE OR REPLACE: one snapshot replacing an existing table's rows
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTable:
+    """One ``CREATE TABLE name (column type, ...) [WITH (partitioning = ARRAY[...])]``: a new,
+    empty Iceberg table."""
+
+    name: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    partitioning: tuple[str, ...] = ()  # Iceberg partition fields: 'date', 'day(time)'
+    if_not_exists: bool = False
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The new table's Arrow schema."""
+        return pa.schema(list(self.columns))
+
+
+@dataclass(frozen=True, slots=True)
+class DropTable:
+    """One DROP TABLE."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InsertInto:
+    """One ``INSERT INTO name [(columns)] query``: an append to an existing table."""
+
+    name: str
+    query_sql: str  # the SELECT or VALUES, at its original line/column (prefix blanked)
+    columns: tuple[str, ...] | None = None  # the listed target columns; None: all, in order
+    place: tuple[int, int] = (1, 1)  # line and column of the table name (for errors)
+
+
+Statement = Query | CreateTableAs | CreateTable | InsertInto | DropTable
+WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO and DROP TABLE"
+
+# First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
+_QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
+                          TokenType.L_PAREN, TokenType.FROM})
+
+
+def parse_size(text: str | int, what: str = "target_file_size") -> int:
+    """Bytes of a size such as ``'128MB'``, ``'1.5GB'``, ``'65536'`` (binary units)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = _SIZE.match(str(text))
+        if m is None:
+            raise SqlError(f"{what} takes a size like '128MB' or '1GB', got {text!r}")
+        unit = m.group(2).upper()  # "", "B", "K", "KB", ... ("M" means "MB")
+        value = int(float(m.group(1)) * _UNITS[unit if unit in ("", "B") else
+                                               unit.rstrip("B") + "B"])
+    if value < 1:
+        raise SqlError(f"{what} must be positive, got {text!r}")
+    return value
+
+
+def parse_statement(sql: str) -> Statement:
+    """The statement in ``sql`` as a typed object; SqlError (with line and column) for bad
+    syntax or a statement kind mpp does not run."""
+    head = _tokens(sql)[:1]
+    if not head or head[0].token_type in _QUERY_START:
+        return Query(sql)  # an empty text fails in the binder, with its usual message
+    tree = parse(sql)
+    if isinstance(tree, exp.Query):
+        return Query(sql)
+    if isinstance(tree, exp.Drop):
+        return _drop(tree, sql)
+    if isinstance(tree, exp.Create):
+        return _create(tree, sql)
+    if isinstance(tree, exp.Insert):
+        return _insert(tree, sql)
+    raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
+                   *statement_start(sql))
+
+
+def _kind(sql: str) -> str:
+    """The statement's kind as its first keywords read (``UPDATE``, ``ALTER TABLE``, ...)."""
+    words = [t.text.upper() for t in _tokens(sql)[:2]]
+    return " ".join(words if words[1:] == ["TABLE"] else words[:1])
+
+
+def _table_name(table: exp.Expr, sql: str) -> str:
+    if not isinstance(table, exp.Table) or table.args.get("db") or table.args.get("catalog"):
+        line, col = locate(table, sql)
+        raise SqlError("expected a plain table name (no schema or catalog prefix)", line, col)
+    return table.name
+
+
+def _drop(tree: exp.Drop, sql: str) -> DropTable:
+    kind = str(tree.args.get("kind") or "").upper()
+    tables = tree.args.get("tables") or ([tree.this] if tree.this else [])
+    if kind != "TABLE" or len(tables) != 1:
+        line, col = locate(tree, sql)
+        raise SqlError("only DROP TABLE of one table is supported", line, col)
+    return DropTable(_table_name(tables[0], sql), bool(tree.args.get("exists")))
+
+
+def _create(tree: exp.Create, sql: str) -> CreateTableAs | CreateTable:
+    kind = str(tree.args.get("kind") or "").upper()
+    query = tree.args.get("expression")
+    if kind == "TABLE" and query is None and isinstance(tree.this, exp.Schema):
+        return _create_empty(tree, sql)
+    if kind != "TABLE" or not isinstance(query, exp.Query):
+        line, col = locate(tree, sql)
+        raise SqlError("only CREATE [OR REPLACE] TABLE name [WITH (...)] AS SELECT ... is "
+                       "supported", line, col)
+    if tree.args.get("replace") and tree.args.get("exists"):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE OR REPLACE TABLE and IF NOT EXISTS cannot be used together",
+                       line, col)
+    target = tree.this
+    if isinstance(target, exp.Schema):  # CREATE TABLE t (a int, ...) AS ...
+        line, col = locate(target, sql)
+        raise SqlError("CREATE TABLE AS takes its columns from the SELECT; remove the column "
+                       "list", line, col)
+    props = _properties(tree.args.get("properties"), sql)
+    partitioning = props.pop("partitioning", ())
+    fields = [partition_field(f) for f in partitioning]  # checked in _properties
+    if any(t != "identity" for t, _ in fields):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE TABLE AS partitions by columns; for a transform such as "
+                       "day(time), CREATE TABLE with columns and partitioning, then INSERT",
+                       line, col)
+    if fields:
+        props["partitioned_by"] = tuple(c for _, c in fields)
+    name = _table_name(target, sql)
+    try:
+        check_table_name(name)
+    except CatalogError as exc:  # the same words, with the place in the statement
+        line, col = locate(target, sql)
+        raise SqlError(str(exc), line, col) from None
+    return CreateTableAs(name=name, select_sql=_select_text(sql),
+                         if_not_exists=bool(tree.args.get("exists")),
+                         replace=bool(tree.args.get("replace")), **props)  # type: ignore[arg-type]
+
+
+def _insert(tree: exp.Insert, sql: str) -> InsertInto:
+    target, query = tree.this, tree.args.get("expression")
+    if tree.args.get("overwrite") or not isinstance(query, exp.Query | exp.Values | exp.Subquery):
+        line, col = locate(tree, sql)
+        raise SqlError("only INSERT INTO name [(columns)] SELECT ... | VALUES ... is supported",
+                       line, col)
+    columns = None
+    if isinstance(target, exp.Schema):  # INSERT INTO t (a, b) ...
+        columns = tuple(c.name for c in target.expressions)
+        for i, c in enumerate(columns):
+            if c in columns[:i]:
+                line, col = locate(target.expressions[i], sql)
+                raise SqlError(f"Insert column name is specified more than once: {c}", line, col)
+        target = target.this
+    name = _table_name(target, sql)
+    return InsertInto(name, _insert_query_text(sql, columns is not None), columns,
+                      locate(target, sql))
+
+
+def _insert_query_text(sql: str, has_columns: bool) -> str:
+    """The query of an INSERT (after the table name and column list), prefix blanked."""
+    tokens = _tokens(sql)
+    j = next(i for i, t in enumerate(tokens) if t.token_type == TokenType.INTO) + 1
+    starts = (TokenType.L_PAREN, TokenType.SELECT, TokenType.WITH, TokenType.VALUES)
+    while j < len(tokens) and tokens[j].token_type not in starts:
+        j += 1  # the table name's parts
+    if has_columns:  # skip the column list
+        depth = 0
+        while j < len(tokens):
+            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(tokens[j].token_type, 0)
+            j += 1
+            if depth == 0:
+                break
+    if j >= len(tokens):
+        raise SqlError("INSERT INTO needs a SELECT or VALUES after the table", 1, 1)
+    start = tokens[j].start
+    return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
+
+
+def _create_empty(tree: exp.Create, sql: str) -> CreateTable:
+    """``CREATE TABLE t (a bigint, ...) [WITH (...)]``: names, types, partitioning checked."""
+    if tree.args.get("replace"):
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE OR REPLACE TABLE takes AS SELECT ...", line, col)
+    schema = tree.this
+    name = _table_name(schema.this, sql)
+    columns: list[tuple[str, pa.DataType]] = []
+    for c in schema.expressions:
+        if not isinstance(c, exp.ColumnDef) or c.args.get("kind") is None:
+            line, col = locate(c, sql)
+            raise SqlError("expected a column definition: name type", line, col)
+        kind = c.args["kind"]
+        try:
+            t = arrow_type(kind)
+        except ValueError as exc:  # DECIMAL(50, 2): the reason, at the column
+            line, col = locate(c, sql)
+            raise SqlError(f"column {c.name}: {exc}", line, col) from None
+        if t is None:
+            line, col = locate(c, sql)
+            raise SqlError(f"unsupported column type {kind.sql(dialect='trino')} of column "
+                           f"{c.name}; mpp stores {_TYPES}", line, col)
+        if c.name in (n for n, _ in columns):
+            line, col = locate(c, sql)
+            raise SqlError(f"column {c.name} is defined twice", line, col)
+        columns.append((c.name, t))
+    props = _properties(tree.args.get("properties"), sql)
+    if props.get("format", StorageFormat.PARQUET) is not StorageFormat.PARQUET:
+        line, col = locate(tree, sql)
+        raise SqlError("CREATE TABLE with columns makes Iceberg (PARQUET) tables", line, col)
+    if "target_file_bytes" in props:
+        line, col = locate(tree, sql)
+        raise SqlError("target_file_size applies to CREATE TABLE AS and INSERT settings "
+                       "(write.target_file_bytes), not to an empty table", line, col)
+    partitioning = tuple(props.get("partitioning", ())) + tuple(props.get("partitioned_by", ()))
+    types = dict(columns)
+    for text in partitioning:
+        transform, column = partition_field(text)
+        if column not in types:
+            line, col = locate(tree, sql)
+            raise SqlError(f"partition column {column!r} is not a column of {name} "
+                           f"({', '.join(types)})", line, col)
+        t = types[column]
+        if transform != "identity" and not (
+                pa.types.is_timestamp(t) or (pa.types.is_date(t) and transform != "hour")):
+            line, col = locate(tree, sql)
+            raise SqlError(f"partition transform {transform}({column}) needs a "
+                           f"{'timestamp' if transform == 'hour' else 'date or timestamp'} "
+                           f"column; {column} is {type_name(t)}", line, col)
+    return CreateTable(name, tuple(columns), partitioning, bool(tree.args.get("exists")))
+
+
+def _literal(node: exp.Expr, sql: str, name: str) -> str:
+    if isinstance(node, exp.Literal | exp.Var | exp.Identifier):
+        return str(node.this)
+    line, col = locate(node, sql)
+    raise SqlError(f"WITH property {name} takes a literal", line, col)
+
+
+def _properties(props: exp.Expr | None, sql: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for p in props.expressions if props is not None else []:
+        if isinstance(p, exp.FileFormatProperty):
+            value = _literal(p.this, sql, "format").lower()
+            if value not in [f.value for f in CTAS_FORMATS]:
+                line, col = locate(p, sql)
+                raise SqlError(f"format must be 'PARQUET' or 'ORC', got {value.upper()!r}",
+                               line, col)
+            out["format"] = StorageFormat(value)
+        elif isinstance(p, exp.PartitionedByProperty):
+            items = p.this.expressions if isinstance(p.this, exp.Array | exp.Tuple | exp.Schema) \
+                else [p.this]
+            out["partitioned_by"] = tuple(_literal(i, sql, "partitioned_by") for i in items)
+        elif isinstance(p, exp.Property) and p.name.lower() == "partitioning":
+            value = p.args["value"]
+            items = value.expressions if isinstance(value, exp.Array | exp.Tuple) else [value]
+            fields = []
+            for item in items:
+                text = _literal(item, sql, "partitioning")
+                try:
+                    transform = partition_field(text)[0]
+                except ValueError:
+                    transform = text
+                if transform not in ("identity", *TRANSFORMS):
+                    line, col = locate(item, sql)
+                    raise SqlError(f"partitioning {text!r}: mpp writes a column name or year, "
+                                   "month, day or hour of a column", line, col)
+                fields.append(text.strip())
+            out["partitioning"] = tuple(fields)
+        elif isinstance(p, exp.Property) and p.name.lower() == "target_file_size":
+            value = p.args["value"]
+            out["target_file_bytes"] = parse_size(_literal(value, sql, "target_file_size"))
+        else:
+            line, col = locate(p, sql)
+            raise SqlError(f"unknown WITH property {p.sql(dialect='trino')!r}; mpp knows format, "
+                           "partitioning, partitioned_by and target_file_size", line, col)
+    return out
+
+
+def _select_text(sql: str) -> str:
+    """The text after the top-level AS of a CREATE TABLE, prefix blanked (lines kept)."""
+    depth = 0
+    tokens = _tokens(sql)
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif tok.token_type == TokenType.ALIAS and depth == 0 and i + 1 < len(tokens):
+            start = tokens[i + 1].start
+            return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
+    raise SqlError("CREATE TABLE needs AS SELECT ...", 1, 1)

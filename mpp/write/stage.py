@@ -1,0 +1,120 @@
+"""The write stage: the rows of a planned SELECT written as files on the cluster.
+
+Every write (CREATE TABLE AS, INSERT) runs its SELECT's stages, then this stage, then commits
+once:
+
+1. The SELECT's Dask graph gets two more tasks per result partition, ``prepare`` (columns
+   renamed and cast to the table's, sorted by the partition columns) and ``measure`` (row
+   ranges per partition value, estimated encoded bytes). Results stay on the workers; only the
+   measurements come back.
+2. :func:`~mpp.write.sizing.plan_writes` coalesces small ranges and splits large ones into
+   files of about the target size; one ``write`` task per file runs where its inputs are.
+
+The caller commits the returned files (or removes them: every file carries the write id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dask._expr import LLGExpr
+
+from mpp.catalog.write import WriteTarget, WrittenFragment
+from mpp.config import PlannerContext
+from mpp.execution.cluster import cancel_and_drain
+from mpp.execution.graph import build_graph
+from mpp.execution.run import query_token
+from mpp.execution.watch import Watch
+from mpp.metrics.records import TaskRecord
+from mpp.metrics.summary import QueryStats
+from mpp.physical.explain import explain_physical
+from mpp.physical.planner import PhysicalPlan
+from mpp.text import plural
+from mpp.write.sizing import Piece, WriteTask, plan_writes
+from mpp.write.tasks import WritePayload, measure, prepare, range_args, write
+
+if TYPE_CHECKING:
+    from mpp.session import Session
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """A finished write: rows written, files, and the measurements of the run."""
+
+    rows: int
+    files: tuple[WriteTask, ...]
+    stats: QueryStats  # the SELECT's stages
+    write_tasks: tuple[TaskRecord, ...]  # the write stage's tasks, one per file
+    table: str = ""  # the table written
+    commit: str = ""  # what the one commit did, e.g. "Iceberg append, snapshot 123"
+
+    @property
+    def write_seconds(self) -> float:
+        """Span of the write stage (first task start to last task stop)."""
+        if not self.write_tasks:
+            return 0.0
+        return max(r.stop for r in self.write_tasks) - min(r.start for r in self.write_tasks)
+
+    def explain(self) -> str:
+        """The write stage as EXPLAIN ANALYZE shows it, after the SELECT's stages."""
+        size = sum(r.bytes_sent for r in self.write_tasks)
+        stage = self.stats.plan.final_stage.id + 1
+        return (f"Stage {stage} [write into {self.table}]: {plural(len(self.write_tasks), 'task')}"
+                f" = {plural(len(self.files), 'file')}, {self.rows:,} rows, "
+                f"{size / 2**20:.1f} MiB, {self.write_seconds:.3f} s\n"
+                f"Commit: {self.commit or 'one catalog commit'}\n")
+
+    def summary(self) -> str:
+        """One line: rows, files, bytes written, time."""
+        size = sum(r.bytes_sent for r in self.write_tasks)
+        return (f"wrote {self.rows:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
+                f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)")
+
+
+def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
+                    target: WriteTarget, query_id: str, *,
+                    names: Sequence[str] | None = None, empty_file: bool = True,
+                    ) -> tuple[list[WrittenFragment], list[WriteTask]]:
+    """Steps 1 and 2 of the module docstring: the files written, and the plan they followed.
+
+    ``names``: the table column each SELECT column goes to (default: the SELECT's names);
+    ``empty_file``: an empty unpartitioned result still writes one (empty) file, which a new
+    table needs to have a file; an append of no rows writes none."""
+    names = tuple(plan.output_names if names is None else names)
+    client = session.cluster.client
+    token = query_token(explain_physical(plan), query_id)
+    graph = build_graph(plan, query_id, token)
+    dsk = dict(graph.dsk)
+    write_stage = plan.final_stage.id + 1
+    prep_keys = [(f"stage{write_stage}-prepare-{token}", i) for i in range(len(graph.result_keys))]
+    meas_keys = [(f"stage{write_stage}-measure-{token}", i) for i in range(len(prep_keys))]
+    for i, key in enumerate(graph.result_keys):
+        dsk[prep_keys[i]] = (prepare, key, names, target.schema, target.partition_by,
+                             target.transforms)
+        dsk[meas_keys[i]] = (measure, prep_keys[i], i, target.group_columns, target.format)
+    futures = client.get(LLGExpr(dsk, _determ_token=f"{query_id}-{token}"),
+                         [prep_keys, meas_keys], sync=False)
+    prepared, measured = futures
+    writes: list[Any] = []
+    watch = Watch(client, query_id, dsk, session.cluster.spec.stall_timeout)
+    try:
+        pieces: list[Piece] = [p for part in watch.gather(measured) for p in part]
+        target_bytes = int(ctx.settings["write.target_file_bytes"])
+        tasks = plan_writes(pieces, target_bytes)
+        if not tasks and not target.group_columns and empty_file:  # one (empty) file
+            tasks = [WriteTask(0, (), 0.0)]
+        payload = WritePayload(f"{query_id}-write", write_stage, f"stage{write_stage}-write", target,
+                               int(ctx.settings["write.fail_task"]))
+        writes += [client.submit(write, payload, t.index, range_args(prepared, t.ranges),
+                                 key=f"stage{write_stage}-write-{token}-{t.index}", pure=False)
+                   for t in tasks]
+        watch.keys += [f.key for f in writes]
+        watch.wait(writes)  # every task finished (or failed) before any clean-up
+        failed = [f for f in writes if f.status == "error"]
+        if failed:
+            watch.gather(failed[:1])  # re-raises the task's exception here
+        return watch.gather(writes), tasks
+    finally:  # release the held partitions; on an interrupt, stop writes not yet started
+        cancel_and_drain(client, [*prepared, *measured, *writes])

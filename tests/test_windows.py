@@ -1,0 +1,268 @@
+"""Window functions: every function and frame equals DuckDB over the same files; the plan
+exchanges by the PARTITION BY keys (one exchange for windows sharing them), gathers a window
+without PARTITION BY into one task, and pushes only partition-key filters below a window.
+
+Functions whose value depends on the order of rows that tie on ORDER BY (row_number, lag,
+first_value with ROWS frames, ...) are ordered by enough columns to make the order total, or
+compared through aggregate facts that ties do not change (``max(rn)`` per partition is its row
+count whatever the order).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+import mpp
+from mpp.errors import SqlError
+from mpp.oracle import run_oracle
+from mpp.session import Result, Session
+from mpp.sql import bind
+from tests.compare import assert_same_result
+from tests.fake_catalog import FakeCatalog
+from tests.query_warehouses import warehouse
+
+# A total order of access_log rows (no two rows agree on all of these).
+TOTAL = "time, user_id, session_id, url_id, bytes, status"
+# Keys with NULLs: a NULL status group, and NULL byte counts below 1,000.
+NSTATUS = "CASE WHEN status = 404 THEN NULL ELSE status END"
+NBYTES = "CASE WHEN bytes < 1000 THEN NULL ELSE bytes END"
+
+QUERIES = [
+    # ranking, with a total order and with ties (rank and dense_rank are defined under ties)
+    f"SELECT user_id, time, row_number() OVER (PARTITION BY user_id ORDER BY {TOTAL}) rn "
+    "FROM access_log",
+    "SELECT user_id, status, date, rank() OVER (PARTITION BY user_id ORDER BY date) r, "
+    "dense_rank() OVER (PARTITION BY user_id ORDER BY date DESC) d FROM access_log",
+    f"SELECT user_id, time, ntile(3) OVER (PARTITION BY user_id ORDER BY {TOTAL}) n3, "
+    f"ntile(7) OVER (PARTITION BY status ORDER BY {TOTAL}) n7 FROM access_log",
+    # lag / lead with offsets and defaults
+    f"SELECT user_id, time, bytes, lag(bytes) OVER (PARTITION BY user_id ORDER BY {TOTAL}) a, "
+    f"lead(bytes, 2, -1) OVER (PARTITION BY user_id ORDER BY {TOTAL}) b, "
+    f"lag(status, 0) OVER (PARTITION BY user_id ORDER BY {TOTAL}) c, "
+    f"lead(time, 1, time) OVER (PARTITION BY user_id ORDER BY {TOTAL}) d FROM access_log",
+    # first / last value with the default frame (peers included) and ROWS frames
+    f"SELECT user_id, time, first_value(status) OVER (PARTITION BY user_id ORDER BY {TOTAL}) f, "
+    f"last_value(bytes) OVER (PARTITION BY user_id ORDER BY {TOTAL} ROWS BETWEEN CURRENT ROW "
+    "AND UNBOUNDED FOLLOWING) l, last_value(status) OVER (PARTITION BY user_id ORDER BY "
+    f"{TOTAL} ROWS BETWEEN 2 PRECEDING AND 1 PRECEDING) lp FROM access_log",
+    # aggregates over default, whole-partition, ROWS and RANGE frames
+    "SELECT user_id, date, sum(bytes) OVER (PARTITION BY user_id ORDER BY date) s, "
+    "avg(bytes) OVER (PARTITION BY user_id) a, count(*) OVER (PARTITION BY date) c, "
+    "min(status) OVER (PARTITION BY user_id ORDER BY date DESC) mn, "
+    "max(time) OVER (PARTITION BY user_id ORDER BY date) mx FROM access_log",
+    f"SELECT user_id, time, count(*) OVER (PARTITION BY user_id ORDER BY {TOTAL} ROWS BETWEEN "
+    "2 PRECEDING AND 1 FOLLOWING) c, sum(bytes) OVER (PARTITION BY user_id ORDER BY "
+    f"{TOTAL} ROWS 3 PRECEDING) s, min(bytes) OVER (PARTITION BY user_id ORDER BY {TOTAL} "
+    "ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING) mn, max(status) OVER (PARTITION BY user_id "
+    f"ORDER BY {TOTAL} ROWS BETWEEN 1 FOLLOWING AND 3 FOLLOWING) mx, min(time) OVER (PARTITION "
+    f"BY user_id ORDER BY {TOTAL} ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING) mt, "
+    f"max(bytes) OVER (PARTITION BY user_id ORDER BY {TOTAL} ROWS BETWEEN 1 PRECEDING AND "
+    "UNBOUNDED FOLLOWING) mf FROM access_log",
+    "SELECT user_id, bytes, count(bytes) OVER (PARTITION BY user_id ORDER BY bytes RANGE "
+    "BETWEEN 1000 PRECEDING AND 500 FOLLOWING) c, sum(bytes) OVER (PARTITION BY user_id "
+    "ORDER BY bytes DESC RANGE BETWEEN 1000 PRECEDING AND CURRENT ROW) s, avg(bytes) OVER "
+    "(PARTITION BY user_id ORDER BY bytes RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) "
+    "a, max(bytes) OVER (PARTITION BY user_id ORDER BY bytes RANGE BETWEEN 2000 FOLLOWING "
+    "AND 3000 FOLLOWING) mx FROM access_log",
+    # doubles: frame sums and a fractional RANGE offset (the leading columns identify rows, so
+    # the comparison never orders rows by a float)
+    f"SELECT {TOTAL}, sum(CAST(bytes AS DOUBLE) / 3) OVER (PARTITION BY date ORDER BY {TOTAL} "
+    "ROWS BETWEEN 5 PRECEDING AND 5 FOLLOWING) s, avg(CAST(bytes AS DOUBLE)) OVER (ORDER BY "
+    "bytes RANGE BETWEEN 10.5 PRECEDING AND 10.5 FOLLOWING) a FROM access_log",
+    # no PARTITION BY: one partition (gathered), a running total
+    "SELECT date, status, sum(bytes) OVER (ORDER BY date) s, count(*) OVER () n FROM access_log",
+    # NULLs in partition and order keys (NULLs last, and NULLS FIRST / DESC)
+    f"SELECT {NSTATUS} k, {NBYTES} v, rank() OVER (PARTITION BY {NSTATUS} ORDER BY {NBYTES}) r, "
+    f"dense_rank() OVER (PARTITION BY {NSTATUS} ORDER BY {NBYTES} DESC NULLS FIRST) d, "
+    f"sum(bytes) OVER (PARTITION BY {NSTATUS} ORDER BY {NBYTES} NULLS FIRST) s, "
+    f"count({NBYTES}) OVER (PARTITION BY {NSTATUS} ORDER BY {NBYTES} DESC) c FROM access_log",
+    f"SELECT {NSTATUS} k, {NBYTES} v, count(*) OVER (PARTITION BY {NSTATUS} ORDER BY {NBYTES} "
+    "RANGE BETWEEN 500 PRECEDING AND 500 FOLLOWING) c, min(user_id) OVER (PARTITION BY "
+    f"{NSTATUS} ORDER BY {NBYTES} DESC) m, first_value({NBYTES}) OVER (PARTITION BY {NSTATUS} "
+    f"ORDER BY {NBYTES} NULLS FIRST) f FROM access_log",
+    # row_number under ties: only the facts ties do not change
+    "SELECT status, count(*) n, max(rn) m, sum(rn) s FROM (SELECT status, row_number() OVER "
+    "(PARTITION BY status ORDER BY date) rn FROM access_log) t GROUP BY status",
+    # windows over GROUP BY output
+    "SELECT date, status, count(*) c, rank() OVER (PARTITION BY date ORDER BY count(*) DESC) r, "
+    "sum(count(*)) OVER (PARTITION BY date) tot, sum(sum(bytes)) OVER (ORDER BY date, status "
+    "ROWS UNBOUNDED PRECEDING) run FROM access_log GROUP BY date, status",
+    # top-N per group, de-duplication, DISTINCT and ORDER BY over a window
+    f"SELECT d, u FROM (SELECT date d, user_id u, row_number() OVER (PARTITION BY date ORDER BY "
+    f"{TOTAL}) rn FROM access_log) t WHERE rn <= 3",
+    "SELECT DISTINCT status, count(*) OVER (PARTITION BY status) n FROM access_log "
+    "ORDER BY n DESC",
+    # strings and dates through min/max/first_value frames; a window over a join
+    "SELECT u.user_id, u.country, u.plan, min(u.country) OVER (PARTITION BY u.plan ORDER BY "
+    "u.user_id ROWS 2 PRECEDING) m, max(u.created_at) OVER (PARTITION BY u.plan ORDER BY "
+    "u.user_id ROWS BETWEEN 3 PRECEDING AND 1 FOLLOWING) d, first_value(u.country) OVER "
+    "(PARTITION BY u.country ORDER BY u.user_id) f FROM users u",
+    "SELECT a.user_id, u.country, a.bytes, rank() OVER (PARTITION BY u.country ORDER BY "
+    "a.bytes DESC) r, lag(a.status, 2, 0) OVER (PARTITION BY u.country ORDER BY a.time, "
+    "a.user_id, a.session_id, a.url_id, a.bytes, a.status) l FROM access_log a "
+    "JOIN users u ON u.user_id = a.user_id",
+    # a window only in ORDER BY (hidden), and one over aggregates in ORDER BY
+    f"SELECT user_id, time FROM access_log ORDER BY row_number() OVER (ORDER BY {TOTAL}) "
+    "LIMIT 5",
+    "SELECT date, count(*) c FROM access_log GROUP BY date "
+    "ORDER BY rank() OVER (ORDER BY count(*) DESC), date",
+    # empty input
+    "SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY time) rn, "
+    "sum(bytes) OVER () s FROM access_log WHERE status = 999",
+]
+
+SHAPES = [("parquet", 8), ("csv", 3)]
+
+
+@pytest.mark.parametrize("fmt,fragments", SHAPES, ids=[f"{f}-{n}" for f, n in SHAPES])
+def test_window_functions_match_duckdb(fmt: str, fragments: int, cluster) -> None:
+    failures = []
+    with mpp.connect(warehouse(cluster.client, fmt, fragments), cluster=cluster) as session:
+        for sql in QUERIES:
+            try:
+                actual = session.sql(sql).to_arrow()
+                assert_same_result(actual, run_oracle(sql, session.catalog), sql)
+            except (AssertionError, SqlError) as exc:
+                failures.append(f"{sql}\n  {exc}")
+    assert not failures, "\n".join(failures)
+
+
+def test_empty_buckets_and_a_partition_over_every_fragment(cluster) -> None:
+    # 16 buckets for 5 status values: most buckets receive no rows; each status value's rows
+    # come from all 8 fragments.
+    sql = (f"SELECT status, time, row_number() OVER (PARTITION BY status ORDER BY {TOTAL}) rn, "
+           "count(*) OVER (PARTITION BY status) n FROM access_log")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        result = session.sql(sql, settings={"execution.hash_buckets": 16})
+        assert_same_result(result.to_arrow(), run_oracle(sql, session.catalog), sql)
+        assert result.stats.plan.stages[0].tasks == 8
+        assert result.stats.plan.stages[-1].tasks == 16
+
+
+def test_ntile_puts_the_larger_buckets_first(cluster) -> None:
+    # Trino: bucket sizes differ by at most one, the remainder going one row per bucket from
+    # the first. 10 rows into 4 buckets: 3, 3, 2, 2.
+    sql = ("SELECT x, ntile(4) OVER (ORDER BY x) b FROM (VALUES 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) "
+           "AS t (x)")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        actual = session.sql(sql).to_arrow()
+        assert_same_result(actual, run_oracle(sql, session.catalog), sql)
+    assert actual.sort_by("x")["b"].to_pylist() == [1, 1, 1, 2, 2, 2, 3, 3, 4, 4]
+
+
+def test_nulls_sort_last_in_either_direction_as_in_trino(cluster) -> None:
+    # Trino: "the default null ordering is NULLS LAST, regardless of the ordering direction".
+    # The oracle gets the ordering written out, so the check does not rest on DuckDB's default.
+    sql = ("SELECT x, rank() OVER (ORDER BY x DESC) a, rank() OVER (ORDER BY x) b, "
+           "sum(x) OVER (ORDER BY x DESC) s FROM (VALUES 1, NULL, 3, 3, NULL) AS t (x)")
+    oracle = sql.replace("x DESC)", "x DESC NULLS LAST)").replace("BY x)", "BY x NULLS LAST)")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        actual = session.sql(sql).to_arrow()
+        assert_same_result(actual, run_oracle(oracle, session.catalog), sql)
+    nulls = [r for r in actual.to_pylist() if r["x"] is None]
+    assert {(r["a"], r["b"]) for r in nulls} == {(4, 4)}
+
+
+def _plan(sql: str, session: Session) -> str:
+    return session.explain(sql)
+
+
+def test_windows_sharing_partition_by_share_one_exchange(cluster) -> None:
+    sql = ("SELECT user_id, rank() OVER (PARTITION BY user_id ORDER BY date) r, "
+           "sum(bytes) OVER (PARTITION BY user_id ORDER BY date) s, "
+           "count(*) OVER (PARTITION BY user_id) n FROM access_log")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        text = _plan(sql, session)
+        plan = session.sql(sql).stats.plan
+    assert text.count("ExchangeExec(HASH): by access_log.user_id") == 1
+    assert len(plan.stages) == 2
+    # The same ORDER BY: one WindowExec (one sort) for rank and sum; count(*) another.
+    assert text.count("WindowExec:") == 2
+    assert "rank() AS _w0, sum(access_log.bytes) AS _w1" in text
+
+
+def test_a_window_without_partition_by_gathers_and_says_why(cluster) -> None:
+    sql = "SELECT date, sum(bytes) OVER (ORDER BY date) s FROM access_log"
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        text = _plan(sql, session)
+        plan = session.sql(sql).stats.plan
+    assert "ExchangeExec(GATHER)" in text
+    assert "no PARTITION BY: the whole input is one partition, gathered into one task" in text
+    assert plan.stages[-1].tasks == 1
+
+
+def test_only_partition_key_filters_go_below_a_window(cluster) -> None:
+    sql = ("SELECT * FROM (SELECT date, status, row_number() OVER (PARTITION BY date ORDER BY "
+           "time) rn FROM access_log) t WHERE date = DATE '2017-01-02' AND status = 200")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        optimized = session.explain(sql, "optimized")
+    scan = next(line for line in optimized.splitlines() if "Scan:" in line)
+    assert "date = DATE '2017-01-02'" in scan and "status" not in scan.split("filter=")[1]
+    above = optimized.split("Window:")[0]
+    assert "Filter: access_log.status = 200" in above
+
+
+@pytest.mark.parametrize(("sql", "message", "line", "column"), [
+    ("SELECT date FROM access_log\nWHERE row_number() OVER (ORDER BY date) = 1",
+     "window functions are not allowed in WHERE", 2, 20),
+    ("SELECT date, count(*) FROM access_log GROUP BY date\nHAVING rank() OVER (ORDER BY date) "
+     "= 1", "window functions are not allowed in HAVING", 2, 15),
+    ("SELECT date,\n  first_value(date) IGNORE NULLS OVER (ORDER BY time) FROM access_log",
+     "IGNORE NULLS", 2, 3),
+    ("SELECT date,\n  count(*) OVER (ORDER BY date GROUPS 1 PRECEDING) FROM access_log",
+     "GROUPS window frame", 2, 39),
+    ("SELECT sum(bytes) OVER w FROM access_log\nWINDOW w AS (PARTITION BY date)",
+     "WINDOW clause", 2, 8),
+    ("SELECT sum(bytes) OVER w FROM access_log", "named window", 1, 8),
+    ("SELECT percent_rank() OVER (ORDER BY time) FROM access_log",
+     "window function percent_rank()", 1, 8),
+    ("SELECT sum(bytes) OVER (ORDER BY date RANGE 1 PRECEDING) FROM access_log",
+     "needs exactly one numeric ORDER BY key", 1, 45),
+    ("SELECT sum(bytes) OVER (ORDER BY time ROWS BETWEEN 1 FOLLOWING AND CURRENT ROW) "
+     "FROM access_log", "starting from FOLLOWING cannot end with CURRENT ROW", 1, 52),
+    ("SELECT lag(bytes, -1) OVER (ORDER BY time) FROM access_log",
+     "lag's offset must be an integer constant", 1, 20),
+])
+def test_refused_window_forms_name_line_and_column(sql: str, message: str, line: int,
+                                                   column: int) -> None:
+    with pytest.raises(SqlError) as info:
+        bind(sql, FakeCatalog())
+    assert message in str(info.value)
+    assert (info.value.line, info.value.column) == (line, column)
+
+
+def test_window_types_follow_trino() -> None:
+    plan = bind("SELECT row_number() OVER () a, sum(status) OVER () b, avg(status) OVER () c, "
+                "max(date) OVER () d, lag(status, 1, 0) OVER () e FROM access_log",
+                FakeCatalog())
+    types = [f.dtype for f in plan.root.schema]
+    assert types[:4] == [pa.int64(), pa.int64(), pa.float64(), pa.date32()]
+
+
+TOP_N = [
+    f"SELECT user_id, time FROM (SELECT user_id, time, row_number() OVER (PARTITION BY user_id "
+    f"ORDER BY {TOTAL}) rn FROM access_log) t WHERE rn = 1",
+    "SELECT * FROM (SELECT date, status, rank() OVER (PARTITION BY date ORDER BY status DESC) r, "
+    "dense_rank() OVER (PARTITION BY date ORDER BY status DESC) d FROM access_log) t "
+    "WHERE 2 >= d",
+    "SELECT * FROM (SELECT user_id, bytes, rank() OVER (ORDER BY bytes DESC) r FROM access_log) "
+    "t WHERE r < 6",
+]
+
+
+@pytest.mark.parametrize("sql", TOP_N)
+def test_top_n_per_group_cuts_rows_before_the_exchange(sql: str, cluster) -> None:
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        expected = run_oracle(sql, session.catalog)
+        on = session.sql(sql)
+        off = session.sql(sql, settings={"optimizer.push_down_topn_per_group": False})
+        assert_same_result(on.to_arrow(), expected, sql)
+        assert_same_result(off.to_arrow(), expected, sql)
+        assert "WindowTopNExec(partial)" in session.explain(sql)
+
+    def sent(result: Result) -> int:  # rows the scan tasks handed to the exchange
+        stage = result.stats.plan.stage(1)
+        return sum(g.rows_out for g in result.stats.stages[1] if g.name.endswith(stage.name))
+
+    assert sent(on) < sent(off) == 4_000
