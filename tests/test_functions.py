@@ -9,6 +9,7 @@ Unknown functions are errors naming them, with line, column and the closest name
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,6 +45,8 @@ def session(tmp_path_factory: pytest.TempPathFactory, cluster):
         "s": pa.array(S, pa.string()), "t": pa.array(T, pa.string()),
         "i": pa.array(N, pa.int32()), "k": pa.array(K, pa.int64()),
         "x": pa.array(X, pa.float64()),
+        "m": pa.array([None if v is None else Decimal(str(round(v, 2))) for v in X],
+                      pa.decimal128(10, 2)),
         "d": pa.array(D, pa.date32()), "ts": pa.array(TS, pa.timestamp("us")),
     }), root / "f.parquet")
     catalog = Catalog.open(root / "w", create=True)
@@ -263,3 +266,13 @@ def test_explain_shows_the_calls_as_written() -> None:
     assert "date_add('month', 1, a.date)" in text and "date_add('day', 1, a.date)" in text
     assert "lower(u.path)" in text and "u.path LIKE 'a!%' ESCAPE '!'" in text
     assert "a.status IS NOT DISTINCT FROM 3" in text
+
+
+DECIMALS = ["round(m)", "round(m, 1)", "abs(m)", "floor(m)", "ceil(m)", "sign(m)",
+            "greatest(m, i)", "least(m, 1.5)", "nullif(m, 2.5)", "coalesce(m, 0)",
+            "power(m, 2)", "sqrt(abs(m))", "mod(m, 2)"]
+
+
+@pytest.mark.parametrize("call", DECIMALS)
+def test_functions_of_decimals_like_duckdb(session, call: str) -> None:
+    check(session, call)

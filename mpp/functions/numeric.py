@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.functions import Function, Value, constant, register
+from mpp.functions import Function, Signature, Value, constant, register
 from mpp.functions.signatures import DOUBLE, fixed, same_numeric
 from mpp.logical.expr import Call
 
@@ -52,7 +52,24 @@ def _double(kernel: Callable[..., Value]) -> Callable[[Call, list[Value], int], 
 
 
 register(Function("abs", (1, 1), same_numeric, _same_type(pc.abs_checked), "abs(number)"))
-register(Function("sign", (1, 1), same_numeric, _same_type(pc.sign), "sign(number)"))
+def _sign_types(types: Sequence[pa.DataType]) -> Signature | None:
+    """x's type, but a decimal's sign is a DECIMAL(1, 0) (Trino)."""
+    signature = same_numeric(types)
+    if signature is not None and pa.types.is_decimal(signature[1]):
+        return signature[0], pa.decimal128(1, 0)
+    return signature
+
+
+def _sign(call: Call, args: list[Value], n: int) -> Value:
+    value = args[0]
+    if pa.types.is_decimal(call.dtype):  # (Arrow's sign keeps the decimal's scale)
+        value = pc.cast(pc.cast(pc.sign(pc.cast(value, pa.float64())), pa.int8()),
+                        pa.decimal128(3, 0))
+        return pc.cast(value, call.dtype)
+    return pc.cast(pc.sign(value), call.dtype)
+
+
+register(Function("sign", (1, 1), _sign_types, _sign, "sign(number)"))
 register(Function("floor", (1, 1), same_numeric, _integral(pc.floor), "floor(number)"))
 register(Function("ceil", (1, 1), same_numeric, _integral(pc.ceil), "ceil(number)",
                   aliases=("ceiling",)))
