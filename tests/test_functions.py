@@ -268,7 +268,8 @@ def test_explain_shows_the_calls_as_written() -> None:
     assert "a.status IS NOT DISTINCT FROM 3" in text
 
 
-DECIMALS = ["round(m)", "round(m, 1)", "abs(m)", "floor(m)", "ceil(m)", "sign(m)",
+DECIMALS = ["round(m)", "round(m, 1)", "round(CAST(99999999.99 AS decimal(10, 2)))",
+            "floor(CAST(-99999999.99 AS decimal(10, 2)))", "ceil(m * m)", "abs(m)", "floor(m)", "ceil(m)", "sign(m)",
             "greatest(m, i)", "least(m, 1.5)", "nullif(m, 2.5)", "coalesce(m, 0)",
             "power(m, 2)", "sqrt(abs(m))", "mod(m, 2)"]
 
@@ -276,3 +277,11 @@ DECIMALS = ["round(m)", "round(m, 1)", "abs(m)", "floor(m)", "ceil(m)", "sign(m)
 @pytest.mark.parametrize("call", DECIMALS)
 def test_functions_of_decimals_like_duckdb(session, call: str) -> None:
     check(session, call)
+
+
+def test_floor_ceil_round_of_a_decimal_are_whole_decimals(session) -> None:
+    # Trino: DECIMAL(p, s) -> DECIMAL(p - s + min(s, 1), 0) (round with digits keeps the type)
+    out = session.sql("SELECT round(m) AS r, floor(m) AS f, ceil(m) AS c, round(m, 1) AS r1 "
+                      "FROM f").to_arrow()
+    assert [out.schema.field(c).type for c in ("r", "f", "c", "r1")] == [
+        pa.decimal128(9, 0), pa.decimal128(9, 0), pa.decimal128(9, 0), pa.decimal128(10, 2)]
