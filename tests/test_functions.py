@@ -144,6 +144,7 @@ def test_functions_in_filters_and_groups(session, call: str) -> None:
     ("SELECT lowr(s) FROM f", "function lowr() is not in mpp's SQL subset (did you mean "
                               "lower", 1, 8),
     ("SELECT id,\n  date_dif('day', d, d) FROM f", "did you mean date_diff", 2, 3),
+    ("SELECT stddev_sam(x) FROM f", "did you mean stddev_samp", 1, 8),
     ("SELECT zzz(s) FROM f", "(docs/functions.md lists the functions mpp has)", 1, 8),
     ("SELECT reverse(s) FROM f", "function reverse() is not in mpp's SQL subset", 1, 8),
     ("SELECT lower(i) FROM f", "function lower() cannot be applied to (integer): expected "
