@@ -192,6 +192,12 @@ def test_branches_are_evaluated_only_where_taken(session, call: str) -> None:
     check(session, call, where)
 
 
+@pytest.mark.parametrize("where", ["k <> 0 AND 10 / k > 1", "k = 0 OR 10 / k > 1",
+                                   "i > 0 AND (k = 0 OR 7 % k = 1) AND s IS NOT NULL"])
+def test_and_or_evaluate_a_term_only_where_still_undecided(session, where: str) -> None:
+    check(session, "s", f" WHERE {where}")
+
+
 def test_nothing_is_evaluated_over_no_rows(session) -> None:
     sql = "SELECT CAST(3000000000 AS integer) AS v, 1 / 0 AS w FROM f WHERE id < 0"
     assert session.sql(sql).to_arrow().num_rows == 0
