@@ -20,7 +20,7 @@ from sqlglot import exp
 from mpp import functions
 from mpp.errors import SqlError
 from mpp.functions.strings import like_pattern
-from mpp.logical.expr import Call, Expr, Literal
+from mpp.logical.expr import AggFunc, Call, Expr, Literal
 from mpp.sql import folding
 from mpp.sql import types as T
 from mpp.sql.parse import call_arguments, unsupported, written_name, written_string_argument
@@ -68,8 +68,10 @@ def call_arguments_of(node: exp.Func) -> list[exp.Expr]:
 def unknown_function(binder: ExprBinder, node: exp.Func, name: str) -> SqlError:
     """The error for a function mpp does not have: its name, where, and the closest names."""
     from mpp.sql.aggregates import AGGREGATE_NAMES
+    from mpp.sql.windows import WindowFunc
 
-    close = functions.suggestions(name, AGGREGATE_NAMES)
+    others = {*AGGREGATE_NAMES, *(f.value for f in WindowFunc)}
+    close = functions.suggestions(name, sorted(others))
     hint = (f" (did you mean {', '.join(close)}?)" if close
             else " (docs/functions.md lists the functions mpp has)")
     return unsupported(node, binder.sql, f"function {name}()", hint=hint)
