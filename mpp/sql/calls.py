@@ -20,7 +20,7 @@ from sqlglot import exp
 from mpp import functions
 from mpp.errors import SqlError
 from mpp.functions.strings import like_pattern
-from mpp.logical.expr import AggFunc, Call, Expr, Literal
+from mpp.logical.expr import Call, Expr, Literal
 from mpp.sql import folding
 from mpp.sql import types as T
 from mpp.sql.parse import call_arguments, unsupported, written_name, written_string_argument
