@@ -44,6 +44,7 @@ from mpp.sql.statements import (
     InsertInto,
     Query,
     Statement,
+    UpdateTable,
     parse_statement,
 )
 
@@ -191,8 +192,8 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, DROP TABLE);
-        ``settings`` override the session's for this statement only."""
+        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, DROP
+        TABLE); ``settings`` override the session's for this statement only."""
         return self.execute(parse_statement(text), settings=settings)
 
     def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
@@ -214,6 +215,12 @@ class Session:
             from mpp.write.delete import delete_from
 
             outcome = delete_from(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome)
+        if isinstance(stmt, UpdateTable):
+            from mpp.write.update import update_table
+
+            outcome = update_table(self, stmt, settings=settings)
             return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
                           outcome.stats, outcome)
         if isinstance(stmt, CreateTable):
@@ -299,6 +306,10 @@ class Session:
                     "rows; a condition on identity partition columns drops them whole, any "
                     "other rewrites the files it changes\n")
             text = stmt.filter_sql
+        elif isinstance(stmt, UpdateTable):
+            head = (f"UpdateTable: {stmt.name}: the files this scan reads may hold matching "
+                    "rows; only those with a matching row are rewritten\n")
+            text = stmt.filter_sql or f"SELECT * FROM {stmt.name}"
         elif isinstance(stmt, DropTable | CreateTable):
             raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
                            "no plan to explain")

@@ -2,9 +2,10 @@
 
 :func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
 :func:`mpp.sql.bind`), a :class:`CreateTableAs` (``[OR REPLACE]``), a :class:`CreateTable`
-(columns, an empty table), an :class:`InsertInto` or a :class:`DropTable`; the session runs it
+(columns, an empty table), an :class:`InsertInto`, a :class:`DeleteFrom`, an :class:`UpdateTable` or a
+:class:`DropTable`; the session runs it
 (``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
-(UPDATE, MERGE, ALTER ...) is refused here, with its kind, line and column.
+(MERGE, ALTER ...) is refused here, with its kind, line and column.
 
 CREATE TABLE AS takes Trino's Iceberg form:
 
@@ -109,8 +110,27 @@ class InsertInto:
     place: tuple[int, int] = (1, 1)  # line and column of the table name (for errors)
 
 
-Statement = Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | DropTable
-WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO, DELETE and DROP TABLE"
+@dataclass(frozen=True, slots=True)
+class UpdateTable:
+    """One ``UPDATE name SET column = expression, ... [WHERE condition]``: the rows for which
+    the condition is TRUE get the new values (every row without WHERE)."""
+
+    name: str
+    assignments: tuple[tuple[str, str], ...]  # (column, expression as Trino SQL)
+    condition_sql: str | None = None  # the WHERE condition as Trino SQL; None: every row
+    place: tuple[int, int] = (1, 1)  # line and column of the table name
+
+    @property
+    def filter_sql(self) -> str | None:
+        """``SELECT * FROM name WHERE condition``: bound for errors and file pruning."""
+        if self.condition_sql is None:
+            return None
+        return f"SELECT * FROM {_ident(self.name)} WHERE {self.condition_sql}"
+
+
+Statement = (Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | UpdateTable
+             | DropTable)
+WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE and DROP TABLE"
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -150,6 +170,8 @@ def parse_statement(sql: str) -> Statement:
         return _insert(tree, sql)
     if isinstance(tree, exp.Delete):
         return _delete(tree, sql)
+    if isinstance(tree, exp.Update):
+        return _update(tree, sql)
     raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
                    *statement_start(sql))
 
@@ -252,6 +274,41 @@ def _delete(tree: exp.Delete, sql: str) -> DeleteFrom:
                       keep.sql(dialect="trino"),
                       frozenset(c.name for c in cond.find_all(exp.Column)),
                       cond.find(exp.Query) is not None, locate(target, sql))
+
+
+def _ident(name: str) -> str:
+    """``name`` as a Trino identifier (quoted only when it must be)."""
+    return exp.to_identifier(name).sql(dialect="trino")
+
+
+def _update(tree: exp.Update, sql: str) -> UpdateTable:
+    target = tree.this
+    if tree.args.get("from") or not isinstance(target, exp.Table) or target.alias:
+        line, col = locate(tree, sql)
+        raise SqlError("only UPDATE name SET column = expression, ... [WHERE condition] is "
+                       "supported", line, col)
+    name = _table_name(target, sql)
+    assignments: list[tuple[str, str]] = []
+    for eq in tree.expressions:
+        column = eq.this if isinstance(eq, exp.EQ) else None
+        if not isinstance(column, exp.Column) or column.table:
+            line, col = locate(eq, sql)
+            raise SqlError("UPDATE SET takes column = expression", line, col)
+        if column.name.lower() in (c.lower() for c, _ in assignments):
+            line, col = locate(eq, sql)
+            raise SqlError(f"UPDATE SET names column {column.name} more than once", line, col)
+        if eq.expression.find(exp.Query) is not None:
+            line, col = locate(eq.expression, sql)
+            raise SqlError("UPDATE SET: a subquery is not supported yet", line, col)
+        assignments.append((column.name, eq.expression.sql(dialect="trino")))
+    where = tree.args.get("where")
+    if where is not None and where.this.find(exp.Query) is not None:
+        line, col = locate(where, sql)
+        raise SqlError("UPDATE: a subquery in WHERE is not supported yet; compute the values "
+                       "first", line, col)
+    return UpdateTable(name, tuple(assignments),
+                       None if where is None else where.this.sql(dialect="trino"),
+                       locate(target, sql))
 
 
 def _filter_text(sql: str, fallback: exp.Select) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -148,6 +148,40 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
     return WriteOutcome(rows_deleted, tuple(tasks), stats, tuple(writes), stmt.name, commit)
 
 
+def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[Fragment],
+                   target: Any, query_id: str, what: str,
+                   choose: Callable[[list[Piece]], list[Piece]]) -> tuple[PhysicalPlan, list[Any],
+                                                                          list[Any]]:
+    """Run ``sql`` (a query over table ``name``) reading exactly ``files`` of ``name``, one
+    task per file, with the write stage after it; ``choose`` picks the measured pieces to
+    write (``Piece.source`` is the file's position in ``files``). Returns the plan, the files
+    written and the write tasks. ``what`` names the statement in errors."""
+    with crash.context(query_id=query_id):
+        query = session.optimize(session.bind(sql), ctx)
+        plan = plan_physical(query, ctx, lambda scan: (
+            list(files) if _name(scan.table) == name
+            else session.catalog.fragments(scan.table, scan.predicates)))
+    scans = _scans(plan, name)
+    if (len(plan.stages) != 1 or len(scans) != 1 or plan.final_stage.tasks != len(files)
+            or [f.uri for f in scans[0].fragments] != [f.uri for f in files]):
+        raise MppError(f"{what} {name}: the rows are not planned as one task per file; this "
+                       "statement is not supported yet")
+    with crash.context(query_id=query_id):
+        written, tasks = run_write_stage(session, ctx, plan, target, query_id,
+                                         names=tuple(target.schema.names), empty_file=False,
+                                         choose=choose)
+    return plan, written, tasks
+
+
+def changed_files(pieces: list[Piece], files: list[Fragment]) -> tuple[list[int], list[int]]:
+    """Rows per file of the measured ``pieces``, and the positions of the files whose count
+    is below their row count (the rows a keep-query dropped: the files a statement changes)."""
+    kept = [0] * len(files)
+    for p in pieces:
+        kept[p.source] += p.rows
+    return kept, [i for i, f in enumerate(files) if kept[i] < f.row_count]
+
+
 def _rewrite(session: Session, ctx: Any, stmt: DeleteFrom, candidates: list[Fragment],
              target: Any, query_id: str) -> tuple[PhysicalPlan, list[Any], list[Any],
                                                   list[Fragment], int]:
@@ -155,29 +189,17 @@ def _rewrite(session: Session, ctx: Any, stmt: DeleteFrom, candidates: list[Frag
     partly match are rewritten. Returns the plan, files written, write tasks, files removed
     and rows deleted."""
     assert stmt.keep_sql is not None
-    with crash.context(query_id=query_id):
-        keep = session.optimize(session.bind(stmt.keep_sql), ctx)
-        plan = plan_physical(keep, ctx, lambda scan: (
-            list(candidates) if _name(scan.table) == stmt.name
-            else session.catalog.fragments(scan.table, scan.predicates)))
-    scans = _scans(plan, stmt.name)
-    if (len(plan.stages) != 1 or len(scans) != 1 or plan.final_stage.tasks != len(candidates)
-            or [f.uri for f in scans[0].fragments] != [f.uri for f in candidates]):
-        raise MppError(f"DELETE FROM {stmt.name}: the rows to keep are not planned as one task "
-                       "per file; this condition is not supported yet")
-    kept = [0] * len(candidates)
+    kept: list[int] = []
     doomed: list[Fragment] = []
 
     def choose(pieces: list[Piece]) -> list[Piece]:
-        for p in pieces:
-            kept[p.source] += p.rows
-        changed = {i for i, f in enumerate(candidates) if kept[i] < f.row_count}
-        doomed.extend(candidates[i] for i in sorted(changed))
-        return [p for p in pieces if p.source in changed]
+        counts, changed = changed_files(pieces, candidates)
+        kept.extend(counts)
+        doomed.extend(candidates[i] for i in changed)
+        hit = set(changed)
+        return [p for p in pieces if p.source in hit]
 
-    with crash.context(query_id=query_id):
-        written, tasks = run_write_stage(session, ctx, plan, target, query_id,
-                                         names=tuple(target.schema.names), empty_file=False,
-                                         choose=choose)
+    plan, written, tasks = per_file_write(session, ctx, stmt.name, stmt.keep_sql, candidates,
+                                          target, query_id, "DELETE FROM", choose)
     deleted_rows = sum(f.row_count - kept[candidates.index(f)] for f in doomed)
     return plan, written, tasks, doomed, deleted_rows
