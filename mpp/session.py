@@ -42,6 +42,7 @@ from mpp.sql.statements import (
     DeleteFrom,
     DropTable,
     InsertInto,
+    MergeInto,
     Query,
     Statement,
     UpdateTable,
@@ -192,8 +193,8 @@ class Session:
         return Result(run.table, run.stats)
 
     def sql(self, text: str, *, settings: Mapping[str, Any] | None = None) -> Result:
-        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, DROP
-        TABLE); ``settings`` override the session's for this statement only."""
+        """Run one statement (SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE,
+        MERGE, DROP TABLE); ``settings`` override the session's for this statement only."""
         return self.execute(parse_statement(text), settings=settings)
 
     def execute(self, stmt: Statement, *, settings: Mapping[str, Any] | None = None) -> Result:
@@ -221,6 +222,12 @@ class Session:
             from mpp.write.update import update_table
 
             outcome = update_table(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome)
+        if isinstance(stmt, MergeInto):
+            from mpp.write.merge import merge_into
+
+            outcome = merge_into(self, stmt, settings=settings)
             return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
                           outcome.stats, outcome)
         if isinstance(stmt, CreateTable):
@@ -310,6 +317,16 @@ class Session:
             head = (f"UpdateTable: {stmt.name}: the files this scan reads may hold matching "
                     "rows; only those with a matching row are rewritten\n")
             text = stmt.filter_sql or f"SELECT * FROM {stmt.name}"
+        elif isinstance(stmt, MergeInto):
+            from mpp.write.merge import _Sql
+
+            info = self.catalog.table(stmt.name)
+            queries = _Sql(stmt, tuple(info.schema.names))
+            settings = {**(settings or {}), "join.strategy": "broadcast"}  # as it runs
+            head = (f"MergeInto: {stmt.name}: the target files holding a matched row are "
+                    "rewritten as this join computes them; unmatched source rows are inserted "
+                    "as new files; one snapshot\n")
+            text = queries.rewrite() if queries.updates() else queries.insert()
         elif isinstance(stmt, DropTable | CreateTable):
             raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
                            "no plan to explain")

@@ -2,10 +2,10 @@
 
 :func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
 :func:`mpp.sql.bind`), a :class:`CreateTableAs` (``[OR REPLACE]``), a :class:`CreateTable`
-(columns, an empty table), an :class:`InsertInto`, a :class:`DeleteFrom`, an :class:`UpdateTable` or a
-:class:`DropTable`; the session runs it
+(columns, an empty table), an :class:`InsertInto`, a :class:`DeleteFrom`, an :class:`UpdateTable`, a
+:class:`MergeInto` or a :class:`DropTable`; the session runs it
 (``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
-(MERGE, ALTER ...) is refused here, with its kind, line and column.
+(ALTER, TRUNCATE ...) is refused here, with its kind, line and column.
 
 CREATE TABLE AS takes Trino's Iceberg form:
 
@@ -128,9 +128,38 @@ class UpdateTable:
         return f"SELECT * FROM {_ident(self.name)} WHERE {self.condition_sql}"
 
 
+@dataclass(frozen=True, slots=True)
+class MergeClause:
+    """One WHEN clause of a MERGE: ``WHEN [NOT] MATCHED [AND condition] THEN ...``."""
+
+    matched: bool
+    action: str  # "update", "delete" or "insert"
+    condition_sql: str | None = None
+    assignments: tuple[tuple[str, str], ...] = ()  # UPDATE SET: (column, expression)
+    columns: tuple[str, ...] | None = None  # INSERT (columns); None: every column, in order
+    values: tuple[str, ...] = ()  # INSERT VALUES (...)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeInto:
+    """One ``MERGE INTO target [[AS] alias] USING source [[AS] alias] ON condition WHEN ...``.
+
+    ``source_sql`` is a relation as Trino SQL: a table name or a parenthesized query; the
+    clauses are evaluated in order, the first whose condition holds applies."""
+
+    name: str
+    target_alias: str  # the name the statement uses for the target (its alias, or its name)
+    source_sql: str
+    source_alias: str
+    on_sql: str
+    clauses: tuple[MergeClause, ...]
+    place: tuple[int, int] = (1, 1)  # line and column of the target table name
+
+
 Statement = (Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | UpdateTable
-             | DropTable)
-WRITE_STATEMENTS = "SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE and DROP TABLE"
+             | MergeInto | DropTable)
+WRITE_STATEMENTS = ("SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, MERGE and DROP "
+                    "TABLE")
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -172,6 +201,8 @@ def parse_statement(sql: str) -> Statement:
         return _delete(tree, sql)
     if isinstance(tree, exp.Update):
         return _update(tree, sql)
+    if isinstance(tree, exp.Merge):
+        return _merge(tree, sql)
     raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
                    *statement_start(sql))
 
@@ -288,27 +319,97 @@ def _update(tree: exp.Update, sql: str) -> UpdateTable:
         raise SqlError("only UPDATE name SET column = expression, ... [WHERE condition] is "
                        "supported", line, col)
     name = _table_name(target, sql)
-    assignments: list[tuple[str, str]] = []
-    for eq in tree.expressions:
-        column = eq.this if isinstance(eq, exp.EQ) else None
-        if not isinstance(column, exp.Column) or column.table:
-            line, col = locate(eq, sql)
-            raise SqlError("UPDATE SET takes column = expression", line, col)
-        if column.name.lower() in (c.lower() for c, _ in assignments):
-            line, col = locate(eq, sql)
-            raise SqlError(f"UPDATE SET names column {column.name} more than once", line, col)
-        if eq.expression.find(exp.Query) is not None:
-            line, col = locate(eq.expression, sql)
-            raise SqlError("UPDATE SET: a subquery is not supported yet", line, col)
-        assignments.append((column.name, eq.expression.sql(dialect="trino")))
+    assignments = _set_list(tree.expressions, sql, "UPDATE")
     where = tree.args.get("where")
     if where is not None and where.this.find(exp.Query) is not None:
         line, col = locate(where, sql)
         raise SqlError("UPDATE: a subquery in WHERE is not supported yet; compute the values "
                        "first", line, col)
-    return UpdateTable(name, tuple(assignments),
+    return UpdateTable(name, assignments,
                        None if where is None else where.this.sql(dialect="trino"),
                        locate(target, sql))
+
+
+def _set_list(items: list[exp.Expr], sql: str, what: str) -> tuple[tuple[str, str], ...]:
+    """``column = expression, ...`` of an UPDATE SET as (column, Trino SQL) pairs."""
+    out: list[tuple[str, str]] = []
+    for eq in items:
+        column = eq.this if isinstance(eq, exp.EQ) else None
+        if not isinstance(column, exp.Column) or column.table:
+            line, col = locate(eq, sql)
+            raise SqlError(f"{what} SET takes column = expression", line, col)
+        if column.name.lower() in (c.lower() for c, _ in out):
+            line, col = locate(eq, sql)
+            raise SqlError(f"{what} SET names column {column.name} more than once", line, col)
+        if eq.expression.find(exp.Query) is not None:
+            line, col = locate(eq.expression, sql)
+            raise SqlError(f"{what} SET: a subquery is not supported yet", line, col)
+        out.append((column.name, eq.expression.sql(dialect="trino")))
+    return tuple(out)
+
+
+def _merge(tree: exp.Merge, sql: str) -> MergeInto:
+    target, source = tree.this, tree.args.get("using")
+    if not isinstance(target, exp.Table) or not isinstance(source, exp.Table | exp.Subquery):
+        line, col = locate(tree, sql)
+        raise SqlError("only MERGE INTO table [alias] USING table-or-(query) [alias] ON ... "
+                       "is supported", line, col)
+    name = _table_name(target, sql)
+    if isinstance(source, exp.Table):
+        source_sql = _ident(_table_name(source, sql))
+        source_alias = source.alias or source.name
+    else:
+        if not source.alias:
+            line, col = locate(source, sql)
+            raise SqlError("MERGE USING (query) needs an alias", line, col)
+        source_sql = f"({source.this.sql(dialect='trino')})"
+        source_alias = source.alias
+    target_alias = target.alias or name
+    if target_alias.lower() == source_alias.lower():
+        line, col = locate(source, sql)
+        raise SqlError(f"MERGE: target and source are both named {source_alias}; give one an "
+                       "alias", line, col)
+    on = tree.args.get("on")
+    if on is None or on.find(exp.Query) is not None:
+        line, col = locate(tree, sql)
+        raise SqlError("MERGE needs ON condition (without a subquery)", line, col)
+    whens = tree.args.get("whens")
+    clauses = []
+    for when in (whens.expressions if whens is not None else []):
+        line, col = locate(when, sql)
+        if when.args.get("source"):
+            raise SqlError("WHEN NOT MATCHED BY SOURCE is not supported (Trino has none)",
+                           line, col)
+        cond = when.args.get("condition")
+        if cond is not None and cond.find(exp.Query) is not None:
+            raise SqlError("MERGE: a subquery in a WHEN condition is not supported yet",
+                           line, col)
+        cond_sql = None if cond is None else cond.sql(dialect="trino")
+        then = when.args.get("then")
+        matched = bool(when.args.get("matched"))
+        if matched and isinstance(then, exp.Update):
+            clauses.append(MergeClause(True, "update", cond_sql,
+                                       _set_list(then.expressions, sql, "MERGE UPDATE")))
+        elif matched and isinstance(then, exp.Var) and then.name.upper() == "DELETE":
+            clauses.append(MergeClause(True, "delete", cond_sql))
+        elif not matched and isinstance(then, exp.Insert) and isinstance(
+                then.expression, exp.Tuple):
+            cols = then.this
+            columns = None if cols is None else tuple(c.name for c in cols.expressions)
+            values = tuple(v.sql(dialect="trino") for v in then.expression.expressions)
+            if columns is not None and len(columns) != len(values):
+                raise SqlError(f"MERGE INSERT lists {len(columns)} columns and "
+                               f"{len(values)} values", line, col)
+            clauses.append(MergeClause(False, "insert", cond_sql, (), columns, values))
+        else:
+            raise SqlError("MERGE takes WHEN MATCHED [AND c] THEN UPDATE SET ... | DELETE and "
+                           "WHEN NOT MATCHED [AND c] THEN INSERT [(columns)] VALUES (...)",
+                           line, col)
+    if not clauses:
+        line, col = locate(tree, sql)
+        raise SqlError("MERGE needs at least one WHEN clause", line, col)
+    return MergeInto(name, target_alias, source_sql, source_alias, on.sql(dialect="trino"),
+                     tuple(clauses), locate(target, sql))
 
 
 def _filter_text(sql: str, fallback: exp.Select) -> str:

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from mpp.session import Session
 
 
-def _scans(plan: PhysicalPlan, table: str) -> list[ScanExec]:
-    out, stack = [], [plan.root]
+def _scans(plan: PhysicalPlan | Any, table: str) -> list[ScanExec]:
+    """The scans of ``table`` in a plan (or under one operator: a stage's root)."""
+    out, stack = [], [plan.root if isinstance(plan, PhysicalPlan) else plan]
     while stack:
         op = stack.pop()
         if isinstance(op, ScanExec) and _name(op.table) == table:
@@ -150,26 +151,29 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
 
 def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[Fragment],
                    target: Any, query_id: str, what: str,
-                   choose: Callable[[list[Piece]], list[Piece]]) -> tuple[PhysicalPlan, list[Any],
-                                                                          list[Any]]:
+                   choose: Callable[[list[Piece]], list[Piece]], *, first_index: int = 0,
+                   ) -> tuple[PhysicalPlan, list[Any], list[Any]]:
     """Run ``sql`` (a query over table ``name``) reading exactly ``files`` of ``name``, one
-    task per file, with the write stage after it; ``choose`` picks the measured pieces to
-    write (``Piece.source`` is the file's position in ``files``). Returns the plan, the files
-    written and the write tasks. ``what`` names the statement in errors."""
+    task per file of the final stage, with the write stage after it; ``choose`` picks the
+    measured pieces to write (``Piece.source`` is the file's position in ``files``). Other
+    tables may be read by earlier stages (MERGE's source, broadcast to every task). Returns
+    the plan, the files written and the write tasks. ``what`` names the statement in
+    errors."""
     with crash.context(query_id=query_id):
         query = session.optimize(session.bind(sql), ctx)
         plan = plan_physical(query, ctx, lambda scan: (
             list(files) if _name(scan.table) == name
             else session.catalog.fragments(scan.table, scan.predicates)))
     scans = _scans(plan, name)
-    if (len(plan.stages) != 1 or len(scans) != 1 or plan.final_stage.tasks != len(files)
+    if (len(scans) != 1 or plan.final_stage.tasks != len(files)
+            or scans[0] not in _scans(plan.final_stage.root, name)
             or [f.uri for f in scans[0].fragments] != [f.uri for f in files]):
         raise MppError(f"{what} {name}: the rows are not planned as one task per file; this "
                        "statement is not supported yet")
     with crash.context(query_id=query_id):
         written, tasks = run_write_stage(session, ctx, plan, target, query_id,
                                          names=tuple(target.schema.names), empty_file=False,
-                                         choose=choose)
+                                         choose=choose, first_index=first_index)
     return plan, written, tasks
 
 

@@ -80,6 +80,7 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
                     target: WriteTarget, query_id: str, *,
                     names: Sequence[str] | None = None, empty_file: bool = True,
                     choose: Callable[[list[Piece]], list[Piece]] | None = None,
+                    first_index: int = 0,
                     ) -> tuple[list[WrittenFragment], list[WriteTask]]:
     """Steps 1 and 2 of the module docstring: the files written, and the plan they followed.
 
@@ -109,7 +110,8 @@ def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,
         if choose is not None:
             pieces = choose(pieces)
         target_bytes = int(ctx.settings["write.target_file_bytes"])
-        tasks = plan_writes(pieces, target_bytes)
+        tasks = [dataclasses.replace(t, index=t.index + first_index)
+                 for t in plan_writes(pieces, target_bytes)]
         if not tasks and not target.group_columns and empty_file:  # one (empty) file
             tasks = [WriteTask(0, (), 0.0)]
         payload = WritePayload(f"{query_id}-write", write_stage, f"stage{write_stage}-write", target,
