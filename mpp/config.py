@@ -143,6 +143,11 @@ _FIXED: dict[str, Setting] = {
            "1 KiB (below it a table would be a file per handful of rows), at most 16 GiB (a "
            "write task holds its file's rows in memory).",
            minimum=1024, maximum=MAX_TARGET_FILE_BYTES),
+        _s("write.insert_existing_partitions", "append",
+           "INSERT into a partitioned table: append adds the rows; overwrite replaces exactly "
+           "the partitions the query produces, in one snapshot (Trino Hive's "
+           "insert_existing_partitions_behavior = 'OVERWRITE'), so re-running a day's load "
+           "leaves no duplicates.", ("append", "overwrite")),
         _s("write.fail_task", -1,
            "Fault injection for tests: CREATE TABLE AS write task N fails after writing its "
            "file (-1: off). The conversion must then leave no table and no files behind. At "

@@ -15,6 +15,13 @@
    with the table's statistics and content checksum updated in the same commit. A commit by
    another writer since the statement began fails it with a clear error.
 
+With the setting ``write.insert_existing_partitions = 'overwrite'`` (Trino Hive's
+``insert_existing_partitions_behavior = 'OVERWRITE'``) an INSERT into a partitioned table
+replaces exactly the partitions its query produces: the same snapshot removes the table's
+files of those partitions (the partition values of the written pieces, compared with each
+current file's identity partition values and transform keys) and adds the new ones. Re-running
+a day's load then leaves that day exactly once; other days are untouched.
+
 A failure anywhere before the commit leaves the table as it was: the statement's files are
 deleted, and files of a killed process are never read (readers list files from the catalog).
 """
@@ -30,14 +37,17 @@ import pyarrow as pa
 
 from mpp import crash
 from mpp.catalog.model import TableInfo
+from mpp.catalog.write import WriteTarget, transform_key
 from mpp.errors import SqlError, UnknownTableError
 from mpp.metrics.collector import collect
 from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.planner import PhysicalPlan
 from mpp.sql.statements import InsertInto
 from mpp.sql.types import common_type, is_string, type_name
+from mpp.storage.base import Fragment
 from mpp.text import plural
 from mpp.write.ctas import top_value_columns
+from mpp.write.sizing import Piece
 from mpp.write.stage import WriteOutcome, run_write_stage
 
 if TYPE_CHECKING:
@@ -95,13 +105,29 @@ def insert_into(session: Session, stmt: InsertInto, *,
     with crash.context(query_id=query_id):
         plan = session.physical(session.optimize(session.bind(stmt.query_sql), ctx), ctx)
     columns = target_columns(stmt, info, plan)
+    overwrite = ctx.settings["write.insert_existing_partitions"] == "overwrite"
     target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema))
+    if overwrite and not target.group_columns:
+        catalog.abort_write(target)
+        raise SqlError(f"INSERT INTO {stmt.name}: write.insert_existing_partitions = "
+                       "'overwrite' replaces partitions, and this table has none; use CREATE "
+                       "OR REPLACE TABLE ... AS SELECT to replace all its rows", *stmt.place)
+    produced: set[tuple[Any, ...]] = set()
+
+    def seen(pieces: list[Piece]) -> list[Piece]:  # the partitions the query produces
+        produced.update(p.partition for p in pieces if p.rows)
+        return pieces
+
     start = time.perf_counter()
+    replaced: list[Fragment] = []
     try:
         with crash.context(query_id=query_id):
             written, tasks = run_write_stage(session, ctx, plan, target, query_id,
-                                             names=columns, empty_file=False)
-            catalog.commit_append(target, written)
+                                             names=columns, empty_file=False, choose=seen)
+            if overwrite:
+                current = catalog.fragments(stmt.name)
+                replaced = [f for f in current if partition_key(f, target) in produced]
+            catalog.commit_append(target, written, deleted={f.uri for f in replaced})
     except BaseException:
         catalog.abort_write(target)  # idempotent; commit_append already aborts on its failures
         raise
@@ -109,6 +135,24 @@ def insert_into(session: Session, stmt: InsertInto, *,
     records = collect(session.cluster.client, query_id)
     stats = QueryStats(query_id, wall, plan, records, summarize(records))
     writes = collect(session.cluster.client, f"{query_id}-write")
-    snapshot = catalog.snapshots(stmt.name)[-1]["snapshot_id"]
+    snapshot = catalog.snapshots(stmt.name)[-1]
+    commit = f"Iceberg {snapshot['operation']}, snapshot {snapshot['snapshot_id']}"
+    if overwrite:
+        commit += (f": {plural(len(produced), 'partition')} overwritten "
+                   f"({len(replaced)} files replaced by {len(written)})")
     return WriteOutcome(sum(t.rows for t in tasks), tuple(tasks), stats, tuple(writes),
-                        stmt.name, f"Iceberg append, snapshot {snapshot}")
+                        stmt.name, commit)
+
+
+def partition_key(fragment: Fragment, target: WriteTarget) -> tuple[Any, ...]:
+    """The values of ``target.group_columns`` the rows of ``fragment`` share, as the write
+    stage's pieces carry them: identity partition values from the manifest, then each
+    transform's key of the column's lower bound (a file holds one value of each transform)."""
+    values = dict(fragment.partition)
+    bounds = {c: lo for c, lo, _ in fragment.bounds}
+    key = [values.get(c) for c in target.partition_by]
+    for transform, column in target.transforms:
+        lo = bounds.get(column)
+        key.append(None if lo is None else
+                   transform_key(transform, pa.array([lo])).to_pylist()[0])
+    return tuple(key)
