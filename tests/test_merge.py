@@ -137,3 +137,33 @@ def test_merge_errors(wh, cluster, sql, message) -> None:
         s.sql(TARGET.format(name="m_err"))
     with pytest.raises(SqlError, match=message):
         s.sql(sql)
+
+
+def test_merge_of_a_many_file_table_matches_duckdb(wh, cluster) -> None:
+    """A dimension of several partitions; updates and deletes in one of them, inserts in all:
+    the other partitions' files are kept, new rows go to new files."""
+    s = _session(Catalog.open(wh), cluster, **{"write.target_file_bytes": 8192})
+    s.sql("CREATE TABLE m_dim WITH (partitioned_by = ARRAY['date']) AS "
+          "SELECT date, user_id, count(*) AS hits, max(status) AS status FROM access_log "
+          "GROUP BY date, user_id")
+    s.sql("CREATE TABLE m_changes AS "
+          "SELECT date, user_id, hits * 10 AS hits, status FROM m_dim WHERE user_id % 7 = 0 "
+          "AND date = DATE '2017-01-02' UNION ALL SELECT date, user_id + 100000, 1, status FROM m_dim WHERE user_id % 11 = 0")
+    sql = """MERGE INTO m_dim AS d USING m_changes AS c
+             ON d.date = c.date AND d.user_id = c.user_id
+             WHEN MATCHED AND c.status = 404 THEN DELETE
+             WHEN MATCHED THEN UPDATE SET hits = c.hits
+             WHEN NOT MATCHED THEN INSERT VALUES (c.date, c.user_id, c.hits, c.status)"""
+    before = Catalog.open(wh)
+    others = {f.uri for f in before.fragments("m_dim") if dict(f.partition)["date"].day != 2}
+    expected = duckdb_after(before, "m_dim", [sql], ["m_changes"])
+    plan = s.explain(sql)
+    assert plan.startswith("MergeInto: m_dim:")
+    r = _session(Catalog.open(wh), cluster, **{"write.target_file_bytes": 8192}).sql(sql)
+    after = Catalog.open(wh)
+    actual = _session(after, cluster).sql("SELECT * FROM m_dim").to_arrow()
+    assert_same_rows(actual, expected)
+    assert after.table("m_dim").stats.row_count == actual.num_rows
+    assert others and others <= {f.uri for f in after.fragments("m_dim")}  # only inserts there
+    assert r.write is not None and "Commit: Iceberg overwrite" in r.explain_analyze
+    assert len(after.snapshots("m_dim")) == 2

@@ -61,6 +61,7 @@ def test_update_rewrites_only_files_with_a_matching_row(wh, cluster) -> None:
     _table(wh, cluster, "upd1")
     sql = (f"UPDATE upd1 SET bytes = bytes * 2 + 1, status = CAST(410 AS smallint) "
            f"WHERE status = 404 AND date = {DAY2}")
+    assert _session(Catalog.open(wh), cluster).explain(sql).startswith("UpdateTable: upd1:")
     before, after = _update_matches_duckdb(wh, cluster, "upd1", sql)
     old, new = {f.uri for f in before.fragments("upd1")}, {f.uri for f in after.fragments("upd1")}
     other_days = {f.uri for f in before.fragments("upd1") if dict(f.partition)["date"].day != 2}

@@ -35,6 +35,7 @@ from mpp.logical.evaluate import evaluate
 from mpp.logical.nodes import Filter, LogicalNode, Scan
 from mpp.metrics.collector import collect
 from mpp.metrics.summary import QueryStats, summarize
+from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.scan import ScanExec
 from mpp.physical.planner import PhysicalPlan, plan_physical
 from mpp.sql.statements import DeleteFrom
@@ -47,14 +48,26 @@ if TYPE_CHECKING:
     from mpp.session import Session
 
 
-def _scans(plan: PhysicalPlan | Any, table: str) -> list[ScanExec]:
-    """The scans of ``table`` in a plan (or under one operator: a stage's root)."""
-    out, stack = [], [plan.root if isinstance(plan, PhysicalPlan) else plan]
+def _scans(plan: PhysicalPlan, table: str) -> list[ScanExec]:
+    out, stack = [], [plan.root]
     while stack:
         op = stack.pop()
         if isinstance(op, ScanExec) and _name(op.table) == table:
             out.append(op)
         stack.extend(op.children)
+    return out
+
+
+def _stage_scans(plan: PhysicalPlan, table: str) -> list[ScanExec]:
+    """The scans of ``table`` that the final stage's tasks run (exchanges end a stage: what
+    they read runs in earlier stages)."""
+    out, stack = [], [plan.final_stage.root]
+    while stack:
+        op = stack.pop()
+        if isinstance(op, ScanExec) and _name(op.table) == table:
+            out.append(op)
+        if not isinstance(op, ExchangeExec):
+            stack.extend(op.children)
     return out
 
 
@@ -166,7 +179,7 @@ def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[
             else session.catalog.fragments(scan.table, scan.predicates)))
     scans = _scans(plan, name)
     if (len(scans) != 1 or plan.final_stage.tasks != len(files)
-            or scans[0] not in _scans(plan.final_stage.root, name)
+            or scans[0] not in _stage_scans(plan, name)
             or [f.uri for f in scans[0].fragments] != [f.uri for f in files]):
         raise MppError(f"{what} {name}: the rows are not planned as one task per file; this "
                        "statement is not supported yet")
