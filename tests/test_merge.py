@@ -11,8 +11,9 @@ import pytest
 from mpp.catalog import Catalog
 from mpp.config import Settings
 from mpp.datagen import DatagenSpec, generate
-from mpp.errors import MppError, SqlError
+from mpp.errors import MppError, SqlError, StorageError
 from mpp.session import Session
+from mpp.storage.files import local_path
 from tests.compare import assert_same_rows
 from tests.write_oracle import duckdb_after
 
@@ -167,3 +168,34 @@ def test_merge_of_a_many_file_table_matches_duckdb(wh, cluster) -> None:
     assert others and others <= {f.uri for f in after.fragments("m_dim")}  # only inserts there
     assert r.write is not None and "Commit: Iceberg overwrite" in r.explain_analyze
     assert len(after.snapshots("m_dim")) == 2
+
+
+def test_a_failure_before_the_commit_leaves_the_table_as_it_was(wh, cluster) -> None:
+    s = _session(Catalog.open(wh), cluster)
+    s.sql(TARGET.format(name="m_fail"))
+    catalog = Catalog.open(wh)
+    state = (catalog.snapshots("m_fail"), {f.uri for f in catalog.fragments("m_fail")})
+    sql = """MERGE INTO m_fail AS t USING src AS s ON t.k = s.k
+             WHEN MATCHED THEN UPDATE SET val = s.val
+             WHEN NOT MATCHED THEN INSERT VALUES (s.k, s.grp, s.val)"""
+    with pytest.raises(StorageError, match="injected failure"):
+        _session(Catalog.open(wh), cluster, **{"write.fail_task": 0}).sql(sql)
+    fresh = Catalog.open(wh)
+    assert (fresh.snapshots("m_fail"), {f.uri for f in fresh.fragments("m_fail")}) == state
+    location = Path(local_path(fresh.table("m_fail").location) or "")
+    assert {str(p) for p in location.rglob("*.parquet")} == {
+        local_path(u) for u in state[1]}  # the failed statement's files are gone
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("MERGE INTO t USING s ON t.k = s.k WHEN NOT MATCHED BY SOURCE THEN DELETE",
+     "NOT MATCHED BY SOURCE"),
+    ("MERGE INTO t USING t ON t.k = t.k WHEN MATCHED THEN DELETE", "give one an alias"),
+    ("MERGE INTO t USING s ON t.k = s.k WHEN NOT MATCHED THEN INSERT (k, v) VALUES (1)",
+     "lists 2 columns and 1 values"),
+])
+def test_merge_statements_refused_when_parsed(sql, message) -> None:
+    from mpp.sql.statements import parse_statement
+
+    with pytest.raises(SqlError, match=message):
+        parse_statement(sql)
