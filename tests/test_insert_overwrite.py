@@ -108,3 +108,31 @@ def test_append_is_the_default_and_unpartitioned_tables_refuse_overwrite(wh, clu
           "WHERE false")
     with pytest.raises(SqlError, match="replaces partitions, and this table has none"):
         s.sql(_load(1, "io_flat"), settings=OVERWRITE)
+
+
+def test_a_load_whose_write_task_was_retried_leaves_no_duplicates(wh, tmp_path) -> None:
+    """The worker running write task 1 is killed as the task starts: Dask runs it again (and
+    whatever the dead worker held), each file name is fixed by its task, the commit lists it
+    once."""
+    import dask
+
+    from mpp.execution.cluster import Cluster, ClusterSpec
+    from mpp.session import LOCAL_SCHEDULER_CONFIG
+    from tests.chaos import Chaos, Victim, starts
+
+    spec = ClusterSpec(workers=2, threads_per_worker=1, dashboard_address=None,
+                       stall_timeout=120)
+    with dask.config.set(LOCAL_SCHEDULER_CONFIG), Cluster(spec) as own:
+        small = {**OVERWRITE, "write.target_file_bytes": 8192}
+        s = _session(Catalog.open(wh), own, **small)
+        s.sql("CREATE TABLE io_kill (time timestamp, date date, user_id bigint, "
+              "status smallint, bytes bigint) WITH (partitioning = ARRAY['date'])")
+        s.sql(_load(1, "io_kill"))
+        victim = "stage2-write partition 1"
+        own.client.register_plugin(Chaos(str(tmp_path), (Victim(victim),)),
+                                   name="mpp-test-chaos")
+        s.sql(_load(2, "io_kill"))
+        assert starts(tmp_path).count(victim) >= 2  # killed, then run again
+        _check(wh, own, "io_kill", [1, 2])
+        s.sql(_load(2, "io_kill"))  # and the whole load run again
+        _check(wh, own, "io_kill", [1, 2])
