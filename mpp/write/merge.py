@@ -273,11 +273,12 @@ def merge_into(session: Session, stmt: MergeInto, *,
 
         stats = ddl_stats(query_id, wall)
         writes: list[Any] = []
-    else:
-        ids = [query_id, f"{query_id}-insert"]
-        records = [r for i in ids for r in collect(session.cluster.client, i)]
-        stats = QueryStats(query_id, wall, plan, records, summarize(records))
-        writes = [r for i in ids for r in collect(session.cluster.client, f"{i}-write")]
+    else:  # the measurements of the plan shown (the rewrite's, else the insert's)
+        shown = query_id if changed else f"{query_id}-insert"
+        records = collect(session.cluster.client, shown)
+        stats = QueryStats(shown, wall, plan, records, summarize(records))
+        writes = [r for i in (query_id, f"{query_id}-insert")
+                  for r in collect(session.cluster.client, f"{i}-write")]
     commit = "nothing changed: no snapshot"
     if changed or written:
         snap = catalog.snapshots(stmt.name)[-1]
