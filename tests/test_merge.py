@@ -199,3 +199,12 @@ def test_merge_statements_refused_when_parsed(sql, message) -> None:
 
     with pytest.raises(SqlError, match=message):
         parse_statement(sql)
+
+
+def test_a_source_larger_than_the_target_is_still_broadcast(wh, cluster) -> None:
+    sql = """MERGE INTO m_big AS t USING (SELECT CAST(user_id % 10 AS integer) AS k, min(status) AS st,
+             max(bytes) AS b FROM access_log GROUP BY 1) AS s ON t.k = s.k
+             WHEN MATCHED AND s.b > 0 THEN UPDATE SET val = s.b
+             WHEN NOT MATCHED THEN INSERT (k, grp, val) VALUES (s.k, 'n', s.st)"""
+    after = _merge_matches_duckdb(wh, cluster, "m_big", sql, ("access_log",))
+    assert len(after.snapshots("m_big")) == 2
