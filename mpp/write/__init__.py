@@ -10,7 +10,9 @@ after which aggregations read a fraction of the bytes::
 
 :mod:`stage` runs a SELECT with a write stage after it, :mod:`sizing` plans output files near
 the target size, :mod:`tasks` are the worker functions, :mod:`ctas` creates a table and
-commits once.
+commits once; :mod:`insert` appends (or overwrites the partitions it produces),
+:mod:`delete`, :mod:`update` and :mod:`merge` rewrite only the files they change, each in one
+snapshot.
 """
 
 from __future__ import annotations
