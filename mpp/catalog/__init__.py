@@ -66,6 +66,8 @@ class Catalog:
         self._info: dict[str, TableInfo] = {}
         self._loaded: dict[str, Table] = {}  # the Iceberg table version _info describes
         self._fragments: dict[str, list[Fragment]] = {}
+        # Time travel: the fragments of (table, snapshot id), see :meth:`table_at`.
+        self._travelled: dict[tuple[str, int], list[Fragment]] = {}
         # Appends begun: the table as loaded at begin_append, by write id.
         self._bases: dict[str, tuple[Table, TableInfo, list[Fragment]]] = {}
 
@@ -164,12 +166,32 @@ class Catalog:
         self._info[name] = info
         return info
 
+    def table_at(self, name: str, *, snapshot_id: int | None = None,
+                 timestamp: dt.datetime | None = None) -> TableInfo:
+        """Table ``name`` as of snapshot ``snapshot_id`` (FOR VERSION AS OF) or as of the
+        snapshot current at ``timestamp`` (FOR TIMESTAMP AS OF): a TableInfo carrying the
+        snapshot id and statistics from that snapshot's own manifests (see
+        :mod:`mpp.catalog.travel`); :meth:`fragments` then lists that snapshot's files."""
+        from mpp.catalog import travel
+
+        current = self.table(name)
+        if current.external:
+            raise CatalogError(f"table {name!r} is an external {current.format.value.upper()} "
+                               "table: it has no snapshots to travel to (Iceberg tables do)")
+        tbl = self._loaded[name]
+        snap = travel.resolve(name, tbl, snapshot_id=snapshot_id, timestamp=timestamp)
+        done = travel.travel(name, tbl, current, snap)
+        self._travelled[(name, snap.snapshot_id)] = done.fragments
+        return done.info
+
     def refresh(self, name: str) -> None:
         """Forget what this catalog loaded of table ``name``: the next use reads the current
         version (a write starts so, and commits on top of exactly the version it read)."""
         self._info.pop(name, None)
         self._fragments.pop(name, None)
         self._loaded.pop(name, None)
+        for key in [k for k in self._travelled if k[0] == name]:
+            del self._travelled[key]
 
     def fragments(self, table: TableInfo | str,
                   predicates: Sequence[ColumnPredicate] = ()) -> list[Fragment]:
@@ -180,14 +202,18 @@ class Catalog:
         list, so task numbers stay comparable between pruned and unpruned runs.
         """
         name = table if isinstance(table, str) else table.name
+        sid = None if isinstance(table, str) else table.snapshot_id
         info = self.table(name)
-        frags = self._fragments[name]
+        if sid is not None and (name, sid) not in self._travelled:
+            self.table_at(name, snapshot_id=sid)
+        frags = self._fragments[name] if sid is None else self._travelled[(name, sid)]
         if not predicates:
             return list(frags)
         keep: set[str] | None = None
         if not info.external:
             tbl = self._load_iceberg(name)
-            keep = iceberg.planned_paths(tbl, predicates) if tbl is not None else None
+            keep = (iceberg.planned_paths(tbl, predicates, sid)
+                    if tbl is not None else None)
         return [f for f in frags
                 if (keep is None or f.uri in keep) and fragment_may_match(f, predicates)]
 
