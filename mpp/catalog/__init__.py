@@ -30,7 +30,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
-from mpp.catalog import cleanup, iceberg, integrity
+from mpp.catalog import cleanup, iceberg, integrity, metadata_tables
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
@@ -157,6 +157,8 @@ class Catalog:
             self._fragments[name] = list(ext.fragments)
         else:
             tbl = self._load_iceberg(name)
+            if tbl is None and metadata_tables.split(name) is not None:
+                return self._metadata_table(name)
             if tbl is None:
                 raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
             checked = integrity.check(name, tbl)  # once per load; DamagedMetadataError
@@ -165,6 +167,30 @@ class Catalog:
             info = _iceberg_info(name, tbl, checked)
         self._info[name] = info
         return info
+
+    def _metadata_table(self, name: str) -> TableInfo:
+        """A metadata table such as ``t$snapshots`` (:mod:`mpp.catalog.metadata_tables`):
+        built from ``t``'s Iceberg metadata as one in-memory fragment."""
+        from mpp.storage import arrow_ipc
+
+        base, kind = metadata_tables.split(name) or (name, "")
+        build = metadata_tables.BUILDERS.get(kind)
+        if build is None:
+            raise UnknownTableError(
+                f"unknown table {name!r}: {kind!r} is not a metadata table (Iceberg tables have "
+                f"{', '.join(repr(base + '$' + k) for k in metadata_tables.BUILDERS)})")
+        info = self.table(base)
+        if info.external:
+            raise CatalogError(f"table {name!r}: {base!r} is an external "
+                               f"{info.format.value.upper()} table; metadata tables describe "
+                               "Iceberg tables")
+        data = build(self._loaded[base])
+        fragment = arrow_ipc.to_fragment(f"{info.location}#{kind}", data)
+        meta = TableInfo(name=name, format=StorageFormat.ARROW, schema=data.schema,
+                         stats=TableStats(data.num_rows, fragment.size_bytes, 1),
+                         location=info.location)
+        self._info[name], self._fragments[name] = meta, [fragment]
+        return meta
 
     def table_at(self, name: str, *, snapshot_id: int | None = None,
                  timestamp: dt.datetime | None = None) -> TableInfo:
@@ -192,6 +218,8 @@ class Catalog:
         self._loaded.pop(name, None)
         for key in [k for k in self._travelled if k[0] == name]:
             del self._travelled[key]
+        for meta in [k for k in self._info if k.startswith(name + metadata_tables.SEPARATOR)]:
+            self.refresh(meta)  # "t$snapshots" describes t as loaded
 
     def fragments(self, table: TableInfo | str,
                   predicates: Sequence[ColumnPredicate] = ()) -> list[Fragment]:
