@@ -143,6 +143,11 @@ _FIXED: dict[str, Setting] = {
            "1 KiB (below it a table would be a file per handful of rows), at most 16 GiB (a "
            "write task holds its file's rows in memory).",
            minimum=1024, maximum=MAX_TARGET_FILE_BYTES),
+        _s("iceberg.expire_snapshots_min_retention_seconds", 7 * 86400,
+           "ALTER TABLE ... EXECUTE expire_snapshots refuses a retention_threshold below this "
+           "many seconds (Trino's iceberg.expire-snapshots.min-retention, 7 days): readers of "
+           "old snapshots may still need their files. Lower it for tests; at most 10 years.",
+           minimum=0, maximum=10 * 365 * 86400),
         _s("write.fail_task", -1,
            "Fault injection for tests: CREATE TABLE AS write task N fails after writing its "
            "file (-1: off). The conversion must then leave no table and no files behind. At "
