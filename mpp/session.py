@@ -317,6 +317,9 @@ class Session:
                     "rows; a condition on identity partition columns drops them whole, any "
                     "other rewrites the files it changes\n")
             text = stmt.filter_sql
+        elif isinstance(stmt, Optimize | ExpireSnapshots):
+            raise MppError("ALTER TABLE ... EXECUTE has no plan to explain before it runs; "
+                           "EXPLAIN ANALYZE runs it and shows its stages")
         elif isinstance(stmt, DropTable | CreateTable):
             raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
                            "no plan to explain")

@@ -11,7 +11,7 @@ import pytest
 from mpp.catalog import Catalog, cleanup, iceberg
 from mpp.config import Settings
 from mpp.datagen import DatagenSpec, generate
-from mpp.errors import SqlError
+from mpp.errors import MppError, SqlError
 from mpp.oracle import run_oracle
 from mpp.session import Session
 from mpp.sql.statements import parse_statement
@@ -84,6 +84,8 @@ def test_optimize_bin_packs_small_files_in_one_snapshot(wh, cluster) -> None:
     old = snaps_before[-1]["snapshot_id"]
     assert_same_rows(_session(fresh, cluster).sql(
         f"SELECT * FROM opt FOR VERSION AS OF {old}").to_arrow(), got)
+    with pytest.raises(MppError, match="EXPLAIN ANALYZE runs it"):
+        s.explain("ALTER TABLE opt EXECUTE optimize")
     # Nothing left to combine: no new snapshot.
     again = s.sql("ALTER TABLE opt EXECUTE optimize(file_size_threshold => '1MB')")
     assert again.to_arrow().column("rows").to_pylist() == [0]

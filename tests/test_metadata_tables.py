@@ -124,7 +124,8 @@ def test_queries_over_metadata_tables(wh, cluster) -> None:
 
 
 def test_unknown_metadata_table_is_a_clear_error(wh, cluster) -> None:
-    with pytest.raises(SqlError, match=r"unknown table 'mt\$nope'"):
+    with pytest.raises(SqlError, match=r"unknown table 'mt\$nope': 'nope' is not a metadata "
+                                       r"table \(Iceberg tables have 'mt\$snapshots', "):
         _sql(wh, cluster, 'SELECT * FROM "mt$nope"')
     with pytest.raises(SqlError, match=r"unknown table 'nope\$files'"):
         _sql(wh, cluster, 'SELECT * FROM "nope$files"')

@@ -144,7 +144,9 @@ def table_relation(qb: QueryBinder, item: exp.Table, name: str, alias: str,
         version = item.args.get("version")
         if version is not None:
             info = travel_info(qb, item, name, version)
-    except UnknownTableError:
+    except UnknownTableError as exc:
+        if "$" in name and str(exc).startswith(f"unknown table {name!r}:"):
+            raise UnknownTableError(str(exc), *locate(item, qb.sql)) from None  # metadata table
         tables = list(qb.catalog.tables()) + list(qb.ctes)
         raise UnknownTableError(
             f"unknown table {name!r}.{suggest(name, tables)} Tables: {', '.join(sorted(tables))}",
