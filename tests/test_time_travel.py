@@ -107,6 +107,13 @@ def test_statistics_and_pruning_come_from_the_snapshot(wh, cluster) -> None:
     assert f"ts FOR VERSION AS OF {first}" in plan
     assert "fragments=0 of" in plan
     assert _session(fresh, cluster).sql(sql).to_arrow().column(0)[0].as_py() == 0
+    # Two versions of one table in one query stay apart.
+    both = _session(fresh, cluster).sql(
+        f"SELECT 'old' AS v, count(*) AS n FROM ts FOR VERSION AS OF {first} "
+        "UNION ALL SELECT 'now' AS v, count(*) AS n FROM ts").to_arrow()
+    assert dict(zip(both["v"].to_pylist(), both["n"].to_pylist(), strict=True)) == {
+        "old": expect["n"],
+        "now": run_oracle("SELECT count(*) FROM ts", fresh).column(0)[0].as_py()}
 
 
 def test_timestamp_as_of_reads_the_snapshot_current_then(wh, cluster) -> None:
