@@ -132,3 +132,22 @@ def test_expire_snapshots_deletes_exactly_the_unreferenced_files(wh, cluster) ->
     assert_same_rows(got, run_oracle(ALL + " AND status < 400", fresh))
     with pytest.raises(SqlError, match=f"no snapshot {old_id} of table 'exp'"):
         _session(fresh, cluster).sql(f"SELECT * FROM exp FOR VERSION AS OF {old_id}")
+
+
+def test_optimize_keeps_transform_partitions_apart(wh, cluster) -> None:
+    s = _session(Catalog.open(wh), cluster)
+    s.sql("CREATE TABLE optday (time timestamp, user_id bigint, bytes integer) "
+          "WITH (partitioning = ARRAY['day(time)'])")
+    s.sql("INSERT INTO optday SELECT time, user_id, bytes FROM access_log",
+          settings={"write.target_file_bytes": 4096})
+    before = len(Catalog.open(wh).fragments("optday"))
+    s.sql("ALTER TABLE optday EXECUTE optimize(file_size_threshold => '1MB')",
+          settings={"write.target_file_bytes": 2**20})
+    fresh = Catalog.open(wh)
+    days = run_oracle("SELECT count(DISTINCT CAST(time AS date)) FROM access_log", fresh)
+    assert before > len(fresh.fragments("optday")) == days.column(0)[0].as_py()
+    for f in fresh.fragments("optday"):  # each file holds one day
+        (lo, hi), = [(lo, hi) for c, lo, hi in f.bounds if c == "time"]
+        assert lo.date() == hi.date()
+    got = _session(fresh, cluster).sql("SELECT * FROM optday").to_arrow()
+    assert_same_rows(got, run_oracle("SELECT time, user_id, bytes FROM access_log", fresh))
