@@ -151,3 +151,27 @@ def test_optimize_keeps_transform_partitions_apart(wh, cluster) -> None:
         assert lo.date() == hi.date()
     got = _session(fresh, cluster).sql("SELECT * FROM optday").to_arrow()
     assert_same_rows(got, run_oracle("SELECT time, user_id, bytes FROM access_log", fresh))
+
+
+def test_expire_never_deletes_files_outside_the_table_folder(wh, cluster, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    s = _session(Catalog.open(wh), cluster)
+    s.sql("CREATE TABLE expout AS SELECT user_id, bytes FROM access_log WHERE status = 200")
+    outside = tmp_path / "outside.parquet"  # another engine added a file it keeps elsewhere
+    pq.write_table(s.sql("SELECT user_id, bytes FROM expout").to_arrow(), outside)
+    tbl = Catalog.open(wh).iceberg.load_table((iceberg.NAMESPACE, "expout"))
+    tbl.add_files([str(outside)])
+    s.sql("DELETE FROM expout")  # every file, the outside one too, leaves the current snapshot
+    s.sql("INSERT INTO expout SELECT user_id, bytes FROM access_log WHERE status = 404")
+    location = Catalog.open(wh).table("expout").location
+    disk_before = _disk(location)
+    r = s.sql("ALTER TABLE expout EXECUTE expire_snapshots(retention_threshold => '0s')",
+              settings={"iceberg.expire_snapshots_min_retention_seconds": 0})
+    assert r.to_arrow().column("expired_snapshots").to_pylist() == [3]
+    assert outside.exists()  # listed by an expired snapshot only, but not the table's own
+    assert any(p.endswith(".parquet") for p in disk_before - _disk(location))
+    fresh = Catalog.open(wh)
+    assert_same_rows(_session(fresh, cluster).sql("SELECT * FROM expout").to_arrow(),
+                     run_oracle("SELECT user_id, bytes FROM access_log WHERE status = 404",
+                                fresh))
