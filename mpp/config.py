@@ -148,6 +148,11 @@ _FIXED: dict[str, Setting] = {
            "the partitions the query produces, in one snapshot (Trino Hive's "
            "insert_existing_partitions_behavior = 'OVERWRITE'), so re-running a day's load "
            "leaves no duplicates.", ("append", "overwrite")),
+        _s("iceberg.expire_snapshots_min_retention_seconds", 7 * 86400,
+           "ALTER TABLE ... EXECUTE expire_snapshots refuses a retention_threshold below this "
+           "many seconds (Trino's iceberg.expire-snapshots.min-retention, 7 days): readers of "
+           "old snapshots may still need their files. Lower it for tests; at most 10 years.",
+           minimum=0, maximum=10 * 365 * 86400),
         _s("write.fail_task", -1,
            "Fault injection for tests: CREATE TABLE AS write task N fails after writing its "
            "file (-1: off). The conversion must then leave no table and no files behind. At "

@@ -41,8 +41,10 @@ from mpp.sql.statements import (
     CreateTableAs,
     DeleteFrom,
     DropTable,
+    ExpireSnapshots,
     InsertInto,
     MergeInto,
+    Optimize,
     Query,
     Statement,
     UpdateTable,
@@ -237,6 +239,8 @@ class Session:
             created = create_table(self, stmt)
             return Result(pa.table({"created": [created]}),
                           ddl_stats(f"create-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
+        if isinstance(stmt, Optimize | ExpireSnapshots):
+            return self._maintain(stmt, settings)
         if isinstance(stmt, DropTable):
             start = time.perf_counter()
             dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
@@ -275,6 +279,20 @@ class Session:
                           ddl_stats(f"ctas-{uuid.uuid4().hex[:8]}", 0.0))
         return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}), outcome.stats,
                       outcome)
+
+    def _maintain(self, stmt: Optimize | ExpireSnapshots,
+                  settings: Mapping[str, Any] | None) -> Result:
+        """ALTER TABLE ... EXECUTE optimize / expire_snapshots (:mod:`mpp.write.maintenance`)."""
+        from mpp.write import maintenance
+
+        if isinstance(stmt, Optimize):
+            outcome = maintenance.optimize(self, stmt, settings=settings)
+            return Result(pa.table({"rows": pa.array([outcome.rows], pa.int64())}),
+                          outcome.stats, outcome if outcome.files else None)
+        done = maintenance.expire_snapshots(self, stmt, settings=settings)
+        return Result(pa.table({"expired_snapshots": pa.array([len(done.snapshots)], pa.int64()),
+                                "deleted_files": pa.array([len(done.deleted)], pa.int64())}),
+                      done.stats)
 
     def drop_table(self, name: str, *, if_exists: bool = False) -> bool:
         """Unregister table ``name`` and delete its files; False if IF EXISTS found none."""
@@ -327,6 +345,9 @@ class Session:
                     "rewritten as this join computes them; unmatched source rows are inserted "
                     "as new files; one snapshot\n")
             text = queries.rewrite() if queries.updates() else queries.insert()
+        elif isinstance(stmt, Optimize | ExpireSnapshots):
+            raise MppError("ALTER TABLE ... EXECUTE has no plan to explain before it runs; "
+                           "EXPLAIN ANALYZE runs it and shows its stages")
         elif isinstance(stmt, DropTable | CreateTable):
             raise MppError(f"{'DROP' if isinstance(stmt, DropTable) else 'CREATE'} TABLE has "
                            "no plan to explain")

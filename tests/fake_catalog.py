@@ -12,7 +12,7 @@ import datetime as dt
 import pyarrow as pa
 
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
-from mpp.errors import UnknownTableError, suggest
+from mpp.errors import CatalogError, UnknownTableError, suggest
 from mpp.storage.base import StorageFormat
 
 TS = pa.timestamp("us")
@@ -79,3 +79,10 @@ class FakeCatalog:
 
     def tables(self) -> list[str]:
         return sorted(self.infos)
+
+    def table_at(self, name: str, *, snapshot_id: int | None = None,
+                 timestamp: object = None) -> TableInfo:
+        """Time travel: the fake tables have no snapshots (as an empty Iceberg table)."""
+        self.table(name)
+        what = f" {snapshot_id}" if snapshot_id is not None else ""
+        raise CatalogError(f"no snapshot{what} of table {name!r}: table {name!r} has no snapshot")

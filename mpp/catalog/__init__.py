@@ -30,7 +30,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
-from mpp.catalog import cleanup, iceberg, integrity
+from mpp.catalog import cleanup, iceberg, integrity, metadata_tables
 from mpp.catalog.external import ExternalRegistry, ExternalTable
 from mpp.catalog.model import ColumnStats, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
@@ -66,6 +66,8 @@ class Catalog:
         self._info: dict[str, TableInfo] = {}
         self._loaded: dict[str, Table] = {}  # the Iceberg table version _info describes
         self._fragments: dict[str, list[Fragment]] = {}
+        # Time travel: the fragments of (table, snapshot id), see :meth:`table_at`.
+        self._travelled: dict[tuple[str, int], list[Fragment]] = {}
         # Appends begun: the table as loaded at begin_append, by write id.
         self._bases: dict[str, tuple[Table, TableInfo, list[Fragment]]] = {}
 
@@ -155,6 +157,8 @@ class Catalog:
             self._fragments[name] = list(ext.fragments)
         else:
             tbl = self._load_iceberg(name)
+            if tbl is None and metadata_tables.split(name) is not None:
+                return self._metadata_table(name)
             if tbl is None:
                 raise UnknownTableError(f"unknown table {name!r}." + suggest(name, self.tables()))
             checked = integrity.check(name, tbl)  # once per load; DamagedMetadataError
@@ -164,12 +168,58 @@ class Catalog:
         self._info[name] = info
         return info
 
+    def _metadata_table(self, name: str) -> TableInfo:
+        """A metadata table such as ``t$snapshots`` (:mod:`mpp.catalog.metadata_tables`):
+        built from ``t``'s Iceberg metadata as one in-memory fragment."""
+        from mpp.storage import arrow_ipc
+
+        base, kind = metadata_tables.split(name) or (name, "")
+        build = metadata_tables.BUILDERS.get(kind)
+        if build is None:
+            raise UnknownTableError(
+                f"unknown table {name!r}: {kind!r} is not a metadata table (Iceberg tables have "
+                f"{', '.join(repr(base + '$' + k) for k in metadata_tables.BUILDERS)})")
+        info = self.table(base)
+        if info.external:
+            raise CatalogError(f"table {name!r}: {base!r} is an external "
+                               f"{info.format.value.upper()} table; metadata tables describe "
+                               "Iceberg tables")
+        data = build(self._loaded[base])
+        fragment = arrow_ipc.to_fragment(f"{info.location}#{kind}", data)
+        meta = TableInfo(name=name, format=StorageFormat.ARROW, schema=data.schema,
+                         stats=TableStats(data.num_rows, fragment.size_bytes, 1),
+                         location=info.location)
+        self._info[name], self._fragments[name] = meta, [fragment]
+        return meta
+
+    def table_at(self, name: str, *, snapshot_id: int | None = None,
+                 timestamp: dt.datetime | None = None) -> TableInfo:
+        """Table ``name`` as of snapshot ``snapshot_id`` (FOR VERSION AS OF) or as of the
+        snapshot current at ``timestamp`` (FOR TIMESTAMP AS OF): a TableInfo carrying the
+        snapshot id and statistics from that snapshot's own manifests (see
+        :mod:`mpp.catalog.travel`); :meth:`fragments` then lists that snapshot's files."""
+        from mpp.catalog import travel
+
+        current = self.table(name)
+        if current.external:
+            raise CatalogError(f"table {name!r} is an external {current.format.value.upper()} "
+                               "table: it has no snapshots to travel to (Iceberg tables do)")
+        tbl = self._loaded[name]
+        snap = travel.resolve(name, tbl, snapshot_id=snapshot_id, timestamp=timestamp)
+        done = travel.travel(name, tbl, current, snap)
+        self._travelled[(name, snap.snapshot_id)] = done.fragments
+        return done.info
+
     def refresh(self, name: str) -> None:
         """Forget what this catalog loaded of table ``name``: the next use reads the current
         version (a write starts so, and commits on top of exactly the version it read)."""
         self._info.pop(name, None)
         self._fragments.pop(name, None)
         self._loaded.pop(name, None)
+        for key in [k for k in self._travelled if k[0] == name]:
+            del self._travelled[key]
+        for meta in [k for k in self._info if k.startswith(name + metadata_tables.SEPARATOR)]:
+            self.refresh(meta)  # "t$snapshots" describes t as loaded
 
     def fragments(self, table: TableInfo | str,
                   predicates: Sequence[ColumnPredicate] = ()) -> list[Fragment]:
@@ -180,14 +230,18 @@ class Catalog:
         list, so task numbers stay comparable between pruned and unpruned runs.
         """
         name = table if isinstance(table, str) else table.name
+        sid = None if isinstance(table, str) else table.snapshot_id
         info = self.table(name)
-        frags = self._fragments[name]
+        if sid is not None and (name, sid) not in self._travelled:
+            self.table_at(name, snapshot_id=sid)
+        frags = self._fragments[name] if sid is None else self._travelled[(name, sid)]
         if not predicates:
             return list(frags)
         keep: set[str] | None = None
         if not info.external:
             tbl = self._load_iceberg(name)
-            keep = iceberg.planned_paths(tbl, predicates) if tbl is not None else None
+            keep = (iceberg.planned_paths(tbl, predicates, sid)
+                    if tbl is not None else None)
         return [f for f in frags
                 if (keep is None or f.uri in keep) and fragment_may_match(f, predicates)]
 

@@ -220,19 +220,22 @@ def _sort_key(path: str) -> tuple[str, str]:
 
 
 def all_fragments(table: Table, files: Sequence[DataFile] | None = None,
-                  footers: Mapping[str, str] | None = None) -> list[Fragment]:
+                  footers: Mapping[str, str] | None = None, *,
+                  schema: Schema | None = None) -> list[Fragment]:
     """Every data file of the current snapshot, in stable (name = write) order.
 
     ``files``: the snapshot's data files when the caller has read them already (the checked
     load of :mod:`mpp.catalog.integrity`); None plans a scan. ``footers``: the Parquet footer
-    digests recorded at commit, by path, which the scan verifies.
+    digests recorded at commit, by path, which the scan verifies. ``schema``: the schema the
+    files are read with (an older snapshot's, for time travel; default the current one).
     """
     if files is None:
         files = [task.file for task in table.scan().plan_files()]
     files = sorted(files, key=lambda f: _sort_key(f.file_path))
-    schema, spec = table.schema(), table.spec()
+    schema = schema or table.schema()
+    specs, spec = table.specs(), table.spec()
     footers = footers or {}
-    return [_to_fragment(i, f, schema, spec,
+    return [_to_fragment(i, f, schema, specs.get(f.spec_id, spec),
                          ((FOOTER_DIGEST, footers[f.file_path]),) if f.file_path in footers else ())
             for i, f in enumerate(files)]
 
@@ -260,8 +263,10 @@ def _iceberg_term(p: ColumnPredicate) -> ie.BooleanExpression:
 _PLAN_TERMS = 64
 
 
-def planned_paths(table: Table, predicates: Sequence[ColumnPredicate]) -> set[str] | None:
-    """Paths of the data files Iceberg's scan plan keeps for ``predicates`` (None: no plan)."""
+def planned_paths(table: Table, predicates: Sequence[ColumnPredicate],
+                  snapshot_id: int | None = None) -> set[str] | None:
+    """Paths of the data files Iceberg's scan plan keeps for ``predicates`` (None: no plan),
+    in snapshot ``snapshot_id`` (default the current one)."""
     if not predicates:
         return None
     try:
@@ -270,6 +275,7 @@ def planned_paths(table: Table, predicates: Sequence[ColumnPredicate]) -> set[st
         # (scans still apply all), and pyiceberg evaluates each one per manifest entry.
         terms = [_iceberg_term(p) for p in predicates[:_PLAN_TERMS]]
         expr = balanced(terms, ie.And)
-        return {task.file.file_path for task in table.scan(row_filter=expr).plan_files()}
+        scan = table.scan(row_filter=expr, snapshot_id=snapshot_id)
+        return {task.file.file_path for task in scan.plan_files()}
     except (ValueError, TypeError):
         return None  # a literal Iceberg cannot bind (e.g. float against int): prune with bounds

@@ -55,3 +55,5 @@ class TableInfo:
     location: str  # URL of the table's root (Iceberg location, CSV folder, SQLite file)
     partition_columns: tuple[str, ...] = ()
     external: bool = False  # registered from outside (CSV, ORC, SQLite) rather than Iceberg
+    # Time travel: the Iceberg snapshot read (FOR VERSION / TIMESTAMP AS OF); None: current.
+    snapshot_id: int | None = None

@@ -115,7 +115,9 @@ def node_line(node: LogicalNode) -> str:
 @node_line.register
 def _scan(node: Scan) -> str:
     name = node.table.name if node.alias == node.table.name else f"{node.table.name} AS {node.alias}"
-    text = f"Scan: {name} [{', '.join(node.columns)}]"
+    version = node.table.snapshot_id
+    text = f"Scan: {name}" + (f" FOR VERSION AS OF {version}" if version is not None else "")
+    text += f" [{', '.join(node.columns)}]"
     if node.predicates:
         parts = [format_predicate(p, node.table.schema.field(p.column).type)
                  for p in node.predicates]

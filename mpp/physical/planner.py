@@ -192,7 +192,7 @@ def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
     frags = _enough_fragments(tuple(fragments(node)), node)
     return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
                     frags, node.table.stats.fragment_count, _source_query(node, frags),
-                    node.fetch)
+                    node.fetch, version=node.table.snapshot_id)
 
 
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:

@@ -11,13 +11,15 @@ WHERE, see ``reorder_joins``).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
-from mpp.errors import SqlError, UnknownTableError, suggest
+from mpp.catalog.model import TableInfo
+from mpp.errors import CatalogError, SqlError, UnknownTableError, suggest
 from mpp.logical.expr import Call, Column, Expr, conjoin, conjuncts, equality_sides
 from mpp.logical.nodes import (
     Field,
@@ -85,8 +87,10 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
             raise unsupported(item, qb.sql, construct, keyword)
     if isinstance(item, exp.Values):
         return bind_values(qb, item, item.alias or qb.fresh("_values"), alias_columns(item))
-    extra = [k for k, v in item.args.items()
-             if v and k not in ("this", "alias", "db", "catalog", "sample")]
+    allowed = ("this", "alias", "db", "catalog", "sample", "version")
+    extra = [k for k, v in item.args.items() if v and k not in allowed]
+    if item.args.get("version") is not None and not isinstance(item, exp.Table):
+        extra.insert(0, "version")
     if extra:  # time travel, PIVOT, LATERAL, table functions' options, ...
         raise unsupported(item, qb.sql, f"{extra[0].rstrip('_').upper()} on a FROM item")
     columns = alias_columns(item)
@@ -97,6 +101,9 @@ def bind_relation(qb: QueryBinder, item: exp.Expr) -> tuple[LogicalNode, Scope]:
         check_qualifiers(item, qb.sql, UnknownTableError,
                          f" (write {item.name} or {QUALIFIER}.{item.name})")
         cte = qb.ctes.get(name.lower()) if not item.db else None
+        if cte is not None and item.args.get("version") is not None:
+            raise SqlError(f"WITH query {name} has no snapshots: FOR VERSION / TIMESTAMP AS OF "
+                           "reads an Iceberg table", *locate(item.args["version"], qb.sql))
         if cte is not None:
             qb.cte_uses[name.lower()] = qb.cte_uses.get(name.lower(), 0) + 1
             plan = qb.child(exclude=name.lower()).query(cte)
@@ -130,10 +137,16 @@ def renamed(qb: QueryBinder, node: exp.Expr, plan: LogicalPlan, columns: tuple[s
 
 def table_relation(qb: QueryBinder, item: exp.Table, name: str, alias: str,
                    names: tuple[str, ...] | None = None) -> tuple[LogicalNode, Scope]:
-    """A Scan of every column of catalog table ``name`` (visible as ``names``, if given)."""
+    """A Scan of every column of catalog table ``name`` (visible as ``names``, if given);
+    with ``FOR VERSION / TIMESTAMP AS OF``, of the snapshot it names."""
     try:
         info = qb.catalog.table(name)
-    except UnknownTableError:
+        version = item.args.get("version")
+        if version is not None:
+            info = travel_info(qb, item, name, version)
+    except UnknownTableError as exc:
+        if "$" in name and str(exc).startswith(f"unknown table {name!r}:"):
+            raise UnknownTableError(str(exc), *locate(item, qb.sql)) from None  # metadata table
         tables = list(qb.catalog.tables()) + list(qb.ctes)
         raise UnknownTableError(
             f"unknown table {name!r}.{suggest(name, tables)} Tables: {', '.join(sorted(tables))}",
@@ -145,6 +158,62 @@ def table_relation(qb: QueryBinder, item: exp.Table, name: str, alias: str,
     rel = Relation(alias, tuple(ScopeColumn(shown, f"{alias}.{c}", info.schema.field(c).type)
                                 for shown, c in zip(names or columns, columns, strict=True)))
     return Scan(info, alias, columns), Scope((rel,))
+
+
+def travel_info(qb: QueryBinder, item: exp.Table, name: str, version: exp.Version) -> TableInfo:
+    """Table ``name`` as of the snapshot ``FOR VERSION AS OF <id>`` or ``FOR TIMESTAMP AS OF
+    <timestamp>`` names (Trino: the snapshot current at that time)."""
+    where = locate(version, qb.sql)
+    kind = str(version.this).upper()
+    value = version.expression
+    if str(version.args.get("kind") or "").upper() != "AS OF":
+        raise SqlError(f"FOR {kind} {version.args.get('kind')} is not supported (Trino "
+                       "reads FOR VERSION AS OF <snapshot id> or FOR TIMESTAMP AS OF <time>)",
+                       *where)
+    table_at = getattr(qb.catalog, "table_at", None)  # a catalog of snapshots (Iceberg's)
+    if table_at is None:
+        raise SqlError(f"table {name!r} has no snapshots in this catalog", *where)
+    try:
+        if kind == "VERSION":
+            if not (isinstance(value, exp.Literal) and not value.is_string
+                    and value.this.lstrip("-").isdigit()):
+                raise SqlError(f"FOR VERSION AS OF needs a snapshot id (an integer), not "
+                               f"{value.sql('trino')}", *where)
+            return table_at(name, snapshot_id=int(value.this))
+        if kind == "TIMESTAMP":
+            return table_at(name, timestamp=_timestamp(value, qb, where))
+    except CatalogError as exc:
+        raise SqlError(str(exc), *where) from None
+    raise SqlError(f"FOR {kind} AS OF is not supported (Trino reads FOR VERSION AS OF "
+                   "<snapshot id> or FOR TIMESTAMP AS OF <time>)", *where)
+
+
+def _timestamp(value: exp.Expr, qb: QueryBinder, where: tuple[int, int]) -> dt.datetime:
+    """The time of ``TIMESTAMP '...'`` (or a plain string); a time without a zone is UTC
+    (mpp's session time zone)."""
+    text = None
+    if isinstance(value, exp.Cast) and isinstance(value.this, exp.Literal) \
+            and value.to.is_type(*exp.DataType.TEMPORAL_TYPES):
+        text = value.this.this
+    elif isinstance(value, exp.Literal) and value.is_string:
+        text = value.this
+    parsed = None
+    if text is not None:
+        body = text.strip()
+        zone = None
+        for suffix in (" UTC", "Z", " Z"):
+            if body.upper().endswith(suffix):
+                body, zone = body[:-len(suffix)], dt.UTC
+        try:
+            parsed = dt.datetime.fromisoformat(body)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=zone or dt.UTC)
+    if parsed is None:
+        raise SqlError("FOR TIMESTAMP AS OF needs a timestamp literal such as TIMESTAMP "
+                       f"'2024-01-31 12:00:00 UTC', not {value.sql('trino')}", *where)
+    return parsed
 
 
 def subquery_relation(qb: QueryBinder, item: exp.Expr, plan: LogicalPlan, alias: str,

@@ -20,6 +20,7 @@ so an error inside it names the same line and column the user sees.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -156,10 +157,30 @@ class MergeInto:
     place: tuple[int, int] = (1, 1)  # line and column of the target table name
 
 
+@dataclass(frozen=True, slots=True)
+class Optimize:
+    """``ALTER TABLE name EXECUTE optimize(file_size_threshold => '100MB')``: files smaller
+    than the threshold, per partition, rewritten into files near write.target_file_bytes."""
+
+    name: str
+    file_size_threshold: int = 100 * 1024**2  # Trino's default
+    place: tuple[int, int] = (1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireSnapshots:
+    """``ALTER TABLE name EXECUTE expire_snapshots(retention_threshold => '7d')``: snapshots
+    older than the threshold removed, with the files no remaining snapshot lists."""
+
+    name: str
+    retention: dt.timedelta = dt.timedelta(days=7)  # Trino's default
+    place: tuple[int, int] = (1, 1)
+
+
 Statement = (Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | UpdateTable
-             | MergeInto | DropTable)
-WRITE_STATEMENTS = ("SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, MERGE and DROP "
-                    "TABLE")
+             | MergeInto | DropTable | Optimize | ExpireSnapshots)
+WRITE_STATEMENTS = ("SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, MERGE, DROP TABLE "
+                    "and ALTER TABLE ... EXECUTE optimize | expire_snapshots")
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -188,6 +209,8 @@ def parse_statement(sql: str) -> Statement:
     head = _tokens(sql)[:1]
     if not head or head[0].token_type in _QUERY_START:
         return Query(sql)  # an empty text fails in the binder, with its usual message
+    if _ALTER_EXECUTE.match(sql):
+        return _alter_execute(sql)
     tree = parse(sql)
     if isinstance(tree, exp.Query):
         return Query(sql)
@@ -557,3 +580,57 @@ def _select_text(sql: str) -> str:
             start = tokens[i + 1].start
             return re.sub(r"[^\n]", " ", sql[:start]) + sql[start:]
     raise SqlError("CREATE TABLE needs AS SELECT ...", 1, 1)
+
+
+# ---- ALTER TABLE ... EXECUTE (table procedures; sqlglot parses them as opaque commands) ------
+
+_ALTER_EXECUTE = re.compile(r"\s*ALTER\s+TABLE\s+.*?\bEXECUTE\b", re.IGNORECASE | re.DOTALL)
+_EXECUTE = re.compile(
+    r"\s*ALTER\s+TABLE\s+(?P<name>\"[^\"]+\"|[A-Za-z_][\w$]*)\s+EXECUTE\s+(?P<proc>\w+)"
+    r"\s*(?:\((?P<args>.*)\))?\s*;?\s*$", re.IGNORECASE | re.DOTALL)
+_ARG = re.compile(r"\s*(?:(?P<key>\w+)\s*=>\s*)?'(?P<value>[^']*)'\s*$", re.DOTALL)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"ms": dt.timedelta(milliseconds=1), "s": dt.timedelta(seconds=1),
+                   "m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1),
+                   "d": dt.timedelta(days=1)}
+PROCEDURES = {"optimize": "file_size_threshold", "expire_snapshots": "retention_threshold"}
+
+
+def parse_duration(text: str, what: str = "retention_threshold") -> dt.timedelta:
+    """A Trino duration such as ``'7d'``, ``'12h'``, ``'30m'``, ``'10s'``, ``'500ms'``."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise SqlError(f"{what} takes a duration like '7d', '12h' or '30m', got {text!r}")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+
+
+def _alter_execute(sql: str) -> Optimize | ExpireSnapshots:
+    """``ALTER TABLE name EXECUTE procedure(arg => 'value')``, Trino's table procedures."""
+    where = statement_start(sql)
+    m = _EXECUTE.match(sql)
+    if m is None:
+        raise SqlError("expected ALTER TABLE name EXECUTE procedure(name => 'value', ...)",
+                       *where)
+    raw = m.group("name")
+    name = raw[1:-1] if raw.startswith('"') else raw.lower()
+    proc = m.group("proc").lower()
+    if proc not in PROCEDURES:
+        raise SqlError(f"unknown table procedure {m.group('proc')!r}; mpp runs "
+                       f"{', '.join(PROCEDURES)}", *where)
+    args: dict[str, str] = {}
+    text = (m.group("args") or "").strip()
+    for part in text.split(",") if text else []:
+        a = _ARG.match(part)
+        key = (a.group("key") or PROCEDURES[proc]).lower() if a else None
+        if a is None or key != PROCEDURES[proc] or key in args:
+            raise SqlError(f"{proc} takes one argument, {PROCEDURES[proc]} => '...', got "
+                           f"{part.strip()!r}", *where)
+        args[key] = a.group("value")
+    if proc == "optimize":
+        value = args.get("file_size_threshold")
+        size = parse_size(value, "file_size_threshold") if value is not None else None
+        return Optimize(name, size, where) if size is not None else Optimize(name, place=where)
+    value = args.get("retention_threshold")
+    if value is None:
+        return ExpireSnapshots(name, place=where)
+    return ExpireSnapshots(name, parse_duration(value), where)

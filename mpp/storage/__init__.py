@@ -52,6 +52,8 @@ def _scanner(fmt: StorageFormat) -> Callable[..., ScanResult]:
         from mpp.storage import csvfile as module  # type: ignore[no-redef]
     elif fmt is StorageFormat.MYSQL:
         from mpp.storage import mysql as module  # type: ignore[no-redef]
+    elif fmt is StorageFormat.ARROW:
+        from mpp.storage import arrow_ipc as module  # type: ignore[no-redef]
     else:
         from mpp.storage import sqlite as module  # type: ignore[no-redef]
     return module.scan

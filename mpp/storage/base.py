@@ -24,6 +24,7 @@ class StorageFormat(enum.Enum):
     CSV = "csv"  # row, text: the raw "data lake" form
     SQLITE = "sqlite"  # row store RDB: the "MySQL master table" of a federated join
     MYSQL = "mysql"  # a live MySQL / MariaDB table, registered and read in place (never written)
+    ARROW = "arrow"  # a small in-memory table (Iceberg metadata tables: "t$snapshots"), never written
 
     @property
     def columnar(self) -> bool:
@@ -39,7 +40,7 @@ class StorageFormat(enum.Enum):
     @property
     def writable(self) -> bool:
         """True for formats mpp writes tables in (a MySQL table is only ever read)."""
-        return self is not StorageFormat.MYSQL
+        return self not in (StorageFormat.MYSQL, StorageFormat.ARROW)
 
 
 PredicateOp = Literal["=", "!=", "<", "<=", ">", ">=", "in", "is_null", "is_not_null"]

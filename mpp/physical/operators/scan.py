@@ -66,6 +66,7 @@ class ScanExec(PhysicalOp):
     source_query: str = ""
     fetch: int | None = None
     slot: int = 0
+    version: int | None = None  # time travel: the Iceberg snapshot read (None: current)
 
     def output_partitioning(self) -> Partitioning:
         return Arbitrary(max(1, len(self.fragments)))
@@ -94,6 +95,7 @@ class ScanExec(PhysicalOp):
         line = f"ScanExec: {self.table}"
         if self.alias != self.table:
             line += f" AS {self.alias}"
+        line += f" FOR VERSION AS OF {self.version}" if self.version is not None else ""
         line += f" [{cols}]"
         if self.predicates:
             line += " filter=(" + " AND ".join(_predicate_text(p) for p in self.predicates) + ")"
