@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -201,7 +201,8 @@ class SinkEnd:
         self.dropped += len(records) - len(fresh)
         if not fresh:
             return
-        rows, dead = [], []
+        rows: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
         now = int(time.time() * 1e6)
         for r in fresh:
             try:
@@ -221,7 +222,10 @@ class SinkEnd:
             self.dead_letter.commit(dead_table(new_dead), batch_id, offsets)
             for k, v in offsets.items():
                 self.dead_done[k] = max(self.dead_done.get(k, 0), v)
-        self.sink.commit(to_table(rows), batch_id, offsets)
+        batch = to_table(rows)  # + when it was received (kept by tables that have the column)
+        batch = batch.append_column(pa.field("received_at", pa.timestamp("us")), pa.array(
+            [now] * batch.num_rows, pa.int64()).cast(pa.timestamp("us")))
+        self.sink.commit(batch, batch_id, offsets)
         for k, v in offsets.items():
             self.done[k] = max(self.done.get(k, 0), v)
 
