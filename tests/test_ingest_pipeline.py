@@ -92,5 +92,14 @@ def test_sql_dedup_on_the_engine_removes_every_duplicate(tmp_path, cluster):
     assert read_delivered(catalog, table).num_rows > got.num_rows
 
 
+def test_compact_after_a_run_keeps_the_rows_and_cuts_the_files(tmp_path, cluster):
+    result = mpp.ingest.run({**FAULTY, "modes": ["at-least-once"], "table": "events",
+                             "compact": True}, warehouse=tmp_path / "wh", cluster=cluster)
+    c = result.rows[0].compaction
+    assert c["files_after"] < c["files_before"] and c["tasks_after"] < c["tasks_before"]
+    assert c["same_result"]
+    assert "compaction of events:" in result.table()
+
+
 def test_modes_parse_to_delivery_modes():
     assert IngestSpec().modes == tuple(DeliveryMode)

@@ -75,6 +75,7 @@ class IngestSpec:
     batch_size: int = 100  # records per poll: one committed batch
     table: str | None = None
     retries: int = 8
+    compact: bool = False  # compact each run's table after it, timing COMPACTION_SQL
 
     def runs(self) -> list[tuple[DeliveryMode, str]]:
         """The (mode, de-duplication) pairs to run, in report order."""
@@ -106,7 +107,7 @@ def _dataclass_from(p: Problems, t: dict[str, Any], cls: type, path: str) -> Any
 def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest") -> IngestSpec:
     """Validate an ``[ingest]`` table into an :class:`IngestSpec`; problems go to ``p``."""
     keys = ("producers", "messages", "seed", "backend", "partitions", "faults",
-            "consumer_faults", "modes", "dedup", "batch_size", "table", "retries")
+            "consumer_faults", "modes", "dedup", "batch_size", "table", "retries", "compact")
     p.unknown_keys(t, keys, path)
     d = IngestSpec()
     prods = p.get(t, "producers", dict, path, default={k: n for k, n in d.producers})
@@ -150,6 +151,10 @@ def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest") -> Ing
               "through the bridge).")
     if table is not None and not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
         p.add(join(path, "table"), f"{table!r} is not a plain lower-case table name.")
+    compact = p.get(t, "compact", bool, path, default=False)
+    if compact and not table:
+        p.add(join(path, "compact"), "compaction rewrites a table's files.",
+              "Set ingest.table to the target table's name.")
     ints = {}
     for key, low in (("messages", 1), ("seed", 0), ("partitions", 1), ("batch_size", 1),
                      ("retries", 0)):
@@ -166,7 +171,7 @@ def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest") -> Ing
               "not injected.", "Use backend = 'embedded', or consumer_faults only.")
     return IngestSpec(producers=tuple(producers), backend=backend, faults=faults,
                       consumer_faults=cfaults, modes=tuple(modes), dedup=tuple(dedup),
-                      table=table, **ints)
+                      table=table, compact=bool(compact), **ints)
 
 
 def load_ingest(path: str | Path) -> tuple[str, IngestSpec]:
@@ -247,6 +252,7 @@ class RunRow:
     window_memory_bytes: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
+    compaction: dict[str, Any] | None = None  # files and COMPACTION_SQL's time before/after
 
     @property
     def name(self) -> str:
@@ -283,9 +289,16 @@ class IngestResult:
                           f"{r.window_memory_bytes / 1024:,.0f}" if r.window_memory_bytes
                           else "-", "yes" if c.holds(r.mode) else "NO"))
         widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-        return "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+        text = "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
                                    for i, (v, w) in enumerate(zip(row, widths, strict=True)))
                          for row in lines)
+        for r in self.rows:
+            c = r.compaction
+            if c:
+                text += (f"\ncompaction of {r.table}: {c['files_before']} -> {c['files_after']}"
+                         f" files, {c['tasks_before']} -> {c['tasks_after']} tasks, query "
+                         f"{c['query_s_before']:.2f} s -> {c['query_s_after']:.2f} s")
+        return text
 
 
 def _broker(spec: IngestSpec) -> Broker:
@@ -352,6 +365,33 @@ def _as_delivered(got: pa.Table) -> pa.Table:
     return pa.table([got["message_id"].cast(pa.string()), ns], schema=DELIVERED_SCHEMA)
 
 
+COMPACTION_SQL = ("SELECT producer, count(*) AS n, count(DISTINCT message_id) AS ids "
+                  "FROM {table} GROUP BY producer")
+"""The query timed before and after a compaction (it reads every file of the table)."""
+
+
+def compact_and_time(session: Any, table: str, *, target_file_bytes: int | None = None
+                     ) -> dict[str, Any]:
+    """Compact ``table`` (:func:`mpp.ingest.compact.compact`) and time
+    :data:`COMPACTION_SQL` on the engine before and after: files, tasks and seconds."""
+    from mpp.ingest.compact import compact
+
+    def timed() -> tuple[float, int, pa.Table]:
+        session.catalog.refresh(table)
+        t0 = time.perf_counter()
+        result = session.sql(COMPACTION_SQL.format(table=table))
+        return time.perf_counter() - t0, len(result.stats.tasks), result.to_arrow()
+
+    before_s, before_tasks, before = timed()
+    kw = {} if target_file_bytes is None else {"target_file_bytes": target_file_bytes}
+    done = compact(session.catalog, table, **kw)
+    after_s, after_tasks, after = timed()
+    return {"files_before": done.files_before, "files_after": done.files_after,
+            "tasks_before": before_tasks, "tasks_after": after_tasks,
+            "query_s_before": before_s, "query_s_after": after_s,
+            "same_result": before.sort_by("producer").equals(after.sort_by("producer"))}
+
+
 def dedup_sql(session: Any, table: str) -> pa.Table:
     """:data:`DEDUP_SQL` on the MPP engine (``session``: :class:`mpp.session.Session`), as the
     checker's delivered copies."""
@@ -414,11 +454,16 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
     else:
         assert catalog is not None
         delivered = read_delivered(catalog, table)
+    compaction = None
+    if spec.compact and table is not None:
+        if session is None:
+            raise ScenarioError("ingest.compact times a query: the pipeline needs a session")
+        compaction = compact_and_time(session, table)
     return RunRow(mode.value, dedup, table, check(ledger.table(), delivered),
                   consumer_deduplicated=consumer.counts.deduplicated,
                   window_memory_bytes=window.memory_bytes() if window is not None else 0,
                   dead_letters=len(sink_end.dead_letters) if sink_end is not None else 0,
-                  seconds=seconds)
+                  seconds=seconds, compaction=compaction)
 
 
 def run_ingest(spec: IngestSpec, *, warehouse: str | Path | None = None, cluster: Any = None,
@@ -431,7 +476,8 @@ def run_ingest(spec: IngestSpec, *, warehouse: str | Path | None = None, cluster
     if spec.table is not None and catalog is None:
         raise ScenarioError("ingest.table is set: give a warehouse (--warehouse)")
     session = None
-    needs_sql = any(d == "sql" for m, d in spec.runs() if m is DeliveryMode.EXACTLY_ONCE)
+    needs_sql = spec.compact or any(d == "sql" for m, d in spec.runs()
+                                    if m is DeliveryMode.EXACTLY_ONCE)
     try:
         if needs_sql and warehouse is not None:
             from mpp.session import connect
