@@ -82,6 +82,18 @@ class IngestSpec:
         return [(m, d) for m in self.modes
                 for d in (self.dedup if m is DeliveryMode.EXACTLY_ONCE else ("none",))]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped ``[ingest]`` table (:func:`parse_ingest` of it gives this back)."""
+        d: dict[str, Any] = {
+            "producers": dict(self.producers), "messages": self.messages, "seed": self.seed,
+            "backend": self.backend, "partitions": self.partitions,
+            "faults": asdict(self.faults), "consumer_faults": asdict(self.consumer_faults),
+            "modes": [m.value for m in self.modes], "dedup": list(self.dedup),
+            "batch_size": self.batch_size, "retries": self.retries, "compact": self.compact}
+        if self.table is not None:
+            d["table"] = self.table
+        return d
+
     def total_messages(self) -> int:
         """Messages the producers plan in one run."""
         return self.messages * sum(n for _, n in self.producers)
@@ -104,8 +116,12 @@ def _dataclass_from(p: Problems, t: dict[str, Any], cls: type, path: str) -> Any
     return cls(**values)
 
 
-def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest") -> IngestSpec:
-    """Validate an ``[ingest]`` table into an :class:`IngestSpec`; problems go to ``p``."""
+def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest", *,
+                 scale: float = 1.0) -> IngestSpec:
+    """Validate an ``[ingest]`` table into an :class:`IngestSpec`; problems go to ``p``.
+
+    ``scale`` multiplies ``messages`` (at least one each), as ``--scale`` does the data rows.
+    """
     keys = ("producers", "messages", "seed", "backend", "partitions", "faults",
             "consumer_faults", "modes", "dedup", "batch_size", "table", "retries", "compact")
     p.unknown_keys(t, keys, path)
@@ -162,6 +178,7 @@ def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest") -> Ing
         if v is not None and v < low:
             p.add(join(path, key), f"must be at least {low}, got {v}.")
         ints[key] = v if v is not None else getattr(d, key)
+    ints["messages"] = max(1, round(ints["messages"] * scale))
     faults = _dataclass_from(p, p.table(t, "faults", path), Faults, join(path, "faults"))
     cfaults = _dataclass_from(p, p.table(t, "consumer_faults", path), ConsumerFaults,
                               join(path, "consumer_faults"))
@@ -276,29 +293,36 @@ class IngestResult:
 
     def table(self) -> str:
         """The checker's counts, one line per run (what ``mpp ingest`` prints at the end)."""
-        head = ("run", "attempted", "delivered", "lost", "lost acked", "duplicated", "copies",
-                "unexpected", "msg/s", "p50 ms", "p99 ms", "window KiB", "holds")
-        lines = [head]
-        for r in self.rows:
-            c = r.check
-            lines.append((r.name, str(c.attempted), str(c.delivered), str(c.lost),
-                          str(c.lost_acknowledged), str(c.duplicated), str(c.duplicate_copies),
-                          str(c.unexpected), f"{c.throughput_per_s:,.0f}",
-                          f"{c.latency_ms.get('p50', float('nan')):.1f}",
-                          f"{c.latency_ms.get('p99', float('nan')):.1f}",
-                          f"{r.window_memory_bytes / 1024:,.0f}" if r.window_memory_bytes
-                          else "-", "yes" if c.holds(r.mode) else "NO"))
-        widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-        text = "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                                   for i, (v, w) in enumerate(zip(row, widths, strict=True)))
-                         for row in lines)
-        for r in self.rows:
-            c = r.compaction
-            if c:
-                text += (f"\ncompaction of {r.table}: {c['files_before']} -> {c['files_after']}"
-                         f" files, {c['tasks_before']} -> {c['tasks_after']} tasks, query "
-                         f"{c['query_s_before']:.2f} s -> {c['query_s_after']:.2f} s")
-        return text
+        return format_rows([r.as_dict() for r in self.rows])
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:meth:`RunRow.as_dict` rows as a text table, then the compactions (also the scenario
+    summary's ingestion part)."""
+    head = ("run", "attempted", "delivered", "lost", "lost acked", "duplicated", "copies",
+            "unexpected", "msg/s", "p50 ms", "p99 ms", "window KiB", "holds")
+    lines = [head]
+    for r in rows:
+        c = r["check"]
+        lat = c["latency_ms"]
+        lines.append((f"{r['mode']}/{r['dedup']}", str(c["attempted"]), str(c["delivered"]),
+                      str(c["lost"]), str(c["lost_acknowledged"]), str(c["duplicated"]),
+                      str(c["duplicate_copies"]), str(c["unexpected"]),
+                      f"{c['throughput_per_s']:,.0f}", f"{lat.get('p50', float('nan')):.1f}",
+                      f"{lat.get('p99', float('nan')):.1f}",
+                      f"{r['window_memory_bytes'] / 1024:,.0f}" if r["window_memory_bytes"]
+                      else "-", "yes" if r["holds"] else "NO"))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text = "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                               for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+                     for row in lines)
+    for r in rows:
+        c = r.get("compaction")
+        if c:
+            text += (f"\ncompaction of {r['table']}: {c['files_before']} -> {c['files_after']}"
+                     f" files, {c['tasks_before']} -> {c['tasks_after']} tasks, query "
+                     f"{c['query_s_before']:.2f} s -> {c['query_s_after']:.2f} s")
+    return text
 
 
 def _broker(spec: IngestSpec) -> Broker:
