@@ -44,4 +44,5 @@ def test_ingestion_scenario_reports_every_semantics_side_by_side(tmp_path: Path,
     assert [r["dedup"] for r in report["ingest"]] == ["none", "none", "window:50",
                                                       "window:10000", "sql"]
     assert report["spec"]["ingest"]["table"] == "events"
+    assert "exactly-once/window:50" in out.files["html"].read_text()
     assert "exactly-once/sql" in out.summary and "compaction of events_" in out.summary
