@@ -266,6 +266,7 @@ class RunRow:
     table: str | None
     check: Check
     consumer_deduplicated: int = 0
+    consumer_duplicates: int = 0  # copies past the window (slipped), before the sink
     window_memory_bytes: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
@@ -300,7 +301,7 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     """:meth:`RunRow.as_dict` rows as a text table, then the compactions (also the scenario
     summary's ingestion part)."""
     head = ("run", "attempted", "delivered", "lost", "lost acked", "duplicated", "copies",
-            "unexpected", "msg/s", "p50 ms", "p99 ms", "window KiB", "holds")
+            "unexpected", "msg/s", "p50 ms", "p99 ms", "window KiB", "past window", "holds")
     lines = [head]
     for r in rows:
         c = r["check"]
@@ -311,7 +312,9 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
                       f"{c['throughput_per_s']:,.0f}", f"{lat.get('p50', float('nan')):.1f}",
                       f"{lat.get('p99', float('nan')):.1f}",
                       f"{r['window_memory_bytes'] / 1024:,.0f}" if r["window_memory_bytes"]
-                      else "-", "yes" if r["holds"] else "NO"))
+                      else "-",
+                      str(r["consumer_duplicates"]) if r["window_memory_bytes"] else "-",
+                      "yes" if r["holds"] else "NO"))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
                                for i, (v, w) in enumerate(zip(row, widths, strict=True)))
@@ -426,7 +429,11 @@ def dedup_sql(session: Any, table: str) -> pa.Table:
 def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalog | None = None,
             session: Any = None, progress: Progress | None = None,
             on_chunk: Callable[[Progress], None] | None = None, chunk: int = 200) -> RunRow:
-    """One pipeline run (see the module docstring)."""
+    """One pipeline run (see the module docstring).
+
+    The producers send ``chunk`` messages (at least a batch) at a time; after each chunk the
+    consumer reads until it caught up, so the run interleaves sending and consuming.
+    """
     progress = progress or Progress()
     progress.run = f"{mode.value}/{dedup}"
     producers = [Producer(cast(Kind, kind), i, seed=spec.seed) for kind, n in spec.producers
@@ -457,6 +464,7 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
         ledger = Ledger()
         retries = 0 if mode is DeliveryMode.AT_MOST_ONCE else spec.retries
         expected = 0
+        chunk = max(chunk, spec.batch_size)  # a batch is not cut short by the chunk's end
         for lo in range(0, planned.num_rows, chunk):
             expected += send(planned.slice(lo, chunk), broker, topic, ledger, retries=retries)
             progress.sent = len(ledger)
@@ -485,6 +493,7 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
         compaction = compact_and_time(session, table)
     return RunRow(mode.value, dedup, table, check(ledger.table(), delivered),
                   consumer_deduplicated=consumer.counts.deduplicated,
+                  consumer_duplicates=end.progress.duplicated,
                   window_memory_bytes=window.memory_bytes() if window is not None else 0,
                   dead_letters=len(sink_end.dead_letters) if sink_end is not None else 0,
                   seconds=seconds, compaction=compaction)
