@@ -129,8 +129,8 @@ def test_distinct_aggregates_match_duckdb_under_every_strategy(session) -> None:
 def test_states_merged_from_many_fragments_match_duckdb(cluster) -> None:
     """24 fragments, exchange fan-in 2: each group's states are merged in several rounds of
     combine tasks before the final one."""
-    queries = [PLAIN[0], PLAIN[2], PLAIN[3], PLAIN[9], DISTINCT[1], DISTINCT[6],
-               "SELECT date, approx_distinct(user_id) a FROM access_log GROUP BY date"]
+    queries = [q for q in PLAIN + DISTINCT if "FROM access_log" in q][::2] + [
+        "SELECT date, approx_distinct(user_id) a FROM access_log GROUP BY date"]
     with mpp.connect(warehouse(cluster.client, "parquet", 24), cluster=cluster) as s:
         failures = []
         for sql in queries:
@@ -138,7 +138,7 @@ def test_states_merged_from_many_fragments_match_duckdb(cluster) -> None:
             for strategy in ("pre_aggregate", "rewrite"):
                 result = s.sql(sql, settings={"aggregate.distinct_strategy": strategy,
                                               "execution.exchange_fan_in": 2})
-                if "access_log" in sql:  # 24 fragments: merged across stages
+                if " WHERE " not in sql:  # (a WHERE may prune every fragment: one stage)
                     assert len(result.stats.plan.stages) >= 2
                 try:
                     assert_same_rows(result.to_arrow(), expected)
@@ -262,6 +262,12 @@ def test_every_aggregate_has_one_spec() -> None:
 @pytest.mark.parametrize(("sql", "message", "line", "column"), [
     ("SELECT date,\n  foo_agg(bytes) FROM access_log GROUP BY date", "function foo_agg()", 2, 3),
     ("SELECT array_agg(bytes) FROM access_log", "aggregate function array_agg()", 1, 8),
+    # Other dialects' names that sqlglot reads as these functions: not Trino's.
+    ("SELECT date, stdev(bytes) FROM access_log GROUP BY date",
+     "function stdev() is not in mpp's SQL subset (did you mean stddev", 1, 14),
+    ("SELECT arg_min(user_id, time) FROM access_log", "function arg_min()", 1, 8),
+    ("SELECT approx_count_distinct(user_id) FROM access_log", "function approx_count_distinct()",
+     1, 8),
     ("SELECT covar_pop(bytes, status) FROM access_log",
      "aggregate function covar_pop() is not in mpp's SQL subset (closest aggregate functions: "
      "var_pop)", 1, 8),

@@ -9,6 +9,7 @@ Unknown functions are errors naming them, with line, column and the closest name
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,6 +45,8 @@ def session(tmp_path_factory: pytest.TempPathFactory, cluster):
         "s": pa.array(S, pa.string()), "t": pa.array(T, pa.string()),
         "i": pa.array(N, pa.int32()), "k": pa.array(K, pa.int64()),
         "x": pa.array(X, pa.float64()),
+        "m": pa.array([None if v is None else Decimal(str(round(v, 2))) for v in X],
+                      pa.decimal128(10, 2)),
         "d": pa.array(D, pa.date32()), "ts": pa.array(TS, pa.timestamp("us")),
     }), root / "f.parquet")
     catalog = Catalog.open(root / "w", create=True)
@@ -141,6 +144,7 @@ def test_functions_in_filters_and_groups(session, call: str) -> None:
     ("SELECT lowr(s) FROM f", "function lowr() is not in mpp's SQL subset (did you mean "
                               "lower", 1, 8),
     ("SELECT id,\n  date_dif('day', d, d) FROM f", "did you mean date_diff", 2, 3),
+    ("SELECT stddev_sam(x) FROM f", "did you mean stddev_samp", 1, 8),
     ("SELECT zzz(s) FROM f", "(docs/functions.md lists the functions mpp has)", 1, 8),
     ("SELECT reverse(s) FROM f", "function reverse() is not in mpp's SQL subset", 1, 8),
     ("SELECT lower(i) FROM f", "function lower() cannot be applied to (integer): expected "
@@ -186,6 +190,12 @@ def test_branches_are_evaluated_only_where_taken(session, call: str) -> None:
     if "coalesce(k," in call:
         where = " WHERE k IS NOT NULL"
     check(session, call, where)
+
+
+@pytest.mark.parametrize("where", ["k <> 0 AND 10 / k > 1", "k = 0 OR 10 / k > 1",
+                                   "i > 0 AND (k = 0 OR 7 % k = 1) AND s IS NOT NULL"])
+def test_and_or_evaluate_a_term_only_where_still_undecided(session, where: str) -> None:
+    check(session, "s", f" WHERE {where}")
 
 
 def test_nothing_is_evaluated_over_no_rows(session) -> None:
@@ -263,3 +273,22 @@ def test_explain_shows_the_calls_as_written() -> None:
     assert "date_add('month', 1, a.date)" in text and "date_add('day', 1, a.date)" in text
     assert "lower(u.path)" in text and "u.path LIKE 'a!%' ESCAPE '!'" in text
     assert "a.status IS NOT DISTINCT FROM 3" in text
+
+
+DECIMALS = ["round(m)", "round(m, 1)", "round(CAST(99999999.99 AS decimal(10, 2)))",
+            "floor(CAST(-99999999.99 AS decimal(10, 2)))", "ceil(m * m)", "abs(m)", "floor(m)", "ceil(m)", "sign(m)",
+            "greatest(m, i)", "least(m, 1.5)", "nullif(m, 2.5)", "coalesce(m, 0)",
+            "power(m, 2)", "sqrt(abs(m))", "mod(m, 2)"]
+
+
+@pytest.mark.parametrize("call", DECIMALS)
+def test_functions_of_decimals_like_duckdb(session, call: str) -> None:
+    check(session, call)
+
+
+def test_floor_ceil_round_of_a_decimal_are_whole_decimals(session) -> None:
+    # Trino: DECIMAL(p, s) -> DECIMAL(p - s + min(s, 1), 0) (round with digits keeps the type)
+    out = session.sql("SELECT round(m) AS r, floor(m) AS f, ceil(m) AS c, round(m, 1) AS r1 "
+                      "FROM f").to_arrow()
+    assert [out.schema.field(c).type for c in ("r", "f", "c", "r1")] == [
+        pa.decimal128(9, 0), pa.decimal128(9, 0), pa.decimal128(9, 0), pa.decimal128(10, 2)]

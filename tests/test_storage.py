@@ -32,11 +32,15 @@ HOT = dt.date(2017, 1, 3)
 COLUMNS = ["time", "date", "user_id", "session_id", "url_id", "status", "bytes"]
 
 
+# The formats a warehouse can be generated in (MySQL tables are read in place: test_mysql.py).
+WRITTEN = [f for f in StorageFormat if f.writable]
+
+
 @pytest.fixture(scope="module")
 def warehouses(cluster, tmp_path_factory) -> dict[StorageFormat, Catalog]:
     """One small warehouse per format (every table in that format)."""
     out = {}
-    for fmt in StorageFormat:
+    for fmt in WRITTEN:
         path = tmp_path_factory.mktemp(f"wh-{fmt.value}")
         out[fmt] = generate(path / "w", DatagenSpec(**SPEC, format=fmt), client=cluster.client,
                             progress=False)
@@ -76,7 +80,7 @@ def _oracle(catalog: Catalog, fmt: StorageFormat, table: str, columns, where: st
                      for i, c in enumerate(columns)})
 
 
-@pytest.mark.parametrize("fmt", list(StorageFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("fmt", WRITTEN, ids=lambda f: f.value)
 @pytest.mark.parametrize("table", ["access_log", "users", "sessions", "urls"])
 def test_every_format_scans_back_what_an_independent_reader_sees(warehouses, fmt, table):
     catalog = warehouses[fmt]
@@ -86,7 +90,7 @@ def test_every_format_scans_back_what_an_independent_reader_sees(warehouses, fmt
     assert_same_rows(got, _oracle(catalog, fmt, table, columns))
 
 
-@pytest.mark.parametrize("fmt", list(StorageFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("fmt", WRITTEN, ids=lambda f: f.value)
 def test_pushdown_reads_fewer_bytes_and_the_rows_the_oracle_filters(warehouses, fmt):
     catalog = warehouses[fmt]
     preds = [ColumnPredicate("date", "=", HOT), ColumnPredicate("user_id", "<", 50)]

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.functions import Function, Value, constant, register
+from mpp.functions import Function, Signature, Value, constant, register
 from mpp.functions.signatures import DOUBLE, fixed, same_numeric
 from mpp.logical.expr import Call
 
@@ -32,9 +32,28 @@ def _integral(kernel: Callable[[Value], Value]) -> Callable[[Call, list[Value], 
     def run(call: Call, args: list[Value], n: int) -> Value:
         if pa.types.is_integer(call.dtype):
             return args[0]
-        return kernel(args[0])
+        return pc.cast(kernel(_widened(args[0])), call.dtype)
 
     return run
+
+
+def _widened(value: Value) -> Value:
+    """A decimal with one more digit of precision: Arrow keeps a decimal's type when it
+    rounds, and 99.99 rounded up to 100.00 would not fit (the result type has room)."""
+    t = value.type
+    if not pa.types.is_decimal(t) or t.precision >= 38:
+        return value
+    return pc.cast(value, pa.decimal128(t.precision + 1, t.scale))
+
+
+def _whole_types(types: Sequence[pa.DataType]) -> Signature | None:
+    """x's type, but a DECIMAL(p, s) becomes DECIMAL(p - s + min(s, 1), 0) (Trino's floor,
+    ceil and one-argument round: the digits a whole number of that type can need)."""
+    signature = same_numeric(types)
+    if signature is None or len(types) > 1 or not pa.types.is_decimal(signature[1]):
+        return signature
+    t = signature[1]
+    return signature[0], pa.decimal128(min(38, t.precision - t.scale + min(t.scale, 1)), 0)
 
 
 def _round(call: Call, args: list[Value], n: int) -> Value:
@@ -43,7 +62,7 @@ def _round(call: Call, args: list[Value], n: int) -> Value:
         return pa.scalar(None, call.dtype)
     if pa.types.is_integer(call.dtype) and digits >= 0:
         return args[0]
-    out = pc.round(args[0], ndigits=digits, round_mode="half_towards_infinity")
+    out = pc.round(_widened(args[0]), ndigits=digits, round_mode="half_towards_infinity")
     return pc.cast(out, call.dtype)
 
 
@@ -52,11 +71,28 @@ def _double(kernel: Callable[..., Value]) -> Callable[[Call, list[Value], int], 
 
 
 register(Function("abs", (1, 1), same_numeric, _same_type(pc.abs_checked), "abs(number)"))
-register(Function("sign", (1, 1), same_numeric, _same_type(pc.sign), "sign(number)"))
-register(Function("floor", (1, 1), same_numeric, _integral(pc.floor), "floor(number)"))
-register(Function("ceil", (1, 1), same_numeric, _integral(pc.ceil), "ceil(number)",
+def _sign_types(types: Sequence[pa.DataType]) -> Signature | None:
+    """x's type, but a decimal's sign is a DECIMAL(1, 0) (Trino)."""
+    signature = same_numeric(types)
+    if signature is not None and pa.types.is_decimal(signature[1]):
+        return signature[0], pa.decimal128(1, 0)
+    return signature
+
+
+def _sign(call: Call, args: list[Value], n: int) -> Value:
+    value = args[0]
+    if pa.types.is_decimal(call.dtype):  # (Arrow's sign keeps the decimal's scale)
+        value = pc.cast(pc.cast(pc.sign(pc.cast(value, pa.float64())), pa.int8()),
+                        pa.decimal128(3, 0))
+        return pc.cast(value, call.dtype)
+    return pc.cast(pc.sign(value), call.dtype)
+
+
+register(Function("sign", (1, 1), _sign_types, _sign, "sign(number)"))
+register(Function("floor", (1, 1), _whole_types, _integral(pc.floor), "floor(number)"))
+register(Function("ceil", (1, 1), _whole_types, _integral(pc.ceil), "ceil(number)",
                   aliases=("ceiling",)))
-register(Function("round", (1, 2), same_numeric, _round, "round(number[, integer digits])",
+register(Function("round", (1, 2), _whole_types, _round, "round(number[, integer digits])",
                   constants=(1,)))
 register(Function("sqrt", (1, 1), fixed(DOUBLE, result=DOUBLE), _double(pc.sqrt),
                   "sqrt(double)"))

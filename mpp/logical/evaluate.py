@@ -17,8 +17,8 @@ difference is handled here and named in a comment:
 * DECIMAL arithmetic and CASTs from or to DECIMAL have Trino's result types and round half
   up (see :mod:`mpp.logical.decimals`);
 * functions (LIKE, substring, date_diff, ...) are kernels of the function library,
-  :mod:`mpp.functions`, each with its Trino semantics; CASE and coalesce evaluate each
-  branch only over the rows it decides (see :mod:`mpp.logical.lazy`).
+  :mod:`mpp.functions`, each with its Trino semantics; CASE, coalesce, AND and OR evaluate
+  each branch (term) only over the rows it decides (see :mod:`mpp.logical.lazy`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Lazy evaluation of CASE (and IF) and coalesce: each branch only over the rows it decides.
+"""Lazy evaluation of CASE (and IF), coalesce, AND and OR: each branch (term) only over the
+rows it decides.
 
 Trino evaluates a CASE branch only for the rows whose condition selects it, so
 ``CASE WHEN k <> 0 THEN 10 / k ELSE 0 END`` never divides by zero, and
@@ -101,10 +102,37 @@ def lazy_coalesce(call: Call, table: pa.Table, evaluate: Evaluator) -> pa.Array:
     return _scatter(pieces, n, dtype)
 
 
+def lazy_connective(call: Call, table: pa.Table, evaluate: Evaluator) -> pa.Array:
+    """``a AND b AND ...`` (or OR): each term only over the rows the terms before it left
+    undecided (not yet false for AND, not yet true for OR), as Trino's short-circuit does:
+    ``k <> 0 AND 10 / k > 1`` never divides by zero. Three-valued (Kleene) logic."""
+    combine = pc.and_kleene if call.op == "and" else pc.or_kleene
+    decisive = pa.scalar(call.op == "or")
+    n = table.num_rows
+    undecided, rest = np.arange(n), table
+    pieces: list[tuple[np.ndarray, pa.Array]] = []
+    current: pa.Array | None = None
+    for term in call.args:
+        value = _values(evaluate(term, rest), rest.num_rows, pa.bool_())
+        current = value if current is None else combine(current, value)
+        done = pc.fill_null(pc.equal(current, decisive), False)
+        mask = done.to_numpy(zero_copy_only=False)
+        if mask.any():
+            pieces.append((undecided[mask], current.filter(done)))
+            keep = pc.invert(done)
+            rest, current, undecided = rest.filter(keep), current.filter(keep), undecided[~mask]
+        if len(undecided) == 0:
+            break
+    if len(undecided) and current is not None:
+        pieces.append((undecided, current))
+    return _scatter(pieces, n, pa.bool_())
+
+
 def _plain(t: pa.DataType) -> pa.DataType:
     return t.value_type if pa.types.is_dictionary(t) else t
 
 
 LAZY: dict[str, Callable[[Call, pa.Table, Evaluator], pa.Array]] = {
-    "case": lazy_case, "coalesce": lazy_coalesce}
+    "case": lazy_case, "coalesce": lazy_coalesce, "and": lazy_connective,
+    "or": lazy_connective}
 """The calls evaluated branch by branch, by op."""

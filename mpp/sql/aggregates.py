@@ -116,8 +116,14 @@ class PostAggregateBinder(ExprBinder):
         NULL arguments (count(*) becomes count(CASE WHEN c THEN 1 END); min_by/max_by mask
         their second argument, as rows with a NULL ``by`` are skipped).
         """
-        name = (written_name(node, self.sql) or node.sql_name()).lower()
-        if type(node) not in _FUNCS:
+        written = written_name(node, self.sql)
+        name = (written or node.sql_name()).lower()
+        if type(node) not in _FUNCS or (written is not None and name not in AGGREGATE_NAMES):
+            # sqlglot also reads other dialects' names (stdev, arg_min, approx_count_distinct)
+            # into these nodes; Trino has none of them.
+            if type(node) in _FUNCS:
+                from mpp.sql.calls import unknown_function  # (calls imports this module)
+                raise unknown_function(self, node, name)
             raise unsupported(node, self.sql, f"aggregate function {name}()",
                               hint=closest_aggregates(name))
         func = _FUNCS[type(node)]

@@ -67,9 +67,11 @@ def call_arguments_of(node: exp.Func) -> list[exp.Expr]:
 
 def unknown_function(binder: ExprBinder, node: exp.Func, name: str) -> SqlError:
     """The error for a function mpp does not have: its name, where, and the closest names."""
-    from mpp.sql.expressions import AGGREGATES
+    from mpp.sql.aggregates import AGGREGATE_NAMES
+    from mpp.sql.windows import WindowFunc
 
-    close = functions.suggestions(name, [k.__name__.lower() for k in AGGREGATES])
+    others = {*AGGREGATE_NAMES, *(f.value for f in WindowFunc)}
+    close = functions.suggestions(name, sorted(others))
     hint = (f" (did you mean {', '.join(close)}?)" if close
             else " (docs/functions.md lists the functions mpp has)")
     return unsupported(node, binder.sql, f"function {name}()", hint=hint)

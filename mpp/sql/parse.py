@@ -80,6 +80,10 @@ def parse(sql: str) -> exp.Expr:
     return statements[0]
 
 
+# The names sqlglot parses into ArgMin/ArgMax (Trino's min_by/max_by and other dialects').
+_BY_NAMES = frozenset({"min_by", "max_by", "arg_min", "arg_max", "argmin", "argmax"})
+
+
 def _normalise_aggregates(tree: exp.Expr, sql: str, tokens: Sequence[Token]) -> None:
     """Trino's ``every(x)`` is ``bool_and(x)`` (sqlglot parses it as an unknown function), and
     min_by/max_by get the position of their name (sqlglot's nodes for them have none)."""
@@ -92,6 +96,9 @@ def _normalise_aggregates(tree: exp.Expr, sql: str, tokens: Sequence[Token]) -> 
         start = _start(node)
         index = _token_starts(sql).get(start) if start is not None and not node.meta else None
         call = _enclosing_call(tokens, index) if index is not None else None
+        # The first argument may itself be a call (min_by(CAST(x AS ...), y)): go outwards.
+        while call is not None and tokens[call].text.lower() not in _BY_NAMES:
+            call = _enclosing_call(tokens, call)
         if call is not None:
             name = tokens[call]
             node.meta.update(line=name.line, col=name.col, start=name.start, end=name.end)
