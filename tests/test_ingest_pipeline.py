@@ -72,6 +72,9 @@ def test_mpp_ingest_prints_the_checkers_table(tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[0].split()[:3] == ["run", "attempted", "delivered"]
     assert lines[1].split()[:3] == ["at-least-once/none", "100", "100"]
+    live = CliRunner().invoke(main, ["ingest", str(path)])  # the bar and its live line
+    assert live.exit_code == 0, live.output
+    assert "at-least-once/none: sent 100 / delivered 100 / lost 0 / duplicated" in live.output
 
 
 def test_sql_dedup_on_the_engine_removes_every_duplicate(tmp_path, cluster):
