@@ -86,6 +86,9 @@ def test_sql_dedup_on_the_engine_removes_every_duplicate(tmp_path, cluster):
     assert rows["none"].check.duplicated > 0  # the table holds the at-least-once copies
     assert rows["sql"].check.duplicated == 0 and rows["sql"].check.holds("exactly-once")
     assert rows["sql"].check.delivered == rows["none"].check.delivered
+    q = rows["sql"].sql_dedup
+    assert q["rows_out"] == rows["sql"].check.delivered < q["rows_in"]
+    assert "SQL de-duplication of events_exactly_once_sql" in result.table()
     # the engine's answer is DuckDB's over the same files
     catalog = Catalog.open(wh)
     table = "events_exactly_once_sql"
