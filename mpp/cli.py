@@ -510,5 +510,38 @@ def bench_tpch_cmd(scale_factor: float, warehouse: str | None, queries: tuple[st
     click.echo(format_runs(runs))
 
 
+@main.command("ingest")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--warehouse", "-w", default=None,
+              help="Warehouse for the target table(s) (created if missing); needed when the "
+                   "[ingest] section names a table.")
+@click.option("--backend", type=click.Choice(["embedded", "mqtt", "jetstream"]), default=None,
+              help="Override the section's broker backend.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="A progress bar with a live sent / delivered / lost / duplicated line.")
+def ingest_cmd(scenario: str, warehouse: str | None, backend: str | None,
+               progress: bool) -> None:
+    """Run the pipeline of SCENARIO's [ingest] section, once per delivery mode and
+    de-duplication, and print the checker's counts (see docs/ingestion.md)."""
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from mpp.ingest.pipeline import Progress, load_ingest, run_ingest
+
+    name, spec = load_ingest(scenario)
+    if backend is not None:
+        spec = dataclasses.replace(spec, backend=backend)
+    runs = spec.runs()
+    with tqdm(total=spec.total_messages() * len(runs), desc=name, unit="msg",
+              disable=not progress) as bar:
+        def on_chunk(p: Progress) -> None:
+            bar.update(p.index * p.planned + p.sent - bar.n)
+            bar.set_postfix_str(f"{p.run}: {p.line()}")
+
+        result = run_ingest(spec, warehouse=warehouse, on_chunk=on_chunk)
+    click.echo(result.table())
+
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from mpp.catalog import Catalog
@@ -16,7 +17,14 @@ from mpp.ingest.broker import EmbeddedBroker, Record
 from mpp.ingest.consumer import Consumer, ConsumerFaults, DeliveryMode
 from mpp.ingest.messages import MESSAGE_SCHEMA, encode
 from mpp.ingest.producers import Ledger, Producer, plan_all, send
-from mpp.ingest.sink import IcebergSink, SinkEnd, batch_id_of, ensure_table
+from mpp.ingest.sink import (
+    DEAD_LETTER_SCHEMA,
+    IcebergSink,
+    SinkEnd,
+    batch_id_of,
+    dead_letter_sink,
+    ensure_table,
+)
 from mpp.oracle import run_oracle
 from mpp.storage.files import local_path
 from tests.compare import assert_same_rows
@@ -113,6 +121,44 @@ def test_malformed_messages_go_to_dead_letters_and_the_rest_lands(catalog):
     assert "not JSON" in end.dead_letters[0]["reason"]
     assert "missing field(s): message_id, seq" in end.dead_letters[1]["reason"]
     assert_same_rows(_content(catalog), _messages(good))
+
+
+def test_malformed_messages_land_in_the_dead_letter_table_and_the_pipeline_goes_on(catalog):
+    planned = Producer("web", 0, seed=7).plan(60)
+    broker = EmbeddedBroker()
+    broker.create_topic("events", 2)
+    ledger = Ledger()
+    send(planned.slice(0, 30), broker, "events", ledger)
+    bad = [b"{not json", b'{"producer": "x"}', b"[1, 2]"]
+    for i, v in enumerate(bad):
+        assert broker.publish("events", f"k{i}", v, f"bad-{i}")
+    send(planned.slice(30), broker, "events", ledger)
+    sink = IcebergSink(catalog, "events")
+    end = SinkEnd(sink, dead_letter_sink(catalog, "events"))
+    consumer = Consumer(broker, "sink", "events", "c0", DeliveryMode.AT_LEAST_ONCE, end,
+                        faults=ConsumerFaults(seed=8, crash_before_commit=0.3), max_records=7)
+    while broker.lag("sink", "events"):
+        consumer.step()
+    assert consumer.counts.crashes_before_commit > 0  # redeliveries: dead letters once each
+    assert_same_rows(_content(catalog), _messages(planned))  # every good message, once
+    got = run_oracle('SELECT reason, topic, "partition", "offset" FROM events_dead_letter',
+                     Catalog.open(catalog.warehouse))
+    assert got.num_rows == 3
+    # the payloads as received, bytes for bytes (the oracle reads binary columns as text)
+    files = Catalog.open(catalog.warehouse).fragments("events_dead_letter")
+    stored_rows = pa.concat_tables(pq.read_table(local_path(f.uri)) for f in files)
+    reasons = dict(zip(stored_rows["raw"].to_pylist(), stored_rows["reason"].to_pylist(),
+                       strict=True))
+    assert sorted(reasons) == sorted(bad)
+    assert reasons[b"{not json"].startswith("not JSON")
+    assert reasons[b"[1, 2]"] == "not a JSON object"
+    assert "missing field(s)" in reasons[b'{"producer": "x"}']
+    where = {(r["topic"], r["partition"], r["offset"]) for r in got.to_pylist()}
+    broker.subscribe("audit", "events", "a")
+    stored = {(r.topic, r.partition, r.offset) for r in broker.poll("audit", "events", "a", 1000)
+              if r.message_id.startswith("bad-")}
+    assert where == stored
+    assert catalog.table("events_dead_letter").schema.names == DEAD_LETTER_SCHEMA.names
 
 
 def test_two_groups_route_one_topic_into_two_tables(catalog):

@@ -17,6 +17,17 @@ de-duplication), built to be measured:
 * :mod:`mpp.ingest.sink`: the narrow ``Sink.commit(batch, batch_id, offsets)`` interface and
   :class:`~mpp.ingest.sink.IcebergSink`, which commits through INSERT's write path.
 * :mod:`mpp.ingest.services`: where the real brokers are, and why one cannot be used.
+* :mod:`mpp.ingest.pipeline`: a whole pipeline from a scenario's ``[ingest]`` section
+  (``mpp ingest``; :func:`run` here).
 
 See docs/ingestion.md.
 """
+
+from typing import Any
+
+
+def run(scenario: Any, **kwargs: Any) -> Any:
+    """Run a scenario's ``[ingest]`` pipeline (see :func:`mpp.ingest.pipeline.run`)."""
+    from mpp.ingest.pipeline import run as _run
+
+    return _run(scenario, **kwargs)

@@ -28,12 +28,14 @@ properties in the snapshot's transaction, which is equally atomic, so the sink u
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from mpp.catalog import Catalog
+from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.ingest.broker import Record
 from mpp.ingest.messages import MESSAGE_SCHEMA, MalformedMessage, decode, to_table
 from mpp.storage.base import StorageFormat
@@ -116,14 +118,8 @@ class IcebergSink:
         info = self.catalog.table(self.table)
         target = self.catalog.begin_append(self.table, top_columns=_top_columns(info.schema))
         try:
-            names = [c for c in batch.column_names if c in target.schema.names]
-            prepared = prepare(batch.select(names), names, target.schema, target.partition_by,
-                               target.transforms)
-            pieces = measure(prepared, 0, target.group_columns, target.format)
-            tasks = plan_writes(pieces, self.target_file_bytes)
-            payload = WritePayload(f"ingest-{self.sink_id}-{batch_id}-write", 0, "ingest-write",
-                                   target, self.fail_task)
-            written = [write(payload, t.index, range_args([prepared], t.ranges)) for t in tasks]
+            written = write_files(target, batch, self.target_file_bytes,
+                                  f"ingest-{self.sink_id}-{batch_id}-write", self.fail_task)
             self.catalog.commit_append(target, written, properties={
                 self._batches_key: json.dumps(batches),
                 self._offsets_key: json.dumps(done, sort_keys=True)})
@@ -131,6 +127,20 @@ class IcebergSink:
             self.catalog.abort_write(target)  # idempotent: commit_append aborts on its failures
             raise
         return True
+
+
+def write_files(target: WriteTarget, batch: pa.Table, target_file_bytes: int, key: str,
+                fail_task: int = -1) -> list[WrittenFragment]:
+    """Write ``batch`` into files of ``target`` (begun with ``Catalog.begin_append``) with
+    the write stage's task functions, in this process: files near ``target_file_bytes``,
+    split by the table's partitioning. Nothing is committed."""
+    names = [c for c in batch.column_names if c in target.schema.names]
+    prepared = prepare(batch.select(names), names, target.schema, target.partition_by,
+                       target.transforms)
+    pieces = measure(prepared, 0, target.group_columns, target.format)
+    tasks = plan_writes(pieces, target_file_bytes)
+    payload = WritePayload(key, 0, "ingest-write", target, fail_task)
+    return [write(payload, t.index, range_args([prepared], t.ranges)) for t in tasks]
 
 
 def batch_id_of(records: Sequence[Record]) -> str:
@@ -142,17 +152,47 @@ def batch_id_of(records: Sequence[Record]) -> str:
     return ",".join(f"{t}/{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
 
 
+DEAD_LETTER_SCHEMA = pa.schema([
+    ("raw", pa.binary()),
+    ("reason", pa.string()),
+    ("topic", pa.string()),
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("failed_at", pa.timestamp("us")),
+])
+"""A row of a dead-letter table: the payload as received, why it was refused, where it was
+stored in the broker, and when the consumer refused it."""
+
+
+def dead_letter_table(table: str) -> str:
+    """The name of ``table``'s dead-letter table: ``<table>_dead_letter``."""
+    return f"{table}_dead_letter"
+
+
+def dead_letter_sink(catalog: Catalog, table: str, *, sink_id: str = "ingest") -> IcebergSink:
+    """An :class:`IcebergSink` on ``table``'s dead-letter table, created if missing."""
+    name = dead_letter_table(table)
+    ensure_table(catalog, name, DEAD_LETTER_SCHEMA)
+    return IcebergSink(catalog, name, sink_id=sink_id)
+
+
 class SinkEnd:
     """The end of a consumer's path: decode records, drop those the table already has
     (below the sink's committed offsets), and commit each polled batch to ``sink``.
 
-    A record whose payload is not a message is kept in :attr:`dead_letters` with its reason
-    and the pipeline goes on.
+    A record whose payload is not a message is refused with its reason and the pipeline goes
+    on: it is kept in :attr:`dead_letters` and, with a ``dead_letter`` sink (see
+    :func:`dead_letter_sink`), committed there first, through the same write path, under the
+    batch's ID and offsets. A redelivered batch whose dead letters were committed but whose
+    good rows were not finds them below the dead-letter sink's offsets: they are not written
+    twice.
     """
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, dead_letter: Sink | None = None) -> None:
         self.sink = sink
+        self.dead_letter = dead_letter
         self.done = sink.committed_offsets()
+        self.dead_done = dead_letter.committed_offsets() if dead_letter is not None else {}
         self.dead_letters: list[dict] = []
         self.dropped = 0
 
@@ -161,19 +201,37 @@ class SinkEnd:
         self.dropped += len(records) - len(fresh)
         if not fresh:
             return
-        rows = []
+        rows: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        now = int(time.time() * 1e6)
         for r in fresh:
             try:
                 rows.append(decode(r.value))
             except MalformedMessage as exc:
-                self.dead_letters.append({"topic": r.topic, "partition": r.partition,
-                                          "offset": r.offset, "reason": str(exc)})
+                dead.append({"raw": r.value, "reason": str(exc), "topic": r.topic,
+                             "partition": r.partition, "offset": r.offset, "failed_at": now})
         offsets: dict[str, int] = {}
         for r in fresh:
             key = f"{r.topic}/{r.partition}"
             offsets[key] = max(offsets.get(key, 0), r.offset + 1)
-        table = to_table(rows)
-        self.sink.commit(table, batch_id_of(fresh), offsets)
+        batch_id = batch_id_of(fresh)
+        new_dead = [d for d in dead
+                    if d["offset"] >= self.dead_done.get(f"{d['topic']}/{d['partition']}", 0)]
+        self.dead_letters.extend(new_dead)
+        if self.dead_letter is not None and new_dead:
+            self.dead_letter.commit(dead_table(new_dead), batch_id, offsets)
+            for k, v in offsets.items():
+                self.dead_done[k] = max(self.dead_done.get(k, 0), v)
+        batch = to_table(rows)  # + when it was received (kept by tables that have the column)
+        batch = batch.append_column(pa.field("received_at", pa.timestamp("us")), pa.array(
+            [now] * batch.num_rows, pa.int64()).cast(pa.timestamp("us")))
+        self.sink.commit(batch, batch_id, offsets)
         for k, v in offsets.items():
             self.done[k] = max(self.done.get(k, 0), v)
 
+
+def dead_table(rows: Sequence[Mapping]) -> pa.Table:
+    """Dead letters (dicts, ``failed_at`` in µs) as a table of :data:`DEAD_LETTER_SCHEMA`."""
+    return pa.table({f.name: pa.array([r[f.name] for r in rows],
+                                      type=pa.int64() if f.name == "failed_at" else f.type)
+                     .cast(f.type) for f in DEAD_LETTER_SCHEMA}, schema=DEAD_LETTER_SCHEMA)

@@ -50,6 +50,11 @@ def variant_color(data: RunData, variant: str) -> str:
 def report_html(data: RunData) -> str:
     """The whole report page as one HTML string."""
     parts: list[Any] = [_header(data), _wall_figure(data), _whatif_figure(data)]
+    if data.ingest:
+        from mpp.ingest.pipeline import format_rows
+
+        parts.append(Div(text="<h2>Ingestion: delivery semantics and de-duplication</h2><pre>"
+                         f"{html.escape(format_rows(data.ingest))}</pre>", width=WIDTH))
     for run in data.runs:
         parts.extend(_run_section(run))
     return file_html(column(*parts), resources=INLINE, title=f"mpp report: {data.scenario}")

@@ -138,6 +138,7 @@ class RunData:
     checks: tuple[CheckResult, ...] = ()
     started: str = ""
     dashboard: str | None = None
+    ingest: tuple[Mapping[str, Any], ...] = ()  # the [ingest] runs (RunRow.as_dict())
 
     @property
     def ok(self) -> bool:
@@ -199,7 +200,16 @@ def report_dict(data: RunData) -> dict[str, Any]:
         "dashboard": data.dashboard, "ok": data.ok,
         "checks": [{"check": c.check, "ok": c.ok, "message": c.message} for c in data.checks],
         "runs": [run_to_dict(r) for r in data.runs],
-    }
+    } | ({"ingest": [_finite_all(r) for r in data.ingest]} if data.ingest else {})
+
+
+def _finite_all(value: Any) -> Any:
+    """:func:`_finite` through nested dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _finite_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_all(v) for v in value]
+    return _finite(value)
 
 
 def write_report(data: RunData, folder: str | Path) -> dict[str, Path]:
@@ -254,6 +264,11 @@ def format_summary(data: RunData) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(r.fit_error is not None for r in data.runs):
         lines.append("fit: what-if prediction at the real worker count vs the measured wall time")
+    if data.ingest:
+        from mpp.ingest.pipeline import format_rows
+
+        lines += ["", "ingestion (checker counts per delivery mode / de-duplication):",
+                  format_rows(data.ingest)]
     for c in data.checks:
         lines.append(("PASS " if c.ok else "FAIL ") + c.message)
     return "\n".join(lines)

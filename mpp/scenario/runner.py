@@ -199,6 +199,17 @@ def _execute(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path,
                      for v in sc.variants for q in sc.queries)
 
 
+def _ingest(sc: Scenario, cluster: Cluster, folder: Path) -> tuple[dict[str, Any], ...]:
+    """The [ingest] section's runs (mpp.ingest.pipeline), into a warehouse of their own in
+    the run folder: the cached data warehouse stays as generated."""
+    if sc.ingest is None:
+        return ()
+    from mpp.ingest.pipeline import run_ingest
+
+    result = run_ingest(sc.ingest, warehouse=folder / "ingest-warehouse", cluster=cluster)
+    return tuple(r.as_dict() for r in result.rows)
+
+
 def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
                  out: str | os.PathLike[str] | None = None, scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
@@ -241,8 +252,10 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         folder = run_folder(out or os.environ.get("MPP_RUNS", "runs"), sc.name, started)
         try:
             runs = _execute(sc, cluster, wh, folder, progress)
+            ingest = _ingest(sc, cluster, folder)
             data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum,
-                           runs, _checks(sc, runs), started.isoformat(timespec="seconds"), link)
+                           runs, _checks(sc, runs), started.isoformat(timespec="seconds"), link,
+                           ingest)
             files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
         except BaseException:  # no half-written run folder
             shutil.rmtree(folder, ignore_errors=True)

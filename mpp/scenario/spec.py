@@ -80,6 +80,7 @@ class Scenario:
     checks: Checks = Checks()
     whatif: WhatIf = WhatIf()
     scale: float = 1.0
+    ingest: Any = None  # mpp.ingest.pipeline.IngestSpec: the [ingest] section, if any
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a TOML-shaped dict: :func:`parse_scenario` of it (with the same base
@@ -128,7 +129,7 @@ def load_scenario(path: str | Path, *, scale: float = 1.0) -> Scenario:
 
 
 _TOP_KEYS = ("name", "description", "repeats", "data", "cluster", "variants", "queries",
-             "checks", "whatif")
+             "checks", "whatif", "ingest")
 
 
 def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
@@ -156,12 +157,17 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
     checks = parse_checks(p, p.table(raw, "checks", ""), [v.name for v in variants],
                           [q.name for q in queries])
     whatif = _parse_whatif(p, p.table(raw, "whatif", ""))
+    ingest = None
+    if "ingest" in raw:
+        from mpp.ingest.pipeline import parse_ingest
+
+        ingest = parse_ingest(p, p.table(raw, "ingest", ""), scale=scale)
     p.raise_if_any()
     return Scenario(
         name=p.get(raw, "name", str, "", default=default_name),
         description=p.get(raw, "description", str, "", default=""),
         source=source, data=data, cluster=cluster, variants=variants, queries=queries,
-        repeats=repeats, checks=checks, whatif=whatif, scale=float(scale),
+        repeats=repeats, checks=checks, whatif=whatif, scale=float(scale), ingest=ingest,
     )
 
 
@@ -345,4 +351,4 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
                    "bandwidth_bytes_per_s": sc.whatif.bandwidth_bytes_per_s,
                    "task_overhead_s": sc.whatif.task_overhead_s,
                    "measured_overheads": sc.whatif.measured_overheads},
-    }
+    } | ({"ingest": sc.ingest.to_dict()} if sc.ingest is not None else {})

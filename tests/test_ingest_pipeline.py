@@ -1,0 +1,137 @@
+"""The pipeline runner: an ``[ingest]`` section run per (mode, de-duplication), from Python and
+from ``mpp ingest``; de-duplication at read time with SQL on the MPP engine.
+
+The SQL de-duplication's result is compared with DuckDB running the same query over the same
+files (mpp.oracle); the counts come from the checker against the producers' ledger.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import mpp.ingest
+from mpp.catalog import Catalog
+from mpp.cli import main
+from mpp.config import Settings
+from mpp.errors import ScenarioError
+from mpp.ingest import services
+from mpp.ingest.consumer import DeliveryMode
+from mpp.ingest.pipeline import DEDUP_SQL, IngestSpec, read_delivered
+from mpp.oracle import run_oracle
+from mpp.session import Session
+from tests.compare import assert_same_rows
+
+FAULTY = {"messages": 150, "producers": {"web": 1, "mobile": 1},
+          "faults": {"seed": 1, "lost_ack": 0.05, "duplicate_delivery": 0.02,
+                     "drop_publish": 0.02},
+          "consumer_faults": {"seed": 2, "crash_before_commit": 0.3, "crash_after_commit": 0.1},
+          "batch_size": 20}
+
+
+def test_every_mode_and_window_from_python():
+    result = mpp.ingest.run({**FAULTY, "dedup": ["none", "window:5", "window:100000"]})
+    rows = {r.name: r for r in result.rows}
+    assert list(rows) == ["at-most-once/none", "at-least-once/none", "exactly-once/none",
+                          "exactly-once/window:5", "exactly-once/window:100000"]
+    for r in rows.values():
+        assert r.check.attempted == 300 and r.check.unexpected == 0
+    assert rows["at-most-once/none"].check.lost > 0
+    assert rows["at-least-once/none"].check.lost_acknowledged == 0
+    assert rows["at-least-once/none"].check.duplicated > 0
+    assert not rows["exactly-once/none"].check.holds("exactly-once")
+    big = rows["exactly-once/window:100000"]
+    assert big.check.holds("exactly-once") and big.consumer_deduplicated > 0
+    small = rows["exactly-once/window:5"]  # a window smaller than a batch lets some through
+    assert small.check.duplicated > 0
+    assert small.window_memory_bytes < big.window_memory_bytes
+    assert "exactly-once/window:5" in result.table()
+
+
+def test_a_bad_section_names_every_problem(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[ingest]\nproducers = {web = 1, phone = 2}\nbackend = "kafka"\n'
+                    'modes = ["at-least-twice"]\ndedup = ["window:0", "sql"]\n'
+                    'faults = {lost_ack = 2.0, typo = 1}\n')
+    with pytest.raises(ScenarioError) as err:
+        mpp.ingest.run(path)
+    text = str(err.value)
+    for where in ("ingest.producers.phone", "ingest.backend", "ingest.modes[0]",
+                  "ingest.dedup[0]", "ingest.faults.lost_ack", "ingest.faults.typo"):
+        assert where in text, where
+    result = CliRunner().invoke(main, ["ingest", str(path), "--no-progress"])
+    assert result.exit_code == 2 and "ingest.backend" in result.output
+
+
+def test_mpp_ingest_prints_the_checkers_table(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "tiny"\n[ingest]\nproducers = {device = 2}\nmessages = 50\n'
+                    'modes = ["at-least-once"]\nfaults = {seed = 3, lost_ack = 0.1}\n')
+    result = CliRunner().invoke(main, ["ingest", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:3] == ["run", "attempted", "delivered"]
+    assert lines[1].split()[:3] == ["at-least-once/none", "100", "100"]
+    live = CliRunner().invoke(main, ["ingest", str(path)])  # the bar and its live line
+    assert live.exit_code == 0, live.output
+    assert "at-least-once/none: sent 100 / delivered 100 / lost 0 / duplicated" in live.output
+
+
+def test_sql_dedup_on_the_engine_removes_every_duplicate(tmp_path, cluster):
+    wh = tmp_path / "wh"
+    result = mpp.ingest.run({**FAULTY, "modes": ["exactly-once"], "dedup": ["none", "sql"],
+                             "table": "events"}, warehouse=wh, cluster=cluster)
+    rows = {r.dedup: r for r in result.rows}
+    assert rows["none"].table == "events_exactly_once_none"
+    assert rows["none"].check.duplicated > 0  # the table holds the at-least-once copies
+    assert rows["sql"].check.duplicated == 0 and rows["sql"].check.holds("exactly-once")
+    assert rows["sql"].check.delivered == rows["none"].check.delivered
+    q = rows["sql"].sql_dedup
+    assert q["rows_out"] == rows["sql"].check.delivered < q["rows_in"]
+    assert "SQL de-duplication of events_exactly_once_sql" in result.table()
+    # the engine's answer is DuckDB's over the same files
+    catalog = Catalog.open(wh)
+    table = "events_exactly_once_sql"
+    with Session(catalog, cluster, Settings()) as s:
+        got = s.sql(DEDUP_SQL.format(table=table)).to_arrow()
+    assert_same_rows(got, run_oracle(DEDUP_SQL.format(table=table), catalog))
+    # DISTINCT over the message's own columns keeps one copy too (copies are identical)
+    distinct = f"SELECT DISTINCT message_id, producer, seq FROM {table}"
+    with Session(catalog, cluster, Settings()) as s:
+        got_distinct = s.sql(distinct).to_arrow()
+    assert_same_rows(got_distinct, run_oracle(distinct, catalog))
+    assert got_distinct.num_rows == got.num_rows
+    # before the query the table had duplicates; after it, none
+    assert read_delivered(catalog, table).num_rows > got.num_rows
+
+
+def test_compact_after_a_run_keeps_the_rows_and_cuts_the_files(tmp_path, cluster):
+    result = mpp.ingest.run({**FAULTY, "modes": ["at-least-once"], "table": "events",
+                             "compact": True}, warehouse=tmp_path / "wh", cluster=cluster)
+    c = result.rows[0].compaction
+    assert c["files_after"] < c["files_before"] and c["tasks_after"] < c["tasks_before"]
+    assert c["same_result"]
+    assert "compaction of events:" in result.table()
+
+
+@pytest.mark.parametrize("backend", ["jetstream", "mqtt"])
+def test_real_brokers_run_the_same_pipeline(backend, tmp_path):
+    why = services.nats_missing() if backend == "jetstream" else services.mqtt_missing()
+    if why:
+        pytest.skip(why)
+    section = {"messages": 40, "producers": {"device": 2}, "backend": backend,
+               "modes": ["at-least-once", "exactly-once"], "dedup": ["window:1000"],
+               "batch_size": 10}
+    if backend == "jetstream":  # a log with offsets: the Iceberg sink works on it
+        section["table"] = "events"
+    result = mpp.ingest.run(section, warehouse=tmp_path / "wh")
+    for r in result.rows:
+        assert r.check.attempted == 80 and r.check.lost == 0 and r.check.unexpected == 0
+        assert r.check.holds(r.mode)
+    if backend == "jetstream":
+        assert [r.table for r in result.rows] == ["events_at_least_once",
+                                                  "events_exactly_once_window_1000"]
+
+
+def test_modes_parse_to_delivery_modes():
+    assert IngestSpec().modes == tuple(DeliveryMode)
