@@ -295,3 +295,20 @@ def test_whatif_charges_a_cross_joins_broadcast_to_every_worker(forms_wh: Path,
         for w in (8, 128):
             exchange = stats.predict(w).stage(probe.id).exchange_s
             assert exchange == pytest.approx(sent * (w - 1) / DEFAULT_BANDWIDTH)
+
+
+@pytest.mark.parametrize("sql", [
+    # ON a constant that is never true: every left (or right, or both) row unmatched, and no
+    # pair is ever formed (the nested loop would otherwise try them all)
+    "SELECT lt.x, rt.y FROM lt LEFT JOIN rt ON NULL",
+    "SELECT lt.x, rt.y FROM lt FULL JOIN rt ON FALSE",
+    "SELECT lt.x, s.y FROM lt RIGHT JOIN (SELECT y, NULL AS n FROM rt) s ON s.n",
+    # an unused column that would fail if it were evaluated: Trino never evaluates it
+    "SELECT count(*) c FROM lt LEFT JOIN (SELECT CAST(3000000000 AS INTEGER) AS bad, NULL AS n "
+    "FROM rt) s ON s.n",
+    "SELECT count(*) c FROM (SELECT 1 / (k - k) AS bad FROM lt WHERE k IS NOT NULL) s",
+])
+def test_never_true_conditions_and_unused_failing_columns(forms_wh: Path, sql: str,
+                                                          cluster) -> None:
+    with mpp.connect(forms_wh, cluster=cluster) as session:
+        assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))

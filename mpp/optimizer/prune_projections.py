@@ -40,7 +40,7 @@ from functools import singledispatch
 import pyarrow as pa
 
 from mpp.config import PlannerContext
-from mpp.logical.expr import Column, replace_columns
+from mpp.logical.expr import Column, Literal, replace_columns
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -133,7 +133,10 @@ def _filter(node: Filter, required: set[str]) -> LogicalNode:
 def _project(node: Project, required: set[str]) -> LogicalNode:
     keep = [(e, n) for e, n in zip(node.exprs, node.names, strict=True) if n in required]
     if not keep:
-        keep = [(node.exprs[0], node.names[0])]
+        # Nothing above reads a value, only the row count: keep one column as a typed NULL.
+        # Trino never evaluates an unused expression, so one that would fail (CAST(3000000000
+        # AS INTEGER)) must not run here either.
+        keep = [(Literal(None, node.exprs[0].dtype), node.names[0])]
     child = _prune(node.input, set().union(*(e.columns() for e, _ in keep)))
     if isinstance(child, Project):  # two Projects in a row (a subquery's renaming): merge
         mapping = dict(zip(child.names, child.exprs, strict=True))

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.logical.expr import Expr
+from mpp.logical.expr import Expr, Literal
 from mpp.logical.nodes import Field, JoinKind, JoinStrategy
 from mpp.physical.distribution import (
     BroadcastDistribution,
@@ -75,7 +75,8 @@ def _pairs(left: pa.Table, right: pa.Table, residual: Expr | None,
            schema: tuple[Field, ...]) -> pa.Table:
     """Every (left, right) pair the residual accepts, with both row ids."""
     names = [f.name for f in schema] + [LEFT_ID, RIGHT_ID]
-    if left.num_rows == 0 or right.num_rows == 0:
+    never = isinstance(residual, Literal) and residual.value is not True  # ON FALSE / NULL
+    if left.num_rows == 0 or right.num_rows == 0 or never:
         return empty_table(schema + (Field(LEFT_ID, pa.int64()), Field(RIGHT_ID, pa.int64())))
     step = max(1, PAIRS_PER_CHUNK // right.num_rows)
     chunks = []
