@@ -17,6 +17,8 @@ query before it is rewritten.
 
 from __future__ import annotations
 
+import contextvars
+
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
@@ -24,6 +26,25 @@ from sqlglot import exp
 from mpp.sql import types as T
 
 _INTEGERS = exp.DataType.INTEGER_TYPES
+# (relation alias, column) -> the expression a derived table (FROM subquery, CTE) computes it
+# with: sqlglot types such a column by DuckDB's rules, Trino's type comes from the expression.
+_DERIVED: contextvars.ContextVar[dict[tuple[str, str], exp.Expr]] = contextvars.ContextVar(
+    "_DERIVED")
+
+
+def _derived_columns(tree: exp.Expr) -> dict[tuple[str, str], exp.Expr]:
+    """Every column of a FROM subquery or CTE, by (its relation's alias, its name)."""
+    out: dict[tuple[str, str], exp.Expr] = {}
+    for rel in tree.find_all(exp.Subquery, exp.CTE):
+        select = rel.this
+        if not isinstance(select, exp.Select) or not rel.alias:
+            continue
+        for projection in select.expressions:
+            name = projection.alias_or_name
+            if name:
+                inner = projection.this if isinstance(projection, exp.Alias) else projection
+                out[(rel.alias.lower(), name.lower())] = inner
+    return out
 
 
 def _declared(node: exp.Expr) -> pa.DataType | None:
@@ -53,6 +74,15 @@ def decimal_type(node: exp.Expr) -> pa.DataType | None:
         return T.integer_literal_type(int(text))
     if isinstance(node, (exp.Paren, exp.Neg)):
         return decimal_type(node.this)
+    if isinstance(node, exp.Column) and node.table:
+        derived = _DERIVED.get({})
+        source = derived.get((node.table.lower(), node.name.lower()))
+        if source is not None and source is not node:
+            token = _DERIVED.set({k: v for k, v in derived.items() if v is not source})
+            try:  # (the entry is dropped while it is resolved: no cycle)
+                return decimal_type(source)
+            finally:
+                _DERIVED.reset(token)
     if isinstance(node, exp.Cast):
         try:
             target = T.arrow_type(node.to)
@@ -154,6 +184,14 @@ def _sql(t: pa.DataType) -> str:
 def repair_decimals(tree: exp.Expr) -> exp.Expr:
     """``tree`` (typed by sqlglot against the schema) with every decimal division and avg of
     decimals rewritten as DuckDB SQL computing Trino's value (see the module doc)."""
+    token = _DERIVED.set(_derived_columns(tree))
+    try:
+        return _repair(tree)
+    finally:
+        _DERIVED.reset(token)
+
+
+def _repair(tree: exp.Expr) -> exp.Expr:
     plans: list[tuple[exp.Expr, pa.DataType, tuple[pa.DataType, ...]]] = []
     for node in tree.find_all(exp.Div, exp.Avg):
         result = decimal_type(node)

@@ -328,3 +328,15 @@ def test_decimal_columns_written_by_ctas_keep_their_type_and_stats(wh: Path, clu
         assert isinstance(stats.min, D) and isinstance(stats.max, D)
         sql = "SELECT count(*) n, sum(net) s, avg(net) a FROM items_net WHERE price >= 500.00"
         assert_same_rows(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog))
+
+
+def test_the_oracle_types_a_derived_tables_decimal_column_as_trino_does() -> None:
+    """A column of a FROM subquery (TPC-H Q8's ``volume``) keeps Trino's decimal type in the
+    oracle's division: DECIMAL(38, 4) / DECIMAL(38, 4) is rounded to scale 4, not 2."""
+    from mpp.oracle import duckdb_sql
+
+    schema = {"t": {"p": "DECIMAL(15,2)", "d": "DECIMAL(15,2)", "k": "INTEGER"}}
+    sql = ("SELECT k, sum(CASE WHEN k = 1 THEN v ELSE 0 END) / sum(v) AS share "
+           "FROM (SELECT k, p * (1 - d) AS v FROM t) AS s GROUP BY k")
+    text = duckdb_sql(sql, schema)
+    assert "0.0001" in text  # the quotient scaled back to 4 digits
