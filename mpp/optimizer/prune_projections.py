@@ -136,7 +136,9 @@ def _project(node: Project, required: set[str]) -> LogicalNode:
         # Nothing above reads a value, only the row count: keep one column as a typed NULL.
         # Trino never evaluates an unused expression, so one that would fail (CAST(3000000000
         # AS INTEGER)) must not run here either.
-        keep = [(Literal(None, node.exprs[0].dtype), node.names[0])]
+        first = node.exprs[0]
+        safe = first if isinstance(first, Column | Literal) else Literal(None, first.dtype)
+        keep = [(safe, node.names[0])]
     child = _prune(node.input, set().union(*(e.columns() for e, _ in keep)))
     if isinstance(child, Project):  # two Projects in a row (a subquery's renaming): merge
         mapping = dict(zip(child.names, child.exprs, strict=True))
