@@ -162,6 +162,15 @@ _FIXED: dict[str, Setting] = {
            "Spark AQE skew verdict: a partition over 5 x the median must also exceed this many "
            "bytes (spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes). At most 1 TiB "
            "(no partition a worker holds is larger).", minimum=0, maximum=2**40),
+        _s("metrics.skew_floor_rows", 10_000,
+           "Skew verdicts on data (Trino's input rule, Redshift's skew_rows) never call a stage "
+           "skewed whose largest task takes fewer input rows than this: a few tasks holding a "
+           "few rows is not a distribution problem. 0 turns the floor off; at most 10^12.",
+           minimum=0, maximum=10**12),
+        _s("metrics.skew_floor_seconds", 0.05,
+           "The time_straggler verdict needs the slowest task at least this many seconds over "
+           "the stage's median task time (besides 3 x the median): milliseconds of jitter are "
+           "not skew. 0 turns the floor off; at most a day.", minimum=0.0, maximum=86400.0),
     ]
 }
 

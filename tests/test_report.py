@@ -108,7 +108,8 @@ def test_report_json_holds_environment_data_plans_metrics_and_every_task(
     assert skewed["heaviest"]["hot_keys"] == [["2017-01-13", 20000]]
     assert balanced["metrics"]["max_over_median_rows"] == 1.0
     tripped = {v["name"] for v in skewed["verdicts"] if v["tripped"]}
-    assert tripped == {"trino_input_skewed", "redshift_skew_rows"}
+    # The hot task is also the slow one: the time rule names the straggler too.
+    assert tripped == {"trino_input_skewed", "redshift_skew_rows", "time_straggler"}
     # The straggler dominates at scale: single_step's makespan at 128 workers is worse.
     single, rewrite = (r["whatif"]["128"]["makespan_s"] for r in report["runs"])
     assert single > 2 * rewrite
@@ -143,7 +144,9 @@ def test_summary_table() -> None:
     assert "W=128 s" in lines[0] and "fit" in lines[0] and "oracle" in lines[0]
     single = next(line for line in lines if line.startswith("single_step"))
     rewrite = next(line for line in lines if line.startswith("rewrite"))
-    assert "20.00" in single and "trino,redshift" in single and single.endswith("equal")
+    # Every stage's verdicts, each named with its stage.
+    assert "20.00" in single and "s1: trino, redshift, time" in single
+    assert single.endswith("equal")
     assert "1.00" in rewrite and "none" in rewrite
     assert lines[-3].startswith("fit: what-if prediction at the real worker count")
     assert lines[-2].startswith("PASS ") and lines[-1].startswith("FAIL ")

@@ -49,7 +49,7 @@ def test_spark_median_matches_spark() -> None:
 def test_stage_statistics_and_straggler_attribution() -> None:
     recs = [task(1, i, secs=1.0, rows=100, hot=((f"d{i}", 100),)) for i in range(9)]
     recs.append(task(1, 9, secs=4.0, rows=1000, hot=(("2017-01-13", 990), ("2017-01-14", 10))))
-    sk = stage_skew(recs)
+    sk = stage_skew(recs, floor_rows=0)
     assert sk.tasks == 10
     assert sk.rows.min == 100 and sk.rows.max == 1000 and sk.rows.p50 == 100
     assert sk.rows.max_over_median == pytest.approx(10.0)
@@ -75,7 +75,7 @@ def test_balanced_stage_trips_nothing() -> None:
 def test_trino_rule_trips_just_above_twice_p49(big: int, tripped: bool) -> None:
     # 10 tasks: p49 is the 5th smallest (100), p99 the largest.
     recs = [task(0, i, read=100) for i in range(9)] + [task(0, 9, read=big)]
-    assert stage_skew(recs).verdict("trino_input_skewed").tripped is tripped
+    assert stage_skew(recs, floor_rows=0).verdict("trino_input_skewed").tripped is tripped
 
 
 @pytest.mark.parametrize(("delta", "tripped"), [(0, False), (1, True)])
@@ -104,7 +104,7 @@ def test_spark_threshold_is_configurable() -> None:
 @pytest.mark.parametrize(("largest", "tripped"), [(399, False), (400, True)])
 def test_redshift_skew_rows_flags_at_four(largest: int, tripped: bool) -> None:
     recs = [task(2, 0, rows=100), task(2, 1, rows=250), task(2, 2, rows=largest)]
-    v = stage_skew(recs).verdict("redshift_skew_rows")
+    v = stage_skew(recs, floor_rows=0).verdict("redshift_skew_rows")
     assert v.tripped is tripped
     assert f"{largest} / 100" in v.detail
 
@@ -113,7 +113,7 @@ def test_exchange_fed_stage_sizes_from_upstream_row_width() -> None:
     # Stage 0 reads storage and sends 1,000 rows as 8,000 bytes: 8 bytes a row.
     scan = [task(0, i, read=1000, rows_out=250, sent=2000) for i in range(4)]
     final = [task(1, 0, rows=900), task(1, 1, rows=100)]
-    skews = skew_by_stage(scan + final)
+    skews = skew_by_stage(scan + final, floor_rows=0)
     assert list(skews) == [0, 1]
     assert skews[1].input_bytes.max == 7200
     assert skews[1].input_bytes.min == 800
@@ -135,7 +135,45 @@ def test_to_dict_is_json_ready() -> None:
     d = json.loads(json.dumps(sk.to_dict()))
     assert d["metrics"]["max_over_median_rows"] is None  # inf -> null
     assert {v["name"] for v in d["verdicts"]} == {
-        "trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows"}
+        "trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows", "time_straggler"}
+    assert {v["measure"] for v in d["verdicts"]} == {"input bytes", "rows", "time"}
+
+
+def test_data_rules_have_a_floor_of_rows() -> None:
+    # Issue 17's case: a 4-task stage holding 13 rows is not called skewed.
+    recs = [task(3, 0, rows=10), task(3, 1, rows=1), task(3, 2, rows=1), task(3, 3, rows=1)]
+    sk = stage_skew(recs)
+    assert not sk.skewed
+    v = sk.verdict("redshift_skew_rows")
+    assert "below the floor of 10,000" in v.detail and "10 / 1 = 10.00" in v.detail
+    # The same shape at 1,000x the rows trips both data rules.
+    big = [task(3, i, rows=r * 1000, read=r * 8000) for i, r in enumerate((10, 1, 1, 1))]
+    assert {v.name for v in stage_skew(big).tripped} >= {"trino_input_skewed",
+                                                          "redshift_skew_rows"}
+
+
+@pytest.mark.parametrize(("slow", "tripped"), [(0.040, False), (0.31, False), (0.32, True)])
+def test_time_straggler_needs_the_factor_and_the_floor(slow: float, tripped: bool) -> None:
+    # median 0.1 s: 0.31 s is over 3 x the median but only 0.21 s over it... with floor 0.22
+    recs = [task(0, i, secs=0.1) for i in range(5)] + [task(0, 5, secs=slow)]
+    v = stage_skew(recs, floor_seconds=0.22).verdict("time_straggler")
+    assert v.tripped is tripped and v.measure == "time"
+    # Time alone trips it: every task holds the same rows.
+    assert stage_skew(recs, floor_seconds=0.22).skewed is tripped
+
+
+def test_floors_are_settings() -> None:
+    from mpp.config import Settings
+    from mpp.metrics.skew import skew_options
+
+    opts = skew_options(Settings({"metrics.skew_floor_rows": "0",
+                                  "metrics.skew_floor_seconds": "0"}))
+    assert opts["floor_rows"] == 0 and opts["floor_seconds"] == 0.0
+    recs = [task(3, 0, rows=10, secs=0.004), task(3, 1, rows=1, secs=0.001),
+            task(3, 2, rows=1, secs=0.001)]
+    assert {v.name for v in stage_skew(recs, **opts).tripped} == {
+        "trino_input_skewed", "redshift_skew_rows", "time_straggler"}
+    assert not stage_skew(recs).skewed
 
 
 def test_spark_threshold_is_a_setting() -> None:

@@ -53,16 +53,16 @@ def test_explain_analyze_shows_distributions_straggler_and_verdicts() -> None:
     stats = _stats()
     text = explain_physical(stats.plan, stats)
     final_block = text.split("Stage 1 [")[0]
-    assert "skew: SKEWED (trino_input_skewed, spark_skewed_partition, redshift_skew_rows)" \
-        in final_block
+    assert ("skew: SKEWED (trino_input_skewed (input bytes), spark_skewed_partition (input "
+            "bytes), redshift_skew_rows (rows), time_straggler (time))") in final_block
     assert "rows in      min 1,000,000  p50 1,000,000  p99 10,000,000  max 10,000,000  " \
            "max/median 10.00" in final_block
     assert "slowest:  partition 7 on w1: 10.000s, 10,000,000 rows in; " \
            "hot keys: 2017-01-13 (10,000,000)" in final_block
-    assert "[SKEWED] redshift_skew_rows: skew_rows 10,000,000 / 1,000,000 = 10.00 >= 4" \
+    assert "[SKEWED] redshift_skew_rows (rows): skew_rows 10,000,000 / 1,000,000 = 10.00 >= 4" \
         in final_block
     scan_block = text.split("Stage 1 [")[1]
-    assert "skew: balanced" in scan_block and "[ok] trino_input_skewed" in scan_block
+    assert "skew: balanced" in scan_block and "[ok] trino_input_skewed (input bytes)" in scan_block
     assert "What-if makespan (replayed tasks, measured overheads): W=2 " in text
 
 

@@ -14,6 +14,15 @@ which attributes a straggler to its hot key; and three verdicts in the vocabular
 * ``redshift_skew_rows``: Redshift's ``SVV_TABLE_INFO.skew_rows`` is rows of the slice with the
   most rows / rows of the slice with the fewest; its tuning guide says to reconsider the
   distribution at a skew of 4.00 or higher. Here each partition task of the stage plays a slice.
+* ``time_straggler``: the slowest task took more than 3 x the median task time **and** at least
+  ``metrics.skew_floor_seconds`` (0.05 s) longer than it: a straggler that costs the stage real
+  time. The three rules above judge data (input bytes, rows); this one judges time, since a task
+  can straggle on the same input (a slow worker, a spill, a costly key).
+
+Floors: a stage whose largest task takes fewer than ``metrics.skew_floor_rows`` (10,000) rows in
+is never called skewed by the data rules (a 4-task stage holding 13 rows is not a distribution
+problem; Spark's rule has its own 256 MiB floor), and the time rule needs the absolute gap above.
+Every verdict names the measure it judged (:attr:`Verdict.measure`).
 
 Percentiles (documented in docs/architecture/metrics.md): p50 is the median (the mean of the
 two middle values for an even count); every other percentile is nearest-rank, the
@@ -43,17 +52,24 @@ SPARK_SKEW_FACTOR = 5.0  # spark.sql.adaptive.skewJoin.skewedPartitionFactor
 SPARK_SKEW_THRESHOLD_BYTES: int = config.SETTINGS["metrics.spark_skew_threshold_bytes"].default
 TRINO_SKEW_FACTOR = 2.0  # p99 > 2 x p49 of task input
 REDSHIFT_SKEW_ROWS = 4.0  # "a skew value of 4.00 or higher"
+TIME_SKEW_FACTOR = 3.0  # the slowest task over 3 x the median task time
+SKEW_FLOOR_ROWS: int = config.SETTINGS["metrics.skew_floor_rows"].default
+SKEW_FLOOR_SECONDS: float = config.SETTINGS["metrics.skew_floor_seconds"].default
 
 
 def skew_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of :func:`stage_skew` that come from settings (defaults for
     those ``settings`` lacks)."""
     return {"spark_threshold_bytes": int(settings.get("metrics.spark_skew_threshold_bytes",
-                                                      SPARK_SKEW_THRESHOLD_BYTES))}
+                                                      SPARK_SKEW_THRESHOLD_BYTES)),
+            "floor_rows": int(settings.get("metrics.skew_floor_rows", SKEW_FLOOR_ROWS)),
+            "floor_seconds": float(settings.get("metrics.skew_floor_seconds",
+                                                SKEW_FLOOR_SECONDS))}
 
 
 # Names of the verdicts, as they appear in StageSkew.metrics() (1.0 tripped, 0.0 not).
-VERDICTS = ("trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows")
+VERDICTS = ("trino_input_skewed", "spark_skewed_partition", "redshift_skew_rows",
+            "time_straggler")
 
 
 def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
@@ -129,6 +145,11 @@ class Verdict:
     name: str
     tripped: bool
     detail: str
+    measure: str = "input bytes"  # what the rule judged: input bytes, rows or time
+
+    def label(self) -> str:
+        """``name (measure)``, as EXPLAIN ANALYZE and the summaries name a tripped verdict."""
+        return f"{self.name} ({self.measure})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +171,11 @@ class StageSkew:
     def skewed(self) -> bool:
         """True when any verdict tripped."""
         return any(v.tripped for v in self.verdicts)
+
+    @property
+    def tripped(self) -> tuple[Verdict, ...]:
+        """The verdicts that tripped, in :data:`VERDICTS` order."""
+        return tuple(v for v in self.verdicts if v.tripped)
 
     def verdict(self, name: str) -> Verdict:
         """The verdict called ``name`` (one of :data:`VERDICTS`)."""
@@ -179,8 +205,8 @@ class StageSkew:
             "stage": self.stage, "name": self.name, "metrics": metrics,
             "exchange_tasks": self.exchange_tasks,
             "slowest": _ref_dict(self.slowest), "heaviest": _ref_dict(self.heaviest),
-            "verdicts": [{"name": v.name, "tripped": v.tripped, "detail": v.detail}
-                         for v in self.verdicts],
+            "verdicts": [{"name": v.name, "measure": v.measure, "tripped": v.tripped,
+                          "detail": v.detail} for v in self.verdicts],
         }
 
 
@@ -238,13 +264,42 @@ def redshift_verdict(rows: Sequence[int], limit: float = REDSHIFT_SKEW_ROWS) -> 
     tripped = ratio >= limit
     return Verdict("redshift_skew_rows", tripped,
                    f"skew_rows {max(rows):,} / {min(rows):,} = {ratio:.2f} "
-                   f"{'>=' if tripped else '<'} {limit:g}")
+                   f"{'>=' if tripped else '<'} {limit:g}", "rows")
+
+
+def time_verdict(seconds: Sequence[float], *, factor: float = TIME_SKEW_FACTOR,
+                 floor_seconds: float = SKEW_FLOOR_SECONDS) -> Verdict:
+    """A straggler in time: the slowest task over ``factor`` x the median task time and at
+    least ``floor_seconds`` longer than the median (milliseconds of jitter are not skew)."""
+    median, slowest = statistics.median(seconds), max(seconds)
+    over, gap = slowest > factor * median, slowest - median
+    tripped = len(seconds) > 1 and over and gap >= floor_seconds
+    if tripped:
+        detail = (f"slowest task {slowest:.3f} s > {factor:g} x median {median:.3f} s, "
+                  f"{gap:.3f} s over it (floor {floor_seconds:g} s)")
+    elif over and len(seconds) > 1:
+        detail = (f"slowest task {slowest:.3f} s > {factor:g} x median {median:.3f} s but only "
+                  f"{gap:.3f} s over it, below the floor {floor_seconds:g} s")
+    else:
+        detail = f"slowest task {slowest:.3f} s <= {factor:g} x median {median:.3f} s"
+    return Verdict("time_straggler", tripped, detail, "time")
+
+
+def _floored(v: Verdict, largest_rows: int, floor_rows: int) -> Verdict:
+    """``v`` untripped, saying why, when the stage's largest task input is below the floor."""
+    if not v.tripped or largest_rows >= floor_rows:
+        return v
+    return replace(v, tripped=False,
+                   detail=f"{v.detail}; not called skewed: the largest task takes "
+                          f"{largest_rows:,} rows in, below the floor of {floor_rows:,}")
 
 
 def stage_skew(records: Sequence[TaskRecord], *, exchange_row_bytes: float | None = None,
                spark_threshold_bytes: int = SPARK_SKEW_THRESHOLD_BYTES,
                spark_factor: float = SPARK_SKEW_FACTOR, trino_factor: float = TRINO_SKEW_FACTOR,
-               redshift_limit: float = REDSHIFT_SKEW_ROWS) -> StageSkew:
+               redshift_limit: float = REDSHIFT_SKEW_ROWS, time_factor: float = TIME_SKEW_FACTOR,
+               floor_rows: int = SKEW_FLOOR_ROWS,
+               floor_seconds: float = SKEW_FLOOR_SECONDS) -> StageSkew:
     """Statistics and verdicts for the tasks of one stage.
 
     Args:
@@ -252,7 +307,10 @@ def stage_skew(records: Sequence[TaskRecord], *, exchange_row_bytes: float | Non
         exchange_row_bytes: mean bytes per row the stage receives through its exchange, used as
             the input size of a stage that reads no storage (``skew_by_stage`` derives it from
             the upstream stages). Without it such a stage's input is counted in rows.
-        spark_threshold_bytes, spark_factor, trino_factor, redshift_limit: the rules' knobs.
+        spark_threshold_bytes, spark_factor, trino_factor, redshift_limit, time_factor: the
+            rules' knobs.
+        floor_rows: below this many input rows in the largest task, the data rules never trip.
+        floor_seconds: the time rule needs the slowest task this much over the median.
     """
     if not records:
         raise ValueError("stage_skew needs at least one task record")
@@ -261,10 +319,13 @@ def stage_skew(records: Sequence[TaskRecord], *, exchange_row_bytes: float | Non
         raise ValueError(f"stage_skew got records of several stages: {sorted(stages)}")
     sizes = _input_sizes(records, exchange_row_bytes)
     rows = [r.rows_in for r in records]
+    largest = max(rows)
     verdicts = (
-        trino_verdict(sizes, trino_factor),
+        _floored(trino_verdict(sizes, trino_factor), largest, floor_rows),
         spark_verdict(sizes, factor=spark_factor, threshold_bytes=spark_threshold_bytes),
-        redshift_verdict(rows, redshift_limit),
+        _floored(redshift_verdict(rows, redshift_limit), largest, floor_rows),
+        time_verdict([r.duration for r in records], factor=time_factor,
+                     floor_seconds=floor_seconds),
     )
     # Ties go to the lowest partition so the attribution is deterministic.
     by_partition = sorted(records, key=lambda r: r.partition)
@@ -359,7 +420,8 @@ def stage_lines(sk: StageSkew) -> list[str]:
              f"slowest:  {sk.slowest.describe()}"]
     if sk.heaviest.partition != sk.slowest.partition:
         lines.append(f"heaviest: {sk.heaviest.describe()}")
-    lines += [f"[{'SKEWED' if v.tripped else 'ok'}] {v.name}: {v.detail}" for v in sk.verdicts]
+    lines += [f"[{'SKEWED' if v.tripped else 'ok'}] {v.name} ({v.measure}): {v.detail}"
+              for v in sk.verdicts]
     return lines
 
 

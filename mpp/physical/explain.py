@@ -82,7 +82,7 @@ def _measured(g: GroupSummary) -> str:
 
 
 def _skew(sk: StageSkew) -> list[str]:
-    verdict = "SKEWED (" + ", ".join(v.name for v in sk.verdicts if v.tripped) + ")" \
+    verdict = "SKEWED (" + ", ".join(v.label() for v in sk.tripped) + ")" \
         if sk.skewed else "balanced"
     return [f"  skew: {verdict}"] + ["    " + line for line in stage_lines(sk)]
 

@@ -79,8 +79,16 @@ class QueryRun:
 
     @property
     def wall_median_s(self) -> float:
-        """Median wall time over the repeats (0 when none)."""
-        return statistics.median(self.wall_s) if self.wall_s else 0.0
+        """Median wall time over the repeats, the lower middle for an even count, so that it is
+        the wall time of one real repeat: the one whose records the run holds (0 when none)."""
+        return statistics.median_low(self.wall_s) if self.wall_s else 0.0
+
+    def verdict_summary(self) -> str:
+        """The tripped skew verdicts of every stage, each named with its stage, as the summary
+        table shows them: ``s1: trino, redshift; s3: time`` (``none`` when nothing tripped)."""
+        parts = [f"s{stage}: " + ", ".join(v.name.split("_")[0] for v in sk.tripped)
+                 for stage, sk in sorted(self.skew.items()) if sk.skewed]
+        return "; ".join(parts) or "none"
 
     @property
     def final_stage(self) -> StageSkew | None:
@@ -244,7 +252,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def format_summary(data: RunData) -> str:
-    """The terminal table: per variant x query, wall time, final-stage skew and what-if."""
+    """The terminal table: per variant x query, wall time, final-stage skew ratio, the skew
+    verdicts of every stage (named by stage) and what-if."""
     workers = sorted({w for r in data.runs for w in r.whatif})
     head = ["variant", "query", "wall s", "tasks", "final max/med rows", "skew verdicts",
             *[f"W={w} s" for w in workers], "fit", "oracle"]
@@ -252,10 +261,8 @@ def format_summary(data: RunData) -> str:
     for r in data.runs:
         final = r.final_stage
         ratio = f"{final.rows.max_over_median:.2f}" if final else "-"
-        tripped = ",".join(v.name.split("_")[0] for v in final.verdicts if v.tripped) \
-            if final else ""
         rows.append([r.variant, r.query, f"{r.wall_median_s:.3f}", str(len(r.records)), ratio,
-                     tripped or "none",
+                     r.verdict_summary(),
                      *[f"{r.whatif[w].makespan:.3f}" if w in r.whatif else "-" for w in workers],
                      f"{r.fit_error:+.0%}" if r.fit_error is not None else "-", r.oracle or "-"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

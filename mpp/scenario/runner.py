@@ -18,6 +18,7 @@ import datetime as dt
 import importlib
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -129,19 +130,23 @@ def run_of(result: Result, *, variant: str = "default", query: str = "query", sq
 
 def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, oracle: _Oracle,
              bar: tqdm) -> QueryRun:
-    """Every repeat of one query under one variant; the last repeat's tasks are reported."""
-    walls: list[float] = []
-    result: Result | None = None
+    """Every repeat of one query under one variant; the row reports the median repeat (the
+    lower middle for an even count): its wall time, its tasks, and the what-if prediction and
+    fit made from those tasks, all from the same repeat."""
+    results: list[Result] = []
     for _ in range(sc.repeats):
         bar.set_postfix_str(f"{variant.name}/{query.name}")
         try:
-            result = session.sql(query.sql, settings=variant.settings_dict())
+            results.append(session.sql(query.sql, settings=variant.settings_dict()))
         except MppError as exc:  # say which query of which scenario, not only what
             raise ScenarioError(f"query {query.name!r} (variant {variant.name!r}): {exc}",
                                 file=sc.source) from None
-        walls.append(result.stats.wall_seconds)
         bar.update()
-    assert result is not None  # repeats >= 1
+    walls = [r.stats.wall_seconds for r in results]
+    chosen = walls.index(statistics.median_low(walls))
+    result = results[chosen]
+    # The reported repeat goes last: QueryRun takes wall_s[-1] as the wall of its records.
+    walls.append(walls.pop(chosen))
     threads = max(1, session.cluster.total_threads() // session.cluster.worker_count())
     return run_of(result, variant=variant.name, query=query.name, sql=query.sql, wall_s=walls,
                   whatif=sc.whatif, threads_per_worker=threads,
