@@ -72,8 +72,9 @@ TITLES = (
     "Wall time per variant and query (median over repeats)",
     "Predicted makespan by worker count (what-if replay of the measured tasks)",
     "Task timeline per worker: single_step / distinct_by_day",
-    "Rows per task, stage 1 (max/median 20.00): single_step / distinct_by_day",
-    "Task seconds, stage 0: rewrite / distinct_by_day",
+    "Rows per task, stage 1 (max/median 20.00)",
+    "Task seconds, stage 0",
+    "measured wall at 2 workers (x)",
 )
 
 

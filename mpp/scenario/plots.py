@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource, Div, FactorRange, FixedTicker, HoverTool
-from bokeh.palettes import Category10_10, Dark2_8
+from bokeh.models import (
+    BasicTickFormatter,
+    ColumnDataSource,
+    Div,
+    FactorRange,
+    FixedTicker,
+    HoverTool,
+    LogTicker,
+    NumeralTickFormatter,
+)
+from bokeh.palettes import Category10_10, Dark2_8, Set1_9
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
@@ -89,38 +98,52 @@ def _wall_figure(data: RunData) -> Any:
     p.add_tools(HoverTool(tooltips=[("run", "@x"), ("wall s", "@wall{0.000}"),
                                     ("tasks", "@tasks")]))
     p.y_range.start = 0
+    p.yaxis.formatter = BasicTickFormatter(use_scientific=False)
     p.xaxis.major_label_orientation = 0.6
     return p
 
 
 def _whatif_figure(data: RunData) -> Any:
-    """Predicted makespan against simulated worker count, one line per variant x query."""
-    p = figure(height=320, width=WIDTH, x_axis_type="log", y_axis_type="log",
+    """Predicted makespan against simulated worker count, one line per variant x query.
+
+    Each line has its own colour (a dash per variant on top), its predictions are circles, and
+    the measured wall time at the real worker count (the model's calibration point) is an x of
+    the line's colour; the legend names each line (with its circles) and the x. The log axes carry plain-number
+    labels at 1, 2 and 5 of every decade, so a makespan of milliseconds is read off directly.
+    """
+    p = figure(height=360, width=WIDTH, x_axis_type="log", y_axis_type="log",
                title="Predicted makespan by worker count (what-if replay of the measured tasks)",
                x_axis_label="workers", y_axis_label="seconds", tools="save,reset,hover")
     real = (data.spec.get("cluster") or {}).get("workers")
-    queries = list(dict.fromkeys(r.query for r in data.runs))
-    for r in data.runs:
-        if not r.whatif:
-            continue
-        color = variant_color(data, r.variant)  # as in the wall-time bars; dashes tell queries
-        dash = _DASHES[queries.index(r.query) % len(_DASHES)]
+    variants = list(dict.fromkeys(r.variant for r in data.runs))
+    lines = [r for r in data.runs if r.whatif]
+    for i, r in enumerate(lines):
+        color = Set1_9[i % len(Set1_9)]
+        dash = _DASHES[variants.index(r.variant) % len(_DASHES)]
         ws = sorted(r.whatif)
         label = f"{r.variant} / {r.query}"
-        p.line(ws, [max(r.whatif[w].makespan, 1e-6) for w in ws], color=color, line_width=2,
-               line_dash=dash, legend_label=label)
-        p.scatter(ws, [max(r.whatif[w].makespan, 1e-6) for w in ws], color=color, size=7,
-                  legend_label=label)
+        ys = [max(r.whatif[w].makespan, 1e-6) for w in ws]
+        p.line(ws, ys, color=color, line_width=2, line_dash=dash, legend_label=label)
+        p.scatter(ws, ys, color=color, size=7, legend_label=label)
         if real:  # the measured wall time at the real worker count: the calibration point
             p.scatter([real], [max(r.wall_median_s, 1e-6)], marker="x", size=14, color=color,
-                      line_width=3, legend_label=label)
+                      line_width=3, legend_label=f"measured wall at {real} workers (x)")
     ticks = sorted({w for r in data.runs for w in r.whatif} | ({real} if real else set()))
     if ticks:
         p.xaxis.ticker = FixedTicker(ticks=ticks)
+    p.yaxis.ticker = LogTicker(mantissas=[1, 2, 5], desired_num_ticks=8)
+    _plain_numbers(p)
     if p.legend:  # no legend when no run has predictions
         p.legend.click_policy = "hide"
     _legend_outside(p)
     return p
+
+
+def _plain_numbers(p: Any, y_format: str | None = None) -> None:
+    """Tick labels as plain numbers (0.002, not 2.000e-3); ``y_format`` a numeral pattern."""
+    p.xaxis.formatter = BasicTickFormatter(use_scientific=False)
+    p.yaxis.formatter = (NumeralTickFormatter(format=y_format) if y_format
+                         else BasicTickFormatter(use_scientific=False))
 
 
 def _legend_outside(p: Any) -> None:
@@ -164,8 +187,9 @@ def _run_section(run: QueryRun) -> list[Any]:
     timeline.hbar(y="lane", left="left", right="right", height=0.8, color="color",
                   line_color=None, legend_group="stage", source=src)
     timeline.add_tools(HoverTool(tooltips=_TIPS))
+    timeline.xaxis.formatter = BasicTickFormatter(use_scientific=False)
     _legend_outside(timeline)
-    per_stage = [row(*_stage_bars(name, group, sk)) for group, sk in _main_groups(run)]
+    per_stage = [row(*_stage_bars(group, sk)) for group, sk in _main_groups(run)]
     text = (f"<pre style='font-size:small'>{html.escape(run.plan)}\n\n"
             f"{html.escape(format_skew(run.skew))}</pre>")
     return [title, timeline, *per_stage, Div(text=text, width=WIDTH)]
@@ -177,18 +201,20 @@ def _main_groups(run: QueryRun) -> list[tuple[list[TaskRecord], Any]]:
             for stage, recs in group_by_stage(run.records).items()]
 
 
-def _stage_bars(name: str, group: Sequence[TaskRecord], sk: Any) -> list[Any]:
+def _stage_bars(group: Sequence[TaskRecord], sk: Any) -> list[Any]:
     """Rows in and seconds per partition of one stage: a skewed stage shows a tall bar."""
     stage = group[0].stage
     src = _task_source(group)
     ratio = f" (max/median {sk.rows.max_over_median:.2f})" if sk is not None else ""
     out = []
-    for field, label in (("rows", f"Rows per task, stage {stage}{ratio}"),
-                         ("seconds", f"Task seconds, stage {stage}")):
-        p = figure(height=220, width=WIDTH // 2, title=f"{label}: {name}",
+    # Titles stay short enough for a half-width plot: the section heading names the run.
+    for field, label, fmt in (("rows", f"Rows per task, stage {stage}{ratio}", "0,0"),
+                              ("seconds", f"Task seconds, stage {stage}", None)):
+        p = figure(height=220, width=WIDTH // 2, title=label,
                    x_axis_label="partition", y_axis_label=field, tools="box_zoom,reset,save")
         p.vbar(x="partition", top=field, width=0.9, color="color", line_color=None, source=src)
         p.add_tools(HoverTool(tooltips=_TIPS))
         p.y_range.start = 0
+        _plain_numbers(p, fmt)
         out.append(p)
     return out
