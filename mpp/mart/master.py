@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -130,6 +131,15 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CHANGE_SCHEMA)
 
 
+def _arguments(c: dict[str, Any]) -> tuple[Any, ...]:
+    """The parameters of the statement that applies change ``c`` (see MasterDb.apply)."""
+    if c["op"] == "insert":
+        return (c["user_id"], c["created_at"], c["country"], c["plan"], c["changed_at"])
+    if c["op"] == "update":
+        return (c["plan"], c["changed_at"], c["user_id"])
+    return (c["user_id"],)
+
+
 class MasterDb:
     """The users master table (``users``) in MariaDB/MySQL, or in SQLite where none is
     reachable; :attr:`kind` says which and :attr:`reason` why SQLite was used."""
@@ -203,12 +213,11 @@ class MasterDb:
                          f"WHERE user_id = {mark}",
                "delete": f"DELETE FROM users WHERE user_id = {mark}"}
         with self._cursor() as cur:
-            for c in changes.sort_by("seq").to_pylist():
-                args = {"insert": (c["user_id"], c["created_at"], c["country"], c["plan"],
-                                   c["changed_at"]),
-                        "update": (c["plan"], c["changed_at"], c["user_id"]),
-                        "delete": (c["user_id"],)}[c["op"]]
-                cur.execute(sql[c["op"]], args)
+            # consecutive changes of one kind go in one executemany (pymysql sends a run of
+            # INSERTs as one multi-row statement); the order of changes is kept
+            for op, run in itertools.groupby(changes.sort_by("seq").to_pylist(),
+                                             key=lambda c: c["op"]):
+                cur.executemany(sql[op], [_arguments(c) for c in run])
 
     def register(self, catalog: Catalog, name: str, *, fragments: int = 2) -> TableInfo:
         """(Re-)register ``users`` as the external table ``name``: the daily extract reads the

@@ -201,8 +201,8 @@ class _Pipeline:
             nonlocal error
             try:
                 self.session.sql(sql.load_fact(day), settings={**sql.OVERWRITE, **FAILED_LOAD})
-            except MppError as exc:
-                error = str(exc).splitlines()[0]
+            except MppError as exc:  # "<file>: injected failure ...": the file is a detail
+                error = str(exc).splitlines()[0].rsplit(".parquet: ", 1)[-1]
 
         self.step(day, "load fact, fails before commit", sql.FACT, run,
                   note=lambda: f"failed: {error}")

@@ -53,3 +53,10 @@ def format_steps(steps: Sequence[Mapping[str, Any]]) -> str:
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths[:-1]))
     return "\n".join(lines)
+
+
+def format_mart(mart: Mapping[str, Any]) -> str:
+    """The [mart] part of a report (MartResult.as_dict()): where the master table was, the
+    steps, and the findings (sizes saved, the notes' caveat measured)."""
+    return "\n".join([f"data mart (users master: {mart['master']}):",
+                      format_steps(mart["steps"]), *mart["findings"]])
