@@ -46,6 +46,7 @@ from mpp.scenario.report import CheckResult
 from mpp.session import Session
 from mpp.storage.base import StorageFormat
 from mpp.storage.files import local_path
+from mpp.text import plural
 
 FAILED_LOAD = {"write.fail_task": 0, "write.target_file_bytes": 64 * 1024}
 """The failed load: write task 0 fails after writing its file, several files being written."""
@@ -225,8 +226,9 @@ class _Pipeline:
         self.checks.append(CheckResult(
             f"access_log after {day} {how} equals DuckDB", ok,
             f"{'ok' if ok else 'FAILED'}: access_log after {day} {how}: "
-            f"{sum(mpp_rows.values()):,} rows in {len(mpp_rows)} days"
-            + (" = " if ok else f" vs {want} from ") + f"DuckDB over the {len(want)} raw CSVs"))
+            f"{sum(mpp_rows.values()):,} rows in {plural(len(mpp_rows), 'day')}"
+            + (" = " if ok else f" vs {want} from ")
+            + f"DuckDB over the raw CSV files of {plural(len(want), 'day')}"))
 
     def finish(self) -> None:
         """The denormalized and summary tables, then the checks of every table."""
