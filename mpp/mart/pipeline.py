@@ -244,13 +244,17 @@ class _Pipeline:
 
 
 def run_mart(spec: MartSpec, *, lake: str | Path, warehouse: str | Path,
-             cluster: Any) -> MartResult:
+             cluster: Any, progress: bool = False) -> MartResult:
     """Build the data mart from the data lake at ``lake`` into the new warehouse
-    ``warehouse`` on ``cluster``, checking every table against DuckDB (see the module doc)."""
+    ``warehouse`` on ``cluster``, checking every table against DuckDB (see the module doc);
+    ``progress`` shows a bar of the days."""
+    from tqdm import tqdm
+
     p = _Pipeline(spec, Catalog.open(lake), Path(warehouse), cluster)
     try:
         p.set_up()
-        for n, day in enumerate(p.days, start=1):
+        for n, day in enumerate(tqdm(p.days, desc="data mart", unit="day",
+                                     disable=not progress), start=1):
             p.day(n, day)
         p.finish()
         checks, findings = final_checks(p.session, p.oracle, list(p.days))
