@@ -83,7 +83,8 @@ def test_the_scenario_runs_end_to_end_and_reports_every_step(run: RunOutcome) ->
         if "INSERT" in s["step"] or "MERGE" in s["step"] or "CREATE OR REPLACE" in s["step"]:
             assert None not in (s["rows"], s["table_rows"], s["table_bytes"], s["files"],
                                 s["snapshots"])
-    for table in (sql.SNAPSHOT, sql.HISTORY, sql.INCREMENTS, sql.DENORM, sql.SUMMARY):
+    for table in (sql.FACT, sql.SNAPSHOT, sql.HISTORY, sql.INCREMENTS, sql.CHANGES, sql.DENORM,
+                  sql.SUMMARY):
         assert f"{table} equals DuckDB" in {c.check for c in run.data.checks}
     assert "data mart (users master: SQLite" in run.summary
     assert "SCD2 history (MERGE)" in run.summary and "bytes" in run.summary
@@ -95,6 +96,7 @@ def test_each_table_equals_duckdb_recomputing_it_from_the_raw_data(run: RunOutco
     s, oracle = _session(run, cluster), _oracle(run)
     expected = {sql.FACT: oracle.fact(), sql.SNAPSHOT: oracle.snapshot(),
                 sql.INCREMENTS: oracle.increments(), sql.HISTORY: oracle.history(),
+                sql.CHANGES: oracle.staged_changes(),
                 sql.DENORM: oracle.denormalized(), sql.SUMMARY: oracle.summary()}
     for table, want in expected.items():
         got = s.sql(f"SELECT {', '.join(want.column_names)} FROM {table}").to_arrow()

@@ -32,7 +32,8 @@ def tables_equal_duckdb(session: Session, oracle: MartOracle) -> list[CheckResul
     expected = {
         sql.FACT: ("time, user_id, session_id, url_id, status, bytes", oracle.fact),
         sql.SNAPSHOT: ("*", oracle.snapshot), sql.INCREMENTS: ("*", oracle.increments),
-        sql.HISTORY: ("*", oracle.history), sql.DENORM: ("*", oracle.denormalized),
+        sql.HISTORY: ("*", oracle.history), sql.CHANGES: ("*", oracle.staged_changes),
+        sql.DENORM: ("*", oracle.denormalized),
         sql.SUMMARY: ("*", oracle.summary)}
     out = []
     for table, (cols, recompute) in expected.items():

@@ -60,6 +60,19 @@ SELECT s.day AS extracted, s.user_id, s.created_at, s.country, s.plan FROM state
 WHERE s.day = $first OR EXISTS (
   SELECT 1 FROM changes c WHERE c.user_id = s.user_id AND c.day = s.day)"""
 
+# The last day's staging of changes: users new or changed since the day before, and the
+# users gone since (with their last values). On the first day every user is new.
+_STAGED = """
+SELECT t.user_id, t.created_at, t.country, t.plan,
+       CASE WHEN y.user_id IS NULL THEN 'insert' ELSE 'update' END AS change
+FROM (SELECT * FROM states WHERE day = $last) t
+LEFT JOIN (SELECT * FROM states WHERE day = $last - 1) y ON y.user_id = t.user_id
+WHERE y.user_id IS NULL OR y.country <> t.country OR y.plan <> t.plan
+UNION ALL
+SELECT y.user_id, y.created_at, y.country, y.plan, 'delete' AS change
+FROM (SELECT * FROM states WHERE day = $last - 1) y
+WHERE y.user_id NOT IN (SELECT user_id FROM states WHERE day = $last)"""
+
 _DENORM = """
 SELECT r.date, r.time, s.country, s.plan, u.category, r.status, r.bytes
 FROM raw r LEFT JOIN states s ON s.user_id = r.user_id AND s.day = r.date
@@ -121,6 +134,10 @@ class MartOracle:
     def increments(self) -> pa.Table:
         """users_increments: a full first extract, then each day's changed rows."""
         return self._arrow(_INCREMENTS, first=self.first)
+
+    def staged_changes(self) -> pa.Table:
+        """users_changes as the last day's MERGE staged it: new, changed and deleted users."""
+        return self._arrow(_STAGED, last=self.last)
 
     def denormalized(self) -> pa.Table:
         """access_log_denorm: each request with its user's values as of the request's day."""
