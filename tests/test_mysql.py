@@ -124,6 +124,18 @@ def test_registration_reads_schema_statistics_and_key_ranges(wh: Path) -> None:
     assert words.stats.fragment_count == 1  # no integer primary key: one fragment
 
 
+def test_writes_into_iceberg_tables_beside_a_registered_mysql_table(wh: Path, cluster) -> None:
+    """A write's clean-up of leftover files lists every table's files; a MySQL table has none
+    (its fragments are key ranges under a mysql:// address), and the write goes ahead."""
+    with mpp.connect(wh, cluster=cluster) as session:
+        session.sql("CREATE TABLE my_plans (user_id bigint, plan varchar)")
+        session.sql("INSERT INTO my_plans SELECT user_id, plan FROM users_my WHERE plan = 'pro'")
+        got = session.sql("SELECT * FROM my_plans").to_arrow()
+        session.sql("DROP TABLE my_plans")
+    assert_same_rows(got, run_oracle("SELECT user_id, plan FROM users_my WHERE plan = 'pro'",
+                                     Catalog.open(wh)))
+
+
 @pytest.mark.parametrize("strategy", ["broadcast", "partitioned"])
 def test_federated_join_pushes_filters_into_mysql(wh: Path, strategy: str, cluster) -> None:
     with mpp.connect(wh, cluster=cluster) as session:

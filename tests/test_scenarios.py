@@ -15,7 +15,7 @@ from mpp.scenario.warehouse import datagen_spec
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = ("quickstart", "mpp_1000_tasks", "skew_distinct", "join_strategies", "row_vs_column",
-           "early_filter", "federation", "tpch", "skew_window", "ingestion")
+           "early_filter", "federation", "tpch", "skew_window", "ingestion", "data_mart")
 # Run end to end here, at these scales. quickstart runs in test_runner.py; row_vs_column,
 # join_strategies, federation and (with fewer fragments) skew_distinct run in the notebooks
 # (test_notebooks.py), which assert their checks pass; mpp_1000_tasks is validated only:

@@ -269,11 +269,15 @@ class Catalog:
 
     def listed_files(self) -> tuple[set[str], set[str]]:
         """Every file some table's metadata lists (registered files included), and the names
-        of tables whose metadata could not be read (their folders must be left alone)."""
+        of tables whose metadata could not be read (their folders must be left alone).
+
+        A registered MySQL table lists no file: its fragments are key ranges of a database
+        table, addressed by a ``mysql://`` URL that is not a path."""
         files: set[str] = set()
         unreadable: set[str] = set()
         for ext in self.registry.all():
-            files.update(f.uri for f in ext.fragments)
+            if ext.format is not StorageFormat.MYSQL:
+                files.update(f.uri for f in ext.fragments)
         for name in self._iceberg_names():
             try:
                 tbl = self._load_iceberg(name)

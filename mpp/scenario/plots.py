@@ -64,6 +64,11 @@ def report_html(data: RunData) -> str:
 
         parts.append(Div(text="<h2>Ingestion: delivery semantics and de-duplication</h2><pre>"
                          f"{html.escape(format_rows(data.ingest))}</pre>", width=WIDTH))
+    if data.mart:
+        from mpp.mart.steps import format_mart
+
+        parts.append(Div(text="<h2>Data mart: the pipeline's steps</h2><pre>"
+                         f"{html.escape(format_mart(data.mart))}</pre>", width=WIDTH))
     for run in data.runs:
         parts.extend(_run_section(run))
     return file_html(column(*parts), resources=INLINE, title=f"mpp report: {data.scenario}")

@@ -147,6 +147,7 @@ class RunData:
     started: str = ""
     dashboard: str | None = None
     ingest: tuple[Mapping[str, Any], ...] = ()  # the [ingest] runs (RunRow.as_dict())
+    mart: Mapping[str, Any] | None = None  # the [mart] pipeline (MartResult.as_dict())
 
     @property
     def ok(self) -> bool:
@@ -208,7 +209,8 @@ def report_dict(data: RunData) -> dict[str, Any]:
         "dashboard": data.dashboard, "ok": data.ok,
         "checks": [{"check": c.check, "ok": c.ok, "message": c.message} for c in data.checks],
         "runs": [run_to_dict(r) for r in data.runs],
-    } | ({"ingest": [_finite_all(r) for r in data.ingest]} if data.ingest else {})
+    } | ({"ingest": [_finite_all(r) for r in data.ingest]} if data.ingest else {}) \
+      | ({"mart": _finite_all(data.mart)} if data.mart else {})
 
 
 def _finite_all(value: Any) -> Any:
@@ -276,6 +278,10 @@ def format_summary(data: RunData) -> str:
 
         lines += ["", "ingestion (checker counts per delivery mode / de-duplication):",
                   format_rows(data.ingest)]
+    if data.mart:
+        from mpp.mart.steps import format_mart
+
+        lines += ["", format_mart(data.mart)]
     for c in data.checks:
         lines.append(("PASS " if c.ok else "FAIL ") + c.message)
     return "\n".join(lines)

@@ -215,6 +215,18 @@ def _ingest(sc: Scenario, cluster: Cluster, folder: Path) -> tuple[dict[str, Any
     return tuple(r.as_dict() for r in result.rows)
 
 
+def _mart(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path, progress: bool) -> Any:
+    """The [mart] section's pipeline (:func:`mpp.mart.pipeline.run_mart`): the generated data
+    is its data lake, read only; the mart is built in a warehouse of its own in the run
+    folder. None without a [mart] section."""
+    if sc.mart is None:
+        return None
+    from mpp.mart.pipeline import run_mart
+
+    return run_mart(sc.mart, lake=wh.path, warehouse=folder / "mart-warehouse", cluster=cluster,
+                    progress=progress)
+
+
 def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 1.0,
                  out: str | os.PathLike[str] | None = None, scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
@@ -258,9 +270,11 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         try:
             runs = _execute(sc, cluster, wh, folder, progress)
             ingest = _ingest(sc, cluster, folder)
+            mart = _mart(sc, cluster, wh, folder, progress)
+            checks = _checks(sc, runs) + (mart.checks if mart is not None else ())
             data = RunData(sc.name, sc.to_dict(), environment(), wh.data_hash, wh.checksum,
-                           runs, _checks(sc, runs), started.isoformat(timespec="seconds"), link,
-                           ingest)
+                           runs, checks, started.isoformat(timespec="seconds"), link,
+                           ingest, mart.as_dict() if mart is not None else None)
             files = {**write_report(data, folder), "dask": folder / DASK_REPORT}
         except BaseException:  # no half-written run folder
             shutil.rmtree(folder, ignore_errors=True)

@@ -81,6 +81,7 @@ class Scenario:
     whatif: WhatIf = WhatIf()
     scale: float = 1.0
     ingest: Any = None  # mpp.ingest.pipeline.IngestSpec: the [ingest] section, if any
+    mart: Any = None  # mpp.mart.spec.MartSpec: the [mart] section, if any
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a TOML-shaped dict: :func:`parse_scenario` of it (with the same base
@@ -129,7 +130,7 @@ def load_scenario(path: str | Path, *, scale: float = 1.0) -> Scenario:
 
 
 _TOP_KEYS = ("name", "description", "repeats", "data", "cluster", "variants", "queries",
-             "checks", "whatif", "ingest")
+             "checks", "whatif", "ingest", "mart")
 
 
 def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
@@ -162,12 +163,21 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
         from mpp.ingest.pipeline import parse_ingest
 
         ingest = parse_ingest(p, p.table(raw, "ingest", ""), scale=scale)
+    mart = None
+    if "mart" in raw:
+        from mpp.mart.spec import parse_mart
+
+        mart = parse_mart(p, p.table(raw, "mart", ""), days=data.days)
+        if data.format != "csv" or not data.generated or data.tpch:
+            p.add("data.format", "the [mart] pipeline loads the generated access_log as raw "
+                  "CSV files (one per day).", 'Write format = "csv" in [data].')
     p.raise_if_any()
     return Scenario(
         name=p.get(raw, "name", str, "", default=default_name),
         description=p.get(raw, "description", str, "", default=""),
         source=source, data=data, cluster=cluster, variants=variants, queries=queries,
         repeats=repeats, checks=checks, whatif=whatif, scale=float(scale), ingest=ingest,
+        mart=mart,
     )
 
 
@@ -351,4 +361,5 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
                    "bandwidth_bytes_per_s": sc.whatif.bandwidth_bytes_per_s,
                    "task_overhead_s": sc.whatif.task_overhead_s,
                    "measured_overheads": sc.whatif.measured_overheads},
-    } | ({"ingest": sc.ingest.to_dict()} if sc.ingest is not None else {})
+    } | ({"ingest": sc.ingest.to_dict()} if sc.ingest is not None else {}) \
+      | ({"mart": sc.mart.to_dict()} if sc.mart is not None else {})
