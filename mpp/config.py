@@ -162,6 +162,14 @@ _FIXED: dict[str, Setting] = {
            "Spark AQE skew verdict: a partition over 5 x the median must also exceed this many "
            "bytes (spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes). At most 1 TiB "
            "(no partition a worker holds is larger).", minimum=0, maximum=2**40),
+        _s("planning.workers", 0,
+           "Workers (a warehouse's nodes) the physical plan is made for: hash exchanges get 2 x "
+           "workers x planning.threads_per_worker buckets. 0 plans for the cluster the session "
+           "runs on; `mpp explain` without --analyze starts no cluster and plans for this "
+           "(or --workers). At most 100,000.", minimum=0, maximum=MAX_HASH_BUCKETS),
+        _s("planning.threads_per_worker", 0,
+           "Threads per worker the physical plan is made for (with planning.workers); 0 takes "
+           "the cluster's. At most 1,024.", minimum=0, maximum=1024),
         _s("metrics.skew_floor_rows", 10_000,
            "Skew verdicts on data (Trino's input rule, Redshift's skew_rows) never call a stage "
            "skewed whose largest task takes fewer input rows than this: a few tasks holding a "

@@ -100,7 +100,8 @@ def _background_scheduler() -> str | None:
 
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
-             stall_timeout: float, catalog_uri: str | None, query: str) -> Any:
+             stall_timeout: float, catalog_uri: str | None, query: str, *,
+             plan_only: bool = False) -> Any:
     from mpp.catalog import Catalog
     from mpp.session import connect
     from mpp.sql import bind
@@ -120,6 +121,11 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
         bind(stmt.query_sql, catalog)
     elif isinstance(stmt, DeleteFrom) and stmt.filter_sql is not None:
         bind(stmt.filter_sql, catalog)
+    if plan_only:  # plans from the catalog and settings alone: no cluster, no scheduler
+        from mpp.execution.cluster import PlanOnly
+
+        return connect(warehouse, cluster=PlanOnly(workers, threads), settings=settings,
+                       catalog_uri=catalog_uri)
     if scheduler is None and not _given("workers", "threads", "dashboard_address"):
         scheduler = _background_scheduler()
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
@@ -290,8 +296,12 @@ def explain(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
     if analyze and stage != "analyze" and _given("stage"):
         raise click.UsageError(f"--analyze runs the query and shows the measured physical plan "
                                f"(--stage analyze); it cannot show --stage {stage}.")
+    # Without --analyze nothing runs: plan for --workers x --threads (or the planning.*
+    # settings) without starting a cluster; an explicit --scheduler plans for that cluster.
+    plan_only = not analyze and stage != "analyze" and scheduler is None
     with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
-                  dashboard_address, stall_timeout, catalog_uri, query) as s:
+                  dashboard_address, stall_timeout, catalog_uri, query,
+                  plan_only=plan_only) as s:
         text = s.explain(query, "analyze" if analyze else stage)  # type: ignore[arg-type]
         click.echo(text.rstrip("\n") + "\n", nl=False)  # every stage: exactly one newline
 

@@ -30,7 +30,7 @@ from mpp import crash
 from mpp.catalog import Catalog
 from mpp.config import PlannerContext, Settings
 from mpp.errors import MppError
-from mpp.execution.cluster import Cluster, ClusterSpec
+from mpp.execution.cluster import Cluster, ClusterSpec, PlanOnly
 from mpp.execution.run import execute
 from mpp.logical.nodes import LogicalPlan
 from mpp.metrics.summary import QueryStats
@@ -50,6 +50,7 @@ from mpp.sql.statements import (
     UpdateTable,
     parse_statement,
 )
+from mpp.text import plural
 
 if TYPE_CHECKING:
     from mpp.write.stage import WriteOutcome
@@ -156,9 +157,20 @@ class Session:
         return self.cluster.dashboard_link
 
     def context(self, settings: Mapping[str, Any] | None = None) -> PlannerContext:
-        """The planner context of one query: session settings plus ``settings``."""
-        return PlannerContext(self.settings.merged(settings), self.cluster.worker_count(),
-                              self.cluster.total_threads())
+        """The planner context of one query: session settings plus ``settings``, sized for
+        :meth:`planned_size` (the cluster's, unless ``planning.*`` settings name another)."""
+        merged = self.settings.merged(settings)
+        workers, threads = self.planned_size(merged)
+        return PlannerContext(merged, workers, workers * threads)
+
+    def planned_size(self, settings: Settings | None = None) -> tuple[int, int]:
+        """(workers, threads per worker) the plan is made for: ``planning.workers`` and
+        ``planning.threads_per_worker`` where set (> 0), else the cluster's."""
+        settings = settings or self.settings
+        workers = int(settings["planning.workers"]) or self.cluster.worker_count()
+        threads = int(settings["planning.threads_per_worker"]) or max(
+            1, self.cluster.total_threads() // self.cluster.worker_count())
+        return workers, threads
 
     def bind(self, text: str) -> LogicalPlan:
         """SQL text -> bound logical plan."""
@@ -358,7 +370,16 @@ class Session:
         plan = self.optimize(plan, ctx)
         if stage == "optimized":
             return head + explain_logical(plan)
-        return head + explain_physical(self.physical(plan, ctx))
+        text = head + explain_physical(self.physical(plan, ctx))
+        merged = self.settings.merged(settings)
+        if isinstance(self.cluster, PlanOnly) or int(merged["planning.workers"]):
+            workers, threads = self.planned_size(merged)
+            source = ("--workers / --threads or the planning.* settings; no cluster started"
+                      if isinstance(self.cluster, PlanOnly)
+                      else "the planning.* settings, not the cluster's size")
+            text = (text.rstrip("\n") + f"\nPlanned for {plural(workers, 'worker')} x "
+                    f"{plural(threads, 'thread')} ({source})\n")
+        return text
 
     def close(self) -> None:
         """Close the cluster if this session started it."""
@@ -390,7 +411,8 @@ def connect(warehouse: str | os.PathLike[str], *,
     values = Settings(settings)  # validate before starting a cluster
     catalog = Catalog.open(warehouse, catalog_uri)
     c, owns = _cluster(cluster)
-    _preload(c)
+    if not isinstance(c, PlanOnly):
+        _preload(c)
     return Session(catalog, c, values, owns_cluster=owns)
 
 

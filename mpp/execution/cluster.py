@@ -261,6 +261,46 @@ class Cluster:
         self.close()
 
 
+class PlanOnly(Cluster):
+    """A cluster of a given size that plans but never runs: ``mpp explain`` without
+    ``--analyze`` plans from catalog statistics and settings alone, and starts no workers.
+
+    Its worker and thread counts are what the planner sizes exchanges for; anything that would
+    run tasks (its ``client``) is a clear error rather than a hang or a LocalCluster started
+    behind the user's back.
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int = 1):
+        if workers < 1 or threads_per_worker < 1:
+            raise ClusterError(f"a planned cluster needs at least 1 worker and 1 thread "
+                               f"(got {workers} x {threads_per_worker})")
+        self.spec = ClusterSpec(workers=workers, threads_per_worker=threads_per_worker)
+        self._local = None
+        self._owns_client = False
+        self._workers, self._threads = workers, threads_per_worker
+
+    @property  # type: ignore[override]
+    def client(self) -> Client:
+        raise ClusterError("this session only plans (no cluster was started): run the "
+                           "statement with a cluster, e.g. `mpp sql` or `mpp explain --analyze`")
+
+    @property
+    def dashboard_link(self) -> str | None:
+        return None
+
+    def health_warning(self) -> str | None:
+        return None
+
+    def total_threads(self) -> int:
+        return self._workers * self._threads
+
+    def worker_count(self) -> int:
+        return self._workers
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 @contextlib.contextmanager
 def _sigint_ignored() -> Iterator[None]:
     """Ignore SIGINT while the LocalCluster's worker processes are spawned: they inherit it.
