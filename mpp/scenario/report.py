@@ -118,6 +118,10 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
                "task_overhead_s": whatif.task_overhead_s + overheads.task_s,
                "fixed_overhead_s": overheads.fixed_s, "threads_per_worker": threads_per_worker}
     predictions = predict_many(recs, whatif.workers, **options) if recs else {}
+    if recs and whatif.warehouse_nodes:  # the named warehouse: its nodes with its threads
+        predictions[whatif.warehouse_nodes] = predict_makespan(
+            recs, whatif.warehouse_nodes,
+            **{**options, "threads_per_worker": whatif.warehouse_threads})
     return QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
                     skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, predictions,
                     result_rows, oracle, dict(metrics or {}), deps, threads_per_worker,

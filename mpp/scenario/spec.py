@@ -63,6 +63,31 @@ class WhatIf:
     bandwidth_bytes_per_s: float = DEFAULT_BANDWIDTH
     task_overhead_s: float = 0.0  # added to every task (on top of the measured overhead)
     measured_overheads: bool = True  # add the run's own per-task and per-query overheads
+    # The named warehouse ([warehouse]): its nodes are replayed with its threads per node.
+    warehouse_nodes: int | None = None
+    warehouse_threads: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseSize:
+    """``[warehouse]``: the warehouse a scenario simulates. Its plans are made for this size
+    (``planning.workers`` / ``planning.threads_per_worker`` in every variant that does not set
+    them), executed on the local cluster, and replayed on ``nodes`` x ``threads_per_node``
+    with the network's bandwidth."""
+
+    nodes: int
+    threads_per_node: int = 1
+    network_gbit: float = DEFAULT_BANDWIDTH * 8 / 1e9
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        """The network's bandwidth in bytes per second (Gbit/s x 10^9 / 8)."""
+        return self.network_gbit * 1e9 / 8
+
+    def settings(self) -> tuple[tuple[str, Any], ...]:
+        """The planning settings that make plans for this size."""
+        return (("planning.workers", self.nodes),
+                ("planning.threads_per_worker", self.threads_per_node))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +106,7 @@ class Scenario:
     whatif: WhatIf = WhatIf()
     scale: float = 1.0
     ingest: Any = None  # mpp.ingest.pipeline.IngestSpec: the [ingest] section, if any
+    warehouse: WarehouseSize | None = None  # [warehouse]: the simulated warehouse, if named
     mart: Any = None  # mpp.mart.spec.MartSpec: the [mart] section, if any
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +156,7 @@ def load_scenario(path: str | Path, *, scale: float = 1.0) -> Scenario:
 
 
 _TOP_KEYS = ("name", "description", "repeats", "data", "cluster", "variants", "queries",
-             "checks", "whatif", "ingest", "mart")
+             "checks", "whatif", "ingest", "mart", "warehouse")
 
 
 def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
@@ -158,6 +184,15 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
     checks = parse_checks(p, p.table(raw, "checks", ""), [v.name for v in variants],
                           [q.name for q in queries])
     whatif = _parse_whatif(p, p.table(raw, "whatif", ""))
+    warehouse = _parse_warehouse(p, p.table(raw, "warehouse", "")) if "warehouse" in raw else None
+    if warehouse is not None:
+        # A variant's own planning.* settings win over the named warehouse's.
+        variants = tuple(Variant(v.name, tuple(sorted(
+            (dict(warehouse.settings()) | dict(v.settings)).items()))) for v in variants)
+        whatif = dataclasses.replace(whatif, workers=tuple(sorted({*whatif.workers, warehouse.nodes})),
+                                     bandwidth_bytes_per_s=warehouse.bandwidth_bytes_per_s,
+                                     warehouse_nodes=warehouse.nodes,
+                                     warehouse_threads=warehouse.threads_per_node)
     ingest = None
     if "ingest" in raw:
         from mpp.ingest.pipeline import parse_ingest
@@ -177,7 +212,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
         description=p.get(raw, "description", str, "", default=""),
         source=source, data=data, cluster=cluster, variants=variants, queries=queries,
         repeats=repeats, checks=checks, whatif=whatif, scale=float(scale), ingest=ingest,
-        mart=mart,
+        mart=mart, warehouse=warehouse,
     )
 
 
@@ -315,6 +350,28 @@ def _sql_ok(p: Problems, sql: str, where: str) -> bool:
     return True
 
 
+def _parse_warehouse(p: Problems, t: dict[str, Any]) -> WarehouseSize | None:
+    """``[warehouse]``: nodes, threads_per_node, network_gbit of the simulated warehouse."""
+    p.unknown_keys(t, ("nodes", "threads_per_node", "network_gbit"), "warehouse")
+    nodes = p.get(t, "nodes", int, "warehouse", default=None)
+    if nodes is None:
+        p.add("warehouse.nodes", "is required: how many nodes the simulated warehouse has.",
+              "Write e.g. nodes = 128.")
+        return None
+    if limits.WHATIF_WORKERS.problem(nodes):
+        p.add("warehouse.nodes", f"{limits.WHATIF_WORKERS.problem(nodes)}.")
+        return None
+    threads = p.get(t, "threads_per_node", int, "warehouse", default=1)
+    if not 1 <= threads <= 1024:
+        p.add("warehouse.threads_per_node", f"must be 1 to 1,024, got {threads}.")
+        return None
+    gbit = p.get(t, "network_gbit", float, "warehouse", default=WarehouseSize(1).network_gbit)
+    if not (math.isfinite(gbit) and gbit > 0):
+        p.add("warehouse.network_gbit", f"must be a finite number > 0, got {gbit:g}.")
+        return None
+    return WarehouseSize(nodes, threads, float(gbit))
+
+
 def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
     """``[whatif]``: worker counts to predict at, network bandwidth, per-task overhead."""
     p.unknown_keys(t, ("workers", "bandwidth_bytes_per_s", "task_overhead_s",
@@ -362,4 +419,8 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
                    "task_overhead_s": sc.whatif.task_overhead_s,
                    "measured_overheads": sc.whatif.measured_overheads},
     } | ({"ingest": sc.ingest.to_dict()} if sc.ingest is not None else {}) \
-      | ({"mart": sc.mart.to_dict()} if sc.mart is not None else {})
+      | ({"mart": sc.mart.to_dict()} if sc.mart is not None else {}) \
+      | ({"warehouse": {"nodes": sc.warehouse.nodes,
+                        "threads_per_node": sc.warehouse.threads_per_node,
+                        "network_gbit": sc.warehouse.network_gbit}}
+         if sc.warehouse is not None else {})
