@@ -9,8 +9,8 @@ import pytest
 
 from mpp.errors import ScenarioError
 from mpp.execution.cluster import Cluster
-from mpp.scenario.spec import parse_scenario
 from mpp.scenario.runner import run_scenario
+from mpp.scenario.spec import parse_scenario
 
 SPEC = """
 name = "sized"
