@@ -102,3 +102,33 @@ def list_(folder: str) -> None:
                        f"{'y' if len(sc.queries) == 1 else 'ies'}")
         except MppError as exc:
             click.echo(f"{str(path):40s} INVALID: {exc}")
+
+
+@click.command("validate-model")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--workers", "counts", multiple=True, type=int,
+              help="Worker counts to run at (default: 1 and 2; each a LocalCluster of "
+                   "1-thread workers).")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply the generated row count.")
+@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Runs of every variant x query at each count; the median one is compared.")
+@click.option("--out", default=None, help="Folder the run folders are written into.")
+@click.option("--cache", default=None, help="Where generated warehouses are cached.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def validate_model(file: str, counts: tuple[int, ...], scale: float, repeats: int,
+                   out: str | None, cache: str | None, no_progress: bool) -> None:
+    """Check the what-if model across worker counts: run FILE's scenario at each count,
+    predict every count from every other, print the prediction errors."""
+    from mpp import limits
+    from mpp.scenario.model_check import validate_model as run_checks
+    from mpp.scenario.spec import load_scenario
+
+    counts = counts or (1, 2)
+    for w in counts:
+        if limits.WORKERS.problem(w):
+            raise click.BadParameter(f"{limits.WORKERS.problem(w)}", param_hint="--workers")
+    sc = load_scenario(file, scale=scale)
+    _, table = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
+                          repeats=repeats)
+    click.echo(table)
