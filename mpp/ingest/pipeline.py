@@ -43,6 +43,7 @@ from mpp.ingest.consumer import Consumer, ConsumerFaults, DeliveryMode, RecentId
 from mpp.ingest.messages import MESSAGE_SCHEMA
 from mpp.ingest.producers import KINDS, Kind, Ledger, Producer, plan_all, send
 from mpp.ingest.sink import IcebergSink, SinkEnd, dead_letter_sink, ensure_table
+from mpp.ingest.tasks import BatchTasks
 from mpp.scenario.validate import Problems, join
 from mpp.storage.files import local_path
 
@@ -272,6 +273,8 @@ class RunRow:
     seconds: float = 0.0
     compaction: dict[str, Any] | None = None  # files and COMPACTION_SQL's time before/after
     sql_dedup: dict[str, Any] | None = None  # rows in, rows out and DEDUP_SQL's time
+    tasks: dict[str, int] = field(default_factory=dict)  # cluster tasks per kind (consume...)
+    task_seconds: float = 0.0  # time those tasks ran, summed over their records
 
     @property
     def name(self) -> str:
@@ -325,6 +328,11 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
         if q:
             text += (f"\nSQL de-duplication of {r['table']}: {q['rows_in']} -> {q['rows_out']}"
                      f" rows in {q['query_s']:.2f} s (row_number() on the engine)")
+    for r in rows:
+        if r.get("tasks"):
+            text += (f"\ncluster tasks of {r['table']}: " + ", ".join(
+                f"{n} ingest-{k}" for k, n in r["tasks"].items())
+                + f" ({r.get('task_seconds', 0.0):.2f} s of task time)")
     for r in rows:
         c = r.get("compaction")
         if c:
@@ -453,12 +461,15 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
     try:
         broker.create_topic(topic, spec.partitions)
         sink_end = None
+        tasks = None
         if table is not None:
             if catalog is None:
                 raise ScenarioError("ingest.table is set: the pipeline needs a warehouse")
             ensure_table(catalog, table, INGEST_SCHEMA)
-            sink_end = SinkEnd(IcebergSink(catalog, table, sink_id="ingest"),
-                               dead_letter_sink(catalog, table))
+            client = session.cluster.client if session is not None else None
+            tasks = BatchTasks(client, table)
+            sink_end = SinkEnd(IcebergSink(catalog, table, sink_id="ingest", tasks=tasks),
+                               dead_letter_sink(catalog, table, tasks=tasks), tasks=tasks)
         end = _Counting(progress, sink_end)
         window = None
         if mode is DeliveryMode.EXACTLY_ONCE and dedup.startswith("window:"):
@@ -483,6 +494,11 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
             broker.delete_topic(topic)
         broker.close()
     seconds = time.monotonic() - started
+    task_counts: dict[str, int] = {}
+    task_seconds = 0.0
+    if tasks is not None and tasks.client is not None:  # what ran on the cluster
+        task_counts = dict(tasks.counts)
+        task_seconds = sum(r.duration for r in tasks.records())
     sql_dedup = None
     if table is None:
         delivered = end.delivered()
@@ -508,23 +524,23 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
                   consumer_duplicates=end.progress.duplicated,
                   window_memory_bytes=window.memory_bytes() if window is not None else 0,
                   dead_letters=len(sink_end.dead_letters) if sink_end is not None else 0,
-                  seconds=seconds, compaction=compaction, sql_dedup=sql_dedup)
+                  seconds=seconds, compaction=compaction, sql_dedup=sql_dedup,
+                  tasks=task_counts, task_seconds=task_seconds)
 
 
 def run_ingest(spec: IngestSpec, *, warehouse: str | Path | None = None, cluster: Any = None,
                on_chunk: Callable[[Progress], None] | None = None) -> IngestResult:
     """Run every (mode, de-duplication) pair of ``spec``; with ``spec.table``, into Iceberg
-    tables of ``warehouse`` (created if missing). ``cluster`` serves the ``sql``
-    de-duplication's query (see :func:`mpp.connect`); ``on_chunk`` is called with the running
+    tables of ``warehouse`` (created if missing). ``cluster`` (see :func:`mpp.connect`) runs
+    the consumers' per-batch tasks (:mod:`mpp.ingest.tasks`), the ``sql`` de-duplication's
+    query and the compactions; ``on_chunk`` is called with the running
     totals after each chunk of messages."""
     catalog = Catalog.open(warehouse, create=True) if warehouse is not None else None
     if spec.table is not None and catalog is None:
         raise ScenarioError("ingest.table is set: give a warehouse (--warehouse)")
     session = None
-    needs_sql = spec.compact or any(d == "sql" for m, d in spec.runs()
-                                    if m is DeliveryMode.EXACTLY_ONCE)
     try:
-        if needs_sql and warehouse is not None:
+        if spec.table is not None and warehouse is not None:  # tasks, SQL and compaction
             from mpp.session import connect
 
             session = connect(warehouse, cluster=cluster)
