@@ -260,7 +260,7 @@ class Catalog:
         if info.external:
             ext = self.registry.get(name)
             return [{"snapshot_id": None, "timestamp": ext.created_at if ext else None,
-                     "operation": "register"}]
+                     "operation": "register", "summary": {}}]
         tbl = self._load_iceberg(name)
         return [{"snapshot_id": s.snapshot_id,
                  "timestamp": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC),

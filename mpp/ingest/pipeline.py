@@ -425,7 +425,7 @@ def compact_and_time(session: Any, table: str, *, target_file_bytes: int | None 
 
     before_s, before_tasks, before = timed()
     kw = {} if target_file_bytes is None else {"target_file_bytes": target_file_bytes}
-    done = compact(session.catalog, table, **kw)
+    done = compact(session, table, **kw)
     after_s, after_tasks, after = timed()
     return {"files_before": done.files_before, "files_after": done.files_after,
             "tasks_before": before_tasks, "tasks_after": after_tasks,
