@@ -142,6 +142,36 @@ def test_consumers_batches_run_as_named_tasks_on_the_cluster(tmp_path, cluster):
     assert "cluster tasks of events_at_least_once:" in result.table()
 
 
+BULK = {"messages": 150, "producers": {"web": 1, "device": 1}, "modes": [],
+        "bulk": {"every_s": 0.3, "chunk_rows": 30, "redeliver": 0.3,
+                 "crash_before_record": 0.1, "seed": 3}}
+
+
+def test_bulk_files_on_a_schedule_deduplicated_by_file_and_offset(tmp_path, cluster):
+    memory = {r.name: r for r in mpp.ingest.run(BULK).rows}
+    assert list(memory) == ["bulk:at-least-once/none", "bulk:exactly-once/offset"]
+    none, offset = memory.values()
+    assert none.bulk["deliveries"] > none.bulk["files"] > 1  # some files came twice
+    assert none.check.lost == 0 and none.check.duplicated > 0 and none.check.holds(none.mode)
+    assert offset.check.lost == 0 and offset.check.duplicated == 0
+    assert offset.check.holds("exactly-once") and offset.bulk["skipped"] > 0
+    # into Iceberg tables, chunks loaded and written as cluster tasks: the same counts
+    with get_task_stream(cluster.client) as stream:
+        result = mpp.ingest.run({**BULK, "table": "events"}, warehouse=tmp_path / "wh",
+                                cluster=cluster)
+    catalog = Catalog.open(tmp_path / "wh")
+    for r in result.rows:
+        m = memory[r.name]
+        assert (r.check.lost, r.check.duplicated, r.check.duplicate_copies, r.bulk) == (
+            m.check.lost, m.check.duplicated, m.check.duplicate_copies, m.bulk)
+        assert read_delivered(catalog, r.table).num_rows == r.check.delivered_copies
+        assert r.tasks == {"load": r.bulk["loaded"], "write": r.bulk["loaded"]}
+    loads = [t["key"] for t in stream.data if key_split(t["key"]) == "ingest-load"]
+    assert len(loads) == sum(r.bulk["loaded"] for r in result.rows)
+    assert [r.table for r in result.rows] == ["events_bulk_none", "events_bulk_offset"]
+    assert "bulk load of events_bulk_offset:" in result.table()
+
+
 @pytest.mark.parametrize("backend", ["jetstream", "mqtt"])
 def test_real_brokers_run_the_same_pipeline(backend, tmp_path):
     why = services.nats_missing() if backend == "jetstream" else services.mqtt_missing()

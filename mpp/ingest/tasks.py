@@ -8,13 +8,15 @@ cluster instead, one task at a time, waited for before the consumer goes on:
 
 * ``ingest-consume-<token>-<n>``: batch ``n``'s payloads decoded into an Arrow table
   (:func:`decode_batch`), the malformed ones set apart with their reasons;
+* ``ingest-load-<token>-<n>``: a bulk run's chunk ``n`` read from its landed file
+  (:func:`mpp.ingest.bulk.load_chunk`);
 * ``ingest-write-<token>-<n>``: the write stage's task functions on that table (files near
   the target size, split by partition: :func:`mpp.ingest.sink.write_files`); a dead-letter
   table's files are ``ingest-deadletter-<token>-<n>``.
 
 The keys follow the query stages' pattern (``stage3-write-<token>-<i>``): the dashboard's task
-stream and progress bars group them as ``ingest-consume``, ``ingest-write`` and
-``ingest-deadletter``. ``<token>`` is one run's, ``<n>`` counts that kind of task in the run.
+stream and progress bars group them as ``ingest-consume``, ``ingest-load``, ``ingest-write``
+and ``ingest-deadletter``. ``<token>`` is one run's, ``<n>`` counts that kind of task in the run.
 Each task also records a :class:`~mpp.metrics.records.TaskRecord` under the run's
 :attr:`BatchTasks.query_id` (:func:`mpp.metrics.collector.collect` gathers them). Without a
 client (a pipeline counted in memory) the same functions run in this process.
@@ -38,7 +40,7 @@ from mpp.metrics.records import TaskRecord
 
 T = TypeVar("T")
 
-KINDS = ("consume", "write", "deadletter")
+KINDS = ("consume", "load", "write", "deadletter")
 """The task groups a pipeline puts on the cluster (the second word of their keys)."""
 
 
