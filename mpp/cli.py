@@ -511,6 +511,45 @@ def bench_tpch_cmd(scale_factor: float, warehouse: str | None, queries: tuple[st
     click.echo(format_runs(runs))
 
 
+@bench.command("dedup")
+@click.option("--warehouse", "-w", default=None,
+              help="Warehouse for the events_dups table (generated if missing; default "
+                   "/tmp/mpp-dedup-<rows>).")
+@click.option("--rows", default=100_000_000, show_default=True, type=limits.ROWS.click_type(),
+              help="Rows of events_dups, duplicates included.")
+@click.option("--partitions", default=100, show_default=True,
+              type=limits.PARTITIONS.click_type(), help="Files of events_dups.")
+@click.option("--duplicates", default=0.05, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Share of rows that copy another message.")
+@click.option("--hot", default=0.01, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Share of rows that copy one message (the hot key).")
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+@click.option("--repeat", default=1, show_default=True, type=limits.REPEATS.click_type(),
+              help="Timed runs per engine and query (after one untimed); the median is shown.")
+def bench_dedup_cmd(warehouse: str | None, rows: int, partitions: int, duplicates: float,
+                    hot: float, workers: int, threads: int, repeat: int) -> None:
+    """De-duplication at read time with SQL (row_number() = 1, DISTINCT) on a table with
+    duplicates and a hot key, on mpp and DuckDB: time, memory (see docs/ingestion.md)."""
+    import datetime as dt
+    import os
+
+    from mpp.bench.dedup import generate
+    from mpp.bench.queries import bench_queries, format_runs
+
+    where = warehouse or f"/tmp/mpp-dedup-{rows}"
+    generate(where, rows=rows, partitions=partitions, duplicates=duplicates, hot=hot)
+    load = os.getloadavg()
+    runs = bench_queries(where, queries=("d1", "d2"), engines=("mpp", "duckdb"),
+                         workers=workers, threads=threads, repeat=repeat)
+    click.echo(f"events_dups in {where}: {rows:,} rows in {partitions} files, {duplicates:.0%} "
+               f"copies of other messages, {hot:.0%} copies of one hot message; {workers} "
+               f"workers x {threads} thread(s); {os.cpu_count()} cores; load average before "
+               f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+               f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    click.echo(format_runs(runs))
+
+
 @main.command("ingest")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--warehouse", "-w", default=None,
@@ -533,8 +572,8 @@ def ingest_cmd(scenario: str, warehouse: str | None, backend: str | None,
     name, spec = load_ingest(scenario)
     if backend is not None:
         spec = dataclasses.replace(spec, backend=backend)
-    runs = spec.runs()
-    with tqdm(total=spec.total_messages() * len(runs), desc=name, unit="msg",
+    runs = len(spec.runs()) + len(spec.bulk_runs())
+    with tqdm(total=spec.total_messages() * runs, desc=name, unit="msg",
               disable=not progress) as bar:
         def on_chunk(p: Progress) -> None:
             bar.update(p.index * p.planned + p.sent - bar.n)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from distributed import get_task_stream
+from distributed.utils import key_split
 
 import mpp.ingest
 from mpp.catalog import Catalog
@@ -112,6 +114,62 @@ def test_compact_after_a_run_keeps_the_rows_and_cuts_the_files(tmp_path, cluster
     assert c["files_after"] < c["files_before"] and c["tasks_after"] < c["tasks_before"]
     assert c["same_result"]
     assert "compaction of events:" in result.table()
+
+
+def test_consumers_batches_run_as_named_tasks_on_the_cluster(tmp_path, cluster):
+    section = {**FAULTY, "modes": ["at-least-once", "exactly-once"], "dedup": ["window:1000"],
+               "table": "events"}
+    with get_task_stream(cluster.client) as stream:
+        result = mpp.ingest.run(section, warehouse=tmp_path / "wh", cluster=cluster)
+    groups: dict[str, int] = {}
+    for t in stream.data:
+        if t["key"].startswith("ingest-"):
+            group = key_split(t["key"])
+            groups[group] = groups.get(group, 0) + 1
+    # one decoding task per batch the consumers handed on, one writing task per committed
+    # batch: the dashboard's task stream shows them under these names
+    total = {k: sum(r.tasks.get(k, 0) for r in result.rows) for k in ("consume", "write")}
+    assert groups == {"ingest-consume": total["consume"], "ingest-write": total["write"]}
+    for r in result.rows:
+        assert 0 < r.tasks["write"] <= r.tasks["consume"] and r.task_seconds > 0
+        assert r.check.unexpected == 0 and r.check.lost_acknowledged == 0
+    # the semantics are counted as without the cluster: the table holds what the check saw
+    catalog = Catalog.open(tmp_path / "wh")
+    for r in result.rows:
+        assert read_delivered(catalog, r.table).num_rows == r.check.delivered + \
+            r.check.duplicate_copies
+    assert result.rows[1].check.holds("exactly-once")
+    assert "cluster tasks of events_at_least_once:" in result.table()
+
+
+BULK = {"messages": 150, "producers": {"web": 1, "device": 1}, "modes": [],
+        "bulk": {"every_s": 0.3, "chunk_rows": 30, "redeliver": 0.3,
+                 "crash_before_record": 0.1, "seed": 3}}
+
+
+def test_bulk_files_on_a_schedule_deduplicated_by_file_and_offset(tmp_path, cluster):
+    memory = {r.name: r for r in mpp.ingest.run(BULK).rows}
+    assert list(memory) == ["bulk:at-least-once/none", "bulk:exactly-once/offset"]
+    none, offset = memory.values()
+    assert none.bulk["deliveries"] > none.bulk["files"] > 1  # some files came twice
+    assert none.check.lost == 0 and none.check.duplicated > 0 and none.check.holds(none.mode)
+    assert offset.check.lost == 0 and offset.check.duplicated == 0
+    assert offset.check.holds("exactly-once") and offset.bulk["skipped"] > 0
+    # into Iceberg tables, chunks loaded and written as cluster tasks: the same counts
+    with get_task_stream(cluster.client) as stream:
+        result = mpp.ingest.run({**BULK, "table": "events"}, warehouse=tmp_path / "wh",
+                                cluster=cluster)
+    catalog = Catalog.open(tmp_path / "wh")
+    for r in result.rows:
+        m = memory[r.name]
+        assert (r.check.lost, r.check.duplicated, r.check.duplicate_copies, r.bulk) == (
+            m.check.lost, m.check.duplicated, m.check.duplicate_copies, m.bulk)
+        assert read_delivered(catalog, r.table).num_rows == r.check.delivered_copies
+        assert r.tasks == {"load": r.bulk["loaded"], "write": r.bulk["loaded"]}
+    loads = [t["key"] for t in stream.data if key_split(t["key"]) == "ingest-load"]
+    assert len(loads) == sum(r.bulk["loaded"] for r in result.rows)
+    assert [r.table for r in result.rows] == ["events_bulk_none", "events_bulk_offset"]
+    assert "bulk load of events_bulk_offset:" in result.table()
 
 
 @pytest.mark.parametrize("backend", ["jetstream", "mqtt"])

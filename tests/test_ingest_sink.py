@@ -4,6 +4,7 @@ What the table holds is read by DuckDB over the table's files (mpp.oracle) and c
 what the producers planned, so no expected row is typed by hand.
 """
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,6 +61,25 @@ def test_a_batch_is_one_snapshot_and_a_retry_is_skipped(catalog):
     # a new process sees the same: the IDs and offsets are in the table
     again = IcebergSink(Catalog.open(catalog.warehouse), "events")
     assert not again.commit(batch, "b1", {"events/0": 300})
+
+
+def test_the_batch_id_and_offsets_are_in_the_snapshot_summary(catalog):
+    planned = _messages(Producer("device", 0, seed=3).plan(200))
+    sink = IcebergSink(catalog, "events", remember=1)  # the properties keep only the last ID
+    assert sink.commit(planned.slice(0, 100), "b1", {"events/0": 100})
+    assert sink.commit(planned.slice(100), "b2", {"events/0": 200, "events/1": 7})
+    fresh = Catalog.open(catalog.warehouse)
+    snaps = [s["summary"] for s in fresh.snapshots("events")][-2:]
+    assert [s["mpp.ingest.ingest.batch"] for s in snaps] == ["b1", "b2"]
+    assert [json.loads(s["mpp.ingest.ingest.offsets"]) for s in snaps] == [
+        {"events/0": 100}, {"events/0": 200, "events/1": 7}]
+    assert json.loads(fresh.properties("events")["mpp.ingest.ingest.batches"]) == ["b2"]
+    # the retry of b1 is recognised from its snapshot, past what the properties remember
+    again = IcebergSink(fresh, "events", remember=1)
+    assert again.committed_batches() == ["b1", "b2"]
+    assert not again.commit(planned.slice(0, 100), "b1", {"events/0": 100})
+    assert again.committed_offsets() == {"events/0": 200, "events/1": 7}
+    assert_same_rows(_content(catalog), planned)
 
 
 def test_a_failure_between_writing_files_and_committing_changes_nothing(catalog):

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mpp.bench.dedup import QUERIES as DEDUP_QUERIES
 from mpp.bench.memory import PeakMemory
 from mpp.catalog import Catalog
 from mpp.errors import MppError
@@ -50,6 +51,7 @@ QUERIES: dict[str, str] = {
           "sum(bytes) OVER (PARTITION BY date ORDER BY time) AS running FROM access_log) t "
           "GROUP BY date",
 }
+QUERIES.update(DEDUP_QUERIES)  # d1, d2: de-duplication on events_dups (mpp bench dedup)
 DASK_QUERIES = ("q0", "q1")  # the queries dask.dataframe has an idiom for
 ENGINES = ("mpp", "duckdb", "dask")
 GiB = 1024**3

@@ -260,11 +260,12 @@ class Catalog:
         if info.external:
             ext = self.registry.get(name)
             return [{"snapshot_id": None, "timestamp": ext.created_at if ext else None,
-                     "operation": "register"}]
+                     "operation": "register", "summary": {}}]
         tbl = self._load_iceberg(name)
         return [{"snapshot_id": s.snapshot_id,
                  "timestamp": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC),
-                 "operation": s.summary.operation.value if s.summary else None}
+                 "operation": s.summary.operation.value if s.summary else None,
+                 "summary": dict(s.summary.additional_properties) if s.summary else {}}
                 for s in (tbl.snapshots() if tbl is not None else [])]
 
     def listed_files(self) -> tuple[set[str], set[str]]:
@@ -385,10 +386,13 @@ class Catalog:
 
     def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
                       replace: bool = False, deleted: Set[str] = frozenset(),
-                      properties: dict[str, str] | None = None) -> TableInfo:
+                      properties: dict[str, str] | None = None,
+                      snapshot_properties: dict[str, str] | None = None) -> TableInfo:
         """Append every written fragment in one snapshot (``replace``: they replace every
         current file; ``deleted``: they replace the files of those paths; older snapshots keep
-        listing the files removed); on failure remove the written files."""
+        listing the files removed); on failure remove the written files. ``properties`` are
+        set on the table and ``snapshot_properties`` put in the new snapshot's summary, in
+        the same commit."""
         from mpp.catalog.commit import snapshot
 
         try:
@@ -397,7 +401,7 @@ class Catalog:
                 raise CatalogError(f"no append to {target.table!r} was begun with write id "
                                    f"{target.write_id}")
             snapshot(*base, target, list(written), replace=replace, deleted=deleted,
-                     properties=properties)
+                     properties=properties, snapshot_properties=snapshot_properties)
         except BaseException:
             self.abort_write(target)
             raise

@@ -56,12 +56,18 @@ _METADATA_FILE = re.compile(r"[^/]+(?:\.metadata\.json|\.avro)\Z")
 
 
 def iceberg_files(tbl: Table) -> set[str]:
-    """Every file an Iceberg table's metadata lists, over all its snapshots."""
+    """Every file an Iceberg table's metadata lists, over all its snapshots.
+
+    Each manifest is read once: successive snapshots list mostly the same (immutable)
+    manifests, so reading each snapshot's made this quadratic in the snapshots (a table fed
+    by micro-batches, one snapshot each: 465 manifest reads at 30 snapshots)."""
     io, metadata = tbl.io, tbl.metadata
     files = {tbl.metadata_location, *(log.metadata_file for log in metadata.metadata_log)}
     for snapshot in metadata.snapshots:
         files.add(snapshot.manifest_list)
         for manifest in snapshot.manifests(io):
+            if manifest.manifest_path in files:
+                continue
             files.add(manifest.manifest_path)
             files.update(e.data_file.file_path
                          for e in manifest.fetch_manifest_entry(io, discard_deleted=False))

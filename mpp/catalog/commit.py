@@ -113,10 +113,12 @@ def _remaining_stats(old: TableStats, base: Table, kept: list[Fragment]) -> Tabl
 def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: WriteTarget,
              written: list[WrittenFragment], *, replace: bool = False,
              deleted: Set[str] = frozenset(),
-             properties: dict[str, str] | None = None) -> None:
+             properties: dict[str, str] | None = None,
+             snapshot_properties: dict[str, str] | None = None) -> None:
     """Commit ``written`` to Iceberg table ``target.table`` as ONE snapshot: appended to its
     files, or (``replace``) instead of all of them, or instead of the files in ``deleted``;
-    statistics and content checksum are updated in the same commit.
+    statistics and content checksum are updated in the same commit, with ``properties`` (table
+    properties) and ``snapshot_properties`` (the new snapshot's summary).
 
     ``base``, ``info`` and ``current`` are the table as loaded when the write began: a commit
     by anyone else since then fails this one (CatalogError), and nothing is applied."""
@@ -142,7 +144,8 @@ def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: Writ
     props = {**(properties or {}), PROP_STATS: stats_to_text(stats), PROP_CHECKSUM: checksum}
     footers = {f.uri: f.option(FOOTER_DIGEST) for f in current}
     try:
-        iceberg.commit_files(base, written, props, footers, deleted)
+        iceberg.commit_files(base, written, props, footers, deleted,
+                             snapshot_properties=snapshot_properties)
     except CommitFailedException as exc:
         raise CatalogError(f"table {target.table!r} changed while this write ran (another "
                            f"commit came first: {exc}); nothing was written, run it again") from None

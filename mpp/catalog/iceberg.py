@@ -144,14 +144,16 @@ def without_retries(table: Table) -> Table:
 
 
 def commit_files(table: Table, written: Sequence[WrittenFragment], properties: dict[str, str],
-                 footers: Mapping[str, str | None], deleted: Set[str] = frozenset()) -> Table:
+                 footers: Mapping[str, str | None], deleted: Set[str] = frozenset(), *,
+                 snapshot_properties: Mapping[str, str] | None = None) -> Table:
     """Add ``written`` to ``table`` (as loaded when the write began) and remove the data files
     whose paths are in ``deleted``, in ONE snapshot.
 
     One transaction: a fast append (nothing deleted) or an overwrite (``update_snapshot().
     overwrite()`` with the deleted and added data files), the new ``mpp.*`` properties, and
     the integrity record over every file of the new snapshot. ``footers``: the footer digests
-    of the table's current files. A commit by anyone else since ``table`` was loaded fails it
+    of the table's current files. ``snapshot_properties`` go into the new snapshot's summary
+    (pyiceberg's ``snapshot_properties``). A commit by anyone else since ``table`` was loaded fails it
     (pyiceberg's CommitFailedException): nothing is half-applied. Removed files stay on disk:
     older snapshots still list them.
     """
@@ -162,14 +164,15 @@ def commit_files(table: Table, written: Sequence[WrittenFragment], properties: d
     removed = [f for f in current if f.file_path in deleted]
     digests = {**footers, **{w.fragment.uri: w.fragment.option(FOOTER_DIGEST) for w in written}}
     txn = without_retries(table).transaction()
+    update = txn.update_snapshot(snapshot_properties=dict(snapshot_properties or {}))
     if removed:
-        with txn.update_snapshot().overwrite() as overwrite:
+        with update.overwrite() as overwrite:
             for f in removed:
                 overwrite.delete_data_file(f)
             for f in files:
                 overwrite.append_data_file(f)
     else:
-        with txn.update_snapshot().fast_append() as append:
+        with update.fast_append() as append:
             for f in files:
                 append.append_data_file(f)
     txn.set_properties(properties)  # before the record: it digests the mpp.* properties

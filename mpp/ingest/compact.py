@@ -1,31 +1,31 @@
-"""Small-file compaction: many micro-batch files rewritten into few target-size files.
+"""Small-file compaction of an ingestion table: ``ALTER TABLE ... EXECUTE optimize``.
 
 Every committed micro-batch adds at least one file per partition it touches, so a table fed
 by a stream collects many small files, and every scan pays a task (and a footer read) per
-file. :func:`compact` rewrites, per partition, the files smaller than ``small_file_bytes``
-(when a partition has at least two) into files near ``target_file_bytes``, and commits the
-new files and the removal of the old ones in ONE Iceberg overwrite snapshot
-(``Catalog.commit_append(..., deleted=...)``, the path DELETE uses). Readers see either the
-old files or the new ones, never both; older snapshots keep listing the old files (time
-travel), so they stay on disk. A consumer that commits in between makes the compaction's
-commit fail (nothing changes; run it again): nothing a consumer wrote is lost.
+file. :func:`compact` runs the write path's table maintenance on it
+(:func:`mpp.write.maintenance.optimize`, the one compaction mpp has):
 
-This is the "optimize" of the data-mart work. The integrate branch had no
-``ALTER TABLE ... EXECUTE optimize`` when this was written, so it lives here, on the catalog's
-overwrite commit; the table's other properties (the sink's batch IDs and offsets) are kept.
+    ALTER TABLE events EXECUTE optimize(file_size_threshold => '100663296B')
+
+with ``write.target_file_bytes`` set to the target for that statement. Per partition, the
+files below the threshold (when a partition has at least two) are read as scan tasks on the
+cluster, the write stage combines them into files near the target size, and ONE Iceberg
+overwrite snapshot replaces them. Readers see either the old files or the new ones, never
+both; older snapshots keep listing the old files (time travel), so they stay on disk. A
+consumer that commits in between makes the compaction's commit fail (nothing changes; run it
+again): nothing a consumer wrote is lost. The table's properties (the sink's batch IDs and
+offsets) are kept, and the snapshots the sink committed keep their summaries.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from mpp.ingest.sink import TARGET_FILE_BYTES
 
-from mpp.catalog import Catalog
-from mpp.ingest.sink import TARGET_FILE_BYTES, _top_columns, write_files
-from mpp.storage.files import resolve
+if TYPE_CHECKING:
+    from mpp.session import Session
 
 
 @dataclass(frozen=True)
@@ -39,40 +39,35 @@ class Compaction:
     written: int  # files that replaced them
     rows: int  # rows rewritten
     snapshot_id: int | None  # the overwrite snapshot (None when nothing was small)
+    statement: str = ""  # the ALTER TABLE ... EXECUTE optimize that ran
 
 
-def compact(catalog: Catalog, table: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
+def optimize_sql(table: str, small_file_bytes: int) -> str:
+    """The statement :func:`compact` runs."""
+    return f'ALTER TABLE "{table}" EXECUTE optimize(file_size_threshold => ' \
+           f"'{small_file_bytes}B')"
+
+
+def compact(session: Session, table: str, *, target_file_bytes: int = TARGET_FILE_BYTES,
             small_file_bytes: int | None = None) -> Compaction:
-    """Rewrite ``table``'s small files per partition into target-size files, in one snapshot.
+    """Rewrite ``table``'s small files per partition into target-size files, in one snapshot,
+    with ``ALTER TABLE ... EXECUTE optimize`` on ``session``'s cluster.
 
-    ``small_file_bytes`` (default: 3/4 of the target): files below it are candidates; a
-    partition with fewer than two candidates is left as it is.
+    ``small_file_bytes`` (default: 3/4 of the target) is the statement's
+    ``file_size_threshold``: files below it are candidates; a partition with fewer than two
+    candidates is left as it is.
     """
     small = int(target_file_bytes * 0.75) if small_file_bytes is None else small_file_bytes
+    catalog = session.catalog
     catalog.refresh(table)
-    frags = catalog.fragments(table)
-    by_partition = defaultdict(list)
-    for f in frags:
-        if 0 <= f.size_bytes < small:
-            by_partition[f.partition].append(f)
-    doomed = [f for group in by_partition.values() if len(group) > 1 for f in group]
-    if not doomed:
-        return Compaction(table, len(frags), len(frags), 0, 0, 0, None)
-    info = catalog.table(table)
-    parts = []
-    for f in doomed:
-        fs, path = resolve(f.uri)
-        parts.append(pq.read_table(path, filesystem=fs).select(info.schema.names))
-    rows = pa.concat_tables(parts)
-    target = catalog.begin_append(table, top_columns=_top_columns(info.schema),
-                                  statement="compaction")
-    try:
-        written = write_files(target, rows, target_file_bytes, f"compact-{table}")
-        catalog.commit_append(target, written, deleted={f.uri for f in doomed})
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    after = catalog.fragments(table)
-    snaps = catalog.snapshots(table)
-    return Compaction(table, len(frags), len(after), len(doomed), len(written), rows.num_rows,
-                      snaps[-1].get("snapshot_id") if snaps else None)
+    files_before = len(catalog.fragments(table))
+    sql = optimize_sql(table, small)
+    result = session.sql(sql, settings={"write.target_file_bytes": target_file_bytes})
+    catalog.refresh(table)
+    files_after = len(catalog.fragments(table))
+    outcome = result.write
+    if outcome is None:  # no partition had two small files: no snapshot
+        return Compaction(table, files_before, files_after, 0, 0, 0, None, sql)
+    written = len(outcome.files)
+    return Compaction(table, files_before, files_after, files_before - files_after + written,
+                      written, outcome.rows, catalog.snapshots(table)[-1]["snapshot_id"], sql)

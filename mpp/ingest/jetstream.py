@@ -43,8 +43,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 class JetStreamBroker:
     """A :class:`~mpp.ingest.broker.Broker` over NATS JetStream (see the module docstring)."""
 
-    def __init__(self, url: str = "nats://127.0.0.1:4222", *, duplicate_window: float = 120.0,
+    def __init__(self, url: str | None = None, *, duplicate_window: float = 120.0,
                  ack_wait: float = 30.0, timeout: float = 5.0) -> None:
+        from mpp.ingest import services  # default: services.NATS_ADDR (MPP_NATS_ADDR)
+
+        url = url or "nats://{}:{}".format(*services.NATS_ADDR)
         self.url, self.duplicate_window, self.ack_wait = url, duplicate_window, ack_wait
         self.timeout = timeout
         self.duplicates = 0

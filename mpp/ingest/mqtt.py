@@ -54,11 +54,15 @@ class _Member:
 class MqttBroker:
     """A :class:`~mpp.ingest.broker.Broker` over an MQTT 5 broker (see the module docstring)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, qos: int = 1,
+    def __init__(self, host: str | None = None, port: int | None = None, *, qos: int = 1,
                  shared: bool = False, session_expiry: int = 300,
                  connect_timeout: float = 5.0) -> None:
         if qos not in (0, 1, 2):
             raise ValueError(f"MQTT QoS must be 0, 1 or 2, got {qos}")
+        from mpp.ingest import services  # default: services.MQTT_ADDR (MPP_MQTT_ADDR)
+
+        host = services.MQTT_ADDR[0] if host is None else host
+        port = services.MQTT_ADDR[1] if port is None else port
         self.host, self.port, self.qos, self.shared = host, port, qos, shared
         self.session_expiry = session_expiry
         self.connect_timeout = connect_timeout

@@ -38,11 +38,13 @@ import pyarrow.parquet as pq
 from mpp.catalog import Catalog
 from mpp.errors import ScenarioError
 from mpp.ingest.broker import Broker, EmbeddedBroker, Faults, Record
+from mpp.ingest.bulk import BulkSpec, parse_bulk, run_bulk
 from mpp.ingest.checker import DELIVERED_SCHEMA, Check, check
 from mpp.ingest.consumer import Consumer, ConsumerFaults, DeliveryMode, RecentIds
 from mpp.ingest.messages import MESSAGE_SCHEMA
 from mpp.ingest.producers import KINDS, Kind, Ledger, Producer, plan_all, send
 from mpp.ingest.sink import IcebergSink, SinkEnd, dead_letter_sink, ensure_table
+from mpp.ingest.tasks import BatchTasks
 from mpp.scenario.validate import Problems, join
 from mpp.storage.files import local_path
 
@@ -76,11 +78,16 @@ class IngestSpec:
     table: str | None = None
     retries: int = 8
     compact: bool = False  # compact each run's table after it, timing COMPACTION_SQL
+    bulk: BulkSpec | None = None  # [ingest.bulk]: files landed on a schedule, loaded in chunks
 
     def runs(self) -> list[tuple[DeliveryMode, str]]:
-        """The (mode, de-duplication) pairs to run, in report order."""
+        """The streaming (mode, de-duplication) pairs to run, in report order."""
         return [(m, d) for m in self.modes
                 for d in (self.dedup if m is DeliveryMode.EXACTLY_ONCE else ("none",))]
+
+    def bulk_runs(self) -> list[str]:
+        """The bulk runs' de-duplications (``none``, ``offset``), after the streaming runs."""
+        return list(self.bulk.dedup) if self.bulk is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML-shaped ``[ingest]`` table (:func:`parse_ingest` of it gives this back)."""
@@ -92,6 +99,8 @@ class IngestSpec:
             "batch_size": self.batch_size, "retries": self.retries, "compact": self.compact}
         if self.table is not None:
             d["table"] = self.table
+        if self.bulk is not None:
+            d["bulk"] = {**asdict(self.bulk), "dedup": list(self.bulk.dedup)}
         return d
 
     def total_messages(self) -> int:
@@ -123,7 +132,8 @@ def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest", *,
     ``scale`` multiplies ``messages`` (at least one each), as ``--scale`` does the data rows.
     """
     keys = ("producers", "messages", "seed", "backend", "partitions", "faults",
-            "consumer_faults", "modes", "dedup", "batch_size", "table", "retries", "compact")
+            "consumer_faults", "modes", "dedup", "batch_size", "table", "retries", "compact",
+            "bulk")
     p.unknown_keys(t, keys, path)
     d = IngestSpec()
     prods = p.get(t, "producers", dict, path, default={k: n for k, n in d.producers})
@@ -186,9 +196,10 @@ def parse_ingest(p: Problems, t: Mapping[str, Any], path: str = "ingest", *,
                                      for f in fields(Faults) if f.name != "seed"):
         p.add(join(path, "faults"), f"the {backend} backend is a real broker: its faults are "
               "not injected.", "Use backend = 'embedded', or consumer_faults only.")
+    bulk = parse_bulk(p, p.table(t, "bulk", path), join(path, "bulk")) if "bulk" in t else None
     return IngestSpec(producers=tuple(producers), backend=backend, faults=faults,
                       consumer_faults=cfaults, modes=tuple(modes), dedup=tuple(dedup),
-                      table=table, compact=bool(compact), **ints)
+                      table=table, compact=bool(compact), bulk=bulk, **ints)
 
 
 def load_ingest(path: str | Path) -> tuple[str, IngestSpec]:
@@ -272,11 +283,15 @@ class RunRow:
     seconds: float = 0.0
     compaction: dict[str, Any] | None = None  # files and COMPACTION_SQL's time before/after
     sql_dedup: dict[str, Any] | None = None  # rows in, rows out and DEDUP_SQL's time
+    tasks: dict[str, int] = field(default_factory=dict)  # cluster tasks per kind (consume...)
+    task_seconds: float = 0.0  # time those tasks ran, summed over their records
+    path: str = "stream"  # or "bulk": files landed on a schedule
+    bulk: dict[str, int] | None = None  # a bulk run's BulkCounts
 
     @property
     def name(self) -> str:
-        """``exactly-once/window:1000``."""
-        return f"{self.mode}/{self.dedup}"
+        """``exactly-once/window:1000``; ``bulk:exactly-once/offset`` for a bulk run."""
+        return run_label({"path": self.path, "mode": self.mode, "dedup": self.dedup})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (for JSON reports)."""
@@ -298,6 +313,12 @@ class IngestResult:
         return format_rows([r.as_dict() for r in self.rows])
 
 
+def run_label(row: Mapping[str, Any]) -> str:
+    """A :meth:`RunRow.as_dict` row's name: ``mode/dedup``, ``bulk:`` first for bulk runs."""
+    prefix = "bulk:" if row.get("path") == "bulk" else ""
+    return f"{prefix}{row['mode']}/{row['dedup']}"
+
+
 def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     """:meth:`RunRow.as_dict` rows as a text table, then the compactions (also the scenario
     summary's ingestion part)."""
@@ -307,7 +328,7 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         c = r["check"]
         lat = c["latency_ms"]
-        lines.append((f"{r['mode']}/{r['dedup']}", str(c["attempted"]), str(c["delivered"]),
+        lines.append((run_label(r), str(c["attempted"]), str(c["delivered"]),
                       str(c["lost"]), str(c["lost_acknowledged"]), str(c["duplicated"]),
                       str(c["duplicate_copies"]), str(c["unexpected"]),
                       f"{c['throughput_per_s']:,.0f}", f"{lat.get('p50', float('nan')):.1f}",
@@ -325,6 +346,18 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> str:
         if q:
             text += (f"\nSQL de-duplication of {r['table']}: {q['rows_in']} -> {q['rows_out']}"
                      f" rows in {q['query_s']:.2f} s (row_number() on the engine)")
+    for r in rows:
+        b = r.get("bulk")
+        if b:
+            text += (f"\nbulk load of {r['table'] or run_label(r)}: {b['files']} files landed, "
+                     f"{b['deliveries']} delivered, {b['chunks']} chunks read, {b['loaded']} "
+                     f"loaded, {b['skipped']} skipped by (file, offset), {b['restarts']} "
+                     "loader restarts")
+    for r in rows:
+        if r.get("tasks"):
+            text += (f"\ncluster tasks of {r['table']}: " + ", ".join(
+                f"{n} ingest-{k}" for k, n in r["tasks"].items())
+                + f" ({r.get('task_seconds', 0.0):.2f} s of task time)")
     for r in rows:
         c = r.get("compaction")
         if c:
@@ -417,7 +450,7 @@ def compact_and_time(session: Any, table: str, *, target_file_bytes: int | None 
 
     before_s, before_tasks, before = timed()
     kw = {} if target_file_bytes is None else {"target_file_bytes": target_file_bytes}
-    done = compact(session.catalog, table, **kw)
+    done = compact(session, table, **kw)
     after_s, after_tasks, after = timed()
     return {"files_before": done.files_before, "files_after": done.files_after,
             "tasks_before": before_tasks, "tasks_after": after_tasks,
@@ -453,12 +486,15 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
     try:
         broker.create_topic(topic, spec.partitions)
         sink_end = None
+        tasks = None
         if table is not None:
             if catalog is None:
                 raise ScenarioError("ingest.table is set: the pipeline needs a warehouse")
             ensure_table(catalog, table, INGEST_SCHEMA)
-            sink_end = SinkEnd(IcebergSink(catalog, table, sink_id="ingest"),
-                               dead_letter_sink(catalog, table))
+            client = session.cluster.client if session is not None else None
+            tasks = BatchTasks(client, table)
+            sink_end = SinkEnd(IcebergSink(catalog, table, sink_id="ingest", tasks=tasks),
+                               dead_letter_sink(catalog, table, tasks=tasks), tasks=tasks)
         end = _Counting(progress, sink_end)
         window = None
         if mode is DeliveryMode.EXACTLY_ONCE and dedup.startswith("window:"):
@@ -483,6 +519,11 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
             broker.delete_topic(topic)
         broker.close()
     seconds = time.monotonic() - started
+    task_counts: dict[str, int] = {}
+    task_seconds = 0.0
+    if tasks is not None and tasks.client is not None:  # what ran on the cluster
+        task_counts = dict(tasks.counts)
+        task_seconds = sum(r.duration for r in tasks.records())
     sql_dedup = None
     if table is None:
         delivered = end.delivered()
@@ -508,29 +549,105 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
                   consumer_duplicates=end.progress.duplicated,
                   window_memory_bytes=window.memory_bytes() if window is not None else 0,
                   dead_letters=len(sink_end.dead_letters) if sink_end is not None else 0,
-                  seconds=seconds, compaction=compaction, sql_dedup=sql_dedup)
+                  seconds=seconds, compaction=compaction, sql_dedup=sql_dedup,
+                  tasks=task_counts, task_seconds=task_seconds)
+
+
+def run_bulk_one(spec: IngestSpec, dedup: str, *, catalog: Catalog | None = None,
+                 session: Any = None, progress: Progress | None = None,
+                 on_chunk: Callable[[Progress], None] | None = None,
+                 landing: Path | None = None) -> RunRow:
+    """One bulk run (:mod:`mpp.ingest.bulk`): the producers' messages landed as files on
+    ``spec.bulk``'s schedule into ``landing`` (a temporary folder by default) and loaded in
+    chunks; ``dedup`` ``offset`` skips a chunk already loaded (exactly-once), ``none`` loads it
+    again (at-least-once). With a table (``<table>_bulk_<dedup>``) the chunks land there and
+    the checker reads the table."""
+    import tempfile
+
+    assert spec.bulk is not None
+    mode = DeliveryMode.EXACTLY_ONCE if dedup == "offset" else DeliveryMode.AT_LEAST_ONCE
+    progress = progress or Progress()
+    progress.run = f"bulk:{mode.value}/{dedup}"
+    producers = [Producer(cast(Kind, kind), i, seed=spec.seed) for kind, n in spec.producers
+                 for i in range(n)]
+    planned = plan_all(producers, spec.messages)
+    progress.planned = planned.num_rows
+    table = None if spec.table is None else f"{spec.table}_bulk_{dedup}"
+    sink = tasks = None
+    if table is not None:
+        if catalog is None:
+            raise ScenarioError("ingest.table is set: the pipeline needs a warehouse")
+        ensure_table(catalog, table, INGEST_SCHEMA)
+        tasks = BatchTasks(session.cluster.client if session is not None else None, table)
+        sink = IcebergSink(catalog, table, sink_id="bulk", tasks=tasks)
+    arrived: list[pa.Table] = []
+    seen: set[str] = set()
+
+    def end(batch: pa.Table) -> None:
+        arrived.append(batch.select(["message_id", "received_at"]))
+        for mid in batch["message_id"].to_pylist():
+            if mid in seen:
+                progress.duplicated += 1
+            else:
+                seen.add(mid)
+                progress.delivered += 1
+
+    ledger = Ledger()
+
+    def delivered_one(_: Any) -> None:
+        progress.sent = len(ledger)
+        if on_chunk is not None:
+            on_chunk(progress)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mpp-landing-") as tmp:
+        folder = (landing or Path(tmp)) / (table or f"bulk_{dedup}")
+        counts = run_bulk(planned, spec.bulk, dedup, folder, ledger, sink=sink, tasks=tasks,
+                          end=end, on_delivery=delivered_one)
+    seconds = time.monotonic() - started
+    if table is None:
+        got = pa.concat_tables(arrived) if arrived else INGEST_SCHEMA.empty_table().select(
+            ["message_id", "received_at"])
+        delivered = _as_delivered(got)
+    else:
+        assert catalog is not None
+        delivered = read_delivered(catalog, table)
+    task_counts: dict[str, int] = {}
+    task_seconds = 0.0
+    if tasks is not None and tasks.client is not None:
+        task_counts = dict(tasks.counts)
+        task_seconds = sum(r.duration for r in tasks.records())
+    compaction = None
+    if spec.compact and table is not None:
+        compaction = compact_and_time(session, table)
+    return RunRow(mode.value, dedup, table, check(ledger.table(), delivered),
+                  seconds=seconds, compaction=compaction, tasks=task_counts,
+                  task_seconds=task_seconds, path="bulk", bulk=asdict(counts))
 
 
 def run_ingest(spec: IngestSpec, *, warehouse: str | Path | None = None, cluster: Any = None,
                on_chunk: Callable[[Progress], None] | None = None) -> IngestResult:
     """Run every (mode, de-duplication) pair of ``spec``; with ``spec.table``, into Iceberg
-    tables of ``warehouse`` (created if missing). ``cluster`` serves the ``sql``
-    de-duplication's query (see :func:`mpp.connect`); ``on_chunk`` is called with the running
+    tables of ``warehouse`` (created if missing). ``cluster`` (see :func:`mpp.connect`) runs
+    the consumers' per-batch tasks (:mod:`mpp.ingest.tasks`), the ``sql`` de-duplication's
+    query and the compactions; ``on_chunk`` is called with the running
     totals after each chunk of messages."""
     catalog = Catalog.open(warehouse, create=True) if warehouse is not None else None
     if spec.table is not None and catalog is None:
         raise ScenarioError("ingest.table is set: give a warehouse (--warehouse)")
     session = None
-    needs_sql = spec.compact or any(d == "sql" for m, d in spec.runs()
-                                    if m is DeliveryMode.EXACTLY_ONCE)
     try:
-        if needs_sql and warehouse is not None:
+        if spec.table is not None and warehouse is not None:  # tasks, SQL and compaction
             from mpp.session import connect
 
             session = connect(warehouse, cluster=cluster)
         rows = [run_one(spec, m, d, catalog=catalog, session=session, on_chunk=on_chunk,
                         progress=Progress(index=i))
                 for i, (m, d) in enumerate(spec.runs())]
+        landing = Path(warehouse) / "landing" if warehouse is not None else None
+        rows += [run_bulk_one(spec, d, catalog=catalog, session=session, on_chunk=on_chunk,
+                              progress=Progress(index=len(rows) + i), landing=landing)
+                 for i, d in enumerate(spec.bulk_runs())]
     finally:
         if session is not None:
             session.close()

@@ -9,10 +9,12 @@ the consumer's process because the batch is already in its memory, and
 ``Catalog.commit_append`` commits ONE Iceberg snapshot, which fails if anyone else committed
 in between. A failure before that commit removes the batch's files; the table is unchanged.
 
-What makes a retry harmless is recorded in the same atomic commit, as table properties
-(``mpp.ingest.<sink>.batches``: the IDs of the last ``remember`` batches;
-``mpp.ingest.<sink>.offsets``: per ``topic/partition`` the next offset after everything
-committed). So:
+What makes a retry harmless is recorded in the same atomic commit, in the new snapshot's
+summary (pyiceberg's ``snapshot_properties``: ``mpp.ingest.<sink>.batch``, the batch's ID,
+and ``mpp.ingest.<sink>.offsets``, per ``topic/partition`` the next offset after everything
+committed), and as table properties (``mpp.ingest.<sink>.batches``: the IDs of the last
+``remember`` batches, and the same offsets), which outlive ``expire_snapshots``. The sink
+reads the snapshots' summaries first and the properties for what expired. So:
 
 * a retried ``commit`` of a batch already committed (the consumer died after the Iceberg
   commit, before acknowledging the broker) is recognised and skipped;
@@ -21,8 +23,6 @@ committed). So:
   table holds each message once even though the broker delivered it twice (the seed's
   de-duplication by offset).
 
-(Iceberg can keep such keys in each snapshot's summary too; mpp's commit path sets table
-properties in the snapshot's transaction, which is equally atomic, so the sink uses those.)
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 
 from mpp.catalog import Catalog
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.ingest.broker import Record
-from mpp.ingest.messages import MESSAGE_SCHEMA, MalformedMessage, decode, to_table
+from mpp.ingest.messages import MESSAGE_SCHEMA
+from mpp.ingest.tasks import BatchTasks, consume
 from mpp.storage.base import StorageFormat
 from mpp.write.ctas import top_value_columns
 from mpp.write.sizing import plan_writes
@@ -82,9 +83,11 @@ class IcebergSink:
     """A :class:`Sink` appending to Iceberg table ``table`` (see the module docstring)."""
 
     def __init__(self, catalog: Catalog, table: str, *, sink_id: str = "ingest",
-                 remember: int = 1000, target_file_bytes: int = TARGET_FILE_BYTES) -> None:
+                 remember: int = 1000, target_file_bytes: int = TARGET_FILE_BYTES,
+                 tasks: BatchTasks | None = None, task_kind: str = "write") -> None:
         self.catalog, self.table, self.sink_id = catalog, table, sink_id
         self.remember, self.target_file_bytes = remember, target_file_bytes
+        self.tasks, self.task_kind = tasks, task_kind  # files written as cluster tasks
         self.skipped = 0
         self.fail_task = -1  # fault injection (tests): this write task fails after its file
 
@@ -93,36 +96,62 @@ class IcebergSink:
         return f"mpp.ingest.{self.sink_id}.batches"
 
     @property
+    def _batch_key(self) -> str:  # in a snapshot's summary: that snapshot's batch
+        return f"mpp.ingest.{self.sink_id}.batch"
+
+    @property
     def _offsets_key(self) -> str:
         return f"mpp.ingest.{self.sink_id}.offsets"
 
+    def _summaries(self) -> list[dict[str, str]]:
+        """The summaries of the table's snapshots this sink committed, oldest first."""
+        return [s["summary"] for s in self.catalog.snapshots(self.table)
+                if self._batch_key in s["summary"]]
+
     def committed_batches(self) -> list[str]:
-        """IDs of the last ``remember`` batches committed by this sink, oldest first."""
-        return json.loads(self.catalog.properties(self.table).get(self._batches_key, "[]"))
+        """IDs of the batches committed by this sink, oldest first: every one whose snapshot
+        the table still has (from the summaries), then (before them) the ones the table
+        properties remember of snapshots since expired."""
+        in_snapshots = [s[self._batch_key] for s in self._summaries()]
+        seen = set(in_snapshots)
+        remembered = json.loads(self.catalog.properties(self.table).get(self._batches_key,
+                                                                        "[]"))
+        return [b for b in remembered if b not in seen] + in_snapshots
 
     def committed_offsets(self) -> dict[str, int]:
-        """Per ``"topic/partition"``, the next offset after everything committed."""
+        """Per ``"topic/partition"``, the next offset after everything committed: the latest
+        snapshot summary's (the table property when those snapshots expired)."""
+        summaries = self._summaries()
+        if summaries:
+            return json.loads(summaries[-1].get(self._offsets_key, "{}"))
         return json.loads(self.catalog.properties(self.table).get(self._offsets_key, "{}"))
 
     def commit(self, batch: pa.Table, batch_id: str, offsets: Mapping[str, int]) -> bool:
-        """Append ``batch`` in one snapshot with its ID and offsets; False if already there."""
-        props = self.catalog.properties(self.table)
-        batches = json.loads(props.get(self._batches_key, "[]"))
-        if batch_id in batches:
+        """Append ``batch`` in one snapshot with its ID and offsets (in the snapshot summary
+        and the table properties); False if already there."""
+        committed = self.committed_batches()
+        if batch_id in committed:
             self.skipped += 1
             return False
-        done = json.loads(props.get(self._offsets_key, "{}"))
+        done = self.committed_offsets()
         for k, v in offsets.items():
             done[k] = max(done.get(k, 0), int(v))
-        batches = [*batches, batch_id][-self.remember:]
+        batches = [*committed, batch_id][-self.remember:]
         info = self.catalog.table(self.table)
         target = self.catalog.begin_append(self.table, top_columns=_top_columns(info.schema))
         try:
-            written = write_files(target, batch, self.target_file_bytes,
-                                  f"ingest-{self.sink_id}-{batch_id}-write", self.fail_task)
+            if self.tasks is None:
+                written = write_files(target, batch, self.target_file_bytes,
+                                      f"ingest-{self.sink_id}-{batch_id}-write", self.fail_task)
+            else:  # the next ingest-write task: its records go with the run's
+                written = self.tasks(self.task_kind, write_files, target, batch,
+                                     self.target_file_bytes, self.tasks.query_id,
+                                     self.fail_task, f"ingest-{self.task_kind}")
+            offsets_text = json.dumps(done, sort_keys=True)
             self.catalog.commit_append(target, written, properties={
-                self._batches_key: json.dumps(batches),
-                self._offsets_key: json.dumps(done, sort_keys=True)})
+                self._batches_key: json.dumps(batches), self._offsets_key: offsets_text},
+                snapshot_properties={self._batch_key: batch_id,
+                                     self._offsets_key: offsets_text})
         except BaseException:
             self.catalog.abort_write(target)  # idempotent: commit_append aborts on its failures
             raise
@@ -130,16 +159,17 @@ class IcebergSink:
 
 
 def write_files(target: WriteTarget, batch: pa.Table, target_file_bytes: int, key: str,
-                fail_task: int = -1) -> list[WrittenFragment]:
+                fail_task: int = -1, name: str = "ingest-write") -> list[WrittenFragment]:
     """Write ``batch`` into files of ``target`` (begun with ``Catalog.begin_append``) with
-    the write stage's task functions, in this process: files near ``target_file_bytes``,
-    split by the table's partitioning. Nothing is committed."""
+    the write stage's task functions, in the calling process (a pipeline's ``ingest-write``
+    task): files near ``target_file_bytes``, split by the table's partitioning; each file's
+    task record goes under query id ``key``, task group ``name``. Nothing is committed."""
     names = [c for c in batch.column_names if c in target.schema.names]
     prepared = prepare(batch.select(names), names, target.schema, target.partition_by,
                        target.transforms)
     pieces = measure(prepared, 0, target.group_columns, target.format)
     tasks = plan_writes(pieces, target_file_bytes)
-    payload = WritePayload(key, 0, "ingest-write", target, fail_task)
+    payload = WritePayload(key, 0, name, target, fail_task)
     return [write(payload, t.index, range_args([prepared], t.ranges)) for t in tasks]
 
 
@@ -169,11 +199,13 @@ def dead_letter_table(table: str) -> str:
     return f"{table}_dead_letter"
 
 
-def dead_letter_sink(catalog: Catalog, table: str, *, sink_id: str = "ingest") -> IcebergSink:
-    """An :class:`IcebergSink` on ``table``'s dead-letter table, created if missing."""
+def dead_letter_sink(catalog: Catalog, table: str, *, sink_id: str = "ingest",
+                     tasks: BatchTasks | None = None) -> IcebergSink:
+    """An :class:`IcebergSink` on ``table``'s dead-letter table, created if missing (with
+    ``tasks``, its files are written as ``ingest-deadletter`` tasks)."""
     name = dead_letter_table(table)
     ensure_table(catalog, name, DEAD_LETTER_SCHEMA)
-    return IcebergSink(catalog, name, sink_id=sink_id)
+    return IcebergSink(catalog, name, sink_id=sink_id, tasks=tasks, task_kind="deadletter")
 
 
 class SinkEnd:
@@ -188,8 +220,9 @@ class SinkEnd:
     twice.
     """
 
-    def __init__(self, sink: Sink, dead_letter: Sink | None = None) -> None:
-        self.sink = sink
+    def __init__(self, sink: Sink, dead_letter: Sink | None = None, *,
+                 tasks: BatchTasks | None = None) -> None:
+        self.sink, self.tasks = sink, tasks  # tasks: decode as ingest-consume tasks
         self.dead_letter = dead_letter
         self.done = sink.committed_offsets()
         self.dead_done = dead_letter.committed_offsets() if dead_letter is not None else {}
@@ -201,15 +234,11 @@ class SinkEnd:
         self.dropped += len(records) - len(fresh)
         if not fresh:
             return
-        rows: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = []
         now = int(time.time() * 1e6)
-        for r in fresh:
-            try:
-                rows.append(decode(r.value))
-            except MalformedMessage as exc:
-                dead.append({"raw": r.value, "reason": str(exc), "topic": r.topic,
-                             "partition": r.partition, "offset": r.offset, "failed_at": now})
+        batch, refused = consume(self.tasks, fresh, now)
+        dead = [{"raw": fresh[i].value, "reason": why, "topic": fresh[i].topic,
+                 "partition": fresh[i].partition, "offset": fresh[i].offset, "failed_at": now}
+                for i, why in refused]
         offsets: dict[str, int] = {}
         for r in fresh:
             key = f"{r.topic}/{r.partition}"
@@ -222,9 +251,6 @@ class SinkEnd:
             self.dead_letter.commit(dead_table(new_dead), batch_id, offsets)
             for k, v in offsets.items():
                 self.dead_done[k] = max(self.dead_done.get(k, 0), v)
-        batch = to_table(rows)  # + when it was received (kept by tables that have the column)
-        batch = batch.append_column(pa.field("received_at", pa.timestamp("us")), pa.array(
-            [now] * batch.num_rows, pa.int64()).cast(pa.timestamp("us")))
         self.sink.commit(batch, batch_id, offsets)
         for k, v in offsets.items():
             self.done[k] = max(self.done.get(k, 0), v)
