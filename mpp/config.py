@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpp.errors import SettingError, suggest
+from mpp.text import human_bytes
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
@@ -103,6 +104,7 @@ def _s(name: str, default: Any, help: str, choices: tuple[str, ...] = (), *,
 
 
 MAX_HASH_BUCKETS = 100_000
+MAX_DATA_BUCKETS = 1024  # data-sized bucket counts stop here (each bucket is a task)
 MAX_BROADCAST_BYTES = 16 * 2**30
 MAX_TARGET_FILE_BYTES = 16 * 2**30
 
@@ -132,6 +134,14 @@ _FIXED: dict[str, Setting] = {
            "0 means 2 x the cluster's total threads. Each bucket is a task of every hash stage, "
            "so past 100,000 the scheduler would be swamped.",
            minimum=0, maximum=MAX_HASH_BUCKETS),
+        _s("execution.hash_bucket_bytes", 64 * 1024 * 1024,
+           "With execution.hash_buckets = 0: a hash exchange gets more buckets than 2 x the "
+           "cluster's threads when the rows flowing into it are estimated (catalog statistics, "
+           "in-memory Arrow bytes) above this many bytes per bucket, so no final aggregation, "
+           "window or join task holds the data of a big table alone (Spark's advisory "
+           "partition size is 64 MB too). 0 turns data sizing off. Counts are powers of two, "
+           f"at most {MAX_DATA_BUCKETS:,}.",
+           minimum=0, maximum=2**40),
         _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
            "At least 2 (a combine of one output merges nothing), at most 100,000 (no stage "
@@ -304,3 +314,21 @@ class PlannerContext:
         """Buckets of a hash exchange: the setting, or 2 x total threads when it is 0."""
         n = int(self.settings["execution.hash_buckets"])
         return n if n > 0 else 2 * max(1, self.threads)
+
+    def buckets_for(self, estimated_bytes: float) -> tuple[int, str]:
+        """(buckets, why) of a hash exchange whose input is estimated at ``estimated_bytes``.
+
+        A fixed ``execution.hash_buckets`` wins; otherwise 2 x the threads, or, when the data
+        needs more buckets of ``execution.hash_bucket_bytes``, the next power of two (at most
+        :data:`MAX_DATA_BUCKETS`). ``why`` is "" for the threads' count (EXPLAIN's header says
+        it) and names the estimate for a data-sized one.
+        """
+        base = self.hash_buckets
+        target = int(self.settings["execution.hash_bucket_bytes"])
+        if int(self.settings["execution.hash_buckets"]) > 0 or target <= 0 \
+                or estimated_bytes <= base * target:
+            return base, ""
+        need = math.ceil(estimated_bytes / target)
+        n = min(MAX_DATA_BUCKETS, 1 << (need - 1).bit_length())
+        return n, (f"sized from the data: est. {human_bytes(estimated_bytes)}, "
+                   f"{human_bytes(target)} per bucket")

@@ -126,3 +126,14 @@ def test_a_sqlite_scan_does_not_trust_registration_row_counts(tmp_path, cluster)
         assert "fetch=30" in session.explain("SELECT id FROM t LIMIT 30", "optimized")
         ids = session.sql("SELECT id FROM t LIMIT 30").to_arrow()["id"].to_pylist()
     assert len(ids) == 30 and all(50 < i <= 100 for i in ids)
+
+
+def test_order_by_a_name_two_outputs_share_for_one_column(cluster) -> None:
+    # difftest seed 2, cases 54 and 389: `SELECT day, void.day ... ORDER BY day` names one
+    # column twice; Trino orders by it (only different expressions so named are ambiguous).
+    sql = ("SELECT date, access_log.date, status FROM access_log "
+           "ORDER BY date DESC, status LIMIT 7")
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        assert_same_result(session.sql(sql).to_arrow(), run_oracle(sql, session.catalog), sql)
+        with pytest.raises(mpp.MppError, match="ORDER BY 'x' is ambiguous"):
+            session.sql("SELECT date x, status x FROM access_log ORDER BY x")

@@ -266,6 +266,14 @@ TOP_N = [
     "WHERE 2 >= d",
     "SELECT * FROM (SELECT user_id, bytes, rank() OVER (ORDER BY bytes DESC) r FROM access_log) "
     "t WHERE r < 6",
+    # Only the partition and order keys: each task's first row per key is a group-by min/max
+    # (W1's shape); with NULL keys and NULL order values, either direction, NULLS FIRST.
+    "SELECT user_id, time FROM (SELECT user_id, time, row_number() OVER (PARTITION BY user_id "
+    "ORDER BY time) rn FROM access_log) t WHERE rn = 1",
+    f"SELECT s, b FROM (SELECT s, b, row_number() OVER (PARTITION BY s ORDER BY b DESC) rn "
+    f"FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
+    f"SELECT s, b FROM (SELECT s, b, row_number() OVER (PARTITION BY s ORDER BY b NULLS FIRST) "
+    f"rn FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
 ]
 
 

@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-from mpp.difftest import aggregates, predicates, shapes, sources  # noqa: F401 (they register)
+from mpp.difftest import (  # noqa: F401 (they register)
+    aggregates,
+    functions,
+    predicates,
+    shapes,
+    sources,
+)
 from mpp.difftest.blocks import Block, BlockState, Outputs
 from mpp.difftest.expressions import expr, predicate
 from mpp.difftest.grammar import GRAMMAR, Env, Generator, kind_of, wider

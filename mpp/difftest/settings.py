@@ -22,6 +22,9 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     "optimizer.broadcast_threshold_bytes": (0, 2048, 32 * 1024 * 1024),
     # 0 = 2 x threads; 1 puts every key in one bucket; odd counts split keys unevenly.
     "execution.hash_buckets": (0, 1, 3, 7),
+    # 4 KiB sizes the small warehouse's exchanges from the data (more buckets, a join's sides
+    # aligned); 0 keeps 2 x threads; the default only at scale.
+    "execution.hash_bucket_bytes": (0, 4096, 64 * 1024 * 1024),
     # 2 builds the deepest combine trees the exchange can make.
     "execution.exchange_fan_in": (2, 3, 64),
 }

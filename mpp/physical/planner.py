@@ -18,7 +18,8 @@ Three steps, each one function:
    fixes each stage's task count: one per fragment for a scan stage, the bucket count after a
    hash exchange, one after a gather.
 
-Used configurations: ``execution.hash_buckets`` (through ``PlannerContext.hash_buckets``),
+Used configurations: ``execution.hash_buckets`` and ``execution.hash_bucket_bytes`` (through
+``PlannerContext.buckets_for``),
 ``execution.exchange_fan_in`` (how many combine tasks each hash exchange gets, so EXPLAIN can
 count every task the graph will have) and ``join.strategy`` (for joins the optimizer left at
 ``auto``).
@@ -36,6 +37,7 @@ from typing import Any
 from mpp.config import PlannerContext
 from mpp.logical import nodes as ln
 from mpp.logical.window import Window
+from mpp.optimizer.estimate import estimate
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.distribution import (
     BroadcastDistribution,
@@ -340,19 +342,43 @@ _LOWER: dict[type, Callable[..., PhysicalOp]] = {
 }
 
 
-def lower(node: ln.LogicalNode, ctx: PlannerContext, fragments: FragmentLister) -> PhysicalOp:
-    """Map ``node`` and everything below it to physical operators (no exchanges yet)."""
-    kids = [lower(child, ctx, fragments) for child in node.inputs]
+BucketSizes = dict[int, tuple[int, str]]  # id of an operator -> (buckets, why) of its exchange
+
+
+def lower(node: ln.LogicalNode, ctx: PlannerContext, fragments: FragmentLister,
+          sizes: BucketSizes | None = None) -> PhysicalOp:
+    """Map ``node`` and everything below it to physical operators (no exchanges yet).
+
+    With ``sizes``, every operator that needs its input hash-distributed (aggregation, window,
+    partitioned join) is given the bucket count of the exchange it may need, sized from the
+    logical node's estimate (:meth:`PlannerContext.buckets_for`).
+    """
+    kids = [lower(child, ctx, fragments, sizes) for child in node.inputs]
     try:
         rule = _LOWER[type(node)]
     except KeyError:
         raise NotImplementedError(f"no physical operator for {type(node).__name__}") from None
-    return rule(node, kids, ctx, fragments)
+    op = rule(node, kids, ctx, fragments)
+    if sizes is not None and any(isinstance(r, HashDistribution)
+                                 for r in op.required_input_distribution()):
+        sizes[id(op)] = ctx.buckets_for(exchanged_bytes(node))
+    return op
 
 
-def _exchange_for(child: PhysicalOp, required: Distribution, ctx: PlannerContext) -> ExchangeExec:
+def exchanged_bytes(node: ln.LogicalNode) -> float:
+    """Estimated bytes the hash exchange below ``node``'s operator delivers to its tasks: an
+    aggregation's groups (partial states merge down to them), a window's input rows, both
+    sides of a join (each bucket holds its share of each)."""
+    if isinstance(node, ln.Aggregate):
+        return estimate(node).bytes
+    return sum(estimate(child).bytes for child in node.inputs)
+
+
+def _exchange_for(child: PhysicalOp, required: Distribution, buckets: tuple[int, str]
+                  ) -> ExchangeExec:
     if isinstance(required, HashDistribution):
-        return ExchangeExec(child, ExchangeKind.HASH, required.keys, ctx.hash_buckets)
+        return ExchangeExec(child, ExchangeKind.HASH, required.keys, buckets[0],
+                            reason=buckets[1])
     if isinstance(required, BroadcastDistribution):
         return ExchangeExec(child, ExchangeKind.BROADCAST)
     if isinstance(required, SinglePartition):
@@ -360,15 +386,31 @@ def _exchange_for(child: PhysicalOp, required: Distribution, ctx: PlannerContext
     raise AssertionError(f"no exchange provides {required}")
 
 
-def enforce_distribution(op: PhysicalOp, ctx: PlannerContext) -> PhysicalOp:
-    """Insert an ExchangeExec wherever a child's partitioning does not meet its parent's need."""
-    kids = tuple(enforce_distribution(c, ctx) for c in op.children)
+def enforce_distribution(op: PhysicalOp, ctx: PlannerContext,
+                         sizes: BucketSizes | None = None) -> PhysicalOp:
+    """Insert an ExchangeExec wherever a child's partitioning does not meet its parent's need.
+
+    A hash exchange takes the bucket count ``sizes`` holds for ``op`` (default: the cluster's).
+    The inputs of a partitioned join keep one count: a side already hash-distributed by its
+    keys (no exchange) sets it for the other; two exchanged sides share the join's count.
+    """
+    buckets = (sizes or {}).get(id(op), (ctx.hash_buckets, ""))
+    kids = tuple(enforce_distribution(c, ctx, sizes) for c in op.children)
     if kids:
         op = op.with_children(kids)
+    pairs = list(zip(op.children, op.required_input_distribution(), strict=True))
+    paired = sum(isinstance(need, HashDistribution) and need.exact for _, need in pairs) > 1
+    if paired:
+        kept = [producer_partitions(c) for c, need in pairs
+                if c.output_partitioning().satisfies(need)]
+        if kept and max(kept) != buckets[0]:
+            n = max(kept)
+            buckets = (n, "" if n == ctx.hash_buckets else "the count of the join's other side")
     fixed = tuple(
-        child if child.output_partitioning().satisfies(required)
-        else _exchange_for(child, required, ctx)
-        for child, required in zip(op.children, op.required_input_distribution(), strict=True)
+        child if child.output_partitioning().satisfies(need)
+        and not (paired and producer_partitions(child) != buckets[0])
+        else _exchange_for(child, need, buckets)
+        for child, need in pairs
     )
     changed = any(a is not b for a, b in zip(fixed, op.children, strict=True))
     return op.with_children(fixed) if changed else op
@@ -433,7 +475,8 @@ def plan_physical(plan: ln.LogicalPlan, ctx: PlannerContext,
     ``fragments(table, predicates)``. Without it every scan has no fragments (plan shape only).
     """
     lister = fragments or _no_fragments
-    tree = enforce_distribution(lower(plan.root, ctx, lister), ctx)
+    sizes: BucketSizes = {}
+    tree = enforce_distribution(lower(plan.root, ctx, lister, sizes), ctx, sizes)
     # Every partition count is final now; the payloads tasks receive drop the fragment lists.
     tree = tree.transform_up(lambda op: op.with_fixed_partitioning())
     root, stages = cut_stages(tree)

@@ -302,7 +302,9 @@ class QueryBinder:
                 continue
             if isinstance(e, exp.Column) and not e.table and not isinstance(e.this, exp.Star):
                 hits = [i for i, it in enumerate(items) if it.name.lower() == e.name.lower()]
-                if len(hits) > 1:
+                # Trino: ambiguous only when the outputs so named are different expressions
+                # (``SELECT day, t.day ... ORDER BY day`` names one column twice).
+                if any(exprs[i] != exprs[hits[0]] for i in hits[1:]):
                     raise SqlError(f"ORDER BY {e.name!r} is ambiguous: several output columns "
                                    "have that name", *locate(e, self.sql))
                 if hits:

@@ -158,7 +158,8 @@ class ExchangeExec(PassThroughOp):
     to every consumer task (broadcast), or to one task (gather).
 
     ``id`` is the number of the producing stage, set when the planner cuts stages; a consumer
-    task finds the rows it received under that id.
+    task finds the rows it received under that id. ``reason`` says why a HASH exchange has
+    ``n`` buckets when the data sized it ("" for the cluster's count or a fixed setting).
     """
 
     word: ClassVar[str] = "exchange"
@@ -167,6 +168,7 @@ class ExchangeExec(PassThroughOp):
     keys: tuple[str, ...] = ()
     n: int = 1
     id: int = 0
+    reason: str = ""
 
     def output_partitioning(self) -> Partitioning:
         if self.kind is ExchangeKind.HASH:
@@ -213,7 +215,8 @@ class ExchangeExec(PassThroughOp):
 
     def explain_line(self) -> str:
         if self.kind is ExchangeKind.HASH:
-            return f"ExchangeExec(HASH): by {', '.join(self.keys)} into {self.n} buckets"
+            why = f" ({self.reason})" if self.reason else ""
+            return f"ExchangeExec(HASH): by {', '.join(self.keys)} into {self.n} buckets{why}"
         if self.kind is ExchangeKind.BROADCAST:
             return "ExchangeExec(BROADCAST): copy to every task"
         return "ExchangeExec(GATHER): to one task"

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from mpp.logical.expr import SortKey
 from mpp.logical.nodes import Field
-from mpp.logical.window import WindowCall
+from mpp.logical.window import WindowCall, WindowFunc
 from mpp.physical.distribution import (
     Distribution,
     HashDistribution,
@@ -110,10 +110,42 @@ class WindowTopNExec(PassThroughOp):
     def merge(self, table: pa.Table) -> pa.Table:
         if table.num_rows <= self.n:
             return table
+        first = self._first_by_group(table)
+        if first is not None:
+            return first
         ranked = evaluate_windows(table, self.partition_by, self.order_by, (self.call,),
                                   ("__rank",))
         keep = pc.less_equal(ranked["__rank"], self.n)
         return ranked.filter(keep).drop_columns(["__rank"])
+
+    def _first_by_group(self, table: pa.Table) -> pa.Table | None:
+        """``row_number() <= 1`` as a hash aggregation when the rows carry only the partition
+        keys and one ORDER BY key: each key's smallest (largest) value is its first row, and
+        grouping costs a fraction of sorting the rows (W1's 1,000 scan tasks sorted 100K rows
+        each). None when it does not apply (other columns, ties kept by rank, NULLS FIRST
+        over a key with NULLs: min and max skip NULLs, which then sort first)."""
+        if (self.n != 1 or self.call.func is not WindowFunc.ROW_NUMBER
+                or len(self.order_by) != 1 or not self.partition_by):
+            return None
+        key = self.order_by[0]
+        column = key.column.name
+        if set(table.column_names) != {*self.partition_by, column} \
+                or column in self.partition_by:
+            return None
+        values = table[column]
+        if key.nulls_first and values.null_count:
+            return None
+        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+                or pa.types.is_temporal(values.type) or pa.types.is_decimal(values.type)
+                or pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            return None
+        if pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py():
+            return None  # NaN sorts above every number; min/max would skip it
+        agg = "min" if key.ascending else "max"
+        first = table.group_by(list(self.partition_by), use_threads=False).aggregate(
+            [(column, agg)])
+        names = [column if c == f"{column}_{agg}" else c for c in first.column_names]
+        return first.rename_columns(names).select(table.column_names)
 
     @property
     def merges(self) -> bool:
