@@ -108,63 +108,93 @@ def divide(call: Call, a: Value, b: Value, scale: int) -> Value:
 _SAFE = 2**62  # magnitudes below this add, and products below it multiply, within int64
 
 
-def _unscaled(value: Value) -> tuple[np.ndarray | int, np.ndarray | None] | None:
-    """The unscaled integers of a decimal array or scalar as int64 (0 under NULLs), and its
-    validity (None: no NULLs; a scalar NULL gives None); None if a value needs more bits."""
+class Unscaled:
+    """The unscaled integers of a decimal array as contiguous int64 (0 under NULLs), its
+    validity (None: no NULLs) and the largest magnitude among them; or of a scalar (an int)."""
+
+    __slots__ = ("ints", "valid", "largest")
+
+    def __init__(self, ints: np.ndarray | int, valid: np.ndarray | None, largest: int):
+        self.ints, self.valid, self.largest = ints, valid, largest
+
+
+def unscaled(value: Value) -> Unscaled | None:
+    """``value`` (a decimal array or scalar) as 64-bit unscaled integers; None if a value
+    needs more bits or a scalar is NULL.
+
+    A DECIMAL(p <= 18)'s values fit by their type; wider types (the DECIMAL(38, s) of a
+    product) are checked: every high word is the low word's sign."""
     if isinstance(value, pa.Scalar):
         if not value.is_valid:
             return None
-        unscaled = int(value.as_py().scaleb(value.type.scale))
-        return (unscaled, None) if abs(unscaled) < _SAFE else None
+        ints = int(value.as_py().scaleb(value.type.scale))
+        return Unscaled(ints, None, abs(ints)) if abs(ints) < _SAFE else None
     if isinstance(value, pa.ChunkedArray):
-        value = value.combine_chunks()
+        value = value.chunk(0) if value.num_chunks == 1 else value.combine_chunks()
     if not pa.types.is_decimal128(value.type):
         return None
     words = np.frombuffer(value.buffers()[1], dtype=np.int64,
                           count=2 * (value.offset + len(value)))[2 * value.offset:]
-    low, high = words[0::2], words[1::2]
+    pairs = words.reshape(-1, 2)
+    low = np.ascontiguousarray(pairs[:, 0])
     valid = None
     if value.null_count:
         valid = value.is_valid().to_numpy(zero_copy_only=False)
-        low, high = np.where(valid, low, 0), np.where(valid, high, 0)
-    if not np.array_equal(high, low >> 63):  # some value does not fit in 64 bits
-        return None
-    return low, valid
+        low[~valid] = 0
+    if value.type.precision > 18:
+        high = pairs[:, 1] if valid is None else np.where(valid, pairs[:, 1], 0)
+        if not np.array_equal(high, low >> 63):  # some value does not fit in 64 bits
+            return None
+    largest = max(int(low.max()), -int(low.min())) if len(low) else 0
+    return Unscaled(low, valid, largest) if largest < _SAFE else None
 
 
-def _magnitude(x: np.ndarray | int) -> int:
-    return abs(x) if isinstance(x, int) else (int(np.abs(x).max()) if len(x) else 0)
+def from_unscaled(ints: np.ndarray, valid: np.ndarray | None, target: pa.DataType) -> pa.Array:
+    """A decimal128 array of type ``target`` from int64 unscaled integers (NULL where
+    ``valid`` is False), written straight into Arrow's buffers."""
+    words = np.empty((len(ints), 2), dtype=np.int64)
+    words[:, 0] = ints
+    np.right_shift(ints, 63, out=words[:, 1])
+    bitmap = None if valid is None else pa.array(valid).buffers()[1]
+    return pa.Array.from_buffers(target, len(ints), [bitmap, pa.py_buffer(words)])
 
 
 def _fast(call: Call, a: Value, b: Value, target: pa.DataType) -> Value | None:
     """``a op b`` (``+ - *``) computed on 64-bit unscaled integers, or None when any operand
-    or the result could need more bits (the wide path then computes it)."""
-    ua, ub = _unscaled(a), _unscaled(b)
-    if ua is None or ub is None or isinstance(ua[0], int) and isinstance(ub[0], int):
+    or the result could need more bits (the wide path then computes it).
+
+    The result's magnitude is bounded from the operands' largest magnitudes (|x * y| <=
+    max|x| max|y|; |x + y| <= max|x| + max|y|), so it is checked against the target's
+    precision without a pass over the result."""
+    ua, ub = unscaled(a), unscaled(b)
+    if ua is None or ub is None or isinstance(ua.ints, int) and isinstance(ub.ints, int):
         return None
-    (x, valid_a), (y, valid_b) = ua, ub
+    x, y = ua.ints, ub.ints
     sa, sb = a.type.scale, b.type.scale
     if call.op == "*":
-        if target.scale != sa + sb or _magnitude(x) * _magnitude(y) >= _SAFE:
+        bound = ua.largest * ub.largest
+        if target.scale != sa + sb or bound >= _SAFE:
             return None
         out = np.multiply(x, y)
     else:
         if target.scale != max(sa, sb):
             return None
         fx, fy = 10 ** (target.scale - sa), 10 ** (target.scale - sb)
-        if _magnitude(x) * fx >= _SAFE // 2 or _magnitude(y) * fy >= _SAFE // 2:
+        if ua.largest * fx >= _SAFE // 2 or ub.largest * fy >= _SAFE // 2:
             return None  # checked in Python integers, before numpy could wrap around
+        bound = ua.largest * fx + ub.largest * fy
         x, y = (x * fx if fx > 1 else x), (y * fy if fy > 1 else y)
         out = np.add(x, y) if call.op == "+" else np.subtract(x, y)
     out = np.asarray(out, dtype=np.int64)
-    if _magnitude(out) >= 10 ** target.precision:
+    if bound >= 10 ** target.precision and _magnitude(out) >= 10 ** target.precision:
         return None  # the wide path raises the overflow, naming the call
-    words = np.empty(2 * len(out), dtype=np.int64)
-    words[0::2], words[1::2] = out, out >> 63
-    valid = (valid_a if valid_b is None else valid_b if valid_a is None
-             else valid_a & valid_b)
-    bitmap = None if valid is None else pa.array(valid).buffers()[1]
-    return pa.Array.from_buffers(target, len(out), [bitmap, pa.py_buffer(words)])
+    valid = (ua.valid if ub.valid is None else ub.valid if ua.valid is None
+             else ua.valid & ub.valid)
+    return from_unscaled(out, valid, target)
+
+
+def _magnitude(x: np.ndarray) -> int:
+    return max(int(x.max()), -int(x.min())) if len(x) else 0
 
 
 def arithmetic(call: Call, args: list[Value], n: int) -> Value:

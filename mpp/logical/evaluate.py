@@ -43,22 +43,42 @@ from mpp.logical.lazy import LAZY, needs_laziness
 _NULL_BOOL = pa.scalar(None, pa.bool_())
 
 
-def evaluate(expr: Expr, table: pa.Table) -> pa.ChunkedArray | pa.Array:
+def evaluate(expr: Expr, table: pa.Table, cache: dict[Expr, Value] | None = None
+             ) -> pa.ChunkedArray | pa.Array:
     """Evaluate ``expr`` for every row of ``table`` (columns named by unique field names).
 
     Over no rows nothing is evaluated (Trino never evaluates an expression without a row, so
-    ``CAST(3000000000 AS integer)`` over rows a filter removed does not fail)."""
+    ``CAST(3000000000 AS integer)`` over rows a filter removed does not fail).
+
+    ``cache`` (shared by the expressions of one Project over one table) keeps each call's
+    value over all of ``table``'s rows, so a subexpression written several times is computed
+    once: TPC-H Q1's ``l_extendedprice * (1 - l_discount)`` in two sums. Calls are equal by
+    structure (where they were written does not count); the branches of CASE, AND and OR,
+    evaluated over the rows they decide, do not use it."""
     if table.num_rows == 0 and isinstance(expr, Call):
         dtype = expr.dtype.value_type if pa.types.is_dictionary(expr.dtype) else expr.dtype
         return pa.array([], dtype)
     try:
-        out = _eval(expr, table)
+        out = _eval(expr, table, cache)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # no call the user wrote
         raise SqlError(f"cannot evaluate {expr}: {err}") from None
     return _as_array(out, table.num_rows)
 
 
-def _eval(expr: Expr, table: pa.Table) -> Value:
+def _eval(expr: Expr, table: pa.Table, cache: dict[Expr, Value] | None = None) -> Value:
+    if cache is None or not isinstance(expr, Call):
+        return _eval_uncached(expr, table, cache)
+    try:
+        return cache[expr]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable literal inside: not cached
+        return _eval_uncached(expr, table, cache)
+    out = cache[expr] = _eval_uncached(expr, table, cache)
+    return out
+
+
+def _eval_uncached(expr: Expr, table: pa.Table, cache: dict[Expr, Value] | None) -> Value:
     if isinstance(expr, Column):
         if expr.name not in table.column_names:
             raise KeyError(f"column {expr.name!r} not in input {table.column_names}")
@@ -71,7 +91,7 @@ def _eval(expr: Expr, table: pa.Table) -> Value:
     assert isinstance(expr, Call), expr
     if expr.op in LAZY and table.num_rows and needs_laziness(expr):
         return LAZY[expr.op](expr, table, _eval)  # each branch over the rows it decides
-    args = [_eval(a, table) for a in expr.args]
+    args = [_eval(a, table, cache) for a in expr.args]
     kernel = ((_DECIMAL_OPS.get(expr.op) if decimals.involved(expr) else None)
               or _OPS.get(expr.op) or KERNELS.get(expr.op))
     if kernel is None:

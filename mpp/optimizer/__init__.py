@@ -15,6 +15,7 @@ from mpp.logical.nodes import LogicalPlan
 from mpp.optimizer.choose_join_strategy import choose_join_strategy, default_join_strategy
 from mpp.optimizer.prune_projections import prune_projections
 from mpp.optimizer.push_down_limit import push_down_limit
+from mpp.optimizer.push_down_semi_joins import push_down_semi_joins
 from mpp.optimizer.push_down_topn_per_group import push_down_topn_per_group
 from mpp.optimizer.pushdown_predicates import pushdown_predicates
 from mpp.optimizer.reorder_joins import join_keys_in_from_order, reorder_joins
@@ -33,6 +34,12 @@ RULES: tuple[Rule, ...] = (
     Rule("reorder_joins", reorder_joins, when_off=join_keys_in_from_order,
          help="Make WHERE equalities between FROM relations join keys and order inner joins "
               "greedily by estimated size; when off, the keys are still used, in FROM order."),
+    # After reorder_joins: the inner joins exist (with keys) only once it has rebuilt them
+    # from the FROM clause's cross joins and WHERE equalities. Before choose_join_strategy,
+    # whose estimates then see each join's inputs after the subquery filtered them.
+    Rule("push_down_semi_joins", push_down_semi_joins,
+         help="Apply an IN / EXISTS subquery (semi or anti join) to the one relation whose "
+              "columns it tests, below the inner joins; when off, above the FROM clause."),
     # After pushdown_predicates: a Filter it dissolved into a scan no longer stops a Limit, and
     # a scan's fetch then counts rows passing its predicates. Before prune_projections, which
     # merges the Projects a Limit leaves stacked when it moves below one. Before

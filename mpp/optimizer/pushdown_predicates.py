@@ -14,6 +14,9 @@ conjuncts and each one travels down as far as it may:
   of the ON residual); for a LEFT join, WHERE conjuncts only into the left (preserved) side, and
   ON conjuncts on the right side only into the right input (they decide matches, not rows);
   a RIGHT join mirrors that; a FULL join preserves both sides, so nothing passes it;
+* an OR over both sides of a join stays above it, but where every branch has simple conjuncts
+  (``column op literal``, IN, BETWEEN) on one side, their OR, which the OR implies, goes into
+  that side as well (TPC-H Q7's two nations, Q19's three branches);
 * into ``Scan.predicates`` when storage can apply it (``column op literal``, IN list, IS [NOT]
   NULL; BETWEEN is two comparisons), where Parquet/ORC and Iceberg also prune files with it.
 
@@ -47,7 +50,15 @@ import dataclasses
 from functools import singledispatch
 
 from mpp.config import PlannerContext
-from mpp.logical.expr import Column, Expr, conjoin, conjuncts, replace_columns
+from mpp.logical.expr import (
+    Column,
+    Expr,
+    conjoin,
+    conjuncts,
+    disjuncts,
+    factor_disjunction,
+    replace_columns,
+)
 from mpp.logical.nodes import (
     Aggregate,
     Filter,
@@ -144,7 +155,37 @@ def _route(preds: list[Expr], left: set[str], right: set[str], *, to_left_ok: bo
             to_right.append(p)
         else:
             rest.append(p)
+            for side, ok, out in ((left, to_left_ok, to_left), (right, to_right_ok, to_right)):
+                implied = _implied(p, side) if ok else None
+                if implied is not None:
+                    out.append(implied)
     return to_left, to_right, rest
+
+
+def _implied(pred: Expr, side: set[str]) -> Expr | None:
+    """A predicate on ``side``'s columns alone that ``pred`` (an OR over both sides) implies,
+    or None: the OR of each branch's simple conjuncts on that side, when every branch has one.
+
+    TPC-H Q7's ``(n1.n_name = 'FRANCE' AND n2.n_name = 'GERMANY') OR (n1.n_name = 'GERMANY'
+    AND n2.n_name = 'FRANCE')`` implies ``n1.n_name = 'FRANCE' OR n1.n_name = 'GERMANY'``
+    (and the same of n2), which filters each nation before the joins instead of the joined
+    rows after them; Q19's three branches give lineitem and part their own filters. Wherever
+    the OR is true some branch is, and so is its part here; where this is false or NULL, every
+    branch is too and the OR is not true: the original, which stays above, decides every row
+    the same. Only conjuncts storage could apply (``column op literal``, IN, BETWEEN) are
+    taken, as they cannot fail on rows the original would never have evaluated them on.
+    """
+    terms = disjuncts(pred)
+    if len(terms) < 2:
+        return None
+    parts = []
+    for term in terms:
+        mine = [c for c in conjuncts(term) if c.columns() and c.columns() <= side
+                and to_column_predicate(c, {n: n for n in c.columns()}) is not None]
+        if not mine:
+            return None
+        parts.append(conjoin(mine))
+    return factor_disjunction(parts)
 
 
 @_push.register

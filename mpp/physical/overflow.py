@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.errors import SqlError
+from mpp.logical import decimals
 from mpp.logical.expr import AggregateCall
 
 # Arrow's integer sum kernels wrap around on overflow (there is no checked hash_sum); Trino's
@@ -42,14 +43,30 @@ def overflow_checks(table: pa.Table, specs: Sequence[tuple[Any, str, str]]
         n = len(values) - values.null_count
         if n == 0:
             continue
-        bounds = pc.min_max(values)
-        largest = max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py()))
-        if largest * n < _limit(values.type):
+        if largest_magnitude(values) * n < _limit(values.type):
             continue
         shadow = f"__mpp_sum_check{i}"
         table = table.append_column(shadow, pc.cast(values, pa.float64(), safe=False))
         checks.append((i, shadow))
     return table, checks
+
+
+def largest_magnitude(values: pa.ChunkedArray) -> float:
+    """The largest absolute value among ``values`` (integers or decimals, not all NULL).
+
+    A decimal's bound comes from its type when that suffices (DECIMAL(15, 2) values are below
+    10^13, so ~10^25 of them sum within 38 digits), else from its unscaled 64-bit integers
+    (:func:`mpp.logical.decimals.unscaled`): pyarrow's min_max over decimal128 costs ~10x an
+    int64 pass, and it ran for every partial sum (TPC-H Q1: 0.34 s of 2.6 s of CPU)."""
+    t = values.type
+    if pa.types.is_decimal(t):
+        if (len(values) - values.null_count) * 10.0 ** (t.precision - t.scale) < _limit(t):
+            return 10.0 ** (t.precision - t.scale)
+        found = decimals.unscaled(values)
+        if found is not None:
+            return found.largest / 10.0 ** t.scale
+    bounds = pc.min_max(values)
+    return float(max(abs(bounds["min"].as_py()), abs(bounds["max"].as_py())))
 
 
 def _limit(t: pa.DataType) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -13,11 +13,13 @@ from mpp.physical.distribution import Arbitrary, Hash, Partitioning
 from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, UnaryOp
 
 
-def evaluate_column(expr: Expr, table: pa.Table) -> pa.Array | pa.ChunkedArray:
-    """Evaluate ``expr`` over ``table`` as a column of ``table.num_rows`` values."""
+def evaluate_column(expr: Expr, table: pa.Table, cache: dict[Expr, Any] | None = None
+                    ) -> pa.Array | pa.ChunkedArray:
+    """Evaluate ``expr`` over ``table`` as a column of ``table.num_rows`` values (``cache``:
+    values of calls shared with other expressions over the same table, see ``evaluate``)."""
     from mpp.logical.evaluate import evaluate  # the SQL front end's vectorised evaluator
 
-    value = evaluate(expr, table)
+    value = evaluate(expr, table, cache)
     if isinstance(value, pa.Scalar):  # a constant: repeat it
         nulls = pa.nulls(table.num_rows, value.type)
         return nulls if not value.is_valid else nulls.fill_null(value)
@@ -68,7 +70,8 @@ class ProjectExec(UnaryOp):
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         table = self.input.execute(tctx)
-        cols = [table[e.name] if isinstance(e, Column) else evaluate_column(e, table)
+        shared: dict[Expr, Any] = {}  # a subexpression written twice is computed once
+        cols = [table[e.name] if isinstance(e, Column) else evaluate_column(e, table, shared)
                 for e in self.exprs]
         if not cols:
             return table.select([])
