@@ -33,8 +33,6 @@ from mpp import crash
 from mpp.errors import MppError, SqlError, UnknownTableError
 from mpp.logical.evaluate import evaluate
 from mpp.logical.nodes import Filter, LogicalNode, Scan
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.scan import ScanExec
 from mpp.physical.planner import PhysicalPlan, plan_physical
@@ -42,7 +40,7 @@ from mpp.sql.statements import DeleteFrom
 from mpp.storage.base import Fragment
 from mpp.write.ctas import top_value_columns
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, run_write_stage
+from mpp.write.stage import WriteOutcome, one_commit, run_write_stage, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -130,36 +128,17 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
             doomed, how = [], "rewrite"
     target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema),
                                   statement="DELETE")
-    written: list[Any] = []
     rows_deleted = sum(f.row_count for f in doomed)
     tasks: list[Any] = []
-    try:
+    with one_commit(session, target, query_id) as pending:
         if how == "rewrite" and candidates:
-            plan, written, tasks, doomed, rows_deleted = _rewrite(
+            plan, pending.written, tasks, doomed, rows_deleted = _rewrite(
                 session, ctx, stmt, candidates, target, query_id)
-        if doomed:
-            with crash.context(query_id=query_id):
-                catalog.commit_append(target, written, deleted={f.uri for f in doomed})
-        else:
-            catalog.abort_write(target)  # nothing matched: no snapshot
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    if plan is None:
-        from mpp.session import ddl_stats
-
-        stats = ddl_stats(query_id, wall)
-    else:
-        records = collect(session.cluster.client, query_id)
-        stats = QueryStats(query_id, wall, plan, records, summarize(records))
-    writes = collect(session.cluster.client, f"{query_id}-write") if plan is not None else []
-    commit = "nothing matched: no snapshot"
-    if doomed:
-        snap = catalog.snapshots(stmt.name)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-                  f"{len(doomed)} of {len(files)} files removed, {len(written)} written ({how})")
-    return WriteOutcome(rows_deleted, tuple(tasks), stats, tuple(writes), stmt.name, commit)
+        pending.deleted = {f.uri for f in doomed}  # none: nothing matched, no snapshot
+    return write_outcome(session, stmt.name, query_id, start, plan, rows_deleted, tasks, pending,
+                         f"{len(doomed)} of {len(files)} files removed, "
+                         f"{len(pending.written)} written ({how})",
+                         idle="nothing matched: no snapshot")
 
 
 def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[Fragment],

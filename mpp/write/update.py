@@ -32,8 +32,6 @@ from sqlglot import exp
 
 from mpp import crash
 from mpp.errors import SqlError, UnknownTableError
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.sql.statements import UpdateTable
 from mpp.sql.types import type_name
 from mpp.storage.base import Fragment
@@ -41,7 +39,7 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import _scans, changed_files, per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome
+from mpp.write.stage import WriteOutcome, one_commit, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -109,10 +107,9 @@ def update_table(session: Session, stmt: UpdateTable, *,
                                   statement="UPDATE")
     changed: list[Fragment] = []
     counts: list[int] = []
-    written: list[Any] = []
     tasks: list[Any] = []
     plan = None
-    try:
+    with one_commit(session, target, query_id) as pending:
         if candidates and stmt.condition_sql is not None:
             def count(pieces: list[Piece]) -> list[Piece]:  # step 2: write nothing
                 kept, hit = changed_files(pieces, candidates)
@@ -127,28 +124,10 @@ def update_table(session: Session, stmt: UpdateTable, *,
             changed = [f for f in files if f.row_count]
             counts = [f.row_count for f in changed]
         if changed:
-            plan, written, tasks = per_file_write(session, ctx, stmt.name, sql, changed, target,
-                                                  query_id, "UPDATE", lambda pieces: pieces)
-            with crash.context(query_id=query_id):
-                catalog.commit_append(target, written, deleted={f.uri for f in changed})
-        else:
-            catalog.abort_write(target)  # nothing matched: no snapshot
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    if plan is None:
-        from mpp.session import ddl_stats
-
-        stats = ddl_stats(query_id, wall)
-        writes = []
-    else:
-        records = collect(session.cluster.client, query_id)
-        stats = QueryStats(query_id, wall, plan, records, summarize(records))
-        writes = collect(session.cluster.client, f"{query_id}-write")
-    commit = "nothing matched: no snapshot"
-    if changed:
-        snap = catalog.snapshots(stmt.name)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-                  f"{len(changed)} of {len(files)} files rewritten as {len(written)}")
-    return WriteOutcome(sum(counts), tuple(tasks), stats, tuple(writes), stmt.name, commit)
+            plan, pending.written, tasks = per_file_write(
+                session, ctx, stmt.name, sql, changed, target, query_id, "UPDATE",
+                lambda pieces: pieces)
+            pending.deleted = {f.uri for f in changed}
+    return write_outcome(session, stmt.name, query_id, start, plan, sum(counts), tasks, pending,
+                         f"{len(changed)} of {len(files)} files rewritten as "
+                         f"{len(pending.written)}", idle="nothing matched: no snapshot")
