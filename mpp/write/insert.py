@@ -13,7 +13,8 @@
    written into the table's folder under a fresh write id.
 3. ONE Iceberg snapshot appends them (pyiceberg's ``fast_append`` inside one transaction),
    with the table's statistics and content checksum updated in the same commit. A commit by
-   another writer since the statement began fails it with a clear error.
+   another writer since the statement began makes it commit again on top of that one
+   (``write.commit_retries``; an overwrite only if none of the files it replaces is gone).
 
 With the setting ``write.insert_existing_partitions = 'overwrite'`` (Trino Hive's
 ``insert_existing_partitions_behavior = 'OVERWRITE'``) an INSERT into a partitioned table
@@ -118,7 +119,7 @@ def insert_into(session: Session, stmt: InsertInto, *,
 
     start = time.perf_counter()
     replaced: list[Fragment] = []
-    with one_commit(session, target, query_id, always=True) as pending:
+    with one_commit(session, target, query_id, ctx, always=True) as pending:
         with crash.context(query_id=query_id):
             pending.written, tasks = run_write_stage(session, ctx, plan, target, query_id,
                                                      names=columns, empty_file=False,

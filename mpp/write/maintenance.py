@@ -93,7 +93,7 @@ def optimize(session: Session, stmt: Optimize, *,
                             stmt.name, "nothing to optimize: no snapshot")
     target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema),
                                   statement="ALTER TABLE EXECUTE optimize")
-    with one_commit(session, target, query_id) as pending:
+    with one_commit(session, target, query_id, ctx) as pending:
         with crash.context(query_id=query_id):
             scan_all = session.optimize(session.bind(f'SELECT * FROM "{stmt.name}"'), ctx)
             plan = plan_physical(scan_all, ctx, lambda scan: (

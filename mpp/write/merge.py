@@ -49,7 +49,13 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, one_commit, run_write_stage, write_outcome
+from mpp.write.stage import (
+    WriteOutcome,
+    bind_generated,
+    one_commit,
+    run_write_stage,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -171,18 +177,6 @@ def _check(stmt: MergeInto, info: TableInfo) -> None:
                            f"values for {len(names)} columns", *stmt.place)
 
 
-def bind_generated(session: Session, sql: str, what: str, place: tuple[int, int]) -> Any:
-    """Bind ``sql``, a query mpp built from a statement: an error in it is reported at the
-    statement's ``place`` (its own line and column are in the generated text)."""
-    try:
-        return session.bind(sql)
-    except SqlError as exc:
-        message = str(exc)
-        if exc.line is not None:
-            message = message.rsplit(" (line ", 1)[0]
-        raise type(exc)(f"{what}: {message}", *place) from None
-
-
 def _check_types(session: Session, stmt: MergeInto, info: TableInfo, queries: _Sql) -> None:
     """Each SET expression and INSERT value converts implicitly to its column's type (INSERT's
     rule); errors name the column."""
@@ -236,7 +230,7 @@ def merge_into(session: Session, stmt: MergeInto, *,
     affected = 0
     tasks: list[Any] = []
     plan = None
-    with one_commit(session, target, query_id) as pending:
+    with one_commit(session, target, query_id, ctx) as pending:
         live = [f for f in files if f.row_count]
         if live:
             affected, changed = _find(session, ctx, stmt, queries, live, target, query_id)

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 from dask._expr import LLGExpr
 
 from mpp import crash
+from mpp.catalog.model import Committed
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.config import PlannerContext
+from mpp.errors import SqlError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.execution.graph import build_graph
 from mpp.execution.run import query_token
@@ -87,7 +89,7 @@ class Pending:
 
     written: list[WrittenFragment] = dataclasses.field(default_factory=list)
     deleted: set[str] = dataclasses.field(default_factory=set)
-    committed: bool = False  # set by one_commit once the snapshot is in
+    committed: Committed | None = None  # set by one_commit once the snapshot is in
 
     @property
     def changes(self) -> bool:
@@ -96,22 +98,25 @@ class Pending:
 
 
 @contextlib.contextmanager
-def one_commit(session: Session, target: WriteTarget, query_id: str, *,
+def one_commit(session: Session, target: WriteTarget, query_id: str, ctx: PlannerContext, *,
                always: bool = False) -> Iterator[Pending]:
     """Commit-or-abort around a statement's data work: the body writes files and puts them
     (and the paths they replace) in the yielded :class:`Pending`; on leaving, ONE Iceberg
     snapshot commits them if anything changed (or ``always``: an INSERT of no rows is still
-    a snapshot), and the write is ended without a snapshot otherwise. Any failure, in the
-    body or in the commit, removes the statement's files and re-raises: the table is left
-    as it was."""
+    a snapshot), and the write is ended without a snapshot otherwise. A commit that loses the
+    race to another writer is retried up to ``write.commit_retries`` times where the
+    statement's preconditions still hold (:meth:`mpp.catalog.Catalog.commit_append`). Any
+    failure, in the body or in the commit, removes the statement's files and re-raises: the
+    table is left as it was."""
     catalog = session.catalog
     pending = Pending()
     try:
         yield pending
         if pending.changes or always:
             with crash.context(query_id=query_id):
-                catalog.commit_append(target, pending.written, deleted=pending.deleted)
-            pending.committed = True
+                pending.committed = catalog.commit_append(
+                    target, pending.written, deleted=pending.deleted,
+                    retries=int(ctx.settings["write.commit_retries"]))
         else:
             catalog.abort_write(target)  # nothing to commit: no snapshot, no files
     except BaseException:
@@ -141,11 +146,25 @@ def write_outcome(session: Session, table: str, query_id: str, start: float,
         stats = QueryStats(shown, wall, plan, records, summarize(records))
         writes = [r for i in (write_ids or (query_id,)) for r in collect(client, f"{i}-write")]
     commit = idle
-    if pending.committed:
-        snap = session.catalog.snapshots(table)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}"
+    done = pending.committed
+    if done is not None:
+        commit = (f"Iceberg {done.operation}, snapshot {done.snapshot_id}"
+                  + (f" (committed again after {plural(done.retries, 'concurrent commit')})"
+                     if done.retries else "")
                   + (f": {detail}" if detail else ""))
     return WriteOutcome(rows, tuple(tasks), stats, tuple(writes), table, commit)
+
+
+def bind_generated(session: Session, sql: str, what: str, place: tuple[int, int]) -> Any:
+    """Bind ``sql``, a query mpp built from a statement: an error in it is reported at the
+    statement's ``place`` (its own line and column are in the generated text)."""
+    try:
+        return session.bind(sql)
+    except SqlError as exc:
+        message = str(exc)
+        if exc.line is not None:
+            message = message.rsplit(" (line ", 1)[0]
+        raise type(exc)(f"{what}: {message}", *place) from None
 
 
 def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,

@@ -39,7 +39,7 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import _scans, changed_files, per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, one_commit, write_outcome
+from mpp.write.stage import WriteOutcome, bind_generated, one_commit, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -55,9 +55,10 @@ def hit_sql(condition: str | None) -> str:
 
 
 def update_sql(name: str, columns: list[str], assignments: Mapping[str, str],
-               condition: str | None) -> str:
+               condition: str | None, relation: str | None = None) -> str:
     """The table's rows after the update: each SET column as ``CASE WHEN hit THEN expression
-    ELSE column END``, the others as they are."""
+    ELSE column END``, the others as they are; read FROM ``relation`` (default: the table;
+    with subqueries in the condition, the table joined with them)."""
     hit = hit_sql(condition)
     items = []
     for c in columns:
@@ -68,7 +69,7 @@ def update_sql(name: str, columns: list[str], assignments: Mapping[str, str],
             items.append(f"({expr}) AS {_ident(c)}")
         else:
             items.append(f"CASE WHEN {hit} THEN ({expr}) ELSE {_ident(c)} END AS {_ident(c)}")
-    return f"SELECT {', '.join(items)} FROM {_ident(name)}"
+    return f"SELECT {', '.join(items)} FROM {relation or _ident(name)}"
 
 
 def update_table(session: Session, stmt: UpdateTable, *,
@@ -87,12 +88,17 @@ def update_table(session: Session, stmt: UpdateTable, *,
                            f"{', '.join(info.schema.names)})", *stmt.place)
     assignments = {c.lower(): e for c, e in stmt.assignments}
     query_id = f"update-{stmt.name}-{uuid.uuid4().hex[:8]}"
-    ctx = session.context(settings)
+    # A subquery's rows join every file's task: broadcast them.
+    ctx = session.context({**(settings or {}), "join.strategy": "broadcast"}
+                          if stmt.from_sql else settings)
     start = time.perf_counter()
     files = catalog.fragments(stmt.name)
-    sql = update_sql(stmt.name, info.schema.names, assignments, stmt.condition_sql)
+    sql = update_sql(stmt.name, info.schema.names, assignments, stmt.condition_sql,
+                     stmt.relation)
     with crash.context(query_id=query_id):
-        updated = session.bind(sql)  # errors in SET expressions or the condition
+        # errors in SET expressions or the condition (in mpp's rewrite: at the statement)
+        updated = (bind_generated(session, sql, f"UPDATE {stmt.name}", stmt.place)
+                   if stmt.from_sql else session.bind(sql))
         candidates = files
         if stmt.filter_sql is not None:
             filtered = session.physical(session.optimize(session.bind(stmt.filter_sql), ctx), ctx)
@@ -109,7 +115,7 @@ def update_table(session: Session, stmt: UpdateTable, *,
     counts: list[int] = []
     tasks: list[Any] = []
     plan = None
-    with one_commit(session, target, query_id) as pending:
+    with one_commit(session, target, query_id, ctx) as pending:
         if candidates and stmt.condition_sql is not None:
             def count(pieces: list[Piece]) -> list[Piece]:  # step 2: write nothing
                 kept, hit = changed_files(pieces, candidates)
@@ -117,7 +123,8 @@ def update_table(session: Session, stmt: UpdateTable, *,
                 changed.extend(candidates[i] for i in hit)
                 return []
 
-            keep = f"SELECT * FROM {_ident(stmt.name)} WHERE NOT {hit_sql(stmt.condition_sql)}"
+            keep = (f"SELECT {_ident(stmt.name)}.* FROM {stmt.relation} "
+                    f"WHERE NOT {hit_sql(stmt.condition_sql)}")
             per_file_write(session, ctx, stmt.name, keep, candidates, target,
                            f"{query_id}-find", "UPDATE", count)
         elif stmt.condition_sql is None:
