@@ -158,6 +158,12 @@ _FIXED: dict[str, Setting] = {
            "the partitions the query produces, in one snapshot (Trino Hive's "
            "insert_existing_partitions_behavior = 'OVERWRITE'), so re-running a day's load "
            "leaves no duplicates.", ("append", "overwrite")),
+        _s("write.commit_retries", 4,
+           "A write whose Iceberg commit lost the race to another writer's commit is retried "
+           "this many times on top of the new version: an append as it is, a DELETE, UPDATE, "
+           "MERGE, overwrite or optimize only if none of the files it replaces was removed by "
+           "the other commit (else it fails, naming the conflicting snapshot). 0 fails at the "
+           "first lost race; at most 100.", minimum=0, maximum=100),
         _s("iceberg.expire_snapshots_min_retention_seconds", 7 * 86400,
            "ALTER TABLE ... EXECUTE expire_snapshots refuses a retention_threshold below this "
            "many seconds (Trino's iceberg.expire-snapshots.min-retention, 7 days): readers of "

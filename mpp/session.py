@@ -37,6 +37,7 @@ from mpp.metrics.summary import QueryStats
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, cut_stages, plan_physical
 from mpp.sql.statements import (
+    AlterColumn,
     CreateTable,
     CreateTableAs,
     DeleteFrom,
@@ -253,6 +254,13 @@ class Session:
                           ddl_stats(f"create-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
         if isinstance(stmt, Optimize | ExpireSnapshots):
             return self._maintain(stmt, settings)
+        if isinstance(stmt, AlterColumn):
+            from mpp.write.alter import alter_column
+
+            start = time.perf_counter()
+            altered = alter_column(self, stmt, settings=settings)
+            return Result(pa.table({"altered": [altered]}),
+                          ddl_stats(f"alter-{uuid.uuid4().hex[:8]}", time.perf_counter() - start))
         if isinstance(stmt, DropTable):
             start = time.perf_counter()
             dropped = self.drop_table(stmt.name, if_exists=stmt.if_exists)
@@ -357,6 +365,10 @@ class Session:
                     "rewritten as this join computes them; unmatched source rows are inserted "
                     "as new files; one snapshot\n")
             text = queries.rewrite() if queries.updates() else queries.insert()
+        elif isinstance(stmt, AlterColumn):
+            return (f"AlterColumn: {stmt.name}: {stmt.describe()}: one Iceberg schema commit, "
+                    "metadata only (no data file is read or written; older files are read by "
+                    "field id)\n")
         elif isinstance(stmt, Optimize | ExpireSnapshots):
             raise MppError("ALTER TABLE ... EXECUTE has no plan to explain before it runs; "
                            "EXPLAIN ANALYZE runs it and shows its stages")

@@ -200,7 +200,8 @@ def test_a_failure_before_the_commit_leaves_the_table_as_it_was(wh, cluster, mon
 def test_a_concurrent_commit_fails_the_later_one_and_loses_neither(wh, cluster,
                                                                    monkeypatch) -> None:
     catalog = _fresh(wh)
-    s = _session(catalog, cluster)
+    # Retries off: the later commit fails (tests/test_commit_retries.py has them on).
+    s = _session(catalog, cluster, **{"write.commit_retries": 0})
     s.sql("CREATE TABLE ins6 AS SELECT date, status FROM access_log WHERE status = 200")
     original = insert_module.run_write_stage
 

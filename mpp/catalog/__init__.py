@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from pyiceberg.table import Table
 
 from mpp.catalog import cleanup, iceberg, integrity, metadata_tables
 from mpp.catalog.external import ExternalRegistry, ExternalTable
-from mpp.catalog.model import ColumnStats, TableInfo, TableStats
+from mpp.catalog.model import ColumnStats, Committed, SchemaChange, TableInfo, TableStats
 from mpp.catalog.place import check_table_name, moved_error, moved_from, table_location
 from mpp.catalog.write import (
     WriteTarget,
@@ -45,6 +45,8 @@ from mpp.errors import CatalogError, StorageError, UnknownTableError, suggest
 from mpp.storage import fragment_may_match
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.files import local_path, redact_uri, to_uri
+from mpp.storage.parquet import FOOTER_DIGEST
+from mpp.text import plural
 
 __all__ = ["Catalog", "TableInfo", "WriteTarget", "WrittenFragment", "write_fragment"]
 
@@ -358,8 +360,9 @@ class Catalog:
         target for the write tasks.
 
         :meth:`commit_append` commits on top of the version this catalog loaded (the one a
-        statement planned with: :meth:`refresh` first), and fails if anyone else committed
-        since (so no commit is lost)."""
+        statement planned with: :meth:`refresh` first); if anyone else committed since, it
+        re-bases on their version where the statement still holds, or fails (so no commit is
+        lost)."""
         info = self.table(name)
         if info.external:
             raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
@@ -387,27 +390,120 @@ class Catalog:
     def commit_append(self, target: WriteTarget, written: Sequence[WrittenFragment], *,
                       replace: bool = False, deleted: Set[str] = frozenset(),
                       properties: dict[str, str] | None = None,
-                      snapshot_properties: dict[str, str] | None = None) -> TableInfo:
+                      snapshot_properties: dict[str, str] | None = None,
+                      retries: int = 0) -> Committed:
         """Append every written fragment in one snapshot (``replace``: they replace every
         current file; ``deleted``: they replace the files of those paths; older snapshots keep
         listing the files removed); on failure remove the written files. ``properties`` are
         set on the table and ``snapshot_properties`` put in the new snapshot's summary, in
-        the same commit."""
-        from mpp.catalog.commit import snapshot
+        the same commit.
+
+        A commit by another writer since the write began loses this one the race; it is then
+        re-based on the new version and committed again, up to ``retries`` times, if its
+        preconditions still hold (:meth:`_rebase`): an append always, a statement that
+        replaces files only if the other commit removed none of them (and the schema is the
+        one the files were written with). Statistics and the integrity record are computed
+        again on the new version; the files are the same."""
+        from mpp.catalog.commit import CommitConflict, snapshot
 
         try:
             base = self._bases.pop(target.write_id, None)
             if base is None:
                 raise CatalogError(f"no append to {target.table!r} was begun with write id "
                                    f"{target.write_id}")
-            snapshot(*base, target, list(written), replace=replace, deleted=deleted,
-                     properties=properties, snapshot_properties=snapshot_properties)
+            for attempt in range(retries + 1):
+                try:
+                    done = snapshot(*base, target, list(written), replace=replace,
+                                    deleted=deleted, properties=properties,
+                                    snapshot_properties=snapshot_properties)
+                    break
+                except CommitConflict:
+                    if attempt == retries:
+                        raise
+                    base = self._rebase(target, base, deleted, replace)
         except BaseException:
             self.abort_write(target)
             raise
         cleanup.end_write(self.warehouse, target.write_id)  # after the commit: see cleanup
         self.refresh(target.table)
-        return self.table(target.table)
+        snap = done.current_snapshot()
+        assert snap is not None  # a commit of a snapshot
+        operation = snap.summary.operation.value if snap.summary else "append"
+        return Committed(self.table(target.table), snap.snapshot_id, operation, attempt)
+
+    def _rebase(self, target: WriteTarget, base: tuple[Table, TableInfo, list[Fragment]],
+                deleted: Set[str], replace: bool) -> tuple[Table, TableInfo, list[Fragment]]:
+        """The table as another writer's commit left it, for committing ``target`` again;
+        CatalogError (nothing written) when the statement's preconditions no longer hold:
+        files it replaces were removed (naming the snapshot that removed them), a replace of
+        every file whose files changed, or a schema other than the one its files have."""
+        name = target.table
+        old_tbl, _, old_files = base
+        self.refresh(name)
+        info = self.table(name)
+        tbl = self._loaded[name]
+        current = list(self._fragments[name])
+        why = ""
+        if tbl.schema().schema_id != old_tbl.schema().schema_id:
+            why = ("its schema changed (ALTER TABLE) while this write ran; its files have the "
+                   "old columns")
+        else:
+            uris = {f.uri for f in current}
+            replaced = {f.uri for f in old_files} if replace else set(deleted)
+            gone = sorted(replaced - uris)
+            if replace and (gone or uris - replaced):
+                why = "its files changed while this CREATE OR REPLACE ran"
+            elif gone:
+                sid = _removed_by(old_tbl, tbl, gone)
+                why = (f"another commit (snapshot {sid}) removed {plural(len(gone), 'file')} "
+                       f"this statement replaces ({gone[0]})")
+        if why:
+            raise CatalogError(f"table {name!r}: {why}; nothing was written, run it again")
+        return tbl, info, current
+
+    def alter_schema(self, name: str,
+                     change: Callable[[TableInfo, Table], SchemaChange | None], *,
+                     retries: int = 0) -> bool:
+        """Evolve the schema of Iceberg table ``name`` in one metadata commit (no snapshot).
+
+        ``change`` gets the table as loaded now, checks the statement against it (raising
+        its errors) and returns the change, or None when there is nothing to do (IF EXISTS).
+        A commit by another writer in between loses the race: the table is loaded again and
+        ``change`` checked again against it, up to ``retries`` times (a schema change keeps
+        no files, so re-checking is all a retry needs). False if nothing was done."""
+        from pyiceberg.exceptions import CommitFailedException
+
+        from mpp.catalog.codec import schema_to_text, stats_to_text
+
+        for attempt in range(retries + 1):
+            self.refresh(name)  # check against, and commit on top of, the current version
+            info = self.table(name)
+            if info.external:
+                raise CatalogError(f"table {name!r} is an external {info.format.value.upper()} "
+                                   "table; ALTER TABLE changes the schema of Iceberg tables")
+            tbl = self._loaded[name]
+            planned = change(info, tbl)
+            if planned is None:
+                return False
+            props = {PROP_SCHEMA: schema_to_text(planned.schema)}
+            if PROP_STATS in tbl.properties:
+                props[PROP_STATS] = stats_to_text(planned.stats)
+            footers = {f.uri: f.option(FOOTER_DIGEST) for f in self._fragments[name]}
+            try:
+                iceberg.commit_schema(tbl, planned.update, props, footers)
+            except CommitFailedException as exc:
+                if attempt < retries:
+                    continue
+                raise CatalogError(
+                    f"table {name!r} changed while ALTER TABLE ran: another commit came first "
+                    f"{plural(retries + 1, 'time')} ({exc}); nothing was changed, run it "
+                    "again") from None
+            except ValueError as exc:  # pyiceberg refused the change
+                raise CatalogError(f"ALTER TABLE {name}: {exc}") from None
+            finally:
+                self.refresh(name)
+            return True
+        return False  # unreachable: the last attempt returns or raises
 
     def drop_table(self, name: str) -> None:
         """Unregister table ``name`` and delete the files it owns (see :mod:`.cleanup`):
@@ -449,6 +545,23 @@ class Catalog:
         cleanup.end_write(self.warehouse, target.write_id)
         with contextlib.suppress(Exception):  # best effort: never hide why the write failed
             self.clean([target.table])
+
+
+def _removed_by(old: Table, new: Table, paths: Sequence[str]) -> int | None:
+    """The first snapshot of ``new`` after ``old``'s current one in which one of ``paths`` is
+    no longer live (the commit that removed it)."""
+    start = old.metadata.current_snapshot_id
+    chain = []
+    snap = new.current_snapshot()
+    while snap is not None and snap.snapshot_id != start:
+        chain.append(snap.snapshot_id)
+        parent = snap.parent_snapshot_id
+        snap = new.snapshot_by_id(parent) if parent is not None else None
+    for sid in reversed(chain):
+        live = {t.file.file_path for t in new.scan(snapshot_id=sid).plan_files()}
+        if any(p not in live for p in paths):
+            return sid
+    return new.metadata.current_snapshot_id
 
 
 def _make_dir(path: str) -> None:

@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     from mpp.catalog import Catalog
 
 
+class CommitConflict(CatalogError):
+    """Another writer committed to the table after the write loaded it (pyiceberg's
+    CommitFailedException): nothing was applied; the caller may re-base and retry."""
+
+
 def sqlite_path(target: WriteTarget) -> str | None:
     """Local path of a SQLite table's database file (None if the location is remote)."""
     root = local_path(target.location)
@@ -114,14 +119,16 @@ def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: Writ
              written: list[WrittenFragment], *, replace: bool = False,
              deleted: Set[str] = frozenset(),
              properties: dict[str, str] | None = None,
-             snapshot_properties: dict[str, str] | None = None) -> None:
+             snapshot_properties: dict[str, str] | None = None) -> Table:
     """Commit ``written`` to Iceberg table ``target.table`` as ONE snapshot: appended to its
     files, or (``replace``) instead of all of them, or instead of the files in ``deleted``;
     statistics and content checksum are updated in the same commit, with ``properties`` (table
-    properties) and ``snapshot_properties`` (the new snapshot's summary).
+    properties) and ``snapshot_properties`` (the new snapshot's summary). Returns the table as
+    committed.
 
-    ``base``, ``info`` and ``current`` are the table as loaded when the write began: a commit
-    by anyone else since then fails this one (CatalogError), and nothing is applied."""
+    ``base``, ``info`` and ``current`` are the table as loaded when the write began (or as
+    re-loaded for a retry): a commit by anyone else since then fails this one
+    (:class:`CommitConflict`), and nothing is applied."""
     from pyiceberg.exceptions import CommitFailedException
 
     from mpp.catalog import PROP_CHECKSUM, PROP_STATS
@@ -144,11 +151,12 @@ def snapshot(base: Table, info: TableInfo, current: list[Fragment], target: Writ
     props = {**(properties or {}), PROP_STATS: stats_to_text(stats), PROP_CHECKSUM: checksum}
     footers = {f.uri: f.option(FOOTER_DIGEST) for f in current}
     try:
-        iceberg.commit_files(base, written, props, footers, deleted,
-                             snapshot_properties=snapshot_properties)
+        return iceberg.commit_files(base, written, props, footers, deleted,
+                                    snapshot_properties=snapshot_properties)
     except CommitFailedException as exc:
-        raise CatalogError(f"table {target.table!r} changed while this write ran (another "
-                           f"commit came first: {exc}); nothing was written, run it again") from None
+        raise CommitConflict(f"table {target.table!r} changed while this write ran (another "
+                             f"commit came first: {exc}); nothing was written, run it "
+                             "again") from None
     except Exception as exc:
         raise CatalogError(f"Iceberg commit of {target.table!r} failed: {exc}") from exc
 

@@ -10,7 +10,7 @@ the manifest, so the planner never opens a data file to plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any
 
 import pyarrow as pa
@@ -21,11 +21,13 @@ from pyiceberg.io.pyarrow import (
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
+    schema_to_pyarrow,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table
+from pyiceberg.table.update.schema import UpdateSchema
 from pyiceberg.transforms import (
     DayTransform,
     HourTransform,
@@ -38,7 +40,7 @@ from pyiceberg.types import DateType, TimestampType, TimestamptzType
 from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
 from mpp.catalog.write import WrittenFragment, partition_field
 from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
-from mpp.storage.parquet import FOOTER_DIGEST
+from mpp.storage.parquet import FOOTER_DIGEST, READ_SCHEMA, with_field_ids
 from mpp.storage.predicates import balanced
 
 NAMESPACE = "mpp"
@@ -182,6 +184,27 @@ def commit_files(table: Table, written: Sequence[WrittenFragment], properties: d
     return txn.commit_transaction()
 
 
+def commit_schema(table: Table, update: Callable[[UpdateSchema], None],
+                  properties: dict[str, str], footers: Mapping[str, str | None]) -> Table:
+    """Evolve the schema of ``table`` (as loaded) in ONE metadata commit: ``update`` stages the
+    change on pyiceberg's UpdateSchema, ``properties`` (mpp's Arrow schema and statistics of
+    the new columns) and the integrity record (its schema id and digest) go in the same
+    transaction. No snapshot: the data files are the same. A commit by anyone else since
+    ``table`` was loaded fails it (CommitFailedException) and nothing is applied."""
+    files = [task.file for task in table.scan().plan_files()]
+    txn = without_retries(table).transaction()
+    with txn.update_schema() as change:
+        update(change)
+    txn.set_properties(properties)  # before the record: it digests the mpp.* properties
+    txn.set_properties({PROP_INTEGRITY: integrity_record(txn.table_metadata, files, footers)})
+    return txn.commit_transaction()
+
+
+def iceberg_type(type_: pa.DataType) -> Any:
+    """The Iceberg type mpp stores an Arrow column of ``type_`` as (as CREATE TABLE does)."""
+    return iceberg_schema(pa.schema([("c", type_)])).fields[0].field_type
+
+
 def decode_bound(type_: Any, raw: bytes | None) -> Any:
     """A manifest bound as a Python value of the column's Arrow-side type."""
     if raw is None:
@@ -192,6 +215,28 @@ def decode_bound(type_: Any, raw: bytes | None) -> Any:
     if isinstance(type_, (TimestampType, TimestamptzType)):
         return _EPOCH + dt.timedelta(microseconds=value)
     return value
+
+
+def arrow_types(schema: Schema, arrow: pa.Schema | None) -> dict[int, pa.DataType]:
+    """mpp's exact Arrow type of each column of ``schema`` (the current Iceberg schema), by
+    field id, from ``arrow`` (the ``mpp.arrow-schema`` property: Iceberg has no 8- or 16-bit
+    integers, for one); empty without it."""
+    if arrow is None:
+        return {}
+    return {f.field_id: arrow.field(f.name).type for f in schema.fields
+            if arrow.get_field_index(f.name) >= 0}
+
+
+def read_schema(schema: Schema, types: Mapping[int, pa.DataType]) -> pa.Schema:
+    """The Arrow schema a data file is read with when the table's schema has evolved: the
+    columns of ``schema`` (the snapshot's Iceberg schema) with their field ids, so the reader
+    finds each column in a file by id, not by name (Iceberg's rule: a renamed column keeps its
+    id, a column added later is in no older file and reads as NULL). ``types``: mpp's exact
+    Arrow types by field id (:func:`arrow_types`); other columns take Iceberg's mapping."""
+    plain = schema_to_pyarrow(schema, include_field_ids=False)
+    fields = [pa.field(f.name, types.get(f.field_id, plain.field(f.name).type))
+              for f in schema.fields]
+    return with_field_ids(pa.schema(fields), {f.name: f.field_id for f in schema.fields})
 
 
 def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: PartitionSpec,
@@ -224,13 +269,16 @@ def _sort_key(path: str) -> tuple[str, str]:
 
 def all_fragments(table: Table, files: Sequence[DataFile] | None = None,
                   footers: Mapping[str, str] | None = None, *,
-                  schema: Schema | None = None) -> list[Fragment]:
+                  schema: Schema | None = None, arrow: pa.Schema | None = None) -> list[Fragment]:
     """Every data file of the current snapshot, in stable (name = write) order.
 
     ``files``: the snapshot's data files when the caller has read them already (the checked
     load of :mod:`mpp.catalog.integrity`); None plans a scan. ``footers``: the Parquet footer
     digests recorded at commit, by path, which the scan verifies. ``schema``: the schema the
     files are read with (an older snapshot's, for time travel; default the current one).
+    ``arrow``: mpp's Arrow schema of the current columns. Once the table's schema has evolved
+    (ALTER TABLE ... ADD / RENAME / DROP COLUMN), every fragment carries the schema it is read
+    with (:func:`read_schema`): files are then read by field id.
     """
     if files is None:
         files = [task.file for task in table.scan().plan_files()]
@@ -238,8 +286,12 @@ def all_fragments(table: Table, files: Sequence[DataFile] | None = None,
     schema = schema or table.schema()
     specs, spec = table.specs(), table.spec()
     footers = footers or {}
+    evolved: tuple[tuple[str, Any], ...] = ()
+    if len(table.metadata.schemas) > 1:
+        evolved = ((READ_SCHEMA, read_schema(schema, arrow_types(table.schema(), arrow))),)
     return [_to_fragment(i, f, schema, specs.get(f.spec_id, spec),
-                         ((FOOTER_DIGEST, footers[f.file_path]),) if f.file_path in footers else ())
+                         ((FOOTER_DIGEST, footers[f.file_path]),) + evolved
+                         if f.file_path in footers else evolved)
             for i, f in enumerate(files)]
 
 

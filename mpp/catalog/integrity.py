@@ -244,7 +244,7 @@ def check(name: str, table: Table) -> CheckedTable:
             for f in entry.files:
                 consistency.data_file(load.fail, entry.manifest.manifest_path, f,
                                       table.schema(), table.specs().get(f.spec_id, table.spec()))
-    fragments = iceberg.all_fragments(table, files, footers)
+    fragments = iceberg.all_fragments(table, files, footers, arrow=schema)
     if stats is not None and (record is None or verified):
         consistency.totals(load.fail, load.meta, stats, files, where)
         if not verified:

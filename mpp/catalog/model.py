@@ -57,3 +57,25 @@ class TableInfo:
     external: bool = False  # registered from outside (CSV, ORC, SQLite) rather than Iceberg
     # Time travel: the Iceberg snapshot read (FOR VERSION / TIMESTAMP AS OF); None: current.
     snapshot_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaChange:
+    """One schema evolution as the catalog commits it (:meth:`mpp.catalog.Catalog.
+    alter_schema`): ``update`` stages it on pyiceberg's UpdateSchema; ``schema`` and
+    ``stats`` are the table's Arrow schema and statistics after it."""
+
+    update: Any  # Callable[[pyiceberg UpdateSchema], None]
+    schema: pa.Schema
+    stats: TableStats
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What :meth:`mpp.catalog.Catalog.commit_append` committed: the table after it, the
+    snapshot it made, and how many times it was re-based on another writer's commit."""
+
+    info: TableInfo
+    snapshot_id: int
+    operation: str  # "append", "overwrite", ...
+    retries: int = 0

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pyiceberg.io.pyarrow import schema_to_pyarrow
+import pyarrow as pa
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
@@ -107,11 +107,12 @@ def travel(name: str, table: Table, current: TableInfo, snap: Snapshot) -> Trave
     and the snapshot's own statistics (``current``: the table as loaded now)."""
     schema = _schema(table, snap)
     files = snapshot_files(table, snap.snapshot_id)
-    fragments = iceberg.all_fragments(table, files, schema=schema)
+    fragments = iceberg.all_fragments(table, files, schema=schema, arrow=current.schema)
     if schema.schema_id == table.schema().schema_id:
         arrow = current.schema  # mpp's own Arrow schema (exact types) of the same columns
-    else:
-        arrow = schema_to_pyarrow(schema, include_field_ids=False)
+    else:  # the snapshot's columns (names as they were then), with mpp's types where known
+        read = iceberg.read_schema(schema, iceberg.arrow_types(table.schema(), current.schema))
+        arrow = pa.schema([pa.field(f.name, f.type) for f in read])
     info = replace(current, schema=arrow, stats=stats_of(files, fragments, table, snap),
                    snapshot_id=snap.snapshot_id)
     return Travelled(info, fragments)

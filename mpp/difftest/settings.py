@@ -36,6 +36,7 @@ NOT_VARIED: dict[str, str] = {
     "write.insert_existing_partitions": "INSERT into partitioned tables only; queries write "
                                         "nothing",
     "iceberg.expire_snapshots_min_retention_seconds": "ALTER TABLE ... EXECUTE only",
+    "write.commit_retries": "writes only, and only when another writer commits meanwhile",
     # Trino never evaluates an expression nothing reads; with this rule off mpp computes every
     # projected column, so an unused one that fails (a CASE branch's CAST(3000000000 AS
     # INTEGER)) fails the query. Off is a teaching switch that changes which errors can occur.

@@ -3,9 +3,11 @@
 :func:`parse_statement` returns a :class:`Query` (SELECT, WITH, VALUES: bound by
 :func:`mpp.sql.bind`), a :class:`CreateTableAs` (``[OR REPLACE]``), a :class:`CreateTable`
 (columns, an empty table), an :class:`InsertInto`, a :class:`DeleteFrom`, an :class:`UpdateTable`, a
-:class:`MergeInto` or a :class:`DropTable`; the session runs it
-(``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp does not run
-(ALTER, TRUNCATE ...) is refused here, with its kind, line and column.
+:class:`MergeInto`, an :class:`AlterColumn` (ADD / RENAME / DROP COLUMN), an
+:class:`Optimize` or :class:`ExpireSnapshots` (ALTER TABLE ... EXECUTE) or a :class:`DropTable`;
+the session runs it (``Session.execute``) and hands writes to :mod:`mpp.write`. A statement mpp
+does not run (TRUNCATE, ALTER TABLE ... RENAME TO ...) is refused here, with its kind, line and
+column.
 
 CREATE TABLE AS takes Trino's Iceberg form:
 
@@ -120,13 +122,21 @@ class UpdateTable:
     assignments: tuple[tuple[str, str], ...]  # (column, expression as Trino SQL)
     condition_sql: str | None = None  # the WHERE condition as Trino SQL; None: every row
     place: tuple[int, int] = (1, 1)  # line and column of the table name
+    # A WHERE with IN / EXISTS subqueries: the FROM clause joining them (the condition then
+    # names their marks, see :func:`unnest_subqueries`); None: the table alone.
+    from_sql: str | None = None
+
+    @property
+    def relation(self) -> str:
+        """What the rows are read FROM: the table, with the subqueries' joins if any."""
+        return self.from_sql or _ident(self.name)
 
     @property
     def filter_sql(self) -> str | None:
-        """``SELECT * FROM name WHERE condition``: bound for errors and file pruning."""
+        """``SELECT name.* FROM ... WHERE condition``: bound for errors and file pruning."""
         if self.condition_sql is None:
             return None
-        return f"SELECT * FROM {_ident(self.name)} WHERE {self.condition_sql}"
+        return f"SELECT {_ident(self.name)}.* FROM {self.relation} WHERE {self.condition_sql}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +187,40 @@ class ExpireSnapshots:
     place: tuple[int, int] = (1, 1)
 
 
+@dataclass(frozen=True, slots=True)
+class AlterColumn:
+    """Iceberg schema evolution, Trino's syntax, metadata only (no data file is rewritten):
+
+    * ``ALTER TABLE name ADD COLUMN [IF NOT EXISTS] column type``: a new column, NULL in
+      every existing row (no older file holds it);
+    * ``ALTER TABLE name RENAME COLUMN [IF EXISTS] column TO new_name``: older files keep
+      the old name, and are read by the column's field id;
+    * ``ALTER TABLE name DROP COLUMN [IF EXISTS] column``.
+    """
+
+    name: str
+    action: str  # "add", "rename" or "drop"
+    column: str
+    new_name: str = ""  # RENAME: the new name
+    type: pa.DataType | None = None  # ADD: the new column's type
+    if_exists: bool = False  # ADD: IF NOT EXISTS; RENAME and DROP: IF EXISTS
+    place: tuple[int, int] = (1, 1)  # line and column of the table name
+
+    def describe(self) -> str:
+        """The change in Trino's words (``ADD COLUMN c bigint``)."""
+        if self.action == "add":
+            assert self.type is not None
+            return f"ADD COLUMN {self.column} {type_name(self.type)}"
+        if self.action == "rename":
+            return f"RENAME COLUMN {self.column} TO {self.new_name}"
+        return f"DROP COLUMN {self.column}"
+
+
 Statement = (Query | CreateTableAs | CreateTable | InsertInto | DeleteFrom | UpdateTable
-             | MergeInto | DropTable | Optimize | ExpireSnapshots)
-WRITE_STATEMENTS = ("SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, MERGE, DROP TABLE "
-                    "and ALTER TABLE ... EXECUTE optimize | expire_snapshots")
+             | MergeInto | DropTable | Optimize | ExpireSnapshots | AlterColumn)
+WRITE_STATEMENTS = ("SELECT, CREATE TABLE [AS], INSERT INTO, DELETE, UPDATE, MERGE, DROP TABLE, "
+                    "ALTER TABLE ... ADD | RENAME | DROP COLUMN and ALTER TABLE ... EXECUTE "
+                    "optimize | expire_snapshots")
 
 # First tokens of a query: its text goes to the binder unparsed here (parsed once, there).
 _QUERY_START = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES,
@@ -226,8 +266,58 @@ def parse_statement(sql: str) -> Statement:
         return _update(tree, sql)
     if isinstance(tree, exp.Merge):
         return _merge(tree, sql)
+    if isinstance(tree, exp.Alter):
+        return _alter(tree, sql)
     raise SqlError(f"unsupported statement: {_kind(sql)}; mpp runs {WRITE_STATEMENTS}",
                    *statement_start(sql))
+
+
+def _alter(tree: exp.Alter, sql: str) -> AlterColumn:
+    """``ALTER TABLE t ADD COLUMN / RENAME COLUMN / DROP COLUMN``; other ALTERs are refused
+    with what mpp runs instead."""
+    actions = tree.args.get("actions") or []
+    where = statement_start(sql)
+    if str(tree.args.get("kind") or "").upper() != "TABLE" or len(actions) != 1:
+        raise SqlError(f"unsupported statement: ALTER {tree.args.get('kind') or ''} with "
+                       f"{len(actions)} actions; mpp runs one ALTER TABLE ... ADD COLUMN, "
+                       "RENAME COLUMN or DROP COLUMN at a time", *where)
+    name = _table_name(tree.this, sql)
+    place = locate(tree.this, sql)
+    action = actions[0]
+    if isinstance(action, exp.ColumnDef):
+        kind = action.args.get("kind")
+        if kind is None:
+            raise SqlError(f"ADD COLUMN {action.name}: the column needs a type", *where)
+        if action.args.get("constraints"):
+            raise SqlError(f"ADD COLUMN {action.name}: column constraints (NOT NULL, DEFAULT, "
+                           "COMMENT) are not supported; the new column is NULL in every "
+                           "existing row", *locate(action, sql))
+        try:
+            t = arrow_type(kind)
+        except ValueError as exc:  # DECIMAL(50, 2)
+            raise SqlError(f"column {action.name}: {exc}", *locate(action, sql)) from None
+        if t is None:
+            raise SqlError(f"unsupported column type {kind.sql(dialect='trino')} of column "
+                           f"{action.name}; mpp stores {_TYPES}", *locate(action, sql))
+        return AlterColumn(name, "add", action.name, type=t,
+                           if_exists=bool(action.args.get("exists")), place=place)
+    if isinstance(action, exp.RenameColumn):
+        return AlterColumn(name, "rename", action.this.name, new_name=action.args["to"].name,
+                           if_exists=bool(action.args.get("exists")), place=place)
+    if isinstance(action, exp.Drop) and str(action.args.get("kind") or "").upper() == "COLUMN":
+        columns = action.args.get("tables") or []
+        if len(columns) != 1:
+            raise SqlError("DROP COLUMN drops one column at a time", *where)
+        return AlterColumn(name, "drop", columns[0].name,
+                           if_exists=bool(action.args.get("exists")), place=place)
+    if isinstance(action, exp.AlterColumn):
+        raise SqlError(f"ALTER TABLE {name} ALTER COLUMN {action.name}: changing a column's "
+                       "type or default is not supported (older files keep the type they were "
+                       "written with); add a new column and fill it with UPDATE instead",
+                       *locate(action, sql))
+    raise SqlError(f"unsupported statement: ALTER TABLE {name} "
+                   f"{' '.join(action.sql(dialect='trino').split()[:2]).upper()} ...; mpp runs "
+                   "ALTER TABLE ... ADD COLUMN, RENAME COLUMN, DROP COLUMN and EXECUTE", *where)
 
 
 def _kind(sql: str) -> str:
@@ -320,14 +410,77 @@ def _delete(tree: exp.Delete, sql: str) -> DeleteFrom:
     if where is None:
         return DeleteFrom(name, place=locate(target, sql))
     cond = where.this
+    columns = frozenset(c.name for c in cond.find_all(exp.Column))
+    if cond.find(exp.Query) is not None:  # IN / EXISTS as joins the planner runs per file
+        plain, rel = unnest_subqueries(name, cond, sql, f"DELETE FROM {name}")
+        t = _ident(name)
+        return DeleteFrom(name, f"SELECT {t}.* FROM {rel} WHERE {plain}",
+                          f"SELECT {t}.* FROM {rel} WHERE NOT COALESCE(({plain}), FALSE)",
+                          columns, True, locate(target, sql))
     keep = (exp.select("*").from_(target.copy())
             .where(exp.not_(exp.Coalesce(this=exp.Paren(this=cond.copy()),
                                          expressions=[exp.false()]))))
     return DeleteFrom(name, _filter_text(sql, keep.from_(target.copy()).where(cond.copy(),
                                                                               append=False)),
-                      keep.sql(dialect="trino"),
-                      frozenset(c.name for c in cond.find_all(exp.Column)),
-                      cond.find(exp.Query) is not None, locate(target, sql))
+                      keep.sql(dialect="trino"), columns, False, locate(target, sql))
+
+
+def _in_subquery(node: exp.Expr) -> bool:
+    """Whether ``node`` lies inside a subquery of the condition (not the condition's own)."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Query | exp.Subquery):
+            return True
+        parent = parent.parent
+    return False
+
+
+def unnest_subqueries(name: str, cond: exp.Expr, sql: str, what: str) -> tuple[str, str]:
+    """A condition on table ``name`` with ``IN (subquery)`` and ``EXISTS (subquery)`` terms as
+    ``(condition, FROM clause)`` without them, exact in Trino's three-valued logic wherever
+    the terms stand (under NOT, OR, COALESCE), so a write can compute both the rows it changes
+    and the rows it keeps (``NOT COALESCE(condition, FALSE)``) in one pass per file:
+
+    * ``x IN (q)`` becomes a LEFT JOIN of the table with ``SELECT DISTINCT`` of q's column
+      (planned as a broadcast join: the table's files stay one task each) and ``CASE WHEN
+      matched THEN TRUE WHEN q is empty THEN FALSE WHEN x IS NULL OR q has a NULL THEN NULL
+      ELSE FALSE END`` (the two counts are uncorrelated scalar subqueries);
+    * ``EXISTS (q)`` becomes ``(SELECT count(*) FROM (q)) > 0``.
+
+    Scalar subqueries stay as they are (the binder plans them). A correlated IN or EXISTS
+    (naming ``name``'s columns inside) is refused."""
+    holder = exp.Paren(this=cond.copy())  # a parent, so that a term that is all of it can
+    t = _ident(name)                      # be replaced too
+    joins: list[str] = []
+    for i, node in enumerate([n for n in holder.find_all(exp.In, exp.Exists)
+                              if not _in_subquery(n)]):
+        query = node.args.get("query") if isinstance(node, exp.In) else node.this
+        if query is None:
+            continue  # IN (list)
+        inner = query.this if isinstance(query, exp.Subquery) else query
+        reads = {tb.name.lower() for tb in inner.find_all(exp.Table)}
+        if name.lower() not in reads and any(
+                c.table.lower() == name.lower() for c in inner.find_all(exp.Column)):
+            raise SqlError(f"{what}: a correlated subquery (naming {name}'s columns inside) is "
+                           "not supported; write it as column IN (SELECT ...)",
+                           *locate(node, sql))
+        text = inner.sql(dialect="trino")
+        m = f"__sq{i}"
+        if isinstance(node, exp.Exists):
+            repl = f"((SELECT count(*) FROM ({text}) AS {m}) > 0)"
+        else:
+            if len(inner.selects) != 1:
+                raise SqlError(f"{what}: the subquery of IN must return one column, it returns "
+                               f"{len(inner.selects)}", *locate(node, sql))
+            x = node.this.sql(dialect="trino")
+            joins.append(f"LEFT JOIN (SELECT DISTINCT {m}_v AS {m}_k, TRUE AS {m}_hit FROM "
+                         f"({text}) AS {m}_s ({m}_v)) AS {m} ON ({x}) = {m}.{m}_k")
+            repl = (f"(CASE WHEN {m}.{m}_hit THEN TRUE "
+                    f"WHEN (SELECT count(*) FROM ({text}) AS {m}_c) = 0 THEN FALSE "
+                    f"WHEN ({x}) IS NULL OR (SELECT count(*) FROM ({text}) AS {m}_n ({m}_v) "
+                    f"WHERE {m}_v IS NULL) > 0 THEN NULL ELSE FALSE END)")
+        node.replace(exp.maybe_parse(repl, dialect="trino"))
+    return holder.sql(dialect="trino"), " ".join([t, *joins])
 
 
 def _ident(name: str) -> str:
@@ -345,9 +498,8 @@ def _update(tree: exp.Update, sql: str) -> UpdateTable:
     assignments = _set_list(tree.expressions, sql, "UPDATE")
     where = tree.args.get("where")
     if where is not None and where.this.find(exp.Query) is not None:
-        line, col = locate(where, sql)
-        raise SqlError("UPDATE: a subquery in WHERE is not supported yet; compute the values "
-                       "first", line, col)
+        condition, rel = unnest_subqueries(name, where.this, sql, f"UPDATE {name}")
+        return UpdateTable(name, assignments, condition, locate(target, sql), rel)
     return UpdateTable(name, assignments,
                        None if where is None else where.this.sql(dialect="trino"),
                        locate(target, sql))

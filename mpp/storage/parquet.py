@@ -36,6 +36,10 @@ from mpp.storage.schema_text import schema_from_text
 # many rows still prune row groups by their footer statistics.
 ROW_GROUP_ROWS = 131_072
 FOOTER_DIGEST = "footer_digest"  # the Fragment option holding the digest recorded at write
+# The Fragment option holding the schema (with Iceberg field ids) a file of an evolved table is
+# read with: its columns are found in the file by field id, not by name.
+READ_SCHEMA = "read_schema"
+_FIELD_ID = b"PARQUET:field_id"
 _MAGIC = b"PAR1"
 _TAIL_READ = 64 * 1024
 
@@ -115,18 +119,48 @@ def _check_columns(uri: str, schema: pa.Schema, columns: Sequence[str]) -> None:
         )
 
 
+def _field_id(field: pa.Field) -> int | None:
+    raw = (field.metadata or {}).get(_FIELD_ID)
+    return None if raw is None else int(raw)
+
+
+def _by_field_id(uri: str, file_schema: pa.Schema, read_schema: pa.Schema | None,
+                 names: Sequence[str]) -> tuple[dict[str, str], dict[str, pa.DataType]]:
+    """Where each of ``names`` (the table's columns) is in the file: the file's column name of
+    each one it holds, and the type of each one it lacks (read as NULL). Without a
+    ``read_schema`` (a table whose schema never changed) or field ids in the file (written
+    by another engine without them), by name."""
+    ids = {_field_id(f): f.name for f in file_schema}
+    if read_schema is None or set(ids) == {None}:
+        return {n: n for n in names}, {}
+    found, absent = {}, {}
+    for n in names:
+        i = read_schema.get_field_index(n)
+        if i < 0:
+            raise StorageError(f"no column {n!r} in the schema the file is read with (it has "
+                               f"{', '.join(read_schema.names)})", uri)
+        fid = _field_id(read_schema.field(i))
+        if fid in ids:
+            found[n] = ids[fid]
+        else:  # added after the file was written (Iceberg: NULL in older files)
+            absent[n] = read_schema.field(i).type
+    return found, absent
+
+
 def scan(fragment: Fragment, columns: Sequence[str],
          predicates: Sequence[ColumnPredicate] = ()) -> ScanResult:
     """Read ``columns`` of the rows of one Parquet file that pass every predicate.
 
     An identity partition column (``date`` of a table partitioned by date) holds the
     fragment's partition value in every row, so it is filled in from the catalog instead of
-    being read, as Iceberg readers do.
+    being read, as Iceberg readers do. A fragment of a table whose schema has evolved carries
+    the schema it is read with (``READ_SCHEMA``): its columns are found by Iceberg field id
+    (a renamed column under its old name, a column added later as NULL).
     """
     uri = fragment.uri
     needed = needed_columns(columns, predicates)
     constants = {k: v for k, v in fragment.partition if k in needed}
-    read = [c for c in needed if c not in constants]
+    wanted = [c for c in needed if c not in constants]
     fs, path = resolve(uri)
     # Pre-buffering coalesces the column chunks' reads, which object stores need (few large
     # requests); on a local disk it only adds a hop through Arrow's I/O threads (~0.2 ms a file).
@@ -136,11 +170,13 @@ def scan(fragment: Fragment, columns: Sequence[str],
                             page_checksum_verification=True, pre_buffer=pre_buffer)
         md = pf.metadata
         schema = pf.schema_arrow
-        _check_columns(uri, schema, needed)
+        in_file, absent = _by_field_id(uri, schema, fragment.option(READ_SCHEMA), wanted)
+        read = [in_file[c] for c in wanted if c in in_file]  # the file's names
+        _check_columns(uri, schema, read)
         groups = [
             i for i in range(md.num_row_groups)
             if not predicates
-            or bounds_may_match(_row_group_bounds(md.row_group(i), needed), predicates)
+            or bounds_may_match(_table_bounds(md.row_group(i), in_file), predicates)
         ]
         leaf = {md.schema.column(j).path: j for j in range(md.num_columns)}
         bytes_read = sum(
@@ -148,22 +184,34 @@ def scan(fragment: Fragment, columns: Sequence[str],
         )
         if groups and read:
             table = pf.read_row_groups(groups, columns=read, use_threads=False)
-        elif groups:  # only partition columns: the row count is in the footer
+        elif groups:  # only partition or absent columns: the row count is in the footer
             table = pa.table({"_": pa.nulls(sum(md.row_group(i).num_rows for i in groups))})
         else:
             table = schema.empty_table().select(read)
     n = table.num_rows
-    cols = {name: table[name] for name in read}
+    cols = {name: table[in_file[name]] for name in wanted if name in in_file}
+    types = {name: schema.field(in_file[name]).type for name in cols}
+    for name, type_ in absent.items():
+        cols[name], types[name] = pa.nulls(n, type_), type_
     for name, value in constants.items():
-        cols[name] = constant_column(pa.scalar(value, schema.field(name).type), n)
+        read_as = fragment.option(READ_SCHEMA)
+        types[name] = (read_as.field(name).type if read_as is not None
+                       else schema.field(in_file.get(name, name)).type)
+        cols[name] = constant_column(pa.scalar(value, types[name]), n)
     # Plain fields, in the order asked for (the Iceberg field-id metadata is dropped).
     table = pa.table([cols[c] for c in needed],
-                     schema=pa.schema([pa.field(c, schema.field(c).type) for c in needed]))
+                     schema=pa.schema([pa.field(c, types[c]) for c in needed]))
     declared = fragment.option("schema")
     if declared:  # a registered file whose types mpp stores otherwise (a wide DECIMAL as DOUBLE)
         types = schema_from_text(declared)
         table = table.cast(pa.schema([pa.field(c, types.field(c).type) for c in needed]))
     return finish_scan(table, columns, predicates, bytes_read)
+
+
+def _table_bounds(rg: pq.RowGroupMetaData, in_file: Mapping[str, str]) -> dict[str, tuple[Any, Any]]:
+    """A row group's ``{column: (min, max)}`` under the table's column names."""
+    bounds = _row_group_bounds(rg, list(in_file.values()))
+    return {name: bounds[col] for name, col in in_file.items() if col in bounds}
 
 
 def with_field_ids(schema: pa.Schema, field_ids: Mapping[str, int]) -> pa.Schema:

@@ -12,7 +12,8 @@ after which aggregations read a fraction of the bytes::
 the target size, :mod:`tasks` are the worker functions, :mod:`ctas` creates a table and
 commits once; :mod:`insert` appends (or overwrites the partitions it produces),
 :mod:`delete`, :mod:`update` and :mod:`merge` rewrite only the files they change, each in one
-snapshot.
+snapshot; :mod:`maintenance` runs optimize and expire_snapshots; :mod:`alter` evolves a
+table's schema (ADD / RENAME / DROP COLUMN) in one metadata commit.
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ def create_table_as(session: Session, stmt: CreateTableAs, *,
             written, tasks = run_write_stage(session, ctx, plan, target, query_id,
                                              empty_file=not exists)
             if exists:
-                catalog.commit_append(target, written, replace=True, properties=props)
+                catalog.commit_append(target, written, replace=True, properties=props,
+                                      retries=int(ctx.settings["write.commit_retries"]))
             else:
                 catalog.commit_write(target, written, props)
     except BaseException:

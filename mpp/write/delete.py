@@ -13,7 +13,8 @@
    the row, as in Trino) are computed by a query over the candidate files, one task per file,
    with the write stage after it. A file none of whose rows match is left as it is; a file all
    of whose rows match is dropped; only the others are rewritten (their kept rows, as files
-   near the target size).
+   near the target size). A condition with IN / EXISTS subqueries comes rewritten as joins
+   (:func:`mpp.sql.statements.unnest_subqueries`), broadcast so each file stays one task.
 4. ONE Iceberg snapshot (``update_snapshot().overwrite()`` with the deleted and the added data
    files) commits it, statistics updated in the same commit. A DELETE that matches no row
    commits nothing. The removed files stay on disk for the older snapshots.
@@ -30,11 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp import crash
-from mpp.errors import MppError, SqlError, UnknownTableError
+from mpp.errors import MppError, UnknownTableError
 from mpp.logical.evaluate import evaluate
 from mpp.logical.nodes import Filter, LogicalNode, Scan
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.scan import ScanExec
 from mpp.physical.planner import PhysicalPlan, plan_physical
@@ -42,7 +41,13 @@ from mpp.sql.statements import DeleteFrom
 from mpp.storage.base import Fragment
 from mpp.write.ctas import top_value_columns
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, run_write_stage
+from mpp.write.stage import (
+    WriteOutcome,
+    bind_generated,
+    one_commit,
+    run_write_stage,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -107,7 +112,9 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
     except UnknownTableError as exc:
         raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
     query_id = f"delete-{stmt.name}-{uuid.uuid4().hex[:8]}"
-    ctx = session.context(settings)
+    # A subquery's rows join every file's task: broadcast them.
+    ctx = session.context({**(settings or {}), "join.strategy": "broadcast"}
+                          if stmt.has_subquery else settings)
     start = time.perf_counter()
     files = catalog.fragments(stmt.name)
     plan: PhysicalPlan | None = None
@@ -115,51 +122,34 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
         doomed, how = files, "every file"
     else:
         with crash.context(query_id=query_id):
-            bound = session.bind(stmt.filter_sql)  # errors point into the statement
-        if stmt.has_subquery:
-            raise SqlError(f"DELETE FROM {stmt.name}: a subquery in WHERE is not supported yet; "
-                           "compute the values first", *stmt.place)
+            if stmt.has_subquery:  # mpp's rewrite: errors at the statement
+                bound = bind_generated(session, stmt.filter_sql, f"DELETE FROM {stmt.name}",
+                                       stmt.place)
+            else:
+                bound = session.bind(stmt.filter_sql)  # errors point into the statement
         filtered = session.physical(session.optimize(bound, ctx), ctx)
         scans = _scans(filtered, stmt.name)
         candidates = list(scans[0].fragments) if len(scans) == 1 else files
         found = _filter_on_scan(bound.root)
         named = {c.lower() for c in stmt.columns}  # names are case-insensitive
-        if found is not None and named <= {c.lower() for c in info.partition_columns}:
+        if (found is not None and not stmt.has_subquery
+                and named <= {c.lower() for c in info.partition_columns}):
             doomed, how = _by_partition_values(*found, candidates), "metadata only"
         else:
             doomed, how = [], "rewrite"
     target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema),
                                   statement="DELETE")
-    written: list[Any] = []
     rows_deleted = sum(f.row_count for f in doomed)
     tasks: list[Any] = []
-    try:
+    with one_commit(session, target, query_id, ctx) as pending:
         if how == "rewrite" and candidates:
-            plan, written, tasks, doomed, rows_deleted = _rewrite(
+            plan, pending.written, tasks, doomed, rows_deleted = _rewrite(
                 session, ctx, stmt, candidates, target, query_id)
-        if doomed:
-            with crash.context(query_id=query_id):
-                catalog.commit_append(target, written, deleted={f.uri for f in doomed})
-        else:
-            catalog.abort_write(target)  # nothing matched: no snapshot
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    if plan is None:
-        from mpp.session import ddl_stats
-
-        stats = ddl_stats(query_id, wall)
-    else:
-        records = collect(session.cluster.client, query_id)
-        stats = QueryStats(query_id, wall, plan, records, summarize(records))
-    writes = collect(session.cluster.client, f"{query_id}-write") if plan is not None else []
-    commit = "nothing matched: no snapshot"
-    if doomed:
-        snap = catalog.snapshots(stmt.name)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-                  f"{len(doomed)} of {len(files)} files removed, {len(written)} written ({how})")
-    return WriteOutcome(rows_deleted, tuple(tasks), stats, tuple(writes), stmt.name, commit)
+        pending.deleted = {f.uri for f in doomed}  # none: nothing matched, no snapshot
+    return write_outcome(session, stmt.name, query_id, start, plan, rows_deleted, tasks, pending,
+                         f"{len(doomed)} of {len(files)} files removed, "
+                         f"{len(pending.written)} written ({how})",
+                         idle="nothing matched: no snapshot")
 
 
 def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[Fragment],

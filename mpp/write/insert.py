@@ -13,7 +13,8 @@
    written into the table's folder under a fresh write id.
 3. ONE Iceberg snapshot appends them (pyiceberg's ``fast_append`` inside one transaction),
    with the table's statistics and content checksum updated in the same commit. A commit by
-   another writer since the statement began fails it with a clear error.
+   another writer since the statement began makes it commit again on top of that one
+   (``write.commit_retries``; an overwrite only if none of the files it replaces is gone).
 
 With the setting ``write.insert_existing_partitions = 'overwrite'`` (Trino Hive's
 ``insert_existing_partitions_behavior = 'OVERWRITE'``) an INSERT into a partitioned table
@@ -39,8 +40,6 @@ from mpp import crash
 from mpp.catalog.model import TableInfo
 from mpp.catalog.write import WriteTarget, transform_key
 from mpp.errors import SqlError, UnknownTableError
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.planner import PhysicalPlan
 from mpp.sql.statements import InsertInto
 from mpp.sql.types import common_type, is_string, type_name
@@ -48,7 +47,7 @@ from mpp.storage.base import Fragment
 from mpp.text import plural
 from mpp.write.ctas import top_value_columns
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, run_write_stage
+from mpp.write.stage import WriteOutcome, one_commit, run_write_stage, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -120,28 +119,21 @@ def insert_into(session: Session, stmt: InsertInto, *,
 
     start = time.perf_counter()
     replaced: list[Fragment] = []
-    try:
+    with one_commit(session, target, query_id, ctx, always=True) as pending:
         with crash.context(query_id=query_id):
-            written, tasks = run_write_stage(session, ctx, plan, target, query_id,
-                                             names=columns, empty_file=False, choose=seen)
-            if overwrite:
-                current = catalog.fragments(stmt.name)
-                replaced = [f for f in current if partition_key(f, target) in produced]
-            catalog.commit_append(target, written, deleted={f.uri for f in replaced})
-    except BaseException:
-        catalog.abort_write(target)  # idempotent; commit_append already aborts on its failures
-        raise
-    wall = time.perf_counter() - start
-    records = collect(session.cluster.client, query_id)
-    stats = QueryStats(query_id, wall, plan, records, summarize(records))
-    writes = collect(session.cluster.client, f"{query_id}-write")
-    snapshot = catalog.snapshots(stmt.name)[-1]
-    commit = f"Iceberg {snapshot['operation']}, snapshot {snapshot['snapshot_id']}"
+            pending.written, tasks = run_write_stage(session, ctx, plan, target, query_id,
+                                                     names=columns, empty_file=False,
+                                                     choose=seen)
+        if overwrite:
+            current = catalog.fragments(stmt.name)
+            replaced = [f for f in current if partition_key(f, target) in produced]
+            pending.deleted = {f.uri for f in replaced}
+    detail = ""
     if overwrite:
-        commit += (f": {plural(len(produced), 'partition')} overwritten "
-                   f"({len(replaced)} files replaced by {len(written)})")
-    return WriteOutcome(sum(t.rows for t in tasks), tuple(tasks), stats, tuple(writes),
-                        stmt.name, commit)
+        detail = (f"{plural(len(produced), 'partition')} overwritten "
+                  f"({len(replaced)} files replaced by {len(pending.written)})")
+    return write_outcome(session, stmt.name, query_id, start, plan, sum(t.rows for t in tasks),
+                         tasks, pending, detail, idle="")
 
 
 def partition_key(fragment: Fragment, target: WriteTarget) -> tuple[Any, ...]:

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 from mpp import crash
 from mpp.catalog import cleanup, iceberg
 from mpp.errors import CatalogError, SqlError, UnknownTableError
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
+from mpp.metrics.summary import QueryStats
 from mpp.physical.planner import plan_physical
 from mpp.sql.statements import ExpireSnapshots, Optimize
 from mpp.storage.base import Fragment
 from mpp.write.ctas import top_value_columns
-from mpp.write.stage import WriteOutcome, run_write_stage
+from mpp.write.stage import WriteOutcome, one_commit, run_write_stage, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -94,30 +93,22 @@ def optimize(session: Session, stmt: Optimize, *,
                             stmt.name, "nothing to optimize: no snapshot")
     target = catalog.begin_append(stmt.name, top_columns=top_value_columns(info.schema),
                                   statement="ALTER TABLE EXECUTE optimize")
-    try:
+    with one_commit(session, target, query_id, ctx) as pending:
         with crash.context(query_id=query_id):
             scan_all = session.optimize(session.bind(f'SELECT * FROM "{stmt.name}"'), ctx)
             plan = plan_physical(scan_all, ctx, lambda scan: (
                 list(candidates) if scan.table.name == stmt.name
                 and scan.table.snapshot_id is None
                 else catalog.fragments(scan.table, scan.predicates)))
-            written, tasks = run_write_stage(session, ctx, plan, target, query_id,
-                                             names=tuple(target.schema.names),
-                                             empty_file=False)
-            catalog.commit_append(target, written, deleted={f.uri for f in candidates})
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    records = collect(session.cluster.client, query_id)
-    stats = QueryStats(query_id, wall, plan, records, summarize(records))
-    writes = collect(session.cluster.client, f"{query_id}-write")
-    snap = catalog.snapshots(stmt.name)[-1]
-    commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-              f"{len(candidates)} of {len(files)} files (under {stmt.file_size_threshold:,} "
-              f"bytes) replaced by {len(written)}")
-    return WriteOutcome(sum(f.row_count for f in candidates), tuple(tasks), stats,
-                        tuple(writes), stmt.name, commit)
+            pending.written, tasks = run_write_stage(session, ctx, plan, target, query_id,
+                                                     names=tuple(target.schema.names),
+                                                     empty_file=False)
+        pending.deleted = {f.uri for f in candidates}
+    return write_outcome(session, stmt.name, query_id, start, plan,
+                         sum(f.row_count for f in candidates), tasks, pending,
+                         f"{len(candidates)} of {len(files)} files (under "
+                         f"{stmt.file_size_threshold:,} bytes) replaced by "
+                         f"{len(pending.written)}", idle="")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,6 @@ from sqlglot import exp
 from mpp import crash
 from mpp.catalog.model import TableInfo
 from mpp.errors import MppError, SqlError, UnknownTableError
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.sql.statements import MergeClause, MergeInto
 from mpp.sql.types import type_name
 from mpp.storage.base import Fragment
@@ -51,7 +49,13 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, run_write_stage
+from mpp.write.stage import (
+    WriteOutcome,
+    bind_generated,
+    one_commit,
+    run_write_stage,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -173,18 +177,6 @@ def _check(stmt: MergeInto, info: TableInfo) -> None:
                            f"values for {len(names)} columns", *stmt.place)
 
 
-def bind_generated(session: Session, sql: str, what: str, place: tuple[int, int]) -> Any:
-    """Bind ``sql``, a query mpp built from a statement: an error in it is reported at the
-    statement's ``place`` (its own line and column are in the generated text)."""
-    try:
-        return session.bind(sql)
-    except SqlError as exc:
-        message = str(exc)
-        if exc.line is not None:
-            message = message.rsplit(" (line ", 1)[0]
-        raise type(exc)(f"{what}: {message}", *place) from None
-
-
 def _check_types(session: Session, stmt: MergeInto, info: TableInfo, queries: _Sql) -> None:
     """Each SET expression and INSERT value converts implicitly to its column's type (INSERT's
     rule); errors name the column."""
@@ -236,17 +228,17 @@ def merge_into(session: Session, stmt: MergeInto, *,
                                   statement="MERGE")
     changed: list[Fragment] = []
     affected = 0
-    written: list[Any] = []
     tasks: list[Any] = []
     plan = None
-    try:
+    with one_commit(session, target, query_id, ctx) as pending:
         live = [f for f in files if f.row_count]
         if live:
             affected, changed = _find(session, ctx, stmt, queries, live, target, query_id)
         if changed:
-            plan, written, tasks = per_file_write(session, ctx, stmt.name, queries.rewrite(),
-                                                  changed, target, query_id, "MERGE INTO",
-                                                  lambda pieces: pieces)
+            plan, pending.written, tasks = per_file_write(
+                session, ctx, stmt.name, queries.rewrite(), changed, target, query_id,
+                "MERGE INTO", lambda pieces: pieces)
+            pending.deleted = {f.uri for f in changed}
         if queries.inserts():
             with crash.context(query_id=query_id):
                 insert_plan = session.physical(session.optimize(
@@ -254,37 +246,17 @@ def merge_into(session: Session, stmt: MergeInto, *,
                 more, more_tasks = run_write_stage(
                     session, ctx, insert_plan, target, f"{query_id}-insert",
                     names=tuple(info.schema.names), empty_file=False,
-                    first_index=len(written))
-            written += more
+                    first_index=len(pending.written))
+            pending.written += more
             tasks += more_tasks
             affected += sum(t.rows for t in more_tasks)
             plan = plan or insert_plan
-        if changed or written:
-            with crash.context(query_id=query_id):
-                catalog.commit_append(target, written, deleted={f.uri for f in changed})
-        else:
-            catalog.abort_write(target)  # nothing changed: no snapshot
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    if plan is None:
-        from mpp.session import ddl_stats
-
-        stats = ddl_stats(query_id, wall)
-        writes: list[Any] = []
-    else:  # the measurements of the plan shown (the rewrite's, else the insert's)
-        shown = query_id if changed else f"{query_id}-insert"
-        records = collect(session.cluster.client, shown)
-        stats = QueryStats(shown, wall, plan, records, summarize(records))
-        writes = [r for i in (query_id, f"{query_id}-insert")
-                  for r in collect(session.cluster.client, f"{i}-write")]
-    commit = "nothing changed: no snapshot"
-    if changed or written:
-        snap = catalog.snapshots(stmt.name)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-                  f"{len(changed)} of {len(files)} files rewritten, {len(written)} written")
-    return WriteOutcome(affected, tuple(tasks), stats, tuple(writes), stmt.name, commit)
+    # The measurements of the plan shown: the rewrite's, else the insert's.
+    return write_outcome(session, stmt.name, query_id, start, plan, affected, tasks, pending,
+                         f"{len(changed)} of {len(files)} files rewritten, "
+                         f"{len(pending.written)} written", idle="nothing changed: no snapshot",
+                         shown=query_id if changed else f"{query_id}-insert",
+                         write_ids=(query_id, f"{query_id}-insert"))
 
 
 def _find(session: Session, ctx: Any, stmt: MergeInto, queries: _Sql, files: list[Fragment],

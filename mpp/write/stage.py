@@ -15,20 +15,26 @@ The caller commits the returned files (or removes them: every file carries the w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dask._expr import LLGExpr
 
+from mpp import crash
+from mpp.catalog.model import Committed
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.config import PlannerContext
+from mpp.errors import SqlError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.execution.graph import build_graph
 from mpp.execution.run import query_token
 from mpp.execution.watch import Watch
+from mpp.metrics.collector import collect
 from mpp.metrics.records import TaskRecord
-from mpp.metrics.summary import QueryStats
+from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan
 from mpp.text import plural
@@ -74,6 +80,91 @@ class WriteOutcome:
         return (f"wrote {written:,} rows in {plural(len(self.files), 'file')} ({size / 2**20:.1f} MiB) "
                 f"in {self.stats.wall_seconds:.3f} s (write stage {self.write_seconds:.3f} s)"
                 + (f"; {self.commit}" if self.commit else ""))
+
+
+@dataclasses.dataclass(slots=True)
+class Pending:
+    """What a statement commits at the end of :func:`one_commit`: the files it wrote and the
+    paths of the current files they replace. The body of the ``with`` fills it in."""
+
+    written: list[WrittenFragment] = dataclasses.field(default_factory=list)
+    deleted: set[str] = dataclasses.field(default_factory=set)
+    committed: Committed | None = None  # set by one_commit once the snapshot is in
+
+    @property
+    def changes(self) -> bool:
+        """Whether there is anything to commit (files written or removed)."""
+        return bool(self.written or self.deleted)
+
+
+@contextlib.contextmanager
+def one_commit(session: Session, target: WriteTarget, query_id: str, ctx: PlannerContext, *,
+               always: bool = False) -> Iterator[Pending]:
+    """Commit-or-abort around a statement's data work: the body writes files and puts them
+    (and the paths they replace) in the yielded :class:`Pending`; on leaving, ONE Iceberg
+    snapshot commits them if anything changed (or ``always``: an INSERT of no rows is still
+    a snapshot), and the write is ended without a snapshot otherwise. A commit that loses the
+    race to another writer is retried up to ``write.commit_retries`` times where the
+    statement's preconditions still hold (:meth:`mpp.catalog.Catalog.commit_append`). Any
+    failure, in the body or in the commit, removes the statement's files and re-raises: the
+    table is left as it was."""
+    catalog = session.catalog
+    pending = Pending()
+    try:
+        yield pending
+        if pending.changes or always:
+            with crash.context(query_id=query_id):
+                pending.committed = catalog.commit_append(
+                    target, pending.written, deleted=pending.deleted,
+                    retries=int(ctx.settings["write.commit_retries"]))
+        else:
+            catalog.abort_write(target)  # nothing to commit: no snapshot, no files
+    except BaseException:
+        catalog.abort_write(target)  # idempotent; commit_append already aborts on its failures
+        raise
+
+
+def write_outcome(session: Session, table: str, query_id: str, start: float,
+                  plan: PhysicalPlan | None, rows: int, tasks: Sequence[WriteTask],
+                  pending: Pending, detail: str, *, idle: str,
+                  shown: str | None = None, write_ids: Sequence[str] | None = None,
+                  ) -> WriteOutcome:
+    """The :class:`WriteOutcome` of a statement that began at ``start`` (perf_counter):
+    the measurements of ``plan``'s run (the records of query ``shown``, default
+    ``query_id``; none when no plan ran), the write tasks of the ``write_ids`` runs (default
+    ``query_id``), and the commit line: the snapshot and ``detail`` when ``pending`` was
+    committed, ``idle`` when it was not."""
+    wall = time.perf_counter() - start
+    client = session.cluster.client
+    if plan is None:
+        from mpp.session import ddl_stats
+
+        stats, writes = ddl_stats(query_id, wall), []
+    else:
+        shown = shown or query_id
+        records = collect(client, shown)
+        stats = QueryStats(shown, wall, plan, records, summarize(records))
+        writes = [r for i in (write_ids or (query_id,)) for r in collect(client, f"{i}-write")]
+    commit = idle
+    done = pending.committed
+    if done is not None:
+        commit = (f"Iceberg {done.operation}, snapshot {done.snapshot_id}"
+                  + (f" (committed again after {plural(done.retries, 'concurrent commit')})"
+                     if done.retries else "")
+                  + (f": {detail}" if detail else ""))
+    return WriteOutcome(rows, tuple(tasks), stats, tuple(writes), table, commit)
+
+
+def bind_generated(session: Session, sql: str, what: str, place: tuple[int, int]) -> Any:
+    """Bind ``sql``, a query mpp built from a statement: an error in it is reported at the
+    statement's ``place`` (its own line and column are in the generated text)."""
+    try:
+        return session.bind(sql)
+    except SqlError as exc:
+        message = str(exc)
+        if exc.line is not None:
+            message = message.rsplit(" (line ", 1)[0]
+        raise type(exc)(f"{what}: {message}", *place) from None
 
 
 def run_write_stage(session: Session, ctx: PlannerContext, plan: PhysicalPlan,

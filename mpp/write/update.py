@@ -32,8 +32,6 @@ from sqlglot import exp
 
 from mpp import crash
 from mpp.errors import SqlError, UnknownTableError
-from mpp.metrics.collector import collect
-from mpp.metrics.summary import QueryStats, summarize
 from mpp.sql.statements import UpdateTable
 from mpp.sql.types import type_name
 from mpp.storage.base import Fragment
@@ -41,7 +39,7 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import _scans, changed_files, per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome
+from mpp.write.stage import WriteOutcome, bind_generated, one_commit, write_outcome
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -57,9 +55,10 @@ def hit_sql(condition: str | None) -> str:
 
 
 def update_sql(name: str, columns: list[str], assignments: Mapping[str, str],
-               condition: str | None) -> str:
+               condition: str | None, relation: str | None = None) -> str:
     """The table's rows after the update: each SET column as ``CASE WHEN hit THEN expression
-    ELSE column END``, the others as they are."""
+    ELSE column END``, the others as they are; read FROM ``relation`` (default: the table;
+    with subqueries in the condition, the table joined with them)."""
     hit = hit_sql(condition)
     items = []
     for c in columns:
@@ -70,7 +69,7 @@ def update_sql(name: str, columns: list[str], assignments: Mapping[str, str],
             items.append(f"({expr}) AS {_ident(c)}")
         else:
             items.append(f"CASE WHEN {hit} THEN ({expr}) ELSE {_ident(c)} END AS {_ident(c)}")
-    return f"SELECT {', '.join(items)} FROM {_ident(name)}"
+    return f"SELECT {', '.join(items)} FROM {relation or _ident(name)}"
 
 
 def update_table(session: Session, stmt: UpdateTable, *,
@@ -89,12 +88,17 @@ def update_table(session: Session, stmt: UpdateTable, *,
                            f"{', '.join(info.schema.names)})", *stmt.place)
     assignments = {c.lower(): e for c, e in stmt.assignments}
     query_id = f"update-{stmt.name}-{uuid.uuid4().hex[:8]}"
-    ctx = session.context(settings)
+    # A subquery's rows join every file's task: broadcast them.
+    ctx = session.context({**(settings or {}), "join.strategy": "broadcast"}
+                          if stmt.from_sql else settings)
     start = time.perf_counter()
     files = catalog.fragments(stmt.name)
-    sql = update_sql(stmt.name, info.schema.names, assignments, stmt.condition_sql)
+    sql = update_sql(stmt.name, info.schema.names, assignments, stmt.condition_sql,
+                     stmt.relation)
     with crash.context(query_id=query_id):
-        updated = session.bind(sql)  # errors in SET expressions or the condition
+        # errors in SET expressions or the condition (in mpp's rewrite: at the statement)
+        updated = (bind_generated(session, sql, f"UPDATE {stmt.name}", stmt.place)
+                   if stmt.from_sql else session.bind(sql))
         candidates = files
         if stmt.filter_sql is not None:
             filtered = session.physical(session.optimize(session.bind(stmt.filter_sql), ctx), ctx)
@@ -109,10 +113,9 @@ def update_table(session: Session, stmt: UpdateTable, *,
                                   statement="UPDATE")
     changed: list[Fragment] = []
     counts: list[int] = []
-    written: list[Any] = []
     tasks: list[Any] = []
     plan = None
-    try:
+    with one_commit(session, target, query_id, ctx) as pending:
         if candidates and stmt.condition_sql is not None:
             def count(pieces: list[Piece]) -> list[Piece]:  # step 2: write nothing
                 kept, hit = changed_files(pieces, candidates)
@@ -120,35 +123,18 @@ def update_table(session: Session, stmt: UpdateTable, *,
                 changed.extend(candidates[i] for i in hit)
                 return []
 
-            keep = f"SELECT * FROM {_ident(stmt.name)} WHERE NOT {hit_sql(stmt.condition_sql)}"
+            keep = (f"SELECT {_ident(stmt.name)}.* FROM {stmt.relation} "
+                    f"WHERE NOT {hit_sql(stmt.condition_sql)}")
             per_file_write(session, ctx, stmt.name, keep, candidates, target,
                            f"{query_id}-find", "UPDATE", count)
         elif stmt.condition_sql is None:
             changed = [f for f in files if f.row_count]
             counts = [f.row_count for f in changed]
         if changed:
-            plan, written, tasks = per_file_write(session, ctx, stmt.name, sql, changed, target,
-                                                  query_id, "UPDATE", lambda pieces: pieces)
-            with crash.context(query_id=query_id):
-                catalog.commit_append(target, written, deleted={f.uri for f in changed})
-        else:
-            catalog.abort_write(target)  # nothing matched: no snapshot
-    except BaseException:
-        catalog.abort_write(target)
-        raise
-    wall = time.perf_counter() - start
-    if plan is None:
-        from mpp.session import ddl_stats
-
-        stats = ddl_stats(query_id, wall)
-        writes = []
-    else:
-        records = collect(session.cluster.client, query_id)
-        stats = QueryStats(query_id, wall, plan, records, summarize(records))
-        writes = collect(session.cluster.client, f"{query_id}-write")
-    commit = "nothing matched: no snapshot"
-    if changed:
-        snap = catalog.snapshots(stmt.name)[-1]
-        commit = (f"Iceberg {snap['operation']}, snapshot {snap['snapshot_id']}: "
-                  f"{len(changed)} of {len(files)} files rewritten as {len(written)}")
-    return WriteOutcome(sum(counts), tuple(tasks), stats, tuple(writes), stmt.name, commit)
+            plan, pending.written, tasks = per_file_write(
+                session, ctx, stmt.name, sql, changed, target, query_id, "UPDATE",
+                lambda pieces: pieces)
+            pending.deleted = {f.uri for f in changed}
+    return write_outcome(session, stmt.name, query_id, start, plan, sum(counts), tasks, pending,
+                         f"{len(changed)} of {len(files)} files rewritten as "
+                         f"{len(pending.written)}", idle="nothing matched: no snapshot")
