@@ -25,6 +25,10 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     # 4 KiB sizes the small warehouse's exchanges from the data (more buckets, a join's sides
     # aligned); 0 keeps 2 x threads; the default only at scale.
     "execution.hash_bucket_bytes": (0, 4096, 64 * 1024 * 1024),
+    # The size a plan is made for (0: the cluster's): 1 worker x 1 thread gives 2 buckets,
+    # 3 x 2 gives 12, whatever cluster runs the query.
+    "planning.workers": (0, 1, 3),
+    "planning.threads_per_worker": (0, 1, 2),
     # 2 builds the deepest combine trees the exchange can make.
     "execution.exchange_fan_in": (2, 3, 64),
 }
@@ -33,6 +37,8 @@ NOT_VARIED: dict[str, str] = {
     "write.target_file_bytes": "CREATE TABLE AS only; queries write nothing",
     "write.fail_task": "CREATE TABLE AS fault injection",
     "metrics.spark_skew_threshold_bytes": "changes a report's verdict, not the plan",
+    "metrics.skew_floor_rows": "changes a report's verdict, not the plan",
+    "metrics.skew_floor_seconds": "changes a report's verdict, not the plan",
     "write.insert_existing_partitions": "INSERT into partitioned tables only; queries write "
                                         "nothing",
     "iceberg.expire_snapshots_min_retention_seconds": "ALTER TABLE ... EXECUTE only",
