@@ -550,6 +550,44 @@ def bench_dedup_cmd(warehouse: str | None, rows: int, partitions: int, duplicate
     click.echo(format_runs(runs))
 
 
+@bench.command("writes")
+@click.option("-w", "--warehouse", default=None, type=click.Path(file_okay=False),
+              help="Work directory: the generated warehouse (made once, reused by reruns of the "
+                   "same sizes), mpp's tables and DuckDB's database file (default: a temp dir, "
+                   "deleted).")
+@click.option("--fact-rows", default=100_000_000, show_default=True,
+              type=limits.ROWS.click_type(), help="access_log rows over 33 days (a day is 1/33).")
+@click.option("--dim-rows", default=5_000_000, show_default=True, type=limits.ROWS.click_type(),
+              help="Users of the dimension.")
+@click.option("--changed", default=100_000, show_default=True, type=click.IntRange(2),
+              help="Users in the MERGE source (half updates, half new users).")
+@click.option("--small-files", default=1_000, show_default=True,
+              type=click.IntRange(2, 100_000), help="Files of the table optimize compacts.")
+@click.option("--step", "steps", multiple=True, type=click.Choice(["fact", "dim", "optimize"]),
+              help="Steps to run (default: all three).")
+@click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
+@click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+def bench_writes_cmd(warehouse: str | None, fact_rows: int, dim_rows: int, changed: int,
+                     small_files: int, steps: tuple[str, ...], workers: int,
+                     threads: int) -> None:
+    """INSERT of a day into the fact table, MERGE into a dimension, optimize of small files:
+    wall time and peak memory on mpp and DuckDB, tables checked against DuckDB's."""
+    import datetime as dt
+    import os
+
+    from mpp.bench.writes import STEPS, bench_writes, format_runs
+
+    load = os.getloadavg()
+    runs = bench_writes(warehouse, fact_rows=fact_rows, dim_rows=dim_rows, changed=changed,
+                        small_files=small_files, steps=steps or STEPS, workers=workers,
+                        threads=threads)
+    click.echo(f"fact {fact_rows:,} rows (33 days), dim {dim_rows:,} users, {changed:,} "
+               f"changed, {small_files:,} small files; {workers} workers x {threads} "
+               f"thread(s); {os.cpu_count()} cores; load average before {load[0]:.2f}, after "
+               f"{os.getloadavg()[0]:.2f}; {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    click.echo(format_runs(runs))
+
+
 @main.command("ingest")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--warehouse", "-w", default=None,
