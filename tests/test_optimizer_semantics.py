@@ -127,6 +127,16 @@ def _join(node: Join, tables: Tables) -> pa.Table:
     if node.residual is not None:
         out = out.filter(evaluate(node.residual, out))
     names = list(node.field_names())
+    if node.kind.filters_left:  # semi / anti: each left row once, by whether it matched
+        keep = pc.is_in(left["_lid"], out["_lid"])
+        if node.kind is JoinKind.ANTI:
+            keep = pc.invert(keep)
+            if node.null_aware and right.num_rows:  # Trino's NOT IN over a non-empty set
+                if any(right[k].null_count for k in rkeys):
+                    keep = pa.array([False] * left.num_rows)  # a NULL in it: never TRUE
+                for k in lkeys:  # NULL NOT IN (non-empty) is NULL: dropped
+                    keep = pc.and_(keep, pc.is_valid(left[k]))
+        return left.filter(keep).select(names)
     parts = [out.select(names)]
     for kind, side, other, ids in ((JoinKind.LEFT, left, node.right, "_lid"),
                                    (JoinKind.RIGHT, right, node.left, "_rid")):
