@@ -33,6 +33,7 @@ from mpp.catalog import iceberg
 from mpp.catalog.model import ColumnStats, SchemaChange, TableInfo, TableStats
 from mpp.errors import SqlError, UnknownTableError, suggest
 from mpp.sql.statements import AlterColumn
+from mpp.write.stage import placed
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -100,4 +101,4 @@ def alter_column(session: Session, stmt: AlterColumn, *,
             stmt.name, lambda info, table: plan_change(stmt, info, table),
             retries=int(ctx.settings["write.commit_retries"]))
     except UnknownTableError as exc:
-        raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
+        raise placed(exc, stmt.place) from None

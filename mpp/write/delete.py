@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp import crash
-from mpp.errors import MppError, UnknownTableError
+from mpp.errors import MppError
 from mpp.logical.evaluate import evaluate
 from mpp.logical.nodes import Filter, LogicalNode, Scan
 from mpp.physical.operators.exchange import ExchangeExec
@@ -44,6 +44,7 @@ from mpp.write.sizing import Piece
 from mpp.write.stage import (
     WriteOutcome,
     bind_generated,
+    current_table,
     one_commit,
     run_write_stage,
     write_outcome,
@@ -106,11 +107,7 @@ def delete_from(session: Session, stmt: DeleteFrom, *,
                 settings: Mapping[str, Any] | None = None) -> WriteOutcome:
     """Run ``stmt``; the outcome counts the rows deleted."""
     catalog = session.catalog
-    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
-    try:
-        info = catalog.table(stmt.name)
-    except UnknownTableError as exc:
-        raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
+    info = current_table(session, stmt.name, stmt.place)
     query_id = f"delete-{stmt.name}-{uuid.uuid4().hex[:8]}"
     # A subquery's rows join every file's task: broadcast them.
     ctx = session.context({**(settings or {}), "join.strategy": "broadcast"}

@@ -26,13 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from mpp import crash
 from mpp.catalog import cleanup, iceberg
-from mpp.errors import CatalogError, SqlError, UnknownTableError
+from mpp.errors import CatalogError, SqlError
 from mpp.metrics.summary import QueryStats
 from mpp.physical.planner import plan_physical
 from mpp.sql.statements import ExpireSnapshots, Optimize
 from mpp.storage.base import Fragment
 from mpp.write.ctas import top_value_columns
-from mpp.write.stage import WriteOutcome, one_commit, run_write_stage, write_outcome
+from mpp.write.stage import (
+    WriteOutcome,
+    current_table,
+    one_commit,
+    run_write_stage,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -42,12 +48,7 @@ MIN_RETENTION = "iceberg.expire_snapshots_min_retention_seconds"
 
 def _iceberg_table(session: Session, name: str, place: tuple[int, int], what: str) -> Any:
     """Table ``name`` as loaded now (refreshed), refusing external tables."""
-    catalog = session.catalog
-    catalog.refresh(name)  # plan with, and commit on top of, the current version
-    try:
-        info = catalog.table(name)
-    except UnknownTableError as exc:
-        raise (exc if exc.line is not None else UnknownTableError(str(exc), *place)) from None
+    info = current_table(session, name, place)
     if info.external:
         raise SqlError(f"ALTER TABLE {name} EXECUTE {what}: {name!r} is an external "
                        f"{info.format.value.upper()} table; table procedures maintain Iceberg "

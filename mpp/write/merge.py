@@ -41,7 +41,7 @@ from sqlglot import exp
 
 from mpp import crash
 from mpp.catalog.model import TableInfo
-from mpp.errors import MppError, SqlError, UnknownTableError
+from mpp.errors import MppError, SqlError
 from mpp.sql.statements import MergeClause, MergeInto
 from mpp.sql.types import type_name
 from mpp.storage.base import Fragment
@@ -52,6 +52,7 @@ from mpp.write.sizing import Piece
 from mpp.write.stage import (
     WriteOutcome,
     bind_generated,
+    current_table,
     one_commit,
     run_write_stage,
     write_outcome,
@@ -206,11 +207,7 @@ def merge_into(session: Session, stmt: MergeInto, *,
                settings: Mapping[str, Any] | None = None) -> WriteOutcome:
     """Run ``stmt``; the outcome counts the rows updated, deleted and inserted."""
     catalog = session.catalog
-    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
-    try:
-        info = catalog.table(stmt.name)
-    except UnknownTableError as exc:
-        raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
+    info = current_table(session, stmt.name, stmt.place)
     _check(stmt, info)
     queries = _Sql(stmt, tuple(info.schema.names))
     query_id = f"merge-{stmt.name}-{uuid.uuid4().hex[:8]}"

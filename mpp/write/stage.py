@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from dask._expr import LLGExpr
 
 from mpp import crash
-from mpp.catalog.model import Committed
+from mpp.catalog.model import Committed, TableInfo
 from mpp.catalog.write import WriteTarget, WrittenFragment
 from mpp.config import PlannerContext
-from mpp.errors import SqlError
+from mpp.errors import SqlError, UnknownTableError
 from mpp.execution.cluster import cancel_and_drain
 from mpp.execution.graph import build_graph
 from mpp.execution.run import query_token
@@ -153,6 +153,21 @@ def write_outcome(session: Session, table: str, query_id: str, start: float,
                      if done.retries else "")
                   + (f": {detail}" if detail else ""))
     return WriteOutcome(rows, tuple(tasks), stats, tuple(writes), table, commit)
+
+
+def placed(exc: UnknownTableError, place: tuple[int, int]) -> UnknownTableError:
+    """``exc`` reported at the statement's ``place`` unless it already names a line."""
+    return exc if exc.line is not None else UnknownTableError(str(exc), *place)
+
+
+def current_table(session: Session, name: str, place: tuple[int, int]) -> TableInfo:
+    """Table ``name`` as committed now (refreshed): a write plans with, and commits on top of,
+    the current version. An unknown table is reported at the statement's ``place``."""
+    session.catalog.refresh(name)
+    try:
+        return session.catalog.table(name)
+    except UnknownTableError as exc:
+        raise placed(exc, place) from None
 
 
 def bind_generated(session: Session, sql: str, what: str, place: tuple[int, int]) -> Any:

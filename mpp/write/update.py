@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from mpp import crash
-from mpp.errors import SqlError, UnknownTableError
+from mpp.errors import SqlError
 from mpp.sql.statements import UpdateTable
 from mpp.sql.types import type_name
 from mpp.storage.base import Fragment
@@ -39,7 +39,13 @@ from mpp.write.ctas import top_value_columns
 from mpp.write.delete import _scans, changed_files, per_file_write
 from mpp.write.insert import insertable
 from mpp.write.sizing import Piece
-from mpp.write.stage import WriteOutcome, bind_generated, one_commit, write_outcome
+from mpp.write.stage import (
+    WriteOutcome,
+    bind_generated,
+    current_table,
+    one_commit,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from mpp.session import Session
@@ -76,11 +82,7 @@ def update_table(session: Session, stmt: UpdateTable, *,
                  settings: Mapping[str, Any] | None = None) -> WriteOutcome:
     """Run ``stmt``; the outcome counts the rows updated."""
     catalog = session.catalog
-    catalog.refresh(stmt.name)  # plan with, and commit on top of, the current version
-    try:
-        info = catalog.table(stmt.name)
-    except UnknownTableError as exc:
-        raise (exc if exc.line is not None else UnknownTableError(str(exc), *stmt.place)) from None
+    info = current_table(session, stmt.name, stmt.place)
     names = {c.lower(): c for c in info.schema.names}
     for column, _ in stmt.assignments:
         if column.lower() not in names:
