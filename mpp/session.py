@@ -383,9 +383,8 @@ class Session:
         if stage == "optimized":
             return head + explain_logical(plan)
         text = head + explain_physical(self.physical(plan, ctx))
-        merged = self.settings.merged(settings)
-        if isinstance(self.cluster, PlanOnly) or int(merged["planning.workers"]):
-            workers, threads = self.planned_size(merged)
+        if isinstance(self.cluster, PlanOnly) or int(ctx.settings["planning.workers"]):
+            workers, threads = ctx.workers, ctx.threads // ctx.workers  # the size ctx planned
             source = ("--workers / --threads or the planning.* settings; no cluster started"
                       if isinstance(self.cluster, PlanOnly)
                       else "the planning.* settings, not the cluster's size")
