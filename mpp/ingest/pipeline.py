@@ -403,6 +403,16 @@ def _settle(consumer: Consumer, broker: Broker, expected: int, got: Callable[[],
             return
 
 
+def _plan_run(spec: IngestSpec, progress: Progress, run: str) -> tuple[list[Producer], pa.Table]:
+    """The run's seeded producers and every message they plan to send, noted in ``progress``."""
+    progress.run = run
+    producers = [Producer(cast(Kind, kind), i, seed=spec.seed) for kind, n in spec.producers
+                 for i in range(n)]
+    planned = plan_all(producers, spec.messages)
+    progress.planned = planned.num_rows
+    return producers, planned
+
+
 def table_name(spec: IngestSpec, mode: DeliveryMode, dedup: str) -> str | None:
     """The table a run lands in: ``<table>`` alone, ``<table>_<mode>[_<dedup>]`` for several."""
     if spec.table is None:
@@ -474,11 +484,7 @@ def run_one(spec: IngestSpec, mode: DeliveryMode, dedup: str, *, catalog: Catalo
     consumer reads until it caught up, so the run interleaves sending and consuming.
     """
     progress = progress or Progress()
-    progress.run = f"{mode.value}/{dedup}"
-    producers = [Producer(cast(Kind, kind), i, seed=spec.seed) for kind, n in spec.producers
-                 for i in range(n)]
-    planned = plan_all(producers, spec.messages)
-    progress.planned = planned.num_rows
+    producers, planned = _plan_run(spec, progress, f"{mode.value}/{dedup}")
     broker = _broker(spec)
     topic = "events" if spec.backend == "embedded" else f"ingest_{uuid.uuid4().hex[:10]}"
     table = table_name(spec, mode, dedup)
@@ -567,11 +573,7 @@ def run_bulk_one(spec: IngestSpec, dedup: str, *, catalog: Catalog | None = None
     assert spec.bulk is not None
     mode = DeliveryMode.EXACTLY_ONCE if dedup == "offset" else DeliveryMode.AT_LEAST_ONCE
     progress = progress or Progress()
-    progress.run = f"bulk:{mode.value}/{dedup}"
-    producers = [Producer(cast(Kind, kind), i, seed=spec.seed) for kind, n in spec.producers
-                 for i in range(n)]
-    planned = plan_all(producers, spec.messages)
-    progress.planned = planned.num_rows
+    producers, planned = _plan_run(spec, progress, f"bulk:{mode.value}/{dedup}")
     table = None if spec.table is None else f"{spec.table}_bulk_{dedup}"
     sink = tasks = None
     if table is not None:
