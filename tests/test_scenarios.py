@@ -71,6 +71,9 @@ def test_small_scenario_runs_and_passes_its_checks(name: str, tmp_path: Path,
                                                    cluster: Cluster) -> None:
     sc = load_scenario(SCENARIOS / f"{name}.toml", scale=TINY[name])
     sc = dataclasses.replace(sc, repeats=1)
+    if name == "tpch":  # the runner on the TPC-H dataset; test_tpch.py checks all 22 queries
+        sc = dataclasses.replace(sc, queries=type(sc.queries)(
+            q for q in sc.queries if q.name in ("q01", "q03", "q13", "q18")))
     out = run_scenario(sc, out=tmp_path, cache=tmp_path / "cache", cluster=cluster,
                        progress=False, echo=None)
     assert out.ok, [c.message for c in out.failures]

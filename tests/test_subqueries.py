@@ -141,8 +141,8 @@ def test_explain_names_semi_and_anti_joins(sub_wh: Path, cluster) -> None:
      "NOT IN with a correlated subquery", (1, 24)),
 ])
 def test_unsupported_forms_are_named(sub_wh: Path, sql: str, construct: str,
-                                     at: tuple[int, int]) -> None:
-    with mpp.connect(sub_wh) as session, pytest.raises(SqlError, match="unsupported SQL") as e:
+                                     at: tuple[int, int], cluster) -> None:
+    with mpp.connect(sub_wh, cluster=cluster) as session, pytest.raises(SqlError, match="unsupported SQL") as e:
         session.bind(sql)
     assert construct in str(e.value)
     assert (e.value.line, e.value.column) == at
