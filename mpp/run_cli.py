@@ -129,6 +129,8 @@ def validate_model(file: str, counts: tuple[int, ...], scale: float, repeats: in
         if limits.WORKERS.problem(w):
             raise click.BadParameter(f"{limits.WORKERS.problem(w)}", param_hint="--workers")
     sc = load_scenario(file, scale=scale)
-    _, table = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
-                          repeats=repeats)
-    click.echo(table)
+    check = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
+                       repeats=repeats)
+    click.echo(check.table)
+    if check.report is not None:
+        click.echo(f"report (with this table): {check.report / 'report.html'}")
