@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mpp.errors import MppError
-from mpp.metrics.calibration import Calibration, calibrate, predict_calibrated
+from mpp.metrics.calibration import Calibration, calibrate, predict_calibrated, task_cpu
 from mpp.metrics.records import TaskRecord, format_key
 from mpp.metrics.skew import StageSkew, skew_by_stage
 from mpp.metrics.whatif import (
@@ -307,6 +307,13 @@ def comparison_workers(data: RunData) -> int | None:
     return max(counts) if counts else None
 
 
+def _straggler(run: QueryRun, stage: int) -> TaskRecord:
+    """The task of ``stage`` the replay ran longest: the most CPU seconds when the run is
+    calibrated (the replay's durations), else the longest measured."""
+    recs = [r for r in run.records if r.stage == stage]
+    return max(recs, key=task_cpu if run.calibration is not None else (lambda r: r.duration))
+
+
 def format_comparison(data: RunData) -> str:
     """Per query run under several variants, each variant's predicted makespan at
     :func:`comparison_workers`, its ratio to the fastest variant's, and its straggler: the
@@ -328,9 +335,8 @@ def format_comparison(data: RunData) -> str:
             p = r.whatif[w]  # type: ignore[index]
             stage = p.critical_stage
             longest = p.stage(stage).longest_task_s if stage is not None else 0.0
-            sk = r.skew.get(stage) if stage is not None else None
-            keys = ", ".join(f"{format_key(k)} ({n:,} rows)" for k, n in sk.slowest.hot_keys[:2]
-                             ) if sk is not None else ""
+            held = _straggler(r, stage).hot_keys[:2] if stage is not None else ()
+            keys = ", ".join(f"{format_key(k)} ({n:,} rows)" for k, n in held)
             rows.append([query, r.variant, f"{p.makespan:.3f}",
                          f"{p.makespan / best:.2f}x" if best > 0 else "-", f"{longest:.3f}",
                          f"{longest / p.makespan:.0%}" if p.makespan > 0 else "-",
