@@ -203,6 +203,16 @@ class QueryStats:
                                                         "fixed_overhead_s": over.fixed_s,
                                                         **kwargs})
 
+    def predict_here(self, workers: int) -> Prediction:
+        """Predicted makespan of this run's tasks on ``workers`` workers of this machine (its
+        cores shared by them and by the other load measured during the run); the calibration
+        check at the real worker count. Without CPU times in the records: :meth:`predict`."""
+        cal = self.calibration()
+        if cal is None:
+            return self.predict(workers)
+        return predict_calibrated(self.tasks, workers, cal, shared_cores=cal.cores,
+                                  **self._replay_options())
+
     def predict_many(self, workers: Sequence[int] = WHATIF_WORKERS,
                      **options: Any) -> dict[int, Prediction]:
         """:meth:`predict` at each worker count in ``workers``."""
