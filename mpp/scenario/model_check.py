@@ -3,10 +3,13 @@ count from every other, and compare with what really ran.
 
 The what-if model replays a run's measured tasks on W simulated workers. It fits the run it was
 measured on by construction; whether it predicts *another* worker count is the real test. This
-module runs the same scenario (same data, same plans' SQL) on a LocalCluster of each worker count
-this machine allows, and for every ordered pair (measured at ``a``, predicted for ``b``) prints the
-prediction error ``predicted(b from a) / wall(b) - 1`` per variant x query, and its range and
-sign per pair: a systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
+module runs the same scenario (same data, the same plans at every count) on a LocalCluster of
+each worker count this machine allows, in interleaved passes (1, 2, 1, 2, ...: every count sees
+the same background load), and for every ordered pair (measured at ``a``, predicted for ``b``)
+prints the prediction error ``predicted(b from a) / wall(b) - 1`` per variant x query (the
+median over the passes, each prediction compared with the run at ``b`` in the same pass), its
+range and sign per pair, the run-to-run spread (the noise floor) and the load averages: a
+systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
 """
 
 from __future__ import annotations
@@ -85,6 +88,25 @@ def paired_predictions(passes: dict[int, Sequence[Sequence[QueryRun]]]
     return sorted(out, key=lambda p: (p.source, p.target))
 
 
+def format_spread(passes: dict[int, Sequence[Sequence[QueryRun]]]) -> str:
+    """The noise floor: per worker count, how much the same variant x query's wall time
+    varied between passes ((max - min) / median, the median and the largest over the queries).
+    A prediction cannot be closer than the measurement it is compared with repeats."""
+    lines = []
+    for w, runs in sorted(passes.items()):
+        walls: dict[tuple[str, str], list[float]] = {}
+        for rs in runs:
+            for r in rs:
+                walls.setdefault((r.variant, r.query), []).append(r.wall_median_s)
+        spreads = sorted((max(v) - min(v)) / statistics.median(v)
+                         for v in walls.values() if len(v) > 1 and statistics.median(v) > 0)
+        if spreads:
+            lines.append(f"run-to-run spread at {w} worker{'s' if w != 1 else ''} over "
+                         f"{len(runs)} passes: median {statistics.median(spreads):.0%}, "
+                         f"largest {spreads[-1]:.0%}")
+    return "\n".join(lines)
+
+
 def format_table(preds: Sequence[CrossPrediction]) -> str:
     """The per-pair error table (range and direction), then every prediction."""
     lines = ["| predicted from | predicted for | error range | direction |",
@@ -143,8 +165,8 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
             passes[w].append(outcome.data.runs)
             last = outcome
     runs = {w: median_runs(p) for w, p in passes.items()}
-    table = (format_table(paired_predictions(passes))
-             + f"\n\nload average (1, 5, 15 min) at the start {load_before}, at the end "
+    table = (format_table(paired_predictions(passes)) + "\n\n" + format_spread(passes)
+             + f"\nload average (1, 5, 15 min) at the start {load_before}, at the end "
              f"{_load()}; {os.cpu_count()} cores")
     if last is not None:  # the last run's report gets the table (report.html and .json)
         write_report(dataclasses.replace(last.data, model_check=table), last.folder)
