@@ -165,8 +165,9 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
             passes[w].append(outcome.data.runs)
             last = outcome
     runs = {w: median_runs(p) for w, p in passes.items()}
-    table = (format_table(paired_predictions(passes)) + "\n\n" + format_spread(passes)
-             + f"\nload average (1, 5, 15 min) at the start {load_before}, at the end "
+    spread = format_spread(passes)
+    table = (format_table(paired_predictions(passes)) + "\n\n" + (spread + "\n" if spread else "")
+             + f"load average (1, 5, 15 min) at the start {load_before}, at the end "
              f"{_load()}; {os.cpu_count()} cores")
     if last is not None:  # the last run's report gets the table (report.html and .json)
         write_report(dataclasses.replace(last.data, model_check=table), last.folder)
