@@ -112,7 +112,8 @@ def list_(folder: str) -> None:
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply the generated row count.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Runs of every variant x query at each count; the median one is compared.")
+              help="Interleaved passes at each count (1, 2, 1, 2, ...); the median error over "
+                   "the passes is reported.")
 @click.option("--out", default=None, help="Folder the run folders are written into.")
 @click.option("--cache", default=None, help="Where generated warehouses are cached.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -129,6 +130,8 @@ def validate_model(file: str, counts: tuple[int, ...], scale: float, repeats: in
         if limits.WORKERS.problem(w):
             raise click.BadParameter(f"{limits.WORKERS.problem(w)}", param_hint="--workers")
     sc = load_scenario(file, scale=scale)
-    _, table = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
-                          repeats=repeats)
-    click.echo(table)
+    check = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
+                       repeats=repeats)
+    click.echo(check.table)
+    if check.report is not None:
+        click.echo(f"report (with this table): {check.report / 'report.html'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -31,8 +33,9 @@ sql = "SELECT date, count(DISTINCT user_id) AS u FROM access_log GROUP BY date"
 
 def test_every_count_is_predicted_from_every_other(tmp_path: Path) -> None:
     sc = parse_scenario(tomllib.loads(SPEC))
-    runs, table = validate_model(sc, [2, 1], out=tmp_path / "runs", cache=tmp_path / "cache",
-                                 progress=False)
+    check = validate_model(sc, [2, 1], out=tmp_path / "runs", cache=tmp_path / "cache",
+                           progress=False)
+    runs, table = check.runs, check.table
     assert sorted(runs) == [1, 2]
     # Each run really ran on its own cluster size.
     assert {len({t.worker for r in runs[1] for t in r.records})} == {1}
@@ -44,11 +47,39 @@ def test_every_count_is_predicted_from_every_other(tmp_path: Path) -> None:
     for p in preds:  # the prediction is the replay of the source run's tasks at the target
         source = next(r for r in runs[p.source] if r.query == p.query)
         target = next(r for r in runs[p.target] if r.query == p.query)
-        assert p.predicted_s == source.predict(p.target).makespan
+        assert p.predicted_s == source.predict_here(p.target).makespan
         assert p.measured_s == target.wall_median_s
         assert f"{p.error:+.1%}" in table
     assert table.splitlines()[0] == "| predicted from | predicted for | error range | direction |"
     assert "| 1 worker | 2 workers |" in table and "| 2 workers | 1 worker |" in table
+    # Every run is calibrated (task CPU recorded), and the table is in the last run's report.
+    assert all(r.calibration is not None for rs in runs.values() for r in rs)
+    assert check.report is not None
+    assert json.loads((check.report / "report.json").read_text())["model_check"] == table
+    assert "mpp validate-model" in (check.report / "report.html").read_text()
+
+
+def test_the_command_prints_one_row_per_count_pair_and_an_error_column(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC)
+    out = CliRunner().invoke(main, ["validate-model", str(spec), "--workers", "1", "--workers",
+                                    "2", "--repeats", "1", "--no-progress", "--out",
+                                    str(tmp_path / "runs"), "--cache", str(tmp_path / "cache")])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0] == "| predicted from | predicted for | error range | direction |"
+    pairs = lines[2:4]
+    assert [p.split("|")[1:3] for p in pairs] == [[" 1 worker ", " 2 workers "],
+                                                  [" 2 workers ", " 1 worker "]]
+    for p in pairs:  # an error range and its direction
+        assert re.fullmatch(r"\| [^|]+ \| [^|]+ \| [+-]\d+% to [+-]\d+% \| "
+                            r"(always over|always under|mixed) \|", p)
+    detail = lines.index("| variant | query | from | for | predicted s | measured s | error |")
+    rows = [line for line in lines[detail + 2:] if line.startswith("| default |")]
+    assert len(rows) == 4  # 2 queries x 2 pairs
+    assert all(re.search(r"\| [+-]\d+\.\d% \|$", r) for r in rows)
+    assert lines[-1].startswith("report (with this table): ") and lines[-1].endswith(
+        "report.html")
 
 
 def test_one_count_is_not_a_validation() -> None:

@@ -149,7 +149,10 @@ def test_summary_table() -> None:
     assert "20.00" in single and "s1: trino, redshift, time" in single
     assert single.endswith("equal")
     assert "1.00" in rewrite and "none" in rewrite
-    assert lines[-3].startswith("fit: what-if prediction at the real worker count")
+    fit = next(i for i, line in enumerate(lines)
+               if line.startswith("fit: what-if prediction at the real worker count"))
+    # Then the variants compared on the largest predicted size, then the checks.
+    assert lines[fit + 2].startswith("variants at W=128 ")
     assert lines[-2].startswith("PASS ") and lines[-1].startswith("FAIL ")
     assert "off by 18.5" in lines[-1]
 

@@ -15,11 +15,13 @@ from mpp.scenario.warehouse import datagen_spec
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = ("quickstart", "mpp_1000_tasks", "skew_distinct", "join_strategies", "row_vs_column",
-           "early_filter", "federation", "tpch", "skew_window", "ingestion", "data_mart")
+           "early_filter", "federation", "tpch", "skew_window", "ingestion", "data_mart",
+           "skew_warehouse")
 # Run end to end here, at these scales. quickstart runs in test_runner.py; row_vs_column,
 # join_strategies, federation and (with fewer fragments) skew_distinct run in the notebooks
 # (test_notebooks.py), which assert their checks pass; mpp_1000_tasks is validated only:
-# generating 1,000 files takes too long for a test.
+# generating 1,000 files takes too long for a test; skew_warehouse's 128-node plan runs at a
+# tiny size in test_warehouse_size.py.
 TINY = {"early_filter": 0.002, "tpch": 0.1,  # tpch: SF 0.1 x 0.1
         "skew_window": 0.005}
 

@@ -77,3 +77,61 @@ def test_plans_for_the_named_size_run_here_and_replay_there(tmp_path: Path,
     # The replay on the named warehouse: 16 nodes with 2 threads each.
     assert 16 in runs["default"].whatif
     assert runs["default"].whatif[16].makespan > 0
+
+
+SKEW = """
+name = "skew128"
+[data]
+rows = 20_000
+partitions = 30
+days = 30
+seed = 13
+users = 2_000
+hot_day = 13
+hot_share = 0.4
+[warehouse]
+nodes = 128
+threads_per_node = 1
+[[variants]]
+name = "single_step"
+settings = { "aggregate.distinct_strategy" = "single_step" }
+[[variants]]
+name = "rewrite"
+settings = { "aggregate.distinct_strategy" = "rewrite" }
+[[queries]]
+name = "count_distinct"
+sql = "SELECT date, count(DISTINCT user_id) AS users FROM access_log GROUP BY date"
+"""
+
+
+def test_a_128_node_warehouse_runs_its_own_final_stage(tmp_path: Path, cluster: Cluster) -> None:
+    import datetime as dt
+    import tomllib
+
+    from mpp.scenario.report import format_comparison, format_summary
+
+    out = run_scenario(parse_scenario(tomllib.loads(SKEW)), out=tmp_path,
+                       cache=tmp_path / "cache", cluster=cluster, progress=False, echo=None)
+    runs = {r.variant: r for r in out.data.runs}
+    single = runs["single_step"]
+    # 128 nodes x 1 thread: 2 x 128 = 256 buckets, so the single-step final stage has 256
+    # tasks (as that warehouse would run), most of them empty: 30 days hash to <= 30 buckets.
+    final = single.final_stage
+    assert final is not None and final.tasks == 256
+    assert "hash exchanges into 256 buckets" in single.plan
+    # The heaviest final task is the hot day's: every row of day 13 meets there.
+    assert final.heaviest.hot_keys[0][0] == dt.date(2017, 1, 13)
+    assert final.heaviest.rows_in > 0.3 * 20_000
+    # The replay on the named warehouse, and the comparison the report shows.
+    assert 128 in single.whatif and 128 in runs["rewrite"].whatif
+    text = format_comparison(out.data)
+    assert text.startswith("variants at W=128 ")
+    rows = {line.split()[1]: line.split() for line in text.splitlines()[3:]}
+    assert set(rows) == {"single_step", "rewrite"}
+    for variant, row in rows.items():
+        p = runs[variant].whatif[128]
+        assert row[2] == f"{p.makespan:.3f}"
+        longest = p.stage(p.critical_stage).longest_task_s
+        assert row[4] == f"{longest:.3f}" and row[5] == f"{longest / p.makespan:.0%}"
+    assert "1.00x" in {row[3] for row in rows.values()}  # the fastest variant
+    assert text in format_summary(out.data)

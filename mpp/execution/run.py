@@ -24,7 +24,7 @@ from dask.base import tokenize
 
 from mpp.execution.graph import build_graph
 from mpp.execution.watch import DEFAULT_STALL_TIMEOUT, Watch
-from mpp.metrics.collector import collect
+from mpp.metrics.collector import collect_with_cpu
 from mpp.metrics.summary import QueryStats, summarize
 from mpp.physical.operators.base import concat
 from mpp.physical.planner import PhysicalPlan
@@ -56,7 +56,7 @@ def execute(plan: PhysicalPlan, client: Any, query_id: str, *, plan_text: str = 
     # trees, fragments) to name it: ~1.8 s at 1,000 tasks. Our keys already carry a unique
     # token, so the expression is named by it instead.
     expr = LLGExpr(graph.dsk, _determ_token=f"{query_id}-{token}")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     futures = client.get(expr, graph.result_keys, sync=False, retries=0)
     try:
         parts = Watch(client, query_id, graph.dsk, stall_timeout).gather(futures)
@@ -64,9 +64,10 @@ def execute(plan: PhysicalPlan, client: Any, query_id: str, *, plan_text: str = 
         with contextlib.suppress(Exception):
             client.cancel(futures)
         raise
-    wall = time.perf_counter() - start
+    wall, client_cpu = time.perf_counter() - start, time.process_time() - cpu
     table = concat(list(parts), plan.root.schema)
     table = pa.table(table.columns, names=list(plan.output_names))
-    records = collect(client, query_id)
-    stats = QueryStats(query_id, wall, plan, records, summarize(records))
+    records, worker_cpu = collect_with_cpu(client, query_id)
+    stats = QueryStats(query_id, wall, plan, records, summarize(records), client_cpu,
+                       worker_cpu)
     return Execution(table, stats)

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from mpp.execution import sizing
 from mpp.logical.nodes import Field
-from mpp.metrics.collector import record, worker_address
+from mpp.metrics.collector import record, task_started, worker_address
 from mpp.metrics.records import TaskRecord
 from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
 from mpp.physical.operators.exchange import BucketedTable, ExchangeExec
@@ -100,7 +100,8 @@ def run_stage_task(payload: StagePayload, partition: int,
     """Run one partition of a stage: the fused pipeline (its scans read ``fragments``, one
     per scan slot), then hand its output to the stage's exchange (cut into buckets here, or
     by the combine after merging: ``buckets_at_map``)."""
-    start = time.time()
+    task_started(payload.query_id)
+    start, cpu = time.time(), time.thread_time()
     tctx = TaskContext(partition, fragments)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
         if value is None:  # an exchange another input of a union reads, not this task
@@ -112,7 +113,7 @@ def run_stage_task(payload: StagePayload, partition: int,
         payload.query_id, payload.stage, payload.name, str((payload.name, partition)),
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
-        hot_keys=tctx.hot_keys, join_rows=tctx.join_rows))
+        hot_keys=tctx.hot_keys, join_rows=tctx.join_rows, cpu_s=time.thread_time() - cpu))
     return payload.sink.map_output(out) if payload.sink is not None else out
 
 
@@ -120,7 +121,8 @@ def run_combine(payload: CombinePayload, index: int,
                 maps: list[pa.Table] | list[BucketedTable]) -> pa.Table | BucketedTable:
     """Merge several producer tasks' outputs (partial aggregates merge here, so less crosses
     to the consumers); for a hash exchange, one bucketed table of them."""
-    start = time.time()
+    task_started(payload.query_id)
+    start, cpu = time.time(), time.thread_time()
     sink = payload.sink
     rows_in = sum(int((m.table if isinstance(m, BucketedTable) else m).num_rows) for m in maps)
     out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)
@@ -128,5 +130,5 @@ def run_combine(payload: CombinePayload, index: int,
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
         worker_address(), start, time.time(), rows_in=rows_in,
-        rows_out=table.num_rows, bytes_sent=table.nbytes))
+        rows_out=table.num_rows, bytes_sent=table.nbytes, cpu_s=time.thread_time() - cpu))
     return out

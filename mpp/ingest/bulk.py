@@ -96,13 +96,14 @@ def load_chunk(query_id: str, key: str, path: str, offset: int, rows: int,
                received_us: int) -> pa.Table:
     """Rows ``offset`` .. ``offset + rows`` of landed file ``path``, with ``received_at``
     (an ``ingest-load`` task)."""
-    start = time.time()
+    start, cpu = time.time(), time.thread_time()
     table = pq.read_table(path).slice(offset, rows)
     table = table.append_column(pa.field("received_at", pa.timestamp("us")), pa.array(
         [received_us] * table.num_rows, pa.int64()).cast(pa.timestamp("us")))
     if query_id:
         record(TaskRecord(query_id, 0, "ingest-load", key, offset, worker_address(), start,
-                          time.time(), rows_in=table.num_rows, rows_out=table.num_rows))
+                          time.time(), rows_in=table.num_rows, rows_out=table.num_rows,
+                          cpu_s=time.thread_time() - cpu))
     return table
 
 

@@ -86,7 +86,7 @@ def decode_batch(query_id: str, key: str, values: Sequence[bytes],
                  received_us: int) -> tuple[pa.Table, list[tuple[int, str]]]:
     """Decode one batch's payloads: a table of the messages (with ``received_at``) and, per
     malformed payload, its position in ``values`` and the reason (the dead letters)."""
-    start = time.time()
+    start, cpu = time.time(), time.thread_time()
     rows: list[dict[str, Any]] = []
     dead: list[tuple[int, str]] = []
     for i, v in enumerate(values):
@@ -100,7 +100,8 @@ def decode_batch(query_id: str, key: str, values: Sequence[bytes],
     if query_id:  # a run's task (an empty id: decoded in the driver, nothing to report)
         record(TaskRecord(query_id, 0, "ingest-consume", key, 0, worker_address(), start,
                           time.time(), rows_in=len(values), rows_out=batch.num_rows,
-                          bytes_read=sum(len(v) for v in values)))
+                          bytes_read=sum(len(v) for v in values),
+                          cpu_s=time.thread_time() - cpu))
     return batch, dead
 
 

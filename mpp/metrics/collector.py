@@ -19,6 +19,15 @@ from mpp.metrics.records import TaskRecord
 
 _BUFFER: dict[str, list[TaskRecord]] = {}
 _LOCK = threading.Lock()
+_CPU_AT_START: dict[str, float] = {}  # query id -> this process's CPU seconds at its first task
+
+
+def task_started(query_id: str) -> None:
+    """Note this process's CPU time when its first task of ``query_id`` starts, so that the
+    drain can report the CPU the process spent on the query beyond the task bodies (receiving,
+    deserialising and sending tasks and their data)."""
+    if query_id not in _CPU_AT_START:
+        _CPU_AT_START.setdefault(query_id, time.process_time())
 
 
 def record(rec: TaskRecord) -> None:
@@ -35,8 +44,13 @@ def drain(query_id: str) -> list[TaskRecord]:
 
 def drain_pickled(query_id: str) -> bytes:
     """:func:`drain`, pickled in one piece: Dask serialises a returned list item by item,
-    which cost ~25 ms for a 1,000-task query's records; one bytes object costs ~3 ms."""
-    return pickle.dumps(drain(query_id), protocol=pickle.HIGHEST_PROTOCOL)
+    which cost ~25 ms for a 1,000-task query's records; one bytes object costs ~3 ms.
+
+    With the records goes the CPU seconds this process used since its first task of the query
+    started (0 when it ran none)."""
+    start = _CPU_AT_START.pop(query_id, None)
+    cpu = time.process_time() - start if start is not None else 0.0
+    return pickle.dumps((drain(query_id), cpu), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def worker_address() -> str:
@@ -51,9 +65,17 @@ def worker_address() -> str:
 
 def collect(client: Any, query_id: str) -> list[TaskRecord]:
     """Pull the records of ``query_id`` from every worker (and this process), by start time."""
-    per_worker = client.run(drain_pickled, query_id)
-    records = [r for blob in per_worker.values() for r in pickle.loads(blob)] + drain(query_id)
-    return sorted(records, key=lambda r: (r.stage, r.start))
+    return collect_with_cpu(client, query_id)[0]
+
+
+def collect_with_cpu(client: Any, query_id: str) -> tuple[list[TaskRecord], float]:
+    """:func:`collect`, and the CPU seconds the worker processes used from their first task
+    of the query to the collection (task bodies and everything around them), summed."""
+    per_worker = [pickle.loads(blob) for blob in client.run(drain_pickled, query_id).values()]
+    _CPU_AT_START.pop(query_id, None)  # tasks this process ran itself are not a worker's
+    records = [r for recs, _ in per_worker for r in recs] + drain(query_id)
+    return (sorted(records, key=lambda r: (r.stage, r.start)),
+            sum(cpu for _, cpu in per_worker))
 
 
 @contextmanager

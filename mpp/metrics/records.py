@@ -26,6 +26,10 @@ class TaskRecord:
             for straggler attribution.
         join_rows: rows that entered the task's hash joins: (probe/left side, build/right
             side). A broadcast join's build side counts once per task that received it.
+        cpu_s: CPU seconds the task body's thread used (``time.thread_time`` around it), or
+            None when not measured. Beside the wall duration it separates the task's own work
+            (what scales with the cluster) from time spent waiting for a core (what CPU
+            contention on the measuring machine added); see :mod:`mpp.metrics.whatif`.
     """
 
     query_id: str
@@ -42,12 +46,14 @@ class TaskRecord:
     bytes_sent: int = 0
     hot_keys: tuple[tuple[Any, int], ...] = ()
     join_rows: tuple[int, int] = (0, 0)
+    cpu_s: float | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A plain tuple of fields: ~1,000 records cross from the workers after every query.
         return TaskRecord, (self.query_id, self.stage, self.name, self.key, self.partition,
                             self.worker, self.start, self.stop, self.rows_in, self.rows_out,
-                            self.bytes_read, self.bytes_sent, self.hot_keys, self.join_rows)
+                            self.bytes_read, self.bytes_sent, self.hot_keys, self.join_rows,
+                            self.cpu_s)
 
     @property
     def duration(self) -> float:

@@ -9,11 +9,13 @@ slowest task with the key values it held.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mpp.metrics.calibration import Calibration, calibrate, predict_calibrated
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.skew import StageSkew, skew_by_stage, skew_options
 from mpp.metrics.whatif import (
@@ -100,6 +102,13 @@ class QueryStats:
         plan: the PhysicalPlan that was executed.
         tasks: one record per task that reported (pipeline and exchange tasks).
         stages: per-stage group summaries (see :func:`summarize`).
+        client_cpu_s: CPU seconds this process used while the query ran (submitting the
+            graph, gathering the result and, on a LocalCluster, the scheduler, which runs in
+            this process): the query's serial, per-query cost the what-if model keeps apart
+            from the tasks' (None when not measured).
+        worker_cpu_s: CPU seconds the worker processes used from their first task of the
+            query to the collection of its records: task bodies plus the per-task work around
+            them (receiving tasks, fetching and sending data); None when not measured.
     """
 
     query_id: str
@@ -107,6 +116,8 @@ class QueryStats:
     plan: PhysicalPlan
     tasks: list[TaskRecord] = field(default_factory=list)
     stages: dict[int, list[GroupSummary]] = field(default_factory=dict)
+    client_cpu_s: float | None = None
+    worker_cpu_s: float | None = None
 
     @property
     def rows_read(self) -> int:
@@ -156,23 +167,51 @@ class QueryStats:
             lanes.setdefault(r.worker, set()).add(lane)
         return max((len(v) for v in lanes.values()), default=1)
 
-    def predict(self, workers: int, **options: Any) -> Prediction:
-        """Predicted makespan of this run's tasks on ``workers`` workers.
+    def calibration(self) -> Calibration | None:
+        """The run's costs separated (:func:`mpp.metrics.calibration.calibrate`), or None when
+        its records carry no CPU times."""
+        if not self.tasks or any(r.cpu_s is None for r in self.tasks):
+            return None
+        workers = len({r.worker for r in self.tasks})
+        return calibrate(self.tasks, self.wall_seconds, workers=workers,
+                         cores=os.cpu_count() or 1, client_cpu_s=self.client_cpu_s,
+                         worker_cpu_s=self.worker_cpu_s, **self._replay_options())
 
-        Replays the records (:func:`mpp.metrics.whatif.predict_makespan`) with the plan's stage
-        dependencies and broadcast exchanges, this run's threads per worker and its measured
-        overheads (per task and per query); ``options`` override any of those keyword arguments.
-        """
-        over = self.overheads()
+    def _replay_options(self) -> dict[str, Any]:
         broadcast = {st.id for st in self.plan.stages
                      if st.sink is not None and st.sink.kind.value == "broadcast"}
-        kwargs: dict[str, Any] = {"stage_deps": self.stage_deps,
-                                  "broadcast_stages": broadcast,
-                                  "threads_per_worker": self.threads_per_worker,
-                                  "task_overhead_s": over.task_s,
-                                  "fixed_overhead_s": over.fixed_s}
-        kwargs.update(options)
-        return predict_makespan(self.tasks, workers, **kwargs)
+        return {"stage_deps": self.stage_deps, "broadcast_stages": broadcast,
+                "threads_per_worker": self.threads_per_worker}
+
+    def predict(self, workers: int, **options: Any) -> Prediction:
+        """Predicted makespan of this run's tasks on a warehouse of ``workers`` nodes.
+
+        Replays the records with the plan's stage dependencies and broadcast exchanges and
+        this run's threads per worker: calibrated (:meth:`calibration`: task CPU, per-task and
+        serial costs, the fixed cost, without this machine's contention) when the records
+        carry CPU times and ``options`` set no overhead, else the durations as measured plus
+        the measured overheads (per task and per query). ``options`` override any keyword
+        argument of :func:`mpp.metrics.whatif.predict_makespan`.
+        """
+        kwargs = {**self._replay_options(), **options}
+        cal = None if {"task_overhead_s", "fixed_overhead_s"} & set(options) else (
+            self.calibration())
+        if cal is not None:
+            return predict_calibrated(self.tasks, workers, cal, **kwargs)
+        over = self.overheads()
+        return predict_makespan(self.tasks, workers, **{"task_overhead_s": over.task_s,
+                                                        "fixed_overhead_s": over.fixed_s,
+                                                        **kwargs})
+
+    def predict_here(self, workers: int) -> Prediction:
+        """Predicted makespan of this run's tasks on ``workers`` workers of this machine (its
+        cores shared by them and by the other load measured during the run); the calibration
+        check at the real worker count. Without CPU times in the records: :meth:`predict`."""
+        cal = self.calibration()
+        if cal is None:
+            return self.predict(workers)
+        return predict_calibrated(self.tasks, workers, cal, shared_cores=cal.cores,
+                                  **self._replay_options())
 
     def predict_many(self, workers: Sequence[int] = WHATIF_WORKERS,
                      **options: Any) -> dict[int, Prediction]:

@@ -120,20 +120,25 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
                      task_overhead_s: float = 0.0, threads_per_worker: int = 1,
                      order: TaskOrder = TaskOrder.LPT,
                      fixed_overhead_s: float = 0.0,
-                     broadcast_stages: Collection[int] = ()) -> Prediction:
+                     broadcast_stages: Collection[int] = (),
+                     serial_s: float = 0.0) -> Prediction:
     """Predict the makespan of a run's tasks on ``workers`` workers (see the module docstring).
 
     ``fixed_overhead_s`` is added once to the makespan: the per-query cost outside the tasks
     (building and submitting the graph, gathering the result), see :func:`measure_overheads`.
     ``broadcast_stages``: stages whose exchange is a broadcast (every worker gets all bytes).
+    ``serial_s``: seconds of a serial dispatcher (the scheduler) every task needs before it can
+    start, one task at a time over the whole run: tasks start no faster than one per
+    ``serial_s`` however many slots there are (see :mod:`mpp.metrics.calibration`).
 
     Raises:
         KnobError: a non-positive worker/thread count or bandwidth, a negative overhead, a
             dependency on a stage without task records, or a dependency cycle.
     """
     _check_knobs(workers, threads_per_worker, bandwidth_bytes_per_s, task_overhead_s)
-    if not fixed_overhead_s >= 0:
-        raise KnobError(f"what-if fixed_overhead_s must be >= 0, got {fixed_overhead_s!r}")
+    for name, value in (("fixed_overhead_s", fixed_overhead_s), ("serial_s", serial_s)):
+        if not value >= 0:
+            raise KnobError(f"what-if {name} must be >= 0, got {value!r}")
     stages = {s: task_groups(recs) for s, recs in group_by_stage(records).items()}
     deps = _resolve_deps(stages, stage_deps)
     # Scheduling units: each task group of each stage. A stage's later groups (an exchange's
@@ -142,6 +147,7 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
     unit_deps = {(s, k): ((s, k - 1),) if k else tuple((u, len(stages[u]) - 1) for u in deps[s])
                  for s, k in units}
     slots = [0.0] * (workers * threads_per_worker)  # a heap of the times slots become free
+    dispatcher = [0.0, serial_s]  # when the serial dispatcher is next free, its cost per task
     timings: dict[tuple[int, int], StageTiming] = {}
     pending = set(units)
     while pending:
@@ -152,7 +158,7 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
             for u in pending if all(d in timings for d in unit_deps[u]))
         pending.discard(unit)
         timings[unit] = _place_stage(unit[0], units[unit], slots, ready, exchange,
-                                     task_overhead_s, order)
+                                     task_overhead_s, order, dispatcher)
     prediction = _prediction(workers, threads_per_worker, _merge_groups(timings), deps)
     return replace(prediction, makespan=prediction.makespan + fixed_overhead_s,
                    fixed_s=fixed_overhead_s)
@@ -282,8 +288,12 @@ def _ready_time(unit: tuple[int, int], units: Mapping[tuple[int, int], Sequence[
 
 
 def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], ready: float,
-                 exchange: float, overhead: float, order: TaskOrder) -> StageTiming:
-    """List-schedule one stage's tasks onto the slot heap; return its timing."""
+                 exchange: float, overhead: float, order: TaskOrder,
+                 dispatcher: list[float]) -> StageTiming:
+    """List-schedule one stage's tasks onto the slot heap; return its timing.
+
+    ``dispatcher`` is [when the serial dispatcher is next free, its seconds per task]: a
+    task starts no earlier than its dispatch, and dispatches are one at a time."""
     durations = []
     for r in recs:
         if r.stop < r.start:
@@ -293,7 +303,10 @@ def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], rea
         durations.sort(reverse=True)
     first_start, finish = float("inf"), ready
     for d in durations:
-        start = max(heapq.heappop(slots), ready)
+        slot = heapq.heappop(slots)
+        if dispatcher[1]:  # dispatches overlap running tasks (a worker queues the next one)
+            dispatcher[0] = max(dispatcher[0], ready) + dispatcher[1]
+        start = max(slot, ready, dispatcher[0])
         heapq.heappush(slots, start + d)
         first_start, finish = min(first_start, start), max(finish, start + d)
     return StageTiming(stage, len(recs), ready, exchange, first_start, finish, max(durations))

@@ -3,22 +3,26 @@ count from every other, and compare with what really ran.
 
 The what-if model replays a run's measured tasks on W simulated workers. It fits the run it was
 measured on by construction; whether it predicts *another* worker count is the real test. This
-module runs the same scenario (same data, same plans' SQL) on a LocalCluster of each worker count
-this machine allows, and for every ordered pair (measured at ``a``, predicted for ``b``) prints the
-prediction error ``predicted(b from a) / wall(b) - 1`` per variant x query, and its range and
-sign per pair: a systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
+module runs the same scenario (same data, the same plans at every count) on a LocalCluster of
+each worker count this machine allows, in interleaved passes (1, 2, 1, 2, ...: every count sees
+the same background load), and for every ordered pair (measured at ``a``, predicted for ``b``)
+prints the prediction error ``predicted(b from a) / wall(b) - 1`` per variant x query (the
+median over the passes, each prediction compared with the run at ``b`` in the same pass), its
+range and sign per pair, the run-to-run spread (the noise floor) and the load averages: a
+systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpp.errors import MppError
-from mpp.scenario.report import QueryRun
+from mpp.scenario.report import QueryRun, write_report
 from mpp.scenario.spec import Scenario
 
 
@@ -39,6 +43,16 @@ class CrossPrediction:
         return self.predicted_s / self.measured_s - 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCheck:
+    """A validation's outcome: the median pass per worker count, the error table, and the run
+    folder whose report.html / report.json carry the table (the last pass's)."""
+
+    runs: dict[int, Sequence[QueryRun]]
+    table: str
+    report: Path | None
+
+
 def cross_predictions(runs: dict[int, Sequence[QueryRun]]) -> list[CrossPrediction]:
     """Every (source, target) pair of worker counts, every variant x query run at both."""
     out: list[CrossPrediction] = []
@@ -52,8 +66,45 @@ def cross_predictions(runs: dict[int, Sequence[QueryRun]]) -> list[CrossPredicti
                 if other is None or not r.records or other.wall_median_s <= 0:
                     continue
                 out.append(CrossPrediction(r.variant, r.query, source, target,
-                                           r.predict(target).makespan, other.wall_median_s))
+                                           r.predict_here(target).makespan,
+                                           other.wall_median_s))
     return out
+
+
+def paired_predictions(passes: dict[int, Sequence[Sequence[QueryRun]]]
+                       ) -> list[CrossPrediction]:
+    """Cross predictions within each interleaved pass (the runs at every count made one
+    after the other, under the same background load), and per variant x query x count pair
+    the one with the median error (the lower middle for an even count of passes)."""
+    rounds = min(len(p) for p in passes.values())
+    by_key: dict[tuple[str, str, int, int], list[CrossPrediction]] = {}
+    for i in range(rounds):
+        for p in cross_predictions({w: runs[i] for w, runs in passes.items()}):
+            by_key.setdefault((p.variant, p.query, p.source, p.target), []).append(p)
+    out = []
+    for preds in by_key.values():
+        preds.sort(key=lambda p: p.error)
+        out.append(preds[(len(preds) - 1) // 2])
+    return sorted(out, key=lambda p: (p.source, p.target))
+
+
+def format_spread(passes: dict[int, Sequence[Sequence[QueryRun]]]) -> str:
+    """The noise floor: per worker count, how much the same variant x query's wall time
+    varied between passes ((max - min) / median, the median and the largest over the queries).
+    A prediction cannot be closer than the measurement it is compared with repeats."""
+    lines = []
+    for w, runs in sorted(passes.items()):
+        walls: dict[tuple[str, str], list[float]] = {}
+        for rs in runs:
+            for r in rs:
+                walls.setdefault((r.variant, r.query), []).append(r.wall_median_s)
+        spreads = sorted((max(v) - min(v)) / statistics.median(v)
+                         for v in walls.values() if len(v) > 1 and statistics.median(v) > 0)
+        if spreads:
+            lines.append(f"run-to-run spread at {w} worker{'s' if w != 1 else ''} over "
+                         f"{len(runs)} passes: median {statistics.median(spreads):.0%}, "
+                         f"largest {spreads[-1]:.0%}")
+    return "\n".join(lines)
 
 
 def format_table(preds: Sequence[CrossPrediction]) -> str:
@@ -79,14 +130,14 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
                    out: str | os.PathLike[str] | None = None,
                    cache: str | os.PathLike[str] | None = None,
                    progress: bool = True,
-                   repeats: int | None = None) -> tuple[dict[int, Sequence[QueryRun]], str]:
+                   repeats: int | None = None) -> ModelCheck:
     """Run ``scenario`` on a LocalCluster of each count in ``worker_counts`` (1 thread each)
-    and return the runs per count and the error table.
+    and return the runs per count, the error table and the report that shows it.
 
-    Each count is a fresh LocalCluster, so the runs do not share warm workers; the data is the
-    same cached warehouse. ``repeats`` overrides the scenario's: the median repeat is what
-    is predicted from and compared with, so a first query's warm-up (imports on fresh workers)
-    does not pass for the model's error.
+    Each pass is a fresh LocalCluster, so the runs do not share warm workers; the data is the
+    same cached warehouse. ``repeats`` (default: the scenario's) is the number of interleaved
+    passes per count: the median pass of each variant x query is what is predicted from and
+    compared with, so one disturbed pass does not pass for the model's error.
     """
     from mpp.scenario.runner import run_scenario
 
@@ -97,12 +148,63 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
     if scenario.cluster.scheduler:
         raise MppError("validating the what-if model starts its own LocalClusters; the "
                        "scenario's [cluster] names a scheduler")
-    runs: dict[int, Sequence[QueryRun]] = {}
-    for w in counts:
-        cluster = dataclasses.replace(scenario.cluster, workers=w, threads_per_worker=1)
-        sc = dataclasses.replace(scenario, cluster=cluster,
-                                 repeats=repeats or scenario.repeats)
-        outcome = run_scenario(sc, out=Path(out) if out else None, cache=cache,
-                               progress=progress, echo=None)
-        runs[w] = outcome.data.runs
-    return runs, format_table(cross_predictions(runs))
+    scenario = same_plans(scenario, max(counts))
+    load_before = _load()
+    passes: dict[int, list[Sequence[QueryRun]]] = {w: [] for w in counts}
+    last = None
+    # Interleaved passes (1, 2, 1, 2, ...), one repeat each, rather than every repeat at one
+    # count and then every repeat at the next: on a shared machine the other users' load
+    # drifts over minutes, and a drift between two blocks of runs would pass for the model's
+    # error at one count pair. Interleaved, every count sees the same background.
+    for _ in range(repeats or scenario.repeats):
+        for w in counts:
+            cluster = dataclasses.replace(scenario.cluster, workers=w, threads_per_worker=1)
+            sc = dataclasses.replace(scenario, cluster=cluster, repeats=1)
+            outcome = run_scenario(sc, out=Path(out) if out else None, cache=cache,
+                                   progress=progress, echo=None)
+            passes[w].append(outcome.data.runs)
+            last = outcome
+    runs = {w: median_runs(p) for w, p in passes.items()}
+    spread = format_spread(passes)
+    table = (format_table(paired_predictions(passes)) + "\n\n" + (spread + "\n" if spread else "")
+             + f"load average (1, 5, 15 min) at the start {load_before}, at the end "
+             f"{_load()}; {os.cpu_count()} cores")
+    if last is not None:  # the last run's report gets the table (report.html and .json)
+        write_report(dataclasses.replace(last.data, model_check=table), last.folder)
+    return ModelCheck(runs, table, last.folder if last is not None else None)
+
+
+def _load() -> str:
+    """The machine's load averages, as the table reports them (the other users' load is what
+    the model's background term stands for)."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # not on this platform
+        return "unknown"
+
+
+def same_plans(scenario: Scenario, workers: int) -> Scenario:
+    """``scenario`` with every variant planned for ``workers`` 1-thread workers (unless it, or
+    the scenario's ``[warehouse]``, names a size): the plan, and so the tasks, must be the same
+    at every count, or the check compares two plans instead of the model with the machine."""
+    size = (("planning.workers", workers), ("planning.threads_per_worker", 1))
+    variants = tuple(dataclasses.replace(v, settings=v.settings + tuple(
+        (k, n) for k, n in size if k not in dict(v.settings))) for v in scenario.variants)
+    return dataclasses.replace(scenario, variants=variants)
+
+
+def median_runs(passes: Sequence[Sequence[QueryRun]]) -> list[QueryRun]:
+    """Per variant x query, the pass with the median wall time (the lower middle for an even
+    count), holding every pass's wall time with its own last (as a QueryRun's records are the
+    last repeat's)."""
+    by_key: dict[tuple[str, str], list[QueryRun]] = {}
+    for runs in passes:
+        for r in runs:
+            by_key.setdefault((r.variant, r.query), []).append(r)
+    out: list[QueryRun] = []
+    for rs in by_key.values():
+        walls = [r.wall_s[-1] for r in rs]
+        chosen = walls.index(statistics.median_low(walls))
+        walls.append(walls.pop(chosen))
+        out.append(dataclasses.replace(rs[chosen], wall_s=tuple(walls)))
+    return out

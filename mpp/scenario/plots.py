@@ -59,6 +59,16 @@ def variant_color(data: RunData, variant: str) -> str:
 def report_html(data: RunData) -> str:
     """The whole report page as one HTML string."""
     parts: list[Any] = [_header(data), _wall_figure(data), _whatif_figure(data)]
+    from mpp.scenario.report import format_comparison
+
+    comparison = format_comparison(data)
+    if comparison:
+        parts.append(Div(text="<h2>Variants on the simulated warehouse</h2><pre>"
+                         f"{html.escape(comparison)}</pre>", width=WIDTH))
+    if data.model_check:
+        parts.append(Div(text="<h2>The what-if model across worker counts "
+                         "(mpp validate-model)</h2><pre>"
+                         f"{html.escape(data.model_check)}</pre>", width=WIDTH))
     if data.ingest:
         from mpp.ingest.pipeline import format_rows
 

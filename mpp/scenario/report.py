@@ -16,13 +16,14 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from mpp.errors import MppError
-from mpp.metrics.records import TaskRecord
+from mpp.metrics.calibration import Calibration, calibrate, predict_calibrated, task_cpu
+from mpp.metrics.records import TaskRecord, format_key
 from mpp.metrics.skew import StageSkew, skew_by_stage
 from mpp.metrics.whatif import (
     Overheads,
@@ -30,7 +31,6 @@ from mpp.metrics.whatif import (
     measure_overheads,
     measured_makespan,
     predict_makespan,
-    predict_many,
 )
 from mpp.scenario.spec import WhatIf
 
@@ -63,19 +63,35 @@ class QueryRun:
     workers: int | None = None  # the real worker count the records come from
     overheads: Overheads | None = None  # measured from the run, used by the predictions
     options: Mapping[str, Any] = field(default_factory=dict)  # predict_makespan's keywords
+    # The run's costs separated (mpp.metrics.calibration); None: durations replayed as given.
+    calibration: Calibration | None = None
 
     def predict(self, workers: int) -> Prediction:
-        """The what-if prediction at ``workers`` (precomputed or replayed with the same model)."""
+        """The what-if prediction on a warehouse of ``workers`` nodes, each with cores of its
+        own (precomputed or replayed with the same model)."""
         if workers in self.whatif:
             return self.whatif[workers]
+        if self.calibration is not None:
+            return predict_calibrated(self.records, workers, self.calibration,
+                                      **_replay_options(self.options))
         return predict_makespan(self.records, workers, **self.options)
+
+    def predict_here(self, workers: int) -> Prediction:
+        """The prediction for ``workers`` workers on the machine the run was measured on:
+        its cores shared by them and by the other load measured during the run (what
+        ``mpp validate-model`` compares with real runs at other worker counts)."""
+        if self.calibration is None:
+            return self.predict(workers)
+        return predict_calibrated(self.records, workers, self.calibration,
+                                  shared_cores=self.calibration.cores,
+                                  **_replay_options(self.options))
 
     @property
     def fit_error(self) -> float | None:
         """The model's calibration check: prediction at the real worker count / wall - 1."""
         if not (self.records and self.wall_s and self.workers and self.wall_s[-1] > 0):
             return None
-        return self.predict(self.workers).makespan / self.wall_s[-1] - 1.0
+        return self.predict_here(self.workers).makespan / self.wall_s[-1] - 1.0
 
     @property
     def wall_median_s(self) -> float:
@@ -105,9 +121,12 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
     """Build a :class:`QueryRun`, computing skew per stage and the what-if predictions.
 
     ``workers`` is the real worker count (default: the workers seen in the records). With
-    ``whatif.measured_overheads`` the predictions add the run's own per-task and per-query
-    overheads (:func:`~mpp.metrics.whatif.measure_overheads`, against the last repeat's wall
-    time, the repeat whose records these are).
+    ``whatif.measured_overheads`` and records that carry CPU times, the run is calibrated
+    (:func:`~mpp.metrics.calibration.calibrate`: task CPU, per-task worker and scheduler costs,
+    the fixed per-query cost and the machine's contention kept apart, against the last
+    repeat's wall time, the repeat whose records these are) and the predictions replay it on
+    dedicated nodes; records without CPU times are replayed as measured, with the run's mean
+    task gap and outside-the-span time added (:func:`~mpp.metrics.whatif.measure_overheads`).
     """
     recs = tuple(records)
     whatif = whatif or WhatIf()
@@ -117,15 +136,33 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
     options = {"stage_deps": deps, "bandwidth_bytes_per_s": whatif.bandwidth_bytes_per_s,
                "task_overhead_s": whatif.task_overhead_s + overheads.task_s,
                "fixed_overhead_s": overheads.fixed_s, "threads_per_worker": threads_per_worker}
-    predictions = predict_many(recs, whatif.workers, **options) if recs else {}
+    real = workers or len({r.worker for r in recs}) or None
+    calibration = None
+    if recs and wall_s and real and whatif.measured_overheads and all(
+            r.cpu_s is not None for r in recs):
+        calibration = calibrate(recs, wall_s[-1], workers=real, cores=os.cpu_count() or 1,
+                                client_cpu_s=(metrics or {}).get("client_cpu_s"),
+                                **_replay_options(options))
+        calibration = replace(calibration,
+                              task_s=calibration.task_s + whatif.task_overhead_s)
+    run = QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
+                   skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, {},
+                   result_rows, oracle, dict(metrics or {}), deps, threads_per_worker,
+                   real, overheads, options, calibration)
+    predictions = {w: run.predict(w) for w in whatif.workers} if recs else {}
     if recs and whatif.warehouse_nodes:  # the named warehouse: its nodes with its threads
-        predictions[whatif.warehouse_nodes] = predict_makespan(
-            recs, whatif.warehouse_nodes,
-            **{**options, "threads_per_worker": whatif.warehouse_threads})
-    return QueryRun(variant, query, sql, plan, tuple(wall_s), recs,
-                    skew_by_stage(recs, stage_deps=stage_deps) if recs else {}, predictions,
-                    result_rows, oracle, dict(metrics or {}), deps, threads_per_worker,
-                    workers or len({r.worker for r in recs}) or None, overheads, options)
+        threads = {"threads_per_worker": whatif.warehouse_threads}
+        predictions[whatif.warehouse_nodes] = (
+            predict_calibrated(recs, whatif.warehouse_nodes, calibration,
+                               **{**_replay_options(options), **threads})
+            if calibration is not None
+            else predict_makespan(recs, whatif.warehouse_nodes, **{**options, **threads}))
+    return replace(run, whatif=predictions)
+
+
+def _replay_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The replay's keywords without the overheads the calibration replaces."""
+    return {k: v for k, v in options.items() if k not in ("task_overhead_s", "fixed_overhead_s")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +189,7 @@ class RunData:
     dashboard: str | None = None
     ingest: tuple[Mapping[str, Any], ...] = ()  # the [ingest] runs (RunRow.as_dict())
     mart: Mapping[str, Any] | None = None  # the [mart] pipeline (MartResult.as_dict())
+    model_check: str = ""  # mpp validate-model's error table, when this run was one of its
 
     @property
     def ok(self) -> bool:
@@ -198,6 +236,7 @@ def run_to_dict(run: QueryRun) -> dict[str, Any]:
         "workers": run.workers, "threads_per_worker": run.threads_per_worker,
         "overheads": ({"task_s": run.overheads.task_s, "fixed_s": run.overheads.fixed_s}
                       if run.overheads else None),
+        "calibration": run.calibration.to_dict() if run.calibration else None,
         "fit_error": run.fit_error,
         "task_count": len(run.records),
         "tasks": [r.to_dict() for r in run.records],
@@ -214,7 +253,8 @@ def report_dict(data: RunData) -> dict[str, Any]:
         "checks": [{"check": c.check, "ok": c.ok, "message": c.message} for c in data.checks],
         "runs": [run_to_dict(r) for r in data.runs],
     } | ({"ingest": [_finite_all(r) for r in data.ingest]} if data.ingest else {}) \
-      | ({"mart": _finite_all(data.mart)} if data.mart else {})
+      | ({"mart": _finite_all(data.mart)} if data.mart else {}) \
+      | ({"model_check": data.model_check} if data.model_check else {})
 
 
 def _finite_all(value: Any) -> Any:
@@ -257,6 +297,60 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def comparison_workers(data: RunData) -> int | None:
+    """The worker count variants are compared at: the named warehouse's nodes when the
+    scenario has a ``[warehouse]``, else the largest what-if count (None: no predictions)."""
+    nodes = (data.spec.get("warehouse") or {}).get("nodes")
+    counts = {w for r in data.runs for w in r.whatif}
+    if nodes in counts:
+        return int(nodes)
+    return max(counts) if counts else None
+
+
+def _straggler(run: QueryRun, stage: int) -> TaskRecord:
+    """The task of ``stage`` the replay ran longest: the most CPU seconds when the run is
+    calibrated (the replay's durations), else the longest measured."""
+    recs = [r for r in run.records if r.stage == stage]
+    return max(recs, key=task_cpu if run.calibration is not None else (lambda r: r.duration))
+
+
+def format_comparison(data: RunData) -> str:
+    """Per query run under several variants, each variant's predicted makespan at
+    :func:`comparison_workers`, its ratio to the fastest variant's, and its straggler: the
+    longest task of its critical stage, that task's share of the makespan and the key values
+    it held (the seed's "one hot day's task is the whole stage" read off the plan that ran).
+    Empty when no query ran under two variants."""
+    w = comparison_workers(data)
+    by_query: dict[str, list[QueryRun]] = {}
+    for r in data.runs:
+        if w is not None and w in r.whatif:
+            by_query.setdefault(r.query, []).append(r)
+    rows = [["query", "variant", f"W={w} s", "x fastest", "straggler s", "share", "stage",
+             "straggler's keys"]]
+    for query, runs in by_query.items():
+        if len(runs) < 2:
+            continue
+        best = min(r.whatif[w].makespan for r in runs)  # type: ignore[index]
+        for r in runs:
+            p = r.whatif[w]  # type: ignore[index]
+            stage = p.critical_stage
+            longest = p.stage(stage).longest_task_s if stage is not None else 0.0
+            held = _straggler(r, stage).hot_keys[:2] if stage is not None else ()
+            keys = ", ".join(f"{format_key(k)} ({n:,} rows)" for k, n in held)
+            rows.append([query, r.variant, f"{p.makespan:.3f}",
+                         f"{p.makespan / best:.2f}x" if best > 0 else "-", f"{longest:.3f}",
+                         f"{longest / p.makespan:.0%}" if p.makespan > 0 else "-",
+                         str(stage) if stage is not None else "-", keys or "-"])
+    if len(rows) == 1:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(n) for c, n in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * n for n in widths))
+    return (f"variants at W={w} (predicted makespan; straggler = longest task of the critical "
+            f"stage, share = its seconds over the makespan):\n" + "\n".join(lines))
+
+
 def format_summary(data: RunData) -> str:
     """The terminal table: per variant x query, wall time, final-stage skew ratio, the skew
     verdicts of every stage (named by stage) and what-if."""
@@ -277,6 +371,9 @@ def format_summary(data: RunData) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     if any(r.fit_error is not None for r in data.runs):
         lines.append("fit: what-if prediction at the real worker count vs the measured wall time")
+    comparison = format_comparison(data)
+    if comparison:
+        lines += ["", comparison]
     if data.ingest:
         from mpp.ingest.pipeline import format_rows
 

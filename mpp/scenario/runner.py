@@ -109,7 +109,8 @@ def _measure(result: Result) -> dict[str, Any]:
     table = result.to_arrow()
     return {"rows_read": st.rows_read, "bytes_read": st.bytes_read,
             "bytes_exchanged": st.bytes_exchanged, "result_checksum": rows.checksum(table),
-            "stages": len(st.plan.stages)}
+            "stages": len(st.plan.stages), "client_cpu_s": st.client_cpu_s,
+            "worker_cpu_s": st.worker_cpu_s}
 
 
 def run_of(result: Result, *, variant: str = "default", query: str = "query", sql: str = "",

@@ -104,7 +104,7 @@ def measure(table: pa.Table, source: int, partition_by: Sequence[str],
 def write(payload: WritePayload, index: int,
           ranges: Sequence[tuple[pa.Table, int, int]]) -> WrittenFragment:
     """Write output file ``index`` from ``(partition, offset, rows)`` ranges; record the task."""
-    start = time.time()
+    start, cpu = time.time(), time.thread_time()
     tables = [t.slice(offset, rows) for t, offset, rows in ranges]
     table = pa.concat_tables(tables) if tables else payload.target.schema.empty_table()
     written = write_fragment(payload.target, index, table)
@@ -114,7 +114,7 @@ def write(payload: WritePayload, index: int,
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
         worker_address(), start, time.time(), rows_in=table.num_rows, rows_out=table.num_rows,
-        bytes_sent=written.fragment.size_bytes))
+        bytes_sent=written.fragment.size_bytes, cpu_s=time.thread_time() - cpu))
     return written
 
 

@@ -1,0 +1,83 @@
+"""The calibrated what-if model on synthetic runs with known answers: task CPU, per-task and
+serial costs and the machine's contention kept apart, and each scaled as it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpp.errors import KnobError
+from mpp.metrics.calibration import calibrate, predict_calibrated, stretched, task_cpu
+from mpp.metrics.records import TaskRecord
+from mpp.metrics.whatif import measured_makespan, predict_makespan
+
+
+def run(n: int, cpu: float, wall: float, gap: float, workers: int = 1) -> list[TaskRecord]:
+    """``n`` tasks of ``cpu`` CPU seconds that took ``wall`` seconds each, ``gap`` apart on
+    each of ``workers`` one-thread workers."""
+    recs = []
+    for i in range(n):
+        w, k = i % workers, i // workers
+        start = k * (wall + gap)
+        recs.append(TaskRecord("q", 1, "stage1-scan", f"t{i}", i, f"w{w}", start, start + wall,
+                               rows_in=10, cpu_s=cpu))
+    return recs
+
+
+def test_cpu_time_is_the_work_and_durations_fall_back() -> None:
+    r = TaskRecord("q", 1, "s", "k", 0, "w", 0.0, 2.0, cpu_s=0.5)
+    assert task_cpu(r) == 0.5
+    assert task_cpu(TaskRecord("q", 1, "s", "k", 0, "w", 0.0, 2.0)) == 2.0  # not measured
+    assert stretched([r], 3.0)[0].duration == pytest.approx(1.5)
+
+
+def test_a_serial_dispatcher_spaces_task_starts() -> None:
+    recs = [TaskRecord("q", 1, "s", f"k{i}", i, "w", 0.0, 0.001) for i in range(100)]
+    # 100 tasks of 1 ms on 50 slots: 2 ms without a dispatcher; at 10 ms a dispatch, 1 s.
+    assert predict_makespan(recs, 50).makespan == pytest.approx(0.002)
+    assert predict_makespan(recs, 50, serial_s=0.01).makespan == pytest.approx(1.001)
+    with pytest.raises(KnobError, match="serial_s"):
+        predict_makespan(recs, 2, serial_s=-1.0)
+
+
+def test_the_run_is_reproduced_at_its_own_count_and_machine() -> None:
+    recs = run(200, cpu=0.001, wall=0.002, gap=0.003)  # bodies waited as long as they ran
+    span = measured_makespan(recs)
+    cal = calibrate(recs, span + 0.1, workers=1, cores=2, client_cpu_s=0.1, worker_cpu_s=0.4)
+    assert cal.stretch == pytest.approx(2.0)
+    assert cal.serial_s == pytest.approx(0.1 / 200)
+    assert cal.task_s == pytest.approx((0.4 - 0.2) / 200)  # worker CPU beyond the bodies
+    assert cal.fixed_s == pytest.approx(0.1)
+    here = predict_calibrated(recs, 1, cal, shared_cores=2)
+    assert here.makespan == pytest.approx(span + 0.1, rel=1e-3)
+
+
+def test_a_warehouse_node_runs_the_cpu_alone() -> None:
+    recs = run(100, cpu=0.01, wall=0.03, gap=0.0)
+    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=2)
+    assert cal.stretch == pytest.approx(3.0) and cal.serial_s == 0.0
+    # On 10 nodes of their own: 10 tasks each of their CPU seconds, nothing stretched.
+    assert predict_calibrated(recs, 10, cal).makespan == pytest.approx(0.1)
+
+
+def test_a_dispatcher_bound_run_does_not_speed_up_with_workers_on_a_busy_machine() -> None:
+    # 1 ms bodies, 1 ms of scheduler CPU each, but 10 ms apart: the scheduler, always ready
+    # to run, waited for a core among many other threads.
+    recs = run(300, cpu=0.001, wall=0.001, gap=0.009)
+    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=2, client_cpu_s=0.3,
+                    worker_cpu_s=0.3)
+    assert cal.serial_stretch > 5 and cal.background > 8
+    one = predict_calibrated(recs, 1, cal, shared_cores=2).makespan
+    two = predict_calibrated(recs, 2, cal, shared_cores=2).makespan
+    assert two == pytest.approx(one, rel=0.1)  # the serial dispatcher is the bottleneck
+    # On dedicated nodes nothing waits for a core: the scheduler's 1 ms a task is the limit.
+    assert predict_calibrated(recs, 2, cal).makespan == pytest.approx(0.3, rel=0.05)
+
+
+def test_a_slot_bound_run_on_a_quiet_machine_halves_with_twice_the_workers() -> None:
+    recs = run(200, cpu=0.01, wall=0.01, gap=0.0)  # no waiting at all
+    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=4, client_cpu_s=0.02,
+                    worker_cpu_s=2.0)
+    assert cal.background == 0.0
+    one = predict_calibrated(recs, 1, cal, shared_cores=4).makespan
+    assert predict_calibrated(recs, 2, cal, shared_cores=4).makespan == pytest.approx(
+        one / 2, rel=0.02)
