@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from mpp.cli import main
 from mpp.errors import MppError
-from mpp.scenario.model_check import cross_predictions, validate_model
+from mpp.scenario import model_check
+from mpp.scenario.model_check import ModelCheck, cross_predictions, validate_model
 from mpp.scenario.spec import parse_scenario
 
 SPEC = """
@@ -31,10 +32,15 @@ sql = "SELECT date, count(DISTINCT user_id) AS u FROM access_log GROUP BY date"
 """
 
 
-def test_every_count_is_predicted_from_every_other(tmp_path: Path) -> None:
-    sc = parse_scenario(tomllib.loads(SPEC))
-    check = validate_model(sc, [2, 1], out=tmp_path / "runs", cache=tmp_path / "cache",
-                           progress=False)
+@pytest.fixture(scope="module")
+def check(tmp_path_factory: pytest.TempPathFactory) -> ModelCheck:
+    """One validation (a LocalCluster per count and pass), shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("model-check")
+    return validate_model(parse_scenario(tomllib.loads(SPEC)), [2, 1], out=tmp / "runs",
+                          cache=tmp / "cache", progress=False)
+
+
+def test_every_count_is_predicted_from_every_other(check: ModelCheck) -> None:
     runs, table = check.runs, check.table
     assert sorted(runs) == [1, 2]
     # Each run really ran on its own cluster size.
@@ -59,13 +65,25 @@ def test_every_count_is_predicted_from_every_other(tmp_path: Path) -> None:
     assert "mpp validate-model" in (check.report / "report.html").read_text()
 
 
-def test_the_command_prints_one_row_per_count_pair_and_an_error_column(tmp_path: Path) -> None:
+def test_the_command_prints_one_row_per_count_pair_and_an_error_column(
+        tmp_path: Path, check: ModelCheck, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command passes its options on and prints the validation's table and report (the
+    validation itself is the fixture's, run once above)."""
+    calls = []
+
+    def validate(scenario, counts, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((scenario.name, list(counts), kwargs))
+        return check
+
+    monkeypatch.setattr(model_check, "validate_model", validate)
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC)
     out = CliRunner().invoke(main, ["validate-model", str(spec), "--workers", "1", "--workers",
                                     "2", "--repeats", "1", "--no-progress", "--out",
                                     str(tmp_path / "runs"), "--cache", str(tmp_path / "cache")])
     assert out.exit_code == 0, out.output
+    assert [(name, counts) for name, counts, _ in calls] == [("tiny", [1, 2])]
+    assert calls[0][2]["repeats"] == 1 and calls[0][2]["progress"] is False
     lines = out.output.splitlines()
     assert lines[0] == "| predicted from | predicted for | error range | direction |"
     pairs = lines[2:4]
