@@ -118,13 +118,12 @@ class HashJoinExec(JoinOp):
             return self._narrow(self._join_rows(tctx, left, right))
         li, ri = table.probe(left, self.left_keys).pairs()
         names = [f.name for f in self.left.schema if f.name in columns]
-        values = left.select(names).take(pa.array(li))
         taken = [f.name for f in self.right.schema if f.name in columns]
+        cols = list(left.select(names).take(pa.array(li)).columns) if names else []
         if taken:
-            built = table.table.select(taken).take(pa.array(ri))
-            for name, column in zip(taken, built.columns, strict=True):
-                values = values.append_column(name, column)
-        return values, ri, table.table
+            cols += table.table.select(taken).take(pa.array(ri)).columns
+        # (no argument column at all, a count(*): only ``ri`` is used)
+        return pa.table(cols, names=names + taken), ri, table.table
 
     @property
     def tabled(self) -> bool:
