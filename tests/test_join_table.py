@@ -198,6 +198,13 @@ def test_partial_aggregate_by_build_row_equals_duckdb(case: str) -> None:
         expected = _duckdb(sql, left, right)
         picked = [0] + [1 + calls.index(c) for c in kernel.calls]
         assert_same_rows(out, expected.select(picked))
+    two = AggregateKernel(("b.g", "b.w"), calls[:2], ("n", "s"))  # several keys
+    partial = HashAggregateExec(join, AggregateMode.PARTIAL, two,
+                                two.partial_schema(join.schema), by_build_row=True)
+    out = two.final(_run(partial, right, f"q-agg2-{case}")[0])
+    sql = ('SELECT r."b.g", r."b.w", count(*), sum(l."a.v") FROM l JOIN r '
+           'ON l."a.k" = r."b.k" GROUP BY 1, 2')
+    assert_same_rows(out, _duckdb(sql, left, right))
 
 
 def test_by_build_row_only_for_build_side_keys_of_an_inner_shared_join() -> None:

@@ -360,11 +360,12 @@ class AggregateKernel:
             promote_options="permissive")
 
     def partial_by_row(self, values: pa.Table, rows: np.ndarray, build: pa.Table) -> pa.Table:
-        """:meth:`partial` of rows whose group keys are those of build row ``rows[i]`` (a
-        join's pairs, ``values`` holding the aggregates' arguments): the aggregates run per
-        build row first, an integer grouping (a count of each row for ``count(*)``), and only
-        then are the keys of each build row met taken, once, and the groups merged. The keys
-        of a pair are never materialised."""
+        """:meth:`partial` of rows whose group keys are those of row ``rows[i]`` of ``build``
+        (a join's pairs, ``values`` holding the aggregates' arguments; ``build`` the build
+        side's distinct key values, ``rows`` each pair's): the aggregates run per build row
+        first, an integer grouping (a count of each for ``count(*)``), and only then are the
+        keys of each row met taken, once, and the groups merged. The keys of a pair are never
+        materialised."""
         if all(c.func is AggFunc.COUNT_STAR for c in self.calls):
             if build.num_rows <= 4 * rows.size:  # a count per build row, then those met
                 counts = np.bincount(rows, minlength=build.num_rows)

@@ -150,6 +150,8 @@ class JoinTable:
             build = build.combine_chunks()
         self.table = build
         self.keys = tuple(keys)
+        self._lock = threading.Lock()
+        self._groupings: dict[tuple[str, ...], tuple[np.ndarray, pa.Table]] = {}
         self.families = tuple(key_family(build.schema.field(k).type) for k in keys)
         self._codes: list[_Codes] = []
         values, valid = self._int_keys(build, keys, building=True)
@@ -184,6 +186,16 @@ class JoinTable:
             self._start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self._count = counts
         self._groups = n_groups
+
+    def group_codes(self, keys: Sequence[str]) -> tuple[np.ndarray, pa.Table]:
+        """Each build row's group of ``keys`` as a code, and the groups' key values (row c
+        is group c): computed once per table and key list, so probes that aggregate by
+        build-side keys count per group code instead of taking the keys of each pair."""
+        keys = tuple(keys)
+        with self._lock:
+            if keys not in self._groupings:
+                self._groupings[keys] = _grouping(self.table.select(list(keys)))
+            return self._groupings[keys]
 
     @staticmethod
     def supports(build: pa.Schema, probe: pa.Schema, build_keys: Sequence[str],
@@ -244,6 +256,27 @@ class JoinTable:
             return Matches(row if ok.all() else np.where(ok, row, -1))
         count = np.where(ok, self._count[pos], 0)
         return Matches(None, self._start[pos], count, self._order)
+
+
+def _grouping(table: pa.Table) -> tuple[np.ndarray, pa.Table]:
+    """A code per row of ``table`` (equal rows, NULLs included, share one) and the distinct
+    rows, in code order."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    radix = 1
+    for column in table.columns:
+        encoded = column.combine_chunks().dictionary_encode() if column.num_chunks != 1 \
+            else column.chunk(0).dictionary_encode()
+        size = len(encoded.dictionary) + 1  # + NULL
+        codes = encoded.indices.fill_null(size - 1).to_numpy(zero_copy_only=False)
+        if radix * size >= 1 << 62:  # re-code the combination so far, then go on
+            combined, uniques = pd.factorize(combined)
+            radix = max(1, len(uniques))
+        combined += codes.astype(np.int64) * radix
+        radix *= size
+    codes, uniques = pd.factorize(combined)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(table.num_rows - 1, -1, -1)
+    return np.asarray(codes, dtype=np.int64), table.take(pa.array(first))
 
 
 class _TooManyKeys(Exception):

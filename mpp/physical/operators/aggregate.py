@@ -60,7 +60,7 @@ class HashAggregateExec(UnaryOp):
     def execute(self, tctx: TaskContext) -> pa.Table:
         if self.by_build_row:
             args = {c.name for call in self.kernel.calls for c in call.inputs()}
-            paired = self.input.execute_by_build_row(tctx, args)
+            paired = self.input.execute_by_build_row(tctx, args, self.kernel.keys)
             if isinstance(paired, tuple):
                 return self.kernel.partial_by_row(*paired)
             table = paired

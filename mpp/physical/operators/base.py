@@ -146,12 +146,13 @@ class PhysicalOp:
         """Compute this operator's rows of partition ``tctx.partition`` (pulls from children)."""
         raise NotImplementedError(type(self).__name__)
 
-    def execute_by_build_row(self, tctx: TaskContext, columns: set[str]
+    def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
                              ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
-        """For an aggregate grouped by build-side columns of a join (see
-        ``HashAggregateExec.by_build_row``): ``(values, rows, build)``, the output pairs'
-        ``columns`` and each pair's build row in ``build``, when this operator can pair rows
-        without taking the build columns; otherwise (the default) :meth:`execute`'s rows."""
+        """For an aggregate grouped by build-side columns ``keys`` of a join (see
+        ``HashAggregateExec.by_build_row``): ``(values, groups, keys)``, the output pairs'
+        ``columns``, each pair's group (a row of ``keys``, the groups' key values), when this
+        operator can pair rows without taking the build columns; otherwise (the default)
+        :meth:`execute`'s rows."""
         return self.execute(tctx)
 
     def merge(self, table: pa.Table) -> pa.Table:

@@ -104,10 +104,11 @@ class HashJoinExec(JoinOp):
     def execute(self, tctx: TaskContext) -> pa.Table:
         return self._narrow(self._execute(tctx))
 
-    def execute_by_build_row(self, tctx: TaskContext, columns: set[str]
+    def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
                              ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
-        """The matched pairs as (``columns`` of each pair, its build row, the build rows)
-        when the build side is a shared table (see :meth:`tabled`); else the join's rows."""
+        """The matched pairs as (``columns`` of each pair, the group of its build row's
+        ``keys``, those groups' key values) when the build side is a shared table (see
+        :meth:`tabled`); else the join's rows."""
         if self.kind is not JoinKind.INNER or self.null_aware:
             return self.execute(tctx)
         left = self.left.execute(tctx)
@@ -122,8 +123,9 @@ class HashJoinExec(JoinOp):
         cols = list(left.select(names).take(pa.array(li)).columns) if names else []
         if taken:
             cols += table.table.select(taken).take(pa.array(ri)).columns
-        # (no argument column at all, a count(*): only ``ri`` is used)
-        return pa.table(cols, names=names + taken), ri, table.table
+        # (no argument column at all, a count(*): only the groups are used)
+        codes, groups = table.group_codes(keys)
+        return pa.table(cols, names=names + taken), codes[ri], groups
 
     @property
     def tabled(self) -> bool:
