@@ -221,3 +221,23 @@ def test_by_build_row_only_for_build_side_keys_of_an_inner_shared_join() -> None
     partitioned = HashJoinExec(_Rows(left), _Rows(right), JoinKind.INNER, ("a.k",), ("b.k",),
                                JoinStrategy.PARTITIONED)
     assert not _by_build_row(partitioned, AggregateKernel(("b.w",), count, ("n",)))
+
+
+def test_every_probe_row_matching_one_build_row_keeps_them_in_order() -> None:
+    """A fact table over its dimension's primary key: the probe rows are taken as they are."""
+    right = pa.table({"b.k": pa.array(np.arange(100, 0, -1)), "b.g": [f"g{i % 3}" for i in
+                                                                      range(100)]})
+    left = pa.table({"a.k": pa.array(_RNG.integers(1, 101, 500)), "a.v": np.arange(500)})
+    for kind in (JoinKind.INNER, JoinKind.LEFT):
+        out, _ = _run(_join(left, right, kind, ("a.k",), ("b.k",)), right, f"q-once-{kind.value}")
+        assert out["a.v"].to_pylist() == list(range(500))
+        sql = f'SELECT l.*, r.* FROM l {_KINDS[kind]} r ON l."a.k" = r."b.k"'
+        assert_same_rows(out, _duckdb(sql, left, right))
+    join = _join(left, right, JoinKind.INNER, ("a.k",), ("b.k",))
+    kernel = AggregateKernel(("b.g",), (AggregateCall(AggFunc.SUM, Column("a.v", pa.int64()),
+                                                      False, pa.int64()),), ("s",))
+    partial = HashAggregateExec(join, AggregateMode.PARTIAL, kernel,
+                                kernel.partial_schema(join.schema), by_build_row=True)
+    out = kernel.final(_run(partial, right, "q-once-agg")[0])
+    sql = 'SELECT r."b.g", sum(l."a.v") FROM l JOIN r ON l."a.k" = r."b.k" GROUP BY 1'
+    assert_same_rows(out, _duckdb(sql, left, right))

@@ -119,6 +119,11 @@ class Matches:
     order: np.ndarray | None = None
 
     @property
+    def each_once(self) -> bool:
+        """Whether every probe row has exactly one match (pairs are the probe rows in order)."""
+        return self.row is not None and bool((self.row >= 0).all())
+
+    @property
     def matched(self) -> np.ndarray:
         """Whether each probe row has at least one match."""
         if self.row is not None:
@@ -129,7 +134,10 @@ class Matches:
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(probe row, build row) of every matching pair, in probe order."""
         if self.row is not None:
-            hit = np.flatnonzero(self.row >= 0)
+            found = self.row >= 0
+            if found.all():  # every probe row has its one match (a fact row's dimension)
+                return np.arange(self.row.size), self.row
+            hit = np.flatnonzero(found)
             return hit, self.row[hit]
         assert self.count is not None and self.start is not None and self.order is not None
         hit = np.flatnonzero(self.count)

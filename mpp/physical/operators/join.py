@@ -117,10 +117,12 @@ class HashJoinExec(JoinOp):
         table = self._shared_table(tctx, left, right)
         if table is None:
             return self._narrow(self._join_rows(tctx, left, right))
-        li, ri = table.probe(left, self.left_keys).pairs()
+        matches = table.probe(left, self.left_keys)
+        li, ri = matches.pairs()
         names = [f.name for f in self.left.schema if f.name in columns]
         taken = [f.name for f in self.right.schema if f.name in columns]
-        cols = list(left.select(names).take(pa.array(li)).columns) if names else []
+        probe = left.select(names)
+        cols = list((probe if matches.each_once else probe.take(pa.array(li))).columns)
         if taken:
             cols += table.table.select(taken).take(pa.array(ri)).columns
         # (no argument column at all, a count(*): only the groups are used)
@@ -212,7 +214,9 @@ class HashJoinExec(JoinOp):
             li = np.concatenate([li, unmatched])
             ri = np.concatenate([ri, np.full(unmatched.size, -1, dtype=np.int64)])
         rows = pa.array(ri, mask=ri < 0) if self.kind is JoinKind.LEFT else pa.array(ri)
-        out = left.select(left_names).take(pa.array(li))
+        out = left.select(left_names)
+        if not matches.each_once:  # (else the pairs are the probe rows, in order)
+            out = out.take(pa.array(li))
         built = table.table.select([f.name for f in self.right.schema
                                     if f.name in wanted]).take(rows)
         for name, column in zip(built.column_names, built.columns, strict=True):
