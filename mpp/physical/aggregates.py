@@ -362,10 +362,10 @@ class AggregateKernel:
     def partial_by_row(self, values: pa.Table, rows: np.ndarray, build: pa.Table) -> pa.Table:
         """:meth:`partial` of rows whose group keys are those of row ``rows[i]`` of ``build``
         (a join's pairs, ``values`` holding the aggregates' arguments; ``build`` the build
-        side's distinct key values, ``rows`` each pair's): the aggregates run per build row
-        first, an integer grouping (a count of each for ``count(*)``), and only then are the
-        keys of each row met taken, once, and the groups merged. The keys of a pair are never
-        materialised."""
+        side's distinct key values, ``rows`` each pair's): the aggregates run per row of
+        ``build``, an integer grouping (a count of each for ``count(*)``), and only then are
+        the keys of each row met taken, once. The keys of a pair are never materialised, and
+        as the rows of ``build`` are distinct, no merge follows."""
         if all(c.func is AggFunc.COUNT_STAR for c in self.calls):
             if build.num_rows <= 4 * rows.size:  # a count per build row, then those met
                 counts = np.bincount(rows, minlength=build.num_rows)
@@ -384,8 +384,8 @@ class AggregateKernel:
             states = [by_row[n] for n in names]
             ids = by_row[_BUILD_ROW]
         keys = build.select(list(self.keys)).take(ids)
-        partials = pa.table(list(keys.columns) + states, names=list(self.keys) + names)
-        return self.merge(partials)
+        # The rows of ``build`` are distinct groups: one partial row each, nothing to merge.
+        return pa.table(list(keys.columns) + states, names=list(self.keys) + names)
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:
