@@ -117,7 +117,7 @@ class HashAggregateExec(UnaryOp):
         if self.mode is AggregateMode.PARTIAL and not self.merge_partials:
             line += " (not merged in the exchange)"
         if self.by_build_row:
-            line += " (by build row: fused with the join, keys taken once per build row)"
+            line += " (fused with the join: counted per build-side group, its keys taken once)"
         line += f"; {calls}" if calls else ""
         return line + (f" [distinct: {self.note}]" if self.note else "")
 
