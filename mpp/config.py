@@ -119,6 +119,13 @@ _FIXED: dict[str, Setting] = {
            "16 GiB: a broadcast side is copied into every task's worker, and no worker holds "
            "more (join.strategy=broadcast forces a broadcast regardless).",
            minimum=0, maximum=MAX_BROADCAST_BYTES),
+        _s("optimizer.broadcast_max_bytes", 256 * 1024 * 1024,
+           "A join side over optimizer.broadcast_threshold_bytes but at most this many bytes "
+           "(estimated, in memory) is still broadcast when copying it to every worker moves "
+           "fewer bytes than exchanging both sides (side x workers <= left + right): its hash "
+           "table is built once per worker. 0 turns this comparison off, and so does an "
+           "optimizer.broadcast_threshold_bytes of 0.",
+           minimum=0, maximum=MAX_BROADCAST_BYTES),
         _s("join.strategy", "auto",
            "Join distribution: auto (from statistics), broadcast or partitioned.",
            ("auto", "broadcast", "partitioned")),

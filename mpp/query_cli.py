@@ -318,8 +318,10 @@ def settings() -> None:
 @click.option("-w", "--warehouse", default="/tmp/wh100m", show_default=True,
               type=click.Path(), help="Warehouse with access_log (mpp datagen --rows 100000000"
               " --partitions 1000).")
-@click.option("--query", "queries", multiple=True, type=click.Choice(["q0", "q1", "w1", "w2"]),
-              help="Queries to run (default: q0 and q1; w1/w2 are the window queries).")
+@click.option("--query", "queries", multiple=True,
+              type=click.Choice(["q0", "q1", "w1", "w2", "j1", "j2", "j3"]),
+              help="Queries to run (default: q0 and q1; w1/w2 are the window queries, j1-j3 "
+              "the joins with users, urls and sessions).")
 @click.option("--engine", "engines", multiple=True,
               type=click.Choice(["mpp", "duckdb", "dask"]), help="Engines (default: all).")
 @click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
@@ -332,7 +334,7 @@ def settings() -> None:
 def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],
                   workers: int, threads: int, assignments: tuple[str, ...],
                   repeat: int) -> None:
-    """Q0/Q1 (and the window queries W1/W2): wall time and peak memory of mpp, DuckDB and
+    """Q0/Q1 (and the window queries W1/W2, the joins J1-J3): wall time and peak memory of mpp, DuckDB and
     dask.dataframe, same files."""
     from mpp.bench.queries import bench_queries as run
     from mpp.bench.queries import format_runs

@@ -124,16 +124,43 @@ def test_automatic_choice_flips_at_the_threshold(join_wh: Path, cluster) -> None
         chosen = _join(session.optimize(bound, session.context()).root)
         right, left = estimate(chosen.right).bytes, estimate(chosen.left).bytes
         assert left > right  # the fact side is the bigger one: no side swap below
+        # (the byte comparison of optimizer.broadcast_max_bytes off: the threshold alone)
         at = _join(session.optimize(bound, session.context(
-            {"optimizer.broadcast_threshold_bytes": math.ceil(right)})).root)
+            {"optimizer.broadcast_threshold_bytes": math.ceil(right),
+             "optimizer.broadcast_max_bytes": 0})).root)
         below = _join(session.optimize(bound, session.context(
-            {"optimizer.broadcast_threshold_bytes": math.ceil(right) - 1})).root)
+            {"optimizer.broadcast_threshold_bytes": math.ceil(right) - 1,
+             "optimizer.broadcast_max_bytes": 0})).root)
     assert at.strategy is JoinStrategy.BROADCAST
     assert below.strategy is JoinStrategy.PARTITIONED
     for j in (at, below):  # the reason names both sides' sizes and the threshold
         assert "left ~" in j.reason and "right ~" in j.reason
         assert "optimizer.broadcast_threshold_bytes" in j.reason
     assert f"{round(estimate(at.right).rows)} rows" in at.reason
+
+
+def test_over_the_threshold_a_side_is_broadcast_when_it_moves_fewer_bytes(join_wh: Path,
+                                                                       cluster) -> None:
+    """Above optimizer.broadcast_threshold_bytes and up to optimizer.broadcast_max_bytes, the
+    right side is broadcast exactly while right x workers <= left + right (the bytes a
+    partitioned join moves); its table is built once per worker, so tasks do not count."""
+    sql = "SELECT f.v, d.w FROM fact f JOIN dim d ON d.k1 = f.k1"
+    with mpp.connect(join_wh, cluster=cluster) as session:
+        bound = session.bind(sql)
+        chosen = _join(session.optimize(bound, session.context()).root)
+        right, left = estimate(chosen.right).bytes, estimate(chosen.left).bytes
+        base = {"optimizer.broadcast_threshold_bytes": 1}  # (0 turns broadcasting off)
+        workers = math.floor((left + right) / right)  # the most workers a broadcast is for
+        joins = {w: _join(session.optimize(bound, session.context(
+            {**base, "planning.workers": w})).root) for w in (workers, workers + 1)}
+        capped = _join(session.optimize(bound, session.context(
+            {**base, "planning.workers": workers,
+             "optimizer.broadcast_max_bytes": math.ceil(right) - 1})).root)
+    assert joins[workers].strategy is JoinStrategy.BROADCAST
+    assert f"x {workers} workers <= left" in joins[workers].reason
+    assert "optimizer.broadcast_max_bytes" in joins[workers].reason
+    assert joins[workers + 1].strategy is JoinStrategy.PARTITIONED
+    assert capped.strategy is JoinStrategy.PARTITIONED
 
 
 def test_seed_join_queries_match_duckdb_and_show_join_input(cluster) -> None:

@@ -131,6 +131,33 @@ def test_parquet_row_group_pruning_inside_a_file(tmp_path):
     assert_same_rows(part.table, expected)
 
 
+def test_a_predicate_the_statistics_prove_true_is_not_applied_nor_its_column_read(tmp_path):
+    base = dt.datetime(2017, 1, 24)
+    t = pa.table({"time": pa.array([base + dt.timedelta(minutes=i) for i in range(1000)]),
+                  "k": pa.array(range(1000), pa.int64()),
+                  "n": pa.array([None if i % 10 == 0 else i for i in range(1000)], pa.int64())})
+    path = tmp_path / "day.parquet"
+    parquet_storage.write(t, path.as_uri(), row_group_rows=250)
+    frag = Fragment(uri=path.as_uri(), format=StorageFormat.PARQUET, index=0)
+    cases = [  # (predicates, DuckDB's WHERE, whether the time column needs reading)
+        ([ColumnPredicate("time", ">=", base)], "time >= TIMESTAMP '2017-01-24'", False),
+        ([ColumnPredicate("time", ">=", base), ColumnPredicate("time", "<=", dt.datetime(2018, 1, 1))],
+         "time BETWEEN TIMESTAMP '2017-01-24' AND TIMESTAMP '2018-01-01'", False),
+        ([ColumnPredicate("time", ">", base)], "time > TIMESTAMP '2017-01-24'", True),  # min = v
+        ([ColumnPredicate("n", ">=", 0)], "n >= 0", True),  # NULLs: the filter drops them
+        ([ColumnPredicate("k", "<", 1000), ColumnPredicate("k", ">=", 500)],
+         "k < 1000 AND k >= 500", True),
+    ]
+    plain = scan_fragment(frag, ["k"])
+    for preds, where, reads_time in cases:
+        got = scan_fragment(frag, ["k"], preds)
+        expected = duckdb.sql(f"SELECT k FROM read_parquet('{path}') WHERE {where}"
+                              ).to_arrow_table()
+        assert_same_rows(got.table, expected)
+        if not reads_time:  # only k was read: time settled by the statistics
+            assert got.bytes_read == plain.bytes_read, where
+
+
 def test_predicates_follow_sql_null_semantics_and_every_operator(tmp_path):
     t = pa.table({"a": pa.array([1, 2, None, 4, 5], pa.int64()),
                   "s": pa.array(["x", "y", "z", None, "x"])})

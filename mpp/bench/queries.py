@@ -50,6 +50,20 @@ QUERIES: dict[str, str] = {
     "w2": "SELECT date, max(running) AS total, sum(running) AS checksum FROM (SELECT date, "
           "sum(bytes) OVER (PARTITION BY date ORDER BY time) AS running FROM access_log) t "
           "GROUP BY date",
+    # Issue 17's joins. J1: the fact table shrunk to its last week before joining the 5M-row
+    # users dimension (scenarios/queries/early_filter.sql), requests per country.
+    "j1": "SELECT b.country, count(*) AS requests FROM (SELECT user_id FROM access_log "
+          "WHERE time >= TIMESTAMP '2017-01-24 00:00:00') a "
+          "JOIN users b ON b.user_id = a.user_id GROUP BY b.country",
+    # J2: the 10K-row urls lookup, requests per category.
+    "j2": "SELECT r.category, count(*) AS requests FROM access_log a "
+          "JOIN urls r ON r.url_id = a.url_id GROUP BY r.category",
+    # J3: the source notes' data-mart query (3-3; scenarios/queries/mart_basic.sql): the
+    # fact table joined with sessions, visits per day and days since the session began.
+    "j3": "SELECT date_trunc('day', a.time) AS time, date_diff('day', b.min_time, a.time) "
+          "AS days, count(*) AS count FROM (SELECT time, session_id FROM access_log "
+          "WHERE time BETWEEN TIMESTAMP '2017-01-01' AND TIMESTAMP '2018-01-01') a "
+          "JOIN sessions b ON b.session_id = a.session_id GROUP BY 1, 2",
 }
 QUERIES.update(DEDUP_QUERIES)  # d1, d2: de-duplication on events_dups (mpp bench dedup)
 DASK_QUERIES = ("q0", "q1")  # the queries dask.dataframe has an idiom for

@@ -17,14 +17,16 @@ import pyarrow as pa
 
 from mpp.execution import sizing
 from mpp.logical.nodes import Field
-from mpp.metrics.collector import record, task_started, worker_address
+from mpp.metrics.collector import at_drain, record, task_started, worker_address
 from mpp.metrics.records import TaskRecord
+from mpp.physical import join_table
 from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
 from mpp.physical.operators.exchange import BucketedTable, ExchangeExec
 from mpp.physical.planner import Stage
 from mpp.storage.base import Fragment
 
 sizing.register()  # this module is what workers import to run tasks
+at_drain(join_table.evict)  # a query's shared join tables go when its records are drained
 
 
 def _strip(op: PhysicalOp) -> PhysicalOp:
@@ -102,7 +104,7 @@ def run_stage_task(payload: StagePayload, partition: int,
     by the combine after merging: ``buckets_at_map``)."""
     task_started(payload.query_id)
     start, cpu = time.time(), time.thread_time()
-    tctx = TaskContext(partition, fragments)
+    tctx = TaskContext(partition, fragments, query_id=payload.query_id)
     for (ex_id, schema), value in zip(payload.inputs, inputs, strict=True):
         if value is None:  # an exchange another input of a union reads, not this task
             continue
@@ -113,7 +115,8 @@ def run_stage_task(payload: StagePayload, partition: int,
         payload.query_id, payload.stage, payload.name, str((payload.name, partition)),
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
-        hot_keys=tctx.hot_keys, join_rows=tctx.join_rows, cpu_s=time.thread_time() - cpu))
+        hot_keys=tctx.hot_keys, join_rows=tctx.join_rows, join_builds=tctx.join_builds,
+        cpu_s=time.thread_time() - cpu))
     return payload.sink.map_output(out) if payload.sink is not None else out
 
 

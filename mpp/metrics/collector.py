@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,16 @@ def task_started(query_id: str) -> None:
         _CPU_AT_START.setdefault(query_id, time.process_time())
 
 
+_AT_DRAIN: list[Callable[[str], None]] = []  # what else a process drops once a query ends
+
+
+def at_drain(release: Callable[[str], None]) -> None:
+    """Call ``release(query_id)`` whenever a query's records are drained (its tasks are all
+    done): state a worker keeps for one query, such as a shared join table, goes with them."""
+    if release not in _AT_DRAIN:
+        _AT_DRAIN.append(release)
+
+
 def record(rec: TaskRecord) -> None:
     """Keep ``rec`` in this process's buffer until the session drains it."""
     with _LOCK:
@@ -38,6 +48,8 @@ def record(rec: TaskRecord) -> None:
 
 def drain(query_id: str) -> list[TaskRecord]:
     """Remove and return this process's records of ``query_id`` (run on each worker)."""
+    for release in _AT_DRAIN:
+        release(query_id)
     with _LOCK:
         return _BUFFER.pop(query_id, [])
 

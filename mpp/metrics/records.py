@@ -25,7 +25,9 @@ class TaskRecord:
         hot_keys: the most frequent group/join key values the task held, with row counts,
             for straggler attribution.
         join_rows: rows that entered the task's hash joins: (probe/left side, build/right
-            side). A broadcast join's build side counts once per task that received it.
+            side). A broadcast build side, built once per worker and shared by its tasks,
+            counts in the task that built it.
+        join_builds: hash tables the task built for its joins.
         cpu_s: CPU seconds the task body's thread used (``time.thread_time`` around it), or
             None when not measured. Beside the wall duration it separates the task's own work
             (what scales with the cluster) from time spent waiting for a core (what CPU
@@ -46,6 +48,7 @@ class TaskRecord:
     bytes_sent: int = 0
     hot_keys: tuple[tuple[Any, int], ...] = ()
     join_rows: tuple[int, int] = (0, 0)
+    join_builds: int = 0
     cpu_s: float | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -53,7 +56,7 @@ class TaskRecord:
         return TaskRecord, (self.query_id, self.stage, self.name, self.key, self.partition,
                             self.worker, self.start, self.stop, self.rows_in, self.rows_out,
                             self.bytes_read, self.bytes_sent, self.hot_keys, self.join_rows,
-                            self.cpu_s)
+                            self.join_builds, self.cpu_s)
 
     @property
     def duration(self) -> float:

@@ -53,6 +53,7 @@ class GroupSummary:
     slowest_worker: str
     slowest_hot_keys: tuple[tuple[Any, int], ...]
     join_rows: tuple[int, int] = (0, 0)  # rows into hash joins (left, right), all tasks
+    join_builds: int = 0  # hash tables built for the joins, all tasks
 
     @property
     def skew(self) -> float:
@@ -78,6 +79,7 @@ def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
         slowest_worker=slowest.worker,
         slowest_hot_keys=slowest.hot_keys,
         join_rows=(sum(r.join_rows[0] for r in records), sum(r.join_rows[1] for r in records)),
+        join_builds=sum(r.join_builds for r in records),
     )
 
 

@@ -26,7 +26,12 @@ Example::
 
 Used configurations:
     optimizer.choose_join_strategy (bool): when off, AUTO joins become PARTITIONED.
-    optimizer.broadcast_threshold_bytes (int): the largest side (estimated bytes) to broadcast.
+    optimizer.broadcast_threshold_bytes (int): the largest side (estimated bytes) always broadcast.
+    optimizer.broadcast_max_bytes (int): a larger right side, up to this, is broadcast when
+        copying it to every worker (``ctx.workers``) moves fewer bytes than exchanging both
+        sides: right x workers <= left + right. Not when the threshold is 0, which turns
+        automatic broadcasting off. A broadcast side's hash table is built once
+        per worker (:mod:`mpp.physical.join_table`), so its cost is the copies, not the tasks.
     join.strategy (auto | broadcast | partitioned): force one strategy for every join.
 """
 
@@ -42,19 +47,21 @@ from mpp.optimizer.rule import transform_up
 from mpp.text import plural
 
 _THRESHOLD = "optimizer.broadcast_threshold_bytes"
+_MAX = "optimizer.broadcast_max_bytes"
 
 
 def choose_join_strategy(plan: LogicalNode, ctx: PlannerContext) -> LogicalNode:
     """Give every AUTO join a strategy and a reason, from estimated side sizes."""
     forced = str(ctx.settings["join.strategy"])
     threshold = int(ctx.settings[_THRESHOLD])
+    limits = (threshold, int(ctx.settings[_MAX]), max(1, ctx.workers))
 
     def choose(node: LogicalNode) -> LogicalNode:
         if not isinstance(node, Join) or node.strategy is not JoinStrategy.AUTO:
             return node
         if forced != "auto":
             return _forced(node, JoinStrategy(forced), f"join.strategy={forced}")
-        return _by_size(node, estimate(node.left), estimate(node.right), threshold)
+        return _by_size(node, estimate(node.left), estimate(node.right), limits)
 
     return transform_up(plan, choose)
 
@@ -113,7 +120,9 @@ def _limit(threshold: int) -> str:
     return f"{_THRESHOLD} {_size(Estimate(threshold, 1)).split(' (')[0].lstrip('~')}"
 
 
-def _by_size(node: Join, left: Estimate, right: Estimate, threshold: int) -> LogicalNode:
+def _by_size(node: Join, left: Estimate, right: Estimate,
+             limits: tuple[int, int, int]) -> LogicalNode:
+    threshold, most, workers = limits
     sizes = f"left {_size(left)}, right {_size(right)}"
     required = node.required_strategy()
     if not node.left_keys and node.kind is JoinKind.INNER and left.bytes < right.bytes:
@@ -135,6 +144,13 @@ def _by_size(node: Join, left: Estimate, right: Estimate, threshold: int) -> Log
         return _flip(node, JoinStrategy.BROADCAST,
                      f"sides swapped: left {_size(left)} <= {_limit(threshold)}, "
                      f"right {_size(right)}")
+    if 0 < threshold and right.bytes <= most and right.bytes * workers <= left.bytes + right.bytes:
+        # Copied to each worker and built there once, the right side moves fewer bytes
+        # than a partitioned join moves of both sides; the left side never moves.
+        return dataclasses.replace(
+            node, strategy=JoinStrategy.BROADCAST,
+            reason=f"right {_size(right)} x {plural(workers, 'worker')} <= left {_size(left)} "
+                   f"+ right, right <= {_MAX} {_limit(most).split(' ', 1)[1]}")
     return dataclasses.replace(
         node, strategy=JoinStrategy.PARTITIONED,
         reason=f"left {_size(left)}, right {_size(right)} > {_limit(threshold)}")

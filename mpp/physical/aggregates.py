@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpp.logical.expr import AggregateCall
+from mpp.logical.expr import AggFunc, AggregateCall
 from mpp.logical.nodes import Field
 from mpp.physical.aggspecs import AGGREGATES, GroupFn, Step, group_ids, step_types
 from mpp.physical.keys import canonical_key, canonical_keys
@@ -38,6 +39,9 @@ os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "ignore")
 
 # Roll-up functions that ignore duplicate values: with only these, the final phase need not
 # first merge the (group, x) pairs of different tasks (AggSpec.idempotent).
+
+
+_BUILD_ROW = "__mpp_build_row"
 
 
 def _pname(i: int, j: int) -> str:
@@ -354,6 +358,34 @@ class AggregateKernel:
             [pa.table([p[n] if n in p.column_names else pa.nulls(p.num_rows, t)
                        for n, t in fields], names=[n for n, _ in fields]) for p in parts],
             promote_options="permissive")
+
+    def partial_by_row(self, values: pa.Table, rows: np.ndarray, build: pa.Table) -> pa.Table:
+        """:meth:`partial` of rows whose group keys are those of row ``rows[i]`` of ``build``
+        (a join's pairs, ``values`` holding the aggregates' arguments; ``build`` the build
+        side's distinct key values, ``rows`` each pair's): the aggregates run per row of
+        ``build``, an integer grouping (a count of each for ``count(*)``), and only then are
+        the keys of each row met taken, once. The keys of a pair are never materialised, and
+        as the rows of ``build`` are distinct, no merge follows."""
+        if all(c.func is AggFunc.COUNT_STAR for c in self.calls):
+            if build.num_rows <= 4 * rows.size:  # a count per build row, then those met
+                counts = np.bincount(rows, minlength=build.num_rows)
+                met = np.flatnonzero(counts)
+                counts = counts[met]
+            else:  # few pairs, many build rows: hash the rows met instead
+                codes, met = pd.factorize(rows)
+                counts = np.bincount(codes)
+            states = [pa.array(counts.astype(np.int64))] * len(self.calls)
+            names = [_pname(i, 0) for i in range(len(self.calls))]
+            ids = pa.array(met)
+        else:
+            by_row = AggregateKernel((_BUILD_ROW,), self.calls, self.names).partial(
+                values.append_column(_BUILD_ROW, pa.array(rows)))
+            names = [n for n in by_row.column_names if n != _BUILD_ROW]
+            states = [by_row[n] for n in names]
+            ids = by_row[_BUILD_ROW]
+        keys = build.select(list(self.keys)).take(ids)
+        # The rows of ``build`` are distinct groups: one partial row each, nothing to merge.
+        return pa.table(list(keys.columns) + states, names=list(self.keys) + names)
 
     def merge(self, partials: pa.Table,
               fixed: Mapping[str, pa.Scalar] | None = None) -> pa.Table:

@@ -75,6 +75,8 @@ def _measured(g: GroupSummary) -> str:
             f"{g.time_max * 1000:.1f} ms, rows max/median {g.skew:.2f}")
     if any(g.join_rows):
         line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
+        if g.join_builds:  # a broadcast build side is built once per worker, not per task
+            line += f" (build side built {plural(g.join_builds, 'time')})"
     if g.slowest_hot_keys:
         hot = ", ".join(f"{format_key(k)}={n:,}" for k, n in g.slowest_hot_keys)
         line += f"; slowest task (partition {g.slowest_partition}) held {hot}"

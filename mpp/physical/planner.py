@@ -242,8 +242,22 @@ def _mysql_query(node: ln.Scan, frags: tuple[Fragment, ...]) -> str:
     return text + (f"; in Arrow: {' AND '.join(map(str, rest))}" if rest else "")
 
 
+def _narrow_join(child: PhysicalOp, names: set[str] | frozenset[str]) -> PhysicalOp:
+    """A hash join feeding an aggregate or a projection directly outputs only the columns
+    that consumer reads: the join's keys and unread columns are never taken."""
+    return child.narrowed(names) if isinstance(child, HashJoinExec) else child
+
+
+def _lower_project(node: ln.Project, kids: list[PhysicalOp], ctx: PlannerContext,
+                   fragments: FragmentLister) -> PhysicalOp:
+    read = set().union(*(e.columns() for e in node.exprs))
+    return ProjectExec(_narrow_join(kids[0], read), node.exprs, node.names)
+
+
 def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerContext,
                      fragments: FragmentLister) -> PhysicalOp:
+    kids = [_narrow_join(kids[0], {c.name for c in node.group_by}
+                         | {c.name for call in node.aggregates for c in call.inputs()})]
     kernel = AggregateKernel(tuple(c.name for c in node.group_by), node.aggregates,
                              node.agg_names)
     strategy, note = _distinct_strategy(node, ctx)
@@ -255,8 +269,20 @@ def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerCon
         return single
     partial = HashAggregateExec(kids[0], AggregateMode.PARTIAL, kernel,
                                 kernel.partial_schema(kids[0].schema),
-                                merge_partials=node.merge_partials)
+                                merge_partials=node.merge_partials,
+                                by_build_row=_by_build_row(kids[0], kernel))
     return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema, note)
+
+
+def _by_build_row(child: PhysicalOp, kernel: AggregateKernel) -> bool:
+    """Whether a partial aggregate over ``child`` groups a join's pairs by build row first:
+    ``child`` is an inner join with a shared build table, every group key is a build-side
+    column and no aggregate is DISTINCT (see ``HashAggregateExec.by_build_row``)."""
+    if not isinstance(child, HashJoinExec) or child.kind is not ln.JoinKind.INNER:
+        return False
+    build = {f.name for f in child.right.schema}
+    return (child.tabled and not child.null_aware and not kernel.distinct_args
+            and bool(kernel.keys) and set(kernel.keys) <= build)
 
 
 def _distinct_strategy(node: ln.Aggregate,
@@ -330,7 +356,7 @@ def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
 _LOWER: dict[type, Callable[..., PhysicalOp]] = {
     ln.Scan: _lower_scan,
     ln.Filter: lambda n, k, c, f: FilterExec(k[0], n.predicate),
-    ln.Project: lambda n, k, c, f: ProjectExec(k[0], n.exprs, n.names),
+    ln.Project: _lower_project,
     ln.Aggregate: _lower_aggregate,
     ln.Join: _lower_join,
     ln.Sort: _lower_sort,

@@ -27,7 +27,7 @@ from pyarrow.fs import LocalFileSystem
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column
 from mpp.storage.files import resolve, storage_errors
-from mpp.storage.predicates import bounds_may_match, finish_scan, needed_columns
+from mpp.storage.predicates import bounds_may_match, comparable, finish_scan, needed_columns
 from mpp.storage.schema_text import schema_from_text
 
 # A 100K-row fragment is one row group. Each row group repeats a dictionary page and page headers
@@ -178,6 +178,16 @@ def scan(fragment: Fragment, columns: Sequence[str],
             if not predicates
             or bounds_may_match(_table_bounds(md.row_group(i), in_file), predicates)
         ]
+        # Predicates every read row group's statistics prove true for all rows need no exact
+        # filter, and their columns no reading unless selected (a day's file under a filter
+        # from that day on; the source notes' BETWEEN that covers the whole log).
+        exact = [p for p in predicates if not (groups and not fragment.option("schema") and all(
+            _always_true(md.row_group(i), schema, in_file.get(p.column), p) for i in groups))]
+        if len(exact) < len(predicates):
+            kept = set(needed_columns(columns, exact))
+            needed = [c for c in needed if c in kept]
+            wanted = [c for c in wanted if c in kept]
+            read = [in_file[c] for c in wanted if c in in_file]
         leaf = {md.schema.column(j).path: j for j in range(md.num_columns)}
         bytes_read = sum(
             md.row_group(i).column(leaf[c]).total_compressed_size for i in groups for c in read
@@ -205,7 +215,31 @@ def scan(fragment: Fragment, columns: Sequence[str],
     if declared:  # a registered file whose types mpp stores otherwise (a wide DECIMAL as DOUBLE)
         types = schema_from_text(declared)
         table = table.cast(pa.schema([pa.field(c, types.field(c).type) for c in needed]))
-    return finish_scan(table, columns, predicates, bytes_read)
+    return finish_scan(table, columns, exact, bytes_read)
+
+
+def _always_true(rg: pq.RowGroupMetaData, schema: pa.Schema, column: str | None,
+                 p: ColumnPredicate) -> bool:
+    """Whether ``p`` holds for every row of the row group, by its statistics: no NULLs and
+    the whole (min, max) range on the right side. Integer, date and timestamp columns only
+    (float statistics leave NaNs out; text ones may be truncated)."""
+    if column is None or p.op not in ("<", "<=", ">", ">=", "="):
+        return False
+    t = schema.field(column).type
+    if not (pa.types.is_integer(t) or pa.types.is_date(t) or pa.types.is_timestamp(t)):
+        return False
+    j = next((k for k in range(rg.num_columns) if rg.column(k).path_in_schema == column), None)
+    stats = rg.column(j).statistics if j is not None else None
+    if (stats is None or not stats.has_min_max or not stats.has_null_count
+            or stats.null_count != 0):
+        return False
+    try:
+        lo, v = comparable(stats.min, p.value)
+        hi, v = comparable(stats.max, v)
+        return bool({"<": hi < v, "<=": hi <= v, ">": lo > v, ">=": lo >= v,
+                     "=": lo == hi == v}[p.op])
+    except TypeError:  # incomparable (a time zone on one side only): filter exactly
+        return False
 
 
 def _table_bounds(rg: pq.RowGroupMetaData, in_file: Mapping[str, str]) -> dict[str, tuple[Any, Any]]:

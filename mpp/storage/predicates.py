@@ -100,7 +100,7 @@ def filter_table(table: pa.Table, predicates: Sequence[ColumnPredicate]) -> pa.T
     return table if expr is None else table.filter(expr)
 
 
-def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
+def comparable(a: Any, b: Any) -> tuple[Any, Any]:
     """Bring a bound and a predicate value to comparable Python types where that is lossless."""
     if isinstance(a, dt.datetime) and not isinstance(b, dt.datetime) and isinstance(b, dt.date):
         b = dt.datetime(b.year, b.month, b.day)
@@ -116,8 +116,8 @@ def _range_may_match(lo: Any, hi: Any, p: ColumnPredicate) -> bool:
     try:
         if p.op == "in":
             return any(_range_may_match(lo, hi, ColumnPredicate(p.column, "=", v)) for v in p.value)
-        lo_, v = _comparable(lo, p.value)
-        hi_, v = _comparable(hi, v)
+        lo_, v = comparable(lo, p.value)
+        hi_, v = comparable(hi, v)
         if p.op == "=":
             return bool(lo_ <= v <= hi_)
         if p.op == "!=":

@@ -40,6 +40,10 @@ class HashAggregateExec(UnaryOp):
     schema: tuple[Field, ...]
     note: str = ""  # a DISTINCT aggregation's strategy and why (EXPLAIN prints it)
     merge_partials: bool = True  # PARTIAL: may exchange combiners merge its output?
+    # PARTIAL over a broadcast join whose build side is a shared table, grouped by build-side
+    # columns only: the pairs are aggregated per build row first (AggregateKernel.
+    # partial_by_row) and the keys taken once per build row met, never once per pair.
+    by_build_row: bool = False
 
     @property
     def word(self) -> str:  # type: ignore[override]
@@ -54,7 +58,14 @@ class HashAggregateExec(UnaryOp):
         return (HashDistribution(self.kernel.keys),)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        table = self.input.execute(tctx)
+        if self.by_build_row:
+            args = {c.name for call in self.kernel.calls for c in call.inputs()}
+            paired = self.input.execute_by_build_row(tctx, args, self.kernel.keys)
+            if isinstance(paired, tuple):
+                return self.kernel.partial_by_row(*paired)
+            table = paired
+        else:
+            table = self.input.execute(tctx)
         # Constant grain columns are found once, for the hot keys and the grouping.
         fixed = constant_keys(table, self.kernel.grain)
         # Hot keys explain a task's size only where the keys chose its rows (after a hash
@@ -105,6 +116,8 @@ class HashAggregateExec(UnaryOp):
             line += f" + distinct {', '.join(self.kernel.distinct_args)}"
         if self.mode is AggregateMode.PARTIAL and not self.merge_partials:
             line += " (not merged in the exchange)"
+        if self.by_build_row:
+            line += " (fused with the join: counted per build-side group, its keys taken once)"
         line += f"; {calls}" if calls else ""
         return line + (f" [distinct: {self.note}]" if self.note else "")
 

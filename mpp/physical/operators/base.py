@@ -39,7 +39,10 @@ class TaskContext:
         inputs: rows this task received, by the id of the exchange they came through.
         rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
         hot_keys: the most frequent key values of the first keyed operator, with row counts.
-        join_rows: rows that entered this task's hash joins, (probe/left, build/right).
+        join_rows: rows that entered this task's hash joins, (probe/left, build/right); a
+            broadcast build side shared by a worker's tasks counts in the task that built it.
+        join_builds: hash tables this task built for its joins.
+        query_id: the query the task belongs to (keys what a worker's tasks share).
     """
 
     partition: int
@@ -49,6 +52,8 @@ class TaskContext:
     bytes_read: int = 0
     hot_keys: tuple[tuple[Any, int], ...] = ()
     join_rows: tuple[int, int] = (0, 0)
+    join_builds: int = 0
+    query_id: str = ""
 
     def note_keys(self, table: pa.Table, keys: tuple[str, ...],
                   fixed: Mapping[str, pa.Scalar] | None = None) -> None:
@@ -140,6 +145,15 @@ class PhysicalOp:
     def execute(self, tctx: TaskContext) -> pa.Table:
         """Compute this operator's rows of partition ``tctx.partition`` (pulls from children)."""
         raise NotImplementedError(type(self).__name__)
+
+    def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
+                             ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
+        """For an aggregate grouped by build-side columns ``keys`` of a join (see
+        ``HashAggregateExec.by_build_row``): ``(values, groups, keys)``, the output pairs'
+        ``columns``, each pair's group (a row of ``keys``, the groups' key values), when this
+        operator can pair rows without taking the build columns; otherwise (the default)
+        :meth:`execute`'s rows."""
+        return self.execute(tctx)
 
     def merge(self, table: pa.Table) -> pa.Table:
         """Shrink concatenated outputs of several tasks of this operator (exchange combiners).

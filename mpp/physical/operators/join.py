@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,8 +21,10 @@ from mpp.physical.distribution import (
     Partitioning,
     UnspecifiedDistribution,
 )
+from mpp.physical.join_table import JoinTable, build_table, key_family, shared_table
 from mpp.physical.keys import canonical_key
 from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext
+from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.nested_loop import (
     LEFT_ID,
     RIGHT_ID,
@@ -32,6 +36,7 @@ from mpp.physical.operators.rowwise import evaluate_column
 _LEFT_KEY, _RIGHT_KEY = "__mpp_left_key", "__mpp_right_key"
 _HOW = {JoinKind.INNER: "inner", JoinKind.LEFT: "left outer", JoinKind.RIGHT: "right outer",
         JoinKind.FULL: "full outer", JoinKind.SEMI: "left semi", JoinKind.ANTI: "left anti"}
+_TABLED = (JoinKind.INNER, JoinKind.LEFT, JoinKind.SEMI, JoinKind.ANTI)  # probe = left side
 _FLIPPED = {"inner": "inner", "left outer": "right outer", "right outer": "left outer",
             "full outer": "full outer", "left semi": "right semi", "left anti": "right anti"}
 
@@ -61,6 +66,26 @@ class HashJoinExec(JoinOp):
     residual: Expr | None = None
     reason: str = ""
     null_aware: bool = False  # NOT IN's anti join (see ``Join.null_aware``); broadcast only
+    columns: tuple[str, ...] | None = None  # the output columns its consumer reads (None: all)
+
+    @property
+    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
+        both = self._all_fields
+        if self.columns is None:
+            return both
+        return tuple(f for f in both if f.name in self.columns)
+
+    @property
+    def _all_fields(self) -> tuple[Field, ...]:
+        """The join's fields before :meth:`narrowed` (a residual may read any of them)."""
+        return JoinOp.schema.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    def narrowed(self, names: set[str] | frozenset[str]) -> HashJoinExec:
+        """A copy whose output carries only ``names`` (at least one column, so that a
+        ``count(*)`` above still sees the rows): the probe then takes no other column."""
+        both = self._all_fields
+        keep = tuple(f.name for f in both if f.name in names) or (both[0].name,)
+        return self if len(keep) == len(both) else dataclasses.replace(self, columns=keep)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         if self.strategy is JoinStrategy.BROADCAST:
@@ -77,20 +102,125 @@ class HashJoinExec(JoinOp):
         return Hash(self.right_keys if self.kind is JoinKind.RIGHT else self.left_keys, part.n)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
+        return self._narrow(self._execute(tctx))
+
+    def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
+                             ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
+        """The matched pairs as (``columns`` of each pair, the group of its build row's
+        ``keys``, those groups' key values) when the build side is a shared table (see
+        :meth:`tabled`); else the join's rows."""
+        if self.kind is not JoinKind.INNER or self.null_aware:
+            return self.execute(tctx)
         left = self.left.execute(tctx)
         right = self.right.execute(tctx)
         tctx.note_keys(left, self.left_keys)
-        tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
+        table = self._shared_table(tctx, left, right)
+        if table is None:
+            return self._narrow(self._join_rows(tctx, left, right))
+        matches = table.probe(left, self.left_keys)
+        li, ri = matches.pairs()
+        names = [f.name for f in self.left.schema if f.name in columns]
+        taken = [f.name for f in self.right.schema if f.name in columns]
+        probe = left.select(names)
+        cols = list((probe if matches.each_once else probe.take(pa.array(li))).columns)
+        if taken:
+            cols += table.table.select(taken).take(pa.array(ri)).columns
+        # (no argument column at all, a count(*): only the groups are used)
+        codes, groups = table.group_codes(keys)
+        return pa.table(cols, names=names + taken), codes[ri], groups
+
+    @property
+    def tabled(self) -> bool:
+        """Whether the build side is a table built once per worker and probed by its tasks:
+        a broadcast inner, left, semi or anti join (a residual only in an inner one) on keys
+        of types :class:`JoinTable` keys on. The others run through Acero in each task."""
+        if (self.strategy is not JoinStrategy.BROADCAST or self.kind not in _TABLED
+                or (self.residual is not None and self.kind is not JoinKind.INNER)):
+            return False
+        return all(key_family(lf.dtype) is not None and key_family(lf.dtype) == key_family(rf.dtype)
+                   for lf, rf in zip(self._fields(self.left, self.left_keys),
+                                     self._fields(self.right, self.right_keys), strict=True))
+
+    @staticmethod
+    def _fields(op: PhysicalOp, names: tuple[str, ...]) -> list[Field]:
+        by_name = {f.name: f for f in op.schema}
+        return [by_name[n] for n in names]
+
+    def _narrow(self, out: pa.Table) -> pa.Table:
+        if self.columns is not None and len(out.column_names) != len(self.columns):
+            out = out.select(list(self.columns))
+        return out
+
+    def _execute(self, tctx: TaskContext) -> pa.Table:
+        left = self.left.execute(tctx)
+        right = self.right.execute(tctx)
+        tctx.note_keys(left, self.left_keys)
         if self.null_aware:
             left, right, decided = self._null_aware(left, right)
             if decided is not None:
+                tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1])
                 return decided
+        table = self._shared_table(tctx, left, right)
+        if table is not None:
+            return self._probe(table, left)
+        return self._join_rows(tctx, left, right)
+
+    def _join_rows(self, tctx: TaskContext, left: pa.Table, right: pa.Table) -> pa.Table:
+        """The join through Acero, its hash table built in this task."""
+        tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1] + right.num_rows)
+        tctx.join_builds += 1
         left, right = self._with_join_keys(left, right)
         if self.residual is not None and self.kind.filters_left:
             return self._filter_left_with_residual(left, right)
         if self.residual is not None and self.kind is not JoinKind.INNER:
             return self._outer_with_residual(left, right)
         out = self._join(left, right, _HOW[self.kind])
+        if self.residual is not None:
+            out = out.filter(evaluate_column(self.residual, out))
+        return out
+
+    def _shared_table(self, tctx: TaskContext, left: pa.Table, right: pa.Table
+                      ) -> JoinTable | None:
+        """The broadcast build side as a :class:`JoinTable` this worker builds once and its
+        tasks share; None where the join runs through Acero per task: a partitioned join
+        (each task's bucket differs), a residual outside an inner join, keys it cannot
+        table. Counts the build rows in the task that built it."""
+        if (not self.tabled or not isinstance(self.right, ExchangeExec)
+                or not JoinTable.supports(right.schema, left.schema, self.right_keys,
+                                          self.left_keys)):
+            return None
+        table, built = shared_table(tctx.query_id, self.right.id, right,
+                                    lambda: build_table(right, self.right_keys))
+        if table is None:
+            return None
+        tctx.join_rows = (tctx.join_rows[0] + left.num_rows,
+                          tctx.join_rows[1] + (right.num_rows if built else 0))
+        tctx.join_builds += built
+        return table
+
+    def _probe(self, table: JoinTable, left: pa.Table) -> pa.Table:
+        """Join ``left`` with a built table: only the output's columns are taken."""
+        matches = table.probe(left, self.left_keys)
+        wanted = {f.name for f in self.schema} | (
+            self.residual.columns() if self.residual is not None else set())
+        left_names = [f.name for f in self.left.schema if f.name in wanted] or \
+            [self.left.schema[0].name]
+        if self.kind.filters_left:
+            keep = matches.matched if self.kind is JoinKind.SEMI else ~matches.matched
+            return left.select(left_names).filter(pa.array(keep))
+        li, ri = matches.pairs()
+        if self.kind is JoinKind.LEFT:
+            unmatched = np.flatnonzero(~matches.matched)
+            li = np.concatenate([li, unmatched])
+            ri = np.concatenate([ri, np.full(unmatched.size, -1, dtype=np.int64)])
+        rows = pa.array(ri, mask=ri < 0) if self.kind is JoinKind.LEFT else pa.array(ri)
+        out = left.select(left_names)
+        if not matches.each_once:  # (else the pairs are the probe rows, in order)
+            out = out.take(pa.array(li))
+        built = table.table.select([f.name for f in self.right.schema
+                                    if f.name in wanted]).take(rows)
+        for name, column in zip(built.column_names, built.columns, strict=True):
+            out = out.append_column(name, column)
         if self.residual is not None:
             out = out.filter(evaluate_column(self.residual, out))
         return out
@@ -140,7 +270,7 @@ class HashJoinExec(JoinOp):
         return left, right
 
     def _join(self, left: pa.Table, right: pa.Table, how: str) -> pa.Table:
-        return self._hash_join(left, right, how).select([f.name for f in self.schema])
+        return self._hash_join(left, right, how).select([f.name for f in self._all_fields])
 
     def _hash_join(self, left: pa.Table, right: pa.Table, how: str) -> pa.Table:
         """Join with the hash table built on the smaller input.
@@ -176,7 +306,7 @@ class HashJoinExec(JoinOp):
         # ON-clause semantics: a row whose matches all fail the residual is kept once,
         # null-extended, like a row with no match at all.
         left, right = with_row_ids(left, right)
-        fields = self.schema + (Field(LEFT_ID, pa.int64()), Field(RIGHT_ID, pa.int64()))
+        fields = self._all_fields + (Field(LEFT_ID, pa.int64()), Field(RIGHT_ID, pa.int64()))
         matched = self._hash_join(left, right, "inner").select([f.name for f in fields])
         matched = matched.filter(evaluate_column(self.residual, matched))  # type: ignore[arg-type]
         return with_unmatched(self.kind, left, right, matched, self.left.schema,

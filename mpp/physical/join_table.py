@@ -1,0 +1,337 @@
+"""The build side of a hash join, built once and probed by many tasks.
+
+Acero's ``Table.join`` builds its hash table inside every call, so a broadcast join whose
+dimension reached 1,000 probe tasks built it 1,000 times. A :class:`JoinTable` is built once
+from the build rows and then probed with any number of left inputs; :func:`shared_table`
+keeps one per worker process for each broadcast input of a query (Trino builds once per node
+and shares the table between its drivers the same way), and :func:`evict` drops a query's
+tables when its task records are drained, at the end of the query.
+
+The table maps each build row's key to a group of build rows. Keys become int64 values first
+(integers, dates and timestamps as they are, floats by their bits after :func:`canonical_key`,
+text and several keys as codes of the build side's distinct values); then a dense key range
+is addressed directly (an array over min..max), a sparse one through a pandas hash index,
+whose hash table pandas builds once and keeps. A NULL key (and a NaN) matches nothing.
+
+Probing returns row indices only: the caller takes just the columns its output carries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mpp.physical.keys import canonical_key
+
+DENSE_SLACK = 4  # a key range up to 4x the build rows is addressed directly
+DENSE_MIN = 1 << 16  # ... and any range this small
+_MAX_KEPT = 8  # tables a process keeps at most (a failed query never drains its own)
+
+
+def key_family(t: pa.DataType) -> str | None:
+    """Which kind of int64 a key of type ``t`` becomes; None for types the table cannot key
+    on (the join then runs through Acero). Two sides join here only with one family."""
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return f"timestamp[{t.tz}]"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    return None
+
+
+def _as_int64(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """An integer-like or float key as int64 values and its validity (None: no NULLs)."""
+    t = column.type
+    if pa.types.is_floating(t):
+        column = canonical_key(pc.cast(column, pa.float64()), nan_matches=False)
+    elif pa.types.is_timestamp(t):
+        column = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
+    elif pa.types.is_date(t):
+        column = pc.cast(pc.cast(column, pa.date32()), pa.int32())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    valid = None
+    if column.null_count:
+        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
+        column = column.fill_null(0)
+    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    if values.dtype.kind == "f":
+        values = values.astype(np.float64).view(np.int64)
+    return values.astype(np.int64, copy=False), valid
+
+
+def _text_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """A text key as an object array (NULLs as None) and its validity."""
+    valid = None
+    if column.null_count:
+        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object), valid
+
+
+class _Codes:
+    """Maps one key column's values to dense codes 0..n-1 of the build side's distinct values
+    (-1: not on the build side, or NULL)."""
+
+    def __init__(self, column: pa.ChunkedArray, family: str) -> None:
+        self.family = family
+        values, valid = self._values(column)
+        kept = values if valid is None else values[valid]
+        self.index = pd.Index(pd.unique(kept))
+
+    def _values(self, column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+        return _text_values(column) if self.family == "text" else _as_int64(column)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def codes(self, column: pa.ChunkedArray) -> np.ndarray:
+        values, valid = self._values(column)
+        out = np.asarray(self.index.get_indexer(values), dtype=np.int64)
+        if valid is not None:
+            out[~valid] = -1
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """The result of a probe: for each probe row its group of build rows.
+
+    With unique build keys (a dimension's primary key), ``row[i]`` is probe row i's one
+    build row (-1: none). Otherwise ``start[i]`` and ``count[i]`` locate its matches in
+    ``order`` (count 0: none).
+    """
+
+    row: np.ndarray | None
+    start: np.ndarray | None = None
+    count: np.ndarray | None = None
+    order: np.ndarray | None = None
+
+    @property
+    def each_once(self) -> bool:
+        """Whether every probe row has exactly one match (pairs are the probe rows in order)."""
+        return self.row is not None and bool((self.row >= 0).all())
+
+    @property
+    def matched(self) -> np.ndarray:
+        """Whether each probe row has at least one match."""
+        if self.row is not None:
+            return self.row >= 0
+        assert self.count is not None
+        return self.count > 0
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(probe row, build row) of every matching pair, in probe order."""
+        if self.row is not None:
+            found = self.row >= 0
+            if found.all():  # every probe row has its one match (a fact row's dimension)
+                return np.arange(self.row.size), self.row
+            hit = np.flatnonzero(found)
+            return hit, self.row[hit]
+        assert self.count is not None and self.start is not None and self.order is not None
+        hit = np.flatnonzero(self.count)
+        counts = self.count[hit]
+        if counts.size == 0 or counts.max() == 1:
+            return hit, self.order[self.start[hit]]
+        left = np.repeat(hit, counts)
+        ends = np.cumsum(counts)
+        within = np.arange(int(ends[-1])) - np.repeat(ends - counts, counts)
+        return left, self.order[np.repeat(self.start[hit], counts) + within]
+
+
+class JoinTable:
+    """The build rows of a join and a lookup from key values to them (see the module doc)."""
+
+    def __init__(self, build: pa.Table, keys: Sequence[str]) -> None:
+        if any(c.num_chunks > 1 for c in build.columns):
+            build = build.combine_chunks()
+        self.table = build
+        self.keys = tuple(keys)
+        self._lock = threading.Lock()
+        self._groupings: dict[tuple[str, ...], tuple[np.ndarray, pa.Table]] = {}
+        self.families = tuple(key_family(build.schema.field(k).type) for k in keys)
+        self._codes: list[_Codes] = []
+        values, valid = self._int_keys(build, keys, building=True)
+        rows = np.arange(build.num_rows, dtype=np.int64)
+        if valid is not None:
+            values, rows = values[valid], rows[valid]
+        self._dense = False
+        self._lo = 0
+        self._index: pd.Index | None = None
+        if values.size:
+            lo, hi = int(values.min()), int(values.max())
+            span = hi - lo + 1
+            self._dense = 0 < span <= max(DENSE_SLACK * values.size, DENSE_MIN)
+            self._lo = lo
+        if self._dense:
+            groups = values - self._lo
+            n_groups = span
+        else:
+            self._index = pd.Index(pd.unique(values))
+            groups = np.asarray(self._index.get_indexer(values), dtype=np.int64)
+            n_groups = len(self._index)
+        counts = np.bincount(groups, minlength=n_groups).astype(np.int64)
+        self._row: np.ndarray | None = None
+        if not counts.size or counts.max() <= 1:  # unique keys: one build row per key
+            self._row = np.full(n_groups, -1, dtype=np.int64)
+            self._row[groups] = rows
+            counts = np.empty(0, dtype=np.int64)
+            self._order = self._start = counts
+        else:
+            order = np.argsort(groups, kind="stable")
+            self._order = rows[order]
+            self._start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self._count = counts
+        self._groups = n_groups
+
+    def group_codes(self, keys: Sequence[str]) -> tuple[np.ndarray, pa.Table]:
+        """Each build row's group of ``keys`` as a code, and the groups' key values (row c
+        is group c): computed once per table and key list, so probes that aggregate by
+        build-side keys count per group code instead of taking the keys of each pair."""
+        keys = tuple(keys)
+        with self._lock:
+            if keys not in self._groupings:
+                self._groupings[keys] = _grouping(self.table.select(list(keys)))
+            return self._groupings[keys]
+
+    @staticmethod
+    def supports(build: pa.Schema, probe: pa.Schema, build_keys: Sequence[str],
+                 probe_keys: Sequence[str]) -> bool:
+        """Whether these key columns can be keyed on here (one family on both sides)."""
+        for bk, pk in zip(build_keys, probe_keys, strict=True):
+            family = key_family(build.field(bk).type)
+            if family is None or family != key_family(probe.field(pk).type):
+                return False
+        return True
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the build rows and the lookup arrays."""
+        lookup = self._row.nbytes if self._row is not None else 0
+        return int(self.table.nbytes + lookup + self._order.nbytes + 2 * self._count.nbytes)
+
+    def _int_keys(self, table: pa.Table, keys: Sequence[str], *,
+                  building: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """One int64 per row for ``keys`` (the build side's columns, or the probe side's in
+        the same order) and which rows have no NULL key (None: all)."""
+        if len(keys) == 1 and self.families[0] != "text":
+            return _as_int64(table[keys[0]])
+        if building:
+            self._codes = [_Codes(table[k], f)
+                           for k, f in zip(keys, self.families, strict=True)]
+        combined = np.zeros(table.num_rows, dtype=np.int64)
+        valid = np.ones(table.num_rows, dtype=bool)
+        radix = 1
+        for enc, key in zip(self._codes, keys, strict=True):
+            codes = enc.codes(table[key])
+            valid &= codes >= 0
+            combined += np.where(codes >= 0, codes, 0) * radix
+            radix *= max(1, len(enc))
+            if radix >= 1 << 62:  # cannot overflow: re-code the combination so far
+                raise _TooManyKeys
+        return combined, None if valid.all() else valid
+
+    def probe(self, table: pa.Table, keys: Sequence[str]) -> Matches:
+        """Each row of ``table`` (keys ``keys``, in the build keys' order) and its matches."""
+        values, valid = self._int_keys(table, keys)
+        n = table.num_rows
+        if self._groups == 0:
+            return Matches(np.full(n, -1, dtype=np.int64))
+        if self._dense:
+            pos = values - self._lo
+            ok = (pos >= 0) & (pos < self._groups)
+        else:
+            assert self._index is not None
+            pos = np.asarray(self._index.get_indexer(values), dtype=np.int64)
+            ok = pos >= 0
+        if valid is not None:
+            ok &= valid
+        if not ok.all():
+            pos = np.where(ok, pos, 0)
+        if self._row is not None:
+            row = self._row[pos]
+            return Matches(row if ok.all() else np.where(ok, row, -1))
+        count = np.where(ok, self._count[pos], 0)
+        return Matches(None, self._start[pos], count, self._order)
+
+
+def _grouping(table: pa.Table) -> tuple[np.ndarray, pa.Table]:
+    """A code per row of ``table`` (equal rows, NULLs included, share one) and the distinct
+    rows, in code order."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    radix = 1
+    for column in table.columns:
+        encoded = column.combine_chunks().dictionary_encode() if column.num_chunks != 1 \
+            else column.chunk(0).dictionary_encode()
+        size = len(encoded.dictionary) + 1  # + NULL
+        codes = encoded.indices.fill_null(size - 1).to_numpy(zero_copy_only=False)
+        if radix * size >= 1 << 62:  # re-code the combination so far, then go on
+            combined, uniques = pd.factorize(combined)
+            radix = max(1, len(uniques))
+        combined += codes.astype(np.int64) * radix
+        radix *= size
+    codes, uniques = pd.factorize(combined)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(table.num_rows - 1, -1, -1)
+    return np.asarray(codes, dtype=np.int64), table.take(pa.array(first))
+
+
+class _TooManyKeys(Exception):
+    """Several text keys whose distinct values multiply past int64 (Acero joins them)."""
+
+
+def build_table(build: pa.Table, keys: Sequence[str]) -> JoinTable | None:
+    """A :class:`JoinTable` of ``build`` on ``keys``, or None when they cannot be keyed on."""
+    try:
+        return JoinTable(build, keys)
+    except _TooManyKeys:
+        return None
+
+
+_TABLES: OrderedDict[tuple[str, int, int], JoinTable | None] = OrderedDict()
+_BUILDING: dict[tuple[str, int, int], threading.Lock] = {}
+_LOCK = threading.Lock()
+
+
+def shared_table(query_id: str, exchange: int, build: pa.Table,
+                 make: Callable[[], JoinTable | None]) -> tuple[JoinTable | None, bool]:
+    """The table this process built for ``query_id``'s broadcast input ``exchange``, made by
+    ``make`` the first time; and whether this call built it.
+
+    Keyed by the input object too: every task of a worker receives the same object, while a
+    worker that lost and fetched it again (a new object) builds again.
+    """
+    key = (query_id, exchange, id(build))
+    with _LOCK:
+        if key in _TABLES:
+            return _TABLES[key], False
+        lock = _BUILDING.setdefault(key, threading.Lock())
+    with lock:  # one thread builds; the others of this worker wait for it
+        with _LOCK:
+            if key in _TABLES:
+                return _TABLES[key], False
+        table = make()
+        with _LOCK:
+            _TABLES[key] = table
+            _BUILDING.pop(key, None)
+            while len(_TABLES) > _MAX_KEPT:
+                _TABLES.popitem(last=False)
+    return table, True
+
+
+def evict(query_id: str) -> None:
+    """Drop every table built for ``query_id`` (its tasks have all finished)."""
+    with _LOCK:
+        for key in [k for k in _TABLES if k[0] == query_id]:
+            del _TABLES[key]
