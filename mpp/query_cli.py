@@ -379,11 +379,18 @@ def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, 
                   workers: int, threads: int, assignments: tuple[str, ...],
                   repeat: int) -> None:
     """Q0/Q1 (and the window queries W1/W2): wall time and peak memory of mpp, DuckDB and
-    dask.dataframe, same files."""
-    from mpp.bench.queries import bench_queries as run
-    from mpp.bench.queries import format_runs
+    dask.dataframe, same files. The first line names the warehouse and the cluster, the last
+    the load average before and after: what a published figure must state."""
+    import os
 
+    from mpp.bench.queries import bench_queries as run
+    from mpp.bench.queries import describe_warehouse, format_runs
+
+    click.echo(f"{describe_warehouse(warehouse)}; LocalCluster {workers} workers x {threads} "
+               f"thread(s); {repeat} timed run(s) per engine and query")
+    before = os.getloadavg()[0]
     runs = run(warehouse, queries=queries or ("q0", "q1"),
                engines=engines or ("mpp", "duckdb", "dask"), workers=workers,
                threads=threads, settings=parse_assignments(assignments), repeat=repeat)
     click.echo(format_runs(runs))
+    click.echo(f"load average (1 min) {before:.2f} before, {os.getloadavg()[0]:.2f} after")
