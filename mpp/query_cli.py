@@ -7,6 +7,7 @@ Registered on the ``mpp`` group in :mod:`mpp.cli`. The dashboard link goes to st
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import math
@@ -129,11 +130,26 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
              stall_timeout: float, catalog_uri: str | None, query: str, *,
              plan_only: bool = False, timing: Timing | None = None) -> Any:
-    from mpp.catalog import Catalog
-    from mpp.session import connect
-    from mpp.sql import bind
-    from mpp.sql.statements import CreateTableAs, DeleteFrom, InsertInto, Query, parse_statement
-
+    # The cycle collector is off while the planner, catalog and pyiceberg load (see mpp.cli),
+    # and what they made stays until exit: frozen, no full collection walks it again while
+    # the query runs, nor at exit (see mpp.cli._Group).
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        from mpp.catalog import Catalog
+        from mpp.session import connect
+        from mpp.sql import bind
+        from mpp.sql.statements import (
+            CreateTableAs,
+            DeleteFrom,
+            InsertInto,
+            Query,
+            parse_statement,
+        )
+    finally:
+        gc.freeze()
+        if gc_was_on:
+            gc.enable()
     if timing:
         timing.mark("Python start-up and imports")
     # Bad options, bad settings, a missing warehouse or bad SQL fail here, before any
