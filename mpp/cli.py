@@ -9,6 +9,7 @@ exit code 3. Ctrl-C prints ``mpp: interrupted`` and exits 130.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import os
@@ -28,16 +29,13 @@ class _Group(click.Group):
     pass through to click."""
 
     def invoke(self, ctx: click.Context) -> object:
-        try:
-            return self._invoke(ctx)
-        finally:
-            # The command is done: every object left lives until exit. Python's shutdown runs
-            # the cycle collector over all of them (the imported libraries' millions of
-            # objects): ~0.5 s of CPU after the last line is printed, a quarter of a quick
-            # `mpp sql` (docs/usage.md). Frozen objects are skipped; exit handlers still run.
-            gc.freeze()
-
-    def _invoke(self, ctx: click.Context) -> object:
+        # Python's shutdown runs the cycle collector over every object left (the imported
+        # libraries' millions): ~0.5 s of CPU after the last line is printed, a quarter of a
+        # quick `mpp sql` (docs/usage.md). Frozen at exit, they are skipped; the other exit
+        # handlers still run (registered later, they run first). Frozen only at exit, so a
+        # process that runs several commands (the tests) still collects between them.
+        atexit.unregister(gc.freeze)
+        atexit.register(gc.freeze)
         try:
             return super().invoke(ctx)
         except MppError as exc:

@@ -11,6 +11,7 @@ import gc
 import io
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -100,14 +101,27 @@ def _background_scheduler() -> str | None:
     return record.scheduler if record else None
 
 
+def _process_age() -> float:
+    """Seconds since this process started: on Linux from the kernel's clock ticks, to 10 ms
+    (psutil's start time is rounded to the boot time's whole second); elsewhere psutil's."""
+    try:
+        with open("/proc/self/stat") as f:  # field 22, starttime, in ticks since boot
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        import psutil  # distributed imports it anyway
+
+        return time.time() - psutil.Process().create_time()
+
+
 class Timing:
     """Where the wall time of one command goes (``mpp sql --timing``): the time from the
     process's start (Python's own start-up and every import included) cut at named marks."""
 
     def __init__(self) -> None:
-        import psutil  # distributed imports it anyway
-
-        self.start = psutil.Process().create_time()  # the kernel's, to 10 ms
+        self.start = time.time() - _process_age()
         self._last = self.start
         self.parts: list[tuple[str, float]] = []
 
@@ -130,9 +144,7 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
              stall_timeout: float, catalog_uri: str | None, query: str, *,
              plan_only: bool = False, timing: Timing | None = None) -> Any:
-    # The cycle collector is off while the planner, catalog and pyiceberg load (see mpp.cli),
-    # and what they made stays until exit: frozen, no full collection walks it again while
-    # the query runs, nor at exit (see mpp.cli._Group).
+    # The cycle collector is off while the planner, catalog and pyiceberg load (see mpp.cli).
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
@@ -147,7 +159,6 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
             parse_statement,
         )
     finally:
-        gc.freeze()
         if gc_was_on:
             gc.enable()
     if timing:
