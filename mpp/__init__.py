@@ -38,7 +38,7 @@ _LAZY = {
 
 __all__ = ["Cluster", "ClusterError", "ClusterFaultError", "ClusterSpec", "MppError", "Result",
            "Session", "SettingError", "Settings", "SqlError", "__version__", "connect",
-           "run_scenario"]
+           "default_cluster", "run_scenario"]
 
 
 def connect(warehouse: str | os.PathLike[str], **kwargs: Any) -> Session:
@@ -46,6 +46,14 @@ def connect(warehouse: str | os.PathLike[str], **kwargs: Any) -> Session:
     from mpp.session import connect as _connect
 
     return _connect(warehouse, **kwargs)
+
+
+def default_cluster(spec: ClusterSpec | None = None) -> Cluster:
+    """The running ``mpp cluster`` if there is one, else a new LocalCluster of ``spec``'s shape
+    (see :func:`mpp.session.default_cluster`)."""
+    from mpp.session import default_cluster as _default
+
+    return _default(spec)
 
 
 def run_scenario(scenario: Any, **kwargs: Any) -> Any:

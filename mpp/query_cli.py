@@ -7,10 +7,13 @@ Registered on the ``mpp`` group in :mod:`mpp.cli`. The dashboard link goes to st
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import math
+import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -98,15 +101,68 @@ def _background_scheduler() -> str | None:
     return record.scheduler if record else None
 
 
+def _process_age() -> float:
+    """Seconds since this process started: on Linux from the kernel's clock ticks, to 10 ms
+    (psutil's start time is rounded to the boot time's whole second); elsewhere psutil's."""
+    try:
+        with open("/proc/self/stat") as f:  # field 22, starttime, in ticks since boot
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        import psutil  # distributed imports it anyway
+
+        return time.time() - psutil.Process().create_time()
+
+
+class Timing:
+    """Where the wall time of one command goes (``mpp sql --timing``): the time from the
+    process's start (Python's own start-up and every import included) cut at named marks."""
+
+    def __init__(self) -> None:
+        self.start = time.time() - _process_age()
+        self._last = self.start
+        self.parts: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        """The time since the previous mark (or the process's start) was spent on ``name``."""
+        now = time.time()
+        self.parts.append((name, now - self._last))
+        self._last = now
+
+    def report(self, query_seconds: float) -> str:
+        """Lines for stderr: the whole command, the query's own wall time, and each part."""
+        total = self._last - self.start
+        lines = [f"timing: {total:.2f} s in all, the query {query_seconds:.2f} s of it "
+                 f"(its own wall time), {total - query_seconds:.2f} s around it:"]
+        lines += [f"  {name:<40} {seconds:6.2f} s" for name, seconds in self.parts]
+        return "\n".join(lines)
+
+
 def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
              connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
              stall_timeout: float, catalog_uri: str | None, query: str, *,
-             plan_only: bool = False) -> Any:
-    from mpp.catalog import Catalog
-    from mpp.session import connect
-    from mpp.sql import bind
-    from mpp.sql.statements import CreateTableAs, DeleteFrom, InsertInto, Query, parse_statement
-
+             plan_only: bool = False, timing: Timing | None = None) -> Any:
+    # The cycle collector is off while the planner, catalog and pyiceberg load (see mpp.cli).
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        from mpp.catalog import Catalog
+        from mpp.session import connect
+        from mpp.sql import bind
+        from mpp.sql.statements import (
+            CreateTableAs,
+            DeleteFrom,
+            InsertInto,
+            Query,
+            parse_statement,
+        )
+    finally:
+        if gc_was_on:
+            gc.enable()
+    if timing:
+        timing.mark("Python start-up and imports")
     # Bad options, bad settings, a missing warehouse or bad SQL fail here, before any
     # cluster starts.
     _check_cluster_options(scheduler)
@@ -121,22 +177,28 @@ def _session(warehouse: str, assignments: tuple[str, ...], scheduler: str | None
         bind(stmt.query_sql, catalog)
     elif isinstance(stmt, DeleteFrom) and stmt.filter_sql is not None:
         bind(stmt.filter_sql, catalog)
+    if timing:
+        timing.mark("catalog, parse and bind")
     if plan_only:  # plans from the catalog and settings alone: no cluster, no scheduler
         from mpp.execution.cluster import PlanOnly
 
         return connect(warehouse, cluster=PlanOnly(workers, threads), settings=settings,
-                       catalog_uri=catalog_uri)
+                       catalog_uri=catalog_uri, catalog=catalog)
     if scheduler is None and not _given("workers", "threads", "dashboard_address"):
         scheduler = _background_scheduler()
     spec = ClusterSpec(scheduler=scheduler, workers=workers, threads_per_worker=threads,
                        connect_timeout=connect_timeout, stall_timeout=stall_timeout,
                        **({"dashboard_address": dashboard_address} if dashboard_address else {}))
-    session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri)
+    session = connect(warehouse, cluster=spec, settings=settings, catalog_uri=catalog_uri,
+                      catalog=catalog)
     if session.dashboard_link:
         click.echo(f"dashboard: {session.dashboard_link}", err=True)
     warning = session.cluster.health_warning()
     if warning:
         click.echo(f"mpp: warning: {warning}", err=True)
+    if timing:
+        timing.mark("cluster: find, connect, check" if session.cluster.spec.scheduler
+                    else "cluster: start a LocalCluster")
     return session
 
 
@@ -259,19 +321,25 @@ def _query_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--max-rows", default=DEFAULT_MAX_ROWS, show_default=True,
               type=click.IntRange(0), metavar="N",
               help="Rows a table output prints (0: all); csv and json print every row.")
+@click.option("--timing", is_flag=True,
+              help="Print to stderr where the command's wall time went: start-up and imports, "
+              "catalog, cluster, the query, output.")
 @click.argument("query", callback=_query_text)
 def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
         connect_timeout: float, workers: int, threads: int, dashboard_address: str | None,
         stall_timeout: float, catalog_uri: str | None, output: str, max_rows: int,
-        query: str) -> None:
+        timing: bool, query: str) -> None:
     """Run one SELECT (or CREATE TABLE [AS] / INSERT INTO / DELETE / DROP TABLE) on the cluster; print its
     result."""
     if output != "table" and _given("max_rows"):
         raise click.UsageError(f"--max-rows applies to --output table; --output {output} "
                                "prints every row.")
+    clock = Timing() if timing else None
     with _session(warehouse, assignments, scheduler, connect_timeout, workers, threads,
-                  dashboard_address, stall_timeout, catalog_uri, query) as s:
+                  dashboard_address, stall_timeout, catalog_uri, query, timing=clock) as s:
         result = s.sql(query)
+        if clock:
+            clock.mark("the query: plan and run")
         table = result.to_arrow()
         sys.stdout.flush()  # the bytes go to the binary stream below the text one
         write_table(table, output, sys.stdout.buffer, max_rows)
@@ -280,6 +348,11 @@ def sql(warehouse: str, assignments: tuple[str, ...], scheduler: str | None,
             click.echo(result.write.summary(), err=True)
         click.echo(f"{result.stats.query_id}: {plural(table.num_rows, 'row')} in "
                    f"{result.stats.wall_seconds:.3f} s", err=True)
+        if clock:
+            clock.mark("print the result")
+    if clock:
+        clock.mark("close (stops a LocalCluster mpp started)")
+        click.echo(clock.report(result.stats.wall_seconds), err=True)
 
 
 @click.command(cls=QueryCommand)
@@ -334,12 +407,19 @@ def settings() -> None:
 def bench_queries(warehouse: str, queries: tuple[str, ...], engines: tuple[str, ...],
                   workers: int, threads: int, assignments: tuple[str, ...],
                   repeat: int) -> None:
-    """Q0/Q1 (and the window queries W1/W2, the joins J1-J3): wall time and peak memory of mpp, DuckDB and
-    dask.dataframe, same files."""
-    from mpp.bench.queries import bench_queries as run
-    from mpp.bench.queries import format_runs
+    """Q0/Q1 (and the window queries W1/W2, the joins J1-J3): wall time and peak memory of
+    mpp, DuckDB and dask.dataframe, same files. The first line names the warehouse and the
+    cluster, the last the load average before and after: what a published figure must state."""
+    import os
 
+    from mpp.bench.queries import bench_queries as run
+    from mpp.bench.queries import describe_warehouse, format_runs
+
+    click.echo(f"{describe_warehouse(warehouse)}; LocalCluster {workers} workers x {threads} "
+               f"thread(s); {repeat} timed run(s) per engine and query")
+    before = os.getloadavg()[0]
     runs = run(warehouse, queries=queries or ("q0", "q1"),
                engines=engines or ("mpp", "duckdb", "dask"), workers=workers,
                threads=threads, settings=parse_assignments(assignments), repeat=repeat)
     click.echo(format_runs(runs))
+    click.echo(f"load average (1 min) {before:.2f} before, {os.getloadavg()[0]:.2f} after")

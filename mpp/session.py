@@ -119,15 +119,28 @@ def _cluster(cluster: Cluster | ClusterSpec | distributed.Client | str | None) -
     if isinstance(cluster, str):
         return Cluster(ClusterSpec(scheduler=cluster)), True
     if cluster is None:  # a running `mpp cluster` serves every session that names none
-        from mpp.execution import background
-
-        record, stale = background.running()
-        if stale:
-            warnings.warn(stale, stacklevel=3)
-        if record is not None:
-            return Cluster(ClusterSpec(scheduler=record.scheduler)), True
+        return default_cluster(), True
     with dask.config.set(LOCAL_SCHEDULER_CONFIG):
-        return Cluster(cluster or ClusterSpec()), True
+        return Cluster(cluster), True
+
+
+def default_cluster(spec: ClusterSpec | None = None) -> Cluster:
+    """The running ``mpp cluster`` if there is one, else a new LocalCluster of ``spec``'s
+    shape (default: 2 workers x 1 thread): what :func:`connect` uses when it is given no
+    cluster, for code that keeps one Cluster for several sessions (the notebooks).
+
+    A stale record (the cluster died) is reported as a warning and a LocalCluster started.
+    ``close()`` it when done: a LocalCluster stops; a running ``mpp cluster`` stays up (only
+    the connection to it closes)."""
+    from mpp.execution import background
+
+    record, stale = background.running()
+    if stale:
+        warnings.warn(stale, stacklevel=2)
+    if record is not None:
+        return Cluster(ClusterSpec(scheduler=record.scheduler))
+    with dask.config.set(LOCAL_SCHEDULER_CONFIG):
+        return Cluster(spec or ClusterSpec())
 
 
 # A LocalCluster mpp starts sends every ready task to a worker at once instead of queuing root
@@ -407,7 +420,7 @@ class Session:
 def connect(warehouse: str | os.PathLike[str], *,
             cluster: Cluster | ClusterSpec | distributed.Client | str | None = None,
             settings: Mapping[str, Any] | None = None,
-            catalog_uri: str | None = None) -> Session:
+            catalog_uri: str | None = None, catalog: Catalog | None = None) -> Session:
     """Open a session on ``warehouse``.
 
     Args:
@@ -418,18 +431,21 @@ def connect(warehouse: str | os.PathLike[str], *,
             ``distributed.Client`` uses an existing cluster; a Cluster is used as is.
         settings: setting values (dotted names, see ``mpp settings``) for every query.
         catalog_uri: an Iceberg catalog URI instead of the warehouse's SQLite catalog.
+        catalog: the warehouse's catalog, already opened (the CLI opens it to check the query
+            before any cluster starts; the session then reuses the tables it loaded).
     """
     values = Settings(settings)  # validate before starting a cluster
-    catalog = Catalog.open(warehouse, catalog_uri)
+    catalog = catalog or Catalog.open(warehouse, catalog_uri)
     c, owns = _cluster(cluster)
     if not isinstance(c, PlanOnly):
-        _preload(c)
+        preload(c)
     return Session(catalog, c, values, owns_cluster=owns)
 
 
-def _preload(cluster: Cluster) -> None:
+def preload(cluster: Cluster) -> None:
     """Import the task code on every worker now, so the first query's tasks do not pay for it
-    (and a cluster whose workers lack mpp fails here, clearly)."""
+    (and a cluster whose workers lack mpp fails here, clearly). ``mpp cluster start`` does it
+    before it records the cluster, so no later command pays it (2 s, measured)."""
     try:
         for module in ("mpp.execution.tasks", "mpp.storage.parquet"):
             cluster.client.run(importlib.import_module, module)

@@ -204,6 +204,18 @@ def bench_queries(warehouse: str, *, queries: Sequence[str] = ("q0", "q1"),
     return sorted(runs, key=lambda r: (r.query, ENGINES.index(r.engine)))
 
 
+def describe_warehouse(warehouse: str) -> str:
+    """One line naming what the queries ran on: the fact table's rows and files and the users
+    dimension's rows (its size is what count(DISTINCT user_id) works against), from the
+    catalog's statistics."""
+    catalog = Catalog.open(warehouse)
+    log = catalog.table("access_log").stats
+    parts = [f"access_log {log.row_count:,} rows in {log.fragment_count:,} files"]
+    if "users" in catalog.tables():
+        parts.append(f"users {catalog.table('users').stats.row_count:,} rows")
+    return f"warehouse {warehouse}: " + ", ".join(parts)
+
+
 def format_runs(runs: Sequence[BenchRun]) -> str:
     """A terminal table of the runs, with each engine's time relative to mpp's."""
     mpp_wall = {r.query: r.wall_seconds for r in runs if r.engine == "mpp"}

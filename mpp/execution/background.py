@@ -194,7 +194,7 @@ def stop() -> tuple[ClusterRecord | None, str | None]:
 def _serve(argv: list[str]) -> int:
     """The background process: run the LocalCluster until SIGTERM, keep the record true."""
     from mpp.execution.cluster import Cluster, ClusterSpec
-    from mpp.session import LOCAL_SCHEDULER_CONFIG
+    from mpp.session import LOCAL_SCHEDULER_CONFIG, preload
 
     parser = argparse.ArgumentParser(prog="mpp.execution.background")
     parser.add_argument("--record", required=True)
@@ -212,6 +212,7 @@ def _serve(argv: list[str]) -> int:
                        memory_limit=a.memory_limit, dashboard_address=a.dashboard_address)
     path = Path(a.record)
     with dask.config.set(LOCAL_SCHEDULER_CONFIG), Cluster(spec) as cluster:
+        preload(cluster)  # the workers import mpp's task code now, not in the first command
         record = ClusterRecord(
             scheduler=cluster.client.scheduler.address, dashboard=cluster.dashboard_link,
             pid=os.getpid(), workers=a.workers, threads_per_worker=a.threads,
