@@ -301,6 +301,12 @@ TOP_N = [
     f"FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
     f"SELECT s, b FROM (SELECT s, b, row_number() OVER (PARTITION BY s ORDER BY b NULLS FIRST) "
     f"rn FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
+    # Other columns too (de-duplication keeping the message), a string key: each task's first
+    # row per key by a hash of the key and a scatter of the smallest order value. The extra
+    # column follows from the order key, so ties on it do not change the result.
+    "SELECT k, time, d FROM (SELECT k, time, d, row_number() OVER (PARTITION BY k ORDER BY "
+    "time DESC) rn FROM (SELECT CAST(user_id AS VARCHAR) k, time, CAST(time AS DATE) d "
+    "FROM access_log) x) t WHERE rn = 1",
 ]
 
 
