@@ -147,7 +147,7 @@ _FIXED: dict[str, Setting] = {
            "(sorting only their order, carrying running values from batch to batch), so a hot "
            "partition key does not hold its whole partition several times over; windows that "
            "need rows after the current one (lead, ntile, FOLLOWING frames) always take whole "
-           "partitions. 0 turns batches off.",
+           "partitions. 0 turns batches off; at most 2^40, more rows than any task holds.",
            minimum=0, maximum=2**40),
         _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
