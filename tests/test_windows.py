@@ -453,3 +453,25 @@ def test_decimal_frames_are_exact_and_avg_rounds_half_up(batch: int | None) -> N
     theirs = con.sql(sql).to_arrow_table().sort_by("id")
     for name in names:
         assert ours[name].to_pylist() == theirs[name].to_pylist(), name
+
+
+def test_only_windows_that_look_back_stream() -> None:
+    # A running total, ranks, lag and ROWS n PRECEDING stream; what needs later rows, a
+    # look-back by value or an extreme without an element-wise kernel keeps whole partitions.
+    o = (SortKey(Column("o", pa.int64())),)
+    v, flag = Column("v", pa.int64()), Column("b", pa.bool_())
+    back = Frame(True, FrameBound(BoundKind.PRECEDING, 3), FrameBound(BoundKind.CURRENT_ROW))
+    by_value = Frame(False, FrameBound(BoundKind.PRECEDING, 3), FrameBound(BoundKind.CURRENT_ROW))
+    ahead = Frame(True, FrameBound(BoundKind.CURRENT_ROW), FrameBound(BoundKind.FOLLOWING, 1))
+    streams = [WindowCall(WindowFunc.SUM, v, pa.int64()), WindowCall(WindowFunc.RANK, None,
+               pa.int64()), WindowCall(WindowFunc.LAG, v, pa.int64(), offset=2),
+               WindowCall(WindowFunc.MAX, v, pa.int64(), back)]
+    whole = [WindowCall(WindowFunc.LEAD, v, pa.int64()),
+             WindowCall(WindowFunc.NTILE, None, pa.int64(), offset=3),
+             WindowCall(WindowFunc.SUM, v, pa.int64(), by_value),
+             WindowCall(WindowFunc.SUM, v, pa.int64(), ahead),
+             WindowCall(WindowFunc.MIN, flag, pa.bool_())]
+    assert streaming_reason(o, tuple(streams)) is None
+    assert streaming_reason((), (streams[0],)) is not None  # no ORDER BY: one peer group
+    for call in whole:
+        assert streaming_reason(o, (call,)) is not None, call

@@ -56,6 +56,11 @@ def _mode(call: WindowCall) -> tuple[str, int] | str:
         return f"{f.value}() needs the rows after the batch"
     start, end = call.frame.start, call.frame.end
     if start.kind is BoundKind.UNBOUNDED_PRECEDING and end.kind is BoundKind.CURRENT_ROW:
+        if f in (WindowFunc.MIN, WindowFunc.MAX) and call.arg is not None \
+                and not _comparable(call.arg.dtype):
+            # The carried extreme meets each batch's through min/max_element_wise, which
+            # has no boolean or binary kernel, and orders NaN unlike the kernel's ranks.
+            return f"{call} over {call.arg.dtype} is not carried from batch to batch"
         return _CARRY, 0
     behind = (BoundKind.PRECEDING, BoundKind.CURRENT_ROW)
     if start.kind in behind and end.kind in behind:
@@ -66,6 +71,11 @@ def _mode(call: WindowCall) -> tuple[str, int] | str:
             return f"{call} looks back more than {HALO_LIMIT:,} rows"
         return _HALO, back
     return f"{call} needs rows beyond the batch"
+
+
+def _comparable(t: pa.DataType) -> bool:
+    return (pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_temporal(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def streaming_reason(order: tuple[SortKey, ...], calls: tuple[WindowCall, ...]) -> str | None:
