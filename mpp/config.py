@@ -149,6 +149,13 @@ _FIXED: dict[str, Setting] = {
            "partition size is 64 MB too). 0 turns data sizing off. Counts are powers of two, "
            f"at most {MAX_DATA_BUCKETS:,}.",
            minimum=0, maximum=2**40),
+        _s("execution.window_batch_rows", 1 << 20,
+           "A window task holding more rows than this evaluates them in batches of this many "
+           "(sorting only their order, carrying running values from batch to batch), so a hot "
+           "partition key does not hold its whole partition several times over; windows that "
+           "need rows after the current one (lead, ntile, FOLLOWING frames) always take whole "
+           "partitions. 0 turns batches off; at most 2^40, more rows than any task holds.",
+           minimum=0, maximum=2**40),
         _s("execution.exchange_fan_in", 64,
            "Map outputs a combine task of a hash exchange merges; bounds the graph's edges. "
            "At least 2 (a combine of one output merges nothing), at most 100,000 (no stage "

@@ -19,6 +19,7 @@ from mpp.logical.expr import Column, SortKey
 from mpp.logical.window import BoundKind, Frame, FrameBound, WindowCall, WindowFunc
 from mpp.oracle import run_oracle
 from mpp.physical.window import evaluate_windows
+from mpp.physical.window_stream import stream_windows, streaming_reason
 from mpp.session import Result, Session
 from mpp.sql import bind
 from tests.compare import assert_same_result
@@ -134,6 +135,32 @@ def test_window_functions_match_duckdb(fmt: str, fragments: int, cluster) -> Non
                 assert_same_result(actual, run_oracle(sql, session.catalog), sql)
             except (AssertionError, SqlError) as exc:
                 failures.append(f"{sql}\n  {exc}")
+    assert not failures, "\n".join(failures)
+
+
+def test_windows_in_batches_match_duckdb(cluster) -> None:
+    # execution.window_batch_rows = 5 streams every task of more than 5 rows through the
+    # batch path (sorted order, batches cut at peer groups, running state carried); windows
+    # it cannot stream (lead, ntile, FOLLOWING frames) keep whole partitions. Same results.
+    failures = []
+    settings = {"execution.window_batch_rows": 5}
+    with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
+        for sql in QUERIES:
+            try:
+                actual = session.sql(sql, settings=settings).to_arrow()
+                assert_same_result(actual, run_oracle(sql, session.catalog), sql)
+            except (AssertionError, SqlError) as exc:
+                failures.append(f"{sql}\n  {exc}")
+        running = ("SELECT date, max(running) m, sum(running) s FROM (SELECT date, sum(bytes) "
+                   "OVER (PARTITION BY date ORDER BY time) running FROM access_log) t "
+                   "GROUP BY date")
+        result = session.sql(running, settings=settings)
+        assert_same_result(result.to_arrow(), run_oracle(running, session.catalog), running)
+        assert "[streamed in batches of 5 rows when a task holds more]" in \
+            result.explain_analyze
+        lead = session.explain("SELECT lead(bytes) OVER (PARTITION BY date ORDER BY time) "
+                               "FROM access_log", settings=settings)
+        assert "WindowExec" in lead and "streamed" not in lead
     assert not failures, "\n".join(failures)
 
 
@@ -274,6 +301,12 @@ TOP_N = [
     f"FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
     f"SELECT s, b FROM (SELECT s, b, row_number() OVER (PARTITION BY s ORDER BY b NULLS FIRST) "
     f"rn FROM (SELECT {NSTATUS} s, {NBYTES} b FROM access_log) x) t WHERE rn = 1",
+    # Other columns too (de-duplication keeping the message), a string key: each task's first
+    # row per key by a hash of the key and a scatter of the smallest order value. The extra
+    # column follows from the order key, so ties on it do not change the result.
+    "SELECT k, time, d FROM (SELECT k, time, d, row_number() OVER (PARTITION BY k ORDER BY "
+    "time DESC) rn FROM (SELECT CAST(user_id AS VARCHAR) k, time, CAST(time AS DATE) d "
+    "FROM access_log) x) t WHERE rn = 1",
 ]
 
 
@@ -313,9 +346,30 @@ FUNCS = [WindowFunc.COUNT_STAR, WindowFunc.COUNT, WindowFunc.SUM, WindowFunc.AVG
          WindowFunc.MIN, WindowFunc.MAX, WindowFunc.FIRST_VALUE, WindowFunc.LAST_VALUE]
 
 
+def evaluate(table: pa.Table, partition: tuple[str, ...], order: tuple[SortKey, ...],
+             calls: tuple[WindowCall, ...], names: tuple[str, ...],
+             batch: int | None) -> pa.Table:
+    """The kernel over whole partitions (``batch`` None), or in batches of ``batch`` rows
+    for the calls that allow it (the whole-partition kernel for the others), ordered by
+    ``id``."""
+    if batch is None:
+        return evaluate_windows(table, partition, order, calls, names).sort_by("id")
+    out = table.sort_by("id")
+    for call, name in zip(calls, names, strict=True):
+        if streaming_reason(order, (call,)) is None:
+            done = pa.concat_tables(stream_windows(table, partition, order, (call,), (name,),
+                                                   batch))
+        else:
+            done = evaluate_windows(table, partition, order, (call,), (name,))
+        out = out.append_column(name, done.sort_by("id")[name])
+    return out
+
+
+@pytest.mark.parametrize("batch", [None, 1, 7, 64], ids=lambda b: f"batch{b}")
 @pytest.mark.parametrize("ascending,nulls_first", [(True, False), (False, False),
                                                     (True, True), (False, True)])
-def test_every_frame_of_the_kernel_matches_duckdb(ascending: bool, nulls_first: bool) -> None:
+def test_every_frame_of_the_kernel_matches_duckdb(ascending: bool, nulls_first: bool,
+                                                  batch: int | None) -> None:
     # The kernel alone on one table with NULL and tied keys, every frame x function, against
     # DuckDB's window over the same Arrow table. ROWS frames (and first/last_value, which
     # ties would leave open) order by (o, id), a total order; RANGE frames by o alone.
@@ -344,7 +398,7 @@ def test_every_frame_of_the_kernel_matches_duckdb(ascending: bool, nulls_first: 
             order = (o, tie) if rows else (o,)
             dtype = pa.float64() if func is WindowFunc.AVG else pa.int64()
             call = WindowCall(func, None if func is WindowFunc.COUNT_STAR else v, dtype, frame)
-            ours = evaluate_windows(table, ("k",), order, (call,), ("w",)).select(["id", "w"])
+            ours = evaluate(table, ("k",), order, (call,), ("w",), batch).select(["id", "w"])
             name = "count" if func is WindowFunc.COUNT_STAR else func.value
             arg = "*" if func is WindowFunc.COUNT_STAR else "v"
             keys = f"o {direction}" + (", id" if rows else "")
@@ -361,7 +415,8 @@ def test_every_frame_of_the_kernel_matches_duckdb(ascending: bool, nulls_first: 
     assert not failures, "\n".join(failures)
 
 
-def test_decimal_frames_are_exact_and_avg_rounds_half_up() -> None:
+@pytest.mark.parametrize("batch", [None, 3], ids=lambda b: f"batch{b}")
+def test_decimal_frames_are_exact_and_avg_rounds_half_up(batch: int | None) -> None:
     # sum of decimal(10, 2) is decimal(38, 2) and avg a decimal(10, 2) rounded half up
     # (Trino); the oracle query is translated (DuckDB's avg is a double).
     import decimal
@@ -388,7 +443,7 @@ def test_decimal_frames_are_exact_and_avg_rounds_half_up() -> None:
              ((WindowFunc.SUM, pa.decimal128(38, 2)), (WindowFunc.AVG, pa.decimal128(10, 2)),
               (WindowFunc.MIN, v.dtype), (WindowFunc.MAX, v.dtype))]
     names = tuple(f"w{i}" for i in range(len(calls)))
-    ours = evaluate_windows(table, ("k",), order, tuple(calls), names).sort_by("id")
+    ours = evaluate(table, ("k",), order, tuple(calls), names, batch).sort_by("id")
     items = ", ".join(f"{c.func.value}(v) OVER (PARTITION BY k ORDER BY id {c.frame}) AS {name}"
                       for c, name in zip(calls, names, strict=True))
     sql = duckdb_sql(f"SELECT id, {items} FROM t",
@@ -398,3 +453,25 @@ def test_decimal_frames_are_exact_and_avg_rounds_half_up() -> None:
     theirs = con.sql(sql).to_arrow_table().sort_by("id")
     for name in names:
         assert ours[name].to_pylist() == theirs[name].to_pylist(), name
+
+
+def test_only_windows_that_look_back_stream() -> None:
+    # A running total, ranks, lag and ROWS n PRECEDING stream; what needs later rows, a
+    # look-back by value or an extreme without an element-wise kernel keeps whole partitions.
+    o = (SortKey(Column("o", pa.int64())),)
+    v, flag = Column("v", pa.int64()), Column("b", pa.bool_())
+    back = Frame(True, FrameBound(BoundKind.PRECEDING, 3), FrameBound(BoundKind.CURRENT_ROW))
+    by_value = Frame(False, FrameBound(BoundKind.PRECEDING, 3), FrameBound(BoundKind.CURRENT_ROW))
+    ahead = Frame(True, FrameBound(BoundKind.CURRENT_ROW), FrameBound(BoundKind.FOLLOWING, 1))
+    streams = [WindowCall(WindowFunc.SUM, v, pa.int64()), WindowCall(WindowFunc.RANK, None,
+               pa.int64()), WindowCall(WindowFunc.LAG, v, pa.int64(), offset=2),
+               WindowCall(WindowFunc.MAX, v, pa.int64(), back)]
+    whole = [WindowCall(WindowFunc.LEAD, v, pa.int64()),
+             WindowCall(WindowFunc.NTILE, None, pa.int64(), offset=3),
+             WindowCall(WindowFunc.SUM, v, pa.int64(), by_value),
+             WindowCall(WindowFunc.SUM, v, pa.int64(), ahead),
+             WindowCall(WindowFunc.MIN, flag, pa.bool_())]
+    assert streaming_reason(o, tuple(streams)) is None
+    assert streaming_reason((), (streams[0],)) is not None  # no ORDER BY: one peer group
+    for call in whole:
+        assert streaming_reason(o, (call,)) is not None, call

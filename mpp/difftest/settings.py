@@ -29,6 +29,8 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     # 3 x 2 gives 12, whatever cluster runs the query.
     "planning.workers": (0, 1, 3),
     "planning.threads_per_worker": (0, 1, 2),
+    # 5 streams every window task of more than 5 rows in batches (the hot-partition path).
+    "execution.window_batch_rows": (0, 5, 1 << 20),
     # 2 builds the deepest combine trees the exchange can make.
     "execution.exchange_fan_in": (2, 3, 64),
 }

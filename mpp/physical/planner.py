@@ -57,6 +57,7 @@ from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
 from mpp.physical.operators.window import WindowExec, WindowTopNExec
+from mpp.physical.window_stream import streaming_reason
 from mpp.storage.base import Fragment, StorageFormat
 
 FragmentLister = Callable[[ln.Scan], Sequence[Fragment]]
@@ -341,7 +342,10 @@ def _lower_limit(node: ln.Limit, kids: list[PhysicalOp], ctx: PlannerContext,
 def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
                   fragments: FragmentLister) -> PhysicalOp:
     keys = tuple(p.name for p in node.partition_by)
-    window = WindowExec(kids[0], keys, node.order_by, node.calls, node.names)
+    batch = int(ctx.settings["execution.window_batch_rows"])
+    if streaming_reason(node.order_by, node.calls) is not None:
+        batch = 0
+    window = WindowExec(kids[0], keys, node.order_by, node.calls, node.names, batch)
     required = window.required_input_distribution()[0]
     child = kids[0]
     if (node.topn is not None and producer_partitions(child) > 1

@@ -34,8 +34,19 @@ from mpp.physical.operators.sort import sort_table
 def evaluate_windows(table: pa.Table, partition: tuple[str, ...], order: tuple[SortKey, ...],
                      calls: tuple[WindowCall, ...], names: tuple[str, ...]) -> pa.Table:
     """``table`` sorted by (``partition``, ``order``) with one column per window call added."""
-    keys = tuple(SortKey(Column(p, table.schema.field(p).type)) for p in partition) + order
+    keys = _sort_keys(table, partition, order)
     table = sort_table(table, keys).combine_chunks() if keys else table.combine_chunks()
+    return _evaluate_sorted(table, partition, order, calls, names)
+
+
+def _sort_keys(table: pa.Table, partition: tuple[str, ...],
+               order: tuple[SortKey, ...]) -> tuple[SortKey, ...]:
+    return tuple(SortKey(Column(p, table.schema.field(p).type)) for p in partition) + order
+
+
+def _evaluate_sorted(table: pa.Table, partition: tuple[str, ...], order: tuple[SortKey, ...],
+                     calls: tuple[WindowCall, ...], names: tuple[str, ...]) -> pa.Table:
+    """:func:`evaluate_windows` of rows already sorted, in one chunk."""
     layout = _Layout(table, partition, order)
     for call, name in zip(calls, names, strict=True):
         table = table.append_column(pa.field(name, call.dtype), _call(table, layout, call))

@@ -18,6 +18,8 @@ from mpp.physical.distribution import (
 )
 from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp, concat
 
+PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into one
+
 
 class AggregateMode(enum.Enum):
     """Phase of a two-phase aggregation (DataFusion's AggregateMode)."""
@@ -64,6 +66,22 @@ class HashAggregateExec(UnaryOp):
             if isinstance(paired, tuple):
                 return self.kernel.partial_by_row(*paired)
             table = paired
+        elif self.mode is not AggregateMode.FINAL:
+            # Rows may arrive in batches (a window over a huge partition): each batch's
+            # partial groups are merged as they come, so the rows are never all held.
+            batches = self.input.execute_batches(tctx)
+            table = next(batches)
+            second = next(batches, None)
+            if second is not None:
+                partials = [self._partial_rows(table), self._partial_rows(second)]
+                for batch in batches:
+                    partials.append(self._partial_rows(batch))
+                    if len(partials) >= PARTIALS_MERGED:
+                        partials = [self.kernel.merge(concat(partials, self._partial_schema))]
+                merged = self.kernel.merge(concat(partials, self._partial_schema))
+                if self.mode is AggregateMode.PARTIAL:
+                    return merged
+                return self.kernel.final(merged, merged=True)
         else:
             table = self.input.execute(tctx)
         # Constant grain columns are found once, for the hot keys and the grouping.
@@ -80,6 +98,14 @@ class HashAggregateExec(UnaryOp):
             return self.kernel.final(table, fixed=fixed)
         # SINGLE: the partial rows of all the group's rows are already one per grain.
         return self.kernel.final(self.kernel.partial(table, fixed), merged=True)
+
+    @property
+    def _partial_schema(self) -> tuple[Field, ...]:
+        return self.kernel.partial_schema(self.input.schema)
+
+    def _partial_rows(self, table: pa.Table) -> pa.Table:
+        """One batch's partial groups (the window below noted the task's hot keys)."""
+        return self.kernel.partial(table, constant_keys(table, self.kernel.grain))
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).

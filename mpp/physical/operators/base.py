@@ -155,6 +155,13 @@ class PhysicalOp:
         :meth:`execute`'s rows."""
         return self.execute(tctx)
 
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        """:meth:`execute`'s rows as a stream of tables, for an operator above that can
+        consume them one at a time (a partial aggregate). The default: one table. A window
+        over a partition larger than a batch streams (see :mod:`mpp.physical.window_stream`);
+        row-wise operators pass batches through."""
+        yield self.execute(tctx)
+
     def merge(self, table: pa.Table) -> pa.Table:
         """Shrink concatenated outputs of several tasks of this operator (exchange combiners).
 

@@ -7,9 +7,10 @@ how an exchange becomes Dask tasks is in :mod:`mpp.execution.graph`.
 
 pyarrow has no row-hash kernel, so keys are hashed with ``pandas.util.hash_array`` after
 casting to a canonical type (so an int32 key and an int64 key with the same value land in the
-same bucket). Rows are cut into buckets with one stable argsort + take: the result is a
-:class:`BucketedTable`, one table ordered by bucket plus the bucket offsets, so it serialises
-as one table whatever the bucket count.
+same bucket); strings by :func:`hash_strings`, over their Arrow buffers. Rows are cut into
+buckets with one stable argsort + take: the result is a :class:`BucketedTable`, one table
+ordered by bucket plus the bucket offsets, so it serialises as one table whatever the bucket
+count.
 """
 
 from __future__ import annotations
@@ -68,6 +69,57 @@ def _key_values(column: pa.ChunkedArray) -> np.ndarray:
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: mixes multi-column keys
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)  # splitmix64
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def hash_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A 64-bit hash of every string (NULL hashes as ""), vectorised over 8-byte words.
+
+    ``pandas.util.hash_array`` hashes strings one Python object at a time (a 5M-row DISTINCT
+    of message IDs spent most of its exchange there). Here the Arrow data buffer is read
+    as unaligned little-endian words: pass ``k`` mixes word ``k`` of every string still that
+    long into its hash (the last word masked to the string's bytes), so a key of up to 8 bytes
+    costs one pass over the rows, and the length is mixed in first ("a" and "a\0" differ).
+    """
+    arr = pc.cast(column, pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = arr.fill_null("")
+    n = len(arr)
+    _, obuf, dbuf = arr.buffers()
+    offsets = np.frombuffer(obuf, dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    first, last = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(last - first + 8, dtype=np.uint8)  # every word read stays in bounds
+    if dbuf is not None and last > first:
+        padded[:last - first] = np.frombuffer(dbuf, dtype=np.uint8)[first:last]
+    words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    starts = offsets[:-1] - first
+    lengths = np.diff(offsets)
+    h = lengths.astype(np.uint64) * _GOLDEN
+    for k in range(0, int(lengths.max()) if n else 0, 8):
+        rem = lengths - k
+        live = np.flatnonzero(rem > 0)
+        w = words[starts[live] + k]
+        r = rem[live]
+        short = r < 8
+        w[short] &= (np.uint64(1) << (r[short].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+        x = h[live] ^ w
+        x *= _MIX1
+        x ^= x >> np.uint64(31)
+        h[live] = x
+    h ^= h >> np.uint64(30)
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+    return h
 
 
 def bucket_of(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
@@ -79,7 +131,9 @@ def _bucket_ids(table: pa.Table, keys: tuple[str, ...], n: int) -> np.ndarray:
     """:func:`bucket_of` as unsigned 64-bit integers (no copy to a signed type)."""
     h: np.ndarray | None = None
     for key in keys:
-        kh: np.ndarray = pd.util.hash_array(_key_values(table[key]))
+        column = table[key]
+        kh: np.ndarray = (hash_strings(column) if _is_text(column.type)
+                          else pd.util.hash_array(_key_values(column)))
         if h is None:
             h = kh
         else:

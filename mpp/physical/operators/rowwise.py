@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +36,13 @@ class FilterExec(PassThroughOp):
     predicate: Expr
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        table = self.input.execute(tctx)
+        return self._filter(self.input.execute(tctx))
+
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        for batch in self.input.execute_batches(tctx):
+            yield self._filter(batch)
+
+    def _filter(self, table: pa.Table) -> pa.Table:
         if table.num_rows == 0:
             return table
         return table.filter(evaluate_column(self.predicate, table))
@@ -69,7 +76,13 @@ class ProjectExec(UnaryOp):
         return Arbitrary(part.n)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        table = self.input.execute(tctx)
+        return self._project(self.input.execute(tctx))
+
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        for batch in self.input.execute_batches(tctx):
+            yield self._project(batch)
+
+    def _project(self, table: pa.Table) -> pa.Table:
         shared: dict[Expr, Any] = {}  # a subexpression written twice is computed once
         cols = [table[e.name] if isinstance(e, Column) else evaluate_column(e, table, shared)
                 for e in self.exprs]

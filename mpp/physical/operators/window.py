@@ -11,15 +11,19 @@ satisfies the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mpp.logical.expr import SortKey
 from mpp.logical.nodes import Field
 from mpp.logical.window import WindowCall, WindowFunc
+from mpp.physical.aggspecs import group_ids
 from mpp.physical.distribution import (
     Distribution,
     HashDistribution,
@@ -33,9 +37,12 @@ from mpp.physical.operators.base import (
     PhysicalOp,
     TaskContext,
     UnaryOp,
+    concat,
     empty_table,
 )
+from mpp.physical.operators.exchange import hash_strings
 from mpp.physical.window import evaluate_windows
+from mpp.physical.window_stream import stream_windows
 
 GATHER_REASON = "no PARTITION BY: the whole input is one partition, gathered into one task"
 
@@ -50,6 +57,7 @@ class WindowExec(UnaryOp):
     order_by: tuple[SortKey, ...]
     calls: tuple[WindowCall, ...]
     names: tuple[str, ...]
+    batch_rows: int = 0  # > 0: a task of more rows streams them in batches (window_stream)
 
     @property
     def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
@@ -66,11 +74,21 @@ class WindowExec(UnaryOp):
         return self.input.output_partitioning() if self.partition_by else Single()
 
     def execute(self, tctx: TaskContext) -> pa.Table:
+        return concat(list(self.execute_batches(tctx)), self.schema)
+
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        """The task's rows with the window columns; in batches of about ``batch_rows`` when
+        the task holds more (an operator above that consumes batches then never holds all)."""
         table = self.input.execute(tctx)
         tctx.note_keys(table, self.partition_by)
         if table.num_rows == 0:
-            return empty_table(self.schema)
-        return evaluate_windows(table, self.partition_by, self.order_by, self.calls, self.names)
+            yield empty_table(self.schema)
+        elif 0 < self.batch_rows < table.num_rows:
+            yield from stream_windows(table, self.partition_by, self.order_by, self.calls,
+                                      self.names, self.batch_rows)
+        else:
+            yield evaluate_windows(table, self.partition_by, self.order_by, self.calls,
+                                   self.names)
 
     def explain_line(self) -> str:
         parts = []
@@ -81,7 +99,30 @@ class WindowExec(UnaryOp):
         parts.append(", ".join(f"{c} AS {n}" for c, n in zip(self.calls, self.names,
                                                              strict=True)))
         line = "WindowExec: " + "; ".join(parts)
+        if self.batch_rows:
+            line += f" [streamed in batches of {self.batch_rows:,} rows when a task holds more]"
         return line if self.partition_by else f"{line} [{GATHER_REASON}]"
+
+
+def _key_groups(table: pa.Table, keys: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """Each row's group id by ``keys`` (no NULLs) and the number of groups.
+
+    One string key (a message ID) is grouped by its 64-bit hash (:func:`hash_strings`,
+    factorised by pandas' integer hash table), then checked: every row's string must equal
+    its group's first row's, else (a hash collision) the exact :func:`group_ids`. pyarrow's
+    dictionary encoding of 5M distinct IDs took 4x as long.
+    """
+    column = table[keys[0]]
+    if len(keys) != 1 or not (pa.types.is_string(column.type)
+                              or pa.types.is_large_string(column.type)):
+        return group_ids(table, keys)
+    codes, uniques = pd.factorize(hash_strings(column))
+    codes = codes.astype(np.int64)
+    first = np.full(len(uniques), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    if not pc.all(pc.equal(column, column.take(pa.array(first[codes])))).as_py():
+        return group_ids(table, keys)
+    return codes, len(uniques)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +170,10 @@ class WindowTopNExec(PassThroughOp):
             return None
         key = self.order_by[0]
         column = key.column.name
-        if set(table.column_names) != {*self.partition_by, column} \
-                or column in self.partition_by:
+        if column in self.partition_by or not set(self.partition_by) <= set(table.column_names):
             return None
+        if set(table.column_names) != {*self.partition_by, column}:
+            return self._first_rows(table, key)
         values = table[column]
         if key.nulls_first and values.null_count:
             return None
@@ -146,6 +188,34 @@ class WindowTopNExec(PassThroughOp):
             [(column, agg)])
         names = [column if c == f"{column}_{agg}" else c for c in first.column_names]
         return first.rename_columns(names).select(table.column_names)
+
+    def _first_rows(self, table: pa.Table, key: SortKey) -> pa.Table | None:
+        """``row_number() <= 1`` when the rows carry other columns too (de-duplication keeps
+        the message, not just its ID): each row's group by hashing the partition keys, each
+        group's smallest (largest) ORDER BY value by a scatter, and the first row holding it;
+        no sort. None where it does not apply (NULL keys or order values, floating or nested
+        keys: the sort keeps those semantics)."""
+        values = table[key.column.name]
+        keys = [table[k] for k in self.partition_by]
+        if values.null_count or any(c.null_count for c in keys) or not all(
+                pa.types.is_integer(c.type) or pa.types.is_date(c.type)
+                or pa.types.is_timestamp(c.type) or pa.types.is_string(c.type)
+                or pa.types.is_large_string(c.type) for c in [*keys, values]):
+            return None
+        gid, groups = _key_groups(table, self.partition_by)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            ranked = pc.rank(values.combine_chunks(), sort_keys="ascending", tiebreaker="dense")
+            v = np.asarray(ranked.to_numpy(), dtype=np.int64)
+        else:
+            v = np.asarray(values.to_numpy()).astype(np.int64)  # dates, times: their ticks
+        if not key.ascending:
+            v = -v  # ranks and times are far from int64's minimum
+        best = np.full(groups, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, gid, v)
+        holders = np.flatnonzero(v == best[gid])
+        first = np.full(groups, len(v), dtype=np.int64)
+        np.minimum.at(first, gid[holders], holders)
+        return table.take(pa.array(np.sort(first)))
 
     @property
     def merges(self) -> bool:
