@@ -20,6 +20,9 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     "aggregate.distinct_strategy": ("automatic", "single_step", "pre_aggregate", "rewrite"),
     # 0 broadcasts nothing, 2 KB some dimensions, the default every small table.
     "optimizer.broadcast_threshold_bytes": (0, 2048, 32 * 1024 * 1024),
+    # 0 turns the "broadcast moves fewer bytes" comparison off; 4 KiB lets it broadcast a
+    # side just over a 2 KB threshold; the default every side of the small warehouse.
+    "optimizer.broadcast_max_bytes": (0, 4096, 256 * 1024 * 1024),
     # 0 = 2 x threads; 1 puts every key in one bucket; odd counts split keys unevenly.
     "execution.hash_buckets": (0, 1, 3, 7),
     # 4 KiB sizes the small warehouse's exchanges from the data (more buckets, a join's sides

@@ -60,6 +60,8 @@ def _as_int64(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarra
         column = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
     elif pa.types.is_date(t):
         column = pc.cast(pc.cast(column, pa.date32()), pa.int32())
+    elif pa.types.is_boolean(t):
+        column = pc.cast(column, pa.int8())
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     valid = None
