@@ -61,13 +61,18 @@ STATS: dict[str, TableStats] = {
 }
 
 
+# Identity partition columns, as `mpp datagen` writes the tables (access_log by day).
+PARTITIONED = {"access_log": ("date",)}
+
+
 class FakeCatalog:
     """A catalog answering ``table``/``tables`` from in-memory TableInfo objects."""
 
     def __init__(self, infos: dict[str, TableInfo] | None = None):
         self.infos = infos if infos is not None else {
             name: TableInfo(name, StorageFormat.PARQUET, schema, STATS[name],
-                            f"file:///warehouse/{name}")
+                            f"file:///warehouse/{name}",
+                            partition_columns=PARTITIONED.get(name, ()))
             for name, schema in SCHEMAS.items()
         }
 

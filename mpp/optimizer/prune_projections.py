@@ -8,7 +8,9 @@ Columns used only by predicates already pushed into a scan are not read into the
 applies those predicates itself.
 
 A node that must still produce rows but whose parent needs none of its columns (``count(*)``)
-keeps its narrowest column, so every partition still carries its row count.
+keeps one column, so every partition still carries its row count: an identity partition
+column when the table has one (filled in from the catalog, so no column data is read), else
+its narrowest.
 
 Example::
 
@@ -118,8 +120,12 @@ def _union(node: Union, required: set[str]) -> LogicalNode:
 @_prune.register
 def _scan(node: Scan, required: set[str]) -> LogicalNode:
     columns = tuple(c for c in node.columns if f"{node.alias}.{c}" in required)
-    if not columns:  # keep one (the narrowest) so the scan still yields its row count
-        columns = (min(node.columns, key=lambda c: _width(node.table.schema.field(c).type)),)
+    if not columns:  # keep one so the scan still yields its row count: an identity
+        # partition column if there is one (the catalog fills it in: no column data is read),
+        # else the narrowest
+        free = [c for c in node.table.partition_columns if c in node.columns]
+        columns = (free[0],) if free else (
+            min(node.columns, key=lambda c: _width(node.table.schema.field(c).type)),)
     return dataclasses.replace(node, columns=columns)
 
 
