@@ -70,11 +70,11 @@ def sample_run() -> RunData:
 
 TITLES = (
     "Wall time per variant and query (median over repeats)",
-    "Predicted makespan by worker count (what-if replay of the measured tasks)",
+    "Predicted makespan on W dedicated workers (what-if replay of the measured tasks)",
     "Task timeline per worker: single_step / distinct_by_day",
     "Rows per task, stage 1 (max/median 20.00)",
     "Task seconds, stage 0",
-    "measured wall at 2 workers (x)",
+    "measured here, 2 workers (x)",
 )
 
 

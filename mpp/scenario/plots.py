@@ -122,12 +122,15 @@ def _whatif_figure(data: RunData) -> Any:
     """Predicted makespan against simulated worker count, one line per variant x query.
 
     Each line has its own colour (a dash per variant on top), its predictions are circles, and
-    the measured wall time at the real worker count (the model's calibration point) is an x of
-    the line's colour; the legend names each line (with its circles) and the x. The log axes carry plain-number
-    labels at 1, 2 and 5 of every decade, so a makespan of milliseconds is read off directly.
+    the measured wall time at the real worker count is an x of the line's colour; the legend
+    names each line (with its circles) and the x. The lines are for dedicated workers (no CPU
+    shared with other load; see docs/architecture/whatif-model.md), the x was measured on this
+    machine, so the x sits above its line by what this machine's contention and fixed costs
+    added (the summary's fit column checks the model on this machine). The log axes carry
+    plain-number labels at 1, 2 and 5 of every decade, so milliseconds are read off directly.
     """
     p = figure(height=360, width=WIDTH, x_axis_type="log", y_axis_type="log",
-               title="Predicted makespan by worker count (what-if replay of the measured tasks)",
+               title="Predicted makespan on W dedicated workers (what-if replay of the measured tasks)",
                x_axis_label="workers", y_axis_label="seconds", tools="save,reset,hover")
     real = (data.spec.get("cluster") or {}).get("workers")
     variants = list(dict.fromkeys(r.variant for r in data.runs))
@@ -142,7 +145,7 @@ def _whatif_figure(data: RunData) -> Any:
         p.scatter(ws, ys, color=color, size=7, legend_label=label)
         if real:  # the measured wall time at the real worker count: the calibration point
             p.scatter([real], [max(r.wall_median_s, 1e-6)], marker="x", size=14, color=color,
-                      line_width=3, legend_label=f"measured wall at {real} workers (x)")
+                      line_width=3, legend_label=f"measured here, {real} workers (x)")
     ticks = sorted({w for r in data.runs for w in r.whatif} | ({real} if real else set()))
     if ticks:
         p.xaxis.ticker = FixedTicker(ticks=ticks)
