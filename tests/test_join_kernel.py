@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -11,25 +9,12 @@ import pyarrow.compute as pc
 import pytest
 
 from mpp.logical.expr import Call, Column
-from mpp.logical.nodes import Field, JoinKind, JoinStrategy
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.logical.nodes import JoinKind, JoinStrategy
+from mpp.physical.operators.base import TaskContext
 from mpp.physical.operators.join import HashJoinExec
 from mpp.physical.operators.nested_loop import NestedLoopJoinExec
 from tests.compare import assert_same_rows
-
-
-@dataclass(frozen=True)
-class _Rows(PhysicalOp):
-    """A leaf that yields a fixed table (test stand-in for a scan)."""
-
-    table: pa.Table
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return tuple(Field(f.name, f.type) for f in self.table.schema)
-
-    def execute(self, tctx: TaskContext) -> pa.Table:
-        return self.table
+from tests.rows_op import Rows as _Rows
 
 
 def _tables(n_left: int, n_right: int) -> tuple[pa.Table, pa.Table]:

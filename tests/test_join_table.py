@@ -6,7 +6,6 @@ a partial aggregate grouped by build-side columns runs per build row and equals 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 
 import mpp.execution.tasks  # noqa: F401  (what workers import: registers the eviction)
 from mpp.logical.expr import AggFunc, AggregateCall, Call, Column
-from mpp.logical.nodes import Field, JoinKind, JoinStrategy
+from mpp.logical.nodes import JoinKind, JoinStrategy
 from mpp.metrics.collector import drain
 from mpp.physical import join_table
 from mpp.physical.aggregates import AggregateKernel
@@ -25,20 +24,7 @@ from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
 from mpp.physical.operators.join import HashJoinExec
 from mpp.physical.planner import _by_build_row
 from tests.compare import assert_same_rows
-
-
-@dataclass(frozen=True)
-class _Rows(PhysicalOp):
-    """A leaf that yields a fixed table (test stand-in for a scan)."""
-
-    table: pa.Table
-
-    @property
-    def schema(self) -> tuple[Field, ...]:  # type: ignore[override]
-        return tuple(Field(f.name, f.type) for f in self.table.schema)
-
-    def execute(self, tctx: TaskContext) -> pa.Table:
-        return self.table
+from tests.rows_op import Rows as _Rows
 
 
 def _broadcast(table: pa.Table) -> ExchangeExec:
