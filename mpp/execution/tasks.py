@@ -128,14 +128,17 @@ def run_combine(payload: CombinePayload, index: int,
     start, cpu = time.time(), time.thread_time()
     sink = payload.sink
     rows_in = sum(int((m.table if isinstance(m, BucketedTable) else m).num_rows) for m in maps)
-    # Outputs whose partial step stopped reducing are concatenated, not merged.
-    skipped = sink.input.merges and all_unreduced(
-        [m for m in maps if not isinstance(m, BucketedTable)])
+    # Outputs whose partial step stopped reducing are concatenated, not merged: bucketed by
+    # their producer (a hash exchange) or tagged (a gather).
+    skipped = 0
+    if sink.input.merges:
+        skipped = sum(1 for m in maps if isinstance(m, BucketedTable)) or (
+            len(maps) if all_unreduced([m for m in maps if isinstance(m, pa.Table)]) else 0)
     out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)
     table = out.table if isinstance(out, BucketedTable) else out
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
         worker_address(), start, time.time(), rows_in=rows_in,
         rows_out=table.num_rows, bytes_sent=table.nbytes, cpu_s=time.thread_time() - cpu,
-        partial_skipped=int(skipped)))
+        partial_skipped=skipped))
     return out

@@ -28,8 +28,8 @@ class TaskRecord:
             side). A broadcast build side, built once per worker and shared by its tasks,
             counts in the task that built it.
         join_builds: hash tables the task built for its joins.
-        partial_skipped: partial steps (aggregate, top-N) that stopped reducing in the task,
-            or 1 for a combine task that concatenated unreduced outputs instead of merging
+        partial_skipped: partial steps (aggregate, top-N) that stopped reducing in the task;
+            for a combine task, the producer outputs it passed on without merging them
             (``aggregate.partial_skip_ratio``).
         cpu_s: CPU seconds the task body's thread used (``time.thread_time`` around it), or
             None when not measured. Beside the wall duration it separates the task's own work
