@@ -543,10 +543,14 @@ def bench_tpch_cmd(scale_factor: float, warehouse: str | None, queries: tuple[st
               help="Share of rows that copy one message (the hot key).")
 @click.option("--workers", default=2, show_default=True, type=limits.WORKERS.click_type())
 @click.option("--threads", default=1, show_default=True, type=limits.THREADS.click_type())
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Session setting for mpp's runs (repeatable), e.g. "
+                   "aggregate.partial_skip_ratio=1 to reduce in every task.")
 @click.option("--repeat", default=1, show_default=True, type=limits.REPEATS.click_type(),
               help="Timed runs per engine and query (after one untimed); the median is shown.")
 def bench_dedup_cmd(warehouse: str | None, rows: int, partitions: int, duplicates: float,
-                    hot: float, workers: int, threads: int, repeat: int) -> None:
+                    hot: float, workers: int, threads: int, assignments: tuple[str, ...],
+                    repeat: int) -> None:
     """De-duplication at read time with SQL (row_number() = 1, DISTINCT) on a table with
     duplicates and a hot key, on mpp and DuckDB: time, memory (see docs/ingestion.md)."""
     import datetime as dt
@@ -554,17 +558,20 @@ def bench_dedup_cmd(warehouse: str | None, rows: int, partitions: int, duplicate
 
     from mpp.bench.dedup import generate
     from mpp.bench.queries import bench_queries, format_runs
+    from mpp.config import parse_assignments
 
     where = warehouse or f"/tmp/mpp-dedup-{rows}"
+    settings = parse_assignments(assignments)
     generate(where, rows=rows, partitions=partitions, duplicates=duplicates, hot=hot)
     load = os.getloadavg()
     runs = bench_queries(where, queries=("d1", "d2"), engines=("mpp", "duckdb"),
-                         workers=workers, threads=threads, repeat=repeat)
+                         workers=workers, threads=threads, repeat=repeat, settings=settings)
     click.echo(f"events_dups in {where}: {rows:,} rows in {partitions} files, {duplicates:.0%} "
                f"copies of other messages, {hot:.0%} copies of one hot message; {workers} "
                f"workers x {threads} thread(s); {os.cpu_count()} cores; load average before "
                f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-               f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+               f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+               + "".join(f"; {k}={v}" for k, v in settings.items()))
     click.echo(format_runs(runs))
 
 

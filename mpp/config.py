@@ -136,6 +136,15 @@ _FIXED: dict[str, Setting] = {
            "(group, x) exchanged by both; automatic picks from catalog statistics (key skew, "
            "distinct estimates) and EXPLAIN says why.",
            ("automatic", "single_step", "pre_aggregate", "rewrite")),
+        _s("aggregate.partial_skip_ratio", 0.8,
+           "Adaptive partial aggregation (Trino's task.adaptive-partial-aggregation): a task "
+           "whose partial aggregation or partial top-N keeps more than this fraction of the "
+           "first rows it reduces (a quarter of its rows, at most 100,000) stops reducing: it "
+           "passes its other rows through (a DISTINCT or GROUP BY without aggregates, a top-N; "
+           "with aggregates it still aggregates), and the exchange's combine only concatenates "
+           "such outputs instead of merging them. 1 never skips, 0 always does; EXPLAIN "
+           "ANALYZE counts the tasks that skipped.",
+           minimum=0.0, maximum=1.0),
         _s("execution.hash_buckets", 0,
            "Buckets of a hash exchange (final aggregation / partitioned join tasks); "
            "0 means 2 x the cluster's total threads. Each bucket is a task of every hash stage, "

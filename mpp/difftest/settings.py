@@ -36,6 +36,9 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     "execution.window_batch_rows": (0, 5, 1 << 20),
     # 2 builds the deepest combine trees the exchange can make.
     "execution.exchange_fan_in": (2, 3, 64),
+    # 0 makes every partial aggregate and top-N pass rows through (and every combine only
+    # concatenate); 1 never skips; 0.8 is Trino's threshold.
+    "aggregate.partial_skip_ratio": (0.0, 0.8, 1.0),
 }
 
 NOT_VARIED: dict[str, str] = {

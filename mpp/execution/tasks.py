@@ -20,7 +20,7 @@ from mpp.logical.nodes import Field
 from mpp.metrics.collector import at_drain, record, task_started, worker_address
 from mpp.metrics.records import TaskRecord
 from mpp.physical import join_table
-from mpp.physical.operators.base import PhysicalOp, TaskContext, concat
+from mpp.physical.operators.base import PhysicalOp, TaskContext, all_unreduced, concat
 from mpp.physical.operators.exchange import BucketedTable, ExchangeExec
 from mpp.physical.planner import Stage
 from mpp.storage.base import Fragment
@@ -116,7 +116,7 @@ def run_stage_task(payload: StagePayload, partition: int,
         partition, worker_address(), start, time.time(), rows_in=tctx.rows_in,
         rows_out=out.num_rows, bytes_read=tctx.bytes_read, bytes_sent=sent,
         hot_keys=tctx.hot_keys, join_rows=tctx.join_rows, join_builds=tctx.join_builds,
-        cpu_s=time.thread_time() - cpu))
+        cpu_s=time.thread_time() - cpu, partial_skipped=tctx.partial_skipped))
     return payload.sink.map_output(out) if payload.sink is not None else out
 
 
@@ -128,10 +128,17 @@ def run_combine(payload: CombinePayload, index: int,
     start, cpu = time.time(), time.thread_time()
     sink = payload.sink
     rows_in = sum(int((m.table if isinstance(m, BucketedTable) else m).num_rows) for m in maps)
+    # Outputs whose partial step stopped reducing are concatenated, not merged: bucketed by
+    # their producer (a hash exchange) or tagged (a gather).
+    skipped = 0
+    if sink.input.merges:
+        skipped = sum(1 for m in maps if isinstance(m, BucketedTable)) or (
+            len(maps) if all_unreduced([m for m in maps if isinstance(m, pa.Table)]) else 0)
     out = sink.combine_buckets(maps) if payload.split else sink.combine(maps)
     table = out.table if isinstance(out, BucketedTable) else out
     record(TaskRecord(
         payload.query_id, payload.stage, payload.name, str((payload.name, index)), index,
         worker_address(), start, time.time(), rows_in=rows_in,
-        rows_out=table.num_rows, bytes_sent=table.nbytes, cpu_s=time.thread_time() - cpu))
+        rows_out=table.num_rows, bytes_sent=table.nbytes, cpu_s=time.thread_time() - cpu,
+        partial_skipped=skipped))
     return out

@@ -28,6 +28,9 @@ class TaskRecord:
             side). A broadcast build side, built once per worker and shared by its tasks,
             counts in the task that built it.
         join_builds: hash tables the task built for its joins.
+        partial_skipped: partial steps (aggregate, top-N) that stopped reducing in the task;
+            for a combine task, the producer outputs it passed on without merging them
+            (``aggregate.partial_skip_ratio``).
         cpu_s: CPU seconds the task body's thread used (``time.thread_time`` around it), or
             None when not measured. Beside the wall duration it separates the task's own work
             (what scales with the cluster) from time spent waiting for a core (what CPU
@@ -50,13 +53,14 @@ class TaskRecord:
     join_rows: tuple[int, int] = (0, 0)
     join_builds: int = 0
     cpu_s: float | None = None
+    partial_skipped: int = 0
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A plain tuple of fields: ~1,000 records cross from the workers after every query.
         return TaskRecord, (self.query_id, self.stage, self.name, self.key, self.partition,
                             self.worker, self.start, self.stop, self.rows_in, self.rows_out,
                             self.bytes_read, self.bytes_sent, self.hot_keys, self.join_rows,
-                            self.join_builds, self.cpu_s)
+                            self.join_builds, self.cpu_s, self.partial_skipped)
 
     @property
     def duration(self) -> float:

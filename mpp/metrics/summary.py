@@ -54,6 +54,7 @@ class GroupSummary:
     slowest_hot_keys: tuple[tuple[Any, int], ...]
     join_rows: tuple[int, int] = (0, 0)  # rows into hash joins (left, right), all tasks
     join_builds: int = 0  # hash tables built for the joins, all tasks
+    partial_skipped: int = 0  # tasks whose partial step (or combine's merge) was skipped
 
     @property
     def skew(self) -> float:
@@ -80,6 +81,7 @@ def summarize_group(records: Sequence[TaskRecord]) -> GroupSummary:
         slowest_hot_keys=slowest.hot_keys,
         join_rows=(sum(r.join_rows[0] for r in records), sum(r.join_rows[1] for r in records)),
         join_builds=sum(r.join_builds for r in records),
+        partial_skipped=sum(1 for r in records if r.partial_skipped),
     )
 
 

@@ -260,6 +260,13 @@ class AggregateKernel:
         """Columns the partial phase groups by: the keys, plus the DISTINCT arguments."""
         return list(self.keys) + [d for d in self.distinct_args if d not in self.keys]
 
+    @property
+    def passes_rows(self) -> bool:
+        """Whether an input row, its grain columns taken, is already a partial row (no
+        aggregate states, no expanded DISTINCT arguments): a partial step may pass rows
+        through instead of aggregating them."""
+        return not self._plain() and not self._expanded()
+
     def _expanded(self) -> list[str]:
         """The DISTINCT arguments that get partial rows of their own: none with one argument
         (its pairs (g, x) carry the other aggregates too), every one with several."""

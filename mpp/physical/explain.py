@@ -77,6 +77,10 @@ def _measured(g: GroupSummary) -> str:
         line += f", join input rows left {g.join_rows[0]:,} right {g.join_rows[1]:,}"
         if g.join_builds:  # a broadcast build side is built once per worker, not per task
             line += f" (build side built {plural(g.join_builds, 'time')})"
+    if g.partial_skipped:  # aggregate.partial_skip_ratio: rows the partial step kept
+        what = "merge" if g.name.endswith("-combine") else "partial reduction"
+        line += (f", {what} skipped in {g.partial_skipped:,} of {plural(g.tasks, 'task')} "
+                 "(rows not reduced)")
     if g.slowest_hot_keys:
         hot = ", ".join(f"{format_key(k)}={n:,}" for k, n in g.slowest_hot_keys)
         line += f"; slowest task (partition {g.slowest_partition}) held {hot}"

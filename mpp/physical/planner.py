@@ -271,7 +271,8 @@ def _lower_aggregate(node: ln.Aggregate, kids: list[PhysicalOp], ctx: PlannerCon
     partial = HashAggregateExec(kids[0], AggregateMode.PARTIAL, kernel,
                                 kernel.partial_schema(kids[0].schema),
                                 merge_partials=node.merge_partials,
-                                by_build_row=_by_build_row(kids[0], kernel))
+                                by_build_row=_by_build_row(kids[0], kernel),
+                                skip_ratio=float(ctx.settings["aggregate.partial_skip_ratio"]))
     return HashAggregateExec(partial, AggregateMode.FINAL, kernel, node.schema, note)
 
 
@@ -353,7 +354,8 @@ def _lower_window(node: Window, kids: list[PhysicalOp], ctx: PlannerContext,
         # The optimizer's top-N per group: each task keeps its best N rows per partition key
         # before the exchange.
         child = WindowTopNExec(child, keys, node.order_by, node.calls[node.topn.call],
-                               node.topn.n)
+                               node.topn.n,
+                               float(ctx.settings["aggregate.partial_skip_ratio"]))
     return window.with_children((child,))
 
 

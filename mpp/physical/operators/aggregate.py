@@ -16,7 +16,16 @@ from mpp.physical.distribution import (
     SinglePartition,
     UnspecifiedDistribution,
 )
-from mpp.physical.operators.base import PhysicalOp, TaskContext, UnaryOp, concat
+from mpp.physical.operators.base import (
+    PhysicalOp,
+    TaskContext,
+    UnaryOp,
+    all_unreduced,
+    concat,
+    mark_unreduced,
+    probe_rows,
+    reduced_too_little,
+)
 
 PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into one
 
@@ -46,6 +55,9 @@ class HashAggregateExec(UnaryOp):
     # columns only: the pairs are aggregated per build row first (AggregateKernel.
     # partial_by_row) and the keys taken once per build row met, never once per pair.
     by_build_row: bool = False
+    # PARTIAL: the output/input row ratio above which a task stops aggregating (Trino's
+    # adaptive partial aggregation; ``aggregate.partial_skip_ratio``, 1 = never).
+    skip_ratio: float = 1.0
 
     @property
     def word(self) -> str:  # type: ignore[override]
@@ -93,11 +105,38 @@ class HashAggregateExec(UnaryOp):
         if self.mode is not AggregateMode.PARTIAL or all(k in fixed for k in self.kernel.keys):
             tctx.note_keys(table, self.kernel.keys, fixed)
         if self.mode is AggregateMode.PARTIAL:
-            return self.kernel.partial(table, fixed)
+            return self._partial(tctx, table, fixed)
         if self.mode is AggregateMode.FINAL:
             return self.kernel.final(table, fixed=fixed)
         # SINGLE: the partial rows of all the group's rows are already one per grain.
         return self.kernel.final(self.kernel.partial(table, fixed), merged=True)
+
+    def _partial(self, tctx: TaskContext, table: pa.Table,
+                 fixed: dict[str, pa.Scalar]) -> pa.Table:
+        """One task's partial groups, or, when the first rows it aggregates (a quarter, at most
+        PROBE_ROWS) keep more than ``skip_ratio`` of their rows, those groups followed by the
+        other rows passed through unaggregated (only where a partial row is just the grain's
+        columns: a DISTINCT or GROUP BY without aggregates; with aggregate states every row is
+        aggregated and only the exchange's merge is skipped). The output is then tagged
+        unreduced, so the exchange's combine concatenates it instead of merging."""
+        rows = table.num_rows
+        if self.skip_ratio >= 1 or rows == 0:
+            return self.kernel.partial(table, fixed)
+        probe = probe_rows(rows)
+        head = self.kernel.partial(table.slice(0, probe), fixed)
+        if probe == rows:
+            if not reduced_too_little(head.num_rows, rows, self.skip_ratio):
+                return head
+        elif not reduced_too_little(head.num_rows, probe, self.skip_ratio):
+            # Reducing pays: the other rows' groups merge with the first rows' few.
+            rest = self.kernel.partial(table.slice(probe), fixed)
+            return self.kernel.merge(concat([head, rest], self.schema), fixed)
+        tctx.partial_skipped += 1
+        if self.kernel.passes_rows:
+            rest = table.slice(probe).select(head.column_names)
+        else:
+            rest = self.kernel.partial(table.slice(probe), fixed)
+        return mark_unreduced(concat([head, rest], self.schema))
 
     @property
     def _partial_schema(self) -> tuple[Field, ...]:
@@ -119,7 +158,7 @@ class HashAggregateExec(UnaryOp):
         """Merge several tasks' partial groups. Outputs whose group keys are constant (tasks
         that read one partition of a table partitioned by those keys) merge per key value, so
         each merge hashes only the other columns (a DISTINCT over one column: ``pc.unique``)."""
-        if not self.merges:
+        if not self.merges or all_unreduced(tables):
             return concat(tables, self.schema)
         tables = [t for t in tables if t.num_rows]
         fixed = [constant_keys(t, self.kernel.grain) for t in tables]

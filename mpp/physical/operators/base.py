@@ -25,6 +25,10 @@ from mpp.storage.base import Fragment
 
 HOT_KEY_SAMPLE = 1_024  # rows a task inspects (strided) to name its most frequent key values
 HOT_KEYS = 3
+# Rows a partial step (aggregate, top-N) reduces before it judges, per task, whether reducing
+# pays (Trino's adaptive partial aggregation looks at its first 100,000 rows).
+PROBE_ROWS = 100_000
+_UNREDUCED = b"mpp.unreduced"  # schema metadata: a partial step's output it did not reduce
 
 
 @dataclass(slots=True)
@@ -42,6 +46,8 @@ class TaskContext:
         join_rows: rows that entered this task's hash joins, (probe/left, build/right); a
             broadcast build side shared by a worker's tasks counts in the task that built it.
         join_builds: hash tables this task built for its joins.
+        partial_skipped: partial steps (aggregate, top-N) that stopped reducing in this task
+            because their output kept most of their input (see :func:`mark_unreduced`).
         query_id: the query the task belongs to (keys what a worker's tasks share).
     """
 
@@ -54,6 +60,7 @@ class TaskContext:
     join_rows: tuple[int, int] = (0, 0)
     join_builds: int = 0
     query_id: str = ""
+    partial_skipped: int = 0
 
     def note_keys(self, table: pa.Table, keys: tuple[str, ...],
                   fixed: Mapping[str, pa.Scalar] | None = None) -> None:
@@ -99,9 +106,42 @@ def empty_table(schema: tuple[Field, ...]) -> pa.Table:
     return pa.schema([(f.name, f.dtype) for f in schema]).empty_table()
 
 
+def mark_unreduced(table: pa.Table) -> pa.Table:
+    """``table`` tagged as a partial step's output that kept most of its input rows, so the
+    exchange's combine concatenates it with its like instead of merging (the tag is schema
+    metadata: it travels with the table to the combine task)."""
+    return table.replace_schema_metadata({_UNREDUCED: b"1"})
+
+
+def is_unreduced(table: pa.Table) -> bool:
+    """Whether ``table`` carries :func:`mark_unreduced`'s tag."""
+    meta = table.schema.metadata
+    return bool(meta) and _UNREDUCED in meta
+
+
+def all_unreduced(tables: list[pa.Table]) -> bool:
+    """Whether every non-empty one of ``tables`` is tagged unreduced (and one is): merging
+    them would hash nearly unique keys to remove few rows, so a combine only concatenates."""
+    tables = [t for t in tables if t.num_rows]
+    return bool(tables) and all(is_unreduced(t) for t in tables)
+
+
+def probe_rows(rows: int) -> int:
+    """Rows of a task's input a partial step reduces before judging: a quarter of them, at
+    most :data:`PROBE_ROWS` (so a small task still passes rows through when it skips)."""
+    return min(PROBE_ROWS, max(1, -(-rows // 4)))
+
+
+def reduced_too_little(rows_out: int, rows_in: int, ratio: float) -> bool:
+    """Whether a partial step that turned ``rows_in`` rows into ``rows_out`` kept more than
+    ``ratio`` of them (``aggregate.partial_skip_ratio``; 1 never skips, 0 always does)."""
+    return rows_in > 0 and rows_out > ratio * rows_in
+
+
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
     """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64)."""
-    tables = [t for t in tables if t.num_rows] or [empty_table(schema)]
+    tables = [t.replace_schema_metadata(None) if t.schema.metadata else t
+              for t in tables if t.num_rows] or [empty_table(schema)]
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="permissive")
@@ -175,7 +215,10 @@ class PhysicalOp:
         return False
 
     def merge_outputs(self, tables: list[pa.Table]) -> pa.Table:
-        """:meth:`merge` of the outputs of several tasks of this operator, concatenated."""
+        """:meth:`merge` of the outputs of several tasks of this operator, concatenated; only
+        concatenated when every one is tagged unreduced (:func:`all_unreduced`)."""
+        if self.merges and all_unreduced(tables):
+            return concat(tables, self.schema)
         return self.merge(concat(tables, self.schema))
 
     def with_fixed_partitioning(self) -> PhysicalOp:

@@ -32,7 +32,7 @@ from mpp.physical.distribution import (
     Single,
 )
 from mpp.physical.keys import canonical_key
-from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext
+from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, is_unreduced
 
 
 class ExchangeKind(enum.Enum):
@@ -254,8 +254,15 @@ class ExchangeExec(PassThroughOp):
         return self.kind is ExchangeKind.HASH and not self.input.merges
 
     def map_output(self, table: pa.Table) -> pa.Table | BucketedTable:
-        """What one producer task hands to the exchange (see :attr:`buckets_at_map`)."""
-        return self.partition(table) if self.buckets_at_map else table
+        """What one producer task hands to the exchange (see :attr:`buckets_at_map`). A
+        partial step's output it did not reduce (``aggregate.partial_skip_ratio``) is bucketed
+        here too: the combine passes it on without merging, so the hashing is spread over the
+        producers as for raw rows."""
+        if self.buckets_at_map:
+            return self.partition(table)
+        if self.kind is ExchangeKind.HASH and is_unreduced(table):
+            return self.partition(table.replace_schema_metadata(None))
+        return table
 
     def combine(self, tables: list[pa.Table]) -> pa.Table:
         """Concatenate outputs of several producer tasks, letting the producer shrink them."""
@@ -264,8 +271,16 @@ class ExchangeExec(PassThroughOp):
     def combine_buckets(self, outputs: list[pa.Table] | list[BucketedTable]) -> BucketedTable:
         """A combine task of a HASH exchange: producer outputs -> one bucketed table."""
         if self.buckets_at_map:
-            return BucketedTable.concat(outputs)
-        return self.partition(self.combine(outputs))
+            return BucketedTable.concat(outputs)  # type: ignore[arg-type]
+        # Bucketed outputs are unreduced partial outputs (see map_output): concatenated
+        # bucket by bucket; only the others are merged.
+        bucketed = [o for o in outputs if isinstance(o, BucketedTable)]
+        tables = [o for o in outputs if not isinstance(o, BucketedTable)]
+        if not bucketed:
+            return self.partition(self.combine(tables))
+        if tables:
+            bucketed.append(self.partition(self.combine(tables)))
+        return BucketedTable.concat(bucketed)
 
     def explain_line(self) -> str:
         if self.kind is ExchangeKind.HASH:

@@ -39,6 +39,9 @@ from mpp.physical.operators.base import (
     UnaryOp,
     concat,
     empty_table,
+    mark_unreduced,
+    probe_rows,
+    reduced_too_little,
 )
 from mpp.physical.operators.exchange import hash_strings
 from mpp.physical.window import evaluate_windows
@@ -141,12 +144,26 @@ class WindowTopNExec(PassThroughOp):
     order_by: tuple[SortKey, ...]
     call: WindowCall
     n: int
+    skip_ratio: float = 1.0  # output/input rows above which a task stops (1 = never)
 
     def required_input_distribution(self) -> tuple[Distribution, ...]:
         return (UnspecifiedDistribution(),)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        return self.merge(self.input.execute(tctx))
+        table = self.input.execute(tctx)
+        rows = table.num_rows
+        if self.skip_ratio >= 1 or rows <= self.n:
+            return self.merge(table)
+        # Adaptive, as a partial aggregate (see HashAggregateExec._partial): when the first
+        # rows keep more than ``skip_ratio`` of themselves, the others pass through unranked
+        # and the exchange's combine only concatenates the output.
+        probe = probe_rows(rows)
+        head = self.merge(table.slice(0, probe))
+        if not reduced_too_little(head.num_rows, probe, self.skip_ratio):
+            return head if probe == rows else self.merge(
+                concat([head, self.merge(table.slice(probe))], self.schema))
+        tctx.partial_skipped += 1
+        return mark_unreduced(concat([head, table.slice(probe)], self.schema))
 
     def merge(self, table: pa.Table) -> pa.Table:
         if table.num_rows <= self.n:
