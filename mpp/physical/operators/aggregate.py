@@ -16,6 +16,7 @@ from mpp.physical.distribution import (
     SinglePartition,
     UnspecifiedDistribution,
 )
+from mpp.physical.keys import canonical_keys
 from mpp.physical.operators.base import (
     PhysicalOp,
     TaskContext,
@@ -132,8 +133,9 @@ class HashAggregateExec(UnaryOp):
             rest = self.kernel.partial(table.slice(probe), fixed)
             return self.kernel.merge(concat([head, rest], self.schema), fixed)
         tctx.partial_skipped += 1
-        if self.kernel.passes_rows:
-            rest = table.slice(probe).select(head.column_names)
+        if self.kernel.passes_rows:  # as partial rows are: -0.0 is 0.0, NaNs are one value
+            rest = canonical_keys(table.slice(probe).select(head.column_names),
+                                  head.column_names)
         else:
             rest = self.kernel.partial(table.slice(probe), fixed)
         return mark_unreduced(concat([head, rest], self.schema))
