@@ -15,14 +15,15 @@ cannot be seen, and the keys after it do not order the rows on their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
 from mpp.scenario.rows import normalise, order_difference, order_key_columns, values_close
 
-__all__ = ["assert_same_ordered_rows", "assert_same_result", "assert_same_rows", "normalise",
-           "order_key_columns"]
+__all__ = ["assert_each_matches_oracle", "assert_same_ordered_rows", "assert_same_result",
+           "assert_same_rows", "normalise", "order_key_columns"]
 
 
 def assert_same_rows(actual: pa.Table, expected: pa.Table, *, rel: float = 1e-9,
@@ -63,3 +64,23 @@ def assert_same_result(actual: pa.Table, expected: pa.Table, sql: str, *,
         assert_same_rows(actual, expected, rel=rel)
     else:
         assert_same_ordered_rows(actual, expected, keys, rel=rel)
+
+
+def assert_each_matches_oracle(session: Any, queries: Sequence[str],
+                               variants: Sequence[Mapping[str, Any]]) -> None:
+    """Assert every query of ``queries``, run on ``session`` under each settings variant,
+    gives the rows DuckDB gives (asked once per query). Every failing (variant, query) is
+    reported, not only the first."""
+    from mpp.oracle import run_oracle
+
+    failures = []
+    for sql in queries:
+        expected = run_oracle(sql, session.catalog)
+        for settings in variants:
+            result = session.sql(sql, settings=dict(settings))
+            try:
+                assert_same_rows(result.to_arrow(), expected)
+            except AssertionError as exc:
+                where = ", ".join(f"{k}={v}" for k, v in settings.items())
+                failures.append(f"{where}: {sql}\n{exc}")
+    assert not failures, "\n".join(failures)

@@ -11,11 +11,10 @@ import pytest
 
 import mpp
 from mpp.logical.expr import AggFunc, AggregateCall, Column
-from mpp.oracle import run_oracle
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.operators.aggregate import AggregateMode, HashAggregateExec
 from mpp.physical.operators.base import PhysicalOp, TaskContext, is_unreduced
-from tests.compare import assert_same_rows
+from tests.compare import assert_each_matches_oracle
 from tests.query_warehouses import warehouse
 
 QUERIES = [
@@ -44,18 +43,9 @@ def session(cluster):
 
 
 def test_results_match_duckdb_with_the_skip_forced_and_off(session) -> None:
-    failures = []
-    for sql in QUERIES:
-        expected = run_oracle(sql, session.catalog)
-        for ratio in (0.0, 0.8, 1.0):
-            for fan_in in (2, 64):
-                result = session.sql(sql, settings={"aggregate.partial_skip_ratio": ratio,
-                                                    "execution.exchange_fan_in": fan_in})
-                try:
-                    assert_same_rows(result.to_arrow(), expected)
-                except AssertionError as exc:
-                    failures.append(f"ratio {ratio}, fan-in {fan_in}: {sql}\n{exc}")
-    assert not failures, "\n".join(failures)
+    assert_each_matches_oracle(session, QUERIES, [
+        {"aggregate.partial_skip_ratio": ratio, "execution.exchange_fan_in": fan_in}
+        for ratio in (0.0, 0.8, 1.0) for fan_in in (2, 64)])
 
 
 def _skipped(result: mpp.session.Result, suffix: str) -> int:

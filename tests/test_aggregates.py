@@ -14,7 +14,7 @@ from mpp.logical.expr import AggFunc, AggregateCall, Column
 from mpp.oracle import run_oracle
 from mpp.physical.aggregates import AggregateKernel
 from mpp.physical.aggspecs import AGGREGATES, HLL_SPARSE_MAX
-from tests.compare import assert_same_rows
+from tests.compare import assert_each_matches_oracle, assert_same_rows
 from tests.query_warehouses import warehouse
 
 STRATEGIES = ("automatic", "single_step", "pre_aggregate", "rewrite")
@@ -104,18 +104,9 @@ def session(cluster):
 
 
 def _check_all(session, queries: list[str], strategies: tuple[str, ...]) -> None:
-    failures = []
-    for sql in queries:
-        expected = run_oracle(sql, session.catalog)
-        for strategy in strategies:
-            for fan_in in FAN_INS:
-                result = session.sql(sql, settings={"aggregate.distinct_strategy": strategy,
-                                                    "execution.exchange_fan_in": fan_in})
-                try:
-                    assert_same_rows(result.to_arrow(), expected)
-                except AssertionError as exc:
-                    failures.append(f"{strategy}, fan-in {fan_in}: {sql}\n{exc}")
-    assert not failures, "\n".join(failures)
+    assert_each_matches_oracle(session, queries, [
+        {"aggregate.distinct_strategy": strategy, "execution.exchange_fan_in": fan_in}
+        for strategy in strategies for fan_in in FAN_INS])
 
 
 def test_plain_aggregates_match_duckdb(session) -> None:

@@ -14,7 +14,7 @@ from mpp.logical import nodes as ln
 from mpp.optimizer.rewrite_count_distinct import choose_strategy, rewrite_count_distinct
 from mpp.oracle import run_oracle
 from mpp.sql import bind
-from tests.compare import assert_same_rows
+from tests.compare import assert_each_matches_oracle
 from tests.fake_catalog import FakeCatalog
 from tests.query_warehouses import warehouse
 
@@ -56,19 +56,11 @@ def session(cluster):
 
 
 def test_every_strategy_matches_duckdb(session) -> None:
-    failures = []
-    for sql in QUERIES:
-        expected = run_oracle(sql, session.catalog)
-        # fan-in 2: several combine tasks per exchange, so partial rows of one group arrive
-        # from several upstream outputs (as at 1,000 fragments) and must be merged.
-        for strategy, fan_in in [(s, f) for s in STRATEGIES for f in (32, 2)]:
-            result = session.sql(sql, settings={"aggregate.distinct_strategy": strategy,
-                                                "execution.exchange_fan_in": fan_in})
-            try:
-                assert_same_rows(result.to_arrow(), expected)
-            except AssertionError as exc:
-                failures.append(f"{strategy}, fan-in {fan_in}: {sql}\n{exc}")
-    assert not failures, "\n".join(failures)
+    # fan-in 2: several combine tasks per exchange, so partial rows of one group arrive from
+    # several upstream outputs (as at 1,000 fragments) and must be merged.
+    assert_each_matches_oracle(session, QUERIES, [
+        {"aggregate.distinct_strategy": s, "execution.exchange_fan_in": f}
+        for s in STRATEGIES for f in (32, 2)])
 
 
 def _final_rows(result: mpp.session.Result) -> list[int]:
