@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from mpp.physical.keys import canonical_key
+from mpp.physical.keys import key_numbers
 
 DENSE_SLACK = 4  # a key range up to 4x the build rows is addressed directly
 DENSE_MIN = 1 << 16  # ... and any range this small
@@ -52,26 +51,13 @@ def key_family(t: pa.DataType) -> str | None:
 
 
 def _as_int64(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """An integer-like or float key as int64 values and its validity (None: no NULLs)."""
-    t = column.type
-    if pa.types.is_floating(t):
-        column = canonical_key(pc.cast(column, pa.float64()), nan_matches=False)
-    elif pa.types.is_timestamp(t):
-        column = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
-    elif pa.types.is_date(t):
-        column = pc.cast(pc.cast(column, pa.date32()), pa.int32())
-    elif pa.types.is_boolean(t):
-        column = pc.cast(column, pa.int8())
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    valid = None
-    if column.null_count:
-        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
-        column = column.fill_null(0)
-    values = np.asarray(column.to_numpy(zero_copy_only=False))
+    """An integer-like or float key as int64 values and its validity (None: no NULLs): the
+    numbers the exchange hashes (:func:`key_numbers`, a NaN matching nothing), a float by
+    its bits."""
+    values, valid = key_numbers(column, nan_matches=False)
     if values.dtype.kind == "f":
-        values = values.astype(np.float64).view(np.int64)
-    return values.astype(np.int64, copy=False), valid
+        values = values.view(np.int64)
+    return values, valid
 
 
 def _text_values(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray | None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,3 +55,41 @@ def canonical_keys(table: pa.Table, keys: Sequence[str]) -> pa.Table:
             table = table.set_column(i, name, canonical_key(table.column(i)))
     return table
 
+
+
+def is_numeric_key(t: pa.DataType) -> bool:
+    """Whether :func:`key_numbers` takes a key of type ``t`` (a dictionary by its values)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
+                or pa.types.is_decimal(t) or pa.types.is_date(t) or pa.types.is_timestamp(t))
+
+
+def key_numbers(column: pa.ChunkedArray | pa.Array, *,
+                nan_matches: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric key column as numpy numbers that are equal where SQL calls the keys equal:
+    int64 for integers, booleans, dates (days) and timestamps (microseconds, whatever the
+    unit), float64 for floats and decimals after :func:`canonical_key` (``nan_matches`` as
+    there); NULLs filled with 0, and which rows are not NULL (None: no NULL).
+
+    The exchange hashes these into buckets and a join table keys on them, so both read a key
+    the same way. Only for :func:`is_numeric_key` types (text keys have their own paths).
+    """
+    t = column.type
+    if pa.types.is_dictionary(t):
+        column, t = column.cast(t.value_type), t.value_type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        values = pc.cast(column, pa.int64())
+    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+        values = canonical_key(pc.cast(column, pa.float64()), nan_matches=nan_matches)
+    elif pa.types.is_date(t):
+        values = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64())
+    elif pa.types.is_timestamp(t):
+        values = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
+    else:
+        raise TypeError(f"not a numeric key type: {t}")  # pragma: no cover - a caller's bug
+    valid = None
+    if values.null_count:
+        valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False))
+        values = values.fill_null(pa.scalar(0, values.type))
+    return np.asarray(values.to_numpy()), valid

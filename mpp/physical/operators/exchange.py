@@ -31,7 +31,7 @@ from mpp.physical.distribution import (
     Partitioning,
     Single,
 )
-from mpp.physical.keys import canonical_key
+from mpp.physical.keys import is_numeric_key, key_numbers
 from mpp.physical.operators.base import PassThroughOp, PhysicalOp, TaskContext, is_unreduced
 
 
@@ -44,28 +44,15 @@ class ExchangeKind(enum.Enum):
 
 
 def _key_values(column: pa.ChunkedArray) -> np.ndarray:
-    """A numpy array of ``column`` in a canonical type, nulls replaced, for hashing."""
-    t = column.type
-    if pa.types.is_dictionary(t):
-        column, t = column.cast(t.value_type), t.value_type
-    fill: float = 0
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        values = pc.cast(column, pa.int64())
-    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-        # -0.0 and 0.0 (and every NaN) must land in one bucket, as they form one group.
-        values, fill = canonical_key(pc.cast(column, pa.float64())), 0.0
-    elif pa.types.is_date(t):
-        values = pc.cast(pc.cast(pc.cast(column, pa.date32()), pa.int32()), pa.int64())
-    elif pa.types.is_timestamp(t):
-        values = pc.cast(pc.cast(column, pa.timestamp("us", tz=t.tz)), pa.int64())
-    else:
-        values = pc.cast(column, pa.large_string())
-        if values.null_count:
-            values = values.fill_null("")
-        return np.asarray(values.to_numpy(zero_copy_only=False))
+    """A numpy array of ``column`` in a canonical type, nulls replaced, for hashing: numbers
+    as :func:`key_numbers` reads them (-0.0 and 0.0, and every NaN, land in one bucket, as
+    they form one group), anything else as text."""
+    if is_numeric_key(column.type):
+        return key_numbers(column)[0]
+    values = pc.cast(column, pa.large_string())
     if values.null_count:
-        values = values.fill_null(fill)
-    return np.asarray(values.to_numpy())
+        values = values.fill_null("")
+    return np.asarray(values.to_numpy(zero_copy_only=False))
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: mixes multi-column keys
