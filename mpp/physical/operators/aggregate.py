@@ -23,9 +23,7 @@ from mpp.physical.operators.base import (
     UnaryOp,
     all_unreduced,
     concat,
-    mark_unreduced,
-    probe_rows,
-    reduced_too_little,
+    reduce_adaptively,
 )
 
 PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into one
@@ -120,25 +118,19 @@ class HashAggregateExec(UnaryOp):
         columns: a DISTINCT or GROUP BY without aggregates; with aggregate states every row is
         aggregated and only the exchange's merge is skipped). The output is then tagged
         unreduced, so the exchange's combine concatenates it instead of merging."""
-        rows = table.num_rows
-        if self.skip_ratio >= 1 or rows == 0:
+        if self.skip_ratio >= 1 or table.num_rows == 0:
             return self.kernel.partial(table, fixed)
-        probe = probe_rows(rows)
-        head = self.kernel.partial(table.slice(0, probe), fixed)
-        if probe == rows:
-            if not reduced_too_little(head.num_rows, rows, self.skip_ratio):
-                return head
-        elif not reduced_too_little(head.num_rows, probe, self.skip_ratio):
-            # Reducing pays: the other rows' groups merge with the first rows' few.
-            rest = self.kernel.partial(table.slice(probe), fixed)
-            return self.kernel.merge(concat([head, rest], self.schema), fixed)
-        tctx.partial_skipped += 1
-        if self.kernel.passes_rows:  # as partial rows are: -0.0 is 0.0, NaNs are one value
-            rest = canonical_keys(table.slice(probe).select(head.column_names),
-                                  head.column_names)
-        else:
-            rest = self.kernel.partial(table.slice(probe), fixed)
-        return mark_unreduced(concat([head, rest], self.schema))
+
+        def reduce(rows: pa.Table) -> pa.Table:
+            return self.kernel.partial(rows, fixed)
+
+        def pass_on(rows: pa.Table, names: list[str]) -> pa.Table:
+            if self.kernel.passes_rows:  # as partial rows are: -0.0 is 0.0, NaNs one value
+                return canonical_keys(rows.select(names), names)
+            return reduce(rows)
+
+        return reduce_adaptively(tctx, table, self.schema, self.skip_ratio, reduce,
+                                 lambda rows: self.kernel.merge(rows, fixed), pass_on)
 
     @property
     def _partial_schema(self) -> tuple[Field, ...]:

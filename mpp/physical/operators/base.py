@@ -138,6 +138,29 @@ def reduced_too_little(rows_out: int, rows_in: int, ratio: float) -> bool:
     return rows_in > 0 and rows_out > ratio * rows_in
 
 
+def reduce_adaptively(tctx: TaskContext, table: pa.Table, schema: tuple[Field, ...],
+                      ratio: float, reduce: Callable[[pa.Table], pa.Table],
+                      merge: Callable[[pa.Table], pa.Table],
+                      pass_on: Callable[[pa.Table, list[str]], pa.Table]) -> pa.Table:
+    """A partial step (aggregate, top-N per group) that judges itself on its first rows, as
+    Trino's adaptive partial aggregation does: ``reduce`` the first :func:`probe_rows`; if
+    that kept no more than ``ratio`` of them, reduce the rest too and ``merge`` both,
+    otherwise the rest goes on as ``pass_on(rest, reduced rows' column names)`` makes it and
+    the output is tagged unreduced (:func:`mark_unreduced`), counted in
+    ``tctx.partial_skipped``."""
+    rows = table.num_rows
+    probe = probe_rows(rows)
+    head = reduce(table.slice(0, probe))
+    if not reduced_too_little(head.num_rows, probe, ratio):
+        if probe == rows:
+            return head
+        # Reducing pays: the other rows' groups merge with the first rows' few.
+        return merge(concat([head, reduce(table.slice(probe))], schema))
+    tctx.partial_skipped += 1
+    rest = pass_on(table.slice(probe), head.column_names)
+    return mark_unreduced(concat([head, rest], schema))
+
+
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
     """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64)."""
     tables = [t.replace_schema_metadata(None) if t.schema.metadata else t

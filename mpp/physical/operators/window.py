@@ -39,9 +39,7 @@ from mpp.physical.operators.base import (
     UnaryOp,
     concat,
     empty_table,
-    mark_unreduced,
-    probe_rows,
-    reduced_too_little,
+    reduce_adaptively,
 )
 from mpp.physical.operators.exchange import hash_strings
 from mpp.physical.window import evaluate_windows
@@ -151,19 +149,13 @@ class WindowTopNExec(PassThroughOp):
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         table = self.input.execute(tctx)
-        rows = table.num_rows
-        if self.skip_ratio >= 1 or rows <= self.n:
+        if self.skip_ratio >= 1 or table.num_rows <= self.n:
             return self.merge(table)
-        # Adaptive, as a partial aggregate (see HashAggregateExec._partial): when the first
-        # rows keep more than ``skip_ratio`` of themselves, the others pass through unranked
-        # and the exchange's combine only concatenates the output.
-        probe = probe_rows(rows)
-        head = self.merge(table.slice(0, probe))
-        if not reduced_too_little(head.num_rows, probe, self.skip_ratio):
-            return head if probe == rows else self.merge(
-                concat([head, self.merge(table.slice(probe))], self.schema))
-        tctx.partial_skipped += 1
-        return mark_unreduced(concat([head, table.slice(probe)], self.schema))
+        # Adaptive, as a partial aggregate: when the first rows keep more than
+        # ``skip_ratio`` of themselves, the others pass through unranked and the exchange's
+        # combine only concatenates the output.
+        return reduce_adaptively(tctx, table, self.schema, self.skip_ratio, self.merge,
+                                 self.merge, lambda rows, names: rows)
 
     def merge(self, table: pa.Table) -> pa.Table:
         if table.num_rows <= self.n:
