@@ -105,7 +105,7 @@ def list_(folder: str) -> None:
 
 
 @click.command("validate-model")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.option("--workers", "counts", multiple=True, type=int,
               help="Worker counts to run at (default: 1 and 2; each a LocalCluster of "
                    "1-thread workers).")
@@ -117,14 +117,28 @@ def list_(folder: str) -> None:
 @click.option("--out", default=None, help="Folder the run folders are written into.")
 @click.option("--cache", default=None, help="Where generated warehouses are cached.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def validate_model(file: str, counts: tuple[int, ...], scale: float, repeats: int,
-                   out: str | None, cache: str | None, no_progress: bool) -> None:
+@click.option("--from", "saved", default=None, type=click.Path(file_okay=False),
+              help="Run nothing: recompute the tables from the run folders already in this "
+                   "folder (an earlier validation's --out), with today's model.")
+def validate_model(file: str | None, counts: tuple[int, ...], scale: float, repeats: int,
+                   out: str | None, cache: str | None, no_progress: bool,
+                   saved: str | None) -> None:
     """Check the what-if model across worker counts: run FILE's scenario at each count,
-    predict every count from every other, print the prediction errors."""
+    predict every count from every other, print the prediction errors (or, with --from,
+    recompute them from runs already made)."""
     from mpp import limits
+    from mpp.scenario.model_check import revalidate
     from mpp.scenario.model_check import validate_model as run_checks
     from mpp.scenario.spec import load_scenario
 
+    if saved is not None:
+        if file is not None:
+            raise click.UsageError("--from recomputes saved runs; give it without a "
+                                   "scenario FILE")
+        click.echo(revalidate(saved).table)
+        return
+    if file is None:
+        raise click.UsageError("give a scenario FILE to run, or --from a folder of saved runs")
     counts = counts or (1, 2)
     for w in counts:
         if limits.WORKERS.problem(w):

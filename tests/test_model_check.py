@@ -13,7 +13,12 @@ from click.testing import CliRunner
 from mpp.cli import main
 from mpp.errors import MppError
 from mpp.scenario import model_check
-from mpp.scenario.model_check import ModelCheck, cross_predictions, validate_model
+from mpp.scenario.model_check import (
+    ModelCheck,
+    cross_predictions,
+    revalidate,
+    validate_model,
+)
 from mpp.scenario.spec import parse_scenario
 
 SPEC = """
@@ -33,9 +38,15 @@ sql = "SELECT date, count(DISTINCT user_id) AS u FROM access_log GROUP BY date"
 
 
 @pytest.fixture(scope="module")
-def check(tmp_path_factory: pytest.TempPathFactory) -> ModelCheck:
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the validation below writes its run folders."""
+    return tmp_path_factory.mktemp("model-check")
+
+
+@pytest.fixture(scope="module")
+def check(saved: Path) -> ModelCheck:
     """One validation (a LocalCluster per count and pass), shared by the tests below."""
-    tmp = tmp_path_factory.mktemp("model-check")
+    tmp = saved
     return validate_model(parse_scenario(tomllib.loads(SPEC)), [2, 1], out=tmp / "runs",
                           cache=tmp / "cache", progress=False)
 
@@ -111,3 +122,45 @@ def test_cli_refuses_a_count_beyond_the_limit(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["validate-model", str(spec), "--workers", "0",
                                     "--workers", "2"])
     assert out.exit_code == 2 and "--workers" in out.output
+
+
+def test_saved_runs_give_the_same_tables_without_running_anything(
+        saved: Path, check: ModelCheck, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--from reads the run folders back and recomputes the tables: the same predictions,
+    errors and spread as the validation that made them (only the load line differs)."""
+    from mpp.scenario import runner
+
+    def no_runs(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("--from must not run the scenario")
+
+    monkeypatch.setattr(runner, "run_scenario", no_runs)
+    again = revalidate(saved / "runs")
+    assert again.table.splitlines()[:-1] == check.table.splitlines()[:-1]
+    assert again.table.splitlines()[-1].startswith("load average (1, 5, 15 min) at the end of "
+                                                   "the first run ")
+    assert "recomputed from 2 saved runs in " in again.table
+    assert again.report is None
+    out = CliRunner().invoke(main, ["validate-model", "--from", str(saved / "runs")])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[:-1] == check.table.splitlines()[:-1]
+
+
+def test_saved_runs_must_be_one_scenario_at_two_counts(
+        tmp_path: Path, saved: Path, check: ModelCheck) -> None:
+    with pytest.raises(MppError, match="no saved runs"):
+        revalidate(tmp_path)
+    one = tmp_path / "one"
+    run = next((saved / "runs").iterdir())
+    (one / run.name).mkdir(parents=True)
+    (one / run.name / "report.json").write_text((run / "report.json").read_text())
+    with pytest.raises(MppError, match="needs runs at two or more"):
+        revalidate(one)
+    other = json.loads((run / "report.json").read_text()) | {"scenario": "other"}
+    (one / "other-run").mkdir()
+    (one / "other-run" / "report.json").write_text(json.dumps(other))
+    with pytest.raises(MppError, match="2 scenarios or data sets"):
+        revalidate(one)
+    out = CliRunner().invoke(main, ["validate-model", "--from", str(one)])
+    assert out.exit_code != 0 and "Traceback" not in out.output and "2 scenarios" in out.output
+    out = CliRunner().invoke(main, ["validate-model"])
+    assert out.exit_code == 2 and "--from" in out.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,6 +73,13 @@ class TaskRecord:
         d = asdict(self)
         d["hot_keys"] = [[format_key(k), n] for k, n in self.hot_keys]
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TaskRecord:
+        """The record :meth:`to_dict` wrote (a saved report's), to replay it again; hot keys
+        come back as the text the report shows them as."""
+        return cls(**{**d, "hot_keys": tuple((k, n) for k, n in d.get("hot_keys", ())),
+                      "join_rows": tuple(d.get("join_rows", (0, 0)))})
 
 
 def format_key(value: Any) -> str:

@@ -15,6 +15,7 @@ systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import statistics
 from collections.abc import Sequence
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpp.errors import MppError
-from mpp.scenario.report import QueryRun, write_report
-from mpp.scenario.spec import Scenario
+from mpp.scenario.report import QueryRun, load_average, run_from_dict, write_report
+from mpp.scenario.spec import Scenario, parse_whatif
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,7 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
         raise MppError("validating the what-if model starts its own LocalClusters; the "
                        "scenario's [cluster] names a scheduler")
     scenario = same_plans(scenario, max(counts))
-    load_before = _load()
+    load_before = load_average()
     passes: dict[int, list[Sequence[QueryRun]]] = {w: [] for w in counts}
     last = None
     # Interleaved passes (1, 2, 1, 2, ...), one repeat each, rather than every repeat at one
@@ -164,23 +165,75 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
                                    progress=progress, echo=None)
             passes[w].append(outcome.data.runs)
             last = outcome
-    runs = {w: median_runs(p) for w, p in passes.items()}
-    spread = format_spread(passes)
-    table = (format_table(paired_predictions(passes)) + "\n\n" + (spread + "\n" if spread else "")
-             + f"load average (1, 5, 15 min) at the start {load_before}, at the end "
-             f"{_load()}; {os.cpu_count()} cores")
+    table = _tables(passes, f"load average (1, 5, 15 min) at the start {load_before}, at the "
+                            f"end {load_average()}; {os.cpu_count()} cores")
     if last is not None:  # the last run's report gets the table (report.html and .json)
         write_report(dataclasses.replace(last.data, model_check=table), last.folder)
-    return ModelCheck(runs, table, last.folder if last is not None else None)
+    return ModelCheck({w: median_runs(p) for w, p in passes.items()}, table,
+                      last.folder if last is not None else None)
 
 
-def _load() -> str:
-    """The machine's load averages, as the table reports them (the other users' load is what
-    the model's background term stands for)."""
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # not on this platform
-        return "unknown"
+def _tables(passes: dict[int, Sequence[Sequence[QueryRun]]], load: str) -> str:
+    """The error tables, the run-to-run spread and the load line of a validation."""
+    spread = format_spread(passes)
+    return (format_table(paired_predictions(passes)) + "\n\n"
+            + (spread + "\n" if spread else "") + load)
+
+
+def revalidate(folder: str | os.PathLike[str]) -> ModelCheck:
+    """The validation of runs already made (``mpp validate-model --from``): the run folders in
+    ``folder`` (each with its report.json, e.g. an earlier validation's ``--out``) are read
+    back, their task records replayed by today's model, and the tables recomputed, with no
+    query run. The passes are the runs at each worker count in the order they started, so an
+    interleaved validation's pairs are paired again as they ran."""
+    passes, loads, cores = load_passes(folder)
+    counts = sorted(passes)
+    if len(counts) < 2:
+        raise MppError(f"{folder}: the saved runs are at {len(counts)} worker count(s) "
+                       f"({', '.join(map(str, counts)) or 'none'}); validating the what-if "
+                       "model needs runs at two or more")
+    load = (f"load average (1, 5, 15 min) at the end of the first run {loads[0]}, of the "
+            f"last {loads[-1]}" if loads else "load average not recorded in these reports")
+    table = _tables(passes, f"{load}; {cores} cores (recomputed from "
+                            f"{sum(len(p) for p in passes.values())} saved runs in {folder})")
+    return ModelCheck({w: median_runs(p) for w, p in passes.items()}, table, None)
+
+
+def load_passes(folder: str | os.PathLike[str]
+                ) -> tuple[dict[int, list[Sequence[QueryRun]]], list[str], int | None]:
+    """The saved runs in ``folder``'s run folders (``*/report.json``), per worker count in
+    the order they started; the load averages the reports recorded, in that order; and the
+    machine's cores. Every run must be of the same scenario on the same data.
+
+    Raises:
+        MppError: no reports, an unreadable one, or runs of different scenarios or data.
+    """
+    paths = sorted(Path(folder).glob("*/report.json"))
+    if not paths:
+        raise MppError(f"{folder}: no saved runs (run folders with a report.json) in it")
+    reports = []
+    for path in paths:
+        try:
+            reports.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MppError(f"{path}: cannot read the saved run: {exc}") from None
+    kinds = sorted({(r.get("scenario"), (r.get("data") or {}).get("hash")) for r in reports},
+                   key=str)
+    if len(kinds) > 1:
+        raise MppError(f"{folder}: the saved runs are of {len(kinds)} scenarios or data sets "
+                       f"({', '.join(f'{n} (data {h})' for n, h in kinds)}); keep one "
+                       "scenario's runs in the folder")
+    reports.sort(key=lambda r: r.get("started", ""))  # stable: folder names break ties
+    passes: dict[int, list[Sequence[QueryRun]]] = {}
+    for report in reports:
+        whatif = parse_whatif(report.get("spec") or {}, source=str(folder))
+        runs = [run_from_dict(d, whatif) for d in report.get("runs", ())]
+        counts = {r.workers for r in runs if r.workers}
+        if len(counts) == 1:
+            passes.setdefault(counts.pop(), []).append(runs)
+    envs = [r.get("environment") or {} for r in reports]
+    loads = [e["load_average"] for e in envs if e.get("load_average")]
+    return passes, loads, next((e["cpus"] for e in envs if e.get("cpus")), None)
 
 
 def same_plans(scenario: Scenario, workers: int) -> Scenario:

@@ -160,6 +160,20 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
     return replace(run, whatif=predictions)
 
 
+def run_from_dict(d: Mapping[str, Any], whatif: WhatIf | None = None) -> QueryRun:
+    """A :class:`QueryRun` from its saved form (:func:`run_to_dict`, a report.json's ``runs``
+    item): the task records and measurements as they were, the skew and what-if recomputed by
+    today's code (``whatif``: the scenario's, from the report's ``spec``)."""
+    deps = d.get("stage_deps")
+    return query_run(
+        d["variant"], d["query"], sql=d.get("sql", ""), plan=d.get("plan", ""),
+        wall_s=d["wall_s"], records=[TaskRecord.from_dict(t) for t in d.get("tasks", ())],
+        whatif=whatif, stage_deps=({int(s): tuple(u) for s, u in deps.items()}
+                                   if deps is not None else None),
+        threads_per_worker=d.get("threads_per_worker", 1), workers=d.get("workers"),
+        result_rows=d.get("result_rows"), oracle=d.get("oracle"), metrics=d.get("metrics"))
+
+
 def _replay_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The replay's keywords without the overheads the calibration replaces."""
     return {k: v for k, v in options.items() if k not in ("task_overhead_s", "fixed_overhead_s")}
@@ -211,7 +225,17 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0], "platform": platform.platform(),
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total, "versions": versions,
+        "load_average": load_average(),
     }
+
+
+def load_average() -> str:
+    """The machine's load averages over 1, 5 and 15 minutes, as reports print them (the other
+    users' load is what the what-if model's background term stands for)."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # not on this platform
+        return "unknown"
 
 
 def _finite(value: Any) -> Any:

@@ -183,16 +183,11 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
     queries = _parse_queries(p, raw, base_dir)
     checks = parse_checks(p, p.table(raw, "checks", ""), [v.name for v in variants],
                           [q.name for q in queries])
-    whatif = _parse_whatif(p, p.table(raw, "whatif", ""))
-    warehouse = _parse_warehouse(p, p.table(raw, "warehouse", "")) if "warehouse" in raw else None
+    whatif, warehouse = _whatif_and_warehouse(p, raw)
     if warehouse is not None:
         # A variant's own planning.* settings win over the named warehouse's.
         variants = tuple(Variant(v.name, tuple(sorted(
             (dict(warehouse.settings()) | dict(v.settings)).items()))) for v in variants)
-        whatif = dataclasses.replace(whatif, workers=tuple(sorted({*whatif.workers, warehouse.nodes})),
-                                     bandwidth_bytes_per_s=warehouse.bandwidth_bytes_per_s,
-                                     warehouse_nodes=warehouse.nodes,
-                                     warehouse_threads=warehouse.threads_per_node)
     ingest = None
     if "ingest" in raw:
         from mpp.ingest.pipeline import parse_ingest
@@ -370,6 +365,28 @@ def _parse_warehouse(p: Problems, t: dict[str, Any]) -> WarehouseSize | None:
         p.add("warehouse.network_gbit", f"must be a finite number > 0, got {gbit:g}.")
         return None
     return WarehouseSize(nodes, threads, float(gbit))
+
+
+def parse_whatif(raw: Mapping[str, Any], *, source: str = "<string>") -> WhatIf:
+    """The what-if predictions a scenario's ``[whatif]`` and ``[warehouse]`` ask for (of a
+    TOML-shaped dict: a scenario file's, or a saved report's ``spec``)."""
+    p = Problems(source)
+    whatif, _ = _whatif_and_warehouse(p, raw)
+    p.raise_if_any()
+    return whatif
+
+
+def _whatif_and_warehouse(p: Problems, raw: Mapping[str, Any]
+                          ) -> tuple[WhatIf, WarehouseSize | None]:
+    """``[whatif]``, with the named ``[warehouse]``'s nodes, threads and network in it."""
+    whatif = _parse_whatif(p, p.table(raw, "whatif", ""))
+    warehouse = _parse_warehouse(p, p.table(raw, "warehouse", "")) if "warehouse" in raw else None
+    if warehouse is not None:
+        whatif = dataclasses.replace(whatif, workers=tuple(sorted({*whatif.workers, warehouse.nodes})),
+                                     bandwidth_bytes_per_s=warehouse.bandwidth_bytes_per_s,
+                                     warehouse_nodes=warehouse.nodes,
+                                     warehouse_threads=warehouse.threads_per_node)
+    return whatif, warehouse
 
 
 def _parse_whatif(p: Problems, t: dict[str, Any]) -> WhatIf:
