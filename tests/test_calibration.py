@@ -59,25 +59,59 @@ def test_a_warehouse_node_runs_the_cpu_alone() -> None:
     assert predict_calibrated(recs, 10, cal).makespan == pytest.approx(0.1)
 
 
-def test_a_dispatcher_bound_run_does_not_speed_up_with_workers_on_a_busy_machine() -> None:
-    # 1 ms bodies, 1 ms of scheduler CPU each, but 10 ms apart: the scheduler, always ready
-    # to run, waited for a core among many other threads.
+def test_a_scheduler_bound_run_does_not_speed_up_with_workers_on_its_machine() -> None:
+    # 1 ms bodies and 9 ms of scheduler CPU each: the scheduler is the span.
     recs = run(300, cpu=0.001, wall=0.001, gap=0.009)
-    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=2, client_cpu_s=0.3,
+    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=2, client_cpu_s=2.7,
                     worker_cpu_s=0.3)
-    assert cal.serial_stretch > 5 and cal.background > 8
+    assert cal.serial_s == pytest.approx(0.009) and cal.task_s == pytest.approx(0.0, abs=1e-12)
+    assert cal.ratio == pytest.approx(1.0, rel=0.01)
     one = predict_calibrated(recs, 1, cal, shared_cores=2).makespan
     two = predict_calibrated(recs, 2, cal, shared_cores=2).makespan
-    assert two == pytest.approx(one, rel=0.1)  # the serial dispatcher is the bottleneck
-    # On dedicated nodes nothing waits for a core: the scheduler's 1 ms a task is the limit.
-    assert predict_calibrated(recs, 2, cal).makespan == pytest.approx(0.3, rel=0.05)
+    assert two == pytest.approx(one, rel=0.1)  # the serial scheduler is the bottleneck
+    # On dedicated nodes too: the scheduler's 9 ms a task is the limit.
+    assert predict_calibrated(recs, 2, cal).makespan == pytest.approx(2.7, rel=0.01)
+
+
+def test_the_schedulers_cpu_adds_to_the_span_on_the_measuring_machine() -> None:
+    """Measured on 2 cores: the span is the scheduler's CPU plus the workers' CPU over the
+    workers (a worker's next task waits while the scheduler handles every slot's finished
+    task), not the larger of the two, at 1 worker and at 2."""
+    # 200 tasks of 2 ms CPU, 1 ms of worker CPU around each, 1 ms of scheduler CPU each.
+    one = run(200, cpu=0.002, wall=0.002, gap=0.002)
+    cal = calibrate(one, measured_makespan(one), workers=1, cores=2, client_cpu_s=0.2,
+                    worker_cpu_s=0.6)
+    assert cal.task_s == pytest.approx(0.001) and cal.serial_s == pytest.approx(0.001)
+    assert cal.ratio == pytest.approx(1.0, rel=0.01)
+    assert predict_calibrated(one, 2, cal, shared_cores=2).makespan == pytest.approx(
+        0.2 + 0.6 / 2, rel=0.01)
+    # The same work measured at 2 workers (each task 2 + 1 + 2 x 1 ms apart on its worker)
+    # predicts the 1-worker run.
+    two = run(200, cpu=0.002, wall=0.002, gap=0.003, workers=2)
+    cal2 = calibrate(two, measured_makespan(two), workers=2, cores=2, client_cpu_s=0.2,
+                     worker_cpu_s=0.6)
+    assert cal2.ratio == pytest.approx(1.0, rel=0.01)
+    assert predict_calibrated(two, 1, cal2, shared_cores=2).makespan == pytest.approx(
+        measured_makespan(one), rel=0.01)
+
+
+def test_what_the_cpu_does_not_explain_is_carried_to_the_other_count() -> None:
+    # Tasks 1.5 times as far apart as their CPU and the costs measured explain.
+    recs = run(100, cpu=0.01, wall=0.01, gap=0.005)
+    cal = calibrate(recs, measured_makespan(recs) + 0.2, workers=1, cores=2,
+                    client_cpu_s=0.0, worker_cpu_s=1.0)
+    assert cal.ratio == pytest.approx(1.5, rel=0.01) and cal.fixed_s == pytest.approx(0.2)
+    two = predict_calibrated(recs, 2, cal, shared_cores=2)
+    assert two.makespan == pytest.approx(1.5 * 0.5 + 0.2, rel=0.01)
+    assert two.stages[-1].finish == pytest.approx(1.5 * 0.5, rel=0.01)  # timings scaled too
+    # On a warehouse node nothing waits: the CPU alone.
+    assert predict_calibrated(recs, 2, cal).makespan == pytest.approx(0.5 + 0.2, rel=0.01)
 
 
 def test_a_slot_bound_run_on_a_quiet_machine_halves_with_twice_the_workers() -> None:
     recs = run(200, cpu=0.01, wall=0.01, gap=0.0)  # no waiting at all
     cal = calibrate(recs, measured_makespan(recs), workers=1, cores=4, client_cpu_s=0.02,
                     worker_cpu_s=2.0)
-    assert cal.background == 0.0
     one = predict_calibrated(recs, 1, cal, shared_cores=4).makespan
     assert predict_calibrated(recs, 2, cal, shared_cores=4).makespan == pytest.approx(
         one / 2, rel=0.02)

@@ -1,31 +1,31 @@
 """Calibration: separate what a measured run's tasks did from what the machine added.
 
-A task record's wall duration is the task's own work *plus* the time it waited for a core:
-on a shared 2-core machine, a 2-worker run's tasks are slower than a 1-worker run's, and a
-replay that takes durations as given carries that contention to every worker count it
-predicts. This module splits a run into parts that scale differently
-(docs/architecture/whatif-model.md):
+A task record's wall duration is the task's own work *plus* the time it waited (for a core,
+for its process's other threads, for the scheduler). This module splits a run into parts
+that scale differently with the workers (docs/architecture/whatif-model.md):
 
 * **Task work** (scales with the slots): each task's CPU seconds (``TaskRecord.cpu_s``,
   ``time.thread_time`` around the task body), the same wherever it runs.
-* **Per-task overhead on the worker** (scales with the slots): ``task_s`` seconds between
-  task bodies: the worker processes' CPU beyond the task bodies (receiving, deserialising,
-  fetching and sending data; ``QueryStats.worker_cpu_s``) per task, plus a per-task latency
-  fitted so that the replay at the measured worker count spans what the tasks spanned.
+* **Per-task cost on the worker** (scales with the slots): ``task_s``, the worker processes'
+  CPU beyond the task bodies (receiving, deserialising, fetching and sending data;
+  ``QueryStats.worker_cpu_s``) per task.
 * **Per-task serial cost** (does not scale): ``serial_s``, the scheduler's CPU seconds per
   task, one task at a time however many workers there are. On a LocalCluster the scheduler
   runs in the client process, so it is the client's CPU time during the query over the tasks
   (``QueryStats.client_cpu_s``).
 * **Per-query fixed cost** (does not scale): wall time outside the tasks' span (graph
   submission, first-task latency, gathering the result).
-* **Contention** (depends on the machine): ``stretch``, the tasks' wall over CPU seconds. On
-  one machine of ``C`` cores shared by the run's own ``rho`` busy threads (its CPU seconds
-  over its span) and ``B`` other runnable threads, ``stretch = max(1, (B + rho) / C)``; ``B``
-  is inferred from the measured stretch, and at another worker count ``rho`` changes with the
-  replayed span (a fixed point). On a named warehouse every node has its own cores: no stretch.
 
-All work, overhead and serial costs are replayed at the target's stretch
-(:func:`predict_calibrated`).
+*On the machine the run was measured on* the scheduler shares the cores and the round trips
+with the workers: a worker's next task waits while the scheduler handles the finished tasks
+of all the slots, one at a time, so its CPU adds to the span instead of hiding behind the
+tasks (at 1 worker by the round trip, at 2 on 2 cores because the workers' threads fill the
+cores): a task holds its slot for its CPU, the per-task worker cost and ``slots x serial_s``.
+What that leaves unexplained of the measured span (latency, or the overlap it does not have;
+other users' load) is ``ratio``, the span over that replay, carried to the other worker
+count (:func:`predict_calibrated`). *On a named warehouse* every node and the scheduler have
+cores of their own: tasks run for their CPU and the per-task cost, and the scheduler
+dispatches while they run.
 """
 
 from __future__ import annotations
@@ -37,10 +37,6 @@ from typing import Any
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.whatif import Prediction, measured_makespan, predict_makespan
 
-_FIT_STEPS = 40  # bisection steps: 2^-40 of the span is far below a clock's resolution
-_FIXED_POINT_STEPS = 12
-_SLACK = 0.01  # relative differences below this are clock noise, not contention
-
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
@@ -48,33 +44,28 @@ class Calibration:
 
     Attributes:
         cores: cores of the machine the run shared (``os.cpu_count()`` of a LocalCluster's).
-        stretch: the task bodies' wall seconds over their CPU seconds (>= 1).
-        serial_stretch: the serial dispatcher's wall seconds over its CPU seconds (>= 1):
-            how long the scheduler, one thread always ready to run, waited for a core.
-        task_s: per-task overhead on the worker, CPU seconds (plus a fitted latency when the
-            serial cost is unknown).
+        stretch: the task bodies' wall seconds over their CPU seconds (>= 1): how long they
+            waited for a core or for their process's other threads. A diagnostic: the
+            replay runs tasks for their CPU seconds, and ``ratio`` covers the waiting.
+        task_s: per-task cost on the worker beyond the task body, CPU seconds.
         serial_s: per-task serial cost (the scheduler), CPU seconds.
-        fixed_s: per-query wall seconds outside the tasks' span, at ``serial_stretch``.
-        own_cpu_s: the run's own CPU seconds: task bodies, overheads and serial costs.
-        background: other runnable threads on the machine's cores, inferred from
-            ``serial_stretch``.
+        fixed_s: per-query wall seconds outside the tasks' span.
+        ratio: the tasks' measured span over their replay at the measured worker count on
+            the measuring machine (:func:`shared_overhead`): what the CPU seconds do not
+            explain (> 1: waiting; < 1: overlap the replay does not credit).
     """
 
     cores: int
     stretch: float
-    serial_stretch: float
     task_s: float
     serial_s: float
     fixed_s: float
-    own_cpu_s: float
-    background: float
+    ratio: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"cores": self.cores, "stretch": self.stretch,
-                "serial_stretch": self.serial_stretch, "task_s": self.task_s,
-                "serial_s": self.serial_s, "fixed_s": self.fixed_s,
-                "own_cpu_s": self.own_cpu_s, "background": self.background}
+        return {"cores": self.cores, "stretch": self.stretch, "task_s": self.task_s,
+                "serial_s": self.serial_s, "fixed_s": self.fixed_s, "ratio": self.ratio}
 
 
 def task_cpu(r: TaskRecord) -> float:
@@ -87,6 +78,13 @@ def stretched(records: Sequence[TaskRecord], stretch: float) -> list[TaskRecord]
     return [replace(r, stop=r.start + task_cpu(r) * stretch) for r in records]
 
 
+def shared_overhead(cal: Calibration, workers: int, threads_per_worker: int = 1) -> float:
+    """Seconds a task holds its slot beyond its CPU on the measuring machine, at ``workers``
+    workers: its cost on the worker, and the scheduler's serial cost for every slot's task
+    (the slot's next task waits while the scheduler handles them one at a time)."""
+    return cal.task_s + workers * threads_per_worker * cal.serial_s
+
+
 def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cores: int,
               client_cpu_s: float | None = None, worker_cpu_s: float | None = None,
               **replay: Any) -> Calibration:
@@ -94,88 +92,51 @@ def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cor
 
     ``client_cpu_s`` / ``worker_cpu_s``: the CPU seconds the client process (with a
     LocalCluster's scheduler) and the worker processes used during the query
-    (``QueryStats``). ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan`
-    (stage_deps, threads_per_worker, bandwidth, broadcast_stages).
-
-    The slots' work (task CPU and the per-task worker CPU) is stretched as the task bodies
-    were. What it leaves of the tasks' span is the serial dispatcher waiting for a core: its
-    stretch is the one that makes the replay at ``workers`` span what the tasks spanned. With
-    no serial cost measured, the rest is fitted as a per-task latency instead; when the
-    measured costs alone already exceed the span, they are scaled down to fit.
+    (``QueryStats``); unmeasured, they count as none, and ``ratio`` takes up what they cost.
+    ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan` (stage_deps,
+    threads_per_worker, bandwidth, broadcast_stages).
     """
+    n = len(records)
     cpu = sum(task_cpu(r) for r in records)
     wall = sum(r.duration for r in records)
-    stretch = max(1.0, wall / cpu) if cpu > 0 else 1.0
-    n = len(records)
     span = measured_makespan(records)
-    serial = (client_cpu_s or 0.0) / n if n else 0.0
-    around = max(0.0, (worker_cpu_s or 0.0) - cpu) / n if n else 0.0
-    recs = stretched(records, stretch)
-
-    def replayed(task: float, serial_wall: float) -> float:
-        return predict_makespan(recs, workers, task_overhead_s=task * stretch,
-                                serial_s=serial_wall, **replay).makespan
-
-    serial_stretch, latency = stretch, 0.0
-    base = replayed(around, serial * stretch) if n else 0.0
-    if base < span:
-        if serial > 0:  # the dispatcher waited longer for a core than the task bodies did
-            top = span / serial  # the dispatcher alone would span more than the tasks
-            serial_stretch = stretch + _bisect(
-                lambda x: replayed(around, serial * (stretch + x)) < span, top)
-        else:
-            latency = _bisect(lambda t: replayed(around + t, 0.0) < span, span)
-    elif base > span * (1 + _SLACK):  # within the slack: a rounding, not a contradiction
-        k = _bisect(lambda k: replayed(around * k, serial * k * stretch) < span, 1.0)
-        serial, around = serial * k, around * k
-    own = ((client_cpu_s or 0.0) + worker_cpu_s if worker_cpu_s is not None
-           else cpu + n * (around + serial))
-    rho = own / span if span > 0 else 0.0
-    contended = serial_stretch > 1 + _SLACK
-    background = max(0.0, serial_stretch * cores - rho) if contended else 0.0
-    return Calibration(cores, stretch, serial_stretch, around + latency, serial,
-                       max(0.0, wall_s - span), own, background)
+    cal = Calibration(cores, max(1.0, wall / cpu) if cpu > 0 else 1.0,
+                      max(0.0, (worker_cpu_s or 0.0) - cpu) / n if n else 0.0,
+                      (client_cpu_s or 0.0) / n if n else 0.0, max(0.0, wall_s - span))
+    here = _shared(records, workers, cal, replay).makespan if n else 0.0
+    return replace(cal, ratio=span / here if here > 0 and span > 0 else 1.0)
 
 
 def predict_calibrated(records: Sequence[TaskRecord], workers: int, cal: Calibration, *,
-                       shared_cores: int | None = None, background: float | None = None,
-                       **replay: Any) -> Prediction:
+                       shared_cores: int | None = None, **replay: Any) -> Prediction:
     """Replay ``records`` on ``workers`` workers with the costs ``cal`` separated.
 
-    ``shared_cores``: the cores all workers share (the measuring machine's, to predict another
-    worker count on it; ``background`` defaults to the one measured); None: each worker has
-    cores of its own and nothing else runs there (a named warehouse), so nothing is stretched.
+    ``shared_cores``: the run's own machine (its cores shared by the workers and the
+    scheduler, as measured): each task holds its slot for :func:`shared_overhead` beyond its
+    CPU, and the whole replay is scaled by the measured ``ratio``. None: a warehouse whose
+    nodes and scheduler have cores of their own and nothing else running: each task holds its
+    slot for its CPU and per-task cost while the scheduler dispatches one task every
+    ``serial_s`` (dispatches overlapping running tasks); nothing is stretched.
     """
-    bg = cal.background if background is None else background
-
-    def at(factor: float) -> Prediction:
-        body = max(1.0, cal.stretch * factor)
-        return predict_makespan(stretched(records, body), workers,
-                                task_overhead_s=cal.task_s * body,
-                                serial_s=cal.serial_s * cal.serial_stretch * factor, **replay)
-
-    if shared_cores is None:  # every stretch back to 1
-        factor = 1.0 / cal.serial_stretch
-        pred = at(factor)
-    else:
-        # The machine's pressure depends on the run's own busy threads, which depend on its
-        # span: a fixed point, from the measured run's pressure.
-        factor, pred = 1.0, at(1.0)
-        for _ in range(_FIXED_POINT_STEPS):
-            rho = cal.own_cpu_s / pred.makespan if pred.makespan > 0 else 0.0
-            new = max(1.0, (bg + rho) / shared_cores) / cal.serial_stretch
-            if abs(new - factor) < 1e-4:
-                break
-            factor = (factor + new) / 2  # damped: the span shrinks as the pressure grows
-            pred = at(factor)
-    fixed = cal.fixed_s * factor
-    return replace(pred, makespan=pred.makespan + fixed, fixed_s=fixed)
+    if shared_cores is None:
+        pred = predict_makespan(stretched(records, 1.0), workers, task_overhead_s=cal.task_s,
+                                serial_s=cal.serial_s, **replay)
+        return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
+    pred = _scaled(_shared(records, workers, cal, replay), cal.ratio)
+    return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
 
 
-def _bisect(below: Any, high: float) -> float:
-    """The smallest x in [0, high] with ``below(x)`` false (``below`` is monotone)."""
-    low = 0.0
-    for _ in range(_FIT_STEPS):
-        mid = (low + high) / 2
-        low, high = (mid, high) if below(mid) else (low, mid)
-    return high
+def _shared(records: Sequence[TaskRecord], workers: int, cal: Calibration,
+            replay: dict[str, Any]) -> Prediction:
+    """The replay on the measuring machine, before the measured ratio."""
+    threads = replay.get("threads_per_worker", 1)
+    return predict_makespan(stretched(records, 1.0), workers,
+                            task_overhead_s=shared_overhead(cal, workers, threads), **replay)
+
+
+def _scaled(pred: Prediction, k: float) -> Prediction:
+    """``pred`` with every time multiplied by ``k``."""
+    stages = tuple(replace(s, ready=s.ready * k, exchange_s=s.exchange_s * k, start=s.start * k,
+                           finish=s.finish * k, longest_task_s=s.longest_task_s * k)
+                   for s in pred.stages)
+    return replace(pred, makespan=pred.makespan * k, stages=stages, fixed_s=pred.fixed_s * k)

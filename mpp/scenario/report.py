@@ -142,6 +142,7 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
             r.cpu_s is not None for r in recs):
         calibration = calibrate(recs, wall_s[-1], workers=real, cores=os.cpu_count() or 1,
                                 client_cpu_s=(metrics or {}).get("client_cpu_s"),
+                                worker_cpu_s=(metrics or {}).get("worker_cpu_s"),
                                 **_replay_options(options))
         calibration = replace(calibration,
                               task_s=calibration.task_s + whatif.task_overhead_s)
