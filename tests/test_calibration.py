@@ -115,3 +115,14 @@ def test_a_slot_bound_run_on_a_quiet_machine_halves_with_twice_the_workers() -> 
     one = predict_calibrated(recs, 1, cal, shared_cores=4).makespan
     assert predict_calibrated(recs, 2, cal, shared_cores=4).makespan == pytest.approx(
         one / 2, rel=0.02)
+
+
+def test_more_workers_than_cores_run_no_faster_than_the_cores() -> None:
+    recs = run(200, cpu=0.01, wall=0.01, gap=0.0)
+    cal = calibrate(recs, measured_makespan(recs), workers=1, cores=2, worker_cpu_s=2.0)
+    two = predict_calibrated(recs, 2, cal, shared_cores=2).makespan
+    assert two == pytest.approx(1.0, rel=0.01)
+    assert predict_calibrated(recs, 4, cal, shared_cores=2).makespan == pytest.approx(two,
+                                                                                  rel=0.01)
+    # A warehouse's nodes have cores of their own.
+    assert predict_calibrated(recs, 4, cal).makespan == pytest.approx(0.5, rel=0.01)

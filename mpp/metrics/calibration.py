@@ -20,7 +20,8 @@ that scale differently with the workers (docs/architecture/whatif-model.md):
 with the workers: a worker's next task waits while the scheduler handles the finished tasks
 of all the slots, one at a time, so its CPU adds to the span instead of hiding behind the
 tasks (at 1 worker by the round trip, at 2 on 2 cores because the workers' threads fill the
-cores): a task holds its slot for its CPU, the per-task worker cost and ``slots x serial_s``.
+cores): a task holds its slot for its CPU, the per-task worker cost and ``slots x serial_s``
+(with more task threads than cores, the CPU stretched by threads over cores).
 What that leaves unexplained of the measured span (latency, or the overlap it does not have;
 other users' load) is ``ratio``, the span over that replay, carried to the other worker
 count (:func:`predict_calibrated`). *On a named warehouse* every node and the scheduler have
@@ -78,11 +79,20 @@ def stretched(records: Sequence[TaskRecord], stretch: float) -> list[TaskRecord]
     return [replace(r, stop=r.start + task_cpu(r) * stretch) for r in records]
 
 
+def shared_stretch(cal: Calibration, workers: int, threads_per_worker: int = 1) -> float:
+    """How much longer the workers' CPU takes on the measuring machine at ``workers``
+    workers: 1 while there is a core per task thread, else the task threads share the cores
+    (more workers than cores do not run faster than the cores)."""
+    return max(1.0, workers * threads_per_worker / cal.cores) if cal.cores > 0 else 1.0
+
+
 def shared_overhead(cal: Calibration, workers: int, threads_per_worker: int = 1) -> float:
     """Seconds a task holds its slot beyond its CPU on the measuring machine, at ``workers``
-    workers: its cost on the worker, and the scheduler's serial cost for every slot's task
-    (the slot's next task waits while the scheduler handles them one at a time)."""
-    return cal.task_s + workers * threads_per_worker * cal.serial_s
+    workers: its cost on the worker (stretched as its CPU, :func:`shared_stretch`), and the
+    scheduler's serial cost for every slot's task (the slot's next task waits while the
+    scheduler handles them one at a time)."""
+    slots = workers * threads_per_worker
+    return cal.task_s * shared_stretch(cal, workers, threads_per_worker) + slots * cal.serial_s
 
 
 def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cores: int,
@@ -130,7 +140,7 @@ def _shared(records: Sequence[TaskRecord], workers: int, cal: Calibration,
             replay: dict[str, Any]) -> Prediction:
     """The replay on the measuring machine, before the measured ratio."""
     threads = replay.get("threads_per_worker", 1)
-    return predict_makespan(stretched(records, 1.0), workers,
+    return predict_makespan(stretched(records, shared_stretch(cal, workers, threads)), workers,
                             task_overhead_s=shared_overhead(cal, workers, threads), **replay)
 
 

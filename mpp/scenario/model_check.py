@@ -227,7 +227,8 @@ def load_passes(folder: str | os.PathLike[str]
     passes: dict[int, list[Sequence[QueryRun]]] = {}
     for report in reports:
         whatif = parse_whatif(report.get("spec") or {}, source=str(folder))
-        runs = [run_from_dict(d, whatif) for d in report.get("runs", ())]
+        cores = (report.get("environment") or {}).get("cpus")
+        runs = [run_from_dict(d, whatif, cores) for d in report.get("runs", ())]
         counts = {r.workers for r in runs if r.workers}
         if len(counts) == 1:
             passes.setdefault(counts.pop(), []).append(runs)

@@ -117,16 +117,17 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
               stage_deps: Mapping[int, Collection[int]] | None = None,
               threads_per_worker: int = 1, workers: int | None = None,
               result_rows: int | None = None, oracle: str | None = None,
-              metrics: Mapping[str, Any] | None = None) -> QueryRun:
+              metrics: Mapping[str, Any] | None = None, cores: int | None = None) -> QueryRun:
     """Build a :class:`QueryRun`, computing skew per stage and the what-if predictions.
 
     ``workers`` is the real worker count (default: the workers seen in the records). With
     ``whatif.measured_overheads`` and records that carry CPU times, the run is calibrated
     (:func:`~mpp.metrics.calibration.calibrate`: task CPU, per-task worker and scheduler costs,
-    the fixed per-query cost and the machine's contention kept apart, against the last
-    repeat's wall time, the repeat whose records these are) and the predictions replay it on
-    dedicated nodes; records without CPU times are replayed as measured, with the run's mean
-    task gap and outside-the-span time added (:func:`~mpp.metrics.whatif.measure_overheads`).
+    the fixed per-query cost and what they leave of the span kept apart, against the last
+    repeat's wall time, the repeat whose records these are; ``cores``: the measuring
+    machine's, by default this one's) and the predictions replay it on dedicated nodes;
+    records without CPU times are replayed as measured, with the run's mean task gap and
+    outside-the-span time added (:func:`~mpp.metrics.whatif.measure_overheads`).
     """
     recs = tuple(records)
     whatif = whatif or WhatIf()
@@ -140,7 +141,8 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
     calibration = None
     if recs and wall_s and real and whatif.measured_overheads and all(
             r.cpu_s is not None for r in recs):
-        calibration = calibrate(recs, wall_s[-1], workers=real, cores=os.cpu_count() or 1,
+        calibration = calibrate(recs, wall_s[-1], workers=real,
+                                cores=cores or os.cpu_count() or 1,
                                 client_cpu_s=(metrics or {}).get("client_cpu_s"),
                                 worker_cpu_s=(metrics or {}).get("worker_cpu_s"),
                                 **_replay_options(options))
@@ -161,10 +163,12 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
     return replace(run, whatif=predictions)
 
 
-def run_from_dict(d: Mapping[str, Any], whatif: WhatIf | None = None) -> QueryRun:
+def run_from_dict(d: Mapping[str, Any], whatif: WhatIf | None = None,
+                  cores: int | None = None) -> QueryRun:
     """A :class:`QueryRun` from its saved form (:func:`run_to_dict`, a report.json's ``runs``
     item): the task records and measurements as they were, the skew and what-if recomputed by
-    today's code (``whatif``: the scenario's, from the report's ``spec``)."""
+    today's code (``whatif``: the scenario's, from the report's ``spec``; ``cores``: those of
+    the machine that ran it, from the report's ``environment``)."""
     deps = d.get("stage_deps")
     return query_run(
         d["variant"], d["query"], sql=d.get("sql", ""), plan=d.get("plan", ""),
@@ -172,7 +176,8 @@ def run_from_dict(d: Mapping[str, Any], whatif: WhatIf | None = None) -> QueryRu
         whatif=whatif, stage_deps=({int(s): tuple(u) for s, u in deps.items()}
                                    if deps is not None else None),
         threads_per_worker=d.get("threads_per_worker", 1), workers=d.get("workers"),
-        result_rows=d.get("result_rows"), oracle=d.get("oracle"), metrics=d.get("metrics"))
+        result_rows=d.get("result_rows"), oracle=d.get("oracle"), metrics=d.get("metrics"),
+        cores=cores)
 
 
 def _replay_options(options: Mapping[str, Any]) -> dict[str, Any]:
