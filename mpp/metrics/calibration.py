@@ -121,9 +121,10 @@ def predict_calibrated(records: Sequence[TaskRecord], workers: int, cal: Calibra
                        shared_cores: int | None = None, **replay: Any) -> Prediction:
     """Replay ``records`` on ``workers`` workers with the costs ``cal`` separated.
 
-    ``shared_cores``: the run's own machine (its cores shared by the workers and the
-    scheduler, as measured): each task holds its slot for :func:`shared_overhead` beyond its
-    CPU, and the whole replay is scaled by the measured ``ratio``. None: a warehouse whose
+    ``shared_cores``: the cores of one machine that the workers and the scheduler share, as
+    on the measuring machine (its ``cal.cores``, to predict another worker count on it): each
+    task holds its slot for :func:`shared_overhead` beyond its CPU, and the whole replay is
+    scaled by the measured ``ratio``. None: a warehouse whose
     nodes and scheduler have cores of their own and nothing else running: each task holds its
     slot for its CPU and per-task cost while the scheduler dispatches one task every
     ``serial_s`` (dispatches overlapping running tasks); nothing is stretched.
@@ -132,7 +133,8 @@ def predict_calibrated(records: Sequence[TaskRecord], workers: int, cal: Calibra
         pred = predict_makespan(stretched(records, 1.0), workers, task_overhead_s=cal.task_s,
                                 serial_s=cal.serial_s, **replay)
         return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
-    pred = _scaled(_shared(records, workers, cal, replay), cal.ratio)
+    pred = _scaled(_shared(records, workers, replace(cal, cores=shared_cores), replay),
+                   cal.ratio)
     return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
 
 
