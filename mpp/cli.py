@@ -91,10 +91,11 @@ main.add_command(sql)
 main.add_command(explain)
 main.add_command(settings)
 
-from mpp.run_cli import list_, run, validate_model  # noqa: E402
+from mpp.run_cli import list_, report, run, validate_model  # noqa: E402
 
 main.add_command(run)
 main.add_command(list_)
+main.add_command(report)
 main.add_command(validate_model)
 
 from mpp.difftest.cli import difftest  # noqa: E402

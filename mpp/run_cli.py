@@ -1,4 +1,5 @@
-"""``mpp run`` and ``mpp list``: run scenario files, list the shipped scenarios.
+"""``mpp run``, ``mpp list``, ``mpp report``, ``mpp validate-model``: run scenario files,
+list the shipped scenarios, recompute a saved run's report, check the what-if model.
 
 Thin: validation, running and reporting live in :mod:`mpp.scenario`.
 """
@@ -149,3 +150,30 @@ def validate_model(file: str | None, counts: tuple[int, ...], scale: float, repe
     click.echo(check.table)
     if check.report is not None:
         click.echo(f"report (with this table): {check.report / 'report.html'}")
+
+
+@click.command("report")
+@click.argument("folder", type=click.Path(exists=True))
+@click.option("--write", "out", default=None, type=click.Path(file_okay=False),
+              help="Also write the recomputed report.json and report.html into this folder "
+                   "(never over the saved run's).")
+def report(folder: str, out: str | None) -> None:
+    """Recompute a saved run's summary from its report.json (FOLDER: a run folder, or the
+    file): the W= columns, the fit and the variants compared at the named warehouse, by
+    today's what-if model from the saved task records. Runs no query."""
+    from mpp.errors import MppError
+    from mpp.scenario.report import format_summary, load_run, write_report
+
+    data = load_run(folder)
+    load = (data.environment or {}).get("load_average") or "not recorded"
+    click.echo(f"{data.scenario} (started {data.started or '?'}): recomputed from "
+               f"{sum(len(r.records) for r in data.runs):,} saved task records with today's "
+               f"model; load average at the run: {load}; checks as saved")
+    click.echo(format_summary(data))
+    if out is not None:
+        src = Path(folder)
+        src = src if src.is_dir() else src.parent
+        if Path(out).absolute() == src.absolute():
+            raise MppError(f"{out}: is the saved run's folder; --write to another one")
+        paths = write_report(data, out)
+        click.echo(f"report: {paths['html']}")

@@ -3,10 +3,18 @@ serial costs and the machine's contention kept apart, and each scaled as it shou
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mpp.errors import KnobError
-from mpp.metrics.calibration import calibrate, predict_calibrated, stretched, task_cpu
+from mpp.metrics.calibration import (
+    calibrate,
+    predict_calibrated,
+    stretched,
+    task_cpu,
+    warehouse_tasks,
+)
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.whatif import measured_makespan, predict_makespan
 
@@ -126,3 +134,66 @@ def test_more_workers_than_cores_run_no_faster_than_the_cores() -> None:
                                                                                   rel=0.01)
     # A warehouse's nodes have cores of their own.
     assert predict_calibrated(recs, 4, cal).makespan == pytest.approx(0.5, rel=0.01)
+
+
+def exchange_run(maps: int, buckets: int, hot_share: float, *, combine_cpu: float,
+                 row_bytes: int = 12, rows: int = 1_000_000) -> list[TaskRecord]:
+    """A two-stage run shaped as the skew scenario's single step: ``maps`` scan tasks of 1 ms
+    CPU handing ``rows`` rows to one combine task of ``combine_cpu`` seconds (the graph's
+    device), then ``buckets`` consumer tasks, the first holding ``hot_share`` of the rows and
+    taking CPU in proportion (1 us a row)."""
+    per_map = rows // maps
+    recs = [TaskRecord("q", 1, "stage1-scan", f"scan-{i}", i, "w0", 0.0, 0.002, rows_in=per_map,
+                       rows_out=per_map, bytes_sent=per_map * row_bytes, cpu_s=0.001)
+            for i in range(maps)]
+    recs.append(TaskRecord("q", 1, "stage1-combine", "combine-0", 0, "w0", 0.01,
+                           0.01 + combine_cpu, rows_in=rows, rows_out=rows,
+                           bytes_sent=rows * row_bytes, cpu_s=combine_cpu))
+    hot = int(rows * hot_share)
+    for j in range(buckets):
+        n = hot if j == 0 else (rows - hot) // (buckets - 1)
+        recs.append(TaskRecord("q", 2, "stage2-final", f"final-{j}", j, "w0", 5.0,
+                               5.0 + n * 1e-6, rows_in=n, cpu_s=n * 1e-6))
+    return recs
+
+
+def test_a_warehouse_has_no_combine_task_its_producers_partition() -> None:
+    recs = exchange_run(4, 2, 0.5, combine_cpu=0.4)
+    recs[0] = dataclasses.replace(recs[0], rows_out=recs[0].rows_out * 2)  # 2 shares of 5
+    out = warehouse_tasks(recs)
+    assert {r.name for r in out} == {"stage1-scan", "stage2-final"}  # the combine is gone
+    scans = sorted((r for r in out if r.stage == 1), key=lambda r: r.partition)
+    # Its 0.4 s go to the producers by the rows each handed over: 2/5 and 1/5 each.
+    assert [task_cpu(r) for r in scans] == pytest.approx([0.001 + 0.16] + [0.001 + 0.08] * 3)
+    assert sum(task_cpu(r) for r in out) == pytest.approx(sum(task_cpu(r) for r in recs))
+
+
+def test_the_schedulers_cost_is_per_graph_task_and_charged_per_warehouse_task() -> None:
+    recs = exchange_run(10, 10, 0.1, combine_cpu=0.0)
+    # 21 recorded tasks and 10 unrecorded splits: 31 graph tasks for 3.1 s of scheduler CPU.
+    cal = calibrate(recs, 6.0, workers=1, cores=2, client_cpu_s=3.1, graph_tasks=31)
+    assert cal.per_graph_task() == pytest.approx((0.0, 0.1))
+    # The warehouse schedules the 20 stage tasks (no combine, no splits), 0.1 s apart; the
+    # last one then runs its 0.1 s of CPU.
+    p = predict_calibrated(recs, 100, cal)
+    assert p.makespan - cal.fixed_s == pytest.approx(20 * 0.1 + 0.1, abs=0.01)
+    # Without the graph's size, the cost is per recorded task.
+    unknown = calibrate(recs, 6.0, workers=1, cores=2, client_cpu_s=3.1)
+    assert unknown.per_graph_task() == pytest.approx((0.0, 3.1 / 21))
+
+
+def test_on_a_128_node_warehouse_the_hot_days_task_is_the_straggler() -> None:
+    # 100 maps and one combine merging all of them (10 s: the graph's device), 2,048
+    # buckets, one holding 40% of the rows: the combine's work is the producers', the hot
+    # task fetches 40% of the bytes over its node's link, and it is the critical stage's
+    # longest task.
+    recs = exchange_run(100, 2048, 0.4, combine_cpu=10.0, rows=10_000_000)
+    cal = calibrate(recs, 20.0, workers=2, cores=2, client_cpu_s=0.0)
+    p = predict_calibrated(recs, 128, cal, threads_per_worker=8, bandwidth_bytes_per_s=1.25e9)
+    assert p.critical_stage == 2
+    timing = p.stage(2)
+    assert timing.longest_key == "final-0"
+    fetch = 0.4 * 10_000_000 * 12 * 127 / 128 / 1.25e9
+    assert timing.longest_task_s == pytest.approx(4.0 + fetch)
+    # The scan stage: 100 tasks of 1 ms and a tenth of the combine's 10 s each, in parallel.
+    assert p.stage(1).finish == pytest.approx(0.101)

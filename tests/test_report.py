@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -164,3 +165,56 @@ def test_a_run_without_task_records_still_reports(tmp_path: Path) -> None:
     assert report["runs"][0]["task_count"] == 0 and report["runs"][0]["whatif"] == {}
     assert "no task records" in paths["html"].read_text()
     assert "0.500" in format_summary(RunData("empty", {}, {}, "h", None, (empty,)))
+
+
+def _calibrated(variant: str, hot_rows: int, whatif: WhatIf) -> QueryRun:
+    """A run measured with CPU times, a combine task and client/worker CPU: what the
+    named-warehouse replay reads."""
+    recs = [dataclasses.replace(r, cpu_s=r.duration / 2) for r in _records(hot_rows)]
+    combine = TaskRecord("q", 0, "stage0-combine", "stage0-combine-0", 0, WORKERS[0],
+                         recs[SCAN_TASKS - 1].stop, recs[SCAN_TASKS - 1].stop + 0.01,
+                         rows_in=360, rows_out=360, bytes_sent=5_760, cpu_s=0.01)
+    recs.insert(SCAN_TASKS, combine)
+    wall = max(r.stop for r in recs) - min(r.start for r in recs) + 0.05
+    return query_run(variant, "distinct_by_day", sql="SELECT 1",
+                     plan="Stage 0 [12 tasks] -> ExchangeExec(HASH) via 1 combine task "
+                          "(fan-in 64) and 6 split tasks",
+                     wall_s=[wall], records=recs, whatif=whatif, stage_deps={0: (), 1: (0,)},
+                     workers=2, oracle="equal", cores=2,
+                     metrics={"client_cpu_s": 0.19, "worker_cpu_s": 0.5})
+
+
+def test_a_saved_run_is_recomputed_without_running(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mpp.cli import main
+    from mpp.scenario.report import load_run
+    from mpp.scenario.spec import parse_whatif
+
+    spec = {"warehouse": {"nodes": 16, "threads_per_node": 2, "network_gbit": 10}}
+    whatif = parse_whatif(spec)
+    data = RunData("skew_small", spec, {**environment(), "cpus": 2}, "0123456789abcdef", None,
+                   tuple(_calibrated(v, hot, whatif)
+                         for v, hot in (("single_step", 100_000), ("rewrite", 1_000))),
+                   (CheckResult("c", True, "ok: c"),), "2026-12-03T17:00:00+00:00")
+    single = data.runs[0]
+    # The split tasks the plan names count in the graph the costs are per task of.
+    assert single.calibration is not None
+    assert (single.calibration.tasks, single.calibration.graph_tasks) == (19, 25)
+    folder = write_report(data, tmp_path / "run")["json"].parent
+    again = load_run(folder)
+    assert [r.whatif[16].makespan for r in again.runs] == pytest.approx(
+        [r.whatif[16].makespan for r in data.runs])
+    assert format_summary(again) == format_summary(data)
+    # The straggler the comparison names is the task the replay ran longest: the hot one.
+    assert "2017-01-13 (100,000 rows)" in format_summary(data)
+    out = CliRunner().invoke(main, ["report", str(folder)])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].startswith("skew_small (started 2026-12-03T17:00:00")
+    assert format_summary(data) in out.output
+    written = CliRunner().invoke(main, ["report", str(folder), "--write", str(tmp_path / "re")])
+    assert written.exit_code == 0 and (tmp_path / "re" / "report.html").exists()
+    assert CliRunner().invoke(main, ["report", str(folder), "--write", str(folder)]).exit_code == 2
+    missing = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert missing.exit_code == 2 and "cannot read the saved run" in missing.output
+    assert "Traceback" not in missing.output

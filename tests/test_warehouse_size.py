@@ -133,5 +133,13 @@ def test_a_128_node_warehouse_runs_its_own_final_stage(tmp_path: Path, cluster: 
         assert row[2] == f"{p.makespan:.3f}"
         longest = p.stage(p.critical_stage).longest_task_s
         assert row[4] == f"{longest:.3f}" and row[5] == f"{longest / p.makespan:.0%}"
+        # The keys shown are those of the task the replay ran longest, a task of that stage.
+        straggler = [r for r in runs[variant].records
+                     if r.key == p.stage(p.critical_stage).longest_key]
+        assert len(straggler) == 1 and straggler[0].stage == p.critical_stage
+    # The warehouse runs no combine task: its CPU is the producers' (Dask's graph device).
+    assert all("combine" not in s.longest_key for s in single.whatif[128].stages)
+    assert single.calibration is not None
+    assert single.calibration.graph_tasks > single.calibration.tasks  # split tasks counted
     assert "1.00x" in {row[3] for row in rows.values()}  # the fastest variant
     assert text in format_summary(out.data)

@@ -85,6 +85,26 @@ def test_bandwidth_term_uniform_and_hot_receiver() -> None:
     assert predict_makespan(scan + even, 1).stage(1).exchange_s == 0.0
 
 
+def test_a_consumer_fetches_its_share_of_the_bytes_per_task() -> None:
+    scan = [task(0, i, 1.0, sent=500_000_000) for i in range(2)]  # 1e9 bytes exchanged
+    hot = [task(1, 0, 1.0, rows=75), task(1, 1, 1.0, rows=25)]
+    p = predict_makespan(scan + hot, 2, bandwidth_bytes_per_s=1e9, fetch_per_task=True)
+    # No barrier term: the 75% task fetches 0.75 of the remote half (0.375 s) in its own
+    # duration, the other 0.125 s; the stage waits for the longer one.
+    assert p.stage(1).exchange_s == 0.0
+    assert p.stage(1).longest_task_s == pytest.approx(1.375)
+    assert p.stage(1).longest_key == "s1-0"
+    assert p.makespan == pytest.approx(2.375)
+    # One worker: nothing crosses the network.
+    assert predict_makespan(scan + hot, 1, fetch_per_task=True).makespan == pytest.approx(4.0)
+
+
+def test_the_stage_timing_names_the_task_it_ran_longest() -> None:
+    recs = [task(0, 0, 1.0), task(0, 1, 3.0), task(0, 2, 2.0)]
+    assert predict_makespan(recs, 2).stage(0).longest_key == "s0-1"
+    assert predict_makespan(recs, 2).to_dict()["stages"][0]["longest_task"] == "s0-1"
+
+
 def test_task_overhead_is_added_per_task() -> None:
     recs = [task(0, i, 1.0) for i in range(4)]
     assert predict_makespan(recs, 2, task_overhead_s=0.5).makespan == pytest.approx(3.0)

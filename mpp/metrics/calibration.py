@@ -24,9 +24,16 @@ cores): a task holds its slot for its CPU, the per-task worker cost and ``slots 
 (with more task threads than cores, the CPU stretched by threads over cores).
 What that leaves unexplained of the measured span (latency, or the overlap it does not have;
 other users' load) is ``ratio``, the span over that replay, carried to the other worker
-count (:func:`predict_calibrated`). *On a named warehouse* every node and the scheduler have
-cores of their own: tasks run for their CPU and the per-task cost, and the scheduler
-dispatches while they run.
+count (:func:`predict_calibrated`).
+
+*On a named warehouse* every node and the scheduler have cores of their own, and the
+warehouse runs the measured work in its own design (:func:`warehouse_tasks`): an exchange's
+combine tasks, a device of the Dask graph that bounds its edges, are not run; their CPU is
+done by the producers that partition their own output (each map task's share by the rows it
+handed over). The scheduler's and the workers' costs are per task of the graph that ran,
+the exchanges' unrecorded split tasks counted (``graph_tasks``), and charged per task the
+warehouse schedules; each consuming task fetches its input over its node's link. Tasks run
+for their CPU, cost and fetch while the scheduler dispatches, one task at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mpp.metrics.records import TaskRecord
+from mpp.metrics.skew import group_by_stage, task_groups
 from mpp.metrics.whatif import Prediction, measured_makespan, predict_makespan
 
 
@@ -54,6 +62,10 @@ class Calibration:
         ratio: the tasks' measured span over their replay at the measured worker count on
             the measuring machine (:func:`shared_overhead`): what the CPU seconds do not
             explain (> 1: waiting; < 1: overlap the replay does not credit).
+        tasks: the recorded tasks ``task_s`` and ``serial_s`` are per.
+        graph_tasks: the tasks of the graph that ran: the recorded ones and the exchanges'
+            split tasks, which leave no record but cost the scheduler and the workers as any
+            other task (0: not known, taken as ``tasks``).
     """
 
     cores: int
@@ -62,11 +74,21 @@ class Calibration:
     serial_s: float
     fixed_s: float
     ratio: float = 1.0
+    tasks: int = 0
+    graph_tasks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"cores": self.cores, "stretch": self.stretch, "task_s": self.task_s,
-                "serial_s": self.serial_s, "fixed_s": self.fixed_s, "ratio": self.ratio}
+                "serial_s": self.serial_s, "fixed_s": self.fixed_s, "ratio": self.ratio,
+                "tasks": self.tasks, "graph_tasks": self.graph_tasks}
+
+    def per_graph_task(self) -> tuple[float, float]:
+        """(worker cost, scheduler cost) per task of the graph that ran: the measured CPU
+        over every task, the unrecorded split tasks counted (what each task the warehouse
+        schedules costs; :func:`predict_calibrated`)."""
+        k = (self.tasks / self.graph_tasks if self.graph_tasks > self.tasks > 0 else 1.0)
+        return self.task_s * k, self.serial_s * k
 
 
 def task_cpu(r: TaskRecord) -> float:
@@ -97,14 +119,15 @@ def shared_overhead(cal: Calibration, workers: int, threads_per_worker: int = 1)
 
 def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cores: int,
               client_cpu_s: float | None = None, worker_cpu_s: float | None = None,
-              **replay: Any) -> Calibration:
+              graph_tasks: int | None = None, **replay: Any) -> Calibration:
     """Calibrate on a run of ``workers`` workers on a machine of ``cores`` cores.
 
     ``client_cpu_s`` / ``worker_cpu_s``: the CPU seconds the client process (with a
     LocalCluster's scheduler) and the worker processes used during the query
     (``QueryStats``); unmeasured, they count as none, and ``ratio`` takes up what they cost.
-    ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan` (stage_deps,
-    threads_per_worker, bandwidth, broadcast_stages).
+    ``graph_tasks``: the tasks of the graph that ran, split tasks included (None: only the
+    recorded ones are known). ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan`
+    (stage_deps, threads_per_worker, bandwidth, broadcast_stages).
     """
     n = len(records)
     cpu = sum(task_cpu(r) for r in records)
@@ -112,7 +135,8 @@ def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cor
     span = measured_makespan(records)
     cal = Calibration(cores, max(1.0, wall / cpu) if cpu > 0 else 1.0,
                       max(0.0, (worker_cpu_s or 0.0) - cpu) / n if n else 0.0,
-                      (client_cpu_s or 0.0) / n if n else 0.0, max(0.0, wall_s - span))
+                      (client_cpu_s or 0.0) / n if n else 0.0, max(0.0, wall_s - span),
+                      tasks=n, graph_tasks=max(n, graph_tasks or 0))
     here = _shared(records, workers, cal, replay).makespan if n else 0.0
     return replace(cal, ratio=span / here if here > 0 and span > 0 else 1.0)
 
@@ -124,18 +148,45 @@ def predict_calibrated(records: Sequence[TaskRecord], workers: int, cal: Calibra
     ``shared_cores``: the cores of one machine that the workers and the scheduler share, as
     on the measuring machine (its ``cal.cores``, to predict another worker count on it): each
     task holds its slot for :func:`shared_overhead` beyond its CPU, and the whole replay is
-    scaled by the measured ``ratio``. None: a warehouse whose
-    nodes and scheduler have cores of their own and nothing else running: each task holds its
-    slot for its CPU and per-task cost while the scheduler dispatches one task every
-    ``serial_s`` (dispatches overlapping running tasks); nothing is stretched.
+    scaled by the measured ``ratio``. None: a warehouse whose nodes and scheduler have cores
+    of their own and nothing else running, running the work as a warehouse does
+    (:func:`warehouse_tasks`): each task holds its slot for its CPU, the workers' cost per
+    graph task and its input's fetch over its node's link, while the scheduler dispatches one
+    task every scheduler cost per graph task (dispatches overlapping running tasks); nothing
+    is stretched.
     """
     if shared_cores is None:
-        pred = predict_makespan(stretched(records, 1.0), workers, task_overhead_s=cal.task_s,
-                                serial_s=cal.serial_s, **replay)
+        task_s, serial_s = cal.per_graph_task()
+        pred = predict_makespan(warehouse_tasks(records), workers, task_overhead_s=task_s,
+                                serial_s=serial_s, fetch_per_task=True, **replay)
         return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
     pred = _scaled(_shared(records, workers, replace(cal, cores=shared_cores), replay),
                    cal.ratio)
     return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
+
+
+def warehouse_tasks(records: Sequence[TaskRecord]) -> list[TaskRecord]:
+    """The tasks a warehouse runs for the measured work: each stage's own tasks, running for
+    their CPU seconds, with the CPU of the exchange helper tasks recorded under the stage
+    (``stageN-combine``, ``stageN-collect``) folded into them, each its share by the rows it
+    handed to the exchange (all equal when none).
+
+    Why: a combine task merges many producers' outputs and cuts them into buckets so that
+    the Dask graph has M + 2CN edges instead of M x N; at many buckets one combine may merge
+    every producer (at 1,000 maps and 2,048 buckets, one task merging all rows). A warehouse
+    has no such task: each producer partitions its own output (Trino's
+    PartitionedOutputOperator, Spark's shuffle write) and the consumers fetch from all of
+    them. The helpers' bytes are not carried: the producers' own bytes are what crosses.
+    """
+    out: list[TaskRecord] = []
+    for recs in group_by_stage(stretched(records, 1.0)).values():
+        own, *helpers = task_groups(recs)
+        extra = sum(task_cpu(r) for group in helpers for r in group)
+        rows = sum(r.rows_out for r in own)
+        for r in own:
+            add = extra * (r.rows_out / rows if rows else 1 / len(own))
+            out.append(replace(r, stop=r.stop + add, cpu_s=task_cpu(r) + add))
+    return out
 
 
 def _shared(records: Sequence[TaskRecord], workers: int, cal: Calibration,

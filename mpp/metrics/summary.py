@@ -159,6 +159,13 @@ class QueryStats:
         rules = {**skew_options(self.plan.settings), **rules}
         return skew_by_stage(self.tasks, stage_deps=self.stage_deps, **rules)
 
+    @property
+    def graph_tasks(self) -> int:
+        """Tasks of the Dask graph that ran: one per stage task, and each exchange's combine
+        (or collect) and split tasks, as :meth:`PhysicalPlan.exchange_tasks` counts them
+        (split tasks leave no record, but cost the scheduler and the workers)."""
+        return sum(s.tasks + sum(self.plan.exchange_tasks(s)) for s in self.plan.stages)
+
     def overheads(self) -> Overheads:
         """The run's measured per-task and per-query overheads (beyond the task bodies)."""
         return measure_overheads(self.tasks, self.wall_seconds)
@@ -179,7 +186,8 @@ class QueryStats:
         workers = len({r.worker for r in self.tasks})
         return calibrate(self.tasks, self.wall_seconds, workers=workers,
                          cores=os.cpu_count() or 1, client_cpu_s=self.client_cpu_s,
-                         worker_cpu_s=self.worker_cpu_s, **self._replay_options())
+                         worker_cpu_s=self.worker_cpu_s, graph_tasks=self.graph_tasks,
+                         **self._replay_options())
 
     def _replay_options(self) -> dict[str, Any]:
         broadcast = {st.id for st in self.plan.stages

@@ -19,6 +19,9 @@ task records (durations, rows, bytes sent through exchanges) are replayed on ``W
   is different: every worker needs all ``B`` bytes, so its producing link carries
   ``B (W-1)`` and the term is ``B (W-1) / bw``, growing with ``W`` (no tree broadcast). A
   gather is the hash formula with one receiving task (``s = 1``).
+  With ``fetch_per_task`` (the named-warehouse replay, :mod:`mpp.metrics.calibration`) a hash
+  or gather exchange is charged to each consuming task instead: its share of ``B`` (by its
+  input rows), remote part ``(W-1)/W``, over its node's link, added to its duration.
 * **Task groups.** Tasks recorded under one stage with different names (an exchange's helper
   tasks, e.g. ``stage1-combine`` merging map outputs) run as a further barrier step after the
   stage's own tasks, with the exchange term applied between them; downstream stages wait for
@@ -64,10 +67,11 @@ class StageTiming:
     stage: int
     tasks: int
     ready: float  # upstream finished and its exchange bytes arrived
-    exchange_s: float  # network time included in ``ready``
+    exchange_s: float  # network time included in ``ready`` (fetched per task: in the tasks)
     start: float  # first task start
     finish: float  # last task finish
     longest_task_s: float  # a lower bound on the stage's span at any W
+    longest_key: str = ""  # the key of the task the replay ran longest (the straggler)
 
     @property
     def span(self) -> float:
@@ -103,7 +107,8 @@ class Prediction:
             "critical_stage": self.critical_stage,
             "stages": [{"stage": s.stage, "tasks": s.tasks, "ready": s.ready,
                         "exchange_s": s.exchange_s, "start": s.start, "finish": s.finish,
-                        "longest_task_s": s.longest_task_s} for s in self.stages],
+                        "longest_task_s": s.longest_task_s, "longest_task": s.longest_key}
+                       for s in self.stages],
         }
 
 
@@ -121,7 +126,7 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
                      order: TaskOrder = TaskOrder.LPT,
                      fixed_overhead_s: float = 0.0,
                      broadcast_stages: Collection[int] = (),
-                     serial_s: float = 0.0) -> Prediction:
+                     serial_s: float = 0.0, fetch_per_task: bool = False) -> Prediction:
     """Predict the makespan of a run's tasks on ``workers`` workers (see the module docstring).
 
     ``fixed_overhead_s`` is added once to the makespan: the per-query cost outside the tasks
@@ -130,6 +135,10 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
     ``serial_s``: seconds of a serial dispatcher (the scheduler) every task needs before it can
     start, one task at a time over the whole run: tasks start no faster than one per
     ``serial_s`` however many slots there are (see :mod:`mpp.metrics.calibration`).
+    ``fetch_per_task``: a hash or gather exchange's bytes are charged to the consuming tasks,
+    each fetching its share of them (the stage's bytes x the task's share of its input rows,
+    the remote part ``(W-1)/W``) over its node's link as part of its duration, instead of to
+    the stage as a barrier before it (:func:`task_fetch_s`); a broadcast stays a barrier.
 
     Raises:
         KnobError: a non-positive worker/thread count or bandwidth, a negative overhead, a
@@ -154,11 +163,15 @@ def predict_makespan(records: Sequence[TaskRecord], workers: int, *,
         # The eligible unit (all upstream done) that is ready first; ties by stage number.
         ready, unit, exchange = min(
             _ready_time(u, units, unit_deps[u], timings, workers, bandwidth_bytes_per_s,
-                        frozenset(broadcast_stages))
+                        frozenset(broadcast_stages), fetch_per_task)
             for u in pending if all(d in timings for d in unit_deps[u]))
         pending.discard(unit)
+        fetch = (task_fetch_s(units[unit], [units[d] for d in unit_deps[unit]
+                                            if d[0] not in broadcast_stages or d[0] == unit[0]],
+                              workers, bandwidth_bytes_per_s)
+                 if fetch_per_task else [0.0] * len(units[unit]))
         timings[unit] = _place_stage(unit[0], units[unit], slots, ready, exchange,
-                                     task_overhead_s, order, dispatcher)
+                                     task_overhead_s, order, dispatcher, fetch)
     prediction = _prediction(workers, threads_per_worker, _merge_groups(timings), deps)
     return replace(prediction, makespan=prediction.makespan + fixed_overhead_s,
                    fixed_s=fixed_overhead_s)
@@ -268,15 +281,31 @@ def _resolve_deps(groups: Mapping[int, object],
     return deps
 
 
+def task_fetch_s(consumers: Sequence[TaskRecord], producers: Sequence[Sequence[TaskRecord]],
+                 workers: int, bandwidth: float) -> list[float]:
+    """Seconds each consumer task spends fetching its input over its node's link: the bytes
+    the ``producers`` sent, split over the consumers by their share of the input rows (all
+    equal when none were counted), the remote part ``(W-1)/W`` of it at ``bandwidth`` bytes
+    per second. A node's link is taken to serve one fetching task at a time at full speed
+    (right when one task's input dominates, as a hot key's does)."""
+    sent = sum(r.bytes_sent for group in producers for r in group)
+    rows = [r.rows_in for r in consumers]
+    total = sum(rows)
+    shares = [n / total for n in rows] if total else [1 / len(rows)] * len(rows) if rows else []
+    return [sent * s * (workers - 1) / workers / bandwidth for s in shares]
+
+
 def _ready_time(unit: tuple[int, int], units: Mapping[tuple[int, int], Sequence[TaskRecord]],
                 ups: Sequence[tuple[int, int]], timings: Mapping[tuple[int, int], StageTiming],
-                workers: int, bandwidth: float,
-                broadcast: frozenset[int] = frozenset()) -> tuple[float, tuple[int, int], float]:
-    """(ready time, unit, exchange seconds): upstream finish plus the network term."""
+                workers: int, bandwidth: float, broadcast: frozenset[int] = frozenset(),
+                fetch_per_task: bool = False) -> tuple[float, tuple[int, int], float]:
+    """(ready time, unit, exchange seconds): upstream finish plus the network term (only a
+    broadcast's with ``fetch_per_task``: the consumer tasks carry the rest)."""
     if not ups:
         return 0.0, unit, 0.0
     upstream_done = max(timings[u].finish for u in ups)
-    sent = sum(r.bytes_sent for u in ups if u[0] not in broadcast for r in units[u])
+    sent = (0 if fetch_per_task else
+            sum(r.bytes_sent for u in ups if u[0] not in broadcast for r in units[u]))
     remote = sent * (workers - 1) / workers  # the local share never crosses the network
     uniform = remote / (workers * bandwidth)
     rows = [r.rows_in for r in units[unit]]
@@ -289,27 +318,30 @@ def _ready_time(unit: tuple[int, int], units: Mapping[tuple[int, int], Sequence[
 
 def _place_stage(stage: int, recs: Sequence[TaskRecord], slots: list[float], ready: float,
                  exchange: float, overhead: float, order: TaskOrder,
-                 dispatcher: list[float]) -> StageTiming:
+                 dispatcher: list[float], fetch: Sequence[float]) -> StageTiming:
     """List-schedule one stage's tasks onto the slot heap; return its timing.
 
     ``dispatcher`` is [when the serial dispatcher is next free, its seconds per task]: a
-    task starts no earlier than its dispatch, and dispatches are one at a time."""
+    task starts no earlier than its dispatch, and dispatches are one at a time. ``fetch``:
+    each task's seconds fetching its input, added to its duration."""
     durations = []
-    for r in recs:
+    for r, f in zip(recs, fetch, strict=True):
         if r.stop < r.start:
             raise ValueError(f"task {r.key} stops ({r.stop}) before it starts ({r.start})")
-        durations.append(r.duration + overhead)
+        durations.append((r.duration + overhead + f, r.key))
     if order is TaskOrder.LPT:
-        durations.sort(reverse=True)
+        durations.sort(key=lambda dk: dk[0], reverse=True)  # stable: ties in record order
     first_start, finish = float("inf"), ready
-    for d in durations:
+    for d, _ in durations:
         slot = heapq.heappop(slots)
         if dispatcher[1]:  # dispatches overlap running tasks (a worker queues the next one)
             dispatcher[0] = max(dispatcher[0], ready) + dispatcher[1]
         start = max(slot, ready, dispatcher[0])
         heapq.heappush(slots, start + d)
         first_start, finish = min(first_start, start), max(finish, start + d)
-    return StageTiming(stage, len(recs), ready, exchange, first_start, finish, max(durations))
+    longest, key = max(durations, key=lambda dk: dk[0])
+    return StageTiming(stage, len(recs), ready, exchange, first_start, finish,
+                       longest, key)
 
 
 def _merge_groups(timings: Mapping[tuple[int, int], StageTiming]) -> dict[int, StageTiming]:
@@ -317,10 +349,14 @@ def _merge_groups(timings: Mapping[tuple[int, int], StageTiming]) -> dict[int, S
     by_stage: dict[int, list[StageTiming]] = {}
     for (stage, _), t in sorted(timings.items()):
         by_stage.setdefault(stage, []).append(t)
-    return {s: StageTiming(s, sum(t.tasks for t in ts), ts[0].ready,
-                           sum(t.exchange_s for t in ts), min(t.start for t in ts),
-                           max(t.finish for t in ts), max(t.longest_task_s for t in ts))
-            for s, ts in by_stage.items()}
+    out = {}
+    for s, ts in by_stage.items():
+        longest = max(ts, key=lambda t: t.longest_task_s)
+        out[s] = StageTiming(s, sum(t.tasks for t in ts), ts[0].ready,
+                             sum(t.exchange_s for t in ts), min(t.start for t in ts),
+                             max(t.finish for t in ts), longest.longest_task_s,
+                             longest.longest_key)
+    return out
 
 
 def _prediction(workers: int, threads: int, timings: Mapping[int, StageTiming],

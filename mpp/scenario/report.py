@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from mpp.metrics.skew import StageSkew, skew_by_stage
 from mpp.metrics.whatif import (
     Overheads,
     Prediction,
+    StageTiming,
     measure_overheads,
     measured_makespan,
     predict_makespan,
@@ -145,6 +147,7 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
                                 cores=cores or os.cpu_count() or 1,
                                 client_cpu_s=(metrics or {}).get("client_cpu_s"),
                                 worker_cpu_s=(metrics or {}).get("worker_cpu_s"),
+                                graph_tasks=graph_tasks(metrics or {}, plan, len(recs)),
                                 **_replay_options(options))
         calibration = replace(calibration,
                               task_s=calibration.task_s + whatif.task_overhead_s)
@@ -178,6 +181,16 @@ def run_from_dict(d: Mapping[str, Any], whatif: WhatIf | None = None,
         threads_per_worker=d.get("threads_per_worker", 1), workers=d.get("workers"),
         result_rows=d.get("result_rows"), oracle=d.get("oracle"), metrics=d.get("metrics"),
         cores=cores)
+
+
+def graph_tasks(metrics: Mapping[str, Any], plan: str, recorded: int) -> int:
+    """Tasks of the graph a run ran: its ``graph_tasks`` metric, or for a report written
+    before it had one, the recorded tasks and the split tasks its plan text names
+    (``... and 2,048 split tasks``; split tasks leave no record)."""
+    if metrics.get("graph_tasks"):
+        return int(metrics["graph_tasks"])
+    splits = re.findall(r"\band ([\d,]+) split tasks?\b", plan)
+    return recorded + sum(int(n.replace(",", "")) for n in splits)
 
 
 def _replay_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,6 +255,36 @@ def load_average() -> str:
         return ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:  # not on this platform
         return "unknown"
+
+
+def load_run(folder: str | os.PathLike[str]) -> RunData:
+    """A saved run (a run folder's ``report.json``, or the file itself) with its skew and
+    what-if recomputed from its task records by today's model (the scenario's ``[whatif]``
+    and ``[warehouse]`` from the saved spec, the cores of the machine that ran it); the
+    checks are the run's own, as saved. Nothing is run.
+
+    Raises:
+        MppError: no report there, or one that cannot be read.
+    """
+    from mpp.scenario.spec import parse_whatif
+
+    path = Path(folder)
+    path = path / "report.json" if path.is_dir() else path
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        spec = d.get("spec") or {}
+        env = d.get("environment") or {}
+        whatif = parse_whatif(spec, source=str(path))
+        runs = tuple(run_from_dict(r, whatif, env.get("cpus")) for r in d.get("runs", ()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise MppError(f"{path}: cannot read the saved run: {exc}") from None
+    data = d.get("data") or {}
+    return RunData(d.get("scenario", "?"), spec, env, data.get("hash", ""),
+                   data.get("checksum"), runs,
+                   tuple(CheckResult(c["check"], c["ok"], c["message"])
+                         for c in d.get("checks", ())),
+                   d.get("started", ""), d.get("dashboard"), tuple(d.get("ingest", ())),
+                   d.get("mart"), d.get("model_check", ""))
 
 
 def _finite(value: Any) -> Any:
@@ -337,10 +380,14 @@ def comparison_workers(data: RunData) -> int | None:
     return max(counts) if counts else None
 
 
-def _straggler(run: QueryRun, stage: int) -> TaskRecord:
-    """The task of ``stage`` the replay ran longest: the most CPU seconds when the run is
-    calibrated (the replay's durations), else the longest measured."""
-    recs = [r for r in run.records if r.stage == stage]
+def _straggler(run: QueryRun, timing: StageTiming) -> TaskRecord:
+    """The task of a stage the replay ran longest (its key in the timing; for a prediction
+    saved without it, the most CPU seconds when the run is calibrated, else the longest
+    measured)."""
+    recs = [r for r in run.records if r.stage == timing.stage]
+    named = [r for r in recs if r.key == timing.longest_key]
+    if named:
+        return named[0]
     return max(recs, key=task_cpu if run.calibration is not None else (lambda r: r.duration))
 
 
@@ -365,7 +412,7 @@ def format_comparison(data: RunData) -> str:
             p = r.whatif[w]  # type: ignore[index]
             stage = p.critical_stage
             longest = p.stage(stage).longest_task_s if stage is not None else 0.0
-            held = _straggler(r, stage).hot_keys[:2] if stage is not None else ()
+            held = _straggler(r, p.stage(stage)).hot_keys[:2] if stage is not None else ()
             keys = ", ".join(f"{format_key(k)} ({n:,} rows)" for k, n in held)
             rows.append([query, r.variant, f"{p.makespan:.3f}",
                          f"{p.makespan / best:.2f}x" if best > 0 else "-", f"{longest:.3f}",

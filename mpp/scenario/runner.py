@@ -110,7 +110,7 @@ def _measure(result: Result) -> dict[str, Any]:
     return {"rows_read": st.rows_read, "bytes_read": st.bytes_read,
             "bytes_exchanged": st.bytes_exchanged, "result_checksum": rows.checksum(table),
             "stages": len(st.plan.stages), "client_cpu_s": st.client_cpu_s,
-            "worker_cpu_s": st.worker_cpu_s}
+            "worker_cpu_s": st.worker_cpu_s, "graph_tasks": st.graph_tasks}
 
 
 def run_of(result: Result, *, variant: str = "default", query: str = "query", sql: str = "",
