@@ -197,3 +197,16 @@ def test_on_a_128_node_warehouse_the_hot_days_task_is_the_straggler() -> None:
     assert timing.longest_task_s == pytest.approx(4.0 + fetch)
     # The scan stage: 100 tasks of 1 ms and a tenth of the combine's 10 s each, in parallel.
     assert p.stage(1).finish == pytest.approx(0.101)
+
+
+def test_the_workers_imported_code_is_out_of_the_cycle_collectors_way(cluster) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    from mpp.execution.tasks import freeze_imported
+    from mpp.session import preload
+
+    # A full collection walking the imported libraries costs a task ~90 ms of CPU that is not
+    # its work; preload freezes them on every worker, once.
+    preload(cluster)
+    assert all(n > 50_000 for n in cluster.client.run(gc.get_freeze_count).values())
+    assert set(cluster.client.run(freeze_imported).values()) == {0}  # already frozen
