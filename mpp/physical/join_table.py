@@ -183,7 +183,10 @@ class JoinTable:
         self._row: np.ndarray | None = None  # by slot: the one build row (-1: none)
         self._order = np.empty(0, dtype=np.int64)
         if not counts.size or counts.max() <= 1:  # unique keys: one build row per key
-            self._row = np.full(n_groups + 2, -1, dtype=np.int64)
+            # int32 while it can hold the rows: half the memory, and a probe's random reads
+            # of a 5M-row dimension's lookup miss the cache half as often
+            self._row = np.full(n_groups + 2, -1, dtype=np.int32 if build.num_rows < 1 << 31
+                                else np.int64)
             self._row[groups + 1] = rows
             self._count = self._start = np.empty(0, dtype=np.int64)
         else:  # by slot: where its build rows start in ``_order``, and how many
@@ -282,9 +285,8 @@ class JoinTable:
             by_slot = self._group_slots.get(group_keys)
         if by_slot is None:
             codes, _ = self.group_codes(group_keys)
-            by_slot = np.full(self._row.size, -1, dtype=np.int32)
-            built = self._row >= 0
-            by_slot[built] = codes[self._row[built]]
+            # (row -1, no build row, takes the -1 appended last: no mask, no int64 copy)
+            by_slot = np.take(np.append(codes.astype(np.int32), np.int32(-1)), self._row)
             with self._lock:
                 self._group_slots[group_keys] = by_slot
         return np.take(by_slot, self._slots(table, keys), mode="clip")
