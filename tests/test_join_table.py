@@ -293,12 +293,22 @@ def test_partial_aggregate_by_build_row_applies_the_residual() -> None:
     assert_same_rows(out, _duckdb(sql, left, right))
 
 
-def test_probe_groups_is_for_unique_build_keys_only() -> None:
-    """A build key with several rows gives a probe row several pairs: no one-lookup path."""
+def test_probe_groups_is_for_unique_build_keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build key with several rows gives a probe row several pairs: no one-lookup path.
+    A large dimension's lookup (int32) finds the same groups as a small one's (intp)."""
     for lk, rk in UNIQUE_CASES.values():
-        table = join_table.build_table(pa.table({"b.k": rk, "b.g": rk}), ("b.k",))
+        build, probe = pa.table({"b.k": rk, "b.g": rk}), pa.table({"a.k": lk})
+        table = join_table.build_table(build, ("b.k",))
         assert table is not None
-        assert table.probe_groups(pa.table({"a.k": lk}), ("a.k",), ("b.g",)) is not None
+        small = table.probe_groups(probe, ("a.k",), ("b.g",))
+        assert small is not None and small.dtype == np.intp
+        with monkeypatch.context() as m:
+            m.setattr(join_table, "_SMALL_LOOKUP", 0)
+            large = join_table.build_table(build, ("b.k",))
+            assert large is not None
+            found = large.probe_groups(probe, ("a.k",), ("b.g",))
+        assert found is not None and found.dtype == np.int32
+        assert found.tolist() == small.tolist()
     right = pa.table({"b.k": [1, 1, 2], "b.g": ["x", "y", "x"]})
     table = join_table.build_table(right, ("b.k",))
     assert table is not None

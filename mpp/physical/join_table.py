@@ -285,14 +285,18 @@ class JoinTable:
             by_slot = self._group_slots.get(group_keys)
         if by_slot is None:
             codes, _ = self.group_codes(group_keys)
-            # (row -1, no build row, takes the -1 appended last: no mask, no int64 copy)
-            by_slot = np.take(np.append(codes.astype(np.int32), np.int32(-1)), self._row)
+            # (row -1, no build row, takes the -1 appended last.) intp, which np.bincount
+            # counts without a converted copy, unless the dimension is large (then half the
+            # memory matters more than ~0.1 ms a task).
+            kind = np.intp if self._row.size <= _SMALL_LOOKUP else np.int32
+            by_slot = np.take(np.append(codes.astype(kind), kind(-1)), self._row)
             with self._lock:
                 self._group_slots[group_keys] = by_slot
         return np.take(by_slot, self._slots(table, keys), mode="clip")
 
 
 _INT64_MIN = -(1 << 63)
+_SMALL_LOOKUP = 1 << 20  # slots up to which probe_groups' lookup is intp (8 MiB at most)
 
 
 def _plain_integer(t: pa.DataType) -> bool:
