@@ -285,11 +285,13 @@ class JoinTable:
             by_slot = self._group_slots.get(group_keys)
         if by_slot is None:
             codes, _ = self.group_codes(group_keys)
-            # (row -1, no build row, takes the -1 appended last.) intp, which np.bincount
-            # counts without a converted copy, unless the dimension is large (then half the
-            # memory matters more than ~0.1 ms a task).
+            # (row -1, no build row, takes the -1 put last.) intp, which np.bincount counts
+            # without a converted copy, unless the dimension is large (then half the memory
+            # matters more than ~0.1 ms a task).
             kind = np.intp if self._row.size <= _SMALL_LOOKUP else np.int32
-            by_slot = np.take(np.append(codes.astype(kind), kind(-1)), self._row)
+            code_of_row = np.empty(codes.size + 1, dtype=kind)
+            code_of_row[:-1], code_of_row[-1] = codes, -1
+            by_slot = np.take(code_of_row, self._row)
             with self._lock:
                 self._group_slots[group_keys] = by_slot
         return np.take(by_slot, self._slots(table, keys), mode="clip")
