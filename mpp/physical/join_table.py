@@ -219,6 +219,7 @@ class JoinTable:
     def nbytes(self) -> int:
         """Bytes held: the build rows and the lookup arrays."""
         lookup = self._row.nbytes if self._row is not None else 0
+        lookup += sum(a.nbytes for a in self._group_slots.values())
         return int(self.table.nbytes + lookup + self._order.nbytes + 2 * self._count.nbytes)
 
     def _int_keys(self, table: pa.Table, keys: Sequence[str], *,
