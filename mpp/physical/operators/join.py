@@ -124,7 +124,6 @@ class HashJoinExec(JoinOp):
             return self._narrow(self._join_rows(tctx, left, right))
         names = [f.name for f in self.left.schema if f.name in columns]
         taken = [f.name for f in self.right.schema if f.name in columns]
-        # (no argument column at all, a count(*): only the groups are used)
         codes, groups = table.group_codes(keys)
         probe = left.select(names)
         if not taken and self.residual is None:
