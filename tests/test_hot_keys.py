@@ -36,3 +36,20 @@ def test_hot_keys_of_several_columns_read_as_sql_values() -> None:
     assert shown == ["(2017-01-13, 7)", "(2017-01-13, NULL)"]
     record = TaskRecord("q", 1, "stage1-x", "k", 0, "w", 0.0, 1.0, hot_keys=tctx.hot_keys)
     assert record.to_dict()["hot_keys"] == [["(2017-01-13, 7)", 6], ["(2017-01-13, NULL)", 4]]
+
+
+def test_integer_hot_keys_equal_the_arrow_count_of_the_same_sample() -> None:
+    """One integer key is counted in numpy, a nullable one by Arrow: both name the sample's
+    most frequent values with their scaled counts."""
+    values = [7] * 3000 + [2] * 2000 + [-5] * 1000 + list(range(100, 1100))
+    step = len(values) // HOT_KEY_SAMPLE
+    sampled = pc.value_counts(pa.array(values[::step])).to_pylist()
+    expected = sorted(((r["values"], round(r["counts"] * len(values) / len(values[::step])))
+                       for r in sampled), key=lambda kv: -kv[1])[:3]
+    for column in (pa.array(values, pa.int32()), pa.array(values + [None], pa.int64())):
+        tctx = TaskContext(partition=0)
+        tctx.note_keys(pa.table({"k": column}), ("k",))
+        if column.null_count:  # (one more row: the sample and scale shift a little)
+            assert [k for k, _ in tctx.hot_keys] == [k for k, _ in expected]
+        else:
+            assert list(tctx.hot_keys) == expected

@@ -82,14 +82,53 @@ def _key_cases() -> dict[str, tuple[pa.Array, pa.Array]]:
 
 
 CASES = _key_cases()
+
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _unique_key_cases() -> dict[str, tuple[pa.Array, pa.Array]]:
+    """Probe and build key columns where every build key is unique (the one-lookup path of
+    ``probe_groups``): probe keys beyond the build range, NULLs on both sides."""
+    ints = [int(x) for x in _RNG.integers(-5, 70, 400)]
+    build = list(range(0, 60))
+    return {
+        "dense int64": (pa.array(_with_nulls(ints, 7), pa.int64()),
+                        pa.array(_with_nulls(build, 13), pa.int64())),
+        "int32 probe, int64 build": (pa.array(_with_nulls(ints, 7), pa.int32()),
+                                     pa.array(_with_nulls(build, 13), pa.int64())),
+        "int64 probe, int32 build": (pa.array(_with_nulls(ints, 7), pa.int64()),
+                                     pa.array(build, pa.int32())),
+        "uint32 probe, int16 build": (pa.array([abs(v) for v in ints], pa.uint32()),
+                                      pa.array(build, pa.int16())),
+        "negative keys": (pa.array([v - 40 for v in ints], pa.int64()),
+                          pa.array([v - 30 for v in build], pa.int64())),
+        "unique sparse int64": (pa.array([v * 10**12 - 3 for v in ints], pa.int64()),
+                         pa.array([v * 10**12 - 3 for v in build], pa.int64())),
+        # Subtracting the build range's start wraps around int64 for these probe keys.
+        "int64 extremes, high range": (
+            pa.array([_I64_MIN, _I64_MIN + 3, _I64_MAX, 0, -1] + [10**18 + v for v in ints]),
+            pa.array([10**18 + v for v in build], pa.int64())),
+        "int64 extremes, range at the minimum": (
+            pa.array([_I64_MIN, _I64_MIN + 3, _I64_MAX, _I64_MAX - 1, 0] + ints),
+            pa.array([_I64_MIN + v for v in build], pa.int64())),
+        "unique date": (pa.array([dt.date(2017, 1, 1) + dt.timedelta(days=v) for v in ints]),
+                 pa.array([dt.date(2017, 1, 1) + dt.timedelta(days=v) for v in build])),
+        "unique text": (pa.array(_with_nulls([f"k{v}" for v in ints], 5)),
+                 pa.array([f"k{v}" for v in build])),
+    }
+
+
+UNIQUE_CASES = _unique_key_cases()
+ALL_CASES = {**CASES, **UNIQUE_CASES}
 _KINDS = {JoinKind.INNER: "JOIN", JoinKind.LEFT: "LEFT JOIN"}
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(ALL_CASES))
 @pytest.mark.parametrize("kind", [JoinKind.INNER, JoinKind.LEFT, JoinKind.SEMI,
                                   JoinKind.ANTI])
 def test_shared_table_joins_equal_duckdb(case: str, kind: JoinKind) -> None:
-    lk, rk = CASES[case]
+    lk, rk = ALL_CASES[case]
     left = pa.table({"a.k": lk, "a.v": np.arange(len(lk))})
     right = pa.table({"b.k": rk, "b.w": np.arange(len(rk)) * 10})
     op = _join(left, right, kind, ("a.k",), ("b.k",))
@@ -159,9 +198,13 @@ def test_narrowed_join_takes_only_the_columns_read() -> None:
                                   left, right))
 
 
-@pytest.mark.parametrize("case", ["int64 dense, duplicates", "sparse int64", "text"])
+@pytest.mark.parametrize("case", ["int64 dense, duplicates", "sparse int64", "text",
+                                  *UNIQUE_CASES])
 def test_partial_aggregate_by_build_row_equals_duckdb(case: str) -> None:
-    lk, rk = CASES[case]
+    """Duplicate build keys pair a probe row with several build rows; unique ones (the
+    UNIQUE_CASES) give each probe row its group in one lookup unless a build-side column is
+    aggregated too."""
+    lk, rk = ALL_CASES[case]
     left = pa.table({"a.k": lk, "a.v": _RNG.integers(0, 1000, len(lk))})
     right = pa.table({"b.k": rk, "b.g": pa.array(_with_nulls(
         [f"g{i % 4}" for i in range(len(rk))], 6)), "b.w": np.arange(len(rk))})
@@ -171,12 +214,13 @@ def test_partial_aggregate_by_build_row_equals_duckdb(case: str) -> None:
              AggregateCall(AggFunc.SUM, Column("a.v", i64), False, i64),
              AggregateCall(AggFunc.MAX, Column("b.w", i64), False, i64))
     for kernel in (AggregateKernel(("b.g",), calls[:1], ("n",)),
+                   AggregateKernel(("b.g",), calls[:2], ("n", "s")),  # probe columns only
                    AggregateKernel(("b.g",), (calls[0], calls[2]), ("n", "m")),  # build only
                    AggregateKernel(("b.g",), calls, ("n", "s", "m"))):
         assert _by_build_row(join, kernel)
         partial = HashAggregateExec(join, AggregateMode.PARTIAL, kernel,
                                     kernel.partial_schema(join.schema), by_build_row=True)
-        rows, tctx = _run(partial, right, f"q-agg-{case}-{len(kernel.calls)}")
+        rows, tctx = _run(partial, right, f"q-agg-{case}-{kernel.names}")
         assert tctx.join_builds == 1
         out = kernel.final(rows)
         sql = ('SELECT r."b.g", count(*), sum(l."a.v"), max(r."b.w") FROM l JOIN r '
@@ -227,3 +271,49 @@ def test_every_probe_row_matching_one_build_row_keeps_them_in_order() -> None:
     out = kernel.final(_run(partial, right, "q-once-agg")[0])
     sql = 'SELECT r."b.g", sum(l."a.v") FROM l JOIN r ON l."a.k" = r."b.k" GROUP BY 1'
     assert_same_rows(out, _duckdb(sql, left, right))
+
+
+def test_partial_aggregate_by_build_row_applies_the_residual() -> None:
+    """``ON a.k = b.k AND a.v > b.w`` grouped by a build-side column: a pair failing the rest
+    of the ON condition is not counted (the fused path once counted every key match)."""
+    lk, rk = CASES["int64 dense, duplicates"]
+    left = pa.table({"a.k": lk, "a.v": _RNG.integers(0, 1000, len(lk))})
+    right = pa.table({"b.k": rk, "b.g": [f"g{i % 4}" for i in range(len(rk))],
+                      "b.w": _RNG.integers(0, 1000, len(rk))})
+    residual = Call(">", (Column("a.v", pa.int64()), Column("b.w", pa.int64())), pa.bool_())
+    join = _join(left, right, JoinKind.INNER, ("a.k",), ("b.k",), residual=residual)
+    kernel = AggregateKernel(("b.g",), (AggregateCall(AggFunc.COUNT_STAR, None, False,
+                                                      pa.int64()),), ("n",))
+    assert _by_build_row(join, kernel)
+    partial = HashAggregateExec(join, AggregateMode.PARTIAL, kernel,
+                                kernel.partial_schema(join.schema), by_build_row=True)
+    out = kernel.final(_run(partial, right, "q-agg-residual")[0])
+    sql = ('SELECT r."b.g", count(*) FROM l JOIN r ON l."a.k" = r."b.k" AND l."a.v" > r."b.w" '
+           'GROUP BY 1')
+    assert_same_rows(out, _duckdb(sql, left, right))
+
+
+def test_probe_groups_is_for_unique_build_keys_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build key with several rows gives a probe row several pairs: no one-lookup path.
+    A large dimension's lookup (int32) finds the same groups as a small one's (intp)."""
+    for lk, rk in UNIQUE_CASES.values():
+        build, probe = pa.table({"b.k": rk, "b.g": rk}), pa.table({"a.k": lk})
+        table = join_table.build_table(build, ("b.k",))
+        assert table is not None
+        small = table.probe_groups(probe, ("a.k",), ("b.g",))
+        assert small is not None and small.dtype == np.intp
+        with monkeypatch.context() as m:
+            m.setattr(join_table, "_SMALL_LOOKUP", 0)
+            large = join_table.build_table(build, ("b.k",))
+            assert large is not None
+            found = large.probe_groups(probe, ("a.k",), ("b.g",))
+        assert found is not None and found.dtype == np.int32
+        assert found.tolist() == small.tolist()
+    right = pa.table({"b.k": [1, 1, 2], "b.g": ["x", "y", "x"]})
+    table = join_table.build_table(right, ("b.k",))
+    assert table is not None
+    assert table.probe_groups(pa.table({"a.k": [1, 2]}), ("a.k",), ("b.g",)) is None
+    empty = join_table.build_table(right.slice(0, 0), ("b.k",))
+    assert empty is not None  # an empty build side matches nothing
+    found = empty.probe_groups(pa.table({"a.k": [0, 1, None]}), ("a.k",), ("b.g",))
+    assert found is not None and found.tolist() == [-1, -1, -1]

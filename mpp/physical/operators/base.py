@@ -83,6 +83,13 @@ class TaskContext:
             # A strided sample: inputs often arrive ordered (logs land in time order,
             # exchanges concatenate map outputs), so the first rows would misattribute.
             step = max(1, table.num_rows // HOT_KEY_SAMPLE)
+            plain = _sampled_integers(table[keys[0]], step) if len(keys) == 1 else None
+            if plain is not None:  # one integer key: counted in numpy (~20 us, not ~0.3 ms)
+                scale = table.num_rows / plain.size
+                found, n = np.unique(plain, return_counts=True)
+                best = np.argsort(-n, kind="stable")[:HOT_KEYS]
+                self.hot_keys = tuple((int(found[i]), round(int(n[i]) * scale)) for i in best)
+                return
             sample = table.select(varying).take(pa.array(np.arange(0, table.num_rows, step)))
             scale = table.num_rows / sample.num_rows
             if len(varying) == 1:
@@ -99,6 +106,14 @@ class TaskContext:
             (row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys), n)
             for row, n in top
         )
+
+
+def _sampled_integers(column: pa.ChunkedArray, step: int) -> np.ndarray | None:
+    """Every ``step``-th value of an integer column without NULLs, as numpy (None: another
+    type, NULLs, or several chunks, which the Arrow path counts)."""
+    if (not pa.types.is_integer(column.type) or column.num_chunks != 1 or column.null_count):
+        return None
+    return np.asarray(column.chunk(0).to_numpy())[::step]
 
 
 def empty_table(schema: tuple[Field, ...]) -> pa.Table:

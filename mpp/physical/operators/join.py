@@ -108,7 +108,12 @@ class HashJoinExec(JoinOp):
                              ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
         """The matched pairs as (``columns`` of each pair, the group of its build row's
         ``keys``, those groups' key values) when the build side is a shared table (see
-        :meth:`tabled`); else the join's rows."""
+        :meth:`tabled`); else the join's rows.
+
+        With one build row per key, no residual and only probe-side ``columns`` (a count, or
+        sums of fact columns, by dimension attributes), each probe row's group is one lookup
+        (:meth:`JoinTable.probe_groups`) and the pairs are the probe rows that found one: no
+        build row index is materialised."""
         if self.kind is not JoinKind.INNER or self.null_aware:
             return self.execute(tctx)
         left = self.left.execute(tctx)
@@ -117,17 +122,41 @@ class HashJoinExec(JoinOp):
         table = self._shared_table(tctx, left, right)
         if table is None:
             return self._narrow(self._join_rows(tctx, left, right))
-        matches = table.probe(left, self.left_keys)
-        li, ri = matches.pairs()
         names = [f.name for f in self.left.schema if f.name in columns]
         taken = [f.name for f in self.right.schema if f.name in columns]
+        codes, groups = table.group_codes(keys)
         probe = left.select(names)
-        cols = list((probe if matches.each_once else probe.take(pa.array(li))).columns)
+        if not taken and self.residual is None:
+            found = table.probe_groups(left, self.left_keys, keys)
+            if found is not None:
+                if not found.size or found.min() >= 0:  # (a fact table over its dimension)
+                    return probe, found, groups
+                hit = found >= 0
+                return probe.filter(pa.array(hit)), found[hit], groups
+        matches = table.probe(left, self.left_keys)
+        li, ri = matches.pairs()
+        if self.residual is not None:  # a pair failing the rest of the ON condition is none
+            li, ri = self._passing(table, left, li, ri)
+        elif matches.each_once:  # (the pairs are the probe rows, in order)
+            li = None
+        cols = list((probe if li is None else probe.take(pa.array(li))).columns)
         if taken:
             cols += table.table.select(taken).take(pa.array(ri)).columns
-        # (no argument column at all, a count(*): only the groups are used)
-        codes, groups = table.group_codes(keys)
         return pa.table(cols, names=names + taken), codes[ri], groups
+
+    def _passing(self, table: JoinTable, left: pa.Table, li: np.ndarray, ri: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs (probe row, build row) whose columns pass ``residual`` (NULL fails)."""
+        assert self.residual is not None
+        read = self.residual.columns()
+        lnames = [f.name for f in self.left.schema if f.name in read] or [self.left_keys[0]]
+        rnames = [f.name for f in self.right.schema if f.name in read]
+        lrows, rrows = pa.array(li), pa.array(ri)
+        pairs = pa.table([left[n].take(lrows) for n in lnames]
+                         + [table.table[n].take(rrows) for n in rnames], names=lnames + rnames)
+        keep = evaluate_column(self.residual, pairs)
+        keep = np.asarray(pc.fill_null(keep, False).to_numpy(zero_copy_only=False), dtype=bool)
+        return li[keep], ri[keep]
 
     @property
     def tabled(self) -> bool:
