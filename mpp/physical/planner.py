@@ -15,11 +15,13 @@ Three steps, each one function:
    disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
    single partition. Operators never build shuffles themselves.
 3. :func:`cut_stages` cuts the tree at the exchanges into stages (producer stages first) and
-   fixes each stage's task count: one per fragment for a scan stage, the bucket count after a
-   hash exchange, one after a gather.
+   fixes each stage's task count: a scan stage's packed tasks (one per fragment, or several
+   small fragments per task: :mod:`mpp.physical.packing`), the bucket count after a hash
+   exchange, one after a gather.
 
 Used configurations: ``execution.hash_buckets`` and ``execution.hash_bucket_bytes`` (through
-``PlannerContext.buckets_for``),
+``PlannerContext.buckets_for``), ``scan.max_task_bytes``, ``scan.fragment_open_bytes`` and
+``scan.min_tasks_per_thread`` (packing a scan's fragments into tasks),
 ``execution.exchange_fan_in`` (how many combine tasks each hash exchange gets, so EXPLAIN can
 count every task the graph will have) and ``join.strategy`` (for joins the optimizer left at
 ``auto``).
@@ -57,6 +59,7 @@ from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
 from mpp.physical.operators.window import WindowExec, WindowTopNExec
+from mpp.physical.packing import pack, read_bytes
 from mpp.physical.window_stream import streaming_reason
 from mpp.storage.base import Fragment, StorageFormat
 
@@ -193,9 +196,12 @@ def combine_count(maps: int, buckets: int, fan_in: int) -> int:
 def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
                 fragments: FragmentLister) -> PhysicalOp:
     frags = _enough_fragments(tuple(fragments(node)), node)
+    width = len(node.table.schema)
+    starts = pack([read_bytes(f, node.columns, node.predicates, width) for f in frags], ctx)
     return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
                     frags, node.table.stats.fragment_count, _source_query(node, frags),
-                    node.fetch, version=node.table.snapshot_id)
+                    node.fetch, version=node.table.snapshot_id,
+                    task_starts=starts if len(starts) < len(frags) else ())
 
 
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:

@@ -37,9 +37,10 @@ class TaskContext:
 
     Attributes:
         partition: index of the task within its stage.
-        fragments: the fragment each scan of the stage reads in this task, by the scan's
-            ``slot`` (None for a scan outside the task's range or with every fragment pruned;
-            empty when the stage is fed by exchanges only).
+        fragments: the fragments each scan of the stage reads in this task, by the scan's
+            ``slot`` (one, or several packed into the task; None or empty for a scan outside
+            the task's range or with every fragment pruned; no slots when the stage is fed by
+            exchanges only).
         inputs: rows this task received, by the id of the exchange they came through.
         rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
         hot_keys: the most frequent key values of the first keyed operator, with row counts.
@@ -52,7 +53,7 @@ class TaskContext:
     """
 
     partition: int
-    fragments: tuple[Fragment | None, ...] = ()
+    fragments: tuple[tuple[Fragment, ...] | None, ...] = ()
     inputs: dict[int, pa.Table] = field(default_factory=dict)
     rows_in: int = 0
     bytes_read: int = 0
