@@ -14,9 +14,9 @@ from mpp.errors import MppError
 from mpp.logical import nodes as ln
 from mpp.oracle import run_oracle
 from mpp.physical.packing import pack, read_bytes
-from mpp.physical.planner import plan_physical
+from mpp.physical.planner import combine_count, plan_physical
 from mpp.storage.base import COLUMN_BYTES, Fragment, StorageFormat
-from tests.compare import assert_each_matches_oracle
+from tests.compare import assert_each_matches_oracle, assert_same_rows
 from tests.query_warehouses import ONE_TASK_PER_FRAGMENT, warehouse
 
 MIB = 1024 * 1024
@@ -62,6 +62,15 @@ def test_big_fragments_keep_a_task_each_and_tasks_stay_under_the_bound() -> None
     assert starts[:3] == (0, 1, 3)  # the 200 MiB fragment alone; 10 + 10 MiB together
 
 
+def test_a_hash_exchange_of_packed_tasks_keeps_its_combines_per_fragment() -> None:
+    # Q1's 1,000 fragments in 34 map tasks into 4 buckets: 16 combines as with 1,000 tasks,
+    # each merging about 64 fragments' partial rows, not one combine merging all of them.
+    assert combine_count(34, 4, 64, 1000) == combine_count(1000, 4, 64) == 16
+    assert combine_count(34, 4, 64) == 1  # counted in tasks it would be one
+    assert combine_count(4, 4, 64, 1000) == 2  # still at most 2 maps / buckets
+    assert combine_count(3, 1, 64, 1000) == 3  # and at most one per map
+
+
 def _frag(i: int, **kw: object) -> Fragment:
     return Fragment(f"file:///t/{i}.parquet", StorageFormat.PARQUET, i, 100, 1000, **kw)
 
@@ -92,48 +101,8 @@ def test_the_planner_packs_and_the_graph_hands_each_task_its_fragments() -> None
     stage = plan.stages[0]
     assert stage.tasks == 4  # 100 x (4 MiB + 500 B) over 4 slots
     graph = build_graph(plan, "q", "0123abcd")
-    handed = [graph.dsk[key][2][0] for key in sorted(graph.dsk)]
+    handed = [graph.dsk[key][3][0] for key in sorted(graph.dsk)]  # (fn, payload, i, frags)
     assert [f for task in handed for f in task] == frags  # every fragment once, in order
-
-
-@pytest.fixture(scope="module")
-def session(cluster):
-    with mpp.connect(warehouse(cluster.client, "parquet", FRAGMENTS), cluster=cluster) as s:
-        yield s
-
-
-def test_explain_and_task_records_show_the_packed_tasks(session) -> None:
-    sql = "SELECT date, count(*) FROM access_log GROUP BY date"
-    result = session.sql(sql)
-    stage = result.stats.plan.stages[0]
-    assert 1 < stage.tasks < FRAGMENTS
-    text = result.explain_analyze
-    assert f"({FRAGMENTS} fragments in {stage.tasks} tasks)" in text
-    assert f"fragments={FRAGMENTS} of {FRAGMENTS} in {stage.tasks} tasks" in text
-    # The dashboard's task names stay the stage's; each record covers all its fragments.
-    leaf = [r for r in result.stats.tasks if r.stage == 1]
-    assert {r.name for r in leaf} == {"stage1-scan-partial-agg"}
-    assert len(leaf) == stage.tasks
-    scan = stage.scan
-    assert scan is not None
-    by_part = {r.partition: r.rows_in for r in leaf}
-    assert by_part == {i: sum(f.row_count for f in scan.task_fragments(i))
-                       for i in range(stage.tasks)}
-    assert sum(by_part.values()) == 4_000
-    one = session.sql(sql, settings=ONE_TASK_PER_FRAGMENT)
-    assert one.stats.plan.stages[0].tasks == FRAGMENTS
-    assert "(one per fragment)" in one.explain_analyze
-
-
-def test_a_limit_stops_reading_a_tasks_fragments(session) -> None:
-    sql = "SELECT user_id FROM access_log WHERE status = 200 LIMIT 7"
-    for settings in VARIANTS:
-        result = session.sql(sql, settings=settings)
-        assert result.to_arrow().num_rows == 7
-    packed = session.sql(sql, settings={"planning.workers": 1,
-                                        "planning.threads_per_worker": 1})
-    (task,) = [r for r in packed.stats.tasks if r.stage == 1]
-    assert task.rows_in < 4_000  # not every fragment of the one task was read
 
 
 PACKED_QUERIES = [
@@ -158,12 +127,54 @@ PACKED_QUERIES = [
     "SELECT user_id, bytes FROM access_log ORDER BY bytes DESC, user_id LIMIT 5",
     "SELECT date, user_id, time FROM access_log WHERE user_id < 5 ORDER BY time, user_id",
 ]
-# Packed, one task per fragment, planned for one thread (every small table in one task), and
-# by column bytes alone with no open cost (fragments read for no data all in one task).
-VARIANTS = [{}, ONE_TASK_PER_FRAGMENT,
-            {"planning.workers": 1, "planning.threads_per_worker": 1},
+# Planned for one thread with one task per thread and a 1 MiB open cost: every table of the
+# warehouse is read by one scan task (aggregates over it in one step, sorts without a gather).
+ONE_SCAN_TASK = {"planning.workers": 1, "planning.threads_per_worker": 1,
+                 "scan.min_tasks_per_thread": 1, "scan.fragment_open_bytes": 1024 * 1024}
+# Packed, one task per fragment, one scan task, and by column bytes alone with no open cost
+# (fragments read for no data all in one task).
+VARIANTS = [{}, ONE_TASK_PER_FRAGMENT, ONE_SCAN_TASK,
             {"scan.fragment_open_bytes": 0, "scan.max_task_bytes": 4096},
             {"aggregate.partial_skip_ratio": 0.0}]
+
+
+@pytest.fixture(scope="module")
+def session(cluster):
+    with mpp.connect(warehouse(cluster.client, "parquet", FRAGMENTS), cluster=cluster) as s:
+        yield s
+
+
+def test_explain_and_task_records_show_the_packed_tasks(session) -> None:
+    sql = "SELECT date, count(*) FROM access_log GROUP BY date"
+    result = session.sql(sql)
+    stage = result.stats.plan.stages[0]
+    assert 1 < stage.tasks < FRAGMENTS
+    text = result.explain_analyze
+    assert f"({FRAGMENTS} fragments in {stage.tasks} tasks)" in text
+    assert f"fragments={FRAGMENTS} of {FRAGMENTS} in {stage.tasks} tasks" in text
+    # The dashboard's task names stay the stage's; each record covers all its fragments.
+    leaf = [r for r in result.stats.tasks if r.name == "stage1-scan-partial-agg"]
+    assert len(leaf) == stage.tasks
+    scan = stage.scan
+    assert scan is not None
+    by_part = {r.partition: r.rows_in for r in leaf}
+    assert by_part == {i: sum(f.row_count for f in scan.task_fragments(i))
+                       for i in range(stage.tasks)}
+    assert sum(by_part.values()) == 4_000
+    one = session.sql(sql, settings=ONE_TASK_PER_FRAGMENT)
+    assert one.stats.plan.stages[0].tasks == FRAGMENTS
+    assert "(one per fragment)" in one.explain_analyze
+
+
+def test_a_limit_stops_reading_a_tasks_fragments(session) -> None:
+    sql = "SELECT user_id FROM access_log WHERE status = 200 LIMIT 7"
+    for settings in VARIANTS:
+        result = session.sql(sql, settings=settings)
+        assert result.to_arrow().num_rows == 7
+    packed = session.sql(sql, settings=ONE_SCAN_TASK)
+    assert packed.stats.plan.stages[0].tasks == 1
+    (task,) = [r for r in packed.stats.tasks if r.stage == 1 and "scan" in r.name]
+    assert task.rows_in < 4_000  # not every fragment of the one task was read
 
 
 def test_packed_scans_match_duckdb(session) -> None:
@@ -182,7 +193,7 @@ def test_count_star_uses_the_catalog_but_a_missing_or_truncated_file_still_fails
         files = s.catalog.fragments("access_log")
         expected = run_oracle(sql, s.catalog)
         result = s.sql(sql)
-        assert result.to_arrow().sort_by("date").equals(expected.sort_by("date"))
+        assert_same_rows(result.to_arrow(), expected)
         assert result.stats.bytes_read == 0
         path = files[1].uri.removeprefix("file://")
         data = open(path, "rb").read()
@@ -191,7 +202,7 @@ def test_count_star_uses_the_catalog_but_a_missing_or_truncated_file_still_fails
         flipped = bytearray(data)
         flipped[len(data) - 8 - footer // 2] ^= 0x10
         open(path, "wb").write(bytes(flipped))
-        assert s.sql(sql).to_arrow().sort_by("date").equals(expected.sort_by("date"))
+        assert_same_rows(s.sql(sql).to_arrow(), expected)
         open(path, "wb").write(data[:-100])  # truncated: the size differs from the catalog's
         with pytest.raises(MppError, match="catalog recorded"):
             s.sql(sql).to_arrow()

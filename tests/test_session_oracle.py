@@ -68,9 +68,11 @@ def _cases() -> list[tuple[str, str, dict]]:
 
 
 CASES = _cases()
-# Planned for one thread, a table's small fragments all pack into one scan task
+# Planned for one thread and one task per thread, a table's small fragments all pack into one
+# scan task
 # (scan.max_task_bytes): aggregates over it run in one step, a sort needs no gather.
-ONE_SCAN_TASK = {"planning.workers": 1, "planning.threads_per_worker": 1}
+ONE_SCAN_TASK = {"planning.workers": 1, "planning.threads_per_worker": 1,
+                 "scan.min_tasks_per_thread": 1}
 # Fragment counts 1, 3, 8 on Parquet (8 fragments pack two to a task by default; 3 do not,
 # their open costs already fill a task of the split size), 8 packed into one task; CSV (a row
 # format with its own scanner) at 3.

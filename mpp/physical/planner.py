@@ -131,6 +131,11 @@ class Stage:
         return tuple(i.source for i in self.inputs if isinstance(i.source, ScanExec))
 
     @property
+    def fragments_read(self) -> int:
+        """The fragments the stage's tasks read (more than its tasks when scans are packed)."""
+        return sum(len(s.fragments) for s in self.scans)
+
+    @property
     def scan(self) -> ScanExec | None:
         """The stage's scan when it reads exactly one (None for none or a union of several)."""
         scans = self.scans
@@ -174,7 +179,8 @@ class PhysicalPlan:
             return 0, 0
         if stage.sink.kind is ExchangeKind.BROADCAST:
             return 1, 0
-        combines = combine_count(stage.tasks, stage.sink.n, self.exchange_fan_in)
+        combines = combine_count(stage.tasks, stage.sink.n, self.exchange_fan_in,
+                                 stage.fragments_read)
         return combines, combines * stage.sink.n
 
     @property
@@ -187,10 +193,17 @@ class PhysicalPlan:
         return self.stages[stage_id - 1]
 
 
-def combine_count(maps: int, buckets: int, fan_in: int) -> int:
+def combine_count(maps: int, buckets: int, fan_in: int, fragments: int = 0) -> int:
     """Combine tasks of a hash exchange: ceil(maps / fan_in), at most 2 maps / buckets, >= 1
-    (so the combines' C x N bucket splits stay at most 2 maps; see mpp/execution/graph.py)."""
-    return max(1, min(math.ceil(maps / max(1, fan_in)), 2 * maps // max(1, buckets)))
+    (so the combines' C x N bucket splits stay at most 2 maps; see mpp/execution/graph.py).
+
+    ``fragments``: the fragments the map tasks read, when the planner packed several into a
+    task; the fan-in then counts fragments, so a combine merges the output of about as many
+    fragments as it did with one task per fragment (32 packed map tasks of Q1 still get 16
+    combines, not one merging all 1,000 fragments' pairs on one thread), at most one per map.
+    """
+    units = max(maps, fragments)
+    return max(1, min(math.ceil(units / max(1, fan_in)), 2 * maps // max(1, buckets), maps))
 
 
 def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,

@@ -78,10 +78,18 @@ class HashAggregateExec(UnaryOp):
     def execute(self, tctx: TaskContext) -> pa.Table:
         if self.by_build_row:
             args = {c.name for call in self.kernel.calls for c in call.inputs()}
-            paired = self.input.execute_by_build_row(tctx, args, self.kernel.keys)
-            if isinstance(paired, tuple):
-                return self.kernel.partial_by_row(*paired)
-            table = paired
+            partials: list[pa.Table] = []
+            for paired in self.input.execute_by_build_row(tctx, args, self.kernel.keys):
+                if not isinstance(paired, tuple):  # the join's rows (it yields only them)
+                    table = paired
+                    break
+                partials.append(self.kernel.partial_by_row(*paired))
+                if len(partials) >= PARTIALS_MERGED:
+                    partials = [self.kernel.merge(concat(partials, self.schema))]
+            else:
+                if len(partials) == 1:
+                    return partials[0]
+                return self.kernel.merge(concat(partials, self.schema))
         elif self.mode is not AggregateMode.FINAL:
             # Rows may arrive in batches (the fragments of a packed scan task, a window over
             # a huge partition): each batch's partial groups are merged as they come, so the

@@ -211,13 +211,14 @@ class PhysicalOp:
         raise NotImplementedError(type(self).__name__)
 
     def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
-                             ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
+                             ) -> Iterator[pa.Table | tuple[pa.Table, np.ndarray, pa.Table]]:
         """For an aggregate grouped by build-side columns ``keys`` of a join (see
-        ``HashAggregateExec.by_build_row``): ``(values, groups, keys)``, the output pairs'
-        ``columns``, each pair's group (a row of ``keys``, the groups' key values), when this
-        operator can pair rows without taking the build columns; otherwise (the default)
-        :meth:`execute`'s rows."""
-        return self.execute(tctx)
+        ``HashAggregateExec.by_build_row``), per batch of probe rows (a packed scan task's
+        fragments): ``(values, groups, keys)``, the output pairs' ``columns``, each pair's
+        group (a row of ``keys``, the groups' key values), when this operator can pair rows
+        without taking the build columns; otherwise (the default) one table, :meth:`execute`'s
+        rows."""
+        yield self.execute(tctx)
 
     def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
         """:meth:`execute`'s rows as a stream of tables, for an operator above that can
