@@ -32,6 +32,11 @@ from mpp.physical.operators.base import (
 )
 
 PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into one
+# Partial rows of one constant-key group a task holds before merging them (a window's batches
+# of a huge partition); below it a PARTIAL step hands them on unmerged, as separate tasks
+# would have: merging the fragments of a packed scan task in the task, then again in the
+# exchange's combine, cost Q1 (a day's ~30 fragments of 60K distinct users each) 3x.
+PARTIAL_ROWS_HELD = 1 << 22
 
 
 class AggregateMode(enum.Enum):
@@ -148,9 +153,11 @@ class HashAggregateExec(UnaryOp):
         batches: a packed scan task's fragments, a window's batches.
 
         Batches are grouped by the values of their constant grain keys (a fragment of a table
-        partitioned by date holds one date): a group's partial groups merge every
-        ``PARTIALS_MERGED`` batches with those keys left out of the hashing, and groups with
-        different values never merge (they cannot share a group). A PARTIAL step judges on
+        partitioned by date holds one date): a group's partial groups merge, with those keys
+        left out of the hashing, once they hold ``PARTIAL_ROWS_HELD`` rows (a PARTIAL step
+        otherwise hands them on unmerged: the exchange's combine merges them, as it would
+        separate tasks' outputs) or, for a SINGLE step, at the end; groups with different
+        values never merge (they cannot share a group). A PARTIAL step judges on
         its first batch whether reducing pays (``skip_ratio``); if not, the other batches pass
         through as one fragment's rest does. All keys constant in every batch: the task's hot
         keys are the values with the most rows, for free."""
@@ -180,18 +187,18 @@ class HashAggregateExec(UnaryOp):
             key = tuple((k, v.as_py()) for k, v in fixed.items())
             held = groups.setdefault(key, (fixed, []))[1]
             held.append(out)
-            if len(held) >= PARTIALS_MERGED:
+            if sum(t.num_rows for t in held) >= PARTIAL_ROWS_HELD:
                 held[:] = [self.kernel.merge(concat(held, schema), fixed)]
         if hot:
             best = sorted(hot.items(), key=lambda kv: -kv[1])[:HOT_KEYS]
             tctx.hot_keys = tuple((v[0] if len(v) == 1 else v, n) for v, n in best)
         if passed:
             return mark_unreduced(concat(passed, schema))
+        if self.mode is AggregateMode.PARTIAL:
+            return concat([t for _, held in groups.values() for t in held], schema)
         parts = [held[0] if len(held) == 1 else self.kernel.merge(concat(held, schema), fixed)
                  for fixed, held in groups.values()]
         merged = concat(parts, schema)
-        if self.mode is AggregateMode.PARTIAL:
-            return merged
         if len(parts) > 1:  # batches whose keys were not all constant may share groups
             merged = self.kernel.merge(merged)
         return self.kernel.final(merged, merged=True)
