@@ -37,6 +37,10 @@ PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into 
 # would have: merging the fragments of a packed scan task in the task, then again in the
 # exchange's combine, cost Q1 (a day's ~30 fragments of 60K distinct users each) 3x.
 PARTIAL_ROWS_HELD = 1 << 22
+# Input bytes of one constant-key group a task holds before aggregating them at once: the
+# fragments of a day in a packed scan task are aggregated together (one hash or bitmap pass
+# over a day's rows, not one per fragment), within this bound.
+INPUT_BYTES_HELD = 64 * 1024 * 1024
 
 
 class AggregateMode(enum.Enum):
@@ -153,16 +157,26 @@ class HashAggregateExec(UnaryOp):
         batches: a packed scan task's fragments, a window's batches.
 
         Batches are grouped by the values of their constant grain keys (a fragment of a table
-        partitioned by date holds one date): a group's partial groups merge, with those keys
-        left out of the hashing, once they hold ``PARTIAL_ROWS_HELD`` rows (a PARTIAL step
-        otherwise hands them on unmerged: the exchange's combine merges them, as it would
-        separate tasks' outputs) or, for a SINGLE step, at the end; groups with different
-        values never merge (they cannot share a group). A PARTIAL step judges on
-        its first batch whether reducing pays (``skip_ratio``); if not, the other batches pass
-        through as one fragment's rest does. All keys constant in every batch: the task's hot
-        keys are the values with the most rows, for free."""
+        partitioned by date holds one date). A group's rows are aggregated together, with those
+        keys left out of the hashing, at the end or whenever they reach ``INPUT_BYTES_HELD``
+        (one pass over a day's fragments, not one per fragment); its partial groups merge once
+        they hold ``PARTIAL_ROWS_HELD`` rows (a PARTIAL step otherwise hands them on unmerged:
+        the exchange's combine merges them, as it would separate tasks' outputs) or, for a
+        SINGLE step, at the end. Groups with different values never merge (they cannot share
+        a group). A PARTIAL step judges on its first batch whether reducing pays
+        (``skip_ratio``); if not, the other batches pass through as one fragment's rest does.
+        All keys constant in every batch: the task's hot keys are the values with the most
+        rows, for free."""
         schema = self._partial_schema
         groups: dict[tuple[Any, ...], tuple[dict[str, pa.Scalar], list[pa.Table]]] = {}
+        rows: dict[tuple[Any, ...], list[pa.Table]] = {}  # input held per group
+
+        def aggregate(key: tuple[Any, ...]) -> None:
+            fixed, held = groups[key]
+            held.append(self.kernel.partial(concat(rows.pop(key), self.input.schema), fixed))
+            if sum(t.num_rows for t in held) >= PARTIAL_ROWS_HELD:
+                held[:] = [self.kernel.merge(concat(held, schema), fixed)]
+
         hot: dict[Any, int] | None = {} if self.kernel.keys else None
         passed: list[pa.Table] = []  # the task stopped reducing: what goes on unreduced
         first = True
@@ -176,19 +190,22 @@ class HashAggregateExec(UnaryOp):
             if passed:
                 passed.append(self._pass_on(batch, passed[0].column_names, fixed))
                 continue
+            key = tuple((k, v.as_py()) for k, v in fixed.items())
+            held = groups.setdefault(key, (fixed, []))[1]
             if first and self.mode is AggregateMode.PARTIAL and self.skip_ratio < 1:
+                first = False
                 out = self._partial(tctx, batch, fixed)
                 if is_unreduced(out):
                     passed.append(out)
                     continue
-            else:
-                out = self.kernel.partial(batch, fixed)
+                held.append(out)
+                continue
             first = False
-            key = tuple((k, v.as_py()) for k, v in fixed.items())
-            held = groups.setdefault(key, (fixed, []))[1]
-            held.append(out)
-            if sum(t.num_rows for t in held) >= PARTIAL_ROWS_HELD:
-                held[:] = [self.kernel.merge(concat(held, schema), fixed)]
+            rows.setdefault(key, []).append(batch)
+            if sum(t.nbytes for t in rows[key]) >= INPUT_BYTES_HELD:
+                aggregate(key)
+        for key in list(rows):
+            aggregate(key)
         if hot:
             best = sorted(hot.items(), key=lambda kv: -kv[1])[:HOT_KEYS]
             tctx.hot_keys = tuple((v[0] if len(v) == 1 else v, n) for v, n in best)

@@ -163,11 +163,14 @@ def reduce_adaptively(tctx: TaskContext, table: pa.Table, schema: tuple[Field, .
 
 
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
-    """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64)."""
+    """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64).
+    Tables without columns (a ``count(*)`` scan's) keep their rows counted."""
     tables = [t.replace_schema_metadata(None) if t.schema.metadata else t
               for t in tables if t.num_rows] or [empty_table(schema)]
     if len(tables) == 1:
         return tables[0]
+    if not tables[0].num_columns:  # Arrow concatenates tables without columns to no rows
+        return pa.table({"_": pa.nulls(sum(t.num_rows for t in tables))}).select([])
     return pa.concat_tables(tables, promote_options="permissive")
 
 

@@ -96,13 +96,7 @@ class ScanExec(PhysicalOp):
         return Arbitrary(self.tasks)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        tables = list(self.execute_batches(tctx))
-        if len(tables) == 1:
-            return tables[0]
-        if not self.schema:  # tables without columns concatenate to no rows: count them
-            rows = sum(t.num_rows for t in tables)
-            return pa.table({"_": pa.nulls(rows)}).select([])
-        return concat(tables, self.schema)
+        return concat(list(self.execute_batches(tctx)), self.schema)
 
     def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
         """The rows of this task's fragments, one table per fragment (so a partial aggregate
