@@ -99,9 +99,10 @@ class ScanExec(PhysicalOp):
         return concat(list(self.execute_batches(tctx)), self.schema)
 
     def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
-        """The rows of this task's fragments, one table per fragment (so a partial aggregate
-        above merges as they come, and a fragment's partition values stay constant in its
-        table); at least one table, empty when the task reads none."""
+        """The rows of this task's fragments, one table per fragment (so the operators above
+        stream them: a join probes one at a time, a partial aggregate groups them by their
+        constant keys, a fragment's partition values staying constant in its table); at
+        least one table, empty when the task reads none."""
         fragments = tctx.fragments[self.slot] if self.slot < len(tctx.fragments) else ()
         left = self.fetch
         produced = False
