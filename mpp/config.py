@@ -170,6 +170,26 @@ _FIXED: dict[str, Setting] = {
            "At least 2 (a combine of one output merges nothing), at most 100,000 (no stage "
            "has more tasks: fragments and buckets stop there).",
            minimum=2, maximum=MAX_HASH_BUCKETS),
+        _s("scan.max_task_bytes", 128 * 1024 * 1024,
+           "A scan task reads several fragments when each is small, as Spark packs files into "
+           "partitions (spark.sql.files.maxPartitionBytes) and Trino batches splits: "
+           "consecutive fragments go into one task while their bytes (the column chunks the "
+           "scan reads, from the catalog's column sizes, plus scan.fragment_open_bytes each) "
+           "stay within this bound, or within total / (scan.min_tasks_per_thread x threads) "
+           "when that is smaller, but never under scan.fragment_open_bytes. The task reads "
+           "them one after another, pruning each, and streams them to its pipeline. 0 gives "
+           "every fragment a task of its own; at most 16 GiB (a task may hold its fragments' "
+           "rows at once).", minimum=0, maximum=MAX_TARGET_FILE_BYTES),
+        _s("scan.fragment_open_bytes", 4 * 1024 * 1024,
+           "What opening one fragment costs, counted in bytes when scan tasks are packed "
+           "(Spark's spark.sql.files.openCostInBytes): a fragment read for no column data "
+           "(count(*), partition values) costs only this. At most 1 GiB.",
+           minimum=0, maximum=2**30),
+        _s("scan.min_tasks_per_thread", 2,
+           "Packed scan tasks are made no larger than a table's bytes / (this x the planned "
+           "threads), so a small table still spreads over every thread (Spark's "
+           "minPartitionNum is the default parallelism). At least 1, at most 1,024.",
+           minimum=1, maximum=1024),
         _s("write.target_file_bytes", 128 * 1024 * 1024,
            "CREATE TABLE AS: target size of each output file (object storage likes files of "
            "~128 MB); small inputs are combined and large ones split to land near it. At least "
@@ -337,6 +357,10 @@ class PlannerContext:
     settings: Settings
     workers: int = 2  # the warehouse's nodes
     threads: int = 2  # total threads across workers: the slices
+
+    def with_settings(self, values: Mapping[str, Any]) -> PlannerContext:
+        """A copy planning with ``values`` (dotted names) over these settings."""
+        return PlannerContext(self.settings.merged(values), self.workers, self.threads)
 
     @property
     def hash_buckets(self) -> int:

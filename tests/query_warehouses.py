@@ -16,6 +16,10 @@ _ROOT = Path(tempfile.mkdtemp(prefix="mpp-query-wh-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 _MADE: dict[tuple[str, int], Path] = {}
 
+# Settings for a test about one-task-per-fragment shapes (task counts, partitions, records per
+# fragment): small fragments are otherwise packed several to a scan task (scan.max_task_bytes).
+ONE_TASK_PER_FRAGMENT: dict[str, Any] = {"scan.max_task_bytes": 0}
+
 
 def warehouse(client: Any, fmt: str = "parquet", fragments: int = 8) -> Path:
     """A warehouse whose access_log has ``fragments`` fragments in format ``fmt``."""

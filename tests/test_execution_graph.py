@@ -15,6 +15,7 @@ from mpp.logical import nodes as ln
 from mpp.logical.expr import AggFunc, AggregateCall, Column, SortKey
 from mpp.physical.planner import plan_physical
 from mpp.storage.base import Fragment, StorageFormat
+from tests.query_warehouses import ONE_TASK_PER_FRAGMENT
 
 SCHEMA = pa.schema([("date", pa.date32()), ("user_id", pa.int64())])
 
@@ -52,7 +53,8 @@ def test_hash_exchange_graph_stays_small(maps: int, buckets: int, fan_in: int,
                                          combines: int) -> None:
     plan, frags = _count_distinct_plan(maps)
     ctx = PlannerContext(Settings({"execution.hash_buckets": buckets,
-                                   "execution.exchange_fan_in": fan_in}), workers=2, threads=2)
+                                   "execution.exchange_fan_in": fan_in,
+                                   **ONE_TASK_PER_FRAGMENT}), workers=2, threads=2)
     physical = plan_physical(plan, ctx, lambda scan: frags)
     graph = build_graph(physical, "q", "0123abcd")
     # EXPLAIN counts the exchange's tasks from the same plan the graph is built from.
@@ -73,7 +75,7 @@ def test_global_aggregate_gathers_and_limit_sorts_per_task() -> None:
     scan, frags = _scan(10)
     user = Column("a.user_id", pa.int64())
     agg = ln.Aggregate(scan, (), (AggregateCall(AggFunc.MAX, user, False, pa.int64()),), ("m",))
-    ctx = PlannerContext(Settings(), workers=2, threads=2)
+    ctx = PlannerContext(Settings(ONE_TASK_PER_FRAGMENT), workers=2, threads=2)
     graph = build_graph(plan_physical(ln.LogicalPlan(agg, ("m",)), ctx, lambda s: frags),
                         "q", "0123abcd")
     assert _prefixes(graph.dsk) == {"stage1-scan-partial-agg": 10, "stage2-final-agg": 1}

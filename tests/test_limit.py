@@ -15,7 +15,7 @@ import pytest
 import mpp
 from mpp.oracle import run_oracle
 from tests.compare import assert_same_result, normalise
-from tests.query_warehouses import warehouse
+from tests.query_warehouses import ONE_TASK_PER_FRAGMENT, warehouse
 
 ORDERED = [
     "SELECT user_id, count(*) c FROM access_log GROUP BY user_id ORDER BY c DESC, user_id LIMIT 5",
@@ -93,7 +93,8 @@ def test_the_optimized_plan_shows_the_limit_decisions_and_the_scan_follows(clust
         assert on.stats.plan.stages[0].tasks == 1  # one fragment holds 10 rows
         assert "ScanExec: access_log [user_id, status] fragments=1 of 8 fetch=10" in \
             session.explain(sql)
-        off = session.sql(sql, settings={"optimizer.push_down_limit": False})
+        off = session.sql(sql, settings={"optimizer.push_down_limit": False,
+                                         **ONE_TASK_PER_FRAGMENT})
         assert off.stats.plan.stages[0].tasks == 8
         assert on.to_arrow().num_rows == off.to_arrow().num_rows == 10
 

@@ -16,7 +16,7 @@ from mpp.optimizer import optimize
 from mpp.physical.explain import explain_physical
 from mpp.physical.planner import PhysicalPlan, plan_physical
 from mpp.sql import bind
-from tests.query_warehouses import warehouse
+from tests.query_warehouses import ONE_TASK_PER_FRAGMENT, warehouse
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "physical").glob("*.sql"))
 
@@ -32,9 +32,12 @@ def parse_fixture(path: Path) -> tuple[list[str], dict[str, object], str, str]:
     return header, settings, sql.rstrip(";"), expected
 
 
+
 def physical_plan(catalog: Catalog, sql: str, settings: dict[str, object]) -> PhysicalPlan:
-    """The physical plan of ``sql`` on a fixed 2 x 1-thread cluster shape."""
-    ctx = PlannerContext(Settings(settings), workers=2, threads=2)
+    """The physical plan of ``sql`` on a fixed 2 x 1-thread cluster shape, one scan task per
+    fragment (the shapes the golden plans document: exchanges, a union's task ranges, the
+    single-fragment sides of joins) unless the fixture's header sets scan.max_task_bytes."""
+    ctx = PlannerContext(Settings({**ONE_TASK_PER_FRAGMENT, **settings}), workers=2, threads=2)
     plan = optimize(bind(sql, catalog), ctx)
     return plan_physical(plan, ctx, lambda s: catalog.fragments(s.table, s.predicates))
 

@@ -57,6 +57,8 @@ def test_tpch_scenario_runs_the_queries_mpp_supports() -> None:
 def test_seed_scenarios_use_the_seed_settings() -> None:
     mpp1000 = load_scenario(SCENARIOS / "mpp_1000_tasks.toml")
     assert (mpp1000.data.rows, mpp1000.data.partitions) == (100_000_000, 1_000)
+    # the showcase of 1,000 partition tasks keeps one scan task per fragment
+    assert [v.settings_dict().get("scan.max_task_bytes") for v in mpp1000.variants] == [0]
     skew = load_scenario(SCENARIOS / "skew_distinct.toml")
     assert (skew.data.hot_day, skew.data.hot_share) == (13, 0.4)
     joins = load_scenario(SCENARIOS / "join_strategies.toml")

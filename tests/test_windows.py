@@ -24,7 +24,7 @@ from mpp.session import Result, Session
 from mpp.sql import bind
 from tests.compare import assert_same_result
 from tests.fake_catalog import FakeCatalog
-from tests.query_warehouses import warehouse
+from tests.query_warehouses import ONE_TASK_PER_FRAGMENT, warehouse
 
 # A total order of access_log rows (no two rows agree on all of these).
 TOTAL = "time, user_id, session_id, url_id, bytes, status"
@@ -170,7 +170,8 @@ def test_empty_buckets_and_a_partition_over_every_fragment(cluster) -> None:
     sql = (f"SELECT status, time, row_number() OVER (PARTITION BY status ORDER BY {TOTAL}) rn, "
            "count(*) OVER (PARTITION BY status) n FROM access_log")
     with mpp.connect(warehouse(cluster.client, "parquet", 8), cluster=cluster) as session:
-        result = session.sql(sql, settings={"execution.hash_buckets": 16})
+        result = session.sql(sql, settings={"execution.hash_buckets": 16,
+                                            **ONE_TASK_PER_FRAGMENT})
         assert_same_result(result.to_arrow(), run_oracle(sql, session.catalog), sql)
         assert result.stats.plan.stages[0].tasks == 8
         assert result.stats.plan.stages[-1].tasks == 16

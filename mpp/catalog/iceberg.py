@@ -39,7 +39,7 @@ from pyiceberg.types import DateType, TimestampType, TimestamptzType
 
 from mpp.catalog.digest import PROP_INTEGRITY, integrity_record
 from mpp.catalog.write import WrittenFragment, partition_field
-from mpp.storage.base import ColumnPredicate, Fragment, StorageFormat
+from mpp.storage.base import COLUMN_BYTES, ColumnPredicate, Fragment, StorageFormat
 from mpp.storage.parquet import FOOTER_DIGEST, READ_SCHEMA, with_field_ids
 from mpp.storage.predicates import balanced
 
@@ -239,6 +239,18 @@ def read_schema(schema: Schema, types: Mapping[int, pa.DataType]) -> pa.Schema:
     return with_field_ids(pa.schema(fields), {f.name: f.field_id for f in schema.fields})
 
 
+def _field_ids(field: Any) -> list[int]:
+    """The field id of ``field`` and of every field nested in it (a list's element, a map's
+    key and value, a struct's fields): Parquet stores a nested column as its leaves."""
+    out = [field.field_id]
+    kind = field.field_type
+    for sub in (getattr(kind, "fields", None) or
+                [getattr(kind, a) for a in ("element_field", "key_field", "value_field")
+                 if hasattr(kind, a)]):
+        out += _field_ids(sub)
+    return out
+
+
 def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: PartitionSpec,
                  options: tuple[tuple[str, Any], ...] = ()) -> Fragment:
     lower, upper = data_file.lower_bounds or {}, data_file.upper_bounds or {}
@@ -256,6 +268,11 @@ def _to_fragment(index: int, data_file: DataFile, schema: Schema, spec: Partitio
         if isinstance(source.field_type, DateType) and isinstance(value, int):
             value = dt.date(1970, 1, 1) + dt.timedelta(days=value)
         partition.append((source.name, value))
+    sizes = data_file.column_sizes or {}
+    columns = tuple((f.name, sum(int(sizes.get(i, 0)) for i in _field_ids(f)))
+                    for f in schema.fields if any(i in sizes for i in _field_ids(f)))
+    if columns:  # what a scan of some columns reads: the planner packs scan tasks by it
+        options += ((COLUMN_BYTES, columns),)
     return Fragment(uri=data_file.file_path, format=StorageFormat.PARQUET, index=index,
                     row_count=data_file.record_count, size_bytes=data_file.file_size_in_bytes,
                     partition=tuple(partition), bounds=tuple(bounds), options=options)

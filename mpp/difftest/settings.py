@@ -36,6 +36,14 @@ CANDIDATES: dict[str, tuple[Any, ...]] = {
     "execution.window_batch_rows": (0, 5, 1 << 20),
     # 2 builds the deepest combine trees the exchange can make.
     "execution.exchange_fan_in": (2, 3, 64),
+    # Packing a scan's fragments into tasks: 0 gives each fragment its own task; 4 KiB packs
+    # a few of the small warehouse's fragments by their column bytes; the default packs them
+    # by open cost (a table spreads over min_tasks_per_thread x threads tasks). An open cost
+    # of 0 packs by the column bytes alone (a task may then hold every fragment read for no
+    # column data); 1 task per thread is Spark's minimum, 8 leaves most fragments alone.
+    "scan.max_task_bytes": (0, 4096, 128 * 1024 * 1024),
+    "scan.fragment_open_bytes": (0, 1024, 4 * 1024 * 1024),
+    "scan.min_tasks_per_thread": (1, 2, 8),
     # 0 makes every partial aggregate and top-N pass rows through (and every combine only
     # concatenate); 1 never skips; 0.8 is Trino's threshold.
     "aggregate.partial_skip_ratio": (0.0, 0.8, 1.0),

@@ -24,10 +24,11 @@ maps, which became the critical path when the run is replayed on 128 workers. A 
 a consumer task reading every producer task.
 
 A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets,
-for each scan (by its slot), the fragment ``i - first`` when its task range holds i and, for
+for each scan (by its slot), the fragments of its partition ``i - first`` (one, or several the
+planner packed into it: ``ScanExec.task_fragments``) when its task range holds i and, for
 each exchange, its partition ``i - first`` of it; None when i is outside that input's range
-(the other inputs of a union). Several scans may share a task (the single-fragment sides of a
-RIGHT or FULL nested-loop join): the task then reads one fragment of each.
+(the other inputs of a union). Several scans may share a task (the single-task sides of a
+RIGHT or FULL nested-loop join): the task then reads its fragments of each.
 """
 
 from __future__ import annotations
@@ -87,17 +88,18 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
     return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
 
 
-def _fragments(stage: Stage, task: int) -> tuple[Fragment | None, ...]:
-    """The fragment task ``task`` reads of each of the stage's scans, by slot (None: the scan's
-    range does not hold the task, or its fragments were all pruned away)."""
+def _fragments(stage: Stage, task: int) -> tuple[tuple[Fragment, ...] | None, ...]:
+    """The fragments task ``task`` reads of each of the stage's scans, by slot: one, or the
+    several the planner packed into it (None: the scan's range does not hold the task; empty:
+    its fragments were all pruned away)."""
     scans = [i for i in stage.inputs if isinstance(i.source, ScanExec)]
-    out: list[Fragment | None] = [None] * len(scans)
+    out: list[tuple[Fragment, ...] | None] = [None] * len(scans)
     for scan_input in scans:
         scan = scan_input.source
         assert isinstance(scan, ScanExec)
         part = scan_input.partition(task)
-        if part is not None and part < len(scan.fragments):
-            out[scan.slot] = scan.fragments[part]
+        if part is not None:
+            out[scan.slot] = scan.task_fragments(part)
     return tuple(out)
 
 

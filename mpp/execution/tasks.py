@@ -121,11 +121,11 @@ class CombinePayload:
 
 
 def run_stage_task(payload: StagePayload, partition: int,
-                   fragments: tuple[Fragment | None, ...],
+                   fragments: tuple[tuple[Fragment, ...] | None, ...],
                    *inputs: pa.Table | list[pa.Table] | None) -> pa.Table | BucketedTable:
-    """Run one partition of a stage: the fused pipeline (its scans read ``fragments``, one
-    per scan slot), then hand its output to the stage's exchange (cut into buckets here, or
-    by the combine after merging: ``buckets_at_map``)."""
+    """Run one partition of a stage: the fused pipeline (its scans read ``fragments``: this
+    task's fragments per scan slot), then hand its output to the stage's exchange (cut into
+    buckets here, or by the combine after merging: ``buckets_at_map``)."""
     task_started(payload.query_id)
     start, cpu = time.time(), time.thread_time()
     tctx = TaskContext(partition, fragments, query_id=payload.query_id)

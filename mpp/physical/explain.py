@@ -23,6 +23,9 @@ def _source_reason(source: PhysicalOp) -> str:
     if isinstance(source, ExchangeExec):
         return "one per hash bucket" if source.kind.name == "HASH" else "single"
     if isinstance(source, ScanExec):
+        if source.packed:  # small fragments share tasks (scan.max_task_bytes)
+            return (f"{plural(len(source.fragments), 'fragment')} in "
+                    f"{plural(source.tasks, 'task')}")
         return "one per fragment"
     if isinstance(source, ValuesExec):
         return "one, for the rows written in the query"
@@ -37,10 +40,12 @@ def _task_reason(stage: Stage) -> str:
                 f"{' + '.join(map(str, unions[-1].partitions()))}")
     sources = [i.source for i in stage.inputs
                if not (isinstance(i.source, ExchangeExec) and i.source.kind.name == "BROADCAST")]
+    scans = [_source_reason(s) for s in sources if isinstance(s, ScanExec)]
+    if scans:
+        return scans[0]
     reasons = [_source_reason(s) for s in sources]
-    for reason in ("one per fragment", "one per hash bucket"):
-        if reason in reasons:
-            return reason
+    if "one per hash bucket" in reasons:
+        return "one per hash bucket"
     return reasons[0] if len(set(reasons)) == 1 else "single"
 
 

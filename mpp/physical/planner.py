@@ -15,11 +15,13 @@ Three steps, each one function:
    disagree: HASH for hash requirements, BROADCAST for a broadcast build side, GATHER for a
    single partition. Operators never build shuffles themselves.
 3. :func:`cut_stages` cuts the tree at the exchanges into stages (producer stages first) and
-   fixes each stage's task count: one per fragment for a scan stage, the bucket count after a
-   hash exchange, one after a gather.
+   fixes each stage's task count: a scan stage's packed tasks (one per fragment, or several
+   small fragments per task: :mod:`mpp.physical.packing`), the bucket count after a hash
+   exchange, one after a gather.
 
 Used configurations: ``execution.hash_buckets`` and ``execution.hash_bucket_bytes`` (through
-``PlannerContext.buckets_for``),
+``PlannerContext.buckets_for``), ``scan.max_task_bytes``, ``scan.fragment_open_bytes`` and
+``scan.min_tasks_per_thread`` (packing a scan's fragments into tasks),
 ``execution.exchange_fan_in`` (how many combine tasks each hash exchange gets, so EXPLAIN can
 count every task the graph will have) and ``join.strategy`` (for joins the optimizer left at
 ``auto``).
@@ -57,6 +59,7 @@ from mpp.physical.operators.sort import LimitExec, SortExec
 from mpp.physical.operators.union import UnionExec
 from mpp.physical.operators.values import ValuesExec
 from mpp.physical.operators.window import WindowExec, WindowTopNExec
+from mpp.physical.packing import pack, read_bytes
 from mpp.physical.window_stream import streaming_reason
 from mpp.storage.base import Fragment, StorageFormat
 
@@ -128,6 +131,11 @@ class Stage:
         return tuple(i.source for i in self.inputs if isinstance(i.source, ScanExec))
 
     @property
+    def fragments_read(self) -> int:
+        """The fragments the stage's tasks read (more than its tasks when scans are packed)."""
+        return sum(len(s.fragments) for s in self.scans)
+
+    @property
     def scan(self) -> ScanExec | None:
         """The stage's scan when it reads exactly one (None for none or a union of several)."""
         scans = self.scans
@@ -171,7 +179,8 @@ class PhysicalPlan:
             return 0, 0
         if stage.sink.kind is ExchangeKind.BROADCAST:
             return 1, 0
-        combines = combine_count(stage.tasks, stage.sink.n, self.exchange_fan_in)
+        combines = combine_count(stage.tasks, stage.sink.n, self.exchange_fan_in,
+                                 stage.fragments_read)
         return combines, combines * stage.sink.n
 
     @property
@@ -184,18 +193,28 @@ class PhysicalPlan:
         return self.stages[stage_id - 1]
 
 
-def combine_count(maps: int, buckets: int, fan_in: int) -> int:
+def combine_count(maps: int, buckets: int, fan_in: int, fragments: int = 0) -> int:
     """Combine tasks of a hash exchange: ceil(maps / fan_in), at most 2 maps / buckets, >= 1
-    (so the combines' C x N bucket splits stay at most 2 maps; see mpp/execution/graph.py)."""
-    return max(1, min(math.ceil(maps / max(1, fan_in)), 2 * maps // max(1, buckets)))
+    (so the combines' C x N bucket splits stay at most 2 maps; see mpp/execution/graph.py).
+
+    ``fragments``: the fragments the map tasks read, when the planner packed several into a
+    task; the fan-in then counts fragments, so a combine merges the output of about as many
+    fragments as it did with one task per fragment (32 packed map tasks of Q1 still get 16
+    combines, not one merging all 1,000 fragments' pairs on one thread), at most one per map.
+    """
+    units = max(maps, fragments)
+    return max(1, min(math.ceil(units / max(1, fan_in)), 2 * maps // max(1, buckets), maps))
 
 
 def _lower_scan(node: ln.Scan, kids: list[PhysicalOp], ctx: PlannerContext,
                 fragments: FragmentLister) -> PhysicalOp:
     frags = _enough_fragments(tuple(fragments(node)), node)
+    width = len(node.table.schema)
+    starts = pack([read_bytes(f, node.columns, node.predicates, width) for f in frags], ctx)
     return ScanExec(node.table.name, node.alias, node.columns, node.predicates, node.schema,
                     frags, node.table.stats.fragment_count, _source_query(node, frags),
-                    node.fetch, version=node.table.snapshot_id)
+                    node.fetch, version=node.table.snapshot_id,
+                    task_starts=starts if len(starts) < len(frags) else ())
 
 
 def _enough_fragments(frags: tuple[Fragment, ...], node: ln.Scan) -> tuple[Fragment, ...]:

@@ -15,6 +15,10 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Fragment option: ((column, compressed bytes of its chunks on storage), ...), from the
+# catalog (Iceberg manifests' column_sizes); what the planner packs scan tasks by.
+COLUMN_BYTES = "column_bytes"
+
 
 class StorageFormat(enum.Enum):
     """How a table's rows are laid out on storage."""

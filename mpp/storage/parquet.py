@@ -16,13 +16,14 @@ larger files too), and Iceberg field ids in the schema when the caller gives the
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyarrow.fs import LocalFileSystem
+from pyarrow.fs import FileType, LocalFileSystem
 
 from mpp.errors import StorageError
 from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column
@@ -162,6 +163,8 @@ def scan(fragment: Fragment, columns: Sequence[str],
     constants = {k: v for k, v in fragment.partition if k in needed}
     wanted = [c for c in needed if c not in constants]
     fs, path = resolve(uri)
+    if not wanted and _counted(fragment) and all(_typed(v) for v in constants.values()):
+        return _from_catalog(fragment, fs, path, needed, constants, columns, predicates)
     # Pre-buffering coalesces the column chunks' reads, which object stores need (few large
     # requests); on a local disk it only adds a hop through Arrow's I/O threads (~0.2 ms a file).
     pre_buffer = not isinstance(fs, LocalFileSystem)
@@ -216,6 +219,45 @@ def scan(fragment: Fragment, columns: Sequence[str],
         types = schema_from_text(declared)
         table = table.cast(pa.schema([pa.field(c, types.field(c).type) for c in needed]))
     return finish_scan(table, columns, exact, bytes_read)
+
+
+def _counted(fragment: Fragment) -> bool:
+    """Whether the catalog's row count of ``fragment`` is exact: a file mpp wrote and whose
+    footer digest it recorded (the Iceberg manifest's record count comes from that footer),
+    read with the types it was written with."""
+    return (fragment.row_count >= 0 and fragment.size_bytes >= 0
+            and fragment.option(FOOTER_DIGEST) is not None
+            and fragment.option(READ_SCHEMA) is None and not fragment.option("schema"))
+
+
+def _typed(value: Any) -> bool:
+    """Whether a partition value's Arrow type follows from the value alone: a date or a
+    string (an integer may be a timestamp's microseconds, whose type only the file says)."""
+    return isinstance(value, str) or (isinstance(value, dt.date)
+                                      and not isinstance(value, dt.datetime))
+
+
+def _from_catalog(fragment: Fragment, fs: Any, path: str, needed: Sequence[str],
+                  constants: Mapping[str, Any], columns: Sequence[str],
+                  predicates: Sequence[ColumnPredicate]) -> ScanResult:
+    """A scan that reads no column of the file (``count(*)``, partition values only): the
+    row count from the catalog, the partition values from the fragment, so the file is not
+    opened. The file must still be there with the size the catalog recorded (one stat), so
+    a missing, truncated or replaced file fails as it would when read. Its footer is not
+    checked against its digest: nothing from it is used (a query reading a column checks
+    it)."""
+    uri = fragment.uri
+    with storage_errors(uri):
+        info = fs.get_file_info(path)
+    if info.type == FileType.NotFound:
+        raise StorageError("file not found (missing data file)", uri)
+    if info.size != fragment.size_bytes:
+        raise StorageError(f"the file is {info.size:,} bytes, the catalog recorded "
+                           f"{fragment.size_bytes:,} (truncated, extended or replaced)", uri)
+    n = fragment.row_count
+    cols = [constant_column(pa.scalar(constants[c]), n) for c in needed]
+    table = pa.table(cols, names=list(needed)) if needed else pa.table({"_": pa.nulls(n)})
+    return finish_scan(table, columns, predicates, 0)
 
 
 def _always_true(rg: pq.RowGroupMetaData, schema: pa.Schema, column: str | None,

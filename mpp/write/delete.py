@@ -158,7 +158,9 @@ def per_file_write(session: Session, ctx: Any, name: str, sql: str, files: list[
     measured pieces to write (``Piece.source`` is the file's position in ``files``). Other
     tables may be read by earlier stages (MERGE's source, broadcast to every task). Returns
     the plan, the files written and the write tasks. ``what`` names the statement in
-    errors."""
+    errors. Scan tasks are not packed (``scan.max_task_bytes`` = 0): each file's rows must
+    come out of a task of their own."""
+    ctx = ctx.with_settings({"scan.max_task_bytes": 0})
     with crash.context(query_id=query_id):
         query = session.optimize(session.bind(sql), ctx)
         plan = plan_physical(query, ctx, lambda scan: (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +20,27 @@ from mpp.physical.distribution import (
 )
 from mpp.physical.keys import canonical_keys
 from mpp.physical.operators.base import (
+    HOT_KEYS,
     PhysicalOp,
     TaskContext,
     UnaryOp,
     all_unreduced,
     concat,
+    is_unreduced,
+    mark_unreduced,
     reduce_adaptively,
 )
 
 PARTIALS_MERGED = 8  # batches' partial groups held before they are merged into one
+# Partial rows of one constant-key group a task holds before merging them (a window's batches
+# of a huge partition); below it a PARTIAL step hands them on unmerged, as separate tasks
+# would have: merging the fragments of a packed scan task in the task, then again in the
+# exchange's combine, cost Q1 (a day's ~30 fragments of 60K distinct users each) 3x.
+PARTIAL_ROWS_HELD = 1 << 22
+# Input bytes of one constant-key group a task holds before aggregating them at once: the
+# fragments of a day in a packed scan task are aggregated together (one hash or bitmap pass
+# over a day's rows, not one per fragment), within this bound.
+INPUT_BYTES_HELD = 64 * 1024 * 1024
 
 
 class AggregateMode(enum.Enum):
@@ -73,26 +87,27 @@ class HashAggregateExec(UnaryOp):
     def execute(self, tctx: TaskContext) -> pa.Table:
         if self.by_build_row:
             args = {c.name for call in self.kernel.calls for c in call.inputs()}
-            paired = self.input.execute_by_build_row(tctx, args, self.kernel.keys)
-            if isinstance(paired, tuple):
-                return self.kernel.partial_by_row(*paired)
-            table = paired
+            partials: list[pa.Table] = []
+            for paired in self.input.execute_by_build_row(tctx, args, self.kernel.keys):
+                if not isinstance(paired, tuple):  # the join's rows (it yields only them)
+                    table = paired
+                    break
+                partials.append(self.kernel.partial_by_row(*paired))
+                if len(partials) >= PARTIALS_MERGED:
+                    partials = [self.kernel.merge(concat(partials, self.schema))]
+            else:
+                if len(partials) == 1:
+                    return partials[0]
+                return self.kernel.merge(concat(partials, self.schema))
         elif self.mode is not AggregateMode.FINAL:
-            # Rows may arrive in batches (a window over a huge partition): each batch's
-            # partial groups are merged as they come, so the rows are never all held.
+            # Rows may arrive in batches (the fragments of a packed scan task, a window over
+            # a huge partition): each batch's partial groups are merged as they come, so the
+            # rows are never all held.
             batches = self.input.execute_batches(tctx)
             table = next(batches)
             second = next(batches, None)
             if second is not None:
-                partials = [self._partial_rows(table), self._partial_rows(second)]
-                for batch in batches:
-                    partials.append(self._partial_rows(batch))
-                    if len(partials) >= PARTIALS_MERGED:
-                        partials = [self.kernel.merge(concat(partials, self._partial_schema))]
-                merged = self.kernel.merge(concat(partials, self._partial_schema))
-                if self.mode is AggregateMode.PARTIAL:
-                    return merged
-                return self.kernel.final(merged, merged=True)
+                return self._batched(tctx, itertools.chain((table, second), batches))
         else:
             table = self.input.execute(tctx)
         # Constant grain columns are found once, for the hot keys and the grouping.
@@ -124,21 +139,90 @@ class HashAggregateExec(UnaryOp):
         def reduce(rows: pa.Table) -> pa.Table:
             return self.kernel.partial(rows, fixed)
 
-        def pass_on(rows: pa.Table, names: list[str]) -> pa.Table:
-            if self.kernel.passes_rows:  # as partial rows are: -0.0 is 0.0, NaNs one value
-                return canonical_keys(rows.select(names), names)
-            return reduce(rows)
-
         return reduce_adaptively(tctx, table, self.schema, self.skip_ratio, reduce,
-                                 lambda rows: self.kernel.merge(rows, fixed), pass_on)
+                                 lambda rows: self.kernel.merge(rows, fixed),
+                                 lambda rows, names: self._pass_on(rows, names, fixed))
+
+    def _pass_on(self, rows: pa.Table, names: list[str],
+                 fixed: dict[str, pa.Scalar]) -> pa.Table:
+        """Rows of a task whose partial step stopped reducing, as they go on: the grain's
+        columns (canonical keys, as partial rows are), or still aggregated when a partial row
+        holds aggregate states."""
+        if self.kernel.passes_rows:  # as partial rows are: -0.0 is 0.0, NaNs one value
+            return canonical_keys(rows.select(names), names)
+        return self.kernel.partial(rows, fixed)
+
+    def _batched(self, tctx: TaskContext, batches: Iterator[pa.Table]) -> pa.Table:
+        """The partial groups (PARTIAL) or result rows (SINGLE) of rows that arrive in several
+        batches: a packed scan task's fragments, a window's batches.
+
+        Batches are grouped by the values of their constant grain keys (a fragment of a table
+        partitioned by date holds one date). A group's rows are aggregated together, with those
+        keys left out of the hashing, at the end or whenever they reach ``INPUT_BYTES_HELD``
+        (one pass over a day's fragments, not one per fragment); its partial groups merge once
+        they hold ``PARTIAL_ROWS_HELD`` rows (a PARTIAL step otherwise hands them on unmerged:
+        the exchange's combine merges them, as it would separate tasks' outputs) or, for a
+        SINGLE step, at the end. Groups with different values never merge (they cannot share
+        a group). A PARTIAL step judges on its first batch whether reducing pays
+        (``skip_ratio``); if not, the other batches pass through as one fragment's rest does.
+        All keys constant in every batch: the task's hot keys are the values with the most
+        rows, for free."""
+        schema = self._partial_schema
+        groups: dict[tuple[Any, ...], tuple[dict[str, pa.Scalar], list[pa.Table]]] = {}
+        rows: dict[tuple[Any, ...], list[pa.Table]] = {}  # input held per group
+
+        def aggregate(key: tuple[Any, ...]) -> None:
+            fixed, held = groups[key]
+            held.append(self.kernel.partial(concat(rows.pop(key), self.input.schema), fixed))
+            if sum(t.num_rows for t in held) >= PARTIAL_ROWS_HELD:
+                held[:] = [self.kernel.merge(concat(held, schema), fixed)]
+
+        hot: dict[Any, int] | None = {} if self.kernel.keys else None
+        passed: list[pa.Table] = []  # the task stopped reducing: what goes on unreduced
+        first = True
+        for batch in batches:
+            fixed = constant_keys(batch, self.kernel.grain)
+            if hot is not None and all(k in fixed for k in self.kernel.keys):
+                value = tuple(fixed[k].as_py() for k in self.kernel.keys)
+                hot[value] = hot.get(value, 0) + batch.num_rows
+            elif batch.num_rows:
+                hot = None
+            if passed:
+                passed.append(self._pass_on(batch, passed[0].column_names, fixed))
+                continue
+            key = tuple((k, v.as_py()) for k, v in fixed.items())
+            held = groups.setdefault(key, (fixed, []))[1]
+            if first and self.mode is AggregateMode.PARTIAL and self.skip_ratio < 1:
+                first = False
+                out = self._partial(tctx, batch, fixed)
+                if is_unreduced(out):
+                    passed.append(out)
+                    continue
+                held.append(out)
+                continue
+            first = False
+            rows.setdefault(key, []).append(batch)
+            if sum(t.nbytes for t in rows[key]) >= INPUT_BYTES_HELD:
+                aggregate(key)
+        for key in list(rows):
+            aggregate(key)
+        if hot:
+            best = sorted(hot.items(), key=lambda kv: -kv[1])[:HOT_KEYS]
+            tctx.hot_keys = tuple((v[0] if len(v) == 1 else v, n) for v, n in best)
+        if passed:
+            return mark_unreduced(concat(passed, schema))
+        if self.mode is AggregateMode.PARTIAL:
+            return concat([t for _, held in groups.values() for t in held], schema)
+        parts = [held[0] if len(held) == 1 else self.kernel.merge(concat(held, schema), fixed)
+                 for fixed, held in groups.values()]
+        merged = concat(parts, schema)
+        if len(parts) > 1:  # batches whose keys were not all constant may share groups
+            merged = self.kernel.merge(merged)
+        return self.kernel.final(merged, merged=True)
 
     @property
     def _partial_schema(self) -> tuple[Field, ...]:
         return self.kernel.partial_schema(self.input.schema)
-
-    def _partial_rows(self, table: pa.Table) -> pa.Table:
-        """One batch's partial groups (the window below noted the task's hot keys)."""
-        return self.kernel.partial(table, constant_keys(table, self.kernel.grain))
 
     def merge(self, table: pa.Table) -> pa.Table:
         # Partial groups from several tasks merge into fewer partial groups (same columns).

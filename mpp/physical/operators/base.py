@@ -37,9 +37,10 @@ class TaskContext:
 
     Attributes:
         partition: index of the task within its stage.
-        fragments: the fragment each scan of the stage reads in this task, by the scan's
-            ``slot`` (None for a scan outside the task's range or with every fragment pruned;
-            empty when the stage is fed by exchanges only).
+        fragments: the fragments each scan of the stage reads in this task, by the scan's
+            ``slot`` (one, or several packed into the task; None or empty for a scan outside
+            the task's range or with every fragment pruned; no slots when the stage is fed by
+            exchanges only).
         inputs: rows this task received, by the id of the exchange they came through.
         rows_in, bytes_read: rows consumed (scanned or received) and bytes read from storage.
         hot_keys: the most frequent key values of the first keyed operator, with row counts.
@@ -52,7 +53,7 @@ class TaskContext:
     """
 
     partition: int
-    fragments: tuple[Fragment | None, ...] = ()
+    fragments: tuple[tuple[Fragment, ...] | None, ...] = ()
     inputs: dict[int, pa.Table] = field(default_factory=dict)
     rows_in: int = 0
     bytes_read: int = 0
@@ -177,11 +178,14 @@ def reduce_adaptively(tctx: TaskContext, table: pa.Table, schema: tuple[Field, .
 
 
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
-    """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64)."""
+    """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64).
+    Tables without columns (a ``count(*)`` scan's) keep their rows counted."""
     tables = [t.replace_schema_metadata(None) if t.schema.metadata else t
               for t in tables if t.num_rows] or [empty_table(schema)]
     if len(tables) == 1:
         return tables[0]
+    if not tables[0].num_columns:  # Arrow concatenates tables without columns to no rows
+        return pa.table({"_": pa.nulls(sum(t.num_rows for t in tables))}).select([])
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -225,13 +229,14 @@ class PhysicalOp:
         raise NotImplementedError(type(self).__name__)
 
     def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
-                             ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
+                             ) -> Iterator[pa.Table | tuple[pa.Table, np.ndarray, pa.Table]]:
         """For an aggregate grouped by build-side columns ``keys`` of a join (see
-        ``HashAggregateExec.by_build_row``): ``(values, groups, keys)``, the output pairs'
-        ``columns``, each pair's group (a row of ``keys``, the groups' key values), when this
-        operator can pair rows without taking the build columns; otherwise (the default)
-        :meth:`execute`'s rows."""
-        return self.execute(tctx)
+        ``HashAggregateExec.by_build_row``), per batch of probe rows (a packed scan task's
+        fragments): ``(values, groups, keys)``, the output pairs' ``columns``, each pair's
+        group (a row of ``keys``, the groups' key values), when this operator can pair rows
+        without taking the build columns; otherwise (the default) one table, :meth:`execute`'s
+        rows."""
+        yield self.execute(tctx)
 
     def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
         """:meth:`execute`'s rows as a stream of tables, for an operator above that can

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -23,7 +24,7 @@ from mpp.physical.distribution import (
 )
 from mpp.physical.join_table import JoinTable, build_table, key_family, shared_table
 from mpp.physical.keys import canonical_key
-from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext
+from mpp.physical.operators.base import JoinOp, PhysicalOp, TaskContext, concat
 from mpp.physical.operators.exchange import ExchangeExec
 from mpp.physical.operators.nested_loop import (
     LEFT_ID,
@@ -105,23 +106,54 @@ class HashJoinExec(JoinOp):
         return self._narrow(self._execute(tctx))
 
     def execute_by_build_row(self, tctx: TaskContext, columns: set[str], keys: tuple[str, ...]
-                             ) -> pa.Table | tuple[pa.Table, np.ndarray, pa.Table]:
-        """The matched pairs as (``columns`` of each pair, the group of its build row's
-        ``keys``, those groups' key values) when the build side is a shared table (see
-        :meth:`tabled`); else the join's rows.
+                             ) -> Iterator[pa.Table | tuple[pa.Table, np.ndarray, pa.Table]]:
+        """Per batch of probe rows (a packed scan task's fragments, one by one: probing one
+        fragment's rows at a time keeps the pair arrays small), the matched pairs as
+        (``columns`` of each pair, the group of its build row's ``keys``, those groups' key
+        values) when the build side is a shared table (see :meth:`tabled`); else one table,
+        the join's rows.
 
         With one build row per key, no residual and only probe-side ``columns`` (a count, or
         sums of fact columns, by dimension attributes), each probe row's group is one lookup
         (:meth:`JoinTable.probe_groups`) and the pairs are the probe rows that found one: no
         build row index is materialised."""
         if self.kind is not JoinKind.INNER or self.null_aware:
-            return self.execute(tctx)
-        left = self.left.execute(tctx)
+            yield self.execute(tctx)
+            return
+        for item in self._streamed(tctx):
+            yield item if isinstance(item, pa.Table) else \
+                self._pairs_by_build_row(*item, columns, keys)
+
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        """The join's rows per batch of probe rows when the build side is a shared table (a
+        packed scan task's fragments probe one at a time); else all at once."""
+        if self.null_aware:
+            yield self.execute(tctx)
+            return
+        for item in self._streamed(tctx):
+            yield item if isinstance(item, pa.Table) else self._narrow(self._probe(*item))
+
+    def _streamed(self, tctx: TaskContext) -> Iterator[tuple[JoinTable, pa.Table] | pa.Table]:
+        """The shared build table with each batch of probe rows, or, where the join runs
+        through Acero per task (no shared table), one table: the join of all the task's rows.
+        Counts the probe rows of every batch."""
         right = self.right.execute(tctx)
-        tctx.note_keys(left, self.left_keys)
-        table = self._shared_table(tctx, left, right)
+        batches = self.left.execute_batches(tctx)
+        first = next(batches)
+        tctx.note_keys(first, self.left_keys)
+        table = self._shared_table(tctx, first, right)
         if table is None:
-            return self._narrow(self._join_rows(tctx, left, right))
+            left = concat([first, *batches], self.left.schema)
+            yield self._narrow(self._join_rows(tctx, left, right))
+            return
+        yield table, first
+        for left in batches:
+            tctx.join_rows = (tctx.join_rows[0] + left.num_rows, tctx.join_rows[1])
+            yield table, left
+
+    def _pairs_by_build_row(self, table: JoinTable, left: pa.Table, columns: set[str],
+                            keys: tuple[str, ...]) -> tuple[pa.Table, np.ndarray, pa.Table]:
+        """One batch's pairs for :meth:`execute_by_build_row`."""
         names = [f.name for f in self.left.schema if f.name in columns]
         taken = [f.name for f in self.right.schema if f.name in columns]
         codes, groups = table.group_codes(keys)

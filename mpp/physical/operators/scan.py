@@ -1,9 +1,11 @@
-"""ScanExec: read one fragment per task, with projection and predicate pushdown."""
+"""ScanExec: read a task's fragments (one, or several packed), with projection and predicate
+pushdown."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,8 +13,9 @@ import pyarrow as pa
 
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Arbitrary, Partitioning
-from mpp.physical.operators.base import PhysicalOp, TaskContext, empty_table
+from mpp.physical.operators.base import PhysicalOp, TaskContext, concat, empty_table
 from mpp.storage.base import ColumnPredicate, Fragment
+from mpp.text import plural
 
 
 def sql_value(value: Any) -> str:
@@ -38,19 +41,22 @@ def _predicate_text(p: ColumnPredicate) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ScanExec(PhysicalOp):
-    """Reads ``columns`` of ``table`` from one fragment per task; rows pass every predicate.
+    """Reads ``columns`` of ``table`` from its (pruned) fragments; rows pass every predicate.
 
-    The output partitioning is one partition per (pruned) fragment, so the leaf stage has as
-    many tasks as fragments: the seed's "100M rows -> 1,000 tasks of 100K rows". With every
-    fragment pruned away, one task produces the empty result.
+    ``task_starts`` packs the fragments into tasks (:mod:`mpp.physical.packing`): task i reads
+    ``fragments[task_starts[i]:task_starts[i + 1]]``, one after another, each pruned and
+    filtered on its own, and streams them to the pipeline above (:meth:`execute_batches`).
+    Empty: one task per fragment, the seed's "100M rows -> 1,000 tasks of 100K rows". With
+    every fragment pruned away, one task produces the empty result.
 
-    ``fetch`` (the optimizer's pushed LIMIT): each task passes on at most that many rows, and
-    the planner listed only the fragments needed to hold them when their row counts allow.
+    ``fetch`` (the optimizer's pushed LIMIT): each task passes on at most that many rows (it
+    stops reading fragments once it has them), and the planner listed only the fragments
+    needed to hold them when their row counts allow.
 
     ``slot``: the scan's position among its stage's scans (set when stages are cut). A stage
-    may read several scans, in one task (the two single-fragment sides of a RIGHT or FULL
-    nested-loop join) or in separate task ranges (a union); a task is handed one fragment per
-    slot, and this scan reads its own.
+    may read several scans, in one task (the two single-task sides of a RIGHT or FULL
+    nested-loop join) or in separate task ranges (a union); a task is handed its fragments
+    of each slot, and this scan reads its own.
     """
 
     word: ClassVar[str] = "scan"
@@ -67,20 +73,56 @@ class ScanExec(PhysicalOp):
     fetch: int | None = None
     slot: int = 0
     version: int | None = None  # time travel: the Iceberg snapshot read (None: current)
+    task_starts: tuple[int, ...] = ()  # the first fragment of each task (empty: one each)
+
+    @property
+    def tasks(self) -> int:
+        """Tasks reading this scan (at least one, even with every fragment pruned)."""
+        return max(1, len(self.task_starts) if self.task_starts else len(self.fragments))
+
+    @property
+    def packed(self) -> bool:
+        """Whether some task reads more than one fragment."""
+        return self.tasks < len(self.fragments)
+
+    def task_fragments(self, part: int) -> tuple[Fragment, ...]:
+        """The fragments task ``part`` of this scan reads, in order."""
+        if not self.task_starts:
+            return self.fragments[part:part + 1]
+        end = self.task_starts[part + 1] if part + 1 < len(self.task_starts) else None
+        return self.fragments[self.task_starts[part]:end]
 
     def output_partitioning(self) -> Partitioning:
-        return Arbitrary(max(1, len(self.fragments)))
+        return Arbitrary(self.tasks)
 
     def execute(self, tctx: TaskContext) -> pa.Table:
-        fragment = tctx.fragments[self.slot] if self.slot < len(tctx.fragments) else None
-        if fragment is None:
-            return empty_table(self.schema)
+        return concat(list(self.execute_batches(tctx)), self.schema)
+
+    def execute_batches(self, tctx: TaskContext) -> Iterator[pa.Table]:
+        """The rows of this task's fragments, one table per fragment (so the operators above
+        stream them: a join probes one at a time, a partial aggregate groups them by their
+        constant keys, a fragment's partition values staying constant in its table); at
+        least one table, empty when the task reads none."""
+        fragments = tctx.fragments[self.slot] if self.slot < len(tctx.fragments) else ()
+        left = self.fetch
+        produced = False
+        for fragment in fragments or ():
+            if left is not None and left <= 0:
+                break
+            table = self._read(tctx, fragment, left)
+            left = None if left is None else left - table.num_rows
+            produced = True
+            yield table
+        if not produced:
+            yield empty_table(self.schema)
+
+    def _read(self, tctx: TaskContext, fragment: Fragment, fetch: int | None) -> pa.Table:
         from mpp.storage import scan_fragment  # imported on the worker, lazily
 
         result = scan_fragment(fragment, self.columns, self.predicates)
         tctx.rows_in += result.rows_scanned
         tctx.bytes_read += result.bytes_read
-        table = result.table if self.fetch is None else result.table.slice(0, self.fetch)
+        table = result.table if fetch is None else result.table.slice(0, fetch)
         if not self.schema:  # count(*) reads no column: keep only the row count
             return table.select([])
         out = table.rename_columns([f.name for f in self.schema])
@@ -88,7 +130,7 @@ class ScanExec(PhysicalOp):
         return out if out.schema.equals(target) else out.cast(target)
 
     def without_fragments(self) -> PhysicalOp:
-        return dataclasses.replace(self, fragments=())
+        return dataclasses.replace(self, fragments=(), task_starts=())
 
     def explain_line(self) -> str:
         cols = ", ".join(self.columns) or "no columns"
@@ -101,5 +143,6 @@ class ScanExec(PhysicalOp):
             line += " filter=(" + " AND ".join(_predicate_text(p) for p in self.predicates) + ")"
         pruned = f"{len(self.fragments)} of {self.total_fragments}"
         line += f" fragments={pruned if self.total_fragments else len(self.fragments)}"
+        line += f" in {plural(self.tasks, 'task')}" if self.packed else ""
         line += f" fetch={self.fetch}" if self.fetch is not None else ""
         return line + (f"\n    sql: {self.source_query}" if self.source_query else "")
