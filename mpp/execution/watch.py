@@ -39,6 +39,11 @@ from mpp.errors import ClusterFaultError
 DEFAULT_STALL_TIMEOUT = 30.0
 _POLL_SECONDS = 1.0  # between health checks; a query shorter than this is never polled
 _ASK_TIMEOUT = 10.0  # seconds one question to the scheduler may take
+# Seconds between asking for the state of every key of the query while the cluster is healthy
+# (every check when it is not). The answer only serves an error's text, and the question is
+# the graph's size: ~9 ms of CPU at 5,000-11,000 keys in the process that runs a LocalCluster's
+# scheduler, once a second for the whole query.
+_STUCK_EVERY = 10.0
 # Scheduler states of a task that could run now (or runs) but has not finished.
 _READY = frozenset({"processing", "queued", "no-worker"})
 # "stage2-final-agg-1a2b3c4d" (tuple keys) or "stage3-write-1a2b3c4d-5" (CTAS write tasks)
@@ -164,6 +169,7 @@ class Watch:
         self.keys = list(keys)
         self.stall_timeout = stall_timeout
         self._stuck = ""  # last known stages with tasks not finished (for a lost scheduler)
+        self._stuck_at = -float("inf")  # when (time.monotonic) _stuck was asked for
         self._health = _Health(None)
         self._seen = self._health  # the last answer that listed workers
 
@@ -244,7 +250,10 @@ class Watch:
         self._health = health
         if workers:
             self._seen = health
-        self._stuck = self._stuck_stages()  # kept: if the scheduler goes, it is what we knew
+        # kept: if the scheduler goes, it is what we knew (at most _STUCK_EVERY s old)
+        now = time.monotonic()
+        if health.problem is not None or now - self._stuck_at >= _STUCK_EVERY:
+            self._stuck, self._stuck_at = self._stuck_stages(), now
         return health
 
     def _stuck_stages(self) -> str:
