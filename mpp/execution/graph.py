@@ -21,7 +21,9 @@ merges more maps, so the C N split tasks stay at most 2M (at 1,000 maps and 128 
 combines and 1,920 splits rather than 16 and 2,048; a split task costs the scheduler as much as
 any other task). A cap of M / N (7 combines) halved the splits but made each combine merge 143
 maps, which became the critical path when the run is replayed on 128 workers. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
-a consumer task reading every producer task.
+a consumer task reading every producer task. Where the split tasks and the consumers of a hash
+exchange run is told to the scheduler with the graph (:attr:`QueryGraph.bucket_readers`,
+:meth:`QueryGraph.local_keys`, :func:`mpp.execution.run.placement`).
 
 A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets,
 for each scan (by its slot), the fragment ``i - first`` when its task range holds i and, for
