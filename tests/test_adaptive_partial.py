@@ -120,3 +120,30 @@ def test_partial_with_states_still_aggregates_when_it_skips() -> None:
     tctx = TaskContext(0)
     out = op.execute(tctx)
     assert tctx.partial_skipped == 0 and not is_unreduced(out) and out.num_rows == 100
+
+
+def _fetched(dask_worker) -> list[str]:  # type: ignore[no-untyped-def]
+    """Names of the keys this worker fetched from others, and forget them."""
+    names = [k[0] if isinstance(k, tuple) else str(k)
+             for entry in dask_worker.transfer_incoming_log for k in entry["keys"]]
+    dask_worker.transfer_incoming_log.clear()
+    return names
+
+
+def test_unreduced_rows_cross_once_each_bucket_to_its_consumer(session) -> None:
+    """Passed-through rows go map -> combine -> split -> consumer, and only a bucket crosses
+    to its consumer: a split runs where its combine's output is, the consumers on every
+    worker. Dask used to spread the splits over the workers as it spreads root tasks (a large
+    group reading one combine), so each worker fetched the whole combine output, holding
+    every row twice (mpp.execution.run.placement)."""
+    client = session.cluster.client
+    client.run(_fetched)
+    settings = {"aggregate.partial_skip_ratio": 0.0, "execution.hash_buckets": 16}
+    result = session.sql(QUERIES[0], settings=settings)
+    plan = result.stats.plan
+    assert plan.exchange_tasks(plan.stage(1)) == (1, 16)  # one combine, 16 splits of it
+    fetched = [name for names in client.run(_fetched).values() for name in names]
+    assert not [name for name in fetched if "-combine-" in name]
+    # The consumers ran on both workers: the buckets of the other one crossed to them.
+    assert any("-split-" in name for name in fetched)
+    assert_each_matches_oracle(session, [QUERIES[0]], [settings])

@@ -98,3 +98,36 @@ def test_pruned_to_nothing_still_runs_one_task() -> None:
     ctx = PlannerContext(Settings(), workers=2, threads=2)
     physical = plan_physical(plan, ctx, lambda scan: [])
     assert physical.stages[0].tasks == 1
+
+
+class _Scheduler:
+    """A client stand-in: what ``scheduler_info`` says of the workers."""
+
+    def __init__(self, workers: dict[str, int]) -> None:
+        self.workers = workers
+
+    def scheduler_info(self, n_workers: int = -1) -> dict:
+        return {"workers": {w: {"nthreads": n} for w, n in self.workers.items()}}
+
+
+def test_splits_follow_their_combine_and_consumers_spread_over_the_threads() -> None:
+    from mpp.execution.run import placement
+
+    plan, frags = _count_distinct_plan(8)
+    ctx = PlannerContext(Settings({"execution.hash_buckets": 16}), workers=2, threads=2)
+    graph = build_graph(plan_physical(plan, ctx, lambda scan: frags), "q", "0123abcd")
+    splits = graph.local_keys()
+    assert len(splits) == 16 and {key_split(k[0]) for k in splits} == {"stage1-split"}
+    assert sorted(graph.bucket_readers.values()) == list(range(16))  # stage2's 16 tasks
+    where = placement(_Scheduler({"tcp://b:2": 2, "tcp://a:1": 1}), splits,
+                      graph.bucket_readers)
+    # A split may run on any worker: restricted, Dask places it where its input is.
+    assert all(where["workers"][k] == ["tcp://a:1", "tcp://b:2"] for k in splits)
+    # Consumer j on slot j of a:1, b:2, b:2 (a worker weighted by its threads).
+    by_bucket = {j: where["workers"][k] for k, j in graph.bucket_readers.items()}
+    assert [by_bucket[j] for j in range(3)] == [["tcp://a:1"], ["tcp://b:2"], ["tcp://b:2"]]
+    assert Counter(w for ws in by_bucket.values() for w in ws) == {"tcp://a:1": 6,
+                                                                   "tcp://b:2": 10}
+    assert set(where["allow_other_workers"]) == set(where["workers"])  # loose: a worker
+    assert all(where["allow_other_workers"].values())  # that died changes nothing else
+    assert placement(_Scheduler({}), splits, graph.bucket_readers) == {}

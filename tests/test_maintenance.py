@@ -175,3 +175,32 @@ def test_expire_never_deletes_files_outside_the_table_folder(wh, cluster, tmp_pa
     assert_same_rows(_session(fresh, cluster).sql("SELECT * FROM expout").to_arrow(),
                      run_oracle("SELECT user_id, bytes FROM access_log WHERE status = 404",
                                 fresh))
+
+
+def test_remembered_file_lists_are_safe_for_threads_cleaning_at_once(monkeypatch) -> None:
+    """The clean-up's cache of manifest lists is shared by a process's threads. A thread that
+    found a list (``get``) and another that evicted it before the first one marked it as used
+    (``move_to_end``) made the first raise KeyError; the cache's lock makes the second wait.
+    The interleaving is forced: the cache's ``get`` starts the other thread and gives it
+    half a second to clean while the first is between the two steps."""
+    import threading
+    from collections import OrderedDict
+
+    others: list[threading.Thread] = []
+
+    class Interleaved(OrderedDict):
+        def get(self, key, default=None):  # type: ignore[no-untyped-def,override]
+            found = super().get(key, default)
+            if found is not None and not others:  # between the lookup and move_to_end
+                others.append(threading.Thread(
+                    target=cleanup._remembered, args=("other-list", lambda: ["b"])))
+                others[0].start()
+                others[0].join(timeout=0.5)  # the other thread cleans meanwhile, or waits
+            return found
+
+    monkeypatch.setattr(cleanup, "_LISTS", Interleaved())
+    monkeypatch.setattr(cleanup, "_LISTS_KEPT", 1)  # adding the other list evicts the first
+    assert cleanup._remembered("list", lambda: ["a"]) == {"a"}  # read, remembered
+    assert cleanup._remembered("list", lambda: ["never read"]) == {"a"}  # found
+    others[0].join()
+    assert list(cleanup._LISTS) == ["other-list"]

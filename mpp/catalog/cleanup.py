@@ -34,6 +34,7 @@ import os
 import posixpath
 import re
 import socket
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -63,18 +64,27 @@ _METADATA_FILE = re.compile(r"[^/]+(?:\.metadata\.json|\.avro)\Z")
 # immutable once written (their names carry a fresh UUID), so what they list never changes: a
 # process that cleans after every micro-batch commit reads each new one once, not once per
 # commit.
+# The lock makes the cache safe for threads cleaning at once (a lookup's move_to_end raced
+# another thread's popitem of the same path); it is not held while a list is read, so two
+# threads may read the same new list, and the reading (which looks up the manifests a list
+# names, here again) cannot wait on itself.
 _LISTS: OrderedDict[str, frozenset[str]] = OrderedDict()
 _LISTS_KEPT = 4096
+_LISTS_LOCK = threading.Lock()
 
 
 def _remembered(path: str, read: Callable[[], Iterable[str]]) -> frozenset[str]:
-    files = _LISTS.get(path)
-    if files is None:
-        files = _LISTS[path] = frozenset(read())
-        if len(_LISTS) > _LISTS_KEPT:
-            _LISTS.popitem(last=False)
-    else:
+    with _LISTS_LOCK:
+        files = _LISTS.get(path)
+        if files is not None:
+            _LISTS.move_to_end(path)
+            return files
+    files = frozenset(read())
+    with _LISTS_LOCK:
+        _LISTS[path] = files
         _LISTS.move_to_end(path)
+        while len(_LISTS) > _LISTS_KEPT:
+            _LISTS.popitem(last=False)
     return files
 
 

@@ -21,7 +21,9 @@ merges more maps, so the C N split tasks stay at most 2M (at 1,000 maps and 128 
 combines and 1,920 splits rather than 16 and 2,048; a split task costs the scheduler as much as
 any other task). A cap of M / N (7 combines) halved the splits but made each combine merge 143
 maps, which became the critical path when the run is replayed on 128 workers. A broadcast is one ``collect`` task the consumer tasks all read; a gather is
-a consumer task reading every producer task.
+a consumer task reading every producer task. Where the split tasks and the consumers of a hash
+exchange run is told to the scheduler with the graph (:attr:`QueryGraph.bucket_readers`,
+:meth:`QueryGraph.local_keys`, :func:`mpp.execution.run.placement`).
 
 A stage reads several inputs (:class:`~mpp.physical.planner.StageInput`): task i of a stage gets,
 for each scan (by its slot), the fragments of its partition ``i - first`` (one, or several the
@@ -34,7 +36,7 @@ RIGHT or FULL nested-loop join): the task then reads its fragments of each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpp.physical.operators.exchange import ExchangeExec, ExchangeKind
@@ -53,6 +55,24 @@ class QueryGraph:
 
     dsk: Graph
     result_keys: list[Key]
+    # Tasks that read a hash exchange (its consumers), by their partition: the scheduler is
+    # told to spread them over the workers by it (see mpp.execution.run).
+    bucket_readers: dict[Key, int] = field(default_factory=dict)
+
+    def local_keys(self) -> list[Key]:
+        """Tasks that must run where their one input is: the hash exchanges' split tasks.
+
+        A split takes one bucket of a combine task's output, so that only the bucket crosses
+        to its consumer. Left to itself, Dask places a group of tasks much larger than the
+        cluster that reads fewer than five tasks (a split group reads the C combines) as it
+        places root tasks: spread over the workers, ignoring where the input is, so every
+        worker that ran a split fetched the whole combine output (see :mod:`mpp.execution.run`,
+        which tells the scheduler otherwise).
+        """
+        from mpp.physical.operators.exchange import take_bucket
+
+        return [key for key, task in self.dsk.items()
+                if isinstance(task, tuple) and task and task[0] is take_bucket]
 
     def edges(self) -> int:
         """Dependencies in the graph (for shape tests: stays ~M + 2CN at M = 1,000)."""
@@ -76,16 +96,20 @@ def build_graph(plan: PhysicalPlan, query_id: str, token: str) -> QueryGraph:
 
     dsk: Graph = {}
     refs: dict[int, InputRef] = {}
+    readers: dict[Key, int] = {}
     for stage in plan.stages:
         name = f"{stage.name}-{token}"
         payload = StagePayload.of(stage, query_id)
+        hashed = any(ex.kind is ExchangeKind.HASH for ex in stage.exchanges)
         for i in range(stage.tasks):
             dsk[(name, i)] = (run_stage_task, payload, i, _fragments(stage, i),
                               *_exchange_inputs(stage, i, refs))
+            if hashed:
+                readers[(name, i)] = i
         if stage.sink is not None:
             refs[stage.id] = _EXCHANGES[stage.sink.kind](dsk, plan, stage, token, query_id)
     final = plan.final_stage
-    return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)])
+    return QueryGraph(dsk, [(f"{final.name}-{token}", i) for i in range(final.tasks)], readers)
 
 
 def _fragments(stage: Stage, task: int) -> tuple[tuple[Fragment, ...] | None, ...]:

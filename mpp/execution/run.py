@@ -30,6 +30,45 @@ from mpp.physical.operators.base import concat
 from mpp.physical.planner import PhysicalPlan
 
 
+class _Graph(LLGExpr):
+    """A dict graph, as ``LLGExpr``, with annotations per key for the scheduler."""
+
+    _parameters = ["dsk", "annotations"]
+
+    def __dask_annotations__(self) -> dict[str, dict[Any, Any]]:
+        return dict(self.operand("annotations"))
+
+
+def placement(client: Any, local: list[Any], readers: dict[Any, int]
+              ) -> dict[str, dict[Any, Any]]:
+    """Where the scheduler should run a hash exchange's split tasks and its consumers.
+
+    * A split task (``local``) runs on the worker holding its combine's output, so only its
+      bucket moves. Left to itself, Dask treats a group of tasks much larger than the cluster
+      that reads fewer than five tasks (the splits of one to four combines) as root-ish: it
+      spreads it over the workers without looking where its input is ("it will end up on
+      every worker anyway"), right for the readers of a broadcast, wrong here: every worker
+      that got a split fetched the whole combine output. A task with worker restrictions is
+      never root-ish: restricted to every worker, the split is placed by its input as any
+      other task is.
+    * The consumer of bucket ``j`` (``readers``) runs on worker ``j`` mod the cluster's
+      threads (each worker weighted by its threads): without it, the consumers too went
+      where their input was, all to one worker when one combine holds every bucket.
+
+    Both are loose (``allow_other_workers``): a worker that died or joined later changes
+    nothing but the placement. Empty when there is nothing to place or no worker."""
+    if not local and not readers:
+        return {}
+    info = client.scheduler_info(n_workers=-1).get("workers", {})
+    workers = sorted(info)
+    if not workers:
+        return {}
+    slots = [w for w in workers for _ in range(max(1, int(info[w].get("nthreads", 1))))]
+    where = {**dict.fromkeys(local, workers),
+             **{key: [slots[j % len(slots)]] for key, j in readers.items()}}
+    return {"workers": where, "allow_other_workers": dict.fromkeys(where, True)}
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """A finished run: the result rows and the measurements."""
@@ -55,7 +94,8 @@ def execute(plan: PhysicalPlan, client: Any, query_id: str, *, plan_text: str = 
     # client.get wraps a dict graph in an LLGExpr and tokenizes every task argument (operator
     # trees, fragments) to name it: ~1.8 s at 1,000 tasks. Our keys already carry a unique
     # token, so the expression is named by it instead.
-    expr = LLGExpr(graph.dsk, _determ_token=f"{query_id}-{token}")
+    expr = _Graph(graph.dsk, placement(client, graph.local_keys(), graph.bucket_readers),
+                  _determ_token=f"{query_id}-{token}")
     start, cpu = time.perf_counter(), time.process_time()
     futures = client.get(expr, graph.result_keys, sync=False, retries=0)
     try:
