@@ -116,5 +116,7 @@ SCALE = Limit(1e-6, 10_000.0, "--scale multiplies data.rows; 10,000 takes a 1M-r
               "to the 10-billion-row limit", integer=False)
 REPEATS = Limit(1, 100, "each repeat runs the query again; the median of 100 is as stable as "
                 "it gets on one machine")
+WARMUP = Limit(0, 10, "untimed runs of every variant x query before the timed repeats; a worker's "
+               "memory pool and caches are warm after a few")
 WHATIF_WORKERS = Limit(1, 100_000, "the what-if list scheduler keeps a slot per worker "
                        "thread; the warehouses it models have hundreds of nodes")

@@ -51,6 +51,16 @@ def check(saved: Path) -> ModelCheck:
                           cache=tmp / "cache", progress=False)
 
 
+def test_each_pass_runs_every_query_once_untimed_first(check: ModelCheck) -> None:
+    """A fresh worker is slower in its first queries: every pass warms up each query once
+    (``warmup=1``) before the run it records. Query ids count the session's queries, so the
+    two recorded runs of a pass (by_day, distinct) are two apart: by_day's timed run, then
+    distinct's warm-up, then its timed run."""
+    for runs in check.runs.values():
+        ids = [int(r.records[0].query_id.split("-")[0][1:]) for r in runs]
+        assert [b - a for a, b in zip(ids, ids[1:], strict=False)] == [2]
+
+
 def test_every_count_is_predicted_from_every_other(check: ModelCheck) -> None:
     runs, table = check.runs, check.table
     assert sorted(runs) == [1, 2]
@@ -95,6 +105,7 @@ def test_the_command_prints_one_row_per_count_pair_and_an_error_column(
     assert out.exit_code == 0, out.output
     assert [(name, counts) for name, counts, _ in calls] == [("tiny", [1, 2])]
     assert calls[0][2]["repeats"] == 1 and calls[0][2]["progress"] is False
+    assert calls[0][2]["warmup"] == 1  # the default: one untimed run of each query a pass
     lines = out.output.splitlines()
     assert lines[0] == "| predicted from | predicted for | error range | direction |"
     pairs = lines[2:4]

@@ -385,6 +385,13 @@ def test_repeats_out_of_range(tmp_path: Path) -> None:
     assert "repeats: must be from 1 to 100" in str(problems(tmp_path, "repeats = 0\n" + MINIMAL))
 
 
+def test_warmup(tmp_path: Path) -> None:
+    assert load_scenario(write(tmp_path, "warmup = 2\n" + MINIMAL)).warmup == 2
+    assert load_scenario(write(tmp_path, MINIMAL)).warmup == 0
+    assert "warmup: must be from 0 to 10 (untimed runs of every variant x query" in str(
+        problems(tmp_path, "warmup = 11\n" + MINIMAL))
+
+
 TPCH = """
 [data]
 dataset = "tpch"

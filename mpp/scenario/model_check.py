@@ -131,14 +131,18 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
                    out: str | os.PathLike[str] | None = None,
                    cache: str | os.PathLike[str] | None = None,
                    progress: bool = True,
-                   repeats: int | None = None) -> ModelCheck:
+                   repeats: int | None = None, warmup: int = 1) -> ModelCheck:
     """Run ``scenario`` on a LocalCluster of each count in ``worker_counts`` (1 thread each)
     and return the runs per count, the error table and the report that shows it.
 
     Each pass is a fresh LocalCluster, so the runs do not share warm workers; the data is the
     same cached warehouse. ``repeats`` (default: the scenario's) is the number of interleaved
     passes per count: the median pass of each variant x query is what is predicted from and
-    compared with, so one disturbed pass does not pass for the model's error.
+    compared with, so one disturbed pass does not pass for the model's error. ``warmup``
+    untimed runs of each query come first in every pass (at least the scenario's own): a fresh
+    worker process is slower in its first queries (its memory pool growing), and a fresh
+    2-worker cluster has two processes to warm where 1 worker has one, which a model of warm
+    workers would read as its error.
     """
     from mpp.scenario.runner import run_scenario
 
@@ -160,7 +164,8 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
     for _ in range(repeats or scenario.repeats):
         for w in counts:
             cluster = dataclasses.replace(scenario.cluster, workers=w, threads_per_worker=1)
-            sc = dataclasses.replace(scenario, cluster=cluster, repeats=1)
+            sc = dataclasses.replace(scenario, cluster=cluster, repeats=1,
+                                     warmup=max(scenario.warmup, warmup))
             outcome = run_scenario(sc, out=Path(out) if out else None, cache=cache,
                                    progress=progress, echo=None)
             passes[w].append(outcome.data.runs)

@@ -131,17 +131,20 @@ def run_of(result: Result, *, variant: str = "default", query: str = "query", sq
 
 def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, oracle: _Oracle,
              bar: tqdm) -> QueryRun:
-    """Every repeat of one query under one variant; the row reports the median repeat (the
-    lower middle for an even count): its wall time, its tasks, and the what-if prediction and
-    fit made from those tasks, all from the same repeat."""
+    """Every repeat of one query under one variant, after ``sc.warmup`` untimed runs; the row
+    reports the median repeat (the lower middle for an even count): its wall time, its tasks,
+    and the what-if prediction and fit made from those tasks, all from the same repeat."""
     results: list[Result] = []
-    for _ in range(sc.repeats):
-        bar.set_postfix_str(f"{variant.name}/{query.name}")
+    for i in range(sc.warmup + sc.repeats):
+        bar.set_postfix_str(f"{variant.name}/{query.name}"
+                            + (" (warm-up)" if i < sc.warmup else ""))
         try:
-            results.append(session.sql(query.sql, settings=variant.settings_dict()))
+            result = session.sql(query.sql, settings=variant.settings_dict())
         except MppError as exc:  # say which query of which scenario, not only what
             raise ScenarioError(f"query {query.name!r} (variant {variant.name!r}): {exc}",
                                 file=sc.source) from None
+        if i >= sc.warmup:
+            results.append(result)
         bar.update()
     walls = [r.stats.wall_seconds for r in results]
     chosen = walls.index(statistics.median_low(walls))
@@ -197,7 +200,7 @@ def _execute(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path,
 
     session = connect(wh.path, cluster=cluster)
     oracle = _Oracle(session, sc.checks.oracle)
-    total = len(sc.variants) * len(sc.queries) * sc.repeats
+    total = len(sc.variants) * len(sc.queries) * (sc.warmup + sc.repeats)
     with cluster.client.as_current(), \
             performance_report(filename=str(folder / DASK_REPORT), mode="inline"), \
             tqdm(total=total, desc=sc.name, unit="query", disable=not progress) as bar:

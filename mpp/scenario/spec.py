@@ -103,6 +103,9 @@ class Scenario:
     queries: tuple[Query, ...]
     repeats: int = 1
     checks: Checks = Checks()
+    # Untimed runs of each variant x query before its repeats (a fresh worker process pays
+    # warm-up costs, e.g. its memory pool growing, in its first queries).
+    warmup: int = 0
     whatif: WhatIf = WhatIf()
     scale: float = 1.0
     ingest: Any = None  # mpp.ingest.pipeline.IngestSpec: the [ingest] section, if any
@@ -155,7 +158,7 @@ def load_scenario(path: str | Path, *, scale: float = 1.0) -> Scenario:
                           default_name=path.stem, scale=scale)
 
 
-_TOP_KEYS = ("name", "description", "repeats", "data", "cluster", "variants", "queries",
+_TOP_KEYS = ("name", "description", "repeats", "warmup", "data", "cluster", "variants", "queries",
              "checks", "whatif", "ingest", "mart", "warehouse")
 
 
@@ -177,6 +180,10 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
     if limits.REPEATS.problem(repeats):
         p.add("repeats", f"{limits.REPEATS.problem(repeats)}.")
         repeats = 1
+    warmup = p.get(raw, "warmup", int, "", default=0)
+    if limits.WARMUP.problem(warmup):
+        p.add("warmup", f"{limits.WARMUP.problem(warmup)}.")
+        warmup = 0
     data = parse_data(p, p.table(raw, "data", "", required=True), scale, base_dir)
     cluster = _parse_cluster(p, p.table(raw, "cluster", ""))
     variants = _parse_variants(p, raw)
@@ -206,7 +213,7 @@ def parse_scenario(raw: Mapping[str, Any], *, source: str = "<string>",
         name=p.get(raw, "name", str, "", default=default_name),
         description=p.get(raw, "description", str, "", default=""),
         source=source, data=data, cluster=cluster, variants=variants, queries=queries,
-        repeats=repeats, checks=checks, whatif=whatif, scale=float(scale), ingest=ingest,
+        repeats=repeats, warmup=warmup, checks=checks, whatif=whatif, scale=float(scale), ingest=ingest,
         mart=mart, warehouse=warehouse,
     )
 
@@ -425,6 +432,7 @@ def _to_dict(sc: Scenario) -> dict[str, Any]:
               for e in sc.checks.expect]
     return {
         "name": sc.name, "description": sc.description, "repeats": sc.repeats,
+        **({"warmup": sc.warmup} if sc.warmup else {}),
         "data": sc.data.to_dict(), "cluster": cluster,
         "variants": [{"name": v.name, "settings": v.settings_dict()} for v in sc.variants],
         "queries": [{"name": q.name, **({"file": q.file} if q.file else
