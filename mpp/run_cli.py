@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from mpp import crash
+from mpp import crash, limits
 
 # Exit codes: 0 every check passed, 1 a check failed, 2 bad input (MppError, from the group).
 EXIT_CHECK_FAILED = 1
@@ -112,10 +112,10 @@ def list_(folder: str) -> None:
                    "1-thread workers).")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply the generated row count.")
-@click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
+@click.option("--repeats", type=limits.REPEATS.click_type(), default=3, show_default=True,
               help="Interleaved passes at each count (1, 2, 1, 2, ...); the median error over "
                    "the passes is reported.")
-@click.option("--warmup", type=click.IntRange(0, 10), default=1, show_default=True,
+@click.option("--warmup", type=limits.WARMUP.click_type(), default=1, show_default=True,
               help="Untimed runs of every query at the start of each pass (a fresh worker is "
                    "slower in its first queries).")
 @click.option("--out", default=None, help="Folder the run folders are written into.")
@@ -130,7 +130,6 @@ def validate_model(file: str | None, counts: tuple[int, ...], scale: float, repe
     """Check the what-if model across worker counts: run FILE's scenario at each count,
     predict every count from every other, print the prediction errors (or, with --from,
     recompute them from runs already made)."""
-    from mpp import limits
     from mpp.scenario.model_check import revalidate
     from mpp.scenario.model_check import validate_model as run_checks
     from mpp.scenario.spec import load_scenario
