@@ -177,6 +177,12 @@ def reduce_adaptively(tctx: TaskContext, table: pa.Table, schema: tuple[Field, .
     return mark_unreduced(concat([head, rest], schema))
 
 
+def rows_only(n: int) -> pa.Table:
+    """A table of ``n`` rows and no columns (a ``count(*)``'s input, ``SELECT 1``'s source):
+    Arrow counts the rows of a table only through a column, so one is made and dropped."""
+    return pa.table({"_": pa.nulls(n)}).select([])
+
+
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
     """Concatenate partition outputs (widths may differ slightly, e.g. int32 vs int64).
     Tables without columns (a ``count(*)`` scan's) keep their rows counted."""
@@ -185,7 +191,7 @@ def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
     if not tables[0].num_columns:  # Arrow concatenates tables without columns to no rows
-        return pa.table({"_": pa.nulls(sum(t.num_rows for t in tables))}).select([])
+        return rows_only(sum(t.num_rows for t in tables))
     return pa.concat_tables(tables, promote_options="permissive")
 
 

@@ -10,13 +10,8 @@ import pyarrow as pa
 from mpp.logical.expr import Expr
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Partitioning, Single
-from mpp.physical.operators.base import PhysicalOp, TaskContext
+from mpp.physical.operators.base import PhysicalOp, TaskContext, rows_only
 from mpp.physical.operators.rowwise import evaluate_column
-
-
-def one_row() -> pa.Table:
-    """A table of one row and no columns (what each VALUES row is evaluated over)."""
-    return pa.table({"_": [None]}).select([])
 
 
 def _array(expr: Expr, one: pa.Table) -> pa.Array:
@@ -42,8 +37,8 @@ class ValuesExec(PhysicalOp):
 
     def execute(self, tctx: TaskContext) -> pa.Table:
         if not self.schema:
-            return pa.table({"_": [None] * len(self.rows)}).select([])
-        one = one_row()
+            return rows_only(len(self.rows))
+        one = rows_only(1)  # what each row's constant expressions are evaluated over
         columns = [pa.concat_arrays([_array(row[i], one).cast(f.dtype) for row in self.rows])
                    for i, f in enumerate(self.schema)]
         out = pa.table(columns, names=[f.name for f in self.schema])
