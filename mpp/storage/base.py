@@ -114,6 +114,12 @@ class ScanResult:
     rows_scanned: int  # rows decoded before predicates were applied
 
 
+def rows_only(n: int) -> pa.Table:
+    """A table of ``n`` rows and no columns (a ``count(*)``'s input, ``SELECT 1``'s source):
+    Arrow counts the rows of a table only through a column, so one is made and dropped."""
+    return pa.table({"_": pa.nulls(n)}).select([])
+
+
 def constant_column(value: pa.Scalar, n: int) -> pa.Array:
     """An array of ``n`` copies of ``value`` (a partition value, a constant group key)."""
     return pc.fill_null(pa.nulls(n, value.type), value)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType, LocalFileSystem
 
 from mpp.errors import StorageError
-from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column
+from mpp.storage.base import ColumnPredicate, Fragment, ScanResult, constant_column, rows_only
 from mpp.storage.files import resolve, storage_errors
 from mpp.storage.predicates import bounds_may_match, comparable, finish_scan, needed_columns
 from mpp.storage.schema_text import schema_from_text
@@ -256,7 +256,7 @@ def _from_catalog(fragment: Fragment, fs: Any, path: str, needed: Sequence[str],
                            f"{fragment.size_bytes:,} (truncated, extended or replaced)", uri)
     n = fragment.row_count
     cols = [constant_column(pa.scalar(constants[c]), n) for c in needed]
-    table = pa.table(cols, names=list(needed)) if needed else pa.table({"_": pa.nulls(n)})
+    table = pa.table(cols, names=list(needed)) if needed else rows_only(n)
     return finish_scan(table, columns, predicates, 0)
 
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Distribution, Partitioning, UnspecifiedDistribution
-from mpp.storage.base import Fragment
+from mpp.storage.base import Fragment, rows_only
 
 HOT_KEY_SAMPLE = 1_024  # rows a task inspects (strided) to name its most frequent key values
 HOT_KEYS = 3
@@ -175,12 +175,6 @@ def reduce_adaptively(tctx: TaskContext, table: pa.Table, schema: tuple[Field, .
     tctx.partial_skipped += 1
     rest = pass_on(table.slice(probe), head.column_names)
     return mark_unreduced(concat([head, rest], schema))
-
-
-def rows_only(n: int) -> pa.Table:
-    """A table of ``n`` rows and no columns (a ``count(*)``'s input, ``SELECT 1``'s source):
-    Arrow counts the rows of a table only through a column, so one is made and dropped."""
-    return pa.table({"_": pa.nulls(n)}).select([])
 
 
 def concat(tables: list[pa.Table], schema: tuple[Field, ...]) -> pa.Table:

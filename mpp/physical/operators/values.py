@@ -10,8 +10,9 @@ import pyarrow as pa
 from mpp.logical.expr import Expr
 from mpp.logical.nodes import Field
 from mpp.physical.distribution import Partitioning, Single
-from mpp.physical.operators.base import PhysicalOp, TaskContext, rows_only
+from mpp.physical.operators.base import PhysicalOp, TaskContext
 from mpp.physical.operators.rowwise import evaluate_column
+from mpp.storage.base import rows_only
 
 
 def _array(expr: Expr, one: pa.Table) -> pa.Array:
