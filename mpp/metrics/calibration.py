@@ -159,9 +159,9 @@ def predict_calibrated(records: Sequence[TaskRecord], workers: int, cal: Calibra
         task_s, serial_s = cal.per_graph_task()
         pred = predict_makespan(warehouse_tasks(records), workers, task_overhead_s=task_s,
                                 serial_s=serial_s, fetch_per_task=True, **replay)
-        return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
-    pred = _scaled(_shared(records, workers, replace(cal, cores=shared_cores), replay),
-                   cal.ratio)
+    else:
+        pred = _scaled(_shared(records, workers, replace(cal, cores=shared_cores), replay),
+                       cal.ratio)
     return replace(pred, makespan=pred.makespan + cal.fixed_s, fixed_s=cal.fixed_s)
 
 
