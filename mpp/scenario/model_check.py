@@ -15,7 +15,6 @@ systematic sign is a model bias (CPU contention, fixed costs taken as per-task).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import statistics
 from collections.abc import Sequence
@@ -23,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpp.errors import MppError
-from mpp.scenario.report import QueryRun, load_average, run_from_dict, write_report
-from mpp.scenario.spec import Scenario, parse_whatif
+from mpp.scenario.report import QueryRun, load_average, load_run, write_report
+from mpp.scenario.spec import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,28 +215,19 @@ def load_passes(folder: str | os.PathLike[str]
     paths = sorted(Path(folder).glob("*/report.json"))
     if not paths:
         raise MppError(f"{folder}: no saved runs (run folders with a report.json) in it")
-    reports = []
-    for path in paths:
-        try:
-            reports.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MppError(f"{path}: cannot read the saved run: {exc}") from None
-    kinds = sorted({(r.get("scenario"), (r.get("data") or {}).get("hash")) for r in reports},
-                   key=str)
+    saved = [load_run(path) for path in paths]
+    kinds = sorted({(r.scenario, r.data_hash) for r in saved}, key=str)
     if len(kinds) > 1:
         raise MppError(f"{folder}: the saved runs are of {len(kinds)} scenarios or data sets "
                        f"({', '.join(f'{n} (data {h})' for n, h in kinds)}); keep one "
                        "scenario's runs in the folder")
-    reports.sort(key=lambda r: r.get("started", ""))  # stable: folder names break ties
+    saved.sort(key=lambda r: r.started)  # stable: folder names break ties
     passes: dict[int, list[Sequence[QueryRun]]] = {}
-    for report in reports:
-        whatif = parse_whatif(report.get("spec") or {}, source=str(folder))
-        cores = (report.get("environment") or {}).get("cpus")
-        runs = [run_from_dict(d, whatif, cores) for d in report.get("runs", ())]
-        counts = {r.workers for r in runs if r.workers}
+    for run in saved:
+        counts = {r.workers for r in run.runs if r.workers}
         if len(counts) == 1:
-            passes.setdefault(counts.pop(), []).append(runs)
-    envs = [r.get("environment") or {} for r in reports]
+            passes.setdefault(counts.pop(), []).append(run.runs)
+    envs = [r.environment for r in saved]
     loads = [e["load_average"] for e in envs if e.get("load_average")]
     return passes, loads, next((e["cpus"] for e in envs if e.get("cpus")), None)
 
