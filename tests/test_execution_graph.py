@@ -101,13 +101,13 @@ def test_pruned_to_nothing_still_runs_one_task() -> None:
 
 
 class _Scheduler:
-    """A client stand-in: what ``scheduler_info`` says of the workers."""
+    """A client stand-in: the workers' threads, as ``Client.nthreads`` says them."""
 
     def __init__(self, workers: dict[str, int]) -> None:
         self.workers = workers
 
-    def scheduler_info(self, n_workers: int = -1) -> dict:
-        return {"workers": {w: {"nthreads": n} for w, n in self.workers.items()}}
+    def nthreads(self) -> dict[str, int]:
+        return dict(self.workers)
 
 
 def test_splits_follow_their_combine_and_consumers_spread_over_the_threads() -> None:

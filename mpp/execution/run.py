@@ -59,11 +59,11 @@ def placement(client: Any, local: list[Any], readers: dict[Any, int]
     nothing but the placement. Empty when there is nothing to place or no worker."""
     if not local and not readers:
         return {}
-    info = client.scheduler_info(n_workers=-1).get("workers", {})
-    workers = sorted(info)
+    nthreads = dict(client.nthreads())  # (one small question: not every worker's metrics)
+    workers = sorted(nthreads)
     if not workers:
         return {}
-    slots = [w for w in workers for _ in range(max(1, int(info[w].get("nthreads", 1))))]
+    slots = [w for w in workers for _ in range(max(1, int(nthreads[w])))]
     where = {**dict.fromkeys(local, workers),
              **{key: [slots[j % len(slots)]] for key, j in readers.items()}}
     return {"workers": where, "allow_other_workers": dict.fromkeys(where, True)}
