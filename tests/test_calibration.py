@@ -210,3 +210,31 @@ def test_the_workers_imported_code_is_out_of_the_cycle_collectors_way(cluster) -
     preload(cluster)
     assert all(n > 50_000 for n in cluster.client.run(gc.get_freeze_count).values())
     assert set(cluster.client.run(freeze_imported).values()) == {0}  # already frozen
+
+
+def test_a_producers_cut_into_buckets_is_measured_with_its_task() -> None:
+    """The hash exchange's cut of a task's output (``map_output``) is the task's work: its
+    record's time and CPU include it, or the what-if model reads it as a cost every task of
+    the query pays."""
+    import time
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from mpp.execution.tasks import run_stage_task
+    from mpp.metrics.collector import drain
+
+    def cut(table: pa.Table) -> str:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.05:  # 50 ms of CPU
+            pass
+        return "bucketed"
+
+    table = pa.table({"x": [1, 2, 3]})
+    payload = SimpleNamespace(query_id="q-cut", stage=1, name="stage1-scan", inputs=(),
+                              root=SimpleNamespace(execute=lambda ctx: table),
+                              sink=SimpleNamespace(map_output=cut))
+    assert run_stage_task(payload, 0, ()) == "bucketed"  # type: ignore[arg-type]
+    (rec,) = drain("q-cut")
+    assert rec.cpu_s is not None and rec.cpu_s >= 0.05 and rec.duration >= 0.05
+    assert rec.rows_out == 3 and rec.bytes_sent == table.nbytes
