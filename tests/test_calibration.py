@@ -212,6 +212,60 @@ def test_the_workers_imported_code_is_out_of_the_cycle_collectors_way(cluster) -
     assert set(cluster.client.run(freeze_imported).values()) == {0}  # already frozen
 
 
+def moving_run(workers: int, *, sent: int = 1_000_000) -> list[TaskRecord]:
+    """Two scan tasks handing ``sent`` bytes each to one combine task, which hands them on
+    to two final tasks; every task 0.1 s of CPU, back to back on ``workers`` workers."""
+    recs, t = [], 0.0
+    for i, (name, out) in enumerate([("stage1-scan", sent), ("stage1-scan", sent),
+                                     ("stage1-combine", 2 * sent), ("stage2-final", 0),
+                                     ("stage2-final", 0)]):
+        stage = 1 if name.startswith("stage1") else 2
+        recs.append(TaskRecord("q", stage, name, f"{name}-{i}", i % 2, f"w{i % workers}", t,
+                               t + 0.1, rows_in=10, bytes_sent=out, cpu_s=0.1))
+        t += 0.1
+    return recs
+
+
+def test_the_bytes_that_cross_are_the_remote_part_of_every_hop() -> None:
+    from mpp.metrics.whatif import crossing_bytes
+
+    recs = moving_run(1)
+    assert crossing_bytes(recs, 1) == 0.0  # one worker process: nothing crosses
+    # scans -> combine (2 MB) and combine -> final tasks (2 MB), half of each remote
+    assert crossing_bytes(recs, 2) == pytest.approx(2_000_000)
+    assert crossing_bytes(recs, 4) == pytest.approx(3_000_000)
+    # a broadcast goes whole to each of the other workers
+    assert crossing_bytes(recs, 2, broadcast_stages={1}) == pytest.approx(1_000_000 + 2_000_000)
+
+
+def test_moving_data_between_workers_is_charged_per_byte_that_crosses() -> None:
+    """Worker CPU measured at 2 workers includes what moving the exchange cost; at its price
+    it is not a per-task cost that a 1-worker run would pay, and a 2-worker prediction from
+    a 1-worker run pays it."""
+    price = 50e-9  # 50 ms a MB: large, so that it shows
+    two = moving_run(2)
+    moved = price * 2_000_000
+    cal2 = calibrate(two, measured_makespan(two), workers=2, cores=4, client_cpu_s=0.0,
+                     worker_cpu_s=0.5 + 5 * 0.01 + moved, transfer_s=price)
+    assert cal2.task_s == pytest.approx(0.01) and cal2.transfer_s == price
+    without = calibrate(two, measured_makespan(two), workers=2, cores=4, client_cpu_s=0.0,
+                        worker_cpu_s=0.5 + 5 * 0.01 + moved)
+    assert without.task_s == pytest.approx(0.01 + moved / 5)  # read as a per-task cost
+    one = moving_run(1)
+    cal1 = calibrate(one, measured_makespan(one), workers=1, cores=4, client_cpu_s=0.0,
+                     worker_cpu_s=0.5 + 5 * 0.01, transfer_s=price)
+    assert cal1.task_s == pytest.approx(0.01)  # nothing crossed
+    priced = predict_calibrated(one, 2, cal1, shared_cores=4).makespan
+    free = predict_calibrated(one, 2, dataclasses.replace(cal1, transfer_s=0.0),
+                              shared_cores=4).makespan
+    # the combine and each final task fetch their remote half: 1 MB each hop on the path
+    assert priced - free == pytest.approx(cal1.ratio * (price * 1_000_000 + price * 500_000),
+                                          rel=0.05)
+    # at its own count the fit stays exact with or without the price
+    assert predict_calibrated(two, 2, cal2, shared_cores=4).makespan == pytest.approx(
+        measured_makespan(two) + cal2.fixed_s, rel=1e-6)
+
+
 def test_a_producers_cut_into_buckets_is_measured_with_its_task() -> None:
     """The hash exchange's cut of a task's output (``map_output``) is the task's work: its
     record's time and CPU include it, or the what-if model reads it as a cost every task of
@@ -238,3 +292,25 @@ def test_a_producers_cut_into_buckets_is_measured_with_its_task() -> None:
     (rec,) = drain("q-cut")
     assert rec.cpu_s is not None and rec.cpu_s >= 0.05 and rec.duration >= 0.05
     assert rec.rows_out == 3 and rec.bytes_sent == table.nbytes
+
+
+def test_the_price_of_moving_data_is_measured_between_two_workers(cluster) -> None:  # type: ignore[no-untyped-def]
+    from mpp.errors import ClusterError
+    from mpp.execution.transfer import measure_transfer_cost
+
+    price = measure_transfer_cost(cluster.client, rows=100_000, repeats=2)
+    assert 0 < price < 1e-6  # seconds per byte: CPU was spent, well under a second a MB
+    with pytest.raises(ClusterError, match="needs two or more workers; the cluster has 1"):
+        measure_transfer_cost(_OneWorker(cluster.client))  # type: ignore[arg-type]
+
+
+class _OneWorker:
+    """A client whose scheduler reports one worker."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        self._client = client
+
+    def scheduler_info(self) -> dict:  # type: ignore[type-arg]
+        info = self._client.scheduler_info()
+        first = next(iter(info["workers"]))
+        return {**info, "workers": {first: info["workers"][first]}}

@@ -48,7 +48,7 @@ def check(saved: Path) -> ModelCheck:
     """One validation (a LocalCluster per count and pass), shared by the tests below."""
     tmp = saved
     return validate_model(parse_scenario(tomllib.loads(SPEC)), [2, 1], out=tmp / "runs",
-                          cache=tmp / "cache", progress=False)
+                          cache=tmp / "cache", progress=False, runs=1)
 
 
 def test_each_pass_runs_every_query_once_untimed_first(check: ModelCheck) -> None:
@@ -175,3 +175,19 @@ def test_saved_runs_must_be_one_scenario_at_two_counts(
     assert out.exit_code != 0 and "Traceback" not in out.output and "2 scenarios" in out.output
     out = CliRunner().invoke(main, ["validate-model"])
     assert out.exit_code == 2 and "--from" in out.output
+
+
+def test_moving_data_between_workers_is_priced_once_and_kept_with_every_run(
+        check: ModelCheck, saved: Path) -> None:
+    """The validation measures what a byte costs the workers to cross between two worker
+    processes (a 1-worker pass cannot), once, and every pass's runs carry that one price: the
+    model charges it per byte that crosses at each count, and ``--from`` reads it back."""
+    prices = {r.metrics["transfer_s_per_byte"] for runs in check.runs.values() for r in runs}
+    assert len(prices) == 1
+    price = prices.pop()
+    assert 0 < price < 1e-6  # seconds per byte: well under a second per MB
+    assert all(r.calibration is not None and r.calibration.transfer_s == price
+               for runs in check.runs.values() for r in runs)
+    assert f"moving data between workers: {price * 1e9:.2f} ms of CPU per MB" in check.table
+    again = revalidate(saved / "runs")
+    assert f"{price * 1e9:.2f} ms of CPU per MB" in again.table

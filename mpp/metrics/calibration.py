@@ -15,6 +15,12 @@ that scale differently with the workers (docs/architecture/whatif-model.md):
   (``QueryStats.client_cpu_s``).
 * **Per-query fixed cost** (does not scale): wall time outside the tasks' span (graph
   submission, first-task latency, gathering the result).
+* **Moving data between worker processes** (scales with the remote part of each exchange):
+  ``transfer_s``, the workers' CPU per byte that crosses, measured on the machine
+  (:mod:`mpp.execution.transfer`). A 1-worker run moves nothing between processes; with W
+  workers the remote part ``(W-1)/W`` of every exchange hop crosses
+  (:func:`~mpp.metrics.whatif.crossing_bytes`). It is taken out of the per-task worker cost
+  and charged to the fetching task instead.
 
 *On the machine the run was measured on* the scheduler shares the cores and the round trips
 with the workers: a worker's next task waits while the scheduler handles the finished tasks
@@ -44,7 +50,7 @@ from typing import Any
 
 from mpp.metrics.records import TaskRecord
 from mpp.metrics.skew import group_by_stage, task_groups
-from mpp.metrics.whatif import Prediction, measured_makespan, predict_makespan
+from mpp.metrics.whatif import Prediction, crossing_bytes, measured_makespan, predict_makespan
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,11 @@ class Calibration:
         graph_tasks: the tasks of the graph that ran: the recorded ones and the exchanges'
             split tasks, which leave no record but cost the scheduler and the workers as any
             other task (0: not known, taken as ``tasks``).
+        transfer_s: CPU seconds a byte costs the workers to cross from one worker process to
+            another (serialising, the copies through the socket, deserialising), measured
+            on the run's cluster (:func:`mpp.execution.transfer.measure_transfer_cost`); 0:
+            not measured. Kept out of ``task_s``: a 1-worker run moves nothing between
+            processes, W workers move the remote part of every exchange.
     """
 
     cores: int
@@ -76,12 +87,14 @@ class Calibration:
     ratio: float = 1.0
     tasks: int = 0
     graph_tasks: int = 0
+    transfer_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"cores": self.cores, "stretch": self.stretch, "task_s": self.task_s,
                 "serial_s": self.serial_s, "fixed_s": self.fixed_s, "ratio": self.ratio,
-                "tasks": self.tasks, "graph_tasks": self.graph_tasks}
+                "tasks": self.tasks, "graph_tasks": self.graph_tasks,
+                "transfer_s": self.transfer_s}
 
     def per_graph_task(self) -> tuple[float, float]:
         """(worker cost, scheduler cost) per task of the graph that ran: the measured CPU
@@ -119,24 +132,30 @@ def shared_overhead(cal: Calibration, workers: int, threads_per_worker: int = 1)
 
 def calibrate(records: Sequence[TaskRecord], wall_s: float, *, workers: int, cores: int,
               client_cpu_s: float | None = None, worker_cpu_s: float | None = None,
-              graph_tasks: int | None = None, **replay: Any) -> Calibration:
+              graph_tasks: int | None = None, transfer_s: float = 0.0,
+              **replay: Any) -> Calibration:
     """Calibrate on a run of ``workers`` workers on a machine of ``cores`` cores.
 
     ``client_cpu_s`` / ``worker_cpu_s``: the CPU seconds the client process (with a
     LocalCluster's scheduler) and the worker processes used during the query
     (``QueryStats``); unmeasured, they count as none, and ``ratio`` takes up what they cost.
     ``graph_tasks``: the tasks of the graph that ran, split tasks included (None: only the
-    recorded ones are known). ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan`
+    recorded ones are known). ``transfer_s``: the workers' CPU seconds per byte that crosses
+    between worker processes (0: not measured); the bytes that crossed in this run
+    (:func:`~mpp.metrics.whatif.crossing_bytes` at ``workers``) are taken out of the per-task
+    worker cost at that price, and the replay charges them per worker count instead.
+    ``replay`` goes to :func:`~mpp.metrics.whatif.predict_makespan`
     (stage_deps, threads_per_worker, bandwidth, broadcast_stages).
     """
     n = len(records)
     cpu = sum(task_cpu(r) for r in records)
     wall = sum(r.duration for r in records)
     span = measured_makespan(records)
+    moved = transfer_s * crossing_bytes(records, workers, **replay) if n else 0.0
     cal = Calibration(cores, max(1.0, wall / cpu) if cpu > 0 else 1.0,
-                      max(0.0, (worker_cpu_s or 0.0) - cpu) / n if n else 0.0,
+                      max(0.0, (worker_cpu_s or 0.0) - cpu - moved) / n if n else 0.0,
                       (client_cpu_s or 0.0) / n if n else 0.0, max(0.0, wall_s - span),
-                      tasks=n, graph_tasks=max(n, graph_tasks or 0))
+                      tasks=n, graph_tasks=max(n, graph_tasks or 0), transfer_s=transfer_s)
     here = _shared(records, workers, cal, replay).makespan if n else 0.0
     return replace(cal, ratio=span / here if here > 0 and span > 0 else 1.0)
 
@@ -193,6 +212,8 @@ def _shared(records: Sequence[TaskRecord], workers: int, cal: Calibration,
             replay: dict[str, Any]) -> Prediction:
     """The replay on the measuring machine, before the measured ratio."""
     threads = replay.get("threads_per_worker", 1)
+    if cal.transfer_s > 0:  # the bytes that cross cost the fetching task the CPU measured
+        replay = {**replay, "bandwidth_bytes_per_s": 1 / cal.transfer_s, "fetch_per_task": True}
     return predict_makespan(stretched(records, shared_stretch(cal, workers, threads)), workers,
                             task_overhead_s=shared_overhead(cal, workers, threads), **replay)
 

@@ -281,6 +281,29 @@ def _resolve_deps(groups: Mapping[int, object],
     return deps
 
 
+def crossing_bytes(records: Sequence[TaskRecord], workers: int, *,
+                   stage_deps: Mapping[int, Collection[int]] | None = None,
+                   broadcast_stages: Collection[int] = (), **_: Any) -> float:
+    """Bytes that cross between worker processes when ``records`` run on ``workers`` workers,
+    hop by hop as the replay charges them (:func:`predict_makespan` with ``fetch_per_task``):
+    a stage's tasks hand their output to its exchange's helper tasks (combine, collect) and
+    those to the consuming stage, and of each hop the remote part ``(W-1)/W`` crosses; a
+    broadcast's output goes to the ``W-1`` other workers whole. What the final stage hands to
+    the client is left out (it crosses at every worker count). The replay's other keywords
+    are accepted and ignored."""
+    stages = {s: task_groups(recs) for s, recs in group_by_stage(records).items()}
+    deps = _resolve_deps(stages, stage_deps)
+    remote = (workers - 1) / workers
+    total = 0.0
+    for s, groups in stages.items():
+        # within the stage: each helper group fetches the group before it
+        total += sum(r.bytes_sent for g in groups[:-1] for r in g) * remote
+        for u in deps[s]:  # from the upstream stages' last groups
+            sent = sum(r.bytes_sent for r in stages[u][-1])
+            total += sent * ((workers - 1) if u in broadcast_stages else remote)
+    return total
+
+
 def task_fetch_s(consumers: Sequence[TaskRecord], producers: Sequence[Sequence[TaskRecord]],
                  workers: int, bandwidth: float) -> list[float]:
     """Seconds each consumer task spends fetching its input over its node's link: the bytes

@@ -130,7 +130,7 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
                    out: str | os.PathLike[str] | None = None,
                    cache: str | os.PathLike[str] | None = None,
                    progress: bool = True,
-                   repeats: int | None = None, warmup: int = 1) -> ModelCheck:
+                   repeats: int | None = None, warmup: int = 1, runs: int = 3) -> ModelCheck:
     """Run ``scenario`` on a LocalCluster of each count in ``worker_counts`` (1 thread each)
     and return the runs per count, the error table and the report that shows it.
 
@@ -141,7 +141,9 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
     untimed runs of each query come first in every pass (at least the scenario's own): a fresh
     worker process is slower in its first queries (its memory pool growing), and a fresh
     2-worker cluster has two processes to warm where 1 worker has one, which a model of warm
-    workers would read as its error.
+    workers would read as its error. ``runs`` timed runs of each query per pass: the median
+    one (its wall time and its task records) stands for the pass, so that a run the machine
+    slowed (its cores' speed varies from second to second) does not pass for the model's error.
     """
     from mpp.scenario.runner import run_scenario
 
@@ -154,6 +156,7 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
                        "scenario's [cluster] names a scheduler")
     scenario = same_plans(scenario, max(counts))
     load_before = load_average()
+    transfer = transfer_cost(scenario)
     passes: dict[int, list[Sequence[QueryRun]]] = {w: [] for w in counts}
     last = None
     # Interleaved passes (1, 2, 1, 2, ...), one repeat each, rather than every repeat at one
@@ -163,18 +166,41 @@ def validate_model(scenario: Scenario, worker_counts: Sequence[int], *,
     for _ in range(repeats or scenario.repeats):
         for w in counts:
             cluster = dataclasses.replace(scenario.cluster, workers=w, threads_per_worker=1)
-            sc = dataclasses.replace(scenario, cluster=cluster, repeats=1,
+            sc = dataclasses.replace(scenario, cluster=cluster, repeats=runs,
                                      warmup=max(scenario.warmup, warmup))
             outcome = run_scenario(sc, out=Path(out) if out else None, cache=cache,
-                                   progress=progress, echo=None)
+                                   progress=progress, echo=None,
+                                   transfer_s_per_byte=transfer)
             passes[w].append(outcome.data.runs)
             last = outcome
     table = _tables(passes, f"load average (1, 5, 15 min) at the start {load_before}, at the "
-                            f"end {load_average()}; {os.cpu_count()} cores")
+                            f"end {load_average()}; {os.cpu_count()} cores; "
+                            + transfer_line(transfer))
     if last is not None:  # the last run's report gets the table (report.html and .json)
         write_report(dataclasses.replace(last.data, model_check=table), last.folder)
     return ModelCheck({w: median_runs(p) for w, p in passes.items()}, table,
                       last.folder if last is not None else None)
+
+
+def transfer_line(transfer: float | None) -> str:
+    """The table's note of the price it charged for moving data between workers."""
+    if not transfer:
+        return "moving data between workers: not measured (no price charged)"
+    return f"moving data between workers: {transfer * 1e9:.2f} ms of CPU per MB"
+
+
+def transfer_cost(scenario: Scenario) -> float:
+    """The workers' CPU per byte moved between two worker processes on this machine
+    (:func:`mpp.execution.transfer.measure_transfer_cost`), measured once on a LocalCluster of
+    two 1-thread workers of the scenario's memory limit, and passed to every pass: a 1-worker
+    pass cannot measure it, and one price for all passes keeps them comparable."""
+    from mpp.execution.cluster import Cluster
+    from mpp.execution.transfer import measure_transfer_cost
+
+    spec = dataclasses.replace(scenario.cluster, workers=2, threads_per_worker=1,
+                               dashboard_address=None)
+    with Cluster(spec) as cluster:
+        return measure_transfer_cost(cluster.client)
 
 
 def _tables(passes: dict[int, Sequence[Sequence[QueryRun]]], load: str) -> str:
@@ -198,8 +224,11 @@ def revalidate(folder: str | os.PathLike[str]) -> ModelCheck:
                        "model needs runs at two or more")
     load = (f"load average (1, 5, 15 min) at the end of the first run {loads[0]}, of the "
             f"last {loads[-1]}" if loads else "load average not recorded in these reports")
+    prices = {r.metrics.get("transfer_s_per_byte") for p in passes.values() for rs in p
+              for r in rs}
     table = _tables(passes, f"{load}; {cores} cores (recomputed from "
-                            f"{sum(len(p) for p in passes.values())} saved runs in {folder})")
+                            f"{sum(len(p) for p in passes.values())} saved runs in {folder}); "
+                            + transfer_line(max(prices - {None}, default=None)))
     return ModelCheck({w: median_runs(p) for w, p in passes.items()}, table, None)
 
 

@@ -148,6 +148,7 @@ def query_run(variant: str, query: str, *, sql: str, plan: str, wall_s: Sequence
                                 client_cpu_s=(metrics or {}).get("client_cpu_s"),
                                 worker_cpu_s=(metrics or {}).get("worker_cpu_s"),
                                 graph_tasks=graph_tasks(metrics or {}, plan, len(recs)),
+                                transfer_s=(metrics or {}).get("transfer_s_per_byte") or 0.0,
                                 **_replay_options(options))
         calibration = replace(calibration,
                               task_s=calibration.task_s + whatif.task_overhead_s)

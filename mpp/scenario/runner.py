@@ -115,10 +115,14 @@ def _measure(result: Result) -> dict[str, Any]:
 
 def run_of(result: Result, *, variant: str = "default", query: str = "query", sql: str = "",
            wall_s: Sequence[float] | None = None, whatif: WhatIf | None = None,
-           threads_per_worker: int = 1, oracle: str | None = None) -> QueryRun:
+           threads_per_worker: int = 1, oracle: str | None = None,
+           transfer_s_per_byte: float | None = None) -> QueryRun:
     """A report's :class:`QueryRun` from one executed query: plan, skew per stage, what-if.
 
     Notebooks use it to plot and compare queries they ran themselves.
+    ``transfer_s_per_byte``: the workers' CPU per byte moved between worker processes, as
+    :func:`mpp.execution.transfer.measure_transfer_cost` measured it (kept in the run's
+    metrics; the model on the measuring machine charges it per byte that crosses).
     """
     table = result.to_arrow()
     return query_run(
@@ -126,11 +130,12 @@ def run_of(result: Result, *, variant: str = "default", query: str = "query", sq
         wall_s=wall_s or [result.stats.wall_seconds], records=result.stats.tasks,
         whatif=whatif, stage_deps=stage_deps(result.stats.plan),
         threads_per_worker=threads_per_worker, result_rows=table.num_rows, oracle=oracle,
-        metrics=_measure(result))
+        metrics={**_measure(result), **({"transfer_s_per_byte": transfer_s_per_byte}
+                                         if transfer_s_per_byte is not None else {})})
 
 
 def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, oracle: _Oracle,
-             bar: tqdm) -> QueryRun:
+             bar: tqdm, transfer_s_per_byte: float | None = None) -> QueryRun:
     """Every repeat of one query under one variant, after ``sc.warmup`` untimed runs; the row
     reports the median repeat (the lower middle for an even count): its wall time, its tasks,
     and the what-if prediction and fit made from those tasks, all from the same repeat."""
@@ -154,7 +159,8 @@ def _run_one(session: Session, sc: Scenario, variant: Variant, query: Query, ora
     threads = max(1, session.cluster.total_threads() // session.cluster.worker_count())
     return run_of(result, variant=variant.name, query=query.name, sql=query.sql, wall_s=walls,
                   whatif=sc.whatif, threads_per_worker=threads,
-                  oracle=oracle.check(query, result.to_arrow()))
+                  oracle=oracle.check(query, result.to_arrow()),
+                  transfer_s_per_byte=transfer_s_per_byte)
 
 
 def _checks(sc: Scenario, runs: Sequence[QueryRun]) -> tuple[CheckResult, ...]:
@@ -194,7 +200,7 @@ def _wait_for_ctrl_c(link: str | None, echo: Echo) -> None:
 
 
 def _execute(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path,
-             progress: bool) -> tuple[QueryRun, ...]:
+             progress: bool, transfer_s_per_byte: float | None = None) -> tuple[QueryRun, ...]:
     """Every variant x query x repeat, inside a Dask performance report written to ``folder``."""
     from mpp.session import connect
 
@@ -204,7 +210,7 @@ def _execute(sc: Scenario, cluster: Cluster, wh: Warehouse, folder: Path,
     with cluster.client.as_current(), \
             performance_report(filename=str(folder / DASK_REPORT), mode="inline"), \
             tqdm(total=total, desc=sc.name, unit="query", disable=not progress) as bar:
-        return tuple(_run_one(session, sc, v, q, oracle, bar)
+        return tuple(_run_one(session, sc, v, q, oracle, bar, transfer_s_per_byte)
                      for v in sc.variants for q in sc.queries)
 
 
@@ -235,7 +241,8 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
                  out: str | os.PathLike[str] | None = None, scheduler: str | None = None,
                  cache: str | os.PathLike[str] | None = None, keep_open: bool = False,
                  progress: bool = True, echo: Echo | None = print,
-                 cluster: Cluster | None = None) -> RunOutcome:
+                 cluster: Cluster | None = None,
+                 transfer_s_per_byte: float | None = None) -> RunOutcome:
     """Run a scenario (a validated :class:`Scenario` or a TOML file) and write its report.
 
     Args:
@@ -251,6 +258,9 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
         echo: where the dashboard link, summary and report location are printed (None: silent).
         cluster: an already running :class:`Cluster` to use (and leave running), e.g. a
             notebook's; by default the spec's cluster is started and closed.
+        transfer_s_per_byte: the workers' CPU per byte moved between worker processes
+            (:func:`mpp.execution.transfer.measure_transfer_cost`), recorded with every
+            query; ``mpp validate-model`` measures it once and passes it to every pass.
 
     Returns the :class:`RunOutcome`; a failed check does not raise (see ``outcome.ok``).
     """
@@ -272,7 +282,7 @@ def run_scenario(scenario: Scenario | str | os.PathLike[str], *, scale: float = 
             f"data hash {wh.data_hash}, checksum {wh.checksum})")
         folder = run_folder(out or os.environ.get("MPP_RUNS", "runs"), sc.name, started)
         try:
-            runs = _execute(sc, cluster, wh, folder, progress)
+            runs = _execute(sc, cluster, wh, folder, progress, transfer_s_per_byte)
             ingest = _ingest(sc, cluster, folder)
             mart = _mart(sc, cluster, wh, folder, progress)
             checks = _checks(sc, runs) + (mart.checks if mart is not None else ())
