@@ -112,12 +112,15 @@ def list_(folder: str) -> None:
                    "1-thread workers).")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply the generated row count.")
-@click.option("--repeats", type=limits.REPEATS.click_type(), default=3, show_default=True,
+@click.option("--repeats", type=limits.REPEATS.click_type(), default=5, show_default=True,
               help="Interleaved passes at each count (1, 2, 1, 2, ...); the median error over "
                    "the passes is reported.")
 @click.option("--warmup", type=limits.WARMUP.click_type(), default=1, show_default=True,
               help="Untimed runs of every query at the start of each pass (a fresh worker is "
                    "slower in its first queries).")
+@click.option("--runs", type=limits.REPEATS.click_type(), default=3, show_default=True,
+              help="Timed runs of every query in each pass; the median one is predicted from "
+                   "and compared with (this machine's speed varies from run to run).")
 @click.option("--out", default=None, help="Folder the run folders are written into.")
 @click.option("--cache", default=None, help="Where generated warehouses are cached.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -125,7 +128,7 @@ def list_(folder: str) -> None:
               help="Run nothing: recompute the tables from the run folders already in this "
                    "folder (an earlier validation's --out), with today's model.")
 def validate_model(file: str | None, counts: tuple[int, ...], scale: float, repeats: int,
-                   warmup: int, out: str | None, cache: str | None, no_progress: bool,
+                   warmup: int, runs: int, out: str | None, cache: str | None, no_progress: bool,
                    saved: str | None) -> None:
     """Check the what-if model across worker counts: run FILE's scenario at each count,
     predict every count from every other, print the prediction errors (or, with --from,
@@ -148,7 +151,7 @@ def validate_model(file: str | None, counts: tuple[int, ...], scale: float, repe
             raise click.BadParameter(f"{limits.WORKERS.problem(w)}", param_hint="--workers")
     sc = load_scenario(file, scale=scale)
     check = run_checks(sc, counts, out=out, cache=cache, progress=not no_progress,
-                       repeats=repeats, warmup=warmup)
+                       repeats=repeats, warmup=warmup, runs=runs)
     click.echo(check.table)
     if check.report is not None:
         click.echo(f"report (with this table): {check.report / 'report.html'}")
